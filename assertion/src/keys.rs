@@ -93,16 +93,23 @@ impl SigningKey {
         let pem = match algorithm {
             KeyAlgorithm::EdDsa => {
                 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-                ed25519_v1_pem(&ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(|_| KeyError::BadPem(algorithm))?)?
+                ed25519_v1_pem(
+                    &ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+                        .map_err(|_| KeyError::BadPem(algorithm))?,
+                )?
             }
             KeyAlgorithm::Es256 => pem.to_owned(),
         };
         let pem = pem.as_str();
-        let encoding = match algorithm {
-            KeyAlgorithm::EdDsa => EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|_| KeyError::BadPem(algorithm))?,
-            KeyAlgorithm::Es256 => EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|_| KeyError::BadPem(algorithm))?,
-        };
-        let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.jose()).map_err(|_| KeyError::BadPem(algorithm))?;
+        let encoding =
+            match algorithm {
+                KeyAlgorithm::EdDsa => EncodingKey::from_ed_pem(pem.as_bytes())
+                    .map_err(|_| KeyError::BadPem(algorithm))?,
+                KeyAlgorithm::Es256 => EncodingKey::from_ec_pem(pem.as_bytes())
+                    .map_err(|_| KeyError::BadPem(algorithm))?,
+            };
+        let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.jose())
+            .map_err(|_| KeyError::BadPem(algorithm))?;
         let kid = jwk
             .thumbprint(ThumbprintHash::SHA256)
             .map_err(|e| KeyError::Encoding(e.to_string()))?;

@@ -65,7 +65,8 @@ impl Verifier {
 
     /// The `kid` an assertion's header names, to look its key up before [`Verifier::verify`].
     pub fn key_id(assertion: &str) -> Result<String, AssertionError> {
-        let header = jsonwebtoken::decode_header(assertion).map_err(|_| AssertionError::Malformed)?;
+        let header =
+            jsonwebtoken::decode_header(assertion).map_err(|_| AssertionError::Malformed)?;
         header.kid.ok_or(AssertionError::UnknownKey)
     }
 
@@ -79,7 +80,8 @@ impl Verifier {
         forwarded_token: Option<&str>,
         now: u64,
     ) -> Result<AssertionClaims, AssertionError> {
-        let header = jsonwebtoken::decode_header(assertion).map_err(|_| AssertionError::Malformed)?;
+        let header =
+            jsonwebtoken::decode_header(assertion).map_err(|_| AssertionError::Malformed)?;
         if !header
             .typ
             .as_deref()
@@ -106,7 +108,9 @@ impl Verifier {
                 ErrorKind::InvalidSignature => AssertionError::BadSignature,
                 ErrorKind::InvalidIssuer => AssertionError::WrongIssuer,
                 ErrorKind::InvalidAudience => AssertionError::WrongAudience,
-                ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => AssertionError::MissingClaim,
+                ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) => {
+                    AssertionError::MissingClaim
+                }
                 ErrorKind::InvalidAlgorithm | ErrorKind::UnsupportedAlgorithm => {
                     AssertionError::AlgorithmNotAllowed
                 }
@@ -165,7 +169,11 @@ mod tests {
     }
 
     /// Verifies as of the fixed `NOW`, whatever the real clock says.
-    fn check(key: &SigningKey, jwt: &str, token: Option<&str>) -> Result<AssertionClaims, AssertionError> {
+    fn check(
+        key: &SigningKey,
+        jwt: &str,
+        token: Option<&str>,
+    ) -> Result<AssertionClaims, AssertionError> {
         verifier().verify(jwt, key.public_jwk(), token, NOW)
     }
 
@@ -184,7 +192,10 @@ mod tests {
         let key = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
         let forger = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
         let jwt = forger.sign(ASSERTION_TYP, &claims(Some("tok"))).unwrap();
-        assert_eq!(check(&key, &jwt, Some("tok")), Err(AssertionError::BadSignature));
+        assert_eq!(
+            check(&key, &jwt, Some("tok")),
+            Err(AssertionError::BadSignature)
+        );
     }
 
     #[test]
@@ -223,17 +234,31 @@ mod tests {
         let mut c = claims(None);
         c.exp = NOW + MAX_LIFETIME_SECS + 1;
         let jwt = key.sign(ASSERTION_TYP, &c).unwrap();
-        assert_eq!(check(&key, &jwt, None), Err(AssertionError::LifetimeTooLong));
+        assert_eq!(
+            check(&key, &jwt, None),
+            Err(AssertionError::LifetimeTooLong)
+        );
     }
 
     #[test]
     fn the_forwarded_token_must_be_the_one_bound() {
         let key = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
-        let bound = key.sign(ASSERTION_TYP, &claims(Some("alice-token"))).unwrap();
-        assert_eq!(check(&key, &bound, Some("bob-token")), Err(AssertionError::TokenMismatch));
-        assert_eq!(check(&key, &bound, None), Err(AssertionError::TokenMismatch));
+        let bound = key
+            .sign(ASSERTION_TYP, &claims(Some("alice-token")))
+            .unwrap();
+        assert_eq!(
+            check(&key, &bound, Some("bob-token")),
+            Err(AssertionError::TokenMismatch)
+        );
+        assert_eq!(
+            check(&key, &bound, None),
+            Err(AssertionError::TokenMismatch)
+        );
         let unbound = key.sign(ASSERTION_TYP, &claims(None)).unwrap();
-        assert_eq!(check(&key, &unbound, Some("injected")), Err(AssertionError::TokenMismatch));
+        assert_eq!(
+            check(&key, &unbound, Some("injected")),
+            Err(AssertionError::TokenMismatch)
+        );
         assert!(check(&key, &unbound, None).is_ok());
     }
 
@@ -249,11 +274,20 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_secret(b"x"),
         )
         .unwrap();
-        assert_eq!(check(&key, &hs, None), Err(AssertionError::AlgorithmNotAllowed));
+        assert_eq!(
+            check(&key, &hs, None),
+            Err(AssertionError::AlgorithmNotAllowed)
+        );
 
         let es = SigningKey::generate(KeyAlgorithm::Es256).unwrap();
         let jwt = es.sign(ASSERTION_TYP, &claims(None)).unwrap();
-        assert_eq!(check(&key, &jwt, None), Err(AssertionError::AlgorithmNotAllowed));
-        assert_eq!(check(&key, "not.a.jwt", None), Err(AssertionError::Malformed));
+        assert_eq!(
+            check(&key, &jwt, None),
+            Err(AssertionError::AlgorithmNotAllowed)
+        );
+        assert_eq!(
+            check(&key, "not.a.jwt", None),
+            Err(AssertionError::Malformed)
+        );
     }
 }

@@ -16,6 +16,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Validate the settings, print what would be served, and exit.
+    #[arg(long)]
+    pub check: bool,
+
     /// Serve MCP over stdin/stdout instead of HTTP.
     #[arg(long)]
     pub stdio: bool,

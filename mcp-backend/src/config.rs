@@ -71,7 +71,7 @@ pub struct Settings {
 
 #[derive(Debug, Clone)]
 pub enum Mode {
-    Http(HttpSettings),
+    Http(Box<HttpSettings>),
     Stdio { token_env: String },
 }
 
@@ -115,7 +115,13 @@ struct Origin<'a> {
 
 impl Origin<'_> {
     /// Picks the flag's value over the file's, remembering which one spoke.
-    fn pick<T>(&self, flag: Option<T>, flag_name: &str, file: Option<T>, key: &str) -> Option<(T, String)> {
+    fn pick<T>(
+        &self,
+        flag: Option<T>,
+        flag_name: &str,
+        file: Option<T>,
+        key: &str,
+    ) -> Option<(T, String)> {
         match (flag, file) {
             (Some(v), _) => Some((v, format!("--{flag_name}"))),
             (None, Some(v)) => Some((v, self.key(key))),
@@ -152,7 +158,8 @@ impl FileConfig {
 
     /// Parses TOML text; the error is the dotted key (when there is one) and the reason.
     pub fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
-        let deserializer = toml::Deserializer::parse(text).map_err(|e| (None, one_line(e.message())))?;
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| (None, one_line(e.message())))?;
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             let key = (path != ".").then_some(path);
@@ -182,7 +189,12 @@ impl Settings {
         let target = target_settings(cli, &file, &origin)?;
         let mode = if cli.stdio {
             let token_env = origin
-                .pick(cli.token_env.clone(), "token-env", file.stdio.token_env, "stdio.token_env")
+                .pick(
+                    cli.token_env.clone(),
+                    "token-env",
+                    file.stdio.token_env,
+                    "stdio.token_env",
+                )
                 .map(|(name, from)| {
                     if name.is_empty() || name.contains('=') || name.contains('\0') {
                         Err(invalid(from, "not a valid environment variable name"))
@@ -194,18 +206,72 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_owned());
             Mode::Stdio { token_env }
         } else {
-            Mode::Http(http_settings(cli, file, &origin)?)
+            Mode::Http(Box::new(http_settings(cli, file, &origin)?))
         };
         Ok(Settings { mode, target })
     }
 }
 
-fn target_settings(cli: &Cli, file: &FileConfig, origin: &Origin) -> Result<TargetSettings, ConfigError> {
-    let url = match origin.pick(cli.target.clone(), "target", file.target.url.clone(), "target.url") {
+impl Settings {
+    /// What these settings would serve, for `--check`. Holds no secret: there is none in them.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        match &self.mode {
+            Mode::Stdio { token_env } => {
+                out += &format!("stdio: MCP over stdin/stdout, token from ${token_env}\n");
+            }
+            Mode::Http(http) => {
+                out += &format!(
+                    "http: MCP at http://{}/mcp, health at /healthz\n",
+                    http.listen
+                );
+                out += &format!("  allowed hosts: {}\n", http.allowed_hosts.join(", "));
+                out += &format!("  token header: {}\n", http.token_header);
+                match &http.trust {
+                    TrustSettings::Unsigned => {
+                        out += "  trust: UNSIGNED headers (local development only)\n"
+                    }
+                    TrustSettings::Signed { jwks, expectations } => {
+                        let jwks = match jwks {
+                            JwksSource::Url(url) => url.to_string(),
+                            JwksSource::File(path) => path.display().to_string(),
+                        };
+                        out += &format!(
+                            "  trust: assertions signed by {jwks}, iss {}, aud {}\n",
+                            expectations.issuer, expectations.audience
+                        );
+                    }
+                }
+            }
+        }
+        out += &format!(
+            "target: {} (timeout {:?})\n",
+            self.target.url, self.target.timeout
+        );
+        out
+    }
+}
+
+fn target_settings(
+    cli: &Cli,
+    file: &FileConfig,
+    origin: &Origin,
+) -> Result<TargetSettings, ConfigError> {
+    let url = match origin.pick(
+        cli.target.clone(),
+        "target",
+        file.target.url.clone(),
+        "target.url",
+    ) {
         Some((raw, from)) => http_url(&raw).map_err(|reason| invalid(from, reason))?,
         None => reqwest::Url::parse(DEFAULT_TARGET).expect("the default target is a URL"),
     };
-    let timeout = match origin.pick(cli.target_timeout, "target-timeout", file.target.timeout, "target.timeout") {
+    let timeout = match origin.pick(
+        cli.target_timeout,
+        "target-timeout",
+        file.target.timeout,
+        "target.timeout",
+    ) {
         Some((t, from)) if t.is_zero() => return Err(invalid(from, "must be longer than zero")),
         Some((t, _)) => t,
         None => DEFAULT_TARGET_TIMEOUT,
@@ -213,24 +279,39 @@ fn target_settings(cli: &Cli, file: &FileConfig, origin: &Origin) -> Result<Targ
     Ok(TargetSettings { url, timeout })
 }
 
-fn http_settings(cli: &Cli, file: FileConfig, origin: &Origin) -> Result<HttpSettings, ConfigError> {
+fn http_settings(
+    cli: &Cli,
+    file: FileConfig,
+    origin: &Origin,
+) -> Result<HttpSettings, ConfigError> {
     let listen = origin
         .pick(cli.listen, "listen", file.listen, "listen")
         .map(|(addr, _)| addr)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default address parses"));
-    let allowed_hosts = match origin.pick(cli.allowed_hosts.clone(), "allowed-hosts", file.allowed_hosts, "allowed_hosts") {
+    let allowed_hosts = match origin.pick(
+        cli.allowed_hosts.clone(),
+        "allowed-hosts",
+        file.allowed_hosts,
+        "allowed_hosts",
+    ) {
         Some((hosts, from)) if hosts.iter().any(|h| h.trim().is_empty()) => {
             return Err(invalid(from, "an empty host name"));
         }
         Some((hosts, _)) => hosts,
         None => vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
     };
-    let token_header = match origin.pick(cli.token_header.clone(), "token-header", file.gateway.token_header, "gateway.token_header") {
+    let token_header = match origin.pick(
+        cli.token_header.clone(),
+        "token-header",
+        file.gateway.token_header,
+        "gateway.token_header",
+    ) {
         Some((name, from)) => HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| invalid(from, format!("{name:?} is not a valid header name")))?,
         None => HeaderName::from_static("x-forwarded-access-token"),
     };
-    let unsigned = cli.trust_unsigned_headers || file.gateway.trust_unsigned_headers.unwrap_or(false);
+    let unsigned =
+        cli.trust_unsigned_headers || file.gateway.trust_unsigned_headers.unwrap_or(false);
     let trust = if unsigned {
         TrustSettings::Unsigned
     } else {
@@ -242,10 +323,24 @@ fn http_settings(cli: &Cli, file: FileConfig, origin: &Origin) -> Result<HttpSet
                 )
             })
         };
-        let (jwks, jwks_from) = required(cli.gateway_jwks.clone(), "gateway-jwks", file.gateway.jwks, "gateway.jwks")?;
-        let (issuer, issuer_from) =
-            required(cli.gateway_issuer.clone(), "gateway-issuer", file.gateway.issuer, "gateway.issuer")?;
-        let (audience, audience_from) = required(cli.audience.clone(), "audience", file.gateway.audience, "gateway.audience")?;
+        let (jwks, jwks_from) = required(
+            cli.gateway_jwks.clone(),
+            "gateway-jwks",
+            file.gateway.jwks,
+            "gateway.jwks",
+        )?;
+        let (issuer, issuer_from) = required(
+            cli.gateway_issuer.clone(),
+            "gateway-issuer",
+            file.gateway.issuer,
+            "gateway.issuer",
+        )?;
+        let (audience, audience_from) = required(
+            cli.audience.clone(),
+            "audience",
+            file.gateway.audience,
+            "gateway.audience",
+        )?;
         if issuer.trim().is_empty() {
             return Err(invalid(issuer_from, "must not be empty"));
         }
@@ -281,7 +376,9 @@ fn jwks_source(raw: &str) -> Result<JwksSource, String> {
     }
     let path = PathBuf::from(raw);
     if !path.is_file() {
-        return Err(format!("{raw:?} is neither an http(s) URL nor a readable file"));
+        return Err(format!(
+            "{raw:?} is neither an http(s) URL nor a readable file"
+        ));
     }
     Ok(JwksSource::File(path))
 }
@@ -319,11 +416,27 @@ mod tests {
     #[test]
     fn signed_mode_needs_jwks_issuer_and_audience() {
         let err = load(&[], "").unwrap_err();
-        assert!(err.contains("gateway.jwks") && err.contains("trust_unsigned_headers"), "{err}");
+        assert!(
+            err.contains("gateway.jwks") && err.contains("trust_unsigned_headers"),
+            "{err}"
+        );
         let err = load(&["--gateway-jwks", "http://gw/jwks"], "").unwrap_err();
         assert!(err.contains("gateway.issuer"), "{err}");
-        let ok = load(&["--gateway-jwks", "http://gw/jwks", "--gateway-issuer", "http://gw", "--audience", "x"], "").unwrap();
-        let Mode::Http(http) = ok.mode else { panic!("http mode") };
+        let ok = load(
+            &[
+                "--gateway-jwks",
+                "http://gw/jwks",
+                "--gateway-issuer",
+                "http://gw",
+                "--audience",
+                "x",
+            ],
+            "",
+        )
+        .unwrap();
+        let Mode::Http(http) = ok.mode else {
+            panic!("http mode")
+        };
         assert!(matches!(http.trust, TrustSettings::Signed { .. }));
         assert_eq!(http.listen.to_string(), DEFAULT_LISTEN);
     }
@@ -331,7 +444,11 @@ mod tests {
     #[test]
     fn flags_override_the_file() {
         let s = load(
-            &["--trust-unsigned-headers", "--target", "http://127.0.0.1:1/echo"],
+            &[
+                "--trust-unsigned-headers",
+                "--target",
+                "http://127.0.0.1:1/echo",
+            ],
             "[target]\nurl = \"https://example.com/\"\ntimeout = \"1500ms\"\n",
         )
         .unwrap();
@@ -343,11 +460,30 @@ mod tests {
     fn bad_values_name_their_flag_or_key() {
         let err = load(&["--trust-unsigned-headers", "--target", "ftp://x"], "").unwrap_err();
         assert!(err.starts_with("--target:"), "{err}");
-        let err = load(&["--trust-unsigned-headers"], "[gateway]\ntoken_header = \"bad header\"\n").unwrap_err();
+        let err = load(
+            &["--trust-unsigned-headers"],
+            "[gateway]\ntoken_header = \"bad header\"\n",
+        )
+        .unwrap_err();
         assert!(err.starts_with("`gateway.token_header`:"), "{err}");
-        let err = load(&["--trust-unsigned-headers"], "[target]\ntimeout = \"0s\"\n").unwrap_err();
+        let err = load(
+            &["--trust-unsigned-headers"],
+            "[target]\ntimeout = \"0s\"\n",
+        )
+        .unwrap_err();
         assert!(err.contains("target.timeout"), "{err}");
-        let err = load(&["--gateway-jwks", "/no/such/file", "--gateway-issuer", "i", "--audience", "a"], "").unwrap_err();
+        let err = load(
+            &[
+                "--gateway-jwks",
+                "/no/such/file",
+                "--gateway-issuer",
+                "i",
+                "--audience",
+                "a",
+            ],
+            "",
+        )
+        .unwrap_err();
         assert!(err.starts_with("--gateway-jwks:"), "{err}");
     }
 

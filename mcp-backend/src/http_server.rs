@@ -14,7 +14,11 @@ use crate::tools::AuthTools;
 use crate::trust::{Trust, require_trusted};
 
 /// Builds the router for `settings`; `shutdown` ends open sessions and streams when cancelled.
-pub fn router(settings: &HttpSettings, target: Arc<Target>, shutdown: CancellationToken) -> axum::Router {
+pub fn router(
+    settings: &HttpSettings,
+    target: Arc<Target>,
+    shutdown: CancellationToken,
+) -> axum::Router {
     let trust = Arc::new(Trust::new(
         settings.trust.clone(),
         settings.token_header.clone(),
@@ -42,7 +46,10 @@ pub fn router(settings: &HttpSettings, target: Arc<Target>, shutdown: Cancellati
                 .layer(axum::middleware::from_fn_with_state(trust, require_trusted))
                 .service(mcp),
         )
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
 }
 
 /// Serves until SIGINT or SIGTERM.

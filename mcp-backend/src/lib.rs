@@ -22,10 +22,15 @@ use crate::config::{Mode, Settings};
 /// Loads the settings and serves until stopped.
 pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli)?;
+    if cli.check {
+        print!("{}", settings.describe());
+        return Ok(());
+    }
     init_tracing(cli.log_format);
-    let target = target::Target::new(settings.target.clone()).context("building the HTTP client")?;
+    let target =
+        target::Target::new(settings.target.clone()).context("building the HTTP client")?;
     match settings.mode {
-        Mode::Http(http) => http_server::serve(http, target).await,
+        Mode::Http(http) => http_server::serve(*http, target).await,
         Mode::Stdio { token_env } => stdio_server::serve(&token_env, target).await,
     }
 }

@@ -19,7 +19,9 @@ pub fn mask_token(token: &str) -> String {
 /// credential after it is masked.
 pub fn mask_credential(value: &str) -> String {
     match value.split_once(' ') {
-        Some((scheme, rest)) if is_scheme(scheme) => format!("{scheme} {}", mask_token(rest.trim())),
+        Some((scheme, rest)) if is_scheme(scheme) => {
+            format!("{scheme} {}", mask_token(rest.trim()))
+        }
         _ => mask_token(value),
     }
 }
@@ -33,9 +35,19 @@ fn is_scheme(word: &str) -> bool {
 /// Whether a header (by name) carries a credential and must be masked.
 pub fn is_credential_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["auth", "token", "secret", "cookie", "key", "session", "password", "assertion", "credential"]
-        .iter()
-        .any(|word| name.contains(word))
+    [
+        "auth",
+        "token",
+        "secret",
+        "cookie",
+        "key",
+        "session",
+        "password",
+        "assertion",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 #[cfg(test)]
@@ -78,7 +90,10 @@ mod tests {
 
     #[test]
     fn credential_values_keep_their_scheme() {
-        assert_eq!(mask_credential("Bearer abcdefghijklmnopqrstuvwxyz"), "Bearer abcd…wxyz");
+        assert_eq!(
+            mask_credential("Bearer abcdefghijklmnopqrstuvwxyz"),
+            "Bearer abcd…wxyz"
+        );
         assert_eq!(mask_credential("Bearer short"), "Bearer ****");
         assert_eq!(mask_credential("abcdefghijklmnopqrstuvwxyz"), "abcd…wxyz");
         assert!(is_credential_header("Authorization"));

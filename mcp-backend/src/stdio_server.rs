@@ -13,7 +13,10 @@ use crate::tools::AuthTools;
 pub async fn serve(token_env: &str, target: Target) -> anyhow::Result<()> {
     let token = std::env::var(token_env).ok().and_then(|v| Token::parse(&v));
     if token.is_none() {
-        tracing::warn!(variable = token_env, "no token in the environment; the tools will say so");
+        tracing::warn!(
+            variable = token_env,
+            "no token in the environment; the tools will say so"
+        );
     }
     let caller = Caller {
         token,

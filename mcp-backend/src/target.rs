@@ -108,7 +108,12 @@ impl Target {
 
 /// Keeps `args` and `headers` of an httpbin-style echo, masks credential headers, and masks any
 /// copy of the token that is left anywhere else.
-fn summarise(target: String, status: u16, echo: &serde_json::Map<String, Value>, token: &Token) -> EchoSummary {
+fn summarise(
+    target: String,
+    status: u16,
+    echo: &serde_json::Map<String, Value>,
+    token: &Token,
+) -> EchoSummary {
     let object = |key: &str| -> BTreeMap<String, Value> {
         echo.get(key)
             .and_then(Value::as_object)

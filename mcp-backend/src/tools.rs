@@ -72,9 +72,18 @@ impl AuthTools {
         let caller = self.caller(&ctx).unwrap_or_default();
         let outcome = match &caller.token {
             None => Err(NO_TOKEN.to_owned()),
-            Some(token) => self.target.call(&args.message, token).await.map_err(|e| e.to_string()),
+            Some(token) => self
+                .target
+                .call(&args.message, token)
+                .await
+                .map_err(|e| e.to_string()),
         };
-        log_call("make_authenticated_request", &caller, &ctx, outcome.as_ref().err());
+        log_call(
+            "make_authenticated_request",
+            &caller,
+            &ctx,
+            outcome.as_ref().err(),
+        );
         outcome.map(Json)
     }
 
@@ -95,10 +104,16 @@ impl AuthTools {
 
 /// One line per tool call: which tool, which request, which user, and how it went. Never the token.
 fn log_call(tool: &str, caller: &Caller, ctx: &RequestContext<RoleServer>, error: Option<&String>) {
-    let rpc_id = format!("{:?}", ctx.id);
+    let user = caller.user_for_log();
+    let client_id = caller.client_id.as_deref().unwrap_or("-");
+    let rpc_id = &ctx.id;
     match error {
-        None => tracing::info!(tool, request_id = %caller.request_id, rpc_id, user = caller.user_for_log(), client_id = caller.client_id.as_deref().unwrap_or("-"), "tool call succeeded"),
-        Some(reason) => tracing::info!(tool, request_id = %caller.request_id, rpc_id, user = caller.user_for_log(), client_id = caller.client_id.as_deref().unwrap_or("-"), %reason, "tool call failed"),
+        None => {
+            tracing::info!(tool, request_id = %caller.request_id, %rpc_id, %user, %client_id, "tool call succeeded")
+        }
+        Some(reason) => {
+            tracing::info!(tool, request_id = %caller.request_id, %rpc_id, %user, %client_id, %reason, "tool call failed")
+        }
     }
 }
 
@@ -106,7 +121,10 @@ fn log_call(tool: &str, caller: &Caller, ctx: &RequestContext<RoleServer>, error
 impl ServerHandler for AuthTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("mcp-backend", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "mcp-backend",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .with_instructions(
                 "Tools that act with the caller's upstream token: make_authenticated_request calls \
                  the configured target with it; show_auth_token shows it masked.",

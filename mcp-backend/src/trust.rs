@@ -8,9 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use gateway_assertion::jwk::{Jwk, JwkSet};
 use gateway_assertion::{ASSERTION_HEADER, AssertionClaims, AssertionError, Verifier};
 use http::{HeaderMap, HeaderName, StatusCode};
-use gateway_assertion::jwk::{Jwk, JwkSet};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::caller::{Caller, Token};
@@ -21,8 +21,8 @@ pub const EMAIL_HEADER: &str = "x-forwarded-email";
 pub const USERNAME_HEADER: &str = "x-forwarded-preferred-username";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// An unknown `kid` refetches the JWKS at most this often, so that a flood of made-up key ids cannot
-/// turn into a flood of requests to the gateway.
+/// An unknown `kid` refetches the JWKS at most this often (and a failed fetch is retried no sooner),
+/// so that a flood of made-up key ids cannot turn into a flood of requests to the gateway.
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 /// The JWKS document may not be larger than this.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -34,7 +34,10 @@ pub struct Trust {
 }
 
 enum TrustMode {
-    Signed { verifier: Verifier, keys: KeyCache },
+    Signed {
+        verifier: Verifier,
+        keys: Box<KeyCache>,
+    },
     Unsigned,
 }
 
@@ -43,7 +46,7 @@ impl Trust {
         let mode = match settings {
             TrustSettings::Signed { jwks, expectations } => TrustMode::Signed {
                 verifier: Verifier::new(expectations),
-                keys: KeyCache::new(jwks, http),
+                keys: Box::new(KeyCache::new(jwks, http)),
             },
             TrustSettings::Unsigned => TrustMode::Unsigned,
         };
@@ -78,7 +81,8 @@ impl Trust {
                     .ok_or(AssertionError::Missing)?;
                 let kid = Verifier::key_id(assertion)?;
                 let key = keys.key(&kid).await?;
-                let claims = verifier.verify(assertion, &key, token.as_ref().map(Token::secret), now())?;
+                let claims =
+                    verifier.verify(assertion, &key, token.as_ref().map(Token::secret), now())?;
                 check_identity(&claims, user, email, username)?;
                 Ok(Caller {
                     token,
@@ -113,7 +117,10 @@ fn check_identity(
 
 /// A header's one value. A repeated header, or one that is not text, is refused: with two copies
 /// there is no telling which one the gateway set.
-fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, AssertionError> {
+fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'h str>, AssertionError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -121,7 +128,10 @@ fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h st
     if values.next().is_some() {
         return Err(AssertionError::Malformed);
     }
-    first.to_str().map(Some).map_err(|_| AssertionError::Malformed)
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| AssertionError::Malformed)
 }
 
 /// The gateway's request id when it is a sane one, else a fresh one.
@@ -147,8 +157,17 @@ struct KeyCache {
     source: JwksSource,
     http: reqwest::Client,
     keys: RwLock<JwkSet>,
-    /// Held while fetching, so that concurrent misses fetch once; holds the time of the last fetch.
-    last_fetch: Mutex<Option<Instant>>,
+    /// Held while fetching, so that concurrent misses fetch once.
+    fetching: Mutex<FetchState>,
+}
+
+#[derive(Default)]
+struct FetchState {
+    loaded: bool,
+    /// The last fetch made because a loaded set lacked a `kid`.
+    last_refetch: Option<Instant>,
+    /// The last fetch that failed.
+    last_failure: Option<Instant>,
 }
 
 impl KeyCache {
@@ -157,7 +176,7 @@ impl KeyCache {
             source,
             http,
             keys: RwLock::new(JwkSet { keys: Vec::new() }),
-            last_fetch: Mutex::new(None),
+            fetching: Mutex::new(FetchState::default()),
         }
     }
 
@@ -165,19 +184,27 @@ impl KeyCache {
         if let Some(key) = self.keys.read().await.find(kid) {
             return Ok(key.clone());
         }
-        let mut last_fetch = self.last_fetch.lock().await;
+        let mut state = self.fetching.lock().await;
         // Another request may have fetched while this one waited.
         if let Some(key) = self.keys.read().await.find(kid) {
             return Ok(key.clone());
         }
-        if last_fetch.is_some_and(|at| at.elapsed() < MIN_REFETCH_INTERVAL) {
-            return Err(AssertionError::UnknownKey);
+        let recent = |at: Option<Instant>| at.is_some_and(|at| at.elapsed() < MIN_REFETCH_INTERVAL);
+        if recent(state.last_failure) {
+            return Err(AssertionError::KeysUnavailable);
         }
-        *last_fetch = Some(Instant::now());
+        if state.loaded {
+            if recent(state.last_refetch) {
+                return Err(AssertionError::UnknownKey);
+            }
+            state.last_refetch = Some(Instant::now());
+        }
         let fetched = self.fetch().await.map_err(|reason| {
             tracing::warn!(source = ?self.source, %reason, "could not load the gateway's JWKS");
+            state.last_failure = Some(Instant::now());
             AssertionError::KeysUnavailable
         })?;
+        state.loaded = true;
         let found = fetched.find(kid).cloned();
         *self.keys.write().await = fetched;
         found.ok_or(AssertionError::UnknownKey)
@@ -213,7 +240,11 @@ impl KeyCache {
 
 /// axum middleware: a believed request goes on with its [`Caller`]; any other gets 401 (503 when the
 /// keys could not be loaded) and never reaches a tool.
-pub async fn require_trusted(State(trust): State<Arc<Trust>>, mut request: Request, next: Next) -> Response {
+pub async fn require_trusted(
+    State(trust): State<Arc<Trust>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     match trust.authenticate(request.headers()).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
@@ -228,7 +259,9 @@ pub async fn require_trusted(State(trust): State<Arc<Trust>>, mut request: Reque
 
 fn refusal(error: &AssertionError) -> Response {
     let (status, code) = match error {
-        AssertionError::KeysUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        AssertionError::KeysUnavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        }
         _ => (StatusCode::UNAUTHORIZED, "unauthorized"),
     };
     let body = serde_json::json!({ "error": code, "error_description": error.to_string() });

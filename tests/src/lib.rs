@@ -1,0 +1,14 @@
+//! The shared harness of the integration tests: the real binaries built once and started on free
+//! ports (killed on drop), readiness by polling, a local echo target, test signing keys standing in
+//! for the gateway's, and the Node clients under `tests/e2e`.
+
+pub mod binaries;
+pub mod echo;
+pub mod gateway_keys;
+pub mod node;
+pub mod process;
+
+pub use binaries::{binary, workspace_root};
+pub use echo::EchoTarget;
+pub use gateway_keys::GatewayKeys;
+pub use process::{Running, free_port};

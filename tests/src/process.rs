@@ -1,0 +1,86 @@
+//! Child processes that die with the test: output to log files, readiness by polling, kill on drop.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A free TCP port on 127.0.0.1. (Pingora cannot report the port it bound for `:0`, so the
+/// harness picks one first.)
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A running child process, killed when dropped.
+pub struct Running {
+    child: Child,
+    logs: TempDir,
+    pub name: String,
+}
+
+impl Running {
+    /// Starts `program` with `args`, its stdout and stderr going to log files.
+    pub fn start(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let logs = tempfile::tempdir().expect("a temporary directory");
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let out = std::fs::File::create(logs.path().join("stdout")).expect("a log file");
+        let err = std::fs::File::create(logs.path().join("stderr")).expect("a log file");
+        let child = Command::new(program)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Self { child, logs, name }
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Polls `url` until it answers 2xx; panics with the process's logs if it exits or 30 s pass.
+    pub async fn wait_ready(&mut self, url: &str) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited with {status} before it was ready:\n{}",
+                    self.name,
+                    self.stderr()
+                );
+            }
+            if let Ok(response) = http.get(url).timeout(Duration::from_secs(1)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready at {url} within 30 s:\n{}",
+                self.name,
+                self.stderr()
+            );
+            // Polling interval while waiting for a condition, not a guess at how long startup takes.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
