@@ -1,23 +1,16 @@
-//! `mcp-auth-gateway`: the OAuth 2.1 gateway for MCP servers. The data plane and the authorization
-//! server arrive with the issues that build them; until then this binary only says so.
+//! `mcp-auth-gateway`: parse the command line and run; any error is one line and exit status 2.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// An OAuth 2.1 gateway for MCP servers, built on Pingora.
-#[derive(Debug, Parser)]
-#[command(name = "mcp-auth-gateway", version)]
-struct Cli {
-    /// The gateway's TOML config file.
-    #[arg(long, value_name = "FILE")]
-    config: Option<std::path::PathBuf>,
-}
+use mcp_auth_gateway::cli::Cli;
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    eprintln!(
-        "mcp-auth-gateway: not implemented yet; run mcp-backend directly for now (see README.md)"
-    );
-    ExitCode::from(2)
+    match mcp_auth_gateway::run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mcp-auth-gateway: {error:#}");
+            ExitCode::from(2)
+        }
+    }
 }

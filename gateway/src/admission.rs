@@ -1,0 +1,181 @@
+//! Admission to a protected route: find the bearer token, check it, check its audience and scopes.
+//! Every refusal is one [`AdmissionError`], mapped in one place to a status, a `WWW-Authenticate`
+//! challenge (RFC 6750 §3, RFC 9728 §5.1) and a JSON body.
+//!
+//! Never 400, 404 or 405 for an auth failure: clients read those as "legacy transport". The one
+//! exception is a token in the query string, which RFC 6750 and the MCP spec forbid outright.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::config::Route;
+use crate::tokens::access::{AccessClaims, AccessTokenVerifier, TokenError, has_scopes};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionError {
+    /// No credentials: challenge without an `error` (RFC 6750 §3.1).
+    #[error("Authorization needed")]
+    NoToken,
+    #[error("Access tokens are not accepted in the query string")]
+    TokenInQuery,
+    #[error("{0}")]
+    InvalidToken(TokenError),
+    #[error("The access token lacks a scope this resource requires")]
+    InsufficientScope,
+}
+
+impl AdmissionError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AdmissionError::NoToken | AdmissionError::InvalidToken(_) => 401,
+            AdmissionError::TokenInQuery => 400,
+            AdmissionError::InsufficientScope => 403,
+        }
+    }
+
+    /// The bounded `reason` label of `mcp_gateway_auth_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AdmissionError::NoToken => "no_token",
+            AdmissionError::TokenInQuery => "token_in_query",
+            AdmissionError::InvalidToken(e) => e.reason(),
+            AdmissionError::InsufficientScope => "insufficient_scope",
+        }
+    }
+
+    /// The `WWW-Authenticate` value: the Bearer challenge alone, so it is the first one clients see.
+    pub fn challenge(&self, route: &Route) -> String {
+        let metadata = &route.metadata_url;
+        let needed = route.required_scopes.join(" ");
+        match self {
+            AdmissionError::NoToken => {
+                if needed.is_empty() {
+                    format!("Bearer resource_metadata=\"{metadata}\"")
+                } else {
+                    format!("Bearer resource_metadata=\"{metadata}\", scope=\"{needed}\"")
+                }
+            }
+            AdmissionError::TokenInQuery => format!(
+                "Bearer error=\"invalid_request\", error_description=\"{self}\", resource_metadata=\"{metadata}\""
+            ),
+            AdmissionError::InvalidToken(_) => format!(
+                "Bearer error=\"invalid_token\", error_description=\"{self}\", resource_metadata=\"{metadata}\""
+            ),
+            AdmissionError::InsufficientScope => format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\", error_description=\"{self}\""
+            ),
+        }
+    }
+
+    /// The JSON body that goes with the challenge.
+    pub fn body(&self) -> serde_json::Value {
+        let error = match self {
+            AdmissionError::NoToken => "unauthorized",
+            AdmissionError::TokenInQuery => "invalid_request",
+            AdmissionError::InvalidToken(_) => "invalid_token",
+            AdmissionError::InsufficientScope => "insufficient_scope",
+        };
+        serde_json::json!({ "error": error, "error_description": self.to_string() })
+    }
+}
+
+/// Admits a request to `route`, returning the caller's verified claims.
+pub fn admit(
+    verifier: &AccessTokenVerifier,
+    route: &Route,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    now: u64,
+) -> Result<Arc<AccessClaims>, AdmissionError> {
+    if query.is_some_and(has_token_parameter) {
+        return Err(AdmissionError::TokenInQuery);
+    }
+    let token = bearer_token(headers)?;
+    let claims = verifier
+        .verify(token, now)
+        .map_err(AdmissionError::InvalidToken)?;
+    if !claims.is_for(&route.resource) {
+        return Err(AdmissionError::InvalidToken(TokenError::WrongAudience));
+    }
+    if !has_scopes(claims.scopes(), &route.required_scopes) {
+        return Err(AdmissionError::InsufficientScope);
+    }
+    Ok(claims)
+}
+
+/// The token of the one `Authorization: Bearer` header. No header, or another scheme, is no token; two
+/// headers, or a Bearer header with no token, is an invalid one.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AdmissionError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(AdmissionError::NoToken);
+    };
+    if values.next().is_some() {
+        return Err(AdmissionError::InvalidToken(TokenError::Malformed));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AdmissionError::InvalidToken(TokenError::Malformed))?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AdmissionError::NoToken);
+    }
+    let token = token.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(AdmissionError::InvalidToken(TokenError::Malformed));
+    }
+    Ok(token)
+}
+
+/// Whether a query string carries `access_token` (RFC 6750 §2.3).
+fn has_token_parameter(query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_found_only_in_one_bearer_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers), Err(AdmissionError::NoToken));
+        headers.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
+        assert_eq!(bearer_token(&headers), Err(AdmissionError::NoToken));
+        headers.insert("authorization", "bearer  abc ".parse().unwrap());
+        assert_eq!(bearer_token(&headers), Ok("abc"));
+        headers.insert("authorization", "Bearer".parse().unwrap());
+        assert!(matches!(
+            bearer_token(&headers),
+            Err(AdmissionError::InvalidToken(_))
+        ));
+        headers.insert("authorization", "Bearer a".parse().unwrap());
+        headers.append("authorization", "Bearer b".parse().unwrap());
+        assert!(matches!(
+            bearer_token(&headers),
+            Err(AdmissionError::InvalidToken(_))
+        ));
+    }
+
+    #[test]
+    fn query_tokens_are_spotted_in_any_encoding() {
+        assert!(has_token_parameter("access_token=x"));
+        assert!(has_token_parameter("a=1&access%5Ftoken=x"));
+        assert!(!has_token_parameter("token=x&access_tokens=y"));
+    }
+
+    #[test]
+    fn descriptions_cannot_confuse_challenge_parsers() {
+        for error in [
+            AdmissionError::NoToken,
+            AdmissionError::TokenInQuery,
+            AdmissionError::InvalidToken(TokenError::Expired),
+            AdmissionError::InvalidToken(TokenError::WrongAudience),
+            AdmissionError::InsufficientScope,
+        ] {
+            let text = error.to_string();
+            assert!(!text.contains('=') && !text.contains('"'), "{text}");
+        }
+    }
+}

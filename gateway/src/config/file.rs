@@ -1,0 +1,126 @@
+//! The config file as written. Every table refuses keys it does not know.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: ServerFile,
+    #[serde(default)]
+    pub metrics: MetricsFile,
+    #[serde(default)]
+    pub tokens: TokensFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Where the gateway listens, e.g. "127.0.0.1:8080".
+    pub listen: String,
+    /// The origin clients reach the gateway at, e.g. "https://mcp.example.com".
+    pub public_url: String,
+    /// Worker threads (default 2).
+    pub threads: Option<usize>,
+    /// How long a graceful shutdown lets requests finish (default 5s).
+    #[serde(default, with = "humantime_serde")]
+    pub grace_period: Option<Duration>,
+    /// Browser origins allowed to call the MCP routes (the public URL's own origin always is).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFile {
+    /// Where Prometheus text is served (default "127.0.0.1:9464"); "off" disables it.
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensFile {
+    /// The issuer of the gateway's tokens (default: the public URL).
+    pub issuer: Option<String>,
+    /// A PKCS#8 PEM private key file to sign with.
+    pub signing_key_file: Option<PathBuf>,
+    /// Or the name of an environment variable holding that PEM.
+    pub signing_key_env: Option<String>,
+    /// "EdDSA" (default) or "ES256".
+    pub algorithm: Option<String>,
+    /// Lifetime of the assertions sent to backends (default 60s, at most 5m).
+    #[serde(default, with = "humantime_serde")]
+    pub assertion_lifetime: Option<Duration>,
+    /// Clock skew tolerated on token times (default 30s).
+    #[serde(default, with = "humantime_serde")]
+    pub clock_skew: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Largest request body, in bytes (default 4 MiB).
+    pub max_request_body_bytes: Option<u64>,
+    /// Largest request header section, in bytes (default 32 KiB).
+    pub max_request_header_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// The public path, e.g. "/mcp" or "/github/mcp".
+    pub path: String,
+    /// The MCP server behind it, e.g. "http://127.0.0.1:9000/mcp".
+    pub upstream: String,
+    /// Serve this route's metadata at the root well-known URL too (default: the first route).
+    pub default: Option<bool>,
+    pub resource_name: Option<String>,
+    pub scopes_supported: Option<Vec<String>>,
+    pub required_scopes: Option<Vec<String>>,
+    /// How the backend gets credentials: "headers" (default), "bearer", "assertion" or "none".
+    pub credentials: Option<String>,
+    /// The `aud` of what the gateway sends the backend (default: the upstream URL).
+    pub backend_audience: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the next bytes from the upstream (default 5m); SSE keep-alives reset it.
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub write_timeout: Option<Duration>,
+    /// A local MCP server the gateway starts, supervises and stops with itself.
+    pub command: Option<CommandFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// Parses TOML; the error is the dotted key (when there is one) and the reason.
+    pub fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| (None, e.message().to_owned()))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            (
+                (path != ".").then_some(path),
+                e.inner().message().to_owned(),
+            )
+        })
+    }
+}

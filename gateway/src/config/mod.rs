@@ -1,0 +1,45 @@
+//! The gateway's configuration, in two layers: [`file`] holds the TOML exactly as written (unknown keys
+//! refused), [`runtime`] the validated settings the rest of the code uses. Every error names the file,
+//! the key and the reason, on one line.
+
+pub mod file;
+pub mod runtime;
+
+pub use runtime::{Config, Credentials, Route};
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {location}{reason}")]
+pub struct ConfigError {
+    file: String,
+    /// "`key`: " when the error belongs to a key.
+    location: String,
+    reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        file: &std::path::Path,
+        key: Option<&str>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.display().to_string(),
+            location: key.map(|k| format!("`{k}`: ")).unwrap_or_default(),
+            reason: one_line(&reason.into()),
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
+    let parsed = file::FileConfig::parse(&text)
+        .map_err(|(key, reason)| ConfigError::new(path, key.as_deref(), reason))?;
+    runtime::Config::validate(parsed, path, &|name| std::env::var(name).ok())
+}

@@ -1,0 +1,580 @@
+//! The validated configuration: what the rest of the gateway reads.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gateway_assertion::KeyAlgorithm;
+use url::Url;
+
+use super::ConfigError;
+use super::file::{CommandFile, FileConfig, RouteFile};
+
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+pub const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_HEADERS: usize = 32 * 1024;
+pub const MAX_ASSERTION_LIFETIME: Duration =
+    Duration::from_secs(gateway_assertion::MAX_LIFETIME_SECS);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub listen: SocketAddr,
+    /// The public origin, without a trailing slash.
+    pub public_url: String,
+    pub threads: usize,
+    pub grace_period: Duration,
+    /// Browser origins allowed on the MCP routes, normalised (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub tokens: TokenSettings,
+    pub max_request_body_bytes: u64,
+    pub max_request_header_bytes: usize,
+    pub routes: Vec<Route>,
+    /// The index of the route whose metadata is also at the root well-known URL.
+    pub default_route: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub key: KeySource,
+    pub algorithm: KeyAlgorithm,
+    pub assertion_lifetime: Duration,
+    pub clock_skew: Duration,
+}
+
+/// Where the signing key comes from. The PEM itself is never printed.
+#[derive(Clone)]
+pub enum KeySource {
+    File(PathBuf),
+    Env {
+        name: String,
+        pem: String,
+    },
+    /// A fresh key each start.
+    Generated,
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::File(path) => write!(f, "file {}", path.display()),
+            KeySource::Env { name, .. } => write!(f, "environment variable {name}"),
+            KeySource::Generated => write!(f, "generated at start"),
+        }
+    }
+}
+
+/// How the backend of a route gets credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    /// The internal headers: upstream token, identity, and the signed assertion.
+    Headers,
+    /// The upstream token as `Authorization: Bearer`.
+    Bearer,
+    /// The signed assertion as `Authorization: Bearer`.
+    Assertion,
+    /// Nothing.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The public path, e.g. `/mcp`; also the route's label in metrics and logs.
+    pub path: String,
+    /// The canonical resource identifier: public URL + path.
+    pub resource: String,
+    /// Where this route's protected resource metadata is served (path) and its full URL.
+    pub metadata_path: String,
+    pub metadata_url: String,
+    pub resource_name: String,
+    pub scopes_supported: Vec<String>,
+    pub required_scopes: Vec<String>,
+    pub credentials: Credentials,
+    pub backend_audience: String,
+    pub upstream: Upstream,
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// The `Host` header the upstream expects.
+    pub authority: String,
+    /// The path requests are sent to.
+    pub path: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<PathBuf>,
+}
+
+/// Names a key in errors.
+struct Errors<'a> {
+    path: &'a Path,
+}
+
+impl Errors<'_> {
+    fn at(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.path, Some(key), reason)
+    }
+}
+
+impl Config {
+    /// Validates a parsed file; `env` reads an environment variable (secrets live there).
+    pub fn validate(
+        file: FileConfig,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let errors = Errors { path };
+        let listen = file.server.listen.parse::<SocketAddr>().map_err(|e| {
+            errors.at(
+                "server.listen",
+                format!("{:?} is not an address: {e}", file.server.listen),
+            )
+        })?;
+        let public_url = origin_of(&file.server.public_url)
+            .map_err(|reason| errors.at("server.public_url", reason))?;
+        let threads = file.server.threads.unwrap_or(2);
+        if !(1..=256).contains(&threads) {
+            return Err(errors.at("server.threads", "must be between 1 and 256"));
+        }
+        let mut allowed_origins = vec![public_url.clone()];
+        for (i, origin) in file.server.allowed_origins.iter().enumerate() {
+            let origin = origin_of(origin)
+                .map_err(|reason| errors.at(&format!("server.allowed_origins[{i}]"), reason))?;
+            allowed_origins.push(origin);
+        }
+        let metrics_listen = match file.metrics.listen.as_deref() {
+            Some("off") => None,
+            Some(addr) => Some(addr.parse().map_err(|e| {
+                errors.at(
+                    "metrics.listen",
+                    format!("{addr:?} is not an address or \"off\": {e}"),
+                )
+            })?),
+            None => Some(DEFAULT_METRICS_LISTEN.parse().expect("a valid default")),
+        };
+        if metrics_listen == Some(listen) {
+            return Err(errors.at("metrics.listen", "must differ from server.listen"));
+        }
+        let tokens = token_settings(&file, &public_url, &errors, env)?;
+        let max_request_body_bytes = file
+            .limits
+            .max_request_body_bytes
+            .unwrap_or(DEFAULT_MAX_BODY);
+        let max_request_header_bytes = file
+            .limits
+            .max_request_header_bytes
+            .unwrap_or(DEFAULT_MAX_HEADERS);
+        if max_request_body_bytes == 0 {
+            return Err(errors.at("limits.max_request_body_bytes", "must be more than zero"));
+        }
+        if !(1024..=64 * 1024).contains(&max_request_header_bytes) {
+            return Err(errors.at(
+                "limits.max_request_header_bytes",
+                "must be between 1024 and 65536",
+            ));
+        }
+
+        if file.routes.is_empty() {
+            return Err(errors.at("routes", "at least one [[routes]] entry is needed"));
+        }
+        let mut routes = Vec::with_capacity(file.routes.len());
+        for (i, route) in file.routes.iter().enumerate() {
+            let route = validate_route(route, &public_url, &errors, &format!("routes[{i}]"))?;
+            if let Some(other) = routes.iter().find(|r: &&Route| r.path == route.path) {
+                return Err(errors.at(
+                    &format!("routes[{i}].path"),
+                    format!("{} is already used", other.path),
+                ));
+            }
+            routes.push(route);
+        }
+        let defaults: Vec<usize> = file
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.default == Some(true))
+            .map(|(i, _)| i)
+            .collect();
+        let default_route = match defaults.as_slice() {
+            [] => 0,
+            [one] => *one,
+            [_, second, ..] => {
+                return Err(errors.at(
+                    &format!("routes[{second}].default"),
+                    "only one route can be the default",
+                ));
+            }
+        };
+        Ok(Config {
+            source: path.to_owned(),
+            listen,
+            public_url,
+            threads,
+            grace_period: file.server.grace_period.unwrap_or(Duration::from_secs(5)),
+            allowed_origins,
+            metrics_listen,
+            tokens,
+            max_request_body_bytes,
+            max_request_header_bytes,
+            routes,
+            default_route,
+        })
+    }
+
+    /// The authorization server metadata paths: the root form, and the path-inserted form when the
+    /// issuer has a path (RFC 8414 §3.1).
+    pub fn as_metadata_paths(&self) -> Vec<String> {
+        let mut paths = vec!["/.well-known/oauth-authorization-server".to_owned()];
+        let issuer_path = self
+            .tokens
+            .issuer
+            .strip_prefix(&self.public_url)
+            .unwrap_or_default();
+        if !issuer_path.is_empty() {
+            paths.push(format!(
+                "/.well-known/oauth-authorization-server{issuer_path}"
+            ));
+        }
+        paths
+    }
+
+    /// What `check` prints: every route and where things are served. No secrets.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{}: valid\n", self.source.display());
+        out += &format!(
+            "listen {} (public URL {}), {} threads\n",
+            self.listen, self.public_url, self.threads
+        );
+        out += &format!(
+            "metrics {}\n",
+            self.metrics_listen
+                .map_or("off".into(), |a| format!("http://{a}/metrics"))
+        );
+        out += &format!(
+            "issuer {}, signing key: {:?} ({:?})\n",
+            self.tokens.issuer, self.tokens.key, self.tokens.algorithm
+        );
+        for (i, route) in self.routes.iter().enumerate() {
+            out += &format!(
+                "route {} -> {}{}\n  resource {}\n  metadata {}\n  scopes required [{}] of [{}]; credentials {:?}, backend audience {}\n",
+                route.path,
+                route.upstream.url,
+                if i == self.default_route {
+                    " (default)"
+                } else {
+                    ""
+                },
+                route.resource,
+                route.metadata_url,
+                route.required_scopes.join(" "),
+                route.scopes_supported.join(" "),
+                route.credentials,
+                route.backend_audience,
+            );
+            if let Some(command) = &route.command {
+                out += &format!(
+                    "  command: {} {}\n",
+                    command.program,
+                    command.args.join(" ")
+                );
+            }
+        }
+        out
+    }
+}
+
+fn token_settings(
+    file: &FileConfig,
+    public_url: &str,
+    errors: &Errors,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<TokenSettings, ConfigError> {
+    let issuer = match &file.tokens.issuer {
+        None => public_url.to_owned(),
+        Some(issuer) => {
+            let url = Url::parse(issuer)
+                .map_err(|e| errors.at("tokens.issuer", format!("not a URL: {e}")))?;
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(errors.at(
+                    "tokens.issuer",
+                    "must have no query or fragment (RFC 8414 §2)",
+                ));
+            }
+            let issuer = issuer.trim_end_matches('/').to_owned();
+            if !issuer.starts_with(public_url) {
+                return Err(errors.at(
+                    "tokens.issuer",
+                    format!("must be the public URL {public_url} or a path under it"),
+                ));
+            }
+            issuer
+        }
+    };
+    let key = match (&file.tokens.signing_key_file, &file.tokens.signing_key_env) {
+        (Some(_), Some(_)) => {
+            return Err(errors.at(
+                "tokens.signing_key_env",
+                "set signing_key_file or signing_key_env, not both",
+            ));
+        }
+        (Some(path), None) => KeySource::File(path.clone()),
+        (None, Some(name)) => {
+            let pem = env(name).ok_or_else(|| {
+                errors.at(
+                    "tokens.signing_key_env",
+                    format!("the environment variable {name} is not set"),
+                )
+            })?;
+            KeySource::Env {
+                name: name.clone(),
+                pem,
+            }
+        }
+        (None, None) => KeySource::Generated,
+    };
+    let algorithm = match file.tokens.algorithm.as_deref() {
+        None | Some("EdDSA") => KeyAlgorithm::EdDsa,
+        Some("ES256") => KeyAlgorithm::Es256,
+        Some(other) => {
+            return Err(errors.at(
+                "tokens.algorithm",
+                format!("{other:?} is not \"EdDSA\" or \"ES256\""),
+            ));
+        }
+    };
+    let assertion_lifetime = file
+        .tokens
+        .assertion_lifetime
+        .unwrap_or(Duration::from_secs(60));
+    if assertion_lifetime < Duration::from_secs(10) || assertion_lifetime > MAX_ASSERTION_LIFETIME {
+        return Err(errors.at("tokens.assertion_lifetime", "must be between 10s and 5m"));
+    }
+    let clock_skew = file.tokens.clock_skew.unwrap_or(Duration::from_secs(30));
+    if clock_skew > Duration::from_secs(300) {
+        return Err(errors.at("tokens.clock_skew", "must be at most 5m"));
+    }
+    Ok(TokenSettings {
+        issuer,
+        key,
+        algorithm,
+        assertion_lifetime,
+        clock_skew,
+    })
+}
+
+fn validate_route(
+    route: &RouteFile,
+    public_url: &str,
+    errors: &Errors,
+    at: &str,
+) -> Result<Route, ConfigError> {
+    let key = |k: &str| format!("{at}.{k}");
+    let path = route.path.clone();
+    if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
+        return Err(errors.at(
+            &key("path"),
+            format!("{path:?} must start with / and not end with /"),
+        ));
+    }
+    if path.starts_with("/.well-known/") || RESERVED_PATHS.contains(&path.as_str()) {
+        return Err(errors.at(
+            &key("path"),
+            format!("{path} is reserved for the gateway itself"),
+        ));
+    }
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+    {
+        return Err(errors.at(
+            &key("path"),
+            format!("{path:?} may hold only letters, digits and / - . _ ~"),
+        ));
+    }
+    let url = Url::parse(&route.upstream)
+        .map_err(|e| errors.at(&key("upstream"), format!("not a URL: {e}")))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(errors.at(
+                &key("upstream"),
+                format!("scheme {other} is not http or https"),
+            ));
+        }
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| errors.at(&key("upstream"), "has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let mut upstream_path = url.path().to_owned();
+    if let Some(query) = url.query() {
+        upstream_path = format!("{upstream_path}?{query}");
+    }
+    let scopes_supported = route
+        .scopes_supported
+        .clone()
+        .unwrap_or_else(|| vec!["mcp".into()]);
+    for (i, scope) in scopes_supported.iter().enumerate() {
+        if scope.is_empty()
+            || !scope
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(errors.at(
+                &format!("{at}.scopes_supported[{i}]"),
+                format!("{scope:?} is not a valid scope token (RFC 6749 §3.3)"),
+            ));
+        }
+    }
+    let required_scopes = route
+        .required_scopes
+        .clone()
+        .unwrap_or_else(|| scopes_supported.clone());
+    for (i, scope) in required_scopes.iter().enumerate() {
+        if !scopes_supported.contains(scope) {
+            return Err(errors.at(
+                &format!("{at}.required_scopes[{i}]"),
+                format!("{scope:?} is not in scopes_supported"),
+            ));
+        }
+    }
+    let credentials = match route.credentials.as_deref() {
+        None | Some("headers") => Credentials::Headers,
+        Some("bearer") => Credentials::Bearer,
+        Some("assertion") => Credentials::Assertion,
+        Some("none") => Credentials::None,
+        Some(other) => {
+            return Err(errors.at(
+                &key("credentials"),
+                format!("{other:?} is not one of headers, bearer, assertion, none"),
+            ));
+        }
+    };
+    let timeout = |value: Option<Duration>, name: &str, default: Duration| match value {
+        Some(d) if d.is_zero() => Err(errors.at(&key(name), "must be longer than zero")),
+        Some(d) => Ok(d),
+        None => Ok(default),
+    };
+    let upstream = Upstream {
+        url: route.upstream.clone(),
+        host,
+        port,
+        tls,
+        authority,
+        path: upstream_path,
+        connect_timeout: timeout(
+            route.connect_timeout,
+            "connect_timeout",
+            Duration::from_secs(5),
+        )?,
+        read_timeout: timeout(route.read_timeout, "read_timeout", Duration::from_secs(300))?,
+        write_timeout: timeout(
+            route.write_timeout,
+            "write_timeout",
+            Duration::from_secs(30),
+        )?,
+    };
+    let command = route
+        .command
+        .as_ref()
+        .map(|c| validate_command(c, errors, &key("command")))
+        .transpose()?;
+    let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
+    Ok(Route {
+        resource: format!("{public_url}{path}"),
+        metadata_url: format!("{public_url}{metadata_path}"),
+        metadata_path,
+        resource_name: route
+            .resource_name
+            .clone()
+            .unwrap_or_else(|| format!("MCP server at {path}")),
+        scopes_supported,
+        required_scopes,
+        credentials,
+        backend_audience: route
+            .backend_audience
+            .clone()
+            .unwrap_or_else(|| route.upstream.clone()),
+        upstream,
+        command,
+        path,
+    })
+}
+
+fn validate_command(
+    command: &CommandFile,
+    errors: &Errors,
+    at: &str,
+) -> Result<Command, ConfigError> {
+    if command.program.trim().is_empty() {
+        return Err(errors.at(&format!("{at}.program"), "must not be empty"));
+    }
+    Ok(Command {
+        program: command.program.clone(),
+        args: command.args.clone(),
+        env: command.env.clone(),
+        working_dir: command.working_dir.clone(),
+    })
+}
+
+/// Paths the gateway answers itself.
+pub const RESERVED_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/authorize",
+    "/callback",
+    "/consent",
+    "/token",
+    "/register",
+    "/revoke",
+    "/introspect",
+    "/login",
+];
+
+/// `scheme://host[:port]` of an http(s) URL that has no path, query or fragment; lowercase scheme and host.
+fn origin_of(raw: &str) -> Result<String, String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{raw:?} is not an http or https URL"));
+    }
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(format!(
+            "{raw:?} must be an origin only: scheme, host and port, with no path"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;

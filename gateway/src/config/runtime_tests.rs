@@ -1,0 +1,150 @@
+use std::path::Path;
+
+use super::*;
+use crate::config::file::FileConfig;
+
+const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
+
+[[routes]]
+path = "/mcp"
+upstream = "http://127.0.0.1:9000/mcp"
+"#;
+
+fn validate(text: &str) -> Result<Config, String> {
+    let file = FileConfig::parse(text).map_err(|(k, r)| format!("{k:?}: {r}"))?;
+    Config::validate(file, Path::new("gw.toml"), &|name| {
+        (name == "KEY_PEM").then(|| "pem".to_owned())
+    })
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_minimal_config_gets_sane_defaults() {
+    let config = validate(MINIMAL).unwrap();
+    let route = &config.routes[0];
+    assert_eq!(config.tokens.issuer, "http://127.0.0.1:8080");
+    assert_eq!(route.resource, "http://127.0.0.1:8080/mcp");
+    assert_eq!(
+        route.metadata_url,
+        "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"
+    );
+    assert_eq!(route.credentials, Credentials::Headers);
+    assert_eq!(route.upstream.authority, "127.0.0.1:9000");
+    assert_eq!(route.upstream.path, "/mcp");
+    assert_eq!(route.backend_audience, "http://127.0.0.1:9000/mcp");
+    assert_eq!(
+        config.metrics_listen.unwrap().to_string(),
+        DEFAULT_METRICS_LISTEN
+    );
+    assert_eq!(
+        config.as_metadata_paths(),
+        vec!["/.well-known/oauth-authorization-server"]
+    );
+}
+
+#[test]
+fn an_issuer_with_a_path_adds_the_path_inserted_metadata_url() {
+    let config = validate(&MINIMAL.replace(
+        "[[routes]]",
+        "[tokens]\nissuer = \"http://127.0.0.1:8080/tenant\"\n[[routes]]",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.as_metadata_paths(),
+        vec![
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/oauth-authorization-server/tenant"
+        ]
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_the_key() {
+    let cases = [
+        (
+            MINIMAL.replace(
+                "public_url = \"http://127.0.0.1:8080\"",
+                "public_url = \"http://h/x\"",
+            ),
+            "`server.public_url`",
+        ),
+        (
+            MINIMAL.replace("path = \"/mcp\"", "path = \"mcp\""),
+            "`routes[0].path`",
+        ),
+        (
+            MINIMAL.replace("path = \"/mcp\"", "path = \"/token\""),
+            "reserved",
+        ),
+        (
+            MINIMAL.replace("9000/mcp\"", "9000/mcp\"\ncredentials = \"cookie\""),
+            "`routes[0].credentials`",
+        ),
+        (
+            MINIMAL.replace("9000/mcp\"", "9000/mcp\"\nrequired_scopes = [\"admin\"]"),
+            "`routes[0].required_scopes[0]`",
+        ),
+        (
+            MINIMAL.replace(
+                "[[routes]]",
+                "[tokens]\nsigning_key_env = \"MISSING\"\n[[routes]]",
+            ),
+            "MISSING is not set",
+        ),
+        (
+            MINIMAL.replace(
+                "[[routes]]",
+                "[tokens]\nassertion_lifetime = \"1h\"\n[[routes]]",
+            ),
+            "`tokens.assertion_lifetime`",
+        ),
+        (
+            MINIMAL.replace(
+                "[[routes]]",
+                "[metrics]\nlisten = \"127.0.0.1:8080\"\n[[routes]]",
+            ),
+            "`metrics.listen`",
+        ),
+        (
+            format!("{MINIMAL}\n[[routes]]\npath = \"/mcp\"\nupstream = \"http://x/\"\n"),
+            "`routes[1].path`",
+        ),
+        (
+            MINIMAL.replace("http://127.0.0.1:9000/mcp", "ftp://x/"),
+            "`routes[0].upstream`",
+        ),
+    ];
+    for (text, needle) in cases {
+        let err = validate(&text).unwrap_err();
+        assert!(err.starts_with("gw.toml: "), "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert!(!err.contains('\n'));
+    }
+}
+
+#[test]
+fn unknown_keys_and_bad_types_are_named_by_the_parser() {
+    let (key, reason) =
+        FileConfig::parse(&MINIMAL.replace("[[routes]]", "[[routes]]\nupstrem = 1")).unwrap_err();
+    assert_eq!(key.as_deref(), Some("routes[0].upstrem"));
+    assert!(reason.contains("unknown field"));
+    let (key, _) =
+        FileConfig::parse(&MINIMAL.replace("9000/mcp\"", "9000/mcp\"\nread_timeout = \"forever\""))
+            .unwrap_err();
+    assert_eq!(key.as_deref(), Some("routes[0].read_timeout"));
+}
+
+#[test]
+fn the_signing_key_is_never_described() {
+    let config = validate(&MINIMAL.replace(
+        "[[routes]]",
+        "[tokens]\nsigning_key_env = \"KEY_PEM\"\n[[routes]]",
+    ))
+    .unwrap();
+    let described = config.describe();
+    assert!(described.contains("environment variable KEY_PEM"));
+    assert!(!described.contains("pem\n") && !format!("{config:?}").contains("\"pem\""));
+}

@@ -1,0 +1,83 @@
+//! The request the upstream sees: the client's credentials and every client-sent copy of the internal
+//! headers removed, the route's credentials added, path and `Host` rewritten for the upstream.
+
+use pingora::http::RequestHeader;
+
+use crate::config::{Credentials, Route};
+use crate::tokens::access::AccessClaims;
+use crate::tokens::backend::BackendCredentials;
+
+pub const TOKEN_HEADER: &str = "x-forwarded-access-token";
+pub const USER_HEADER: &str = "x-forwarded-user";
+pub const EMAIL_HEADER: &str = "x-forwarded-email";
+pub const USERNAME_HEADER: &str = "x-forwarded-preferred-username";
+pub const ASSERTION_HEADER: &str = gateway_assertion::ASSERTION_HEADER;
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Headers only the gateway may set, and client credentials the upstream must never see. Removal is by
+/// name, so it takes every copy whatever its case.
+const STRIPPED: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    TOKEN_HEADER,
+    USER_HEADER,
+    EMAIL_HEADER,
+    USERNAME_HEADER,
+    ASSERTION_HEADER,
+    REQUEST_ID_HEADER,
+];
+
+/// Rewrites `request` for `route`'s upstream on behalf of `caller`.
+pub fn prepare(
+    request: &mut RequestHeader,
+    route: &Route,
+    caller: &AccessClaims,
+    credentials: Option<&BackendCredentials>,
+    request_id: &str,
+) -> pingora::Result<()> {
+    for name in STRIPPED {
+        while request.remove_header(*name).is_some() {}
+    }
+    let query = request.uri.query().map(str::to_owned);
+    let target = match query {
+        Some(q) if route.upstream.path.contains('?') => format!("{}&{q}", route.upstream.path),
+        Some(q) => format!("{}?{q}", route.upstream.path),
+        None => route.upstream.path.clone(),
+    };
+    request.set_uri(target.parse().map_err(|_| {
+        pingora::Error::explain(
+            pingora::ErrorType::InvalidHTTPHeader,
+            "the request target cannot be rewritten",
+        )
+    })?);
+    request.insert_header(http::header::HOST, route.upstream.authority.as_str())?;
+    request.insert_header(REQUEST_ID_HEADER, request_id)?;
+    match (route.credentials, credentials) {
+        (Credentials::Headers, Some(c)) => {
+            request.insert_header(TOKEN_HEADER, &*c.upstream_token)?;
+            request.insert_header(ASSERTION_HEADER, &*c.assertion)?;
+            request.insert_header(USER_HEADER, caller.sub.as_str())?;
+            if let Some(email) = &caller.email {
+                request.insert_header(EMAIL_HEADER, email.as_str())?;
+            }
+            if let Some(username) = &caller.preferred_username {
+                request.insert_header(USERNAME_HEADER, username.as_str())?;
+            }
+        }
+        (Credentials::Bearer, Some(c)) => {
+            request.insert_header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", c.upstream_token),
+            )?;
+        }
+        (Credentials::Assertion, Some(c)) => {
+            request.insert_header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", c.assertion),
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}

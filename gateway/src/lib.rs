@@ -1,0 +1,113 @@
+//! mcp-auth-gateway: an OAuth 2.1 gateway for MCP servers, on Pingora.
+//!
+//! [`run`] reads the config ([`config`]), loads the signing keys ([`tokens`]), and builds one Pingora
+//! server from our own settings: the data plane ([`proxy`]) on the public listener, the Prometheus
+//! endpoint ([`metrics`]) on its own listener, and a supervisor ([`supervise`]) per `command` route.
+
+pub mod admission;
+pub mod cli;
+pub mod config;
+pub mod cors;
+pub mod forward;
+pub mod mcp_peek;
+pub mod metadata;
+pub mod metrics;
+pub mod proxy;
+pub mod routes;
+pub mod sessions;
+pub mod supervise;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use pingora::server::Server;
+use pingora::server::configuration::ServerConf;
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::config::Config;
+use crate::tokens::keys::KeyRing;
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let Some(path) = cli.config.as_deref() else {
+        bail!("--config FILE is required (see config/quickstart.toml)");
+    };
+    let config = config::load(path)?;
+    match cli.command {
+        Some(Command::Check) => {
+            print!("{}", config.describe());
+            Ok(())
+        }
+        None => serve(config, cli.log_format),
+    }
+}
+
+fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
+    init_tracing(log_format);
+    let config = Arc::new(config);
+    let keys = Arc::new(KeyRing::load(&config.tokens).context("loading the signing key")?);
+
+    let conf = ServerConf {
+        threads: config.threads,
+        grace_period_seconds: Some(config.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.grace_period.as_secs().max(1)),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut supervised = Vec::new();
+    for route in &config.routes {
+        if let Some(command) = &route.command {
+            let supervisor = supervise::Supervisor::new(route.path.clone(), command.clone());
+            supervised.push(supervisor.running_flag());
+            server.add_service(pingora::services::background::background_service(
+                &format!("command for {}", route.path),
+                supervisor,
+            ));
+        }
+    }
+
+    // Register the metrics before the first scrape can come.
+    std::sync::LazyLock::force(&metrics::METRICS);
+    let gateway = proxy::Gateway::new(config.clone(), keys, supervised);
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        gateway,
+        "mcp-auth-gateway",
+    );
+    proxy.add_tcp(&config.listen.to_string());
+    server.add_service(proxy);
+    if let Some(addr) = config.metrics_listen {
+        let mut prometheus = pingora_prometheus::prometheus_http_service();
+        prometheus.add_tcp(&addr.to_string());
+        server.add_service(prometheus);
+    }
+
+    for route in &config.routes {
+        tracing::info!(
+            "MCP server {} -> {} at {}",
+            route.path,
+            route.upstream.url,
+            route.resource
+        );
+    }
+    if let Some(addr) = config.metrics_listen {
+        tracing::info!("metrics at http://{addr}/metrics");
+    }
+    server.run_forever();
+}
+
+/// Logs go to stderr; Pingora's own `log` records are bridged into `tracing`.
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

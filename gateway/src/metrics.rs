@@ -1,0 +1,147 @@
+//! The Prometheus metrics, in the default registry that `pingora-prometheus` serves on its own
+//! listener. Every label value comes from a bounded set: configured route paths, a fixed list of
+//! methods, numeric statuses, the auth failure reasons, known MCP methods, and at most
+//! [`MAX_TOOL_NAMES`] tool names.
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+
+use pingora_prometheus::prometheus::{
+    HistogramVec, IntCounterVec, IntGaugeVec, register_histogram_vec, register_int_counter_vec,
+    register_int_gauge_vec,
+};
+
+/// The route label of the gateway's own endpoints.
+pub const GATEWAY_ROUTE: &str = "_gateway";
+pub const MAX_TOOL_NAMES: usize = 100;
+
+pub struct Metrics {
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub auth_failures: IntCounterVec,
+    pub active_streams: IntGaugeVec,
+    pub mcp_requests: IntCounterVec,
+    tools_seen: Mutex<HashSet<String>>,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    requests: register_int_counter_vec!(
+        "mcp_gateway_requests_total",
+        "Requests answered, by route, HTTP method and status.",
+        &["route", "method", "status"]
+    )
+    .expect("registers once"),
+    request_duration: register_histogram_vec!(
+        "mcp_gateway_request_duration_seconds",
+        "Time from the request's arrival to the end of its response, by route.",
+        &["route"],
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("registers once"),
+    upstream_duration: register_histogram_vec!(
+        "mcp_gateway_upstream_duration_seconds",
+        "Time from sending a request upstream to the end of the upstream's response, by route.",
+        &["route"],
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("registers once"),
+    auth_failures: register_int_counter_vec!(
+        "mcp_gateway_auth_failures_total",
+        "Requests refused admission, by route and reason.",
+        &["route", "reason"]
+    )
+    .expect("registers once"),
+    active_streams: register_int_gauge_vec!(
+        "mcp_gateway_active_streams",
+        "Server-sent event streams open through the gateway, by route.",
+        &["route"]
+    )
+    .expect("registers once"),
+    mcp_requests: register_int_counter_vec!(
+        "mcp_gateway_mcp_requests_total",
+        "MCP messages forwarded, by route, MCP method and tool.",
+        &["route", "mcp_method", "tool"]
+    )
+    .expect("registers once"),
+    tools_seen: Mutex::new(HashSet::new()),
+});
+
+/// The HTTP method as a bounded label.
+pub fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::HEAD => "HEAD",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// MCP methods counted by name; any other is "other".
+const MCP_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "elicitation/create",
+    "sampling/createMessage",
+    "roots/list",
+    "tasks/get",
+    "tasks/list",
+    "tasks/cancel",
+    "tasks/result",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+];
+
+pub fn mcp_method_label(method: &str) -> &'static str {
+    MCP_METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
+impl Metrics {
+    /// A tool name as a label: well-formed names up to the cap, then "other".
+    pub fn tool_label(&self, name: &str) -> String {
+        let well_formed = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
+        if !well_formed {
+            return "other".into();
+        }
+        let mut seen = self.tools_seen.lock().expect("not poisoned");
+        if seen.contains(name) {
+            return name.to_owned();
+        }
+        if seen.len() < MAX_TOOL_NAMES {
+            seen.insert(name.to_owned());
+            return name.to_owned();
+        }
+        "other".into()
+    }
+}

@@ -1,0 +1,655 @@
+//! The data plane: a Pingora `ProxyHttp` that implements only the phases it needs, in pipeline order.
+//! Each phase delegates to the module that owns the job; per-request state lives in [`RequestCtx`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::admission::{self, AdmissionError};
+use crate::config::{Config, Credentials, Route};
+use crate::cors;
+use crate::forward;
+use crate::mcp_peek::McpPeek;
+use crate::metadata;
+use crate::metrics::{GATEWAY_ROUTE, METRICS, mcp_method_label, method_label};
+use crate::routes::{Endpoint, Router};
+use crate::sessions::SessionBindings;
+use crate::tokens::access::{AccessClaims, AccessTokenVerifier};
+use crate::tokens::backend::{BackendCredentials, BackendSigner};
+use crate::tokens::keys::KeyRing;
+use crate::tokens::now;
+
+/// The gateway's shared state; one per process.
+pub struct Gateway {
+    config: Arc<Config>,
+    router: Router,
+    verifier: Arc<AccessTokenVerifier>,
+    signer: BackendSigner,
+    sessions: SessionBindings,
+    keys: Arc<KeyRing>,
+    as_metadata: Bytes,
+    resource_metadata: Vec<Bytes>,
+    /// One flag per supervised command: `/readyz` is 200 only when all are up.
+    supervised: Vec<Arc<AtomicBool>>,
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    started: Instant,
+    request_id: String,
+    endpoint: Endpoint,
+    caller: Option<Arc<AccessClaims>>,
+    credentials: Option<Arc<BackendCredentials>>,
+    /// The allowed browser origin to answer with CORS headers.
+    cors_origin: Option<String>,
+    peek: McpPeek,
+    body_bytes: u64,
+    upstream_started: Option<Instant>,
+    stream_open: bool,
+    /// A `DELETE` of this session: forget its binding once the upstream agrees.
+    ending_session: Option<String>,
+}
+
+impl Gateway {
+    pub fn new(config: Arc<Config>, keys: Arc<KeyRing>, supervised: Vec<Arc<AtomicBool>>) -> Self {
+        let skew = config.tokens.clock_skew.as_secs();
+        let verifier = Arc::new(AccessTokenVerifier::new(
+            keys.clone(),
+            config.tokens.issuer.clone(),
+            skew,
+        ));
+        let signer = BackendSigner::new(
+            keys.clone(),
+            config.tokens.issuer.clone(),
+            config.tokens.assertion_lifetime.as_secs(),
+        );
+        Self {
+            router: Router::new(&config),
+            as_metadata: metadata::authorization_server(&config),
+            resource_metadata: config
+                .routes
+                .iter()
+                .map(|r| metadata::protected_resource(&config, r))
+                .collect(),
+            verifier,
+            signer,
+            sessions: SessionBindings::default(),
+            keys,
+            supervised,
+            config,
+        }
+    }
+
+    /// The access token verifier, shared with the authorization server (revocation).
+    pub fn verifier(&self) -> Arc<AccessTokenVerifier> {
+        self.verifier.clone()
+    }
+
+    fn route(&self, endpoint: Endpoint) -> Option<&Route> {
+        match endpoint {
+            Endpoint::Mcp(i) => self.config.routes.get(i),
+            _ => None,
+        }
+    }
+
+    fn route_label(&self, endpoint: Endpoint) -> &str {
+        self.route(endpoint)
+            .map_or(GATEWAY_ROUTE, |r| r.path.as_str())
+    }
+
+    /// Answers the gateway's own endpoints.
+    async fn serve_local(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let method = session.req_header().method.clone();
+        let endpoint = ctx.endpoint;
+        if endpoint.is_public_document() {
+            if method == http::Method::OPTIONS {
+                return respond(session, 204, Bytes::new(), &document_preflight()).await;
+            }
+            if method != http::Method::GET && method != http::Method::HEAD {
+                return respond_json(
+                    session,
+                    405,
+                    &json_error("method_not_allowed", "Use GET"),
+                    &[("allow", "GET, HEAD, OPTIONS".into())],
+                )
+                .await;
+            }
+        }
+        let cors_any = [("access-control-allow-origin", "*".to_owned())];
+        match endpoint {
+            Endpoint::Health => {
+                respond(session, 200, Bytes::from_static(br#"{"status":"ok"}"#), &[]).await
+            }
+            Endpoint::Ready => {
+                if self.supervised.iter().all(|up| up.load(Ordering::Acquire)) {
+                    respond(
+                        session,
+                        200,
+                        Bytes::from_static(br#"{"status":"ready"}"#),
+                        &[],
+                    )
+                    .await
+                } else {
+                    respond(
+                        session,
+                        503,
+                        Bytes::from_static(br#"{"status":"starting"}"#),
+                        &[],
+                    )
+                    .await
+                }
+            }
+            Endpoint::Jwks => respond(session, 200, self.keys.jwks(), &cors_any).await,
+            Endpoint::AuthServerMetadata => {
+                respond(session, 200, self.as_metadata.clone(), &cors_any).await
+            }
+            Endpoint::ResourceMetadata(i) => {
+                respond(session, 200, self.resource_metadata[i].clone(), &cors_any).await
+            }
+            Endpoint::NotFound | Endpoint::Mcp(_) => {
+                respond_json(
+                    session,
+                    404,
+                    &json_error("not_found", "Nothing is served at this path"),
+                    &[],
+                )
+                .await
+            }
+        }
+    }
+
+    /// Admission and everything else decided before a request to an MCP route goes upstream. `Ok(true)`
+    /// when a response was already written.
+    async fn admit_mcp(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> pingora::Result<bool> {
+        let route_label = route.path.as_str();
+        let header = session.req_header();
+        if header_bytes(header) > self.config.max_request_header_bytes {
+            respond_json(
+                session,
+                431,
+                &json_error(
+                    "request_header_fields_too_large",
+                    "The request headers are too large",
+                ),
+                &[],
+            )
+            .await?;
+            return Ok(true);
+        }
+        if let Some(origin) = cors::origin(&header.headers) {
+            if !cors::is_allowed(origin, &self.config.allowed_origins) {
+                METRICS
+                    .auth_failures
+                    .with_label_values(&[route_label, "origin"])
+                    .inc();
+                respond_json(
+                    session,
+                    403,
+                    &json_error("forbidden", "This Origin is not allowed"),
+                    &[],
+                )
+                .await?;
+                return Ok(true);
+            }
+            ctx.cors_origin = Some(origin.to_owned());
+        }
+        let cors = cors_headers(ctx.cors_origin.as_deref());
+        if header.method == http::Method::OPTIONS {
+            let Some(origin) = ctx.cors_origin.as_deref() else {
+                respond(
+                    session,
+                    204,
+                    Bytes::new(),
+                    &[("allow", "GET, POST, DELETE, OPTIONS".into())],
+                )
+                .await?;
+                return Ok(true);
+            };
+            let Some(allowed_headers) = cors::mcp_preflight_headers(&header.headers) else {
+                respond_json(
+                    session,
+                    403,
+                    &json_error("forbidden", "A requested header is not allowed"),
+                    &[],
+                )
+                .await?;
+                return Ok(true);
+            };
+            let mut headers = cors_headers(Some(origin));
+            headers.push((
+                "access-control-allow-methods",
+                "GET, POST, DELETE, OPTIONS".into(),
+            ));
+            headers.push(("access-control-allow-headers", allowed_headers));
+            headers.push(("access-control-max-age", "600".into()));
+            respond(session, 204, Bytes::new(), &headers).await?;
+            return Ok(true);
+        }
+        let declared_length = header
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared_length.is_some_and(|len| len > self.config.max_request_body_bytes) {
+            respond_json(
+                session,
+                413,
+                &json_error("payload_too_large", "The request body is too large"),
+                &cors,
+            )
+            .await?;
+            return Ok(true);
+        }
+
+        let caller = match admission::admit(
+            &self.verifier,
+            route,
+            &header.headers,
+            header.uri.query(),
+            now(),
+        ) {
+            Ok(caller) => caller,
+            Err(error) => {
+                METRICS
+                    .auth_failures
+                    .with_label_values(&[route_label, error.reason()])
+                    .inc();
+                self.refuse(session, route, &error, cors).await?;
+                return Ok(true);
+            }
+        };
+        if let Some(id) = header
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            if !self.sessions.admit(id, &caller.sub) {
+                METRICS
+                    .auth_failures
+                    .with_label_values(&[route_label, "foreign_session"])
+                    .inc();
+                let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Session not found"}});
+                respond_json(session, 404, &body, &cors).await?;
+                return Ok(true);
+            }
+            if header.method == http::Method::DELETE {
+                ctx.ending_session = Some(id.to_owned());
+            }
+        }
+        if route.credentials != Credentials::None {
+            let Endpoint::Mcp(index) = ctx.endpoint else {
+                unreachable!("an MCP route")
+            };
+            let credentials = self
+                .signer
+                .credentials(&caller, index, &route.backend_audience, now())
+                .map_err(|e| {
+                    Error::because(ErrorType::InternalError, "signing backend credentials", e)
+                })?;
+            ctx.credentials = Some(credentials);
+        }
+        ctx.peek = McpPeek::from_headers(&header.headers);
+        ctx.caller = Some(caller);
+        Ok(false)
+    }
+
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        route: &Route,
+        error: &AdmissionError,
+        mut headers: Vec<(&'static str, String)>,
+    ) -> pingora::Result<()> {
+        headers.push(("www-authenticate", error.challenge(route)));
+        respond_json(session, error.status(), &error.body(), &headers).await
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            endpoint: Endpoint::NotFound,
+            caller: None,
+            credentials: None,
+            cors_origin: None,
+            peek: McpPeek::default(),
+            body_bytes: 0,
+            upstream_started: None,
+            stream_open: false,
+            ending_session: None,
+        }
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        ctx.endpoint = self.router.classify(session.req_header().uri.path());
+        match self.route(ctx.endpoint) {
+            Some(route) => self.admit_mcp(session, ctx, route).await,
+            None => {
+                self.serve_local(session, ctx).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let Some(chunk) = body {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > self.config.max_request_body_bytes {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "the request body is too large",
+                ));
+            }
+        }
+        ctx.peek.feed(body.as_deref(), end_of_stream);
+        Ok(())
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let route = self
+            .route(ctx.endpoint)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route to proxy to"))?;
+        let upstream = &route.upstream;
+        let mut peer = HttpPeer::new(
+            (upstream.host.as_str(), upstream.port),
+            upstream.tls,
+            upstream.host.clone(),
+        );
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
+        peer.options.write_timeout = Some(upstream.write_timeout);
+        peer.options.idle_timeout = Some(std::time::Duration::from_secs(60));
+        ctx.upstream_started = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let (Some(route), Some(caller)) = (self.route(ctx.endpoint), ctx.caller.as_deref()) else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "proxying an unadmitted request",
+            ));
+        };
+        forward::prepare(
+            upstream_request,
+            route,
+            caller,
+            ctx.credentials.as_deref(),
+            &ctx.request_id,
+        )
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let Some(route) = self.route(ctx.endpoint) else {
+            return Ok(());
+        };
+        if let (Some(caller), Some(id)) = (
+            ctx.caller.as_deref(),
+            response
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok()),
+        ) {
+            self.sessions.bind(id, &caller.sub);
+        }
+        if let Some(id) = &ctx.ending_session
+            && response.status.is_success()
+        {
+            self.sessions.end(id);
+        }
+        let is_sse = response
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
+        if is_sse {
+            // Nothing between here and the client may buffer or compress the stream.
+            response.insert_header("x-accel-buffering", "no")?;
+            response.remove_header(&http::header::CONTENT_LENGTH);
+            METRICS
+                .active_streams
+                .with_label_values(&[route.path.as_str()])
+                .inc();
+            ctx.stream_open = true;
+        }
+        for (name, value) in cors_headers(ctx.cors_origin.as_deref()) {
+            response.insert_header(name, value)?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                504
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code > 0 && session.response_written().is_none() {
+            let (error, description) = match code {
+                502 => (
+                    "bad_gateway",
+                    "The MCP server behind the gateway could not be reached",
+                ),
+                504 => (
+                    "gateway_timeout",
+                    "The MCP server behind the gateway did not answer in time",
+                ),
+                413 => ("payload_too_large", "The request body is too large"),
+                400 => ("bad_request", "The request could not be read"),
+                _ => ("internal_error", "The gateway failed to handle the request"),
+            };
+            let _ = respond_json(session, code, &json_error(error, description), &[]).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        let route = self.route_label(ctx.endpoint).to_owned();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let method = method_label(&session.req_header().method);
+        let elapsed = ctx.started.elapsed();
+        METRICS
+            .requests
+            .with_label_values(&[route.as_str(), method, itoa(status).as_str()])
+            .inc();
+        METRICS
+            .request_duration
+            .with_label_values(&[route.as_str()])
+            .observe(elapsed.as_secs_f64());
+        if let Some(started) = ctx.upstream_started {
+            METRICS
+                .upstream_duration
+                .with_label_values(&[route.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        if ctx.stream_open {
+            METRICS
+                .active_streams
+                .with_label_values(&[route.as_str()])
+                .dec();
+        }
+        if ctx.caller.is_some()
+            && let Some(method) = ctx.peek.method.as_deref()
+        {
+            let mcp_method = mcp_method_label(method);
+            let tool = match (mcp_method, ctx.peek.tool.as_deref()) {
+                ("tools/call", Some(name)) => METRICS.tool_label(name),
+                _ => String::new(),
+            };
+            METRICS
+                .mcp_requests
+                .with_label_values(&[route.as_str(), mcp_method, tool.as_str()])
+                .inc();
+        }
+        let caller = ctx.caller.as_deref();
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            %route,
+            method = %session.req_header().method,
+            path = %session.req_header().uri.path(),
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            user = caller.map_or("-", |c| c.sub.as_str()),
+            client_id = caller.map_or("-", |c| c.client_id.as_str()),
+            error = error.map(|e| e.etype().as_str()).unwrap_or("-"),
+        );
+    }
+}
+
+fn itoa(status: u16) -> String {
+    status.to_string()
+}
+
+/// The size of a request's header section, roughly as it came on the wire.
+fn header_bytes(header: &RequestHeader) -> usize {
+    let target = header
+        .uri
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    target
+        + header
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>()
+}
+
+fn cors_headers(origin: Option<&str>) -> Vec<(&'static str, String)> {
+    match origin {
+        Some(origin) => vec![
+            ("access-control-allow-origin", origin.to_owned()),
+            (
+                "access-control-expose-headers",
+                cors::MCP_EXPOSED_HEADERS.to_owned(),
+            ),
+            ("vary", "Origin".to_owned()),
+        ],
+        None => Vec::new(),
+    }
+}
+
+fn document_preflight() -> Vec<(&'static str, String)> {
+    vec![
+        ("access-control-allow-origin", "*".into()),
+        ("access-control-allow-methods", "GET, HEAD, OPTIONS".into()),
+        (
+            "access-control-allow-headers",
+            cors::DOCUMENT_ALLOWED_HEADERS.into(),
+        ),
+        ("access-control-max-age", "86400".into()),
+    ]
+}
+
+fn json_error(error: &str, description: &str) -> serde_json::Value {
+    serde_json::json!({ "error": error, "error_description": description })
+}
+
+async fn respond_json(
+    session: &mut Session,
+    status: u16,
+    body: &serde_json::Value,
+    headers: &[(&'static str, String)],
+) -> pingora::Result<()> {
+    respond(
+        session,
+        status,
+        serde_json::to_vec(body).expect("JSON").into(),
+        headers,
+    )
+    .await
+}
+
+/// Writes a whole local response: a JSON body (or none), `no-store`, and `headers`.
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    headers: &[(&'static str, String)],
+) -> pingora::Result<()> {
+    let mut response = ResponseHeader::build(status, Some(4 + headers.len()))?;
+    if !body.is_empty() {
+        response.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    }
+    response.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    for (name, value) in headers {
+        response.insert_header(*name, value.as_str())?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
+    session
+        .write_response_header(Box::new(response), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}

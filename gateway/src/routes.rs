@@ -1,0 +1,63 @@
+//! Classifies a request by its path: one of the gateway's own endpoints, or a protected MCP route.
+//! Pure and precomputed, so the hot path is one hash lookup.
+
+use std::collections::HashMap;
+
+use crate::config::Config;
+
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub const ROOT_RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    Ready,
+    Jwks,
+    AuthServerMetadata,
+    /// The protected resource metadata of route number N.
+    ResourceMetadata(usize),
+    /// Protected MCP route number N.
+    Mcp(usize),
+    NotFound,
+}
+
+impl Endpoint {
+    /// Whether browsers from any origin may read it (public discovery documents).
+    pub fn is_public_document(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Jwks | Endpoint::AuthServerMetadata | Endpoint::ResourceMetadata(_)
+        )
+    }
+}
+
+pub struct Router {
+    exact: HashMap<String, Endpoint>,
+}
+
+impl Router {
+    pub fn new(config: &Config) -> Self {
+        let mut exact = HashMap::new();
+        exact.insert("/healthz".to_owned(), Endpoint::Health);
+        exact.insert("/readyz".to_owned(), Endpoint::Ready);
+        exact.insert(JWKS_PATH.to_owned(), Endpoint::Jwks);
+        for path in config.as_metadata_paths() {
+            exact.insert(path, Endpoint::AuthServerMetadata);
+        }
+        exact.insert(
+            ROOT_RESOURCE_METADATA_PATH.to_owned(),
+            Endpoint::ResourceMetadata(config.default_route),
+        );
+        for (i, route) in config.routes.iter().enumerate() {
+            exact.insert(route.metadata_path.clone(), Endpoint::ResourceMetadata(i));
+            exact.insert(route.path.clone(), Endpoint::Mcp(i));
+            // Clients that normalise the URL may add a trailing slash.
+            exact.insert(format!("{}/", route.path), Endpoint::Mcp(i));
+        }
+        Self { exact }
+    }
+
+    pub fn classify(&self, path: &str) -> Endpoint {
+        self.exact.get(path).copied().unwrap_or(Endpoint::NotFound)
+    }
+}

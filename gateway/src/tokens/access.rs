@@ -1,0 +1,238 @@
+//! RFC 9068 JWT access tokens: minted by the gateway, checked on every MCP request. A verified token is
+//! cached until it expires, so steady traffic pays one signature check per token; expiry, audience,
+//! scopes and revocation are still checked on every request.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeyRing;
+use gateway_assertion::KeyAlgorithm;
+
+/// The JOSE `typ` of an access token (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Verified tokens kept at most; beyond it, expired ones are dropped, then all.
+const CACHE_CAPACITY: usize = 50_000;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub client_id: String,
+    #[serde(default)]
+    pub scope: String,
+    pub exp: u64,
+    pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+}
+
+/// `aud`: one string or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl AccessClaims {
+    /// Whether the token was minted for `resource`: exactly, or with a trailing slash (clients that
+    /// build the resource with `new URL(…).href` add one), and nothing else.
+    pub fn is_for(&self, resource: &str) -> bool {
+        let matches = |aud: &str| aud == resource || aud.strip_suffix('/') == Some(resource);
+        match &self.aud {
+            Audience::One(aud) => matches(aud),
+            Audience::Many(auds) => auds.iter().any(|a| matches(a)),
+        }
+    }
+
+    /// The scopes this token grants.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split_ascii_whitespace()
+    }
+}
+
+/// Why a token was refused. The message is the `error_description`: safe to show, and free of `=`
+/// and quotes so that no client's challenge parser can mistake it for a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("The access token is malformed")]
+    Malformed,
+    #[error("The access token is not an RFC 9068 access token")]
+    WrongType,
+    #[error("The access token is signed with an algorithm that is not accepted")]
+    AlgorithmNotAllowed,
+    #[error("The access token is signed by an unknown key")]
+    UnknownKey,
+    #[error("The access token signature is invalid")]
+    BadSignature,
+    #[error("The access token was issued by another issuer")]
+    WrongIssuer,
+    #[error("The access token is for another resource")]
+    WrongAudience,
+    #[error("The access token expired")]
+    Expired,
+    #[error("The access token is not valid yet")]
+    NotYetValid,
+    #[error("The access token lacks a required claim")]
+    MissingClaim,
+    #[error("The access token was revoked")]
+    Revoked,
+}
+
+impl TokenError {
+    /// The bounded `reason` label of the auth-failure metric.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::WrongType => "wrong_type",
+            TokenError::AlgorithmNotAllowed => "bad_algorithm",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::BadSignature => "bad_signature",
+            TokenError::WrongIssuer => "wrong_issuer",
+            TokenError::WrongAudience => "wrong_audience",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::MissingClaim => "missing_claim",
+            TokenError::Revoked => "revoked",
+        }
+    }
+}
+
+/// Access tokens revoked before they expire, by `jti`, each kept until its token's `exp`.
+#[derive(Default)]
+pub struct Revocations {
+    revoked: RwLock<HashMap<String, u64>>,
+}
+
+impl Revocations {
+    pub fn revoke(&self, jti: &str, exp: u64, now: u64) {
+        let mut revoked = self.revoked.write().expect("not poisoned");
+        revoked.retain(|_, until| *until >= now);
+        revoked.insert(jti.to_owned(), exp);
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.read().expect("not poisoned").contains_key(jti)
+    }
+}
+
+/// Checks access tokens against the gateway's keys and issuer.
+pub struct AccessTokenVerifier {
+    keys: Arc<KeyRing>,
+    issuer: String,
+    skew: u64,
+    pub revocations: Revocations,
+    cache: RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+}
+
+impl AccessTokenVerifier {
+    pub fn new(keys: Arc<KeyRing>, issuer: String, skew: u64) -> Self {
+        Self {
+            keys,
+            issuer,
+            skew,
+            revocations: Revocations::default(),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The claims of a valid, unexpired, unrevoked token at time `now`. The audience is the caller's
+    /// to check, per route, with [`AccessClaims::is_for`].
+    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<AccessClaims>, TokenError> {
+        let cached = self.cache.read().expect("not poisoned").get(token).cloned();
+        let claims = match cached {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_signed(token, now)?);
+                self.remember(token, claims.clone(), now);
+                claims
+            }
+        };
+        if claims.exp + self.skew < now {
+            return Err(TokenError::Expired);
+        }
+        if self.revocations.is_revoked(&claims.jti) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    fn remember(&self, token: &str, claims: Arc<AccessClaims>, now: u64) {
+        let mut cache = self.cache.write().expect("not poisoned");
+        if cache.len() >= CACHE_CAPACITY {
+            let skew = self.skew;
+            cache.retain(|_, c| c.exp + skew >= now);
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(token.into(), claims);
+    }
+
+    fn verify_signed(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(TokenError::WrongType);
+        }
+        let alg = KeyAlgorithm::from_jose(header.alg).ok_or(TokenError::AlgorithmNotAllowed)?;
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let (key, key_alg) = self.keys.decoding_key(&kid).ok_or(TokenError::UnknownKey)?;
+        if key_alg != alg {
+            return Err(TokenError::AlgorithmNotAllowed);
+        }
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        let claims: AccessClaims = jsonwebtoken::decode(token, key, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_)
+                | jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::MissingClaim,
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                    TokenError::AlgorithmNotAllowed
+                }
+                _ => TokenError::Malformed,
+            })?
+            .claims;
+        if claims.jti.is_empty() || claims.client_id.is_empty() || claims.sub.is_empty() {
+            return Err(TokenError::MissingClaim);
+        }
+        if claims.exp + self.skew < now {
+            return Err(TokenError::Expired);
+        }
+        if claims.iat > now + self.skew || claims.nbf.is_some_and(|nbf| nbf > now + self.skew) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+/// Signs access token claims with the active key.
+pub fn mint(keys: &KeyRing, claims: &AccessClaims) -> Result<String, gateway_assertion::KeyError> {
+    keys.active().sign(ACCESS_TOKEN_TYP, claims)
+}
+
+/// Whether `granted` covers every scope in `required`.
+pub fn has_scopes<'a>(granted: impl Iterator<Item = &'a str>, required: &[String]) -> bool {
+    let granted: HashSet<&str> = granted.collect();
+    required.iter().all(|s| granted.contains(s.as_str()))
+}
+
+#[cfg(test)]
+#[path = "access_tests.rs"]
+mod tests;

@@ -1,0 +1,174 @@
+//! What the gateway hands a backend instead of the client's token: an upstream token for the grant,
+//! and the signed `X-Gateway-Assertion` that vouches for it and for the caller's identity.
+//!
+//! Until the authorization server holds real upstream tokens per grant, the upstream token is one the
+//! gateway mints for the backend's audience (RFC 8693 in spirit). Both are cached per access token
+//! and route, so steady traffic pays for two signatures per token per half assertion lifetime, not
+//! per request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use gateway_assertion::{ASSERTION_TYP, AssertionClaims, KeyError, access_token_hash};
+
+use super::access::{AccessClaims, Audience, mint};
+use super::keys::KeyRing;
+
+const CACHE_CAPACITY: usize = 50_000;
+/// The longest an upstream token minted by the gateway lives.
+const MAX_UPSTREAM_TOKEN_SECS: u64 = 3600;
+
+/// The credentials for one request to one backend.
+#[derive(Debug)]
+pub struct BackendCredentials {
+    pub upstream_token: Arc<str>,
+    pub assertion: Arc<str>,
+    /// After this (seconds since the epoch) the pair is made anew.
+    renew_at: u64,
+}
+
+/// Credentials made, by access token `jti` and route number.
+type CredentialCache = HashMap<(Arc<str>, usize), Arc<BackendCredentials>>;
+
+pub struct BackendSigner {
+    keys: Arc<KeyRing>,
+    issuer: String,
+    assertion_lifetime: u64,
+    cache: Mutex<CredentialCache>,
+}
+
+impl BackendSigner {
+    pub fn new(keys: Arc<KeyRing>, issuer: String, assertion_lifetime: u64) -> Self {
+        Self {
+            keys,
+            issuer,
+            assertion_lifetime,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The credentials for `caller` on route number `route` whose backend audience is `audience`.
+    pub fn credentials(
+        &self,
+        caller: &AccessClaims,
+        route: usize,
+        audience: &str,
+        now: u64,
+    ) -> Result<Arc<BackendCredentials>, KeyError> {
+        let key = (Arc::<str>::from(caller.jti.as_str()), route);
+        if let Some(found) = self.cache.lock().expect("not poisoned").get(&key)
+            && found.renew_at > now
+        {
+            return Ok(found.clone());
+        }
+        let made = Arc::new(self.make(caller, audience, now)?);
+        let mut cache = self.cache.lock().expect("not poisoned");
+        if cache.len() >= CACHE_CAPACITY {
+            cache.retain(|_, c| c.renew_at > now);
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(key, made.clone());
+        Ok(made)
+    }
+
+    fn make(
+        &self,
+        caller: &AccessClaims,
+        audience: &str,
+        now: u64,
+    ) -> Result<BackendCredentials, KeyError> {
+        let token_exp = caller.exp.min(now + MAX_UPSTREAM_TOKEN_SECS);
+        let upstream = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: caller.sub.clone(),
+            aud: Audience::One(audience.to_owned()),
+            client_id: caller.client_id.clone(),
+            scope: caller.scope.clone(),
+            exp: token_exp,
+            iat: now,
+            nbf: None,
+            jti: uuid::Uuid::new_v4().to_string(),
+            email: caller.email.clone(),
+            preferred_username: caller.preferred_username.clone(),
+        };
+        let upstream_token: Arc<str> = mint(&self.keys, &upstream)?.into();
+        let assertion = AssertionClaims {
+            iss: self.issuer.clone(),
+            aud: audience.to_owned(),
+            sub: caller.sub.clone(),
+            client_id: caller.client_id.clone(),
+            scope: caller.scope.clone(),
+            iat: now,
+            exp: now + self.assertion_lifetime,
+            ath: Some(access_token_hash(&upstream_token)),
+            email: caller.email.clone(),
+            preferred_username: caller.preferred_username.clone(),
+        };
+        let assertion: Arc<str> = self.keys.active().sign(ASSERTION_TYP, &assertion)?.into();
+        // Renew while at least half the assertion's life remains, and before the token runs out.
+        let renew_at = (now + self.assertion_lifetime / 2).min(token_exp.saturating_sub(5));
+        Ok(BackendCredentials {
+            upstream_token,
+            assertion,
+            renew_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_assertion::{Expectations, KeyAlgorithm, SigningKey, Verifier};
+
+    use super::*;
+
+    #[test]
+    fn credentials_verify_at_the_backend_and_are_reused() {
+        let keys = Arc::new(KeyRing::new(
+            SigningKey::generate(KeyAlgorithm::EdDsa).unwrap(),
+            Vec::new(),
+        ));
+        let signer = BackendSigner::new(keys.clone(), "http://gw".into(), 60);
+        let now = 1_900_000_000;
+        let caller = AccessClaims {
+            iss: "http://gw".into(),
+            sub: "alice".into(),
+            aud: Audience::One("http://gw/mcp".into()),
+            client_id: "c".into(),
+            scope: "mcp".into(),
+            exp: now + 600,
+            iat: now,
+            nbf: None,
+            jti: "j".into(),
+            email: Some("a@example.com".into()),
+            preferred_username: None,
+        };
+        let first = signer
+            .credentials(&caller, 0, "http://backend/mcp", now)
+            .unwrap();
+        let again = signer
+            .credentials(&caller, 0, "http://backend/mcp", now + 29)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let later = signer
+            .credentials(&caller, 0, "http://backend/mcp", now + 31)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &later), "renewed at half its life");
+
+        let verifier = Verifier::new(Expectations {
+            issuer: "http://gw".into(),
+            audience: "http://backend/mcp".into(),
+        });
+        let claims = verifier
+            .verify(
+                &first.assertion,
+                keys.active().public_jwk(),
+                Some(&first.upstream_token),
+                now + 10,
+            )
+            .unwrap();
+        assert_eq!(claims.sub, "alice");
+        assert_eq!(claims.email.as_deref(), Some("a@example.com"));
+    }
+}
