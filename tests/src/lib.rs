@@ -4,11 +4,15 @@
 
 pub mod binaries;
 pub mod echo;
+pub mod gateway;
 pub mod gateway_keys;
 pub mod node;
 pub mod process;
+pub mod upstream;
 
 pub use binaries::{binary, workspace_root};
 pub use echo::EchoTarget;
+pub use gateway::{GatewayBuilder, GatewayUnderTest};
 pub use gateway_keys::GatewayKeys;
-pub use process::{Running, free_port};
+pub use process::{Running, free_port, wait_for_port};
+pub use upstream::Upstream;

@@ -16,6 +16,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (for servers with no health URL).
+pub async fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A running child process, killed when dropped.
 pub struct Running {
     child: Child,

@@ -13,16 +13,20 @@ fn every_example_config_validates() {
             continue;
         }
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let program = if name.starts_with("mcp-backend") {
-            binary("mcp-backend")
+        // mcp-backend*.toml belong to the backend; every other file is a gateway config.
+        let mut command = if name.starts_with("mcp-backend") {
+            let mut c = Command::new(binary("mcp-backend"));
+            c.arg("--check");
+            c
         } else {
-            panic!(
-                "{name}: no binary is known to read this config; name it mcp-backend*.toml or teach this test"
-            );
+            let mut c = Command::new(binary("mcp-auth-gateway"));
+            c.arg("check");
+            c
         };
-        let output = Command::new(program)
-            .args(["--check", "--config"])
+        let output = command
+            .arg("--config")
             .arg(&path)
+            .current_dir(workspace_root())
             .output()
             .expect("the binary runs");
         assert!(
@@ -87,4 +91,100 @@ fn a_bad_backend_config_fails_with_one_line_naming_the_key() {
         );
         assert!(stderr.contains("bad.toml"), "names the file: {stderr}");
     }
+}
+
+#[test]
+fn a_bad_gateway_config_fails_with_one_line_naming_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "[server]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n\n[[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9000/mcp\"\n";
+    let cases = [
+        (
+            good.replace("upstream =", "upstreem ="),
+            "`routes[0].upstreem`",
+            "unknown field",
+        ),
+        (
+            good.replace("/mcp\"\nupstream", "mcp\"\nupstream"),
+            "`routes[0].path`",
+            "must start with /",
+        ),
+        (
+            good.replace("http://127.0.0.1:8080\"", "http://127.0.0.1:8080/base\""),
+            "`server.public_url`",
+            "origin only",
+        ),
+        (
+            format!("{good}read_timeout = \"soon\"\n"),
+            "`routes[0].read_timeout`",
+            "invalid value",
+        ),
+        (
+            format!("{good}[tokens]\nsigning_key_env = \"NO_SUCH_VARIABLE_FOR_TEST\"\n"),
+            "`tokens.signing_key_env`",
+            "not set",
+        ),
+    ];
+    for (text, key, reason) in cases {
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, &text).unwrap();
+        let output = Command::new(binary("mcp-auth-gateway"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "one line for {text:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("gateway.toml") && stderr.contains(key) && stderr.contains(reason),
+            "{text:?} gave {stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_prints_the_routes_and_never_the_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem =
+        gateway_assertion::SigningKey::generate(gateway_assertion::KeyAlgorithm::EdDsa).unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n[tokens]\nsigning_key_env = \"GW_TEST_KEY\"\n\n\
+         [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9000/mcp\"\n\n[[routes]]\npath = \"/github/mcp\"\nupstream = \"https://api.githubcopilot.com/mcp/\"\ncredentials = \"bearer\"\n",
+    )
+    .unwrap();
+    let output = Command::new(binary("mcp-auth-gateway"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("GW_TEST_KEY", pem.pkcs8_pem())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("route /mcp -> http://127.0.0.1:9000/mcp (default)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("route /github/mcp -> https://api.githubcopilot.com/mcp/"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("environment variable GW_TEST_KEY"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("PRIVATE KEY")
+            && !stdout.contains(pem.pkcs8_pem().lines().nth(1).unwrap()),
+        "{stdout}"
+    );
 }

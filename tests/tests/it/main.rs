@@ -3,3 +3,7 @@
 mod backend;
 mod backend_refusals;
 mod configs;
+mod gateway_admission;
+mod gateway_discovery;
+mod gateway_e2e;
+mod gateway_forwarding;

@@ -1,0 +1,182 @@
+//! A real `mcp-auth-gateway` for a test: ports picked first, a config written from the test's routes,
+//! a signing key the test holds too (so it can mint the gateway's access tokens), killed on drop.
+
+use std::collections::BTreeMap;
+
+use gateway_assertion::{KeyAlgorithm, SigningKey};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::gateway_keys::now;
+use crate::{Running, binary, free_port};
+
+pub struct GatewayBuilder {
+    pub port: u16,
+    pub metrics_port: u16,
+    server_extra: String,
+    sections: String,
+}
+
+impl GatewayBuilder {
+    pub fn new() -> Self {
+        Self {
+            port: free_port(),
+            metrics_port: free_port(),
+            server_extra: String::new(),
+            sections: String::new(),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the gateway's public URL and issuer.
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Adds lines to the `[server]` table.
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server_extra += lines;
+        self.server_extra += "\n";
+        self
+    }
+
+    /// Adds TOML after the `[server]` table: `[[routes]]` entries, `[limits]`, ….
+    pub fn section(mut self, toml: &str) -> Self {
+        self.sections += toml;
+        self.sections += "\n";
+        self
+    }
+
+    pub async fn start(self) -> GatewayUnderTest {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let key = SigningKey::generate(KeyAlgorithm::EdDsa).expect("a key");
+        let key_path = dir.path().join("signing-key.pem");
+        std::fs::write(&key_path, key.pkcs8_pem()).expect("the key file");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\ngrace_period = \"1s\"\n{extra}\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\nsigning_key_file = {key:?}\n\n{sections}",
+            port = self.port,
+            origin = self.origin(),
+            extra = self.server_extra,
+            metrics = self.metrics_port,
+            key = key_path.display().to_string(),
+            sections = self.sections,
+        );
+        let config_path = dir.path().join("gateway.toml");
+        std::fs::write(&config_path, &config).expect("the config file");
+        let mut process = Running::start(
+            &binary("mcp-auth-gateway"),
+            &["--config", config_path.to_str().expect("UTF-8")],
+            &[],
+        );
+        process
+            .wait_ready(&format!("{}/readyz", self.origin()))
+            .await;
+        GatewayUnderTest {
+            origin: self.origin(),
+            metrics_port: self.metrics_port,
+            key,
+            process,
+            config,
+            _dir: dir,
+        }
+    }
+}
+
+impl Default for GatewayBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct GatewayUnderTest {
+    pub origin: String,
+    pub metrics_port: u16,
+    pub key: SigningKey,
+    pub process: Running,
+    pub config: String,
+    _dir: TempDir,
+}
+
+impl GatewayUnderTest {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin)
+    }
+
+    /// Access token claims as the gateway issues them, for the route at `path`.
+    pub fn claims(&self, path: &str, sub: &str, scope: &str) -> Value {
+        let now = now();
+        json!({
+            "iss": self.origin,
+            "sub": sub,
+            "aud": self.url(path),
+            "client_id": "test-client",
+            "scope": scope,
+            "iat": now,
+            "exp": now + 600,
+            "jti": format!("{sub}-{}", now_nanos()),
+        })
+    }
+
+    /// Signs claims as an access token (`typ: at+jwt`) with the gateway's key.
+    pub fn sign(&self, claims: &Value) -> String {
+        self.key.sign("at+jwt", claims).expect("signing")
+    }
+
+    /// A valid access token for the route at `path`.
+    pub fn token(&self, path: &str, sub: &str) -> String {
+        self.sign(&self.claims(path, sub, "mcp"))
+    }
+
+    /// The Prometheus text from the metrics listener, as `series -> value`.
+    pub async fn metrics(&self) -> BTreeMap<String, f64> {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .expect("the metrics listener answers")
+            .text()
+            .await
+            .expect("a body");
+        parse_prometheus(&text)
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos()
+}
+
+/// Parses Prometheus text exposition: every sample line as `name{labels}` (labels as written, which
+/// the client library sorts by name) to its value. Panics on a line that is not valid exposition.
+pub fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample line: {line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number in {line:?}")),
+        };
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
+            "bad metric name in {line:?}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "unterminated labels in {line:?}");
+        }
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}

@@ -1,0 +1,156 @@
+//! A scripted upstream for the gateway's tests, on a free port of the current runtime:
+//! - `POST /mcp` records the headers of a request whose body arrived whole, and echoes them (and
+//!   its `Mcp-Session-Id`);
+//! - `GET /sse` sends one event, then holds the stream open until [`Upstream::release`];
+//! - `GET /keepalive?ms=N&count=K` sends K SSE comments N ms apart, then a final event;
+//! - anything under `/hang` never answers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Notify;
+
+#[derive(Clone, Default)]
+struct Shared {
+    seen: Arc<Mutex<Vec<HeaderMap>>>,
+    release: Arc<Notify>,
+}
+
+pub struct Upstream {
+    pub port: u16,
+    shared: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let shared = Shared::default();
+        let app = axum::Router::new()
+            .route("/mcp", post(record))
+            .route("/sse", get(sse_held))
+            .route("/keepalive", get(keepalive))
+            .route("/hang", any(|| std::future::pending::<Response>()))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("the upstream serves");
+        });
+        Self {
+            port,
+            shared,
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The headers of every `POST /mcp` so far.
+    pub fn requests(&self) -> Vec<HeaderMap> {
+        self.shared.seen.lock().expect("not poisoned").clone()
+    }
+
+    /// Lets a held `/sse` stream send its second event and end.
+    pub fn release(&self) {
+        self.shared.release.notify_waiters();
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Records only requests whose whole body arrived: a request cut off mid-body was not let in.
+async fn record(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    _body: axum::body::Bytes,
+) -> Response {
+    let echoed: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                json!(v.to_str().unwrap_or("<binary>")),
+            )
+        })
+        .collect();
+    let session = headers.get("mcp-session-id").cloned();
+    shared.seen.lock().expect("not poisoned").push(headers);
+    let mut response =
+        axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"headers": echoed}}))
+            .into_response();
+    if let Some(session) = session {
+        response.headers_mut().insert("mcp-session-id", session);
+    }
+    response
+}
+
+fn sse(body: Body) -> Response {
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(body)
+        .expect("a response")
+}
+
+async fn sse_held(State(shared): State<Shared>) -> Response {
+    let release = shared.release.clone();
+    let stream = async_stream(move |tx| async move {
+        let notified = release.notified();
+        let _ = tx.send("id: 1\ndata: first\n\n".to_owned()).await;
+        notified.await;
+        let _ = tx.send("id: 2\ndata: second\n\n".to_owned()).await;
+    });
+    sse(stream)
+}
+
+#[derive(Deserialize)]
+struct KeepAlive {
+    ms: u64,
+    count: u32,
+}
+
+async fn keepalive(Query(q): Query<KeepAlive>) -> Response {
+    sse(async_stream(move |tx| async move {
+        let _ = tx.send("id: 0\ndata: open\n\n".to_owned()).await;
+        for _ in 0..q.count {
+            // The interval is the behaviour under test: a quiet but live stream.
+            tokio::time::sleep(Duration::from_millis(q.ms)).await;
+            if tx.send(": keep-alive\n\n".to_owned()).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send("id: 1\ndata: done\n\n".to_owned()).await;
+    }))
+}
+
+/// A streaming body fed by a task through a channel.
+fn async_stream<F, Fut>(produce: F) -> Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<String>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
+    tokio::spawn(produce(tx));
+    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    }))
+}
