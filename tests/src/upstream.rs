@@ -36,7 +36,7 @@ impl Upstream {
             .route("/mcp", post(record))
             .route("/sse", get(sse_held))
             .route("/keepalive", get(keepalive))
-            .route("/hang", any(|| std::future::pending::<Response>()))
+            .route("/hang", any(std::future::pending::<Response>))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
