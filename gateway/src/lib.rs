@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod sessions;
+pub mod store;
 pub mod supervise;
 pub mod tokens;
 

@@ -1,0 +1,251 @@
+//! The behaviour every store must have, run against each of them.
+
+use std::sync::Arc;
+
+use super::memory::MemoryStore;
+use super::records::UserIdentity;
+use super::sqlite::SqliteStore;
+use super::*;
+
+const NOW: u64 = 1_900_000_000;
+
+fn user() -> UserIdentity {
+    UserIdentity {
+        sub: "alice".into(),
+        email: Some("alice@example.com".into()),
+        preferred_username: None,
+    }
+}
+
+fn code() -> CodeRecord {
+    CodeRecord {
+        client_id: "c1".into(),
+        redirect_uri: "http://127.0.0.1:1/cb".into(),
+        code_challenge: "x".into(),
+        scope: "mcp".into(),
+        resource: "http://gw/mcp".into(),
+        user: user(),
+        expires_at: NOW + 60,
+    }
+}
+
+fn grant(id: &str) -> GrantRecord {
+    GrantRecord {
+        grant_id: id.into(),
+        client_id: "c1".into(),
+        scope: "mcp".into(),
+        resource: "http://gw/mcp".into(),
+        user: user(),
+        created_at: NOW,
+        revoked: false,
+    }
+}
+
+async fn each_store(test: impl AsyncFn(Arc<dyn Store>)) {
+    test(Arc::new(MemoryStore::default())).await;
+    let dir = tempfile::tempdir().unwrap();
+    test(Arc::new(
+        SqliteStore::open(&dir.path().join("db/gateway.db")).unwrap(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_code_is_taken_exactly_once_and_a_replay_is_reported() {
+    each_store(async |store| {
+        store.put_code("h1", &code()).await.unwrap();
+        assert_eq!(
+            store.take_code("h1", NOW).await.unwrap(),
+            CodeTake::Taken(code())
+        );
+        store.set_code_grant("h1", "g1").await.unwrap();
+        assert_eq!(
+            store.take_code("h1", NOW).await.unwrap(),
+            CodeTake::Replayed {
+                grant_id: Some("g1".into())
+            }
+        );
+        assert_eq!(
+            store.take_code("nope", NOW).await.unwrap(),
+            CodeTake::Missing
+        );
+        store.put_code("h2", &code()).await.unwrap();
+        assert_eq!(
+            store.take_code("h2", NOW + 61).await.unwrap(),
+            CodeTake::Missing,
+            "expired"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_takes_of_one_code_succeed_once() {
+    each_store(async |store| {
+        store.put_code("h", &code()).await.unwrap();
+        let takes = futures::future::join_all((0..16).map(|_| {
+            let store = store.clone();
+            async move { store.take_code("h", NOW).await.unwrap() }
+        }))
+        .await;
+        assert_eq!(
+            takes
+                .iter()
+                .filter(|t| matches!(t, CodeTake::Taken(_)))
+                .count(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_once_with_a_grace_for_concurrent_use() {
+    each_store(async |store| {
+        store.put_grant(&grant("g1")).await.unwrap();
+        store.put_refresh("r1", "g1", NOW + 1000).await.unwrap();
+        assert_eq!(
+            store
+                .rotate_refresh("r1", "r2", NOW + 2000, NOW, 5)
+                .await
+                .unwrap(),
+            Rotation::Rotated {
+                grant_id: "g1".into()
+            }
+        );
+        // The same old token again, 2 s later: a concurrent refresh, within the grace.
+        assert_eq!(
+            store
+                .rotate_refresh("r1", "r2b", NOW + 2000, NOW + 2, 5)
+                .await
+                .unwrap(),
+            Rotation::RotatedWithinGrace {
+                grant_id: "g1".into()
+            }
+        );
+        // Much later: reuse of a rotated token.
+        assert_eq!(
+            store
+                .rotate_refresh("r1", "r3", NOW + 2000, NOW + 60, 5)
+                .await
+                .unwrap(),
+            Rotation::Reused {
+                grant_id: "g1".into()
+            }
+        );
+        assert_eq!(
+            store.refresh_grant("r2", NOW).await.unwrap().as_deref(),
+            Some("g1")
+        );
+        store.revoke_grant("g1").await.unwrap();
+        assert!(store.grant("g1").await.unwrap().unwrap().revoked);
+        assert_eq!(
+            store.refresh_grant("r2", NOW).await.unwrap(),
+            None,
+            "revoking a grant kills its tokens"
+        );
+        assert_eq!(
+            store
+                .rotate_refresh("r2", "r4", NOW + 2000, NOW, 5)
+                .await
+                .unwrap(),
+            Rotation::Unknown
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pending_authorizations_complete_once_and_expire() {
+    each_store(async |store| {
+        let pending = PendingAuthorization {
+            client_id: "c1".into(),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            state: Some("s".into()),
+            scope: "mcp".into(),
+            resource: "http://gw/mcp".into(),
+            code_challenge: "x".into(),
+            csrf: "t".into(),
+            user: None,
+            expires_at: NOW + 600,
+        };
+        store.put_pending("p1", &pending).await.unwrap();
+        assert_eq!(
+            store.pending("p1", NOW).await.unwrap(),
+            Some(pending.clone())
+        );
+        assert_eq!(store.pending("p1", NOW + 601).await.unwrap(), None);
+        assert_eq!(store.take_pending("p1", NOW).await.unwrap(), Some(pending));
+        assert_eq!(store.take_pending("p1", NOW).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clients_consents_and_keys_are_kept() {
+    each_store(async |store| {
+        let client = ClientRecord {
+            client_id: "c1".into(),
+            secret_hash: None,
+            secret_expires_at: 0,
+            redirect_uris: vec!["http://127.0.0.1/cb".into()],
+            grant_types: vec!["authorization_code".into()],
+            response_types: vec!["code".into()],
+            token_endpoint_auth_method: "none".into(),
+            client_name: Some("Test".into()),
+            client_uri: None,
+            scope: None,
+            application_type: None,
+            issued_at: NOW,
+            origin: "dynamic".into(),
+        };
+        store.put_client(&client).await.unwrap();
+        assert_eq!(store.client("c1").await.unwrap(), Some(client));
+        assert_eq!(store.consent("alice", "c1").await.unwrap(), None);
+        store.put_consent("alice", "c1", "mcp").await.unwrap();
+        assert_eq!(
+            store.consent("alice", "c1").await.unwrap().as_deref(),
+            Some("mcp")
+        );
+        for (kid, at) in [("old", NOW), ("new", NOW + 10)] {
+            let key = StoredKey {
+                kid: kid.into(),
+                algorithm: "EdDSA".into(),
+                pkcs8_pem: "pem".into(),
+                created_at: at,
+            };
+            store.put_key(&key).await.unwrap();
+        }
+        let kids: Vec<String> = store
+            .keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert_eq!(kids, vec!["new", "old"], "newest first");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_keeps_everything_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.put_grant(&grant("g1")).await.unwrap();
+        store.put_refresh("r1", "g1", NOW + 1000).await.unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.grant("g1").await.unwrap(), Some(grant("g1")));
+    assert_eq!(
+        store
+            .rotate_refresh("r1", "r2", NOW + 2000, NOW, 5)
+            .await
+            .unwrap(),
+        Rotation::Rotated {
+            grant_id: "g1".into()
+        }
+    );
+}

@@ -1,0 +1,229 @@
+//! The in-memory store: one mutex around plain maps. State is lost on restart.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
+    StoreResult, StoredKey,
+};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    clients: HashMap<String, ClientRecord>,
+    pending: HashMap<String, PendingAuthorization>,
+    /// Code hash -> (record, used, grant redeemed for).
+    codes: HashMap<String, (CodeRecord, bool, Option<String>)>,
+    grants: HashMap<String, GrantRecord>,
+    refresh: HashMap<String, RefreshEntry>,
+    consents: HashMap<(String, String), String>,
+    keys: Vec<StoredKey>,
+}
+
+struct RefreshEntry {
+    grant_id: String,
+    expires_at: u64,
+    rotated_at: Option<u64>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("not poisoned")
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        self.lock()
+            .clients
+            .insert(client.client_id.clone(), client.clone());
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        Ok(self.lock().clients.get(client_id).cloned())
+    }
+
+    async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()> {
+        self.lock().pending.insert(id.to_owned(), pending.clone());
+        Ok(())
+    }
+
+    async fn pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>> {
+        Ok(self
+            .lock()
+            .pending
+            .get(id)
+            .filter(|p| p.expires_at > now)
+            .cloned())
+    }
+
+    async fn take_pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>> {
+        Ok(self
+            .lock()
+            .pending
+            .remove(id)
+            .filter(|p| p.expires_at > now))
+    }
+
+    async fn put_code(&self, code_hash: &str, code: &CodeRecord) -> StoreResult<()> {
+        self.lock()
+            .codes
+            .insert(code_hash.to_owned(), (code.clone(), false, None));
+        Ok(())
+    }
+
+    async fn take_code(&self, code_hash: &str, now: u64) -> StoreResult<CodeTake> {
+        let mut inner = self.lock();
+        Ok(match inner.codes.get_mut(code_hash) {
+            Some((_, true, grant)) => CodeTake::Replayed {
+                grant_id: grant.clone(),
+            },
+            Some((record, used, _)) if record.expires_at > now => {
+                *used = true;
+                CodeTake::Taken(record.clone())
+            }
+            _ => CodeTake::Missing,
+        })
+    }
+
+    async fn set_code_grant(&self, code_hash: &str, grant_id: &str) -> StoreResult<()> {
+        if let Some((_, _, grant)) = self.lock().codes.get_mut(code_hash) {
+            *grant = Some(grant_id.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
+        self.lock()
+            .grants
+            .insert(grant.grant_id.clone(), grant.clone());
+        Ok(())
+    }
+
+    async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
+        Ok(self.lock().grants.get(grant_id).cloned())
+    }
+
+    async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if let Some(grant) = inner.grants.get_mut(grant_id) {
+            grant.revoked = true;
+        }
+        inner.refresh.retain(|_, r| r.grant_id != grant_id);
+        Ok(())
+    }
+
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        grant_id: &str,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        self.lock().refresh.insert(
+            token_hash.to_owned(),
+            RefreshEntry {
+                grant_id: grant_id.to_owned(),
+                expires_at,
+                rotated_at: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: u64,
+        now: u64,
+        grace_secs: u64,
+    ) -> StoreResult<Rotation> {
+        let mut inner = self.lock();
+        let Some(entry) = inner
+            .refresh
+            .get_mut(old_hash)
+            .filter(|e| e.expires_at > now)
+        else {
+            return Ok(Rotation::Unknown);
+        };
+        let grant_id = entry.grant_id.clone();
+        let outcome = match entry.rotated_at {
+            None => {
+                entry.rotated_at = Some(now);
+                Rotation::Rotated {
+                    grant_id: grant_id.clone(),
+                }
+            }
+            Some(at) if now.saturating_sub(at) <= grace_secs => Rotation::RotatedWithinGrace {
+                grant_id: grant_id.clone(),
+            },
+            Some(_) => return Ok(Rotation::Reused { grant_id }),
+        };
+        if inner.grants.get(&grant_id).is_none_or(|g| g.revoked) {
+            return Ok(Rotation::Unknown);
+        }
+        inner.refresh.insert(
+            new_hash.to_owned(),
+            RefreshEntry {
+                grant_id,
+                expires_at: new_expires_at,
+                rotated_at: None,
+            },
+        );
+        Ok(outcome)
+    }
+
+    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
+        Ok(self
+            .lock()
+            .refresh
+            .get(token_hash)
+            .filter(|e| e.expires_at > now)
+            .map(|e| e.grant_id.clone()))
+    }
+
+    async fn put_consent(&self, sub: &str, client_id: &str, scope: &str) -> StoreResult<()> {
+        self.lock()
+            .consents
+            .insert((sub.to_owned(), client_id.to_owned()), scope.to_owned());
+        Ok(())
+    }
+
+    async fn consent(&self, sub: &str, client_id: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .lock()
+            .consents
+            .get(&(sub.to_owned(), client_id.to_owned()))
+            .cloned())
+    }
+
+    async fn put_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let mut inner = self.lock();
+        inner.keys.retain(|k| k.kid != key.kid);
+        inner.keys.push(key.clone());
+        inner.keys.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(())
+    }
+
+    async fn keys(&self) -> StoreResult<Vec<StoredKey>> {
+        Ok(self.lock().keys.clone())
+    }
+
+    async fn purge_expired(&self, now: u64) -> StoreResult<()> {
+        let mut inner = self.lock();
+        inner.pending.retain(|_, p| p.expires_at > now);
+        // Used codes are kept a while past expiry, so that a late replay is still recognised.
+        inner.codes.retain(|_, (c, _, _)| c.expires_at + 3600 > now);
+        inner.refresh.retain(|_, r| r.expires_at > now);
+        Ok(())
+    }
+}

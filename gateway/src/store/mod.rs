@@ -1,0 +1,115 @@
+//! The authorization server's state behind one trait, so that the embedded stores ([`sqlite`], the
+//! default, and [`memory`]) and a shared one (Redis, next) are interchangeable.
+//!
+//! Every operation is one atomic step a shared store can also do atomically: a code or a pending
+//! login is *taken* exactly once, a refresh token is *rotated* by compare-and-swap, and whatever
+//! expires carries its own expiry, so a store with TTLs can drop it unaided. Secrets are never stored
+//! in the clear: codes and refresh tokens by SHA-256, client secrets by SHA-256 of a high-entropy
+//! value.
+
+pub mod memory;
+pub mod records;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+pub use records::{ClientRecord, CodeRecord, GrantRecord, PendingAuthorization, StoredKey};
+
+/// A store failure: an I/O or database error, or a record that no longer parses.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError(format!("a record does not parse: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What taking an authorization code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeTake {
+    /// The code, now used up.
+    Taken(CodeRecord),
+    /// The code was used before: a replay. Holds the grant it was redeemed for, if any.
+    Replayed { grant_id: Option<String> },
+    /// No such code, or it expired.
+    Missing,
+}
+
+/// What rotating a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: it is now rotated to the new one.
+    Rotated { grant_id: String },
+    /// The token was rotated moments ago (within the grace period): a concurrent refresh by the same
+    /// client. The new token is issued too; the grant stands.
+    RotatedWithinGrace { grant_id: String },
+    /// The token was rotated long ago: it was stolen or replayed. The caller revokes the grant.
+    Reused { grant_id: String },
+    /// No such token, it expired, or its grant is revoked.
+    Unknown,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn put_client(&self, client: &ClientRecord) -> StoreResult<()>;
+    async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
+
+    /// Keeps an authorization in progress (between `/authorize` and the code) until `expires_at`.
+    async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()>;
+    async fn pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>>;
+    /// Removes and returns it: each pending authorization completes at most once.
+    async fn take_pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>>;
+
+    async fn put_code(&self, code_hash: &str, code: &CodeRecord) -> StoreResult<()>;
+    /// Takes a code exactly once; a second take reports the replay.
+    async fn take_code(&self, code_hash: &str, now: u64) -> StoreResult<CodeTake>;
+    /// Records which grant a code was redeemed for, so that a replay can revoke it.
+    async fn set_code_grant(&self, code_hash: &str, grant_id: &str) -> StoreResult<()>;
+
+    async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
+    async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>>;
+    /// Revokes a grant and with it every refresh token issued under it.
+    async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()>;
+
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        grant_id: &str,
+        expires_at: u64,
+    ) -> StoreResult<()>;
+    /// Rotates `old_hash` to `new_hash` (valid until `new_expires_at`) by compare-and-swap.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: u64,
+        now: u64,
+        grace_secs: u64,
+    ) -> StoreResult<Rotation>;
+    /// The grant of a live refresh token, for revocation.
+    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>>;
+
+    async fn put_consent(&self, sub: &str, client_id: &str, scope: &str) -> StoreResult<()>;
+    /// The scope a user approved for a client, if they did.
+    async fn consent(&self, sub: &str, client_id: &str) -> StoreResult<Option<String>>;
+
+    async fn put_key(&self, key: &StoredKey) -> StoreResult<()>;
+    /// Signing keys, newest first.
+    async fn keys(&self) -> StoreResult<Vec<StoredKey>>;
+
+    /// Drops whatever has expired.
+    async fn purge_expired(&self, now: u64) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod contract;

@@ -1,0 +1,83 @@
+//! The records the store keeps, serialised as JSON inside whatever holds them.
+
+use serde::{Deserialize, Serialize};
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client_id: String,
+    /// SHA-256 (base64url) of the secret, for confidential clients.
+    pub secret_hash: Option<String>,
+    /// When the secret expires (seconds since the epoch); 0 for never.
+    pub secret_expires_at: u64,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub client_name: Option<String>,
+    pub client_uri: Option<String>,
+    pub scope: Option<String>,
+    pub application_type: Option<String>,
+    pub issued_at: u64,
+    /// Where it came from: "dynamic", "config" or "metadata_document".
+    pub origin: String,
+}
+
+/// An authorization between `/authorize` and the code: what was asked, and who logged in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub scope: String,
+    /// The route's resource identifier.
+    pub resource: String,
+    pub code_challenge: String,
+    /// The CSRF token the login and consent forms must echo.
+    pub csrf: String,
+    /// Set once the user has logged in.
+    pub user: Option<UserIdentity>,
+    pub expires_at: u64,
+}
+
+/// Who the user is, as the identity provider said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserIdentity {
+    pub sub: String,
+    pub email: Option<String>,
+    pub preferred_username: Option<String>,
+}
+
+/// An issued authorization code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scope: String,
+    pub resource: String,
+    pub user: UserIdentity,
+    pub expires_at: u64,
+}
+
+/// What a user granted a client: the root of every token issued from one authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub grant_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub resource: String,
+    pub user: UserIdentity,
+    pub created_at: u64,
+    pub revoked: bool,
+}
+
+/// A signing key as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub kid: String,
+    /// "EdDSA" or "ES256".
+    pub algorithm: String,
+    pub pkcs8_pem: String,
+    pub created_at: u64,
+}

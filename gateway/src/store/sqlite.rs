@@ -1,0 +1,369 @@
+//! The embedded default store: one SQLite file in WAL mode, with versioned migrations. Atomic steps
+//! are single statements or short transactions on the one connection.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
+    StoreError, StoreResult, StoredKey,
+};
+
+/// Each migration moves the schema up one `user_version`.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE clients (client_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+    CREATE TABLE pending (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
+    CREATE TABLE codes (
+        hash TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0, grant_id TEXT);
+    CREATE TABLE grants (grant_id TEXT PRIMARY KEY, body TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE refresh_tokens (
+        hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, expires_at INTEGER NOT NULL, rotated_at INTEGER);
+    CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
+    CREATE TABLE consents (sub TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL,
+        PRIMARY KEY (sub, client_id));
+    CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL);
+"#];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError("the connection lock is poisoned".into()))?;
+        f(&mut conn)
+    }
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError(format!(
+            "the database has schema version {version}, newer than this gateway knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        conn.execute_batch(&format!(
+            "BEGIN; {migration}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    Ok(serde_json::to_string(value)?)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: Option<String>) -> StoreResult<Option<T>> {
+    body.map(|b| serde_json::from_str(&b))
+        .transpose()
+        .map_err(Into::into)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        let body = json(client)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO clients (client_id, body) VALUES (?1, ?2)
+                 ON CONFLICT (client_id) DO UPDATE SET body = excluded.body",
+                params![client.client_id, body],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        self.with(|c| {
+            parse(
+                c.query_row(
+                    "SELECT body FROM clients WHERE client_id = ?1",
+                    [client_id],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            )
+        })
+    }
+
+    async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()> {
+        let body = json(pending)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO pending (id, body, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
+                params![id, body, pending.expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>> {
+        self.with(|c| {
+            parse(
+                c.query_row(
+                    "SELECT body FROM pending WHERE id = ?1 AND expires_at > ?2",
+                    params![id, now],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            )
+        })
+    }
+
+    async fn take_pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>> {
+        self.with(|c| {
+            parse(
+                c.query_row(
+                    "DELETE FROM pending WHERE id = ?1 AND expires_at > ?2 RETURNING body",
+                    params![id, now],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            )
+        })
+    }
+
+    async fn put_code(&self, code_hash: &str, code: &CodeRecord) -> StoreResult<()> {
+        let body = json(code)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO codes (hash, body, expires_at) VALUES (?1, ?2, ?3)",
+                params![code_hash, body, code.expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn take_code(&self, code_hash: &str, now: u64) -> StoreResult<CodeTake> {
+        self.with(|c| {
+            // The one statement that can use a code: whoever runs it first gets it.
+            let taken: Option<String> = c
+                .query_row(
+                    "UPDATE codes SET used = 1 WHERE hash = ?1 AND used = 0 AND expires_at > ?2 RETURNING body",
+                    params![code_hash, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(record) = parse(taken)? {
+                return Ok(CodeTake::Taken(record));
+            }
+            let used: Option<(i64, Option<String>)> = c
+                .query_row("SELECT used, grant_id FROM codes WHERE hash = ?1", [code_hash], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            Ok(match used {
+                Some((1, grant_id)) => CodeTake::Replayed { grant_id },
+                _ => CodeTake::Missing,
+            })
+        })
+    }
+
+    async fn set_code_grant(&self, code_hash: &str, grant_id: &str) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE codes SET grant_id = ?2 WHERE hash = ?1",
+                params![code_hash, grant_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
+        let body = json(grant)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO grants (grant_id, body, revoked) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (grant_id) DO UPDATE SET body = excluded.body, revoked = excluded.revoked",
+                params![grant.grant_id, body, grant.revoked],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
+        self.with(|c| {
+            let row: Option<(String, bool)> = c
+                .query_row(
+                    "SELECT body, revoked FROM grants WHERE grant_id = ?1",
+                    [grant_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((body, revoked)) = row else {
+                return Ok(None);
+            };
+            let mut grant: GrantRecord = serde_json::from_str(&body)?;
+            grant.revoked |= revoked;
+            Ok(Some(grant))
+        })
+    }
+
+    async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE grants SET revoked = 1 WHERE grant_id = ?1",
+                [grant_id],
+            )?;
+            tx.execute("DELETE FROM refresh_tokens WHERE grant_id = ?1", [grant_id])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        grant_id: &str,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO refresh_tokens (hash, grant_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![token_hash, grant_id, expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: u64,
+        now: u64,
+        grace_secs: u64,
+    ) -> StoreResult<Rotation> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row: Option<(String, Option<u64>, bool)> = tx
+                .query_row(
+                    "SELECT r.grant_id, r.rotated_at, COALESCE(g.revoked, 1)
+                     FROM refresh_tokens r LEFT JOIN grants g ON g.grant_id = r.grant_id
+                     WHERE r.hash = ?1 AND r.expires_at > ?2",
+                    params![old_hash, now],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((grant_id, rotated_at, revoked)) = row else {
+                return Ok(Rotation::Unknown);
+            };
+            let outcome = match rotated_at {
+                _ if revoked => return Ok(Rotation::Unknown),
+                None => {
+                    tx.execute(
+                        "UPDATE refresh_tokens SET rotated_at = ?2 WHERE hash = ?1",
+                        params![old_hash, now],
+                    )?;
+                    Rotation::Rotated {
+                        grant_id: grant_id.clone(),
+                    }
+                }
+                Some(at) if now.saturating_sub(at) <= grace_secs => Rotation::RotatedWithinGrace {
+                    grant_id: grant_id.clone(),
+                },
+                Some(_) => return Ok(Rotation::Reused { grant_id }),
+            };
+            tx.execute(
+                "INSERT INTO refresh_tokens (hash, grant_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![new_hash, grant_id, new_expires_at],
+            )?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT grant_id FROM refresh_tokens WHERE hash = ?1 AND expires_at > ?2",
+                params![token_hash, now],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    async fn put_consent(&self, sub: &str, client_id: &str, scope: &str) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO consents (sub, client_id, scope) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (sub, client_id) DO UPDATE SET scope = excluded.scope",
+                params![sub, client_id, scope],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn consent(&self, sub: &str, client_id: &str) -> StoreResult<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT scope FROM consents WHERE sub = ?1 AND client_id = ?2",
+                params![sub, client_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+
+    async fn put_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let body = json(key)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO signing_keys (kid, body, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kid) DO NOTHING",
+                params![key.kid, body, key.created_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    async fn keys(&self) -> StoreResult<Vec<StoredKey>> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare("SELECT body FROM signing_keys ORDER BY created_at DESC")?;
+            let bodies = statement.query_map([], |r| r.get::<_, String>(0))?;
+            bodies
+                .map(|b| Ok(serde_json::from_str(&b?)?))
+                .collect::<StoreResult<Vec<StoredKey>>>()
+        })
+    }
+
+    async fn purge_expired(&self, now: u64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM pending WHERE expires_at <= ?1", [now])?;
+            c.execute("DELETE FROM codes WHERE expires_at + 3600 <= ?1", [now])?;
+            c.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?1", [now])?;
+            Ok(())
+        })
+    }
+}
