@@ -210,7 +210,7 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         inner.keys.retain(|k| k.kid != key.kid);
         inner.keys.push(key.clone());
-        inner.keys.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        inner.keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         Ok(())
     }
 
