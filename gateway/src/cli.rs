@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Validate the config file and print the routes it would serve, then exit.
     Check,
+    /// Read a password from stdin and print its argon2id hash, for a `local` users file.
+    HashPassword,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -12,6 +12,7 @@ pub mod forward;
 pub mod mcp_peek;
 pub mod metadata;
 pub mod metrics;
+pub mod oauth;
 pub mod proxy;
 pub mod routes;
 pub mod sessions;
@@ -30,6 +31,9 @@ use crate::config::Config;
 use crate::tokens::keys::KeyRing;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Some(Command::HashPassword)) {
+        return hash_password();
+    }
     let Some(path) = cli.config.as_deref() else {
         bail!("--config FILE is required (see config/quickstart.toml)");
     };
@@ -39,14 +43,76 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", config.describe());
             Ok(())
         }
+        Some(Command::HashPassword) => unreachable!("handled before the config is read"),
         None => serve(config, cli.log_format),
     }
+}
+
+/// `hash-password`: reads a password from stdin (one line) and prints its argon2id hash.
+fn hash_password() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("no password on stdin");
+    }
+    println!(
+        "{}",
+        oauth::login::hash_password(password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?
+    );
+    Ok(())
+}
+
+/// Opens the store and loads the signing keys, on a runtime of its own: Pingora's start later.
+fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store: Arc<dyn store::Store> = match &config.store {
+            config::runtime::StoreSettings::Sqlite(path) => Arc::new(
+                store::sqlite::SqliteStore::open(path)
+                    .with_context(|| format!("opening the store {}", path.display()))?,
+            ),
+            config::runtime::StoreSettings::Memory => {
+                Arc::new(store::memory::MemoryStore::default())
+            }
+        };
+        let keys = match config.tokens.key {
+            config::runtime::KeySource::Generated => {
+                let stored = store.keys().await?;
+                let (ring, new) = KeyRing::from_stored(&config.tokens, &stored, tokens::now())?;
+                if let Some(new) = new {
+                    store.put_key(&new).await?;
+                }
+                ring
+            }
+            _ => KeyRing::load(&config.tokens).context("loading the signing key")?,
+        };
+        Ok((store, keys))
+    })
 }
 
 fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     init_tracing(log_format);
     let config = Arc::new(config);
-    let keys = Arc::new(KeyRing::load(&config.tokens).context("loading the signing key")?);
+    let (store, keys) = open_state(&config)?;
+    let keys = Arc::new(keys);
+    let verifier = Arc::new(tokens::access::AccessTokenVerifier::new(
+        keys.clone(),
+        config.tokens.issuer.clone(),
+        config.tokens.clock_skew.as_secs(),
+    ));
+    let auth = config.auth.provider.is_some().then(|| {
+        Arc::new(oauth::AuthServer::new(
+            config.clone(),
+            store.clone(),
+            keys.clone(),
+            verifier.clone(),
+        ))
+    });
 
     let conf = ServerConf {
         threads: config.threads,
@@ -71,7 +137,11 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
 
     // Register the metrics before the first scrape can come.
     std::sync::LazyLock::force(&metrics::METRICS);
-    let gateway = proxy::Gateway::new(config.clone(), keys, supervised);
+    server.add_service(pingora::services::background::background_service(
+        "store purge",
+        store::Purger(store),
+    ));
+    let gateway = proxy::Gateway::new(config.clone(), keys, verifier, auth, supervised);
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         gateway,

@@ -6,6 +6,8 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::config::{Config, Route};
+use crate::oauth::AsEndpoint;
+use crate::oauth::register::{AUTH_METHODS, GRANT_TYPES};
 use crate::routes::JWKS_PATH;
 
 /// RFC 9728 §2 metadata for one route.
@@ -23,7 +25,8 @@ pub fn protected_resource(config: &Config, route: &Route) -> Bytes {
     serde_json::to_vec(&doc).expect("JSON").into()
 }
 
-/// RFC 8414 §2 metadata. Only what works is advertised: endpoints join as they are built.
+/// RFC 8414 §2 metadata. Only what works is advertised: without a login provider there is no
+/// authorization endpoint, so none is listed.
 pub fn authorization_server(config: &Config) -> Bytes {
     let mut scopes: Vec<&str> = config
         .routes
@@ -32,11 +35,27 @@ pub fn authorization_server(config: &Config) -> Bytes {
         .collect();
     scopes.sort_unstable();
     scopes.dedup();
-    let doc = json!({
+    let base = &config.public_url;
+    let mut doc = json!({
         "issuer": config.tokens.issuer,
-        "jwks_uri": format!("{}{JWKS_PATH}", config.public_url),
+        "jwks_uri": format!("{base}{JWKS_PATH}"),
         "response_types_supported": ["code"],
         "scopes_supported": scopes,
     });
+    if config.auth.provider.is_some() {
+        let endpoint = |e: AsEndpoint| format!("{base}{}", e.path());
+        doc["authorization_endpoint"] = json!(endpoint(AsEndpoint::Authorize));
+        doc["token_endpoint"] = json!(endpoint(AsEndpoint::Token));
+        doc["revocation_endpoint"] = json!(endpoint(AsEndpoint::Revoke));
+        doc["grant_types_supported"] = json!(GRANT_TYPES);
+        doc["response_modes_supported"] = json!(["query"]);
+        doc["code_challenge_methods_supported"] = json!(["S256"]);
+        doc["token_endpoint_auth_methods_supported"] = json!(AUTH_METHODS);
+        doc["revocation_endpoint_auth_methods_supported"] = json!(AUTH_METHODS);
+        doc["authorization_response_iss_parameter_supported"] = json!(true);
+        if config.auth.dynamic_registration {
+            doc["registration_endpoint"] = json!(endpoint(AsEndpoint::Register));
+        }
+    }
     serde_json::to_vec(&doc).expect("JSON").into()
 }

@@ -19,6 +19,7 @@ use crate::forward;
 use crate::mcp_peek::McpPeek;
 use crate::metadata;
 use crate::metrics::{GATEWAY_ROUTE, METRICS, mcp_method_label, method_label};
+use crate::oauth::{AsEndpoint, AuthServer};
 use crate::routes::{Endpoint, Router};
 use crate::sessions::SessionBindings;
 use crate::tokens::access::{AccessClaims, AccessTokenVerifier};
@@ -38,7 +39,12 @@ pub struct Gateway {
     resource_metadata: Vec<Bytes>,
     /// One flag per supervised command: `/readyz` is 200 only when all are up.
     supervised: Vec<Arc<AtomicBool>>,
+    /// The authorization server, when a login provider is configured.
+    auth: Option<Arc<AuthServer>>,
 }
+
+/// The largest body the authorization server's endpoints read.
+const MAX_AS_BODY: usize = 64 * 1024;
 
 /// Per-request state.
 pub struct RequestCtx {
@@ -58,13 +64,13 @@ pub struct RequestCtx {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, keys: Arc<KeyRing>, supervised: Vec<Arc<AtomicBool>>) -> Self {
-        let skew = config.tokens.clock_skew.as_secs();
-        let verifier = Arc::new(AccessTokenVerifier::new(
-            keys.clone(),
-            config.tokens.issuer.clone(),
-            skew,
-        ));
+    pub fn new(
+        config: Arc<Config>,
+        keys: Arc<KeyRing>,
+        verifier: Arc<AccessTokenVerifier>,
+        auth: Option<Arc<AuthServer>>,
+        supervised: Vec<Arc<AtomicBool>>,
+    ) -> Self {
         let signer = BackendSigner::new(
             keys.clone(),
             config.tokens.issuer.clone(),
@@ -83,13 +89,64 @@ impl Gateway {
             sessions: SessionBindings::default(),
             keys,
             supervised,
+            auth,
             config,
         }
     }
 
-    /// The access token verifier, shared with the authorization server (revocation).
-    pub fn verifier(&self) -> Arc<AccessTokenVerifier> {
-        self.verifier.clone()
+    /// Hands a request to the authorization server and writes its answer.
+    async fn serve_auth(&self, session: &mut Session, endpoint: AsEndpoint) -> pingora::Result<()> {
+        let Some(auth) = &self.auth else {
+            return respond_json(
+                session,
+                404,
+                &json_error("not_found", "Nothing is served at this path"),
+                &[],
+            )
+            .await;
+        };
+        let cors: Vec<(&'static str, String)> = if endpoint.is_cors() {
+            vec![("access-control-allow-origin", "*".into())]
+        } else {
+            Vec::new()
+        };
+        let header = session.req_header();
+        if header.method == http::Method::OPTIONS && endpoint.is_cors() {
+            let mut headers = cors;
+            headers.push(("access-control-allow-methods", "POST, OPTIONS".into()));
+            headers.push((
+                "access-control-allow-headers",
+                cors::DOCUMENT_ALLOWED_HEADERS.into(),
+            ));
+            headers.push(("access-control-max-age", "86400".into()));
+            return respond(session, 204, Bytes::new(), &headers).await;
+        }
+        let method = header.method.clone();
+        let query = header.uri.query().map(str::to_owned);
+        let headers = header.headers.clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_AS_BODY {
+                return respond_json(
+                    session,
+                    413,
+                    &json_error("payload_too_large", "The request body is too large"),
+                    &cors,
+                )
+                .await;
+            }
+        }
+        let request = crate::oauth::Request {
+            method,
+            query,
+            headers,
+            body: body.into(),
+        };
+        let response = auth.handle(endpoint, request).await;
+        let mut headers = response.headers;
+        headers.extend(cors);
+        write_response(session, response.status, response.body, &headers).await
     }
 
     fn route(&self, endpoint: Endpoint) -> Option<&Route> {
@@ -157,7 +214,7 @@ impl Gateway {
             Endpoint::ResourceMetadata(i) => {
                 respond(session, 200, self.resource_metadata[i].clone(), &cors_any).await
             }
-            Endpoint::NotFound | Endpoint::Mcp(_) => {
+            Endpoint::NotFound | Endpoint::Mcp(_) | Endpoint::AuthServer(_) => {
                 respond_json(
                     session,
                     404,
@@ -350,7 +407,10 @@ impl ProxyHttp for Gateway {
         match self.route(ctx.endpoint) {
             Some(route) => self.admit_mcp(session, ctx, route).await,
             None => {
-                self.serve_local(session, ctx).await?;
+                match ctx.endpoint {
+                    Endpoint::AuthServer(endpoint) => self.serve_auth(session, endpoint).await?,
+                    _ => self.serve_local(session, ctx).await?,
+                }
                 Ok(true)
             }
         }
@@ -635,14 +695,27 @@ async fn respond(
     body: Bytes,
     headers: &[(&'static str, String)],
 ) -> pingora::Result<()> {
-    let mut response = ResponseHeader::build(status, Some(4 + headers.len()))?;
+    let mut all = Vec::with_capacity(headers.len() + 2);
     if !body.is_empty() {
-        response.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        all.push(("content-type", "application/json".to_owned()));
     }
+    all.push(("cache-control", "no-store".to_owned()));
+    all.extend_from_slice(headers);
+    write_response(session, status, body, &all).await
+}
+
+/// Writes a whole response with exactly `headers` (and its length).
+async fn write_response(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    headers: &[(&'static str, String)],
+) -> pingora::Result<()> {
+    let mut response = ResponseHeader::build(status, Some(2 + headers.len()))?;
     response.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    response.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     for (name, value) in headers {
-        response.insert_header(*name, value.as_str())?;
+        // Appended, not inserted: several Set-Cookie headers must each stay.
+        response.append_header(*name, value.as_str())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
     session

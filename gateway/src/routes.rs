@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::config::Config;
+use crate::oauth::AsEndpoint;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const ROOT_RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -18,6 +19,8 @@ pub enum Endpoint {
     ResourceMetadata(usize),
     /// Protected MCP route number N.
     Mcp(usize),
+    /// An endpoint of the authorization server.
+    AuthServer(AsEndpoint),
     NotFound,
 }
 
@@ -48,6 +51,23 @@ impl Router {
             ROOT_RESOURCE_METADATA_PATH.to_owned(),
             Endpoint::ResourceMetadata(config.default_route),
         );
+        if config.auth.provider.is_some() {
+            for endpoint in [
+                AsEndpoint::Authorize,
+                AsEndpoint::Login,
+                AsEndpoint::Consent,
+                AsEndpoint::Token,
+                AsEndpoint::Revoke,
+            ] {
+                exact.insert(endpoint.path().to_owned(), Endpoint::AuthServer(endpoint));
+            }
+            if config.auth.dynamic_registration {
+                exact.insert(
+                    AsEndpoint::Register.path().to_owned(),
+                    Endpoint::AuthServer(AsEndpoint::Register),
+                );
+            }
+        }
         for (i, route) in config.routes.iter().enumerate() {
             exact.insert(route.metadata_path.clone(), Endpoint::ResourceMetadata(i));
             exact.insert(route.path.clone(), Endpoint::Mcp(i));

@@ -53,12 +53,14 @@ impl GatewayBuilder {
         std::fs::write(&key_path, key.pkcs8_pem()).expect("the key file");
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\ngrace_period = \"1s\"\n{extra}\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\nsigning_key_file = {key:?}\n\n{sections}",
+             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\nsigning_key_file = {key:?}\n\n\
+             [store]\npath = {store:?}\n\n{sections}",
             port = self.port,
             origin = self.origin(),
             extra = self.server_extra,
             metrics = self.metrics_port,
             key = key_path.display().to_string(),
+            store = dir.path().join("gateway.db").display().to_string(),
             sections = self.sections,
         );
         let config_path = dir.path().join("gateway.toml");

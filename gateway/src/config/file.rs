@@ -18,6 +18,63 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
+    #[serde(default)]
+    pub store: StoreFile,
+    #[serde(default)]
+    pub auth: AuthFile,
+    /// Where users log in. Without one, the gateway is a data plane only.
+    pub provider: Option<ProviderFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// "sqlite" (default) or "memory".
+    pub kind: Option<String>,
+    /// The SQLite file (default "data/gateway.db").
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    #[serde(default, with = "humantime_serde")]
+    pub access_token_lifetime: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_token_lifetime: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub code_lifetime: Option<Duration>,
+    /// How long a just-rotated refresh token still works, for concurrent refreshes (default 10s).
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_grace: Option<Duration>,
+    /// Accept RFC 7591 dynamic client registration (default true).
+    pub dynamic_registration: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    /// "local": a users file and a login form.
+    pub kind: String,
+    /// For "local": the TOML file of `[[users]]` with `username` and an argon2id `password_hash`.
+    pub users_file: Option<PathBuf>,
+}
+
+/// The users file of the `local` provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    #[serde(default)]
+    pub users: Vec<UserFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFile {
+    pub username: String,
+    /// `mcp-auth-gateway hash-password` prints one.
+    pub password_hash: String,
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +92,8 @@ pub struct ServerFile {
     /// Browser origins allowed to call the MCP routes (the public URL's own origin always is).
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// A line printed at start, under the URLs (the quickstart says how to sign in).
+    pub welcome: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,6 +34,47 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// The index of the route whose metadata is also at the root well-known URL.
     pub default_route: usize,
+    pub store: StoreSettings,
+    pub auth: AuthSettings,
+    pub welcome: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    Sqlite(PathBuf),
+    Memory,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub code_lifetime: Duration,
+    pub refresh_grace: Duration,
+    pub dynamic_registration: bool,
+    /// `None`: no login, so no authorization server; the gateway is a data plane only.
+    pub provider: Option<Provider>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Provider {
+    Local { users: Vec<LocalUser> },
+}
+
+/// A user of the `local` provider. The hash is never printed.
+#[derive(Clone)]
+pub struct LocalUser {
+    pub username: String,
+    pub password_hash: String,
+    pub email: Option<String>,
+}
+
+impl std::fmt::Debug for LocalUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +94,7 @@ pub enum KeySource {
         name: String,
         pem: String,
     },
-    /// A fresh key each start.
+    /// Generated on first start and kept in the store (a memory store: a fresh key each start).
     Generated,
 }
 
@@ -62,7 +103,7 @@ impl std::fmt::Debug for KeySource {
         match self {
             KeySource::File(path) => write!(f, "file {}", path.display()),
             KeySource::Env { name, .. } => write!(f, "environment variable {name}"),
-            KeySource::Generated => write!(f, "generated at start"),
+            KeySource::Generated => write!(f, "generated on first start and kept in the store"),
         }
     }
 }
@@ -221,7 +262,27 @@ impl Config {
                 ));
             }
         };
+        let store = match file.store.kind.as_deref() {
+            None | Some("sqlite") => StoreSettings::Sqlite(
+                file.store
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("data/gateway.db")),
+            ),
+            Some("memory") if file.store.path.is_none() => StoreSettings::Memory,
+            Some("memory") => return Err(errors.at("store.path", "a memory store has no path")),
+            Some(other) => {
+                return Err(errors.at(
+                    "store.kind",
+                    format!("{other:?} is not \"sqlite\" or \"memory\""),
+                ));
+            }
+        };
+        let auth = auth_settings(&file, path, &errors)?;
         Ok(Config {
+            welcome: file.server.welcome.clone(),
+            store,
+            auth,
             source: path.to_owned(),
             listen,
             public_url,
@@ -252,6 +313,30 @@ impl Config {
             ));
         }
         paths
+    }
+
+    /// What the gateway prints when it starts: where to connect, and how.
+    pub fn banner(&self) -> String {
+        let mut out = String::from("mcp-auth-gateway is up.\n");
+        for route in &self.routes {
+            out += &format!(
+                "  MCP server   {}   ({})\n",
+                route.resource, route.resource_name
+            );
+        }
+        if let Some(addr) = self.metrics_listen {
+            out += &format!("  Metrics      http://{addr}/metrics\n");
+        }
+        let first = &self.routes[self.default_route].resource;
+        out += &format!(
+            "Connect:\n  MCP Inspector  npx @modelcontextprotocol/inspector, then Transport \"Streamable HTTP\", URL {first}\n  \
+             Claude Code    claude mcp add --transport http gateway {first}\n"
+        );
+        if let Some(welcome) = &self.welcome {
+            out += welcome;
+            out += "\n";
+        }
+        out
     }
 
     /// What `check` prints: every route and where things are served. No secrets.
@@ -297,6 +382,119 @@ impl Config {
         }
         out
     }
+}
+
+fn auth_settings(
+    file: &FileConfig,
+    config_path: &Path,
+    errors: &Errors,
+) -> Result<AuthSettings, ConfigError> {
+    let lifetime =
+        |value: Option<Duration>, key: &str, default: Duration, max: Duration| match value {
+            Some(d) if d.is_zero() || d > max => Err(errors.at(
+                key,
+                format!(
+                    "must be longer than zero and at most {}",
+                    humantime_serde::re::humantime::format_duration(max)
+                ),
+            )),
+            Some(d) => Ok(d),
+            None => Ok(default),
+        };
+    let day = Duration::from_secs(86_400);
+    let provider = match &file.provider {
+        None => None,
+        Some(provider) => match provider.kind.as_str() {
+            "local" => {
+                let users_file = provider.users_file.as_ref().ok_or_else(|| {
+                    errors.at(
+                        "provider.users_file",
+                        "the local provider needs a users file",
+                    )
+                })?;
+                // Relative to the config file, so a config works from any directory.
+                let users_path = config_path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(users_file);
+                Some(Provider::Local {
+                    users: load_users(&users_path)
+                        .map_err(|reason| errors.at("provider.users_file", reason))?,
+                })
+            }
+            other => {
+                return Err(errors.at(
+                    "provider.kind",
+                    format!("{other:?} is not a known provider (local)"),
+                ));
+            }
+        },
+    };
+    Ok(AuthSettings {
+        access_token_lifetime: lifetime(
+            file.auth.access_token_lifetime,
+            "auth.access_token_lifetime",
+            Duration::from_secs(3600),
+            day,
+        )?,
+        refresh_token_lifetime: lifetime(
+            file.auth.refresh_token_lifetime,
+            "auth.refresh_token_lifetime",
+            30 * day,
+            365 * day,
+        )?,
+        code_lifetime: lifetime(
+            file.auth.code_lifetime,
+            "auth.code_lifetime",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )?,
+        refresh_grace: match file.auth.refresh_grace {
+            Some(d) if d > Duration::from_secs(60) => {
+                return Err(errors.at("auth.refresh_grace", "must be at most 1m"));
+            }
+            Some(d) => d,
+            None => Duration::from_secs(10),
+        },
+        dynamic_registration: file.auth.dynamic_registration.unwrap_or(true),
+        provider,
+    })
+}
+
+/// Reads a users file; the error says which user is wrong and why.
+fn load_users(path: &Path) -> Result<Vec<LocalUser>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let parsed: super::file::UsersFile =
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    let mut users: Vec<LocalUser> = Vec::new();
+    for (i, user) in parsed.users.into_iter().enumerate() {
+        if user.username.trim().is_empty() || users.iter().any(|u| u.username == user.username) {
+            return Err(format!(
+                "{}: users[{i}] has an empty or repeated username",
+                path.display()
+            ));
+        }
+        if argon2::PasswordHash::new(&user.password_hash)
+            .map(|h| h.algorithm.as_str() != "argon2id")
+            .unwrap_or(true)
+        {
+            return Err(format!(
+                "{}: users[{i}] ({}) has no argon2id password_hash (make one with `mcp-auth-gateway hash-password`)",
+                path.display(),
+                user.username
+            ));
+        }
+        users.push(LocalUser {
+            username: user.username,
+            password_hash: user.password_hash,
+            email: user.email,
+        });
+    }
+    if users.is_empty() {
+        return Err(format!("{} has no [[users]]", path.display()));
+    }
+    Ok(users)
 }
 
 fn token_settings(

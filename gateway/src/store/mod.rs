@@ -111,5 +111,25 @@ pub trait Store: Send + Sync {
     async fn purge_expired(&self, now: u64) -> StoreResult<()>;
 }
 
+/// Drops expired codes, pending logins and refresh tokens every few minutes.
+pub struct Purger(pub std::sync::Arc<dyn Store>);
+
+#[async_trait]
+impl pingora::services::background::BackgroundService for Purger {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(error) = self.0.purge_expired(crate::tokens::now()).await {
+                        tracing::warn!(%error, "purging expired state failed");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod contract;

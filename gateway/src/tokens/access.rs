@@ -33,6 +33,9 @@ pub struct AccessClaims {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    /// The grant the token was issued under, so that revoking the grant revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
 /// `aud`: one string or several.
@@ -107,21 +110,26 @@ impl TokenError {
     }
 }
 
-/// Access tokens revoked before they expire, by `jti`, each kept until its token's `exp`.
+/// Access tokens revoked before they expire, by `jti` or by grant, each kept until no token it
+/// covers can still be unexpired.
 #[derive(Default)]
 pub struct Revocations {
     revoked: RwLock<HashMap<String, u64>>,
 }
 
 impl Revocations {
-    pub fn revoke(&self, jti: &str, exp: u64, now: u64) {
+    /// Revokes the token (`jti`) or the grant (`gid`) named `id` until `until`.
+    pub fn revoke(&self, id: &str, until: u64, now: u64) {
         let mut revoked = self.revoked.write().expect("not poisoned");
         revoked.retain(|_, until| *until >= now);
-        revoked.insert(jti.to_owned(), exp);
+        revoked.insert(id.to_owned(), until);
     }
 
-    pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.read().expect("not poisoned").contains_key(jti)
+    pub fn covers(&self, claims: &AccessClaims) -> bool {
+        let revoked = self.revoked.read().expect("not poisoned");
+        !revoked.is_empty()
+            && (revoked.contains_key(&claims.jti)
+                || claims.gid.as_ref().is_some_and(|g| revoked.contains_key(g)))
     }
 }
 
@@ -160,7 +168,7 @@ impl AccessTokenVerifier {
         if claims.exp + self.skew < now {
             return Err(TokenError::Expired);
         }
-        if self.revocations.is_revoked(&claims.jti) {
+        if self.revocations.covers(&claims) {
             return Err(TokenError::Revoked);
         }
         Ok(claims)

@@ -27,6 +27,7 @@ fn claims() -> AccessClaims {
         jti: "j1".into(),
         email: None,
         preferred_username: None,
+        gid: Some("g1".into()),
     }
 }
 
@@ -55,6 +56,22 @@ fn expiry_and_revocation_apply_to_cached_tokens_too() {
     assert_eq!(verifier.verify(&token, NOW + 331), Err(TokenError::Expired));
     verifier.revocations.revoke("j1", NOW + 300, NOW);
     assert_eq!(verifier.verify(&token, NOW), Err(TokenError::Revoked));
+
+    let other = mint(
+        &keys,
+        &AccessClaims {
+            jti: "j2".into(),
+            ..claims()
+        },
+    )
+    .unwrap();
+    verifier.verify(&other, NOW).unwrap();
+    verifier.revocations.revoke("g1", NOW + 300, NOW);
+    assert_eq!(
+        verifier.verify(&other, NOW),
+        Err(TokenError::Revoked),
+        "revoking the grant revokes its tokens"
+    );
 }
 
 #[test]

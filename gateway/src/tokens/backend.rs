@@ -92,6 +92,7 @@ impl BackendSigner {
             jti: uuid::Uuid::new_v4().to_string(),
             email: caller.email.clone(),
             preferred_username: caller.preferred_username.clone(),
+            gid: caller.gid.clone(),
         };
         let upstream_token: Arc<str> = mint(&self.keys, &upstream)?.into();
         let assertion = AssertionClaims {
@@ -143,6 +144,7 @@ mod tests {
             jti: "j".into(),
             email: Some("a@example.com".into()),
             preferred_username: None,
+            gid: None,
         };
         let first = signer
             .credentials(&caller, 0, "http://backend/mcp", now)

@@ -6,6 +6,7 @@ use gateway_assertion::{KeyAlgorithm, SigningKey, jwk_set};
 use jsonwebtoken::DecodingKey;
 
 use crate::config::runtime::{KeySource, TokenSettings};
+use crate::store::StoredKey;
 
 /// The active signing key, and every key whose tokens may still be in use, as a JWKS.
 pub struct KeyRing {
@@ -43,6 +44,43 @@ impl KeyRing {
             }
         };
         Ok(Self::new(active, Vec::new()))
+    }
+
+    /// The ring from the keys a store holds (newest first): the newest signs, the others still verify.
+    /// With none stored, a new key is generated and returned for storing.
+    pub fn from_stored(
+        settings: &TokenSettings,
+        stored: &[StoredKey],
+        now: u64,
+    ) -> Result<(Self, Option<StoredKey>), KeyLoadError> {
+        let mut keys = Vec::new();
+        for key in stored {
+            let algorithm = match key.algorithm.as_str() {
+                "ES256" => KeyAlgorithm::Es256,
+                _ => KeyAlgorithm::EdDsa,
+            };
+            keys.push(
+                SigningKey::from_pkcs8_pem(algorithm, &key.pkcs8_pem)
+                    .map_err(|e| KeyLoadError::Bad(format!("the stored key {}", key.kid), e))?,
+            );
+        }
+        if keys.is_empty() {
+            let key = SigningKey::generate(settings.algorithm)
+                .map_err(|e| KeyLoadError::Bad("a new key".into(), e))?;
+            let record = StoredKey {
+                kid: key.kid().to_owned(),
+                algorithm: match settings.algorithm {
+                    KeyAlgorithm::EdDsa => "EdDSA".into(),
+                    KeyAlgorithm::Es256 => "ES256".into(),
+                },
+                pkcs8_pem: key.pkcs8_pem().to_owned(),
+                created_at: now,
+            };
+            tracing::info!(kid = %key.kid(), "generated a signing key and stored it");
+            return Ok((Self::new(key, Vec::new()), Some(record)));
+        }
+        let active = keys.remove(0);
+        Ok((Self::new(active, keys), None))
     }
 
     /// A ring signing with `active` that also verifies (and publishes) `retired` keys, whose tokens may

@@ -7,3 +7,4 @@ mod gateway_admission;
 mod gateway_discovery;
 mod gateway_e2e;
 mod gateway_forwarding;
+mod oauth_flow;

@@ -1,0 +1,100 @@
+//! Client authentication at `/token` and `/revoke`: `client_secret_basic`, `client_secret_post` or
+//! `none`, and only the method the client registered.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+
+use super::errors::OAuthError;
+use super::{AuthServer, Request, hash_secret, secrets_equal};
+use crate::store::ClientRecord;
+use crate::tokens::now;
+
+pub async fn authenticate(
+    server: &AuthServer,
+    request: &Request,
+    form: &HashMap<String, String>,
+) -> Result<ClientRecord, OAuthError> {
+    let basic = basic_credentials(request)?;
+    let (client_id, secret, method) = match (&basic, form.get("client_secret")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "Use one client authentication method, not two",
+            ));
+        }
+        (Some((id, secret)), None) => (id.clone(), Some(secret.clone()), "client_secret_basic"),
+        (None, Some(secret)) => (
+            form.get("client_id")
+                .cloned()
+                .ok_or_else(|| OAuthError::InvalidClient("No client_id".into()))?,
+            Some(secret.clone()),
+            "client_secret_post",
+        ),
+        (None, None) => (
+            form.get("client_id")
+                .cloned()
+                .ok_or_else(|| OAuthError::InvalidClient("No client_id".into()))?,
+            None,
+            "none",
+        ),
+    };
+    if let (Some((id, _)), Some(form_id)) = (&basic, form.get("client_id"))
+        && id != form_id
+    {
+        return Err(OAuthError::InvalidClient(
+            "The client_id differs from the authenticated client".into(),
+        ));
+    }
+    let client = server
+        .store
+        .client(&client_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidClient("Unknown client".into()))?;
+    if client.token_endpoint_auth_method != method {
+        return Err(OAuthError::InvalidClient(format!(
+            "The client must authenticate with {}",
+            client.token_endpoint_auth_method
+        )));
+    }
+    if let Some(secret) = secret {
+        let expected = client.secret_hash.as_deref().unwrap_or_default();
+        if !secrets_equal(&hash_secret(&secret), expected) {
+            return Err(OAuthError::InvalidClient(
+                "Client authentication failed".into(),
+            ));
+        }
+        if client.secret_expires_at != 0 && client.secret_expires_at < now() {
+            return Err(OAuthError::InvalidClient(
+                "The client secret expired".into(),
+            ));
+        }
+    }
+    Ok(client)
+}
+
+/// `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
+fn basic_credentials(request: &Request) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = request.headers.get(http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::InvalidClient("The Basic credentials are malformed".into());
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Err(bad());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
+}

@@ -1,0 +1,88 @@
+//! OAuth errors of the JSON endpoints (`/token`, `/register`, `/revoke`), as RFC 6749 §5.2 and RFC 7591
+//! §3.2.2 spell them, mapped in one place to a status and a body; and the store's failures.
+
+use super::Response;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("{1}")]
+    InvalidRequest(&'static str, String),
+    #[error("{0}")]
+    InvalidClient(String),
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    InvalidTarget(String),
+    #[error("{0}")]
+    InvalidRedirectUri(String),
+    #[error("{0}")]
+    InvalidClientMetadata(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A page, already rendered (for the browser endpoints).
+    #[error("a page")]
+    Page(Box<Response>),
+}
+
+impl OAuthError {
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        OAuthError::InvalidRequest("invalid_request", description.into())
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(code, _) => code,
+            OAuthError::InvalidClient(_) => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
+            OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
+            OAuthError::NotFound(_) => "not_found",
+            OAuthError::Store(_) | OAuthError::Page(_) => "server_error",
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        if let OAuthError::Page(page) = self {
+            return *page;
+        }
+        let status = match &self {
+            OAuthError::InvalidClient(_) => 401,
+            OAuthError::NotFound(_) => 404,
+            OAuthError::Store(error) => {
+                tracing::error!(%error, "the store failed");
+                500
+            }
+            _ => 400,
+        };
+        let description = match &self {
+            OAuthError::Store(_) => "The server could not complete the request".to_owned(),
+            other => other.to_string(),
+        };
+        let response = Response::json(
+            status,
+            &serde_json::json!({ "error": self.code(), "error_description": description }),
+        );
+        if status == 401 {
+            // RFC 6749 §5.2: a failed client authentication names the scheme the client may use.
+            response.with_header(
+                "www-authenticate",
+                "Basic realm=\"mcp-auth-gateway\"".into(),
+            )
+        } else {
+            response
+        }
+    }
+}

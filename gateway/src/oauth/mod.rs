@@ -1,0 +1,214 @@
+//! The OAuth 2.1 authorization server MCP clients talk to: dynamic registration ([`register`]),
+//! `/authorize` with PKCE ([`authorize`]), the login form of the `local` provider ([`login`]), consent
+//! ([`consent`]), `/token` ([`token`]) and `/revoke` ([`revoke`]). Handlers take a plain [`Request`]
+//! and return a [`Response`], so that they know nothing of Pingora and test without it.
+
+pub mod authorize;
+pub mod client_auth;
+pub mod consent;
+pub mod errors;
+pub mod login;
+pub mod pages;
+pub mod pkce;
+pub mod redirect;
+pub mod register;
+pub mod revoke;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::config::Config;
+use crate::config::runtime::{LocalUser, Provider};
+use crate::store::Store;
+use crate::tokens::access::AccessTokenVerifier;
+use crate::tokens::keys::KeyRing;
+
+/// The authorization server's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsEndpoint {
+    Authorize,
+    Login,
+    Consent,
+    Token,
+    Register,
+    Revoke,
+}
+
+impl AsEndpoint {
+    pub const fn path(self) -> &'static str {
+        match self {
+            AsEndpoint::Authorize => "/authorize",
+            AsEndpoint::Login => "/login",
+            AsEndpoint::Consent => "/consent",
+            AsEndpoint::Token => "/token",
+            AsEndpoint::Register => "/register",
+            AsEndpoint::Revoke => "/revoke",
+        }
+    }
+
+    /// Endpoints that browser-based clients call with `fetch`, and so need CORS.
+    pub fn is_cors(self) -> bool {
+        matches!(
+            self,
+            AsEndpoint::Token | AsEndpoint::Register | AsEndpoint::Revoke
+        )
+    }
+}
+
+/// A request as the handlers see it.
+pub struct Request {
+    pub method: Method,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Request {
+    pub fn query_params(&self) -> HashMap<String, String> {
+        params(self.query.as_deref().unwrap_or_default().as_bytes())
+    }
+
+    pub fn form(&self) -> HashMap<String, String> {
+        params(&self.body)
+    }
+
+    /// A cookie's value.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    }
+}
+
+/// Form or query parameters. A repeated parameter keeps its first value; [`repeated`] finds those,
+/// which OAuth forbids (RFC 6749 §3.1).
+fn params(raw: &[u8]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw) {
+        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    out
+}
+
+/// The first parameter given more than once.
+pub fn repeated(raw: &[u8]) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    url::form_urlencoded::parse(raw)
+        .map(|(k, _)| k.into_owned())
+        .find(|k| !seen.insert(k.clone()))
+}
+
+/// A response as the handlers make it.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("cache-control", "no-store".into()),
+                ("pragma", "no-cache".into()),
+            ],
+            body: serde_json::to_vec(body).expect("JSON").into(),
+        }
+    }
+
+    pub fn redirect(location: String) -> Self {
+        Self {
+            status: 302,
+            headers: vec![("location", location), ("cache-control", "no-store".into())],
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// The authorization server; one per gateway, when a provider is configured.
+pub struct AuthServer {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+    pub verifier: Arc<AccessTokenVerifier>,
+    users: Vec<LocalUser>,
+}
+
+impl AuthServer {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        verifier: Arc<AccessTokenVerifier>,
+    ) -> Self {
+        let users = match &config.auth.provider {
+            Some(Provider::Local { users }) => users.clone(),
+            None => Vec::new(),
+        };
+        Self {
+            config,
+            store,
+            keys,
+            verifier,
+            users,
+        }
+    }
+
+    pub async fn handle(&self, endpoint: AsEndpoint, request: Request) -> Response {
+        let response = match endpoint {
+            AsEndpoint::Authorize => authorize::handle(self, &request).await,
+            AsEndpoint::Login => login::handle(self, &request).await,
+            AsEndpoint::Consent => consent::handle(self, &request).await,
+            AsEndpoint::Token => token::handle(self, &request).await,
+            AsEndpoint::Register => register::handle(self, &request).await,
+            AsEndpoint::Revoke => revoke::handle(self, &request).await,
+        };
+        response.unwrap_or_else(|error| error.into_response())
+    }
+
+    pub fn url(&self, endpoint: AsEndpoint) -> String {
+        format!("{}{}", self.config.public_url, endpoint.path())
+    }
+}
+
+/// A random, URL-safe secret of `bytes` bytes of entropy.
+pub fn random_token(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buffer);
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// How secrets are stored and compared: base64url(SHA-256).
+pub fn hash_secret(secret: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Constant-time equality for secrets and their hashes.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

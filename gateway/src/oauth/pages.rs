@@ -1,0 +1,151 @@
+//! The server-rendered pages: login, consent and errors. Every value is HTML-escaped; every page forbids
+//! framing (clickjacking) and caching.
+
+use super::Response;
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page; `body` is trusted HTML that the caller built from escaped values.
+pub fn page(status: u16, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        title = escape(title),
+    );
+    Response {
+        status,
+        headers: vec![
+            ("content-type", "text/html; charset=utf-8".into()),
+            ("cache-control", "no-store".into()),
+            ("x-frame-options", "DENY".into()),
+            (
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'".into(),
+            ),
+            ("referrer-policy", "no-referrer".into()),
+        ],
+        body: html.into(),
+    }
+}
+
+/// An error shown to the user, for when there is no client redirect that may be trusted with it.
+pub fn error_page(status: u16, message: &str) -> Response {
+    page(
+        status,
+        "Authorization failed",
+        &format!(
+            "<h1>Authorization failed</h1><p class=\"error\">{}</p>",
+            escape(message)
+        ),
+    )
+}
+
+pub fn login_page(pending_id: &str, csrf: &str, client: &str, error: Option<&str>) -> Response {
+    let error = error
+        .map(|e| format!("<p class=\"error\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    page(
+        if error.is_empty() { 200 } else { 401 },
+        "Sign in",
+        &format!(
+            "<h1>Sign in</h1><p>to continue to <strong>{client}</strong></p>{error}\
+             <form method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label>Username <input name=\"username\" autocomplete=\"username\" required autofocus></label>\
+             <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+             <button type=\"submit\">Sign in</button></form>",
+            client = escape(client),
+            pending = escape(pending_id),
+            csrf = escape(csrf),
+        ),
+    )
+}
+
+pub struct ConsentView<'a> {
+    pub pending_id: &'a str,
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub client_id: &'a str,
+    pub redirect_host: &'a str,
+    pub scopes: &'a [&'a str],
+    pub resource: &'a str,
+    pub resource_name: &'a str,
+    pub user: &'a str,
+}
+
+pub fn consent_page(view: &ConsentView) -> Response {
+    let scopes: String = view
+        .scopes
+        .iter()
+        .map(|s| format!("<li><code>{}</code></li>", escape(s)))
+        .collect();
+    page(
+        200,
+        "Allow access?",
+        &format!(
+            "<h1>Allow access?</h1>\
+             <p><strong>{client}</strong> <small>({client_id})</small> wants to use <strong>{resource_name}</strong> \
+             (<code>{resource}</code>) as <strong>{user}</strong>.</p>\
+             <p>After you decide, you will be sent to <strong>{host}</strong>. Allow only if you trust that site.</p>\
+             <p>It asks for these scopes:</p><ul>{scopes}</ul>\
+             <form method=\"post\" action=\"/consent\">\
+             <input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button> \
+             <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button></form>",
+            client = escape(view.client_name),
+            client_id = escape(view.client_id),
+            resource_name = escape(view.resource_name),
+            resource = escape(view.resource),
+            user = escape(view.user),
+            host = escape(view.redirect_host),
+            pending = escape(view.pending_id),
+            csrf = escape(view.csrf),
+        ),
+    )
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0}\
+main{max-width:28rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002}\
+h1{font-size:1.4rem;margin-top:0}label{display:block;margin:.8rem 0}input{display:block;width:100%;padding:.5rem;\
+box-sizing:border-box;margin-top:.3rem}button{padding:.6rem 1.2rem;margin-top:1rem;border:0;border-radius:4px;\
+background:#2456d3;color:#fff;font-size:1rem;cursor:pointer}button.secondary{background:#666}\
+.error{color:#b00020}code{background:#eef;padding:0 .2rem}small{color:#555}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped_and_framing_is_forbidden() {
+        let page = login_page("p\"><script>", "c", "<img src=x onerror=alert(1)>", None);
+        let html = String::from_utf8(page.body.to_vec()).unwrap();
+        assert!(!html.contains("<script>") && !html.contains("<img"));
+        assert!(
+            page.headers
+                .iter()
+                .any(|(k, v)| *k == "x-frame-options" && v == "DENY")
+        );
+        assert!(
+            page.headers
+                .iter()
+                .any(|(k, v)| *k == "content-security-policy"
+                    && v.contains("frame-ancestors 'none'"))
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! RFC 7591 dynamic client registration: validate the metadata, issue a `client_id` (and a secret only
+//! to confidential clients), answer 201 with the registered metadata echoed.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::errors::OAuthError;
+use super::{AuthServer, Request, Response, hash_secret, random_token, redirect};
+use crate::store::ClientRecord;
+use crate::tokens::now;
+
+pub const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
+pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
+
+#[derive(Deserialize)]
+struct Metadata {
+    redirect_uris: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+    client_name: Option<String>,
+    client_uri: Option<String>,
+    scope: Option<String>,
+    application_type: Option<String>,
+}
+
+pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+    if request.method != http::Method::POST {
+        return Err(OAuthError::invalid_request("Register with POST"));
+    }
+    let is_json = request
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    if !is_json {
+        return Err(OAuthError::InvalidClientMetadata(
+            "The body must be application/json".into(),
+        ));
+    }
+    let metadata: Metadata = serde_json::from_slice(&request.body).map_err(|e| {
+        OAuthError::InvalidClientMetadata(format!(
+            "The metadata is not valid JSON of the right shape: {e}"
+        ))
+    })?;
+
+    let redirect_uris = metadata.redirect_uris.unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(OAuthError::InvalidRedirectUri(
+            "redirect_uris must list at least one URI".into(),
+        ));
+    }
+    if let Some(problem) = redirect_uris
+        .iter()
+        .find_map(|u| redirect::registration_problem(u))
+    {
+        return Err(OAuthError::InvalidRedirectUri(problem));
+    }
+    let method = metadata
+        .token_endpoint_auth_method
+        .unwrap_or_else(|| "client_secret_basic".into());
+    if !AUTH_METHODS.contains(&method.as_str()) {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "token_endpoint_auth_method {method:?} is not one of {}",
+            AUTH_METHODS.join(", ")
+        )));
+    }
+    let grant_types = metadata
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
+    if let Some(bad) = grant_types
+        .iter()
+        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+    {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "grant type {bad:?} is not supported"
+        )));
+    }
+    let response_types = metadata
+        .response_types
+        .unwrap_or_else(|| vec!["code".into()]);
+    if response_types.iter().any(|r| r != "code")
+        || !grant_types.iter().any(|g| g == "authorization_code")
+    {
+        return Err(OAuthError::InvalidClientMetadata(
+            "only the authorization_code grant with response type code is supported".into(),
+        ));
+    }
+    if let Some(scope) = &metadata.scope {
+        let supported = supported_scopes(server);
+        if let Some(bad) = scope
+            .split_ascii_whitespace()
+            .find(|s| !supported.contains(s))
+        {
+            return Err(OAuthError::InvalidClientMetadata(format!(
+                "scope {bad:?} is not supported"
+            )));
+        }
+    }
+    if metadata
+        .client_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 200)
+    {
+        return Err(OAuthError::InvalidClientMetadata(
+            "client_name is longer than 200 characters".into(),
+        ));
+    }
+    if let Some(uri) = &metadata.client_uri
+        && url::Url::parse(uri)
+            .map(|u| u.scheme() != "https")
+            .unwrap_or(true)
+    {
+        return Err(OAuthError::InvalidClientMetadata(
+            "client_uri must be an https URL".into(),
+        ));
+    }
+    if let Some(kind) = &metadata.application_type
+        && kind != "native"
+        && kind != "web"
+    {
+        return Err(OAuthError::InvalidClientMetadata(format!(
+            "application_type {kind:?} is not native or web"
+        )));
+    }
+
+    let issued_at = now();
+    let secret = (method != "none").then(|| random_token(32));
+    let client = ClientRecord {
+        client_id: random_token(16),
+        secret_hash: secret.as_deref().map(hash_secret),
+        secret_expires_at: 0,
+        redirect_uris,
+        grant_types,
+        response_types,
+        token_endpoint_auth_method: method,
+        client_name: metadata.client_name,
+        client_uri: metadata.client_uri,
+        scope: metadata.scope,
+        application_type: metadata.application_type,
+        issued_at,
+        origin: "dynamic".into(),
+    };
+    server.store.put_client(&client).await?;
+    tracing::info!(client_id = %client.client_id, name = client.client_name.as_deref().unwrap_or("-"), "registered a client");
+
+    let mut body = json!({
+        "client_id": client.client_id,
+        "client_id_issued_at": issued_at,
+        "redirect_uris": client.redirect_uris,
+        "grant_types": client.grant_types,
+        "response_types": client.response_types,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+    });
+    for (key, value) in [
+        ("client_name", &client.client_name),
+        ("client_uri", &client.client_uri),
+        ("scope", &client.scope),
+        ("application_type", &client.application_type),
+    ] {
+        if let Some(value) = value {
+            body[key] = json!(value);
+        }
+    }
+    if let Some(secret) = secret {
+        body["client_secret"] = json!(secret);
+        body["client_secret_expires_at"] = json!(0);
+    }
+    Ok(Response::json(201, &body))
+}
+
+/// Every scope any route supports.
+pub fn supported_scopes(server: &AuthServer) -> Vec<&str> {
+    let mut scopes: Vec<&str> = server
+        .config
+        .routes
+        .iter()
+        .flat_map(|r| r.scopes_supported.iter().map(String::as_str))
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes
+}

@@ -1,0 +1,247 @@
+//! `/token`: the `authorization_code` grant (PKCE, single-use codes, replay revokes the grant) and the
+//! `refresh_token` grant (rotation on every use; reuse revokes the grant, except within a short grace
+//! for concurrent refreshes). Replies and errors as RFC 6749 §5.1 and §5.2.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::client_auth::authenticate;
+use super::errors::OAuthError;
+use super::{AuthServer, Request, Response, hash_secret, pkce, random_token};
+use crate::store::records::UserIdentity;
+use crate::store::{CodeTake, GrantRecord, Rotation};
+use crate::tokens::access::{AccessClaims, Audience, mint};
+use crate::tokens::now;
+
+pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+    if request.method != http::Method::POST {
+        return Err(OAuthError::invalid_request("Use POST for /token"));
+    }
+    if let Some(name) = super::repeated(&request.body) {
+        return Err(OAuthError::invalid_request(format!(
+            "The parameter {name} was given more than once"
+        )));
+    }
+    let form = request.form();
+    let client = authenticate(server, request, &form).await?;
+    let grant_type = form
+        .get("grant_type")
+        .map(String::as_str)
+        .unwrap_or_default();
+    if !client.grant_types.iter().any(|g| g == grant_type)
+        && matches!(grant_type, "authorization_code" | "refresh_token")
+    {
+        return Err(OAuthError::UnauthorizedClient(format!(
+            "The client may not use the {grant_type} grant"
+        )));
+    }
+    match grant_type {
+        "authorization_code" => authorization_code(server, &client.client_id, &form).await,
+        "refresh_token" => refresh_token(server, &client.client_id, &form).await,
+        "" => Err(OAuthError::invalid_request("No grant_type")),
+        other => Err(OAuthError::UnsupportedGrantType(format!(
+            "The {other} grant is not supported"
+        ))),
+    }
+}
+
+async fn authorization_code(
+    server: &AuthServer,
+    client_id: &str,
+    form: &HashMap<String, String>,
+) -> Result<Response, OAuthError> {
+    let code = form
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("No code"))?;
+    let verifier = form
+        .get("code_verifier")
+        .ok_or_else(|| OAuthError::invalid_request("No code_verifier: PKCE is required"))?;
+    let code_hash = hash_secret(code);
+    let record = match server.store.take_code(&code_hash, now()).await? {
+        CodeTake::Taken(record) => record,
+        CodeTake::Replayed { grant_id } => {
+            // A code used twice was stolen or replayed: nothing issued from it may live on.
+            if let Some(grant_id) = grant_id {
+                revoke_grant(server, &grant_id).await?;
+            }
+            tracing::warn!(
+                client_id,
+                "an authorization code was replayed; its grant is revoked"
+            );
+            return Err(OAuthError::InvalidGrant("The code was already used".into()));
+        }
+        CodeTake::Missing => {
+            return Err(OAuthError::InvalidGrant(
+                "The code is unknown or expired".into(),
+            ));
+        }
+    };
+    if record.client_id != client_id {
+        return Err(OAuthError::InvalidGrant(
+            "The code was issued to another client".into(),
+        ));
+    }
+    if form.get("redirect_uri") != Some(&record.redirect_uri) {
+        return Err(OAuthError::InvalidGrant(
+            "The redirect_uri differs from the authorization request's".into(),
+        ));
+    }
+    if !pkce::verify(verifier, &record.code_challenge) {
+        return Err(OAuthError::InvalidGrant(
+            "The code_verifier does not match the code_challenge".into(),
+        ));
+    }
+    check_resource(form, &record.resource)?;
+    let grant = GrantRecord {
+        grant_id: random_token(16),
+        client_id: client_id.to_owned(),
+        scope: record.scope,
+        resource: record.resource,
+        user: record.user,
+        created_at: now(),
+        revoked: false,
+    };
+    server.store.put_grant(&grant).await?;
+    server
+        .store
+        .set_code_grant(&code_hash, &grant.grant_id)
+        .await?;
+    let refresh = random_token(32);
+    let refresh_expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
+    server
+        .store
+        .put_refresh(&hash_secret(&refresh), &grant.grant_id, refresh_expires)
+        .await?;
+    tracing::info!(client_id, user = %grant.user.sub, grant = %grant.grant_id, "issued tokens for a code");
+    token_response(server, &grant, &grant.scope, &refresh)
+}
+
+async fn refresh_token(
+    server: &AuthServer,
+    client_id: &str,
+    form: &HashMap<String, String>,
+) -> Result<Response, OAuthError> {
+    let old = form
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("No refresh_token"))?;
+    let old_hash = hash_secret(old);
+    // The token's grant must be this client's before anything is rotated.
+    let grant_id = server
+        .store
+        .refresh_grant(&old_hash, now())
+        .await?
+        .ok_or_else(|| {
+            OAuthError::InvalidGrant("The refresh token is unknown, expired or revoked".into())
+        })?;
+    let grant = server
+        .store
+        .grant(&grant_id)
+        .await?
+        .filter(|g| !g.revoked)
+        .ok_or_else(|| OAuthError::InvalidGrant("The grant was revoked".into()))?;
+    if grant.client_id != client_id {
+        return Err(OAuthError::InvalidGrant(
+            "The refresh token was issued to another client".into(),
+        ));
+    }
+    check_resource(form, &grant.resource)?;
+    let scope = match form.get("scope") {
+        None => grant.scope.clone(),
+        Some(asked) => {
+            let granted: Vec<&str> = grant.scope.split_ascii_whitespace().collect();
+            if asked
+                .split_ascii_whitespace()
+                .any(|s| !granted.contains(&s))
+            {
+                return Err(OAuthError::InvalidScope(
+                    "A refresh cannot widen the granted scope".into(),
+                ));
+            }
+            asked.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
+        }
+    };
+    let new = random_token(32);
+    let expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
+    let grace = server.config.auth.refresh_grace.as_secs();
+    match server
+        .store
+        .rotate_refresh(&old_hash, &hash_secret(&new), expires, now(), grace)
+        .await?
+    {
+        Rotation::Rotated { .. } | Rotation::RotatedWithinGrace { .. } => {
+            token_response(server, &grant, &scope, &new)
+        }
+        Rotation::Reused { grant_id } => {
+            revoke_grant(server, &grant_id).await?;
+            tracing::warn!(client_id, grant = %grant_id, "a rotated refresh token was reused; the grant is revoked");
+            Err(OAuthError::InvalidGrant(
+                "The refresh token was already used".into(),
+            ))
+        }
+        Rotation::Unknown => Err(OAuthError::InvalidGrant(
+            "The refresh token is unknown, expired or revoked".into(),
+        )),
+    }
+}
+
+/// A `resource` sent at the token endpoint must be the one authorized (trailing slash tolerated).
+fn check_resource(form: &HashMap<String, String>, authorized: &str) -> Result<(), OAuthError> {
+    match form.get("resource") {
+        Some(resource) if resource.strip_suffix('/').unwrap_or(resource) != authorized => Err(
+            OAuthError::InvalidTarget("The resource differs from the one authorized".into()),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Revokes a grant in the store and, at once, every access token issued under it.
+pub async fn revoke_grant(server: &AuthServer, grant_id: &str) -> Result<(), OAuthError> {
+    server.store.revoke_grant(grant_id).await?;
+    let until = now()
+        + server.config.auth.access_token_lifetime.as_secs()
+        + server.config.tokens.clock_skew.as_secs();
+    server.verifier.revocations.revoke(grant_id, until, now());
+    Ok(())
+}
+
+fn token_response(
+    server: &AuthServer,
+    grant: &GrantRecord,
+    scope: &str,
+    refresh: &str,
+) -> Result<Response, OAuthError> {
+    let lifetime = server.config.auth.access_token_lifetime.as_secs();
+    let issued = now();
+    let UserIdentity {
+        sub,
+        email,
+        preferred_username,
+    } = grant.user.clone();
+    let claims = AccessClaims {
+        iss: server.config.tokens.issuer.clone(),
+        sub,
+        aud: Audience::One(grant.resource.clone()),
+        client_id: grant.client_id.clone(),
+        scope: scope.to_owned(),
+        exp: issued + lifetime,
+        iat: issued,
+        nbf: None,
+        jti: random_token(16),
+        email,
+        preferred_username,
+        gid: Some(grant.grant_id.clone()),
+    };
+    let access = mint(&server.keys, &claims)
+        .map_err(|e| OAuthError::Store(crate::store::StoreError(e.to_string())))?;
+    Ok(Response::json(
+        200,
+        &json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "refresh_token": refresh,
+            "scope": scope,
+        }),
+    ))
+}

@@ -1,0 +1,187 @@
+// The whole OAuth flow with the official TypeScript SDK client, as an MCP app would do it, with a
+// headless user agent standing in for the browser: it follows redirects, keeps cookies per host,
+// fills in the login and consent forms, and stops at the app's redirect URI.
+//
+// Usage: node oauth-flow.mjs '<plan JSON>'
+//   { "url": "<MCP server URL>", "username": "...", "password": "...",
+//     "consent": "approve" | "deny", "tokenAuth": "none" | "client_secret_post" | "client_secret_basic" }
+// Prints one JSON report on stdout; a failure becomes { "error": "...", ...the report so far }.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { auth, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+
+const plan = JSON.parse(process.argv[2]);
+const report = { pages: [], authorizeUrl: null };
+// The app's redirect URI. Nothing listens there: the user agent stops before fetching it.
+const REDIRECT = 'http://127.0.0.1:1/oauth/callback';
+
+/** A cookie jar keyed by host, ignoring Secure (the test runs over loopback http, as browsers allow). */
+const jar = new Map();
+function storeCookies(url, response) {
+  const host = new URL(url).host;
+  const cookies = jar.get(host) ?? new Map();
+  for (const line of response.headers.getSetCookie()) {
+    const [pair, ...attributes] = line.split(';');
+    const [name, ...rest] = pair.split('=');
+    const value = rest.join('=');
+    const expired = attributes.some((a) => /^\s*max-age\s*=\s*0\s*$/i.test(a)) || value === '';
+    if (expired) cookies.delete(name.trim());
+    else cookies.set(name.trim(), value);
+  }
+  jar.set(host, cookies);
+}
+function cookieHeader(url) {
+  const cookies = jar.get(new URL(url).host);
+  return cookies ? [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') : '';
+}
+
+/** The first form of a page: its action and every named input's value. */
+function parseForm(html, base) {
+  const form = html.match(/<form[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i);
+  if (!form) return null;
+  const unescape = (s) => s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const fields = {};
+  for (const input of form[2].matchAll(/<input([^>]*)>/gi)) {
+    const name = input[1].match(/name="([^"]*)"/);
+    const value = input[1].match(/value="([^"]*)"/);
+    if (name) fields[unescape(name[1])] = value ? unescape(value[1]) : '';
+  }
+  return { action: new URL(unescape(form[1]), base).href, fields, html };
+}
+
+/** Drives the authorization from `start` to the app's redirect URI; returns its query parameters. */
+async function userAgent(start) {
+  let url = start;
+  let request = { method: 'GET' };
+  for (let hop = 0; hop < 20; hop++) {
+    if (url.startsWith(REDIRECT)) return Object.fromEntries(new URL(url).searchParams);
+    const response = await fetch(url, {
+      ...request,
+      redirect: 'manual',
+      headers: { ...(request.headers ?? {}), cookie: cookieHeader(url) },
+    });
+    storeCookies(url, response);
+    const page = { path: new URL(url).pathname, status: response.status, frameOptions: response.headers.get('x-frame-options'), csp: response.headers.get('content-security-policy') };
+    report.pages.push(page);
+    if (response.status >= 300 && response.status < 400) {
+      url = new URL(response.headers.get('location'), url).href;
+      request = { method: 'GET' };
+      continue;
+    }
+    const html = await response.text();
+    const form = parseForm(html, url);
+    if (!form) throw new Error(`stuck at ${url} (${response.status}): ${html.slice(0, 300)}`);
+    const fields = { ...form.fields };
+    if ('username' in fields) {
+      fields.username = plan.username;
+      fields.password = plan.password;
+      page.form = 'login';
+    } else {
+      fields.decision = plan.consent ?? 'approve';
+      page.form = 'consent';
+      page.text = html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+    }
+    url = form.action;
+    request = {
+      method: 'POST',
+      body: new URLSearchParams(fields).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    };
+  }
+  throw new Error('too many redirects');
+}
+
+class AppProvider {
+  constructor() {
+    this.redirected = null;
+  }
+  get redirectUrl() { return REDIRECT; }
+  get clientMetadata() {
+    return {
+      client_name: 'Integration Test App',
+      redirect_uris: [REDIRECT],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: plan.tokenAuth ?? 'none',
+    };
+  }
+  state() { return (this._state = `state-${Math.random().toString(36).slice(2)}`); }
+  clientInformation() { return this._client; }
+  saveClientInformation(info) { this._client = info; report.registered = info; }
+  tokens() { return this._tokens; }
+  saveTokens(tokens) { this._tokens = tokens; (report.tokens ??= []).push(tokens); }
+  saveCodeVerifier(v) { this._verifier = v; }
+  codeVerifier() { return this._verifier; }
+  async redirectToAuthorization(url) {
+    report.authorizeUrl = url.href;
+    this.redirected = await userAgent(url.href);
+    report.redirect = this.redirected;
+  }
+}
+
+async function connect(provider) {
+  const client = new Client({ name: 'integration-test', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+const provider = new AppProvider();
+try {
+  // 1. No token: 401 -> discovery -> registration -> authorize -> login -> consent -> redirect.
+  try {
+    await connect(provider);
+    throw new Error('connected without authorizing');
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError)) throw e;
+  }
+  const back = provider.redirected;
+  if (back.error) {
+    report.denied = back;
+    process.stdout.write(JSON.stringify(report));
+    process.exit(0);
+  }
+  report.stateMatched = back.state === provider._state;
+  // 2. The code for tokens, then the tools.
+  const first = new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider });
+  await first.finishAuth(back.code);
+  const { client } = await connect(provider);
+  report.tools = (await client.listTools()).tools.map((t) => t.name).sort();
+  report.shown = await client.callTool({ name: 'show_auth_token', arguments: {} });
+  report.request = await client.callTool({ name: 'make_authenticated_request', arguments: { message: 'from the oauth flow' } });
+  await client.close();
+
+  // 3. Refresh: the SDK trades the refresh token for new tokens.
+  const before = provider.tokens();
+  const refreshed = await auth(provider, { serverUrl: new URL(plan.url) });
+  const after = provider.tokens();
+  report.refresh = {
+    result: refreshed,
+    accessChanged: after.access_token !== before.access_token,
+    refreshRotated: after.refresh_token !== before.refresh_token,
+  };
+  const again = await connect(provider);
+  report.afterRefresh = await again.client.callTool({ name: 'show_auth_token', arguments: {} });
+  await again.client.close();
+
+  // 4. The rotated-away refresh token, replayed later, is refused (and revokes the grant).
+  const tokenUrl = new URL('/token', plan.url).href;
+  const revokeUrl = new URL('/revoke', plan.url).href;
+  const form = (fields) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+  const clientFields = { client_id: provider._client.client_id, ...(provider._client.client_secret ? { client_secret: provider._client.client_secret } : {}) };
+
+  // 5. Revocation: revoking the refresh token ends the grant; the access token is refused at once.
+  const revoke = await fetch(revokeUrl, form({ token: after.refresh_token, token_type_hint: 'refresh_token', ...clientFields }));
+  report.revokeStatus = revoke.status;
+  const probe = await fetch(plan.url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${after.access_token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'probe', version: '1' } } }),
+  });
+  report.afterRevoke = { status: probe.status, challenge: probe.headers.get('www-authenticate') };
+  const reuse = await fetch(tokenUrl, form({ grant_type: 'refresh_token', refresh_token: after.refresh_token, ...clientFields }));
+  report.refreshAfterRevoke = { status: reuse.status, body: await reuse.json() };
+} catch (e) {
+  report.error = String(e?.stack ?? e);
+}
+process.stdout.write(JSON.stringify(report));
