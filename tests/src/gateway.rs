@@ -79,6 +79,7 @@ impl GatewayBuilder {
             key,
             process,
             config,
+            config_path,
             _dir: dir,
         }
     }
@@ -96,10 +97,22 @@ pub struct GatewayUnderTest {
     pub key: SigningKey,
     pub process: Running,
     pub config: String,
+    config_path: std::path::PathBuf,
     _dir: TempDir,
 }
 
 impl GatewayUnderTest {
+    /// Kills the gateway and starts it again on the same config, store and key.
+    pub async fn restart(&mut self) {
+        let binary = binary("mcp-auth-gateway");
+        let args = ["--config", self.config_path.to_str().expect("UTF-8")];
+        self.process.stop();
+        self.process = Running::start(&binary, &args, &[]);
+        self.process
+            .wait_ready(&format!("{}/readyz", self.origin))
+            .await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
     }

@@ -7,6 +7,7 @@ pub mod echo;
 pub mod gateway;
 pub mod gateway_keys;
 pub mod node;
+pub mod oauth;
 pub mod process;
 pub mod upstream;
 

@@ -218,13 +218,21 @@ pub async fn issue_code(
     )
 }
 
+/// What a login or consent request must prove besides the browser's cookie.
+pub enum Proof<'a> {
+    /// A page view (GET): the cookie is enough.
+    PageView,
+    /// A form submission (POST): it must carry the page's CSRF token.
+    Form(Option<&'a String>),
+}
+
 /// The pending authorization a login or consent request continues, checked against the browser's
-/// cookie (and the form's CSRF token, when `csrf` is given).
+/// cookie and, for a form, its CSRF token.
 pub async fn continued(
     server: &AuthServer,
     request: &Request,
     id: Option<&String>,
-    csrf: Option<&String>,
+    proof: Proof<'_>,
 ) -> Result<(String, PendingAuthorization), OAuthError> {
     let id =
         id.ok_or_else(|| page(400, "This page was opened without an authorization request"))?;
@@ -243,8 +251,8 @@ pub async fn continued(
             "This authorization request was started in another browser",
         ));
     }
-    if let Some(csrf) = csrf
-        && !super::secrets_equal(csrf, &pending.csrf)
+    if let Proof::Form(csrf) = proof
+        && !csrf.is_some_and(|csrf| super::secrets_equal(csrf, &pending.csrf))
     {
         return Err(page(403, "The form was not sent from this server's page"));
     }

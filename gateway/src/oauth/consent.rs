@@ -1,7 +1,7 @@
 //! Consent, the confused-deputy protection: the user sees which client, which redirect host, which
 //! scopes and which resource, and approves or denies; approval is remembered per user and client.
 
-use super::authorize::{auth_cookie, continued, error_redirect, issue_code};
+use super::authorize::{Proof, auth_cookie, continued, error_redirect, issue_code};
 use super::errors::OAuthError;
 use super::login::client_label;
 use super::pages::{ConsentView, consent_page, error_page};
@@ -11,7 +11,8 @@ use crate::tokens::now;
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method == http::Method::GET {
         let params = request.query_params();
-        let (id, pending) = continued(server, request, params.get("pending"), None).await?;
+        let (id, pending) =
+            continued(server, request, params.get("pending"), Proof::PageView).await?;
         let Some(user) = &pending.user else {
             return Ok(error_page(400, "Sign in first"));
         };
@@ -35,7 +36,13 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         }));
     }
     let form = request.form();
-    let (id, pending) = continued(server, request, form.get("pending"), form.get("csrf")).await?;
+    let (id, pending) = continued(
+        server,
+        request,
+        form.get("pending"),
+        Proof::Form(form.get("csrf")),
+    )
+    .await?;
     let Some(user) = pending.user.clone() else {
         return Ok(error_page(400, "Sign in first"));
     };

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 
-use super::authorize::{continued, issue_code};
+use super::authorize::{Proof, continued, issue_code};
 use super::errors::OAuthError;
 use super::pages::login_page;
 use super::{AsEndpoint, AuthServer, Request, Response};
@@ -25,7 +25,8 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method == http::Method::GET {
         let params = request.query_params();
-        let (id, pending) = continued(server, request, params.get("pending"), None).await?;
+        let (id, pending) =
+            continued(server, request, params.get("pending"), Proof::PageView).await?;
         return Ok(login_page(
             &id,
             &pending.csrf,
@@ -34,8 +35,13 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         ));
     }
     let form = request.form();
-    let (id, mut pending) =
-        continued(server, request, form.get("pending"), form.get("csrf")).await?;
+    let (id, mut pending) = continued(
+        server,
+        request,
+        form.get("pending"),
+        Proof::Form(form.get("csrf")),
+    )
+    .await?;
     let username = form.get("username").map(String::as_str).unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
     let user = server.users.iter().find(|u| u.username == username);

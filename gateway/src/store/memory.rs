@@ -163,7 +163,7 @@ impl Store for MemoryStore {
                     grant_id: grant_id.clone(),
                 }
             }
-            Some(at) if now.saturating_sub(at) <= grace_secs => Rotation::RotatedWithinGrace {
+            Some(at) if now.saturating_sub(at) < grace_secs => Rotation::RotatedWithinGrace {
                 grant_id: grant_id.clone(),
             },
             Some(_) => return Ok(Rotation::Reused { grant_id }),

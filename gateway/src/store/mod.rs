@@ -87,7 +87,8 @@ pub trait Store: Send + Sync {
         grant_id: &str,
         expires_at: u64,
     ) -> StoreResult<()>;
-    /// Rotates `old_hash` to `new_hash` (valid until `new_expires_at`) by compare-and-swap.
+    /// Rotates `old_hash` to `new_hash` (valid until `new_expires_at`) by compare-and-swap. A token
+    /// rotated less than `grace_secs` ago rotates again (a concurrent refresh); 0 allows no grace.
     async fn rotate_refresh(
         &self,
         old_hash: &str,

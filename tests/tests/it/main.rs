@@ -8,3 +8,4 @@ mod gateway_discovery;
 mod gateway_e2e;
 mod gateway_forwarding;
 mod oauth_flow;
+mod oauth_rules;

@@ -1,0 +1,271 @@
+//! A raw OAuth client for the authorization server's negative tests: registration, PKCE, a user agent
+//! with cookies that walks login and consent, and token requests. The happy path with the real SDK
+//! lives in `tests/e2e/oauth-flow.mjs`.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use crate::GatewayUnderTest;
+
+pub const REDIRECT: &str = "http://127.0.0.1:1/callback";
+
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new() -> Self {
+        let verifier = format!("verifier-{}-{}", uuid_like(), "x".repeat(40));
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        Self {
+            verifier,
+            challenge,
+        }
+    }
+}
+
+impl Default for Pkce {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// A browser: no automatic redirects, cookies kept.
+pub struct Agent {
+    http: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Agent {
+    pub fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn remember(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub async fn get(&mut self, url: &str) -> (u16, Option<String>, String) {
+        let response = self
+            .http
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.remember(&response);
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            response.status().as_u16(),
+            location,
+            response.text().await.unwrap(),
+        )
+    }
+
+    pub async fn post_form(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
+        let response = self
+            .http
+            .post(url)
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.remember(&response);
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            response.status().as_u16(),
+            location,
+            response.text().await.unwrap(),
+        )
+    }
+
+    pub fn forget_cookies(&mut self) {
+        self.cookies.clear();
+    }
+}
+
+/// A hidden form field's value in a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Query parameters of a URL.
+pub fn query_of(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+pub async fn register(gateway: &GatewayUnderTest, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(gateway.url("/register"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// A registered public client with [`REDIRECT`].
+pub async fn public_client(gateway: &GatewayUnderTest) -> String {
+    let (status, body) = register(
+        gateway,
+        json!({ "client_name": "Raw", "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["client_id"].as_str().unwrap().to_owned()
+}
+
+/// The `/authorize` URL for a client, with `overrides` replacing or (with an empty value) removing
+/// parameters.
+pub fn authorize_url(
+    gateway: &GatewayUnderTest,
+    client_id: &str,
+    pkce: &Pkce,
+    overrides: &[(&str, &str)],
+) -> String {
+    let mut params: Vec<(String, String)> = vec![
+        ("response_type".into(), "code".into()),
+        ("client_id".into(), client_id.into()),
+        ("redirect_uri".into(), REDIRECT.into()),
+        ("code_challenge".into(), pkce.challenge.clone()),
+        ("code_challenge_method".into(), "S256".into()),
+        ("state".into(), "st".into()),
+        ("resource".into(), gateway.url("/mcp")),
+    ];
+    for (k, v) in overrides {
+        params.retain(|(name, _)| name != k);
+        if !v.is_empty() {
+            params.push(((*k).into(), (*v).into()));
+        }
+    }
+    let mut url = url::Url::parse(&gateway.url("/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
+    url.to_string()
+}
+
+/// Walks `/authorize` -> login -> consent (approve) and returns the redirect's query.
+pub async fn authorize(
+    gateway: &GatewayUnderTest,
+    agent: &mut Agent,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> HashMap<String, String> {
+    let (status, location, body) = agent.get(url).await;
+    assert_eq!(status, 302, "{body}");
+    let location = location.unwrap();
+    if location.starts_with(REDIRECT) {
+        return query_of(&location);
+    }
+    let (status, _, login) = agent.get(&location).await;
+    assert_eq!(status, 200, "{login}");
+    let (status, location, body) = agent
+        .post_form(
+            &gateway.url("/login"),
+            &[
+                ("pending", &hidden(&login, "pending")),
+                ("csrf", &hidden(&login, "csrf")),
+                ("username", user),
+                ("password", password),
+            ],
+        )
+        .await;
+    assert_eq!(status, 302, "{body}");
+    let location = location.unwrap();
+    if location.starts_with(REDIRECT) {
+        return query_of(&location);
+    }
+    let (_, _, consent) = agent.get(&location).await;
+    let (status, location, body) = agent
+        .post_form(
+            &gateway.url("/consent"),
+            &[
+                ("pending", &hidden(&consent, "pending")),
+                ("csrf", &hidden(&consent, "csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 302, "{body}");
+    query_of(&location.unwrap())
+}
+
+pub async fn token(gateway: &GatewayUnderTest, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(gateway.url("/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
