@@ -163,9 +163,7 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
             route.resource
         );
     }
-    if let Some(addr) = config.metrics_listen {
-        tracing::info!("metrics at http://{addr}/metrics");
-    }
+    print!("{}", config.banner());
     server.run_forever();
 }
 

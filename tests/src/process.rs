@@ -41,6 +41,15 @@ pub struct Running {
 impl Running {
     /// Starts `program` with `args`, its stdout and stderr going to log files.
     pub fn start(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::spawn(program, args, envs, None)
+    }
+
+    /// The same, in the working directory `dir`.
+    pub fn start_in(program: &Path, args: &[&str], dir: &Path) -> Self {
+        Self::spawn(program, args, &[], Some(dir))
+    }
+
+    fn spawn(program: &Path, args: &[&str], envs: &[(&str, &str)], dir: Option<&Path>) -> Self {
         let logs = tempfile::tempdir().expect("a temporary directory");
         let name = program
             .file_name()
@@ -48,7 +57,11 @@ impl Running {
             .unwrap_or_default();
         let out = std::fs::File::create(logs.path().join("stdout")).expect("a log file");
         let err = std::fs::File::create(logs.path().join("stderr")).expect("a log file");
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let child = command
             .args(args)
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
@@ -57,6 +70,11 @@ impl Running {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         Self { child, logs, name }
+    }
+
+    /// The file that collects its `stdout` or `stderr`.
+    pub fn log_path(&self, stream: &str) -> std::path::PathBuf {
+        self.logs.path().join(stream)
     }
 
     /// What the process wrote to stderr so far.

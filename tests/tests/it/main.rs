@@ -9,3 +9,4 @@ mod gateway_e2e;
 mod gateway_forwarding;
 mod oauth_flow;
 mod oauth_rules;
+mod quickstart;
