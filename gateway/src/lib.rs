@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;
+pub mod rate_limit;
 pub mod routes;
 pub mod sessions;
 pub mod store;
@@ -91,6 +92,10 @@ fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing
             }
             _ => KeyRing::load(&config.tokens).context("loading the signing key")?,
         };
+        // Clients from the config are (re)written on every start, so that edits take effect.
+        for client in &config.clients {
+            store.put_client(client).await?;
+        }
         Ok((store, keys))
     })
 }

@@ -52,6 +52,9 @@ pub fn authorization_server(config: &Config) -> Bytes {
         doc["code_challenge_methods_supported"] = json!(["S256"]);
         doc["token_endpoint_auth_methods_supported"] = json!(AUTH_METHODS);
         doc["revocation_endpoint_auth_methods_supported"] = json!(AUTH_METHODS);
+        doc["introspection_endpoint"] = json!(endpoint(AsEndpoint::Introspect));
+        doc["introspection_endpoint_auth_methods_supported"] =
+            json!(["client_secret_basic", "client_secret_post"]);
         doc["authorization_response_iss_parameter_supported"] = json!(true);
         if config.auth.dynamic_registration {
             doc["registration_endpoint"] = json!(endpoint(AsEndpoint::Register));

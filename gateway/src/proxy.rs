@@ -41,6 +41,8 @@ pub struct Gateway {
     supervised: Vec<Arc<AtomicBool>>,
     /// The authorization server, when a login provider is configured.
     auth: Option<Arc<AuthServer>>,
+    /// Per-client-IP limits on `/register`, `/token` and `/authorize`.
+    limits: [(AsEndpoint, crate::rate_limit::RateLimiter); 3],
 }
 
 /// The largest body the authorization server's endpoints read.
@@ -90,6 +92,20 @@ impl Gateway {
             keys,
             supervised,
             auth,
+            limits: [
+                (
+                    AsEndpoint::Register,
+                    crate::rate_limit::RateLimiter::new(config.rate_limits.register),
+                ),
+                (
+                    AsEndpoint::Token,
+                    crate::rate_limit::RateLimiter::new(config.rate_limits.token),
+                ),
+                (
+                    AsEndpoint::Authorize,
+                    crate::rate_limit::RateLimiter::new(config.rate_limits.authorize),
+                ),
+            ],
             config,
         }
     }
@@ -121,6 +137,23 @@ impl Gateway {
             headers.push(("access-control-max-age", "86400".into()));
             return respond(session, 204, Bytes::new(), &headers).await;
         }
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let (Some(ip), Some((_, limiter))) =
+            (client_ip, self.limits.iter().find(|(e, _)| *e == endpoint))
+            && let Err(wait) = limiter.check(ip, Instant::now())
+        {
+            let mut headers = cors;
+            headers.push(("retry-after", wait.to_string()));
+            let body = json_error(
+                "rate_limited",
+                "Too many requests from this address; retry later",
+            );
+            return respond_json(session, 429, &body, &headers).await;
+        }
+        let header = session.req_header();
         let method = header.method.clone();
         let query = header.uri.query().map(str::to_owned);
         let headers = header.headers.clone();

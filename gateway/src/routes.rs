@@ -58,6 +58,7 @@ impl Router {
                 AsEndpoint::Consent,
                 AsEndpoint::Token,
                 AsEndpoint::Revoke,
+                AsEndpoint::Introspect,
             ] {
                 exact.insert(endpoint.path().to_owned(), Endpoint::AuthServer(endpoint));
             }

@@ -15,6 +15,7 @@ pub struct GatewayBuilder {
     pub metrics_port: u16,
     server_extra: String,
     sections: String,
+    envs: Vec<(String, String)>,
 }
 
 impl GatewayBuilder {
@@ -24,7 +25,14 @@ impl GatewayBuilder {
             metrics_port: free_port(),
             server_extra: String::new(),
             sections: String::new(),
+            envs: Vec::new(),
         }
+    }
+
+    /// Sets an environment variable of the gateway process (secrets come from there).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.envs.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// `http://127.0.0.1:PORT`: the gateway's public URL and issuer.
@@ -65,10 +73,15 @@ impl GatewayBuilder {
         );
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, &config).expect("the config file");
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let mut process = Running::start(
             &binary("mcp-auth-gateway"),
             &["--config", config_path.to_str().expect("UTF-8")],
-            &[],
+            &envs,
         );
         process
             .wait_ready(&format!("{}/readyz", self.origin()))
@@ -80,6 +93,7 @@ impl GatewayBuilder {
             process,
             config,
             config_path,
+            envs: self.envs,
             _dir: dir,
         }
     }
@@ -98,6 +112,7 @@ pub struct GatewayUnderTest {
     pub process: Running,
     pub config: String,
     config_path: std::path::PathBuf,
+    envs: Vec<(String, String)>,
     _dir: TempDir,
 }
 
@@ -107,7 +122,12 @@ impl GatewayUnderTest {
         let binary = binary("mcp-auth-gateway");
         let args = ["--config", self.config_path.to_str().expect("UTF-8")];
         self.process.stop();
-        self.process = Running::start(&binary, &args, &[]);
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.process = Running::start(&binary, &args, &envs);
         self.process
             .wait_ready(&format!("{}/readyz", self.origin))
             .await;

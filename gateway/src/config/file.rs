@@ -24,6 +24,34 @@ pub struct FileConfig {
     pub auth: AuthFile,
     /// Where users log in. Without one, the gateway is a data plane only.
     pub provider: Option<ProviderFile>,
+    /// Clients registered here rather than dynamically.
+    #[serde(default)]
+    pub clients: Vec<ClientFile>,
+    #[serde(default)]
+    pub rate_limits: RateLimitsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    /// "none" (default, a public client), "client_secret_basic" or "client_secret_post".
+    pub token_endpoint_auth_method: Option<String>,
+    /// The environment variable holding a confidential client's secret.
+    pub client_secret_env: Option<String>,
+    /// Skip the consent page for this first-party client (default false).
+    pub skip_consent: Option<bool>,
+}
+
+/// Requests per minute per client IP; 0 turns a limit off.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsFile {
+    pub register: Option<u32>,
+    pub token: Option<u32>,
+    pub authorize: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -37,6 +37,17 @@ pub struct Config {
     pub store: StoreSettings,
     pub auth: AuthSettings,
     pub welcome: Option<String>,
+    /// Clients from the config, as they go into the store.
+    pub clients: Vec<crate::store::ClientRecord>,
+    pub rate_limits: RateLimits,
+}
+
+/// Requests per minute per client IP on the authorization server's endpoints; 0 is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub register: u32,
+    pub token: u32,
+    pub authorize: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +290,27 @@ impl Config {
             }
         };
         let auth = auth_settings(&file, path, &errors)?;
+        let clients = file
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| validate_client(c, &errors, &format!("clients[{i}]"), env))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some((i, _)) = clients
+            .iter()
+            .enumerate()
+            .find(|(i, c)| clients[..*i].iter().any(|o| o.client_id == c.client_id))
+        {
+            return Err(errors.at(&format!("clients[{i}].client_id"), "is already used"));
+        }
+        let rate_limits = RateLimits {
+            register: file.rate_limits.register.unwrap_or(20),
+            token: file.rate_limits.token.unwrap_or(120),
+            authorize: file.rate_limits.authorize.unwrap_or(60),
+        };
         Ok(Config {
+            clients,
+            rate_limits,
             welcome: file.server.welcome.clone(),
             store,
             auth,
@@ -722,6 +753,82 @@ fn validate_route(
         upstream,
         command,
         path,
+    })
+}
+
+fn validate_client(
+    client: &super::file::ClientFile,
+    errors: &Errors,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::store::ClientRecord, ConfigError> {
+    let key = |k: &str| format!("{at}.{k}");
+    if client.client_id.trim().is_empty() || client.client_id.len() > 255 {
+        return Err(errors.at(&key("client_id"), "must be 1 to 255 characters"));
+    }
+    if client.redirect_uris.is_empty() {
+        return Err(errors.at(&key("redirect_uris"), "must list at least one URI"));
+    }
+    for (i, uri) in client.redirect_uris.iter().enumerate() {
+        if let Some(problem) = crate::oauth::redirect::registration_problem(uri) {
+            return Err(errors.at(&format!("{at}.redirect_uris[{i}]"), problem));
+        }
+    }
+    let method = client
+        .token_endpoint_auth_method
+        .clone()
+        .unwrap_or_else(|| "none".into());
+    if !crate::oauth::register::AUTH_METHODS.contains(&method.as_str()) {
+        return Err(errors.at(
+            &key("token_endpoint_auth_method"),
+            format!("{method:?} is not none, client_secret_basic or client_secret_post"),
+        ));
+    }
+    let secret_hash = match (method.as_str(), &client.client_secret_env) {
+        ("none", None) => None,
+        ("none", Some(_)) => {
+            return Err(errors.at(
+                &key("client_secret_env"),
+                "a public client (none) has no secret",
+            ));
+        }
+        (_, None) => {
+            return Err(errors.at(
+                &key("client_secret_env"),
+                "a confidential client needs its secret's environment variable",
+            ));
+        }
+        (_, Some(name)) => {
+            let secret = env(name).ok_or_else(|| {
+                errors.at(
+                    &key("client_secret_env"),
+                    format!("the environment variable {name} is not set"),
+                )
+            })?;
+            if secret.len() < 16 {
+                return Err(errors.at(
+                    &key("client_secret_env"),
+                    format!("the secret in {name} is shorter than 16 characters"),
+                ));
+            }
+            Some(crate::oauth::hash_secret(&secret))
+        }
+    };
+    Ok(crate::store::ClientRecord {
+        client_id: client.client_id.clone(),
+        secret_hash,
+        secret_expires_at: 0,
+        redirect_uris: client.redirect_uris.clone(),
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        response_types: vec!["code".into()],
+        token_endpoint_auth_method: method,
+        client_name: client.client_name.clone(),
+        client_uri: None,
+        scope: None,
+        application_type: None,
+        issued_at: 0,
+        origin: "config".into(),
+        skip_consent: client.skip_consent.unwrap_or(false),
     })
 }
 

@@ -68,15 +68,24 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         email: user.email.clone(),
         preferred_username: Some(user.username.clone()),
     };
-    // Consent given before, for at least these scopes, is not asked again.
-    if let Some(approved) = server
+    // Consent given before, for at least these scopes, is not asked again; nor is it asked for a
+    // first-party client the operator configured so.
+    let first_party = server
+        .store
+        .client(&pending.client_id)
+        .await?
+        .is_some_and(|c| c.skip_consent && c.origin == "config");
+    let approved = server
         .store
         .consent(&identity.sub, &pending.client_id)
         .await?
-        && pending
-            .scope
-            .split_ascii_whitespace()
-            .all(|s| approved.split_ascii_whitespace().any(|a| a == s))
+        .is_some_and(|approved| {
+            pending
+                .scope
+                .split_ascii_whitespace()
+                .all(|s| approved.split_ascii_whitespace().any(|a| a == s))
+        });
+    if (first_party || approved)
         && server
             .store
             .take_pending(&id, crate::tokens::now())

@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod consent;
 pub mod errors;
+pub mod introspect;
 pub mod login;
 pub mod pages;
 pub mod pkce;
@@ -40,6 +41,7 @@ pub enum AsEndpoint {
     Token,
     Register,
     Revoke,
+    Introspect,
 }
 
 impl AsEndpoint {
@@ -51,6 +53,7 @@ impl AsEndpoint {
             AsEndpoint::Token => "/token",
             AsEndpoint::Register => "/register",
             AsEndpoint::Revoke => "/revoke",
+            AsEndpoint::Introspect => "/introspect",
         }
     }
 
@@ -183,6 +186,7 @@ impl AuthServer {
             AsEndpoint::Token => token::handle(self, &request).await,
             AsEndpoint::Register => register::handle(self, &request).await,
             AsEndpoint::Revoke => revoke::handle(self, &request).await,
+            AsEndpoint::Introspect => introspect::handle(self, &request).await,
         };
         response.unwrap_or_else(|error| error.into_response())
     }

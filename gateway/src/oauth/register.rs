@@ -146,6 +146,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         application_type: metadata.application_type,
         issued_at,
         origin: "dynamic".into(),
+        skip_consent: false,
     };
     server.store.put_client(&client).await?;
     tracing::info!(client_id = %client.client_id, name = client.client_name.as_deref().unwrap_or("-"), "registered a client");

@@ -198,6 +198,7 @@ async fn clients_consents_and_keys_are_kept() {
             application_type: None,
             issued_at: NOW,
             origin: "dynamic".into(),
+            skip_consent: false,
         };
         store.put_client(&client).await.unwrap();
         assert_eq!(store.client("c1").await.unwrap(), Some(client));

@@ -21,6 +21,9 @@ pub struct ClientRecord {
     pub issued_at: u64,
     /// Where it came from: "dynamic", "config" or "metadata_document".
     pub origin: String,
+    /// A first-party client from the config whose users are not asked to consent.
+    #[serde(default)]
+    pub skip_consent: bool,
 }
 
 /// An authorization between `/authorize` and the code: what was asked, and who logged in.

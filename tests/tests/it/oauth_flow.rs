@@ -31,6 +31,11 @@ pub struct AuthStack {
 /// A gateway with the local provider (user `alice`, password `wonderland`) in front of a supervised
 /// mcp-backend at `/mcp`.
 pub async fn auth_stack(extra: &str) -> AuthStack {
+    auth_stack_with(extra, GatewayBuilder::new()).await
+}
+
+/// The same, from a builder the caller has set up (environment variables, say).
+pub async fn auth_stack_with(extra: &str, builder: GatewayBuilder) -> AuthStack {
     let echo = EchoTarget::start().await;
     let users = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
@@ -42,7 +47,6 @@ pub async fn auth_stack(extra: &str) -> AuthStack {
     )
     .unwrap();
     let (_, users_path) = users.keep().unwrap();
-    let builder = GatewayBuilder::new();
     let origin = builder.origin();
     let backend_port = free_port();
     let gateway = builder

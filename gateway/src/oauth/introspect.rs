@@ -1,0 +1,68 @@
+//! `/introspect` (RFC 7662), for backends that check tokens by asking: confidential clients only; an
+//! unknown, expired or revoked token is `{"active": false}` and nothing more.
+
+use serde_json::json;
+
+use super::client_auth::authenticate;
+use super::errors::OAuthError;
+use super::{AuthServer, Request, Response, hash_secret};
+use crate::tokens::access::Audience;
+use crate::tokens::now;
+
+pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+    if request.method != http::Method::POST {
+        return Err(OAuthError::invalid_request("Use POST for /introspect"));
+    }
+    let form = request.form();
+    let client = authenticate(server, request, &form).await?;
+    if client.secret_hash.is_none() {
+        return Err(OAuthError::InvalidClient(
+            "Introspection needs a confidential client".into(),
+        ));
+    }
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("No token"))?;
+    if let Ok(claims) = server.verifier.verify(token, now()) {
+        let aud = match &claims.aud {
+            Audience::One(aud) => json!(aud),
+            Audience::Many(auds) => json!(auds),
+        };
+        let mut body = json!({
+            "active": true,
+            "token_type": "Bearer",
+            "scope": claims.scope,
+            "client_id": claims.client_id,
+            "sub": claims.sub,
+            "aud": aud,
+            "iss": claims.iss,
+            "exp": claims.exp,
+            "iat": claims.iat,
+            "jti": claims.jti,
+        });
+        if let Some(username) = &claims.preferred_username {
+            body["username"] = json!(username);
+        }
+        return Ok(Response::json(200, &body));
+    }
+    if let Some(grant_id) = server
+        .store
+        .refresh_grant(&hash_secret(token), now())
+        .await?
+        && let Some(grant) = server.store.grant(&grant_id).await?.filter(|g| !g.revoked)
+    {
+        return Ok(Response::json(
+            200,
+            &json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "scope": grant.scope,
+                "client_id": grant.client_id,
+                "sub": grant.user.sub,
+                "aud": grant.resource,
+                "iss": server.config.tokens.issuer,
+            }),
+        ));
+    }
+    Ok(Response::json(200, &json!({ "active": false })))
+}
