@@ -33,6 +33,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             resource: &pending.resource,
             resource_name: route.map_or(pending.resource.as_str(), |r| r.resource_name.as_str()),
             user: user.preferred_username.as_deref().unwrap_or(&user.sub),
+            redirect_uri: &pending.redirect_uri,
         }));
     }
     let form = request.form();

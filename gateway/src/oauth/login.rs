@@ -31,6 +31,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             &id,
             &pending.csrf,
             &client_label(server, &pending.client_id).await?,
+            &pending.redirect_uri,
             None,
         ));
     }
@@ -60,6 +61,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             &id,
             &pending.csrf,
             &label,
+            &pending.redirect_uri,
             Some("The username or password is wrong."),
         ));
     };

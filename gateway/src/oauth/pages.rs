@@ -20,6 +20,21 @@ pub fn escape(text: &str) -> String {
 
 /// A whole page; `body` is trusted HTML that the caller built from escaped values.
 pub fn page(status: u16, title: &str, body: &str) -> Response {
+    page_with_form_target(status, title, body, None)
+}
+
+/// A page whose form may end up at `form_target` (a redirect URI): browsers apply CSP `form-action` to
+/// where a form submission is redirected, so the client's redirect must be allowed along with 'self'.
+pub fn page_with_form_target(
+    status: u16,
+    title: &str,
+    body: &str,
+    form_target: Option<&str>,
+) -> Response {
+    let form_action = match form_target.and_then(csp_source) {
+        Some(source) => format!("'self' {source}"),
+        None => "'self'".to_owned(),
+    };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -34,11 +49,22 @@ pub fn page(status: u16, title: &str, body: &str) -> Response {
             ("x-frame-options", "DENY".into()),
             (
                 "content-security-policy",
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'".into(),
+                format!(
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"
+                ),
             ),
             ("referrer-policy", "no-referrer".into()),
         ],
         body: html.into(),
+    }
+}
+
+/// The CSP source expression for a redirect URI: its origin, or its scheme for an app's own scheme.
+fn csp_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.scheme() {
+        "http" | "https" => Some(url.origin().ascii_serialization()).filter(|o| o != "null"),
+        scheme => Some(format!("{scheme}:")),
     }
 }
 
@@ -54,11 +80,17 @@ pub fn error_page(status: u16, message: &str) -> Response {
     )
 }
 
-pub fn login_page(pending_id: &str, csrf: &str, client: &str, error: Option<&str>) -> Response {
+pub fn login_page(
+    pending_id: &str,
+    csrf: &str,
+    client: &str,
+    redirect_uri: &str,
+    error: Option<&str>,
+) -> Response {
     let error = error
         .map(|e| format!("<p class=\"error\">{}</p>", escape(e)))
         .unwrap_or_default();
-    page(
+    page_with_form_target(
         if error.is_empty() { 200 } else { 401 },
         "Sign in",
         &format!(
@@ -73,6 +105,7 @@ pub fn login_page(pending_id: &str, csrf: &str, client: &str, error: Option<&str
             pending = escape(pending_id),
             csrf = escape(csrf),
         ),
+        Some(redirect_uri),
     )
 }
 
@@ -86,6 +119,7 @@ pub struct ConsentView<'a> {
     pub resource: &'a str,
     pub resource_name: &'a str,
     pub user: &'a str,
+    pub redirect_uri: &'a str,
 }
 
 pub fn consent_page(view: &ConsentView) -> Response {
@@ -94,7 +128,7 @@ pub fn consent_page(view: &ConsentView) -> Response {
         .iter()
         .map(|s| format!("<li><code>{}</code></li>", escape(s)))
         .collect();
-    page(
+    page_with_form_target(
         200,
         "Allow access?",
         &format!(
@@ -117,6 +151,7 @@ pub fn consent_page(view: &ConsentView) -> Response {
             pending = escape(view.pending_id),
             csrf = escape(view.csrf),
         ),
+        Some(view.redirect_uri),
     )
 }
 
@@ -133,7 +168,13 @@ mod tests {
 
     #[test]
     fn values_are_escaped_and_framing_is_forbidden() {
-        let page = login_page("p\"><script>", "c", "<img src=x onerror=alert(1)>", None);
+        let page = login_page(
+            "p\"><script>",
+            "c",
+            "<img src=x onerror=alert(1)>",
+            "http://127.0.0.1:5/cb",
+            None,
+        );
         let html = String::from_utf8(page.body.to_vec()).unwrap();
         assert!(!html.contains("<script>") && !html.contains("<img"));
         assert!(

@@ -2,6 +2,7 @@
 
 mod backend;
 mod backend_refusals;
+mod browser;
 mod configs;
 mod gateway_admission;
 mod gateway_discovery;
