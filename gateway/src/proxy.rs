@@ -386,9 +386,22 @@ impl Gateway {
             let Endpoint::Mcp(index) = ctx.endpoint else {
                 unreachable!("an MCP route")
             };
+            // With an upstream provider, the grant holds the user's token there.
+            let upstream = match (&self.auth, &caller.gid) {
+                (Some(auth), Some(grant)) if auth.upstream.is_some() => {
+                    auth.upstream_token(grant).await
+                }
+                _ => None,
+            };
             let credentials = self
                 .signer
-                .credentials(&caller, index, &route.backend_audience, now())
+                .credentials(
+                    &caller,
+                    index,
+                    &route.backend_audience,
+                    upstream.as_deref(),
+                    now(),
+                )
                 .map_err(|e| {
                     Error::because(ErrorType::InternalError, "signing backend credentials", e)
                 })?;

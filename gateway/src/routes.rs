@@ -59,6 +59,7 @@ impl Router {
                 AsEndpoint::Token,
                 AsEndpoint::Revoke,
                 AsEndpoint::Introspect,
+                AsEndpoint::Callback,
             ] {
                 exact.insert(endpoint.path().to_owned(), Endpoint::AuthServer(endpoint));
             }

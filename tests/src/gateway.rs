@@ -14,6 +14,7 @@ pub struct GatewayBuilder {
     pub port: u16,
     pub metrics_port: u16,
     server_extra: String,
+    store_extra: String,
     sections: String,
     envs: Vec<(String, String)>,
 }
@@ -24,6 +25,7 @@ impl GatewayBuilder {
             port: free_port(),
             metrics_port: free_port(),
             server_extra: String::new(),
+            store_extra: String::new(),
             sections: String::new(),
             envs: Vec::new(),
         }
@@ -47,6 +49,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Adds lines to the `[store]` table.
+    pub fn store(mut self, lines: &str) -> Self {
+        self.store_extra += lines;
+        self.store_extra += "\n";
+        self
+    }
+
     /// Adds TOML after the `[server]` table: `[[routes]]` entries, `[limits]`, ….
     pub fn section(mut self, toml: &str) -> Self {
         self.sections += toml;
@@ -62,7 +71,7 @@ impl GatewayBuilder {
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\ngrace_period = \"1s\"\n{extra}\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\nsigning_key_file = {key:?}\n\n\
-             [store]\npath = {store:?}\n\n{sections}",
+             [store]\npath = {store:?}\n{store_extra}\n{sections}",
             port = self.port,
             origin = self.origin(),
             extra = self.server_extra,
@@ -70,6 +79,7 @@ impl GatewayBuilder {
             key = key_path.display().to_string(),
             store = dir.path().join("gateway.db").display().to_string(),
             sections = self.sections,
+            store_extra = self.store_extra,
         );
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, &config).expect("the config file");

@@ -6,6 +6,7 @@ pub mod binaries;
 pub mod echo;
 pub mod gateway;
 pub mod gateway_keys;
+pub mod github;
 pub mod node;
 pub mod oauth;
 pub mod process;

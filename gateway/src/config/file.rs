@@ -61,6 +61,9 @@ pub struct StoreFile {
     pub kind: Option<String>,
     /// The SQLite file (default "data/gateway.db").
     pub path: Option<PathBuf>,
+    /// The environment variable holding the key (32 bytes, base64) that encrypts upstream tokens at
+    /// rest. Needed with a provider that has upstream tokens.
+    pub token_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,10 +85,23 @@ pub struct AuthFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderFile {
-    /// "local": a users file and a login form.
+    /// "local": a users file and a login form; "github": a GitHub OAuth app.
     pub kind: String,
     /// For "local": the TOML file of `[[users]]` with `username` and an argon2id `password_hash`.
     pub users_file: Option<PathBuf>,
+    /// For "github": the OAuth app's client id.
+    pub client_id: Option<String>,
+    /// For "github": the environment variable holding the OAuth app's client secret.
+    pub client_secret_env: Option<String>,
+    /// For "github": scopes asked of GitHub (default ["read:user", "user:email"]).
+    pub scopes: Option<Vec<String>>,
+    /// For "github": GitHub's web and API roots, for GitHub Enterprise Server (default github.com).
+    pub web_url: Option<String>,
+    pub api_url: Option<String>,
+    /// For "github": only these logins may sign in (default: anyone).
+    pub allowed_users: Option<Vec<String>>,
+    /// For "github": only members of these organisations may sign in (default: anyone).
+    pub allowed_orgs: Option<Vec<String>>,
 }
 
 /// The users file of the `local` provider.

@@ -70,6 +70,32 @@ pub struct AuthSettings {
 #[derive(Debug, Clone)]
 pub enum Provider {
     Local { users: Vec<LocalUser> },
+    GitHub(GitHubSettings),
+}
+
+/// A GitHub OAuth app as the upstream identity provider. The secret is never printed.
+#[derive(Clone)]
+pub struct GitHubSettings {
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub api_url: String,
+    pub allowed_users: Vec<String>,
+    pub allowed_orgs: Vec<String>,
+    /// The key that encrypts upstream tokens at rest.
+    pub token_key: [u8; 32],
+}
+
+impl std::fmt::Debug for GitHubSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub")
+            .field("client_id", &self.client_id)
+            .field("authorize_url", &self.authorize_url)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A user of the `local` provider. The hash is never printed.
@@ -289,7 +315,7 @@ impl Config {
                 ));
             }
         };
-        let auth = auth_settings(&file, path, &errors)?;
+        let auth = auth_settings(&file, path, &errors, env)?;
         let clients = file
             .clients
             .iter()
@@ -419,6 +445,7 @@ fn auth_settings(
     file: &FileConfig,
     config_path: &Path,
     errors: &Errors,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AuthSettings, ConfigError> {
     let lifetime =
         |value: Option<Duration>, key: &str, default: Duration, max: Duration| match value {
@@ -436,6 +463,12 @@ fn auth_settings(
     let provider = match &file.provider {
         None => None,
         Some(provider) => match provider.kind.as_str() {
+            "github" => Some(Provider::GitHub(github_settings(
+                provider,
+                &file.store,
+                errors,
+                env,
+            )?)),
             "local" => {
                 let users_file = provider.users_file.as_ref().ok_or_else(|| {
                     errors.at(
@@ -456,7 +489,7 @@ fn auth_settings(
             other => {
                 return Err(errors.at(
                     "provider.kind",
-                    format!("{other:?} is not a known provider (local)"),
+                    format!("{other:?} is not a known provider (local, github)"),
                 ));
             }
         },
@@ -489,6 +522,82 @@ fn auth_settings(
         },
         dynamic_registration: file.auth.dynamic_registration.unwrap_or(true),
         provider,
+    })
+}
+
+fn github_settings(
+    provider: &super::file::ProviderFile,
+    store: &super::file::StoreFile,
+    errors: &Errors,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<GitHubSettings, ConfigError> {
+    let client_id = provider.client_id.clone().ok_or_else(|| {
+        errors.at(
+            "provider.client_id",
+            "the github provider needs the OAuth app's client_id",
+        )
+    })?;
+    let secret_env = provider.client_secret_env.as_ref().ok_or_else(|| {
+        errors.at(
+            "provider.client_secret_env",
+            "the github provider needs the variable holding the client secret",
+        )
+    })?;
+    let client_secret = env(secret_env).ok_or_else(|| {
+        errors.at(
+            "provider.client_secret_env",
+            format!("the environment variable {secret_env} is not set"),
+        )
+    })?;
+    let root = |value: &Option<String>, key: &str, default: &str| -> Result<String, ConfigError> {
+        let raw = value.clone().unwrap_or_else(|| default.to_owned());
+        let url =
+            Url::parse(&raw).map_err(|e| errors.at(key, format!("{raw:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(errors.at(key, format!("{raw:?} is not an http(s) URL")));
+        }
+        Ok(raw.trim_end_matches('/').to_owned())
+    };
+    let web = root(&provider.web_url, "provider.web_url", "https://github.com")?;
+    let api_url = root(
+        &provider.api_url,
+        "provider.api_url",
+        "https://api.github.com",
+    )?;
+    let key_env = store.token_key_env.as_ref().ok_or_else(|| {
+        errors.at(
+            "store.token_key_env",
+            "a provider with upstream tokens needs a key to encrypt them at rest",
+        )
+    })?;
+    let key = env(key_env).ok_or_else(|| {
+        errors.at(
+            "store.token_key_env",
+            format!("the environment variable {key_env} is not set"),
+        )
+    })?;
+    let key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim())
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .ok_or_else(|| {
+            errors.at(
+                "store.token_key_env",
+                format!("{key_env} must hold 32 bytes in base64 (openssl rand -base64 32)"),
+            )
+        })?;
+    Ok(GitHubSettings {
+        client_id,
+        client_secret,
+        scopes: provider
+            .scopes
+            .clone()
+            .unwrap_or_else(|| vec!["read:user".into(), "user:email".into()]),
+        authorize_url: format!("{web}/login/oauth/authorize"),
+        token_url: format!("{web}/login/oauth/access_token"),
+        api_url,
+        allowed_users: provider.allowed_users.clone().unwrap_or_default(),
+        allowed_orgs: provider.allowed_orgs.clone().unwrap_or_default(),
+        token_key: key,
     })
 }
 

@@ -138,12 +138,47 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         csrf: random_token(24),
         user: None,
         expires_at: now() + PENDING_SECS,
+        upstream_verifier: None,
+        consented: false,
     };
+    let cookie = auth_cookie(&id, PENDING_SECS);
+    if server.upstream.is_none() {
+        // The local provider: sign in here, then consent.
+        server.store.put_pending(&id, &pending).await?;
+        let login = format!("{}?pending={id}", server.url(AsEndpoint::Login));
+        return Ok(Response::redirect(login).with_header("set-cookie", cookie));
+    }
+    // An upstream provider: consent comes first (the confused-deputy protection), unless this browser
+    // already approved this client.
+    let approved = request
+        .cookie(&super::consent_cookie::name(&client.client_id))
+        .is_some_and(|v| {
+            super::consent_cookie::approves(&server.consent_key, &client.client_id, &v, now())
+        });
+    if approved {
+        let mut pending = pending;
+        pending.consented = true;
+        let location = to_upstream(server, &id, &mut pending).await?;
+        return Ok(Response::redirect(location).with_header("set-cookie", cookie));
+    }
     server.store.put_pending(&id, &pending).await?;
-    Ok(
-        Response::redirect(format!("{}?pending={id}", server.url(AsEndpoint::Login)))
-            .with_header("set-cookie", auth_cookie(&id, PENDING_SECS)),
-    )
+    let consent = format!("{}?pending={id}", server.url(AsEndpoint::Consent));
+    Ok(Response::redirect(consent).with_header("set-cookie", cookie))
+}
+
+/// Keeps `pending` with a fresh PKCE verifier for the upstream request, and returns where to send the
+/// browser: the upstream provider's authorization page.
+pub async fn to_upstream(
+    server: &AuthServer,
+    id: &str,
+    pending: &mut PendingAuthorization,
+) -> Result<String, OAuthError> {
+    let upstream = server.upstream.as_ref().expect("an upstream provider");
+    let verifier = random_token(32);
+    let challenge = super::hash_secret(&verifier);
+    pending.upstream_verifier = Some(verifier);
+    server.store.put_pending(id, pending).await?;
+    Ok(upstream.authorize_url(&server.url(AsEndpoint::Callback), id, &challenge))
 }
 
 /// The route whose resource identifier `resource` names: exactly, or with a trailing slash.
@@ -196,6 +231,7 @@ pub async fn issue_code(
     server: &AuthServer,
     pending: &PendingAuthorization,
     user: UserIdentity,
+    upstream: Option<String>,
 ) -> Result<Response, OAuthError> {
     let code = random_token(32);
     let record = CodeRecord {
@@ -206,6 +242,7 @@ pub async fn issue_code(
         resource: pending.resource.clone(),
         user,
         expires_at: now() + server.config.auth.code_lifetime.as_secs(),
+        upstream,
     };
     server.store.put_code(&hash_secret(&code), &record).await?;
     let mut extra = vec![("code", code.as_str())];

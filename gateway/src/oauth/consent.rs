@@ -13,8 +13,19 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         let params = request.query_params();
         let (id, pending) =
             continued(server, request, params.get("pending"), Proof::PageView).await?;
-        let Some(user) = &pending.user else {
-            return Ok(error_page(400, "Sign in first"));
+        // With an upstream provider the user is not known yet: they approve first, then sign in there.
+        let user = match (&pending.user, &server.upstream) {
+            (Some(user), _) => user
+                .preferred_username
+                .clone()
+                .unwrap_or_else(|| user.sub.clone()),
+            (None, Some(_)) => "you (you sign in at the identity provider next)".to_owned(),
+            (None, None) => return Ok(error_page(400, "Sign in first")),
+        };
+        // Where the form's answer leads: the client, or first the upstream provider.
+        let form_target = match &server.upstream {
+            Some(upstream) if pending.user.is_none() => upstream.authorize_url("", "", ""),
+            _ => pending.redirect_uri.clone(),
         };
         let client_name = client_label(server, &pending.client_id).await?;
         let redirect_host = url::Url::parse(&pending.redirect_uri)
@@ -32,8 +43,8 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             scopes: &scopes,
             resource: &pending.resource,
             resource_name: route.map_or(pending.resource.as_str(), |r| r.resource_name.as_str()),
-            user: user.preferred_username.as_deref().unwrap_or(&user.sub),
-            redirect_uri: &pending.redirect_uri,
+            user: &user,
+            redirect_uri: &form_target,
         }));
     }
     let form = request.form();
@@ -45,7 +56,13 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     )
     .await?;
     let Some(user) = pending.user.clone() else {
-        return Ok(error_page(400, "Sign in first"));
+        return upstream_decision(
+            server,
+            id,
+            pending,
+            form.get("decision").map(String::as_str),
+        )
+        .await;
     };
     // Taking it makes the decision final: a second submission finds nothing.
     if server.store.take_pending(&id, now()).await?.is_none() {
@@ -61,7 +78,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
                 .put_consent(&user.sub, &pending.client_id, &pending.scope)
                 .await?;
             tracing::info!(user = %user.sub, client_id = %pending.client_id, scope = %pending.scope, "consent given");
-            issue_code(server, &pending, user).await
+            issue_code(server, &pending, user, None).await
         }
         _ => Ok(Response::redirect(error_redirect(
             server,
@@ -72,4 +89,32 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         ))
         .with_header("set-cookie", auth_cookie("", 0))),
     }
+}
+
+/// The decision before an upstream sign-in: on approval, remember it in a cookie bound to the client
+/// and go to the provider; on denial, back to the client.
+async fn upstream_decision(
+    server: &AuthServer,
+    id: String,
+    mut pending: crate::store::PendingAuthorization,
+    decision: Option<&str>,
+) -> Result<Response, OAuthError> {
+    if server.upstream.is_none() {
+        return Ok(error_page(400, "Sign in first"));
+    }
+    if decision != Some("approve") {
+        server.store.take_pending(&id, now()).await?;
+        return Ok(Response::redirect(error_redirect(
+            server,
+            &pending.redirect_uri,
+            "access_denied",
+            "The user denied the request",
+            pending.state.as_deref(),
+        ))
+        .with_header("set-cookie", auth_cookie("", 0)));
+    }
+    pending.consented = true;
+    let location = super::authorize::to_upstream(server, &id, &mut pending).await?;
+    let cookie = super::consent_cookie::set(&server.consent_key, &pending.client_id, now());
+    Ok(Response::redirect(location).with_header("set-cookie", cookie))
 }

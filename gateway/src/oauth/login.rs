@@ -94,7 +94,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             .await?
             .is_some()
     {
-        return issue_code(server, &pending, identity).await;
+        return issue_code(server, &pending, identity, None).await;
     }
     pending.user = Some(identity);
     server.store.put_pending(&id, &pending).await?;

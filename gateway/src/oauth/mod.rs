@@ -4,8 +4,10 @@
 //! and return a [`Response`], so that they know nothing of Pingora and test without it.
 
 pub mod authorize;
+pub mod callback;
 pub mod client_auth;
 pub mod consent;
+pub mod consent_cookie;
 pub mod errors;
 pub mod introspect;
 pub mod login;
@@ -15,12 +17,16 @@ pub mod redirect;
 pub mod register;
 pub mod revoke;
 pub mod token;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The base64url (no padding) engine, for the submodules.
+pub(crate) const URL_SAFE_NO_PAD_ENGINE: base64::engine::GeneralPurpose = URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use rand::RngCore as _;
@@ -42,6 +48,7 @@ pub enum AsEndpoint {
     Register,
     Revoke,
     Introspect,
+    Callback,
 }
 
 impl AsEndpoint {
@@ -54,6 +61,7 @@ impl AsEndpoint {
             AsEndpoint::Register => "/register",
             AsEndpoint::Revoke => "/revoke",
             AsEndpoint::Introspect => "/introspect",
+            AsEndpoint::Callback => "/callback",
         }
     }
 
@@ -156,6 +164,12 @@ pub struct AuthServer {
     pub keys: Arc<KeyRing>,
     pub verifier: Arc<AccessTokenVerifier>,
     users: Vec<LocalUser>,
+    /// The upstream identity provider, when users log in elsewhere.
+    pub upstream: Option<upstream::GitHub>,
+    /// The key that signs consent cookies.
+    pub(crate) consent_key: [u8; 32],
+    /// Unsealed upstream tokens by grant, so the data plane asks the store once per grant.
+    upstream_cache: std::sync::Mutex<HashMap<String, Option<Arc<str>>>>,
 }
 
 impl AuthServer {
@@ -167,14 +181,21 @@ impl AuthServer {
     ) -> Self {
         let users = match &config.auth.provider {
             Some(Provider::Local { users }) => users.clone(),
-            None => Vec::new(),
+            _ => Vec::new(),
+        };
+        let upstream = match &config.auth.provider {
+            Some(Provider::GitHub(github)) => Some(upstream::GitHub::new(github.clone())),
+            _ => None,
         };
         Self {
+            consent_key: consent_cookie::key(&keys),
             config,
             store,
             keys,
             verifier,
             users,
+            upstream,
+            upstream_cache: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -187,8 +208,34 @@ impl AuthServer {
             AsEndpoint::Register => register::handle(self, &request).await,
             AsEndpoint::Revoke => revoke::handle(self, &request).await,
             AsEndpoint::Introspect => introspect::handle(self, &request).await,
+            AsEndpoint::Callback => callback::handle(self, &request).await,
         };
         response.unwrap_or_else(|error| error.into_response())
+    }
+
+    /// The upstream token of a grant, for the data plane to forward; `None` when the grant has none.
+    pub async fn upstream_token(&self, grant_id: &str) -> Option<Arc<str>> {
+        if let Some(found) = self
+            .upstream_cache
+            .lock()
+            .expect("not poisoned")
+            .get(grant_id)
+        {
+            return found.clone();
+        }
+        let upstream = self.upstream.as_ref()?;
+        let grant = self.store.grant(grant_id).await.ok().flatten()?;
+        let token: Option<Arc<str>> = grant
+            .upstream
+            .as_deref()
+            .and_then(|sealed| upstream.unseal(sealed))
+            .map(|tokens| tokens.access_token.into());
+        let mut cache = self.upstream_cache.lock().expect("not poisoned");
+        if cache.len() > 50_000 {
+            cache.clear();
+        }
+        cache.insert(grant_id.to_owned(), token.clone());
+        token
     }
 
     pub fn url(&self, endpoint: AsEndpoint) -> String {

@@ -101,6 +101,7 @@ async fn authorization_code(
         user: record.user,
         created_at: now(),
         revoked: false,
+        upstream: record.upstream,
     };
     server.store.put_grant(&grant).await?;
     server

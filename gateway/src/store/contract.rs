@@ -26,6 +26,7 @@ fn code() -> CodeRecord {
         resource: "http://gw/mcp".into(),
         user: user(),
         expires_at: NOW + 60,
+        upstream: None,
     }
 }
 
@@ -38,6 +39,7 @@ fn grant(id: &str) -> GrantRecord {
         user: user(),
         created_at: NOW,
         revoked: false,
+        upstream: Some("sealed".into()),
     }
 }
 
@@ -168,6 +170,8 @@ async fn pending_authorizations_complete_once_and_expire() {
             csrf: "t".into(),
             user: None,
             expires_at: NOW + 600,
+            upstream_verifier: Some("v".into()),
+            consented: true,
         };
         store.put_pending("p1", &pending).await.unwrap();
         assert_eq!(

@@ -41,6 +41,12 @@ pub struct PendingAuthorization {
     /// Set once the user has logged in.
     pub user: Option<UserIdentity>,
     pub expires_at: u64,
+    /// The PKCE verifier of the gateway's own request to the upstream provider.
+    #[serde(default)]
+    pub upstream_verifier: Option<String>,
+    /// Whether the user approved this client before being sent to the upstream provider.
+    #[serde(default)]
+    pub consented: bool,
 }
 
 /// Who the user is, as the identity provider said.
@@ -61,6 +67,9 @@ pub struct CodeRecord {
     pub resource: String,
     pub user: UserIdentity,
     pub expires_at: u64,
+    /// The upstream provider's tokens, sealed (encrypted at rest).
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 /// What a user granted a client: the root of every token issued from one authorization.
@@ -73,6 +82,9 @@ pub struct GrantRecord {
     pub user: UserIdentity,
     pub created_at: u64,
     pub revoked: bool,
+    /// The upstream provider's tokens, sealed (encrypted at rest).
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 /// A signing key as stored.

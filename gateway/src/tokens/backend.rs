@@ -47,12 +47,14 @@ impl BackendSigner {
         }
     }
 
-    /// The credentials for `caller` on route number `route` whose backend audience is `audience`.
+    /// The credentials for `caller` on route number `route` whose backend audience is `audience`: the
+    /// grant's `upstream` token when it has one, else one minted for the audience.
     pub fn credentials(
         &self,
         caller: &AccessClaims,
         route: usize,
         audience: &str,
+        upstream: Option<&str>,
         now: u64,
     ) -> Result<Arc<BackendCredentials>, KeyError> {
         let key = (Arc::<str>::from(caller.jti.as_str()), route);
@@ -61,7 +63,7 @@ impl BackendSigner {
         {
             return Ok(found.clone());
         }
-        let made = Arc::new(self.make(caller, audience, now)?);
+        let made = Arc::new(self.make(caller, audience, upstream, now)?);
         let mut cache = self.cache.lock().expect("not poisoned");
         if cache.len() >= CACHE_CAPACITY {
             cache.retain(|_, c| c.renew_at > now);
@@ -77,10 +79,11 @@ impl BackendSigner {
         &self,
         caller: &AccessClaims,
         audience: &str,
+        upstream: Option<&str>,
         now: u64,
     ) -> Result<BackendCredentials, KeyError> {
         let token_exp = caller.exp.min(now + MAX_UPSTREAM_TOKEN_SECS);
-        let upstream = AccessClaims {
+        let minted = AccessClaims {
             iss: self.issuer.clone(),
             sub: caller.sub.clone(),
             aud: Audience::One(audience.to_owned()),
@@ -94,7 +97,10 @@ impl BackendSigner {
             preferred_username: caller.preferred_username.clone(),
             gid: caller.gid.clone(),
         };
-        let upstream_token: Arc<str> = mint(&self.keys, &upstream)?.into();
+        let upstream_token: Arc<str> = match upstream {
+            Some(token) => token.into(),
+            None => mint(&self.keys, &minted)?.into(),
+        };
         let assertion = AssertionClaims {
             iss: self.issuer.clone(),
             aud: audience.to_owned(),
@@ -147,14 +153,14 @@ mod tests {
             gid: None,
         };
         let first = signer
-            .credentials(&caller, 0, "http://backend/mcp", now)
+            .credentials(&caller, 0, "http://backend/mcp", None, now)
             .unwrap();
         let again = signer
-            .credentials(&caller, 0, "http://backend/mcp", now + 29)
+            .credentials(&caller, 0, "http://backend/mcp", None, now + 29)
             .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         let later = signer
-            .credentials(&caller, 0, "http://backend/mcp", now + 31)
+            .credentials(&caller, 0, "http://backend/mcp", None, now + 31)
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &later), "renewed at half its life");
 

@@ -10,5 +10,6 @@ mod gateway_e2e;
 mod gateway_forwarding;
 mod oauth_extras;
 mod oauth_flow;
+mod oauth_github;
 mod oauth_rules;
 mod quickstart;

@@ -1,0 +1,84 @@
+//! The consent cookie: before the user is known (they have not been to the upstream provider yet), an
+//! approval is remembered in a signed `__Host-` cookie bound to the client; once the user is known,
+//! in the store too.
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::{Digest as _, Sha256};
+
+use crate::tokens::keys::KeyRing;
+
+/// How long a browser's approval of a client lasts.
+pub const MAX_AGE: u64 = 30 * 86_400;
+
+/// The cookie-signing key, derived from the gateway's signing key so that both rotate together.
+pub fn key(keys: &KeyRing) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"mcp-auth-gateway consent cookie\0");
+    hasher.update(keys.active().pkcs8_pem().as_bytes());
+    hasher.finalize().into()
+}
+
+/// The cookie's name for a client: one cookie per client, named without revealing the client id.
+pub fn name(client_id: &str) -> String {
+    let digest = Sha256::digest(client_id.as_bytes());
+    format!(
+        "__Host-mcpgw-consent-{}",
+        &super::URL_SAFE_NO_PAD_ENGINE.encode(digest)[..16]
+    )
+}
+
+fn mac(key: &[u8; 32], client_id: &str, expires: u64) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(client_id.as_bytes());
+    mac.update(b"\0");
+    mac.update(expires.to_string().as_bytes());
+    super::URL_SAFE_NO_PAD_ENGINE.encode(mac.finalize().into_bytes())
+}
+
+/// The `Set-Cookie` value approving `client_id` until `now + MAX_AGE`.
+pub fn set(key: &[u8; 32], client_id: &str, now: u64) -> String {
+    let expires = now + MAX_AGE;
+    format!(
+        "{}={expires}.{}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE}",
+        name(client_id),
+        mac(key, client_id, expires)
+    )
+}
+
+/// Whether a cookie value approves `client_id` now.
+pub fn approves(key: &[u8; 32], client_id: &str, value: &str, now: u64) -> bool {
+    let Some((expires, signature)) = value.split_once('.') else {
+        return false;
+    };
+    let Ok(expires) = expires.parse::<u64>() else {
+        return false;
+    };
+    expires > now && super::secrets_equal(signature, &mac(key, client_id, expires))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_approves_only_its_client_until_it_expires() {
+        let key = [7u8; 32];
+        let cookie = set(&key, "client-a", 1000);
+        let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+        assert!(approves(&key, "client-a", value, 1000));
+        assert!(
+            !approves(&key, "client-b", value, 1000),
+            "bound to the client"
+        );
+        assert!(!approves(&[8u8; 32], "client-a", value, 1000), "signed");
+        assert!(
+            !approves(&key, "client-a", value, 1000 + MAX_AGE + 1),
+            "expires"
+        );
+        assert!(!approves(&key, "client-a", "9999999999.forged", 1000));
+        assert!(
+            cookie.starts_with("__Host-") && cookie.contains("Secure") && cookie.contains("Path=/")
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! The upstream identity provider: a GitHub OAuth app (endpoints overridable for GitHub Enterprise
+//! Server). The gateway is a plain OAuth client to it, with PKCE; the tokens it gets stay on the
+//! server, sealed with AES-256-GCM, and are what the data plane forwards to the backends.
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+
+use crate::config::runtime::GitHubSettings;
+use crate::store::records::UserIdentity;
+
+/// What the upstream provider issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<u64>,
+}
+
+/// Why the upstream login failed, in words for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("GitHub could not be reached or answered badly: {0}")]
+    Unavailable(String),
+    #[error("GitHub refused the sign-in: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotAllowed(String),
+}
+
+pub struct GitHub {
+    settings: GitHubSettings,
+    http: reqwest::Client,
+    cipher: Aes256Gcm,
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: u64,
+    login: String,
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Email {
+    email: String,
+    primary: bool,
+    verified: bool,
+}
+
+#[derive(Deserialize)]
+struct Org {
+    login: String,
+}
+
+impl GitHub {
+    pub fn new(settings: GitHubSettings) -> Self {
+        let cipher = Aes256Gcm::new_from_slice(&settings.token_key).expect("a 32-byte key");
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        Self {
+            settings,
+            http,
+            cipher,
+        }
+    }
+
+    /// Where to send the browser: GitHub's authorization page for this pending authorization.
+    pub fn authorize_url(&self, callback: &str, state: &str, challenge: &str) -> String {
+        let mut url = url::Url::parse(&self.settings.authorize_url).expect("validated at start");
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("redirect_uri", callback)
+            .append_pair("scope", &self.settings.scopes.join(" "))
+            .append_pair("state", state)
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+        url.to_string()
+    }
+
+    /// Trades GitHub's code for its tokens.
+    pub async fn exchange(
+        &self,
+        code: &str,
+        callback: &str,
+        verifier: &str,
+        now: u64,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let reply: TokenReply = self
+            .http
+            .post(&self.settings.token_url)
+            .header(http::header::ACCEPT, "application/json")
+            .basic_auth(&self.settings.client_id, Some(&self.settings.client_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", callback),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        match reply.access_token {
+            Some(access_token) => Ok(UpstreamTokens {
+                access_token,
+                refresh_token: reply.refresh_token,
+                expires_at: reply.expires_in.map(|s| now + s),
+            }),
+            None => Err(UpstreamError::Refused(
+                reply
+                    .error_description
+                    .or(reply.error)
+                    .unwrap_or_else(|| "no access token".into()),
+            )),
+        }
+    }
+
+    /// Who the token belongs to, checked against the allowlists.
+    pub async fn identity(&self, token: &str) -> Result<UserIdentity, UpstreamError> {
+        let user: User = self.get(token, "/user").await?;
+        if !self.settings.allowed_users.is_empty()
+            && !self
+                .settings
+                .allowed_users
+                .iter()
+                .any(|u| u.eq_ignore_ascii_case(&user.login))
+        {
+            return Err(UpstreamError::NotAllowed(format!(
+                "The GitHub user {} may not use this gateway",
+                user.login
+            )));
+        }
+        if !self.settings.allowed_orgs.is_empty() {
+            let orgs: Vec<Org> = self.get(token, "/user/orgs").await?;
+            if !orgs.iter().any(|o| {
+                self.settings
+                    .allowed_orgs
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&o.login))
+            }) {
+                return Err(UpstreamError::NotAllowed(format!(
+                    "The GitHub user {} is in none of the organisations allowed here",
+                    user.login
+                )));
+            }
+        }
+        // The primary verified address; the profile's public one is not verified.
+        let emails: Vec<Email> = self.get(token, "/user/emails").await.unwrap_or_default();
+        let email = emails
+            .into_iter()
+            .find(|e| e.primary && e.verified)
+            .map(|e| e.email);
+        let _ = user.email;
+        Ok(UserIdentity {
+            sub: format!("github:{}", user.id),
+            email,
+            preferred_username: Some(user.login),
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> Result<T, UpstreamError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.settings.api_url))
+            .bearer_auth(token)
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(UpstreamError::Unavailable(format!(
+                "{path} answered HTTP {}",
+                response.status()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))
+    }
+
+    /// Encrypts tokens for the store: base64url(nonce || AES-256-GCM ciphertext).
+    pub fn seal(&self, tokens: &UpstreamTokens) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let plain = serde_json::to_vec(tokens).expect("JSON");
+        let sealed = self
+            .cipher
+            .encrypt(&Nonce::from(nonce), plain.as_slice())
+            .expect("encryption works");
+        URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// Decrypts what [`GitHub::seal`] made; `None` if it was made with another key or tampered with.
+    pub fn unseal(&self, sealed: &str) -> Option<UpstreamTokens> {
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        let (nonce, ciphertext) = bytes.split_at_checked(12)?;
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let plain = self.cipher.decrypt(&Nonce::from(nonce), ciphertext).ok()?;
+        serde_json::from_slice(&plain).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn github(key: u8) -> GitHub {
+        GitHub::new(GitHubSettings {
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            scopes: vec![],
+            authorize_url: "https://github.com/login/oauth/authorize".into(),
+            token_url: "https://github.com/login/oauth/access_token".into(),
+            api_url: "https://api.github.com".into(),
+            allowed_users: vec![],
+            allowed_orgs: vec![],
+            token_key: [key; 32],
+        })
+    }
+
+    #[test]
+    fn sealed_tokens_open_only_with_their_key() {
+        let tokens = UpstreamTokens {
+            access_token: "gho_secret".into(),
+            refresh_token: None,
+            expires_at: Some(5),
+        };
+        let sealed = github(1).seal(&tokens);
+        assert!(!sealed.contains("gho_secret"));
+        assert_eq!(github(1).unseal(&sealed), Some(tokens));
+        assert_eq!(github(2).unseal(&sealed), None);
+        let mut tampered = sealed.into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            github(1).unseal(std::str::from_utf8(&tampered).unwrap()),
+            None
+        );
+    }
+}

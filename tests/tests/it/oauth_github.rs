@@ -1,0 +1,165 @@
+//! The `github` provider: consent first, then GitHub (a local stand-in through endpoint overrides),
+//! then the client's code; the backend acts with the user's GitHub token, which the store keeps sealed.
+
+use base64::Engine as _;
+use integration_tests::github::{CLIENT_ID, CLIENT_SECRET, GitHubStandIn};
+use integration_tests::{EchoTarget, GatewayBuilder, binary, free_port, node, wait_for_port};
+use serde_json::json;
+
+struct Stack {
+    gateway: integration_tests::GatewayUnderTest,
+    github: GitHubStandIn,
+    _echo: EchoTarget,
+}
+
+async fn github_stack(allowlists: &str) -> Stack {
+    let github = GitHubStandIn::start().await;
+    let echo = EchoTarget::start().await;
+    let builder = GatewayBuilder::new()
+        .env("GITHUB_SECRET", CLIENT_SECRET)
+        .env(
+            "TOKEN_KEY",
+            &base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
+        );
+    let origin = builder.origin();
+    let backend_port = free_port();
+    let gateway = builder
+        .section(&format!(
+            "[provider]\nkind = \"github\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_env = \"GITHUB_SECRET\"\n\
+             web_url = \"{gh}\"\napi_url = \"{gh}\"\n{allowlists}\n\n\
+             [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{backend_port}/mcp\"\n\
+             [routes.command]\nprogram = {backend:?}\nargs = [\"--listen\", \"127.0.0.1:{backend_port}\", \"--gateway-jwks\", \"{origin}/.well-known/jwks.json\", \
+             \"--gateway-issuer\", \"{origin}\", \"--audience\", \"http://127.0.0.1:{backend_port}/mcp\", \"--target\", \"{target}\"]\n",
+            gh = github.origin,
+            backend = binary("mcp-backend").display().to_string(),
+            target = echo.url(),
+        ))
+        .store("token_key_env = \"TOKEN_KEY\"")
+        .start()
+        .await;
+    wait_for_port(backend_port, "the supervised mcp-backend").await;
+    Stack {
+        gateway,
+        github,
+        _echo: echo,
+    }
+}
+
+fn plan(stack: &Stack) -> serde_json::Value {
+    json!({ "url": stack.gateway.url("/mcp"), "username": "unused", "password": "unused" })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_sign_in_at_github_and_the_backend_gets_their_github_token() {
+    let stack = github_stack("").await;
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+
+    // Consent came before the browser went to GitHub.
+    let paths: Vec<&str> = report["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            "/authorize",
+            "/consent",
+            "/consent",
+            "/login/oauth/authorize",
+            "/callback"
+        ],
+        "{report:#}"
+    );
+    let consent = report["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["form"] == "consent")
+        .unwrap();
+    assert!(
+        consent["text"]
+            .as_str()
+            .unwrap()
+            .contains("Integration Test App")
+    );
+    assert!(
+        consent["csp"]
+            .as_str()
+            .unwrap()
+            .contains(&stack.github.origin),
+        "the form may lead to GitHub"
+    );
+
+    // The backend acted with the user's GitHub token (masked), not the client's nor a minted one.
+    let github_token = stack.github.tokens().pop().expect("GitHub issued a token");
+    let shown = report["shown"]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(
+        shown,
+        format!(
+            "{}…{}",
+            &github_token[..4],
+            &github_token[github_token.len() - 4..]
+        )
+    );
+    assert_ne!(report["request"]["isError"], true, "{}", report["request"]);
+
+    // The access token names the GitHub user.
+    let access = report["tokens"][0]["access_token"].as_str().unwrap();
+    let body = access.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "github:4242");
+    assert_eq!(claims["preferred_username"], "octocat");
+    assert_eq!(
+        claims["email"], "octocat@example.com",
+        "the primary verified address"
+    );
+
+    // The GitHub token is sealed at rest.
+    let db = stack
+        .gateway
+        .config
+        .lines()
+        .find(|l| l.starts_with("path = "))
+        .unwrap();
+    let db = db
+        .trim_start_matches("path = ")
+        .trim_matches('"')
+        .to_owned();
+    for file in [db.clone(), format!("{db}-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(&github_token),
+                "{file} holds the GitHub token in the clear"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_outside_the_allowlists_is_turned_away() {
+    let stack = github_stack("allowed_orgs = [\"initech\"]").await;
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    assert_eq!(report["denied"]["error"], "access_denied", "{report:#}");
+    assert!(
+        report["denied"]["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("organisations")
+    );
+
+    let stack = github_stack("allowed_users = [\"octocat\"]\nallowed_orgs = [\"acme\"]").await;
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(
+        report.get("denied").is_none() && report.get("error").is_none(),
+        "{report:#}"
+    );
+}
