@@ -76,6 +76,11 @@ async function userAgent(start) {
       fields.username = plan.username;
       fields.password = plan.password;
       page.form = 'login';
+    } else if ('login' in fields) {
+      // An upstream OpenID provider's own sign-in form.
+      fields.login = plan.username;
+      fields.password = plan.password;
+      page.form = 'upstream-login';
     } else {
       fields.decision = plan.consent ?? 'approve';
       page.form = 'consent';

@@ -102,6 +102,13 @@ pub struct ProviderFile {
     pub allowed_users: Option<Vec<String>>,
     /// For "github": only members of these organisations may sign in (default: anyone).
     pub allowed_orgs: Option<Vec<String>>,
+    /// For "oidc": the provider's issuer; its configuration is discovered from it.
+    pub issuer: Option<String>,
+    /// For "oidc": send the route's `resource` upstream too (default false: Entra rejects it).
+    pub send_resource: Option<bool>,
+    /// For "oidc": only these (verified) emails, or emails at these domains, may sign in.
+    pub allowed_emails: Option<Vec<String>>,
+    pub allowed_domains: Option<Vec<String>>,
 }
 
 /// The users file of the `local` provider.

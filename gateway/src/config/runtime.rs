@@ -71,6 +71,29 @@ pub struct AuthSettings {
 pub enum Provider {
     Local { users: Vec<LocalUser> },
     GitHub(GitHubSettings),
+    Oidc(OidcSettings),
+}
+
+/// Any OpenID Connect provider, found by discovery from its issuer. The secret is never printed.
+#[derive(Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    pub send_resource: bool,
+    pub allowed_emails: Vec<String>,
+    pub allowed_domains: Vec<String>,
+    pub token_key: [u8; 32],
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oidc")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A GitHub OAuth app as the upstream identity provider. The secret is never printed.
@@ -463,6 +486,12 @@ fn auth_settings(
     let provider = match &file.provider {
         None => None,
         Some(provider) => match provider.kind.as_str() {
+            "oidc" => Some(Provider::Oidc(oidc_settings(
+                provider,
+                &file.store,
+                errors,
+                env,
+            )?)),
             "github" => Some(Provider::GitHub(github_settings(
                 provider,
                 &file.store,
@@ -489,7 +518,7 @@ fn auth_settings(
             other => {
                 return Err(errors.at(
                     "provider.kind",
-                    format!("{other:?} is not a known provider (local, github)"),
+                    format!("{other:?} is not a known provider (local, github, oidc)"),
                 ));
             }
         },
@@ -525,6 +554,48 @@ fn auth_settings(
     })
 }
 
+fn oidc_settings(
+    provider: &super::file::ProviderFile,
+    store: &super::file::StoreFile,
+    errors: &Errors,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<OidcSettings, ConfigError> {
+    let issuer = provider
+        .issuer
+        .clone()
+        .ok_or_else(|| errors.at("provider.issuer", "the oidc provider needs its issuer URL"))?;
+    let url = Url::parse(&issuer)
+        .map_err(|e| errors.at("provider.issuer", format!("{issuer:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(errors.at(
+            "provider.issuer",
+            format!("{issuer:?} is not an http(s) URL"),
+        ));
+    }
+    let github = github_settings(provider, store, errors, env)?;
+    let scopes = provider.scopes.clone().unwrap_or_else(|| {
+        vec![
+            "openid".into(),
+            "email".into(),
+            "profile".into(),
+            "offline_access".into(),
+        ]
+    });
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(errors.at("provider.scopes", "must include openid"));
+    }
+    Ok(OidcSettings {
+        issuer: issuer.trim_end_matches('/').to_owned(),
+        client_id: github.client_id,
+        client_secret: github.client_secret,
+        scopes,
+        send_resource: provider.send_resource.unwrap_or(false),
+        allowed_emails: provider.allowed_emails.clone().unwrap_or_default(),
+        allowed_domains: provider.allowed_domains.clone().unwrap_or_default(),
+        token_key: github.token_key,
+    })
+}
+
 fn github_settings(
     provider: &super::file::ProviderFile,
     store: &super::file::StoreFile,
@@ -534,13 +605,13 @@ fn github_settings(
     let client_id = provider.client_id.clone().ok_or_else(|| {
         errors.at(
             "provider.client_id",
-            "the github provider needs the OAuth app's client_id",
+            "an upstream provider needs the gateway's client_id there",
         )
     })?;
     let secret_env = provider.client_secret_env.as_ref().ok_or_else(|| {
         errors.at(
             "provider.client_secret_env",
-            "the github provider needs the variable holding the client secret",
+            "an upstream provider needs the variable holding the client secret",
         )
     })?;
     let client_secret = env(secret_env).ok_or_else(|| {

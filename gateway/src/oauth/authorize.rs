@@ -139,6 +139,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         user: None,
         expires_at: now() + PENDING_SECS,
         upstream_verifier: None,
+        upstream_nonce: None,
         consented: false,
     };
     let cookie = auth_cookie(&id, PENDING_SECS);
@@ -176,9 +177,27 @@ pub async fn to_upstream(
     let upstream = server.upstream.as_ref().expect("an upstream provider");
     let verifier = random_token(32);
     let challenge = super::hash_secret(&verifier);
+    let nonce = random_token(16);
+    let location = upstream
+        .authorize_url(
+            &server.url(AsEndpoint::Callback),
+            id,
+            &challenge,
+            &nonce,
+            &pending.resource,
+        )
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "the upstream provider is unavailable");
+            page(
+                502,
+                "The identity provider cannot be reached; try again later",
+            )
+        })?;
     pending.upstream_verifier = Some(verifier);
+    pending.upstream_nonce = Some(nonce);
     server.store.put_pending(id, pending).await?;
-    Ok(upstream.authorize_url(&server.url(AsEndpoint::Callback), id, &challenge))
+    Ok(location)
 }
 
 /// The route whose resource identifier `resource` names: exactly, or with a trailing slash.

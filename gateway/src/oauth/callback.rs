@@ -45,12 +45,10 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         return back("access_denied", "The identity provider returned no code");
     };
     let callback = server.url(AsEndpoint::Callback);
-    let outcome = async {
-        let tokens = upstream.exchange(code, &callback, verifier, now()).await?;
-        let user = upstream.identity(&tokens.access_token).await?;
-        Ok::<_, UpstreamError>((tokens, user))
-    }
-    .await;
+    let nonce = pending.upstream_nonce.as_deref().unwrap_or_default();
+    let outcome = upstream
+        .sign_in(code, &callback, verifier, nonce, now())
+        .await;
     let (tokens, user) = match outcome {
         Ok(found) => found,
         Err(UpstreamError::NotAllowed(reason)) => {

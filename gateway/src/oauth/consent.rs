@@ -24,7 +24,9 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         };
         // Where the form's answer leads: the client, or first the upstream provider.
         let form_target = match &server.upstream {
-            Some(upstream) if pending.user.is_none() => upstream.authorize_url("", "", ""),
+            Some(upstream) if pending.user.is_none() => {
+                upstream.authorize_origin().await.unwrap_or_default()
+            }
             _ => pending.redirect_uri.clone(),
         };
         let client_name = client_label(server, &pending.client_id).await?;

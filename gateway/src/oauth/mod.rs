@@ -11,6 +11,7 @@ pub mod consent_cookie;
 pub mod errors;
 pub mod introspect;
 pub mod login;
+pub mod oidc;
 pub mod pages;
 pub mod pkce;
 pub mod redirect;
@@ -157,6 +158,9 @@ impl Response {
     }
 }
 
+/// A grant's unsealed upstream access token and when it expires.
+type CachedUpstream = (Option<Arc<str>>, Option<u64>);
+
 /// The authorization server; one per gateway, when a provider is configured.
 pub struct AuthServer {
     pub config: Arc<Config>,
@@ -165,11 +169,11 @@ pub struct AuthServer {
     pub verifier: Arc<AccessTokenVerifier>,
     users: Vec<LocalUser>,
     /// The upstream identity provider, when users log in elsewhere.
-    pub upstream: Option<upstream::GitHub>,
+    pub upstream: Option<upstream::Upstream>,
     /// The key that signs consent cookies.
     pub(crate) consent_key: [u8; 32],
     /// Unsealed upstream tokens by grant, so the data plane asks the store once per grant.
-    upstream_cache: std::sync::Mutex<HashMap<String, Option<Arc<str>>>>,
+    upstream_cache: std::sync::Mutex<HashMap<String, CachedUpstream>>,
 }
 
 impl AuthServer {
@@ -184,8 +188,8 @@ impl AuthServer {
             _ => Vec::new(),
         };
         let upstream = match &config.auth.provider {
-            Some(Provider::GitHub(github)) => Some(upstream::GitHub::new(github.clone())),
-            _ => None,
+            Some(provider) => upstream::Upstream::new(provider),
+            None => None,
         };
         Self {
             consent_key: consent_cookie::key(&keys),
@@ -214,27 +218,37 @@ impl AuthServer {
     }
 
     /// The upstream token of a grant, for the data plane to forward; `None` when the grant has none.
+    /// An expiring token is refreshed at the provider (when it gave a refresh token) and stored again.
     pub async fn upstream_token(&self, grant_id: &str) -> Option<Arc<str>> {
-        if let Some(found) = self
+        let now = crate::tokens::now();
+        if let Some((token, expires_at)) = self
             .upstream_cache
             .lock()
             .expect("not poisoned")
             .get(grant_id)
+            && expires_at.is_none_or(|at| at > now + 60)
         {
-            return found.clone();
+            return token.clone();
         }
         let upstream = self.upstream.as_ref()?;
-        let grant = self.store.grant(grant_id).await.ok().flatten()?;
-        let token: Option<Arc<str>> = grant
+        let mut grant = self.store.grant(grant_id).await.ok().flatten()?;
+        let mut tokens = grant
             .upstream
             .as_deref()
-            .and_then(|sealed| upstream.unseal(sealed))
-            .map(|tokens| tokens.access_token.into());
+            .and_then(|sealed| upstream.unseal(sealed))?;
+        if let Some(fresh) = upstream.refreshed(&tokens, now).await {
+            tokens = fresh;
+            grant.upstream = Some(upstream.seal(&tokens));
+            if let Err(error) = self.store.put_grant(&grant).await {
+                tracing::warn!(%error, "keeping a refreshed upstream token failed");
+            }
+        }
+        let token: Option<Arc<str>> = Some(tokens.access_token.into());
         let mut cache = self.upstream_cache.lock().expect("not poisoned");
         if cache.len() > 50_000 {
             cache.clear();
         }
-        cache.insert(grant_id.to_owned(), token.clone());
+        cache.insert(grant_id.to_owned(), (token.clone(), tokens.expires_at));
         token
     }
 

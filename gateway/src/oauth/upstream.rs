@@ -1,6 +1,7 @@
 //! The upstream identity provider: a GitHub OAuth app (endpoints overridable for GitHub Enterprise
-//! Server). The gateway is a plain OAuth client to it, with PKCE; the tokens it gets stay on the
-//! server, sealed with AES-256-GCM, and are what the data plane forwards to the backends.
+//! Server) or any OpenID Connect provider ([`super::oidc`]). The gateway is a plain OAuth client to
+//! it, with PKCE; the tokens it gets stay on the server, sealed with AES-256-GCM, and are what the
+//! data plane forwards to the backends.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -9,7 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
-use crate::config::runtime::GitHubSettings;
+use super::oidc::Oidc;
+use crate::config::runtime::{GitHubSettings, Provider};
 use crate::store::records::UserIdentity;
 
 /// What the upstream provider issued.
@@ -31,10 +33,110 @@ pub enum UpstreamError {
     NotAllowed(String),
 }
 
+/// The upstream provider, and the key its tokens are sealed with.
+pub struct Upstream {
+    kind: Kind,
+    cipher: Aes256Gcm,
+}
+
+enum Kind {
+    GitHub(GitHub),
+    Oidc(Oidc),
+}
+
+impl Upstream {
+    /// The upstream of a provider config; `None` for the `local` provider.
+    pub fn new(provider: &Provider) -> Option<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let (kind, key) = match provider {
+            Provider::Local { .. } => return None,
+            Provider::GitHub(settings) => (
+                Kind::GitHub(GitHub {
+                    settings: settings.clone(),
+                    http,
+                }),
+                settings.token_key,
+            ),
+            Provider::Oidc(settings) => (
+                Kind::Oidc(Oidc::new(settings.clone(), http)),
+                settings.token_key,
+            ),
+        };
+        Some(Self {
+            kind,
+            cipher: Aes256Gcm::new_from_slice(&key).expect("a 32-byte key"),
+        })
+    }
+
+    /// Where to send the browser to sign in.
+    pub async fn authorize_url(
+        &self,
+        callback: &str,
+        state: &str,
+        challenge: &str,
+        nonce: &str,
+        resource: &str,
+    ) -> Result<String, UpstreamError> {
+        match &self.kind {
+            Kind::GitHub(github) => Ok(github.authorize_url(callback, state, challenge)),
+            Kind::Oidc(oidc) => {
+                oidc.authorize_url(callback, state, challenge, nonce, resource)
+                    .await
+            }
+        }
+    }
+
+    /// The origin of the provider's sign-in page, which the consent form leads to.
+    pub async fn authorize_origin(&self) -> Option<String> {
+        match &self.kind {
+            Kind::GitHub(github) => url::Url::parse(&github.settings.authorize_url)
+                .ok()
+                .map(|u| u.origin().ascii_serialization()),
+            Kind::Oidc(oidc) => oidc.authorize_origin().await,
+        }
+    }
+
+    /// Trades the provider's code for its tokens and the user they belong to.
+    pub async fn sign_in(
+        &self,
+        code: &str,
+        callback: &str,
+        verifier: &str,
+        nonce: &str,
+        now: u64,
+    ) -> Result<(UpstreamTokens, UserIdentity), UpstreamError> {
+        match &self.kind {
+            Kind::GitHub(github) => {
+                let tokens = github.exchange(code, callback, verifier, now).await?;
+                let user = github.identity(&tokens.access_token).await?;
+                Ok((tokens, user))
+            }
+            Kind::Oidc(oidc) => oidc.sign_in(code, callback, verifier, nonce, now).await,
+        }
+    }
+
+    /// Fresh tokens when these have expired (or will within a minute) and can be refreshed.
+    pub async fn refreshed(&self, tokens: &UpstreamTokens, now: u64) -> Option<UpstreamTokens> {
+        let expiring = tokens.expires_at.is_some_and(|at| at <= now + 60);
+        let refresh = tokens.refresh_token.as_deref().filter(|_| expiring)?;
+        let result = match &self.kind {
+            Kind::Oidc(oidc) => oidc.refresh(refresh, now).await,
+            Kind::GitHub(_) => return None,
+        };
+        result
+            .inspect_err(|error| tracing::warn!(%error, "refreshing an upstream token failed"))
+            .ok()
+    }
+}
+
 pub struct GitHub {
     settings: GitHubSettings,
     http: reqwest::Client,
-    cipher: Aes256Gcm,
 }
 
 #[derive(Deserialize)]
@@ -66,21 +168,6 @@ struct Org {
 }
 
 impl GitHub {
-    pub fn new(settings: GitHubSettings) -> Self {
-        let cipher = Aes256Gcm::new_from_slice(&settings.token_key).expect("a 32-byte key");
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client");
-        Self {
-            settings,
-            http,
-            cipher,
-        }
-    }
-
     /// Where to send the browser: GitHub's authorization page for this pending authorization.
     pub fn authorize_url(&self, callback: &str, state: &str, challenge: &str) -> String {
         let mut url = url::Url::parse(&self.settings.authorize_url).expect("validated at start");
@@ -201,7 +288,9 @@ impl GitHub {
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))
     }
+}
 
+impl Upstream {
     /// Encrypts tokens for the store: base64url(nonce || AES-256-GCM ciphertext).
     pub fn seal(&self, tokens: &UpstreamTokens) -> String {
         let mut nonce = [0u8; 12];
@@ -214,7 +303,7 @@ impl GitHub {
         URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat())
     }
 
-    /// Decrypts what [`GitHub::seal`] made; `None` if it was made with another key or tampered with.
+    /// Decrypts what [`Upstream::seal`] made; `None` if it was made with another key or tampered with.
     pub fn unseal(&self, sealed: &str) -> Option<UpstreamTokens> {
         let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         let (nonce, ciphertext) = bytes.split_at_checked(12)?;
@@ -228,8 +317,8 @@ impl GitHub {
 mod tests {
     use super::*;
 
-    fn github(key: u8) -> GitHub {
-        GitHub::new(GitHubSettings {
+    fn github(key: u8) -> Upstream {
+        Upstream::new(&Provider::GitHub(GitHubSettings {
             client_id: "id".into(),
             client_secret: "secret".into(),
             scopes: vec![],
@@ -239,7 +328,8 @@ mod tests {
             allowed_users: vec![],
             allowed_orgs: vec![],
             token_key: [key; 32],
-        })
+        }))
+        .unwrap()
     }
 
     #[test]

@@ -171,6 +171,7 @@ async fn pending_authorizations_complete_once_and_expire() {
             user: None,
             expires_at: NOW + 600,
             upstream_verifier: Some("v".into()),
+            upstream_nonce: Some("n".into()),
             consented: true,
         };
         store.put_pending("p1", &pending).await.unwrap();

@@ -44,6 +44,9 @@ pub struct PendingAuthorization {
     /// The PKCE verifier of the gateway's own request to the upstream provider.
     #[serde(default)]
     pub upstream_verifier: Option<String>,
+    /// The OpenID Connect nonce of that request.
+    #[serde(default)]
+    pub upstream_nonce: Option<String>,
     /// Whether the user approved this client before being sent to the upstream provider.
     #[serde(default)]
     pub consented: bool,

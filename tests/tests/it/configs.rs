@@ -28,6 +28,7 @@ fn every_example_config_validates() {
             .arg("--config")
             .arg(&path)
             .env("GITHUB_CLIENT_SECRET", "placeholder-secret")
+            .env("OIDC_CLIENT_SECRET", "placeholder-secret")
             .env(
                 "GATEWAY_TOKEN_KEY",
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",

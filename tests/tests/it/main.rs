@@ -11,5 +11,6 @@ mod gateway_forwarding;
 mod oauth_extras;
 mod oauth_flow;
 mod oauth_github;
+mod oauth_oidc;
 mod oauth_rules;
 mod quickstart;

@@ -1,0 +1,312 @@
+//! Any OpenID Connect provider as the upstream: discovery from its issuer, the authorization code flow
+//! with PKCE and a nonce, and the ID token checked (signature by its JWKS, `iss`, `aud`, `exp`, `nonce`)
+//! before the user is believed.
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::{OnceCell, RwLock};
+
+use super::upstream::{UpstreamError, UpstreamTokens};
+use crate::config::runtime::OidcSettings;
+use crate::store::records::UserIdentity;
+
+/// ID token algorithms accepted: asymmetric only.
+const ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+#[derive(Debug, Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    access_token: String,
+    id_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct IdClaims {
+    sub: String,
+    nonce: Option<String>,
+    email: Option<String>,
+    email_verified: Option<bool>,
+    preferred_username: Option<String>,
+}
+
+pub struct Oidc {
+    settings: OidcSettings,
+    http: reqwest::Client,
+    discovery: OnceCell<Discovery>,
+    keys: RwLock<JwkSet>,
+}
+
+impl Oidc {
+    pub fn new(settings: OidcSettings, http: reqwest::Client) -> Self {
+        Self {
+            settings,
+            http,
+            discovery: OnceCell::new(),
+            keys: RwLock::new(JwkSet { keys: Vec::new() }),
+        }
+    }
+
+    /// The provider's configuration, fetched once, when first needed (the provider may start after us).
+    async fn discovery(&self) -> Result<&Discovery, UpstreamError> {
+        self.discovery
+            .get_or_try_init(|| async {
+                let url = format!("{}/.well-known/openid-configuration", self.settings.issuer);
+                let doc: Discovery = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| UpstreamError::Unavailable(format!("discovery at {url}: {e}")))?
+                    .json()
+                    .await
+                    .map_err(|e| UpstreamError::Unavailable(format!("discovery at {url}: {e}")))?;
+                // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
+                if doc.issuer.trim_end_matches('/') != self.settings.issuer {
+                    return Err(UpstreamError::Unavailable(format!(
+                        "the discovery document names the issuer {}, not {}",
+                        doc.issuer, self.settings.issuer
+                    )));
+                }
+                Ok(doc)
+            })
+            .await
+    }
+
+    /// Where forms leading to the provider go, for the consent page's CSP.
+    pub async fn authorize_origin(&self) -> Option<String> {
+        let endpoint = self.discovery().await.ok()?.authorization_endpoint.clone();
+        url::Url::parse(&endpoint)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    }
+
+    pub async fn authorize_url(
+        &self,
+        callback: &str,
+        state: &str,
+        challenge: &str,
+        nonce: &str,
+        resource: &str,
+    ) -> Result<String, UpstreamError> {
+        let discovery = self.discovery().await?;
+        let mut url = url::Url::parse(&discovery.authorization_endpoint)
+            .map_err(|e| UpstreamError::Unavailable(format!("authorization_endpoint: {e}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &self.settings.client_id)
+                .append_pair("redirect_uri", callback)
+                .append_pair("scope", &self.settings.scopes.join(" "))
+                .append_pair("state", state)
+                .append_pair("nonce", nonce)
+                .append_pair("code_challenge", challenge)
+                .append_pair("code_challenge_method", "S256");
+            if self.settings.send_resource {
+                query.append_pair("resource", resource);
+            }
+            if self.settings.scopes.iter().any(|s| s == "offline_access") {
+                // OpenID Connect Core §11: offline access needs consent to be prompted for.
+                query.append_pair("prompt", "consent");
+            }
+        }
+        Ok(url.to_string())
+    }
+
+    /// Trades the provider's code for tokens and checks the ID token.
+    pub async fn sign_in(
+        &self,
+        code: &str,
+        callback: &str,
+        verifier: &str,
+        nonce: &str,
+        now: u64,
+    ) -> Result<(UpstreamTokens, UserIdentity), UpstreamError> {
+        let reply = self
+            .token_request(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", callback),
+                ("code_verifier", verifier),
+            ])
+            .await?;
+        let id_token = reply
+            .id_token
+            .as_deref()
+            .ok_or_else(|| UpstreamError::Refused("no ID token".into()))?;
+        let claims = self.verify_id_token(id_token).await?;
+        if claims.nonce.as_deref() != Some(nonce) {
+            return Err(UpstreamError::Refused(
+                "the ID token's nonce is not ours".into(),
+            ));
+        }
+        self.check_allowlists(&claims)?;
+        let user = UserIdentity {
+            sub: claims.sub,
+            email: claims
+                .email
+                .filter(|_| claims.email_verified != Some(false)),
+            preferred_username: claims.preferred_username,
+        };
+        let tokens = UpstreamTokens {
+            access_token: reply.access_token,
+            refresh_token: reply.refresh_token,
+            expires_at: reply.expires_in.map(|s| now + s),
+        };
+        Ok((tokens, user))
+    }
+
+    /// New tokens for a refresh token (the old refresh token stays if none is returned).
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        now: u64,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let reply = self
+            .token_request(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .await?;
+        Ok(UpstreamTokens {
+            access_token: reply.access_token,
+            refresh_token: reply
+                .refresh_token
+                .or_else(|| Some(refresh_token.to_owned())),
+            expires_at: reply.expires_in.map(|s| now + s),
+        })
+    }
+
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenReply, UpstreamError> {
+        let discovery = self.discovery().await?;
+        let response = self
+            .http
+            .post(&discovery.token_endpoint)
+            .basic_auth(
+                form_encode(&self.settings.client_id),
+                Some(form_encode(&self.settings.client_secret)),
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        if !response.status().is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(UpstreamError::Refused(format!(
+                "the token endpoint said {}",
+                body.chars().take(200).collect::<String>()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))
+    }
+
+    async fn verify_id_token(&self, token: &str) -> Result<IdClaims, UpstreamError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| UpstreamError::Refused("a malformed ID token".into()))?;
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(UpstreamError::Refused(format!(
+                "the ID token uses {:?}",
+                header.alg
+            )));
+        }
+        let kid = header.kid.unwrap_or_default();
+        let key = match self.key(&kid).await {
+            Some(key) => key,
+            None => {
+                // A key not seen yet: the provider rotated. Fetch its keys again, once.
+                self.fetch_keys().await?;
+                self.key(&kid)
+                    .await
+                    .ok_or_else(|| UpstreamError::Refused("the ID token's key is unknown".into()))?
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.discovery().await?.issuer]);
+        validation.set_audience(&[&self.settings.client_id]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<IdClaims>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| UpstreamError::Refused(format!("the ID token does not verify: {e}")))
+    }
+
+    async fn key(&self, kid: &str) -> Option<DecodingKey> {
+        let keys = self.keys.read().await;
+        let jwk = if kid.is_empty() && keys.keys.len() == 1 {
+            keys.keys.first()
+        } else {
+            keys.find(kid)
+        }?;
+        DecodingKey::from_jwk(jwk).ok()
+    }
+
+    async fn fetch_keys(&self) -> Result<(), UpstreamError> {
+        let uri = &self.discovery().await?.jwks_uri;
+        let set: JwkSet = self
+            .http
+            .get(uri)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| UpstreamError::Unavailable(format!("the provider's keys: {e}")))?
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(format!("the provider's keys: {e}")))?;
+        *self.keys.write().await = set;
+        Ok(())
+    }
+
+    fn check_allowlists(&self, claims: &IdClaims) -> Result<(), UpstreamError> {
+        let (emails, domains) = (
+            &self.settings.allowed_emails,
+            &self.settings.allowed_domains,
+        );
+        if emails.is_empty() && domains.is_empty() {
+            return Ok(());
+        }
+        let email = claims
+            .email
+            .as_deref()
+            .filter(|_| claims.email_verified != Some(false))
+            .ok_or_else(|| {
+                UpstreamError::NotAllowed("A verified email is needed to sign in here".into())
+            })?;
+        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        if emails.iter().any(|e| e.eq_ignore_ascii_case(email))
+            || domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+        {
+            Ok(())
+        } else {
+            Err(UpstreamError::NotAllowed(format!(
+                "{email} may not use this gateway"
+            )))
+        }
+    }
+}
+
+/// RFC 6749 §2.3.1: client credentials in Basic are form-encoded first.
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}

@@ -1,0 +1,41 @@
+// A real OpenID Connect provider (npm oidc-provider) for the gateway's `oidc` tests.
+// Usage: node oidc-provider.mjs '{"port": N, "clientId": "...", "clientSecret": "...", "redirectUri": "..."}'
+// Its development login form accepts any login with any password; the account's sub is the login,
+// its email <login>@example.com (verified). Grants are created without a consent screen.
+import Provider from 'oidc-provider';
+
+const plan = JSON.parse(process.argv[2]);
+const issuer = `http://127.0.0.1:${plan.port}`;
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: plan.clientId,
+    client_secret: plan.clientSecret,
+    redirect_uris: [plan.redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'] },
+  conformIdTokenClaims: false,
+  features: { devInteractions: { enabled: true } },
+  issueRefreshToken: async () => true,
+  ttl: { AccessToken: plan.accessTokenTtl ?? 3600, IdToken: 3600 },
+  async findAccount(_ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email: `${id}@example.com`, email_verified: true, preferred_username: id };
+      },
+    };
+  },
+  async loadExistingGrant(ctx) {
+    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+    grant.addOIDCScope('openid email profile offline_access');
+    await grant.save();
+    return grant;
+  },
+});
+provider.proxy = false;
+provider.listen(plan.port, '127.0.0.1', () => console.error(`oidc-provider listening at ${issuer}`));

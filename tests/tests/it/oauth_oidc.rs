@@ -1,0 +1,137 @@
+//! The `oidc` provider against a real OpenID Connect provider (npm `oidc-provider`): discovery, the
+//! code flow with PKCE and nonce, the ID token checked, the upstream token forwarded and refreshed.
+
+use base64::Engine as _;
+use integration_tests::{
+    EchoTarget, GatewayBuilder, Running, binary, free_port, node, wait_for_port, workspace_root,
+};
+use serde_json::json;
+
+const SECRET: &str = "oidc-client-secret-0123456789";
+
+struct Stack {
+    gateway: integration_tests::GatewayUnderTest,
+    _provider: Running,
+    _echo: EchoTarget,
+}
+
+async fn oidc_stack(extra: &str) -> Stack {
+    let echo = EchoTarget::start().await;
+    let builder = GatewayBuilder::new()
+        .env("OIDC_SECRET", SECRET)
+        .env(
+            "TOKEN_KEY",
+            &base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        )
+        .store("token_key_env = \"TOKEN_KEY\"");
+    let origin = builder.origin();
+    let provider_port = free_port();
+    // Upstream access tokens live 30 s, so that every use finds one close to expiry and refreshes it.
+    let plan = json!({ "port": provider_port, "clientId": "gateway", "clientSecret": SECRET,
+                       "redirectUri": format!("{origin}/callback"), "accessTokenTtl": 30 });
+    let provider = Running::start(
+        std::path::Path::new("node"),
+        &[
+            workspace_root()
+                .join("tests/e2e/oidc-provider.mjs")
+                .to_str()
+                .unwrap(),
+            &plan.to_string(),
+        ],
+        &[],
+    );
+    wait_for_port(provider_port, "oidc-provider").await;
+    let backend_port = free_port();
+    let gateway = builder
+        .section(&format!(
+            "[provider]\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:{provider_port}\"\nclient_id = \"gateway\"\n\
+             client_secret_env = \"OIDC_SECRET\"\n{extra}\n\n\
+             [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{backend_port}/mcp\"\n\
+             [routes.command]\nprogram = {backend:?}\nargs = [\"--listen\", \"127.0.0.1:{backend_port}\", \"--gateway-jwks\", \"{origin}/.well-known/jwks.json\", \
+             \"--gateway-issuer\", \"{origin}\", \"--audience\", \"http://127.0.0.1:{backend_port}/mcp\", \"--target\", \"{target}\"]\n",
+            backend = binary("mcp-backend").display().to_string(),
+            target = echo.url(),
+        ))
+        .start()
+        .await;
+    wait_for_port(backend_port, "the supervised mcp-backend").await;
+    Stack {
+        gateway,
+        _provider: provider,
+        _echo: echo,
+    }
+}
+
+fn plan(stack: &Stack) -> serde_json::Value {
+    json!({ "url": stack.gateway.url("/mcp"), "username": "alice", "password": "any" })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_sign_in_at_an_openid_provider_and_its_token_is_forwarded_and_refreshed() {
+    let stack = oidc_stack("").await;
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+
+    let forms: Vec<&str> = report["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["form"].as_str())
+        .collect();
+    assert_eq!(
+        forms.first(),
+        Some(&"consent"),
+        "our consent comes before the provider: {report:#}"
+    );
+    assert!(forms.contains(&"upstream-login"), "{report:#}");
+    let paths: Vec<&str> = report["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"/callback"), "{paths:?}");
+
+    // The ID token's user, and a verified email, are who the access token names.
+    let access = report["tokens"][0]["access_token"].as_str().unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(access.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["email"], "alice@example.com");
+
+    // The backend acted with the provider's (opaque) token, refreshed before each use that found it
+    // close to expiry: two uses, two different upstream tokens.
+    let shown = report["shown"]["content"][0]["text"].as_str().unwrap();
+    let later = report["afterRefresh"]["content"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert_ne!(report["shown"]["isError"], true, "{report:#}");
+    assert!(
+        !shown.starts_with("eyJ"),
+        "not a token the gateway minted: {shown}"
+    );
+    assert_ne!(shown, later, "the upstream token was refreshed");
+    assert_eq!(
+        report["tools"],
+        json!(["make_authenticated_request", "show_auth_token"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_email_outside_the_allowlists_is_turned_away() {
+    let stack = oidc_stack("allowed_domains = [\"example.org\"]").await;
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    assert_eq!(report["denied"]["error"], "access_denied", "{report:#}");
+
+    let stack = oidc_stack("allowed_emails = [\"alice@example.com\"]").await;
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(
+        report.get("denied").is_none() && report.get("error").is_none(),
+        "{report:#}"
+    );
+}
