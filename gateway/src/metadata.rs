@@ -56,6 +56,9 @@ pub fn authorization_server(config: &Config) -> Bytes {
         doc["introspection_endpoint_auth_methods_supported"] =
             json!(["client_secret_basic", "client_secret_post"]);
         doc["authorization_response_iss_parameter_supported"] = json!(true);
+        if config.auth.cimd.enabled {
+            doc["client_id_metadata_document_supported"] = json!(true);
+        }
         if config.auth.dynamic_registration {
             doc["registration_endpoint"] = json!(endpoint(AsEndpoint::Register));
         }

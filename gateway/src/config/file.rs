@@ -80,6 +80,12 @@ pub struct AuthFile {
     pub refresh_grace: Option<Duration>,
     /// Accept RFC 7591 dynamic client registration (default true).
     pub dynamic_registration: Option<bool>,
+    /// Accept Client ID Metadata Documents: https URLs as client ids (default true).
+    pub client_id_metadata_documents: Option<bool>,
+    /// Only documents from these hosts (and their subdomains); empty: any public host.
+    pub client_id_metadata_domains: Option<Vec<String>>,
+    /// Fetch documents from private and loopback addresses, and plain http on loopback. Development only.
+    pub client_id_metadata_allow_private_network: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -63,6 +63,7 @@ pub struct AuthSettings {
     pub code_lifetime: Duration,
     pub refresh_grace: Duration,
     pub dynamic_registration: bool,
+    pub cimd: crate::oauth::cimd::CimdSettings,
     /// `None`: no login, so no authorization server; the gateway is a data plane only.
     pub provider: Option<Provider>,
 }
@@ -550,6 +551,18 @@ fn auth_settings(
             None => Duration::from_secs(10),
         },
         dynamic_registration: file.auth.dynamic_registration.unwrap_or(true),
+        cimd: crate::oauth::cimd::CimdSettings {
+            enabled: file.auth.client_id_metadata_documents.unwrap_or(true),
+            allowed_domains: file
+                .auth
+                .client_id_metadata_domains
+                .clone()
+                .unwrap_or_default(),
+            allow_private_network: file
+                .auth
+                .client_id_metadata_allow_private_network
+                .unwrap_or(false),
+        },
         provider,
     })
 }

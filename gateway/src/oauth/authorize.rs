@@ -33,11 +33,13 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     let client_id = params
         .get("client_id")
         .ok_or_else(|| page(400, "The request names no client_id"))?;
-    let client = server
-        .store
-        .client(client_id)
-        .await?
-        .ok_or_else(|| page(400, "The client is not registered with this server"))?;
+    let client = match server.client(client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Err(page(400, "The client is not registered with this server")),
+        // A metadata document that cannot be used: say why, on a page.
+        Err(OAuthError::InvalidClient(reason)) => return Err(page(400, &reason)),
+        Err(other) => return Err(other),
+    };
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) => client
             .redirect_uris

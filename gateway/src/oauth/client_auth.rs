@@ -46,7 +46,6 @@ pub async fn authenticate(
         ));
     }
     let client = server
-        .store
         .client(&client_id)
         .await?
         .ok_or_else(|| OAuthError::InvalidClient("Unknown client".into()))?;

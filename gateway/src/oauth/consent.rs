@@ -30,6 +30,13 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             _ => pending.redirect_uri.clone(),
         };
         let client_name = client_label(server, &pending.client_id).await?;
+        // A client that described itself (CIMD) and can only redirect to this machine may be anyone's.
+        let warning = server.client(&pending.client_id).await?.filter(|c| c.origin == "metadata_document").and_then(|c| {
+            c.redirect_uris
+                .iter()
+                .all(|u| url::Url::parse(u).is_ok_and(|u| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))))
+                .then_some("This client only returns to this computer (localhost): anyone can publish such a description. Allow it only if you started it yourself.")
+        });
         let redirect_host = url::Url::parse(&pending.redirect_uri)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
@@ -47,6 +54,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             resource_name: route.map_or(pending.resource.as_str(), |r| r.resource_name.as_str()),
             user: &user,
             redirect_uri: &form_target,
+            warning,
         }));
     }
     let form = request.form();

@@ -73,7 +73,6 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     // Consent given before, for at least these scopes, is not asked again; nor is it asked for a
     // first-party client the operator configured so.
     let first_party = server
-        .store
         .client(&pending.client_id)
         .await?
         .is_some_and(|c| c.skip_consent && c.origin == "config");
@@ -107,7 +106,6 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
 /// How a client is named to the user.
 pub async fn client_label(server: &AuthServer, client_id: &str) -> Result<String, OAuthError> {
     Ok(server
-        .store
         .client(client_id)
         .await?
         .and_then(|c| c.client_name)

@@ -5,6 +5,7 @@
 
 pub mod authorize;
 pub mod callback;
+pub mod cimd;
 pub mod client_auth;
 pub mod consent;
 pub mod consent_cookie;
@@ -35,6 +36,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
 use crate::config::runtime::{LocalUser, Provider};
+use crate::oauth::errors::OAuthError;
 use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::keys::KeyRing;
@@ -170,6 +172,8 @@ pub struct AuthServer {
     users: Vec<LocalUser>,
     /// The upstream identity provider, when users log in elsewhere.
     pub upstream: Option<upstream::Upstream>,
+    /// Client ID Metadata Documents.
+    pub cimd: cimd::Cimd,
     /// The key that signs consent cookies.
     pub(crate) consent_key: [u8; 32],
     /// Unsealed upstream tokens by grant, so the data plane asks the store once per grant.
@@ -193,6 +197,7 @@ impl AuthServer {
         };
         Self {
             consent_key: consent_cookie::key(&keys),
+            cimd: cimd::Cimd::new(config.auth.cimd.clone()),
             config,
             store,
             keys,
@@ -250,6 +255,27 @@ impl AuthServer {
         }
         cache.insert(grant_id.to_owned(), (token.clone(), tokens.expires_at));
         token
+    }
+
+    /// A client by id: registered (in the config or dynamically), or, when enabled, described by the
+    /// metadata document its URL names.
+    pub async fn client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<crate::store::ClientRecord>, OAuthError> {
+        if let Some(client) = self.store.client(client_id).await? {
+            return Ok(Some(client));
+        }
+        if !self.cimd.enabled() || !cimd::Cimd::is_document_url(client_id) {
+            return Ok(None);
+        }
+        match self.cimd.client(client_id, crate::tokens::now()).await {
+            Ok(client) => Ok(Some(client)),
+            Err(error) => {
+                tracing::warn!(client_id, %error, "a client metadata document was refused");
+                Err(OAuthError::InvalidClient(error.to_string()))
+            }
+        }
     }
 
     pub fn url(&self, endpoint: AsEndpoint) -> String {

@@ -120,6 +120,8 @@ pub struct ConsentView<'a> {
     pub resource_name: &'a str,
     pub user: &'a str,
     pub redirect_uri: &'a str,
+    /// A caution shown above the buttons.
+    pub warning: Option<&'a str>,
 }
 
 pub fn consent_page(view: &ConsentView) -> Response {
@@ -136,7 +138,7 @@ pub fn consent_page(view: &ConsentView) -> Response {
              <p><strong>{client}</strong> <small>({client_id})</small> wants to use <strong>{resource_name}</strong> \
              (<code>{resource}</code>) as <strong>{user}</strong>.</p>\
              <p>After you decide, you will be sent to <strong>{host}</strong>. Allow only if you trust that site.</p>\
-             <p>It asks for these scopes:</p><ul>{scopes}</ul>\
+             <p>It asks for these scopes:</p><ul>{scopes}</ul>{warning}\
              <form method=\"post\" action=\"/consent\">\
              <input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -147,6 +149,10 @@ pub fn consent_page(view: &ConsentView) -> Response {
             resource_name = escape(view.resource_name),
             resource = escape(view.resource),
             user = escape(view.user),
+            warning = view
+                .warning
+                .map(|w| format!("<p class=\"error\">{}</p>", escape(w)))
+                .unwrap_or_default(),
             host = escape(view.redirect_host),
             pending = escape(view.pending_id),
             csrf = escape(view.csrf),

@@ -1,0 +1,317 @@
+//! Client ID Metadata Documents: a `client_id` that is an https URL names a JSON document, served by
+//! the client, that describes it. The gateway fetches it with SSRF guards — the host must resolve only
+//! to public addresses (unless the operator allows private ones), the connection goes to the address
+//! that was checked, no redirects, a size and a time limit — caches it as its HTTP headers say, and
+//! believes it only if its `client_id` is the URL itself.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::redirect;
+use crate::store::ClientRecord;
+
+const MAX_BYTES: usize = 64 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// Cache lifetimes: at least this (even with no-cache, to blunt floods), at most a day.
+const MIN_CACHE: u64 = 60;
+const MAX_CACHE: u64 = 86_400;
+
+/// How the operator set CIMD up.
+#[derive(Debug, Clone, Default)]
+pub struct CimdSettings {
+    pub enabled: bool,
+    /// Hosts whose documents are accepted; empty: any public host.
+    pub allowed_domains: Vec<String>,
+    /// Accept documents on private, loopback and link-local addresses, and plain http on loopback:
+    /// for development and tests only.
+    pub allow_private_network: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CimdError {
+    #[error("the client_id {0} is not an https URL with a path")]
+    NotAUrl(String),
+    #[error("the host {0} is not on this server's list of client domains")]
+    DomainNotAllowed(String),
+    #[error("the host {0} resolves to a private or reserved address")]
+    PrivateAddress(String),
+    #[error("the client's metadata document could not be fetched: {0}")]
+    Fetch(String),
+    #[error("the client's metadata document is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct Document {
+    client_id: String,
+    client_name: String,
+    redirect_uris: Vec<String>,
+    client_uri: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    scope: Option<String>,
+}
+
+pub struct Cimd {
+    settings: CimdSettings,
+    cache: Mutex<HashMap<String, (ClientRecord, u64)>>,
+}
+
+impl Cimd {
+    pub fn new(settings: CimdSettings) -> Self {
+        Self {
+            settings,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
+    /// Whether a `client_id` is meant as a metadata document URL.
+    pub fn is_document_url(client_id: &str) -> bool {
+        client_id.starts_with("https://") || client_id.starts_with("http://")
+    }
+
+    /// The client a metadata document URL describes, from the cache or fetched.
+    pub async fn client(&self, url: &str, now: u64) -> Result<ClientRecord, CimdError> {
+        if let Some((client, until)) = self.cache.lock().expect("not poisoned").get(url)
+            && *until > now
+        {
+            return Ok(client.clone());
+        }
+        let (client, max_age) = self.fetch(url, now).await?;
+        let mut cache = self.cache.lock().expect("not poisoned");
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, until)| *until > now);
+        }
+        cache.insert(
+            url.to_owned(),
+            (client.clone(), now + max_age.clamp(MIN_CACHE, MAX_CACHE)),
+        );
+        Ok(client)
+    }
+
+    async fn fetch(&self, raw: &str, now: u64) -> Result<(ClientRecord, u64), CimdError> {
+        let url = url::Url::parse(raw).map_err(|_| CimdError::NotAUrl(raw.to_owned()))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| CimdError::NotAUrl(raw.to_owned()))?
+            .to_owned();
+        let insecure_ok = self.settings.allow_private_network && url.scheme() == "http";
+        if (url.scheme() != "https" && !insecure_ok)
+            || url.path() == "/"
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+        {
+            return Err(CimdError::NotAUrl(raw.to_owned()));
+        }
+        let allowed = &self.settings.allowed_domains;
+        if !allowed.is_empty()
+            && !allowed.iter().any(|d| {
+                host.eq_ignore_ascii_case(d)
+                    || host
+                        .to_ascii_lowercase()
+                        .ends_with(&format!(".{}", d.to_ascii_lowercase()))
+            })
+        {
+            return Err(CimdError::DomainNotAllowed(host));
+        }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addresses: Vec<SocketAddr> = tokio::time::timeout(
+            TIMEOUT,
+            tokio::net::lookup_host((host.trim_matches(['[', ']']), port)),
+        )
+        .await
+        .map_err(|_| CimdError::Fetch(format!("resolving {host} timed out")))?
+        .map_err(|e| CimdError::Fetch(format!("resolving {host}: {e}")))?
+        .collect();
+        if addresses.is_empty() {
+            return Err(CimdError::Fetch(format!("{host} has no address")));
+        }
+        if !self.settings.allow_private_network && addresses.iter().any(|a| !is_public(a.ip())) {
+            return Err(CimdError::PrivateAddress(host));
+        }
+        // Connect to the address just checked, so a second DNS answer cannot point elsewhere.
+        let http = reqwest::Client::builder()
+            .resolve(&host, addresses[0])
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CimdError::Fetch(e.to_string()))?;
+        let mut response = http
+            .get(url.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                CimdError::Fetch(if e.is_timeout() {
+                    "it took too long".into()
+                } else {
+                    e.to_string()
+                })
+            })?;
+        if !response.status().is_success() {
+            return Err(CimdError::Fetch(format!("HTTP {}", response.status())));
+        }
+        let max_age = max_age(response.headers());
+        let mut body = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout(TIMEOUT, response.chunk())
+                .await
+                .map_err(|_| CimdError::Fetch("it took too long".into()))?
+                .map_err(|e| CimdError::Fetch(e.to_string()))?;
+            let Some(chunk) = chunk else { break };
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_BYTES {
+                return Err(CimdError::Fetch(format!(
+                    "it is larger than {MAX_BYTES} bytes"
+                )));
+            }
+        }
+        let document: Document =
+            serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(e.to_string()))?;
+        if document.client_id != raw {
+            return Err(CimdError::Invalid(format!(
+                "its client_id {:?} is not its URL",
+                document.client_id
+            )));
+        }
+        if document.redirect_uris.is_empty() {
+            return Err(CimdError::Invalid("it lists no redirect_uris".into()));
+        }
+        if let Some(problem) = document
+            .redirect_uris
+            .iter()
+            .find_map(|u| redirect::registration_problem(u))
+        {
+            return Err(CimdError::Invalid(problem));
+        }
+        match document.token_endpoint_auth_method.as_deref() {
+            None | Some("none") => {}
+            Some(other) => {
+                return Err(CimdError::Invalid(format!(
+                    "token_endpoint_auth_method {other} is not supported here"
+                )));
+            }
+        }
+        let client = ClientRecord {
+            client_id: document.client_id,
+            secret_hash: None,
+            secret_expires_at: 0,
+            redirect_uris: document.redirect_uris,
+            grant_types: document
+                .grant_types
+                .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]),
+            response_types: vec!["code".into()],
+            token_endpoint_auth_method: "none".into(),
+            client_name: Some(document.client_name),
+            client_uri: document.client_uri,
+            scope: document.scope,
+            application_type: None,
+            issued_at: now,
+            origin: "metadata_document".into(),
+            skip_consent: false,
+        };
+        Ok((client, max_age))
+    }
+}
+
+/// `max-age` from `Cache-Control` (`no-store`/`no-cache`: 0).
+fn max_age(headers: &http::HeaderMap) -> u64 {
+    let Some(value) = headers
+        .get(http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return 0;
+    };
+    let mut age = 0;
+    for directive in value.split(',').map(str::trim) {
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache")
+        {
+            return 0;
+        }
+        if let Some(seconds) = directive.strip_prefix("max-age=") {
+            age = seconds.parse().unwrap_or(0);
+        }
+    }
+    age
+}
+
+/// Whether an address is on the public internet: not private, loopback, link-local, unspecified,
+/// multicast, shared (CGNAT), documentation or otherwise reserved.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn cache_lifetimes_follow_cache_control() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(max_age(&headers), 0);
+        headers.insert("cache-control", "public, max-age=600".parse().unwrap());
+        assert_eq!(max_age(&headers), 600);
+        headers.insert("cache-control", "no-store".parse().unwrap());
+        assert_eq!(max_age(&headers), 0);
+    }
+}

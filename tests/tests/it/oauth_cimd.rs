@@ -1,0 +1,164 @@
+//! Client ID Metadata Documents: a URL as `client_id`, fetched with SSRF guards, size and time limits,
+//! and believed only when the document names itself.
+
+use std::sync::Arc;
+
+use axum::response::IntoResponse;
+use integration_tests::oauth::{Agent, Pkce, REDIRECT, authorize, authorize_url, token};
+use serde_json::{Value, json};
+
+use crate::oauth_flow::auth_stack;
+
+/// Serves the test's client documents: `/good.json`, `/mismatch.json`, `/big.json`, `/slow.json`.
+async fn documents() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let base = Arc::new(origin.clone());
+    let doc = move |name: &'static str, client_id_of: &'static str| {
+        let base = base.clone();
+        move || {
+            let base = base.clone();
+            async move {
+                let body = json!({ "client_id": format!("{base}/{client_id_of}"), "client_name": format!("CIMD {name}"),
+                                   "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" });
+                ([("cache-control", "max-age=300")], axum::Json(body)).into_response()
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/good.json", axum::routing::get(doc("good", "good.json")))
+        .route(
+            "/mismatch.json",
+            axum::routing::get(doc("mismatch", "someone-else.json")),
+        )
+        .route(
+            "/big.json",
+            axum::routing::get(|| async { "x".repeat(100_000) }),
+        )
+        .route(
+            "/slow.json",
+            axum::routing::get(|| std::future::pending::<String>()),
+        );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (origin, server)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metadata_document_client_completes_the_flow() {
+    let (origin, _server) = documents().await;
+    let stack = auth_stack("[auth]\nclient_id_metadata_allow_private_network = true").await;
+    let gateway = &stack.gateway;
+    let metadata: Value = reqwest::get(gateway.url("/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["client_id_metadata_document_supported"], true);
+
+    let client = format!("{origin}/good.json");
+    let pkce = Pkce::new();
+    let mut agent = Agent::new();
+    let url = authorize_url(gateway, &client, &pkce, &[]);
+    // The sign-in page names the client as its document does.
+    let (_, location, _) = agent.get(&url).await;
+    let (_, _, login) = agent.get(&location.unwrap()).await;
+    assert!(
+        login.contains("CIMD good"),
+        "the document's name is shown: {login}"
+    );
+    let query = authorize(gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
+    let code = &query["code"];
+    let (status, tokens) = token(
+        gateway,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client),
+            ("code", code),
+            ("code_verifier", &pkce.verifier),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_documents_and_private_addresses_are_refused_on_a_page() {
+    let (origin, _server) = documents().await;
+    let stack = auth_stack("[auth]\nclient_id_metadata_allow_private_network = true").await;
+    let pkce = Pkce::new();
+    let mut agent = Agent::new();
+    for (path, reason) in [
+        ("mismatch.json", "is not its URL"),
+        ("big.json", "larger than"),
+        ("slow.json", "too long"),
+        ("missing.json", "HTTP 404"),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, location, body) = agent
+            .get(&authorize_url(
+                &stack.gateway,
+                &format!("{origin}/{path}"),
+                &pkce,
+                &[],
+            ))
+            .await;
+        assert_eq!((status, location), (400, None), "{path}: {body}");
+        assert!(body.contains(reason), "{path}: {body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{path} answered in bounded time"
+        );
+    }
+
+    // Without the development switch: loopback (a private address) and plain http are refused.
+    let strict = auth_stack("").await;
+    let (status, _, body) = agent
+        .get(&authorize_url(
+            &strict.gateway,
+            &format!("{origin}/good.json"),
+            &pkce,
+            &[],
+        ))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("not an https URL"), "{body}");
+    let private = format!(
+        "https://127.0.0.1:{}/good.json",
+        origin.rsplit(':').next().unwrap()
+    );
+    let (status, _, body) = agent
+        .get(&authorize_url(&strict.gateway, &private, &pkce, &[]))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("private or reserved address"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_documents_can_be_switched_off() {
+    let (origin, _server) = documents().await;
+    let stack = auth_stack("[auth]\nclient_id_metadata_documents = false\nclient_id_metadata_allow_private_network = true").await;
+    let metadata: Value =
+        reqwest::get(stack.gateway.url("/.well-known/oauth-authorization-server"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        metadata
+            .get("client_id_metadata_document_supported")
+            .is_none()
+    );
+    let (status, _, body) = Agent::new()
+        .get(&authorize_url(
+            &stack.gateway,
+            &format!("{origin}/good.json"),
+            &Pkce::new(),
+            &[],
+        ))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("not registered"), "{body}");
+}
