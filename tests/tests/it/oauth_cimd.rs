@@ -37,7 +37,7 @@ async fn documents() -> (String, tokio::task::JoinHandle<()>) {
         )
         .route(
             "/slow.json",
-            axum::routing::get(|| std::future::pending::<String>()),
+            axum::routing::get(std::future::pending::<String>),
         );
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (origin, server)
