@@ -84,7 +84,12 @@ fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing
         let keys = match config.tokens.key {
             config::runtime::KeySource::Generated => {
                 let stored = store.keys().await?;
-                let (ring, new) = KeyRing::from_stored(&config.tokens, &stored, tokens::now())?;
+                // What a key signed lives at most this long: access tokens, and the upstream tokens
+                // the gateway mints (an hour at most).
+                let lifetime = config.auth.access_token_lifetime.as_secs().max(3600)
+                    + config.tokens.clock_skew.as_secs();
+                let (ring, new) =
+                    KeyRing::from_stored(&config.tokens, &stored, lifetime, tokens::now())?;
                 if let Some(new) = new {
                     store.put_key(&new).await?;
                 }

@@ -174,6 +174,10 @@ pub struct TokensFile {
     /// Lifetime of the assertions sent to backends (default 60s, at most 5m).
     #[serde(default, with = "humantime_serde")]
     pub assertion_lifetime: Option<Duration>,
+    /// Generate a new signing key when the stored one is this old (checked at start; default never).
+    /// The old key's public half stays in the JWKS until the tokens it signed have expired.
+    #[serde(default, with = "humantime_serde")]
+    pub rotate_after: Option<Duration>,
     /// Clock skew tolerated on token times (default 30s).
     #[serde(default, with = "humantime_serde")]
     pub clock_skew: Option<Duration>,

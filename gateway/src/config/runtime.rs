@@ -145,6 +145,7 @@ pub struct TokenSettings {
     pub algorithm: KeyAlgorithm,
     pub assertion_lifetime: Duration,
     pub clock_skew: Duration,
+    pub rotate_after: Option<Duration>,
 }
 
 /// Where the signing key comes from. The PEM itself is never printed.
@@ -791,7 +792,11 @@ fn token_settings(
     if clock_skew > Duration::from_secs(300) {
         return Err(errors.at("tokens.clock_skew", "must be at most 5m"));
     }
+    if file.tokens.rotate_after.is_some_and(|d| d.is_zero()) {
+        return Err(errors.at("tokens.rotate_after", "must be longer than zero"));
+    }
     Ok(TokenSettings {
+        rotate_after: file.tokens.rotate_after,
         issuer,
         key,
         algorithm,

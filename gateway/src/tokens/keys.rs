@@ -46,25 +46,24 @@ impl KeyRing {
         Ok(Self::new(active, Vec::new()))
     }
 
-    /// The ring from the keys a store holds (newest first): the newest signs, the others still verify.
-    /// With none stored, a new key is generated and returned for storing.
+    /// The ring from the keys a store holds (newest first): the newest signs, older ones still verify
+    /// while tokens they signed may be unexpired (`token_lifetime` after their successor appeared). A
+    /// new key is generated, and returned for storing, when there is none or the newest is older than
+    /// `rotate_after`.
     pub fn from_stored(
         settings: &TokenSettings,
         stored: &[StoredKey],
+        token_lifetime: u64,
         now: u64,
     ) -> Result<(Self, Option<StoredKey>), KeyLoadError> {
-        let mut keys = Vec::new();
-        for key in stored {
-            let algorithm = match key.algorithm.as_str() {
-                "ES256" => KeyAlgorithm::Es256,
-                _ => KeyAlgorithm::EdDsa,
-            };
-            keys.push(
-                SigningKey::from_pkcs8_pem(algorithm, &key.pkcs8_pem)
-                    .map_err(|e| KeyLoadError::Bad(format!("the stored key {}", key.kid), e))?,
-            );
-        }
-        if keys.is_empty() {
+        let due = stored.first().is_none_or(|newest| {
+            settings
+                .rotate_after
+                .is_some_and(|after| newest.created_at + after.as_secs() <= now)
+        });
+        let mut records: Vec<StoredKey> = stored.to_vec();
+        let mut new = None;
+        if due {
             let key = SigningKey::generate(settings.algorithm)
                 .map_err(|e| KeyLoadError::Bad("a new key".into(), e))?;
             let record = StoredKey {
@@ -76,11 +75,27 @@ impl KeyRing {
                 pkcs8_pem: key.pkcs8_pem().to_owned(),
                 created_at: now,
             };
-            tracing::info!(kid = %key.kid(), "generated a signing key and stored it");
-            return Ok((Self::new(key, Vec::new()), Some(record)));
+            tracing::info!(kid = %key.kid(), retiring = records.first().map(|r| r.kid.as_str()).unwrap_or("-"), "generated a signing key and stored it");
+            records.insert(0, record.clone());
+            new = Some(record);
+        }
+        let mut keys = Vec::new();
+        for (i, key) in records.iter().enumerate() {
+            // A retired key stays while what it signed may still be live.
+            if i > 0 && records[i - 1].created_at + token_lifetime <= now {
+                break;
+            }
+            let algorithm = match key.algorithm.as_str() {
+                "ES256" => KeyAlgorithm::Es256,
+                _ => KeyAlgorithm::EdDsa,
+            };
+            keys.push(
+                SigningKey::from_pkcs8_pem(algorithm, &key.pkcs8_pem)
+                    .map_err(|e| KeyLoadError::Bad(format!("the stored key {}", key.kid), e))?,
+            );
         }
         let active = keys.remove(0);
-        Ok((Self::new(active, keys), None))
+        Ok((Self::new(active, keys), new))
     }
 
     /// A ring signing with `active` that also verifies (and publishes) `retired` keys, whose tokens may
@@ -118,5 +133,65 @@ impl KeyRing {
     /// The JWKS document, serialised once.
     pub fn jwks(&self) -> Bytes {
         self.jwks.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            issuer: "http://gw".into(),
+            key: KeySource::Generated,
+            algorithm: KeyAlgorithm::EdDsa,
+            assertion_lifetime: Duration::from_secs(60),
+            clock_skew: Duration::from_secs(30),
+            rotate_after: Some(Duration::from_secs(100)),
+        }
+    }
+
+    fn kids(ring: &KeyRing) -> Vec<String> {
+        let jwks: serde_json::Value = serde_json::from_slice(&ring.jwks()).unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn keys_rotate_and_retired_ones_stay_while_their_tokens_live() {
+        let settings = settings();
+        let (ring, a) = KeyRing::from_stored(&settings, &[], 500, 1000).unwrap();
+        let a = a.expect("a first key");
+        assert_eq!(kids(&ring), vec![a.kid.clone()]);
+
+        let (ring, none) =
+            KeyRing::from_stored(&settings, std::slice::from_ref(&a), 500, 1050).unwrap();
+        assert!(none.is_none(), "not due yet");
+        assert_eq!(ring.active().kid(), a.kid);
+
+        let (ring, b) =
+            KeyRing::from_stored(&settings, std::slice::from_ref(&a), 500, 1100).unwrap();
+        let b = b.expect("rotated");
+        assert_eq!(ring.active().kid(), b.kid);
+        assert_eq!(
+            kids(&ring),
+            vec![b.kid.clone(), a.kid.clone()],
+            "the old key still verifies"
+        );
+
+        let (ring, c) =
+            KeyRing::from_stored(&settings, &[b.clone(), a.clone()], 500, 1700).unwrap();
+        let c = c.expect("rotated again");
+        assert_eq!(
+            kids(&ring),
+            vec![c.kid.clone(), b.kid.clone()],
+            "A's tokens are all expired by now"
+        );
     }
 }
