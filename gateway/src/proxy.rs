@@ -42,7 +42,7 @@ pub struct Gateway {
     /// The authorization server, when a login provider is configured.
     auth: Option<Arc<AuthServer>>,
     /// Per-client-IP limits on `/register`, `/token` and `/authorize`.
-    limits: [(AsEndpoint, crate::rate_limit::RateLimiter); 3],
+    limits: [(AsEndpoint, crate::rate_limit::RateLimiter); 4],
 }
 
 /// The largest body the authorization server's endpoints read.
@@ -104,6 +104,10 @@ impl Gateway {
                 (
                     AsEndpoint::Authorize,
                     crate::rate_limit::RateLimiter::new(config.rate_limits.authorize),
+                ),
+                (
+                    AsEndpoint::Login,
+                    crate::rate_limit::RateLimiter::new(config.rate_limits.login),
                 ),
             ],
             config,
@@ -364,6 +368,19 @@ impl Gateway {
                 return Ok(true);
             }
         };
+        // A grant revoked before a restart: the store remembers what the verifier forgot.
+        if let (Some(auth), Some(grant)) = (&self.auth, &caller.gid)
+            && auth.grant_revoked(grant).await
+        {
+            let error = AdmissionError::InvalidToken(crate::tokens::access::TokenError::Revoked);
+            METRICS
+                .auth_failures
+                .with_label_values(&[route_label, error.reason()])
+                .inc();
+            self.refuse(session, route, &error, cors).await?;
+            return Ok(true);
+        }
+        let header = session.req_header();
         if let Some(id) = header
             .headers
             .get("mcp-session-id")
@@ -400,6 +417,8 @@ impl Gateway {
                     index,
                     &route.backend_audience,
                     upstream.as_deref(),
+                    // In `assertion` mode no token goes with the assertion, so it binds none.
+                    route.credentials != Credentials::Assertion,
                     now(),
                 )
                 .map_err(|e| {

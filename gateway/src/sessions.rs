@@ -15,7 +15,9 @@ pub struct SessionBindings {
 }
 
 impl SessionBindings {
-    /// Whether `sub` may use `session`. A session the gateway has not seen is bound to its first user.
+    /// Whether `sub` may use `session`: only the user the upstream opened it for. A session the
+    /// gateway has not seen opened (or has forgotten) is answered as unknown, and the client starts a
+    /// new one, rather than bound to whoever presents it first.
     pub fn admit(&self, session: &str, sub: &str) -> bool {
         let mut map = self.map.lock().expect("not poisoned");
         match map.get_mut(session) {
@@ -23,12 +25,7 @@ impl SessionBindings {
                 *seen = Instant::now();
                 true
             }
-            Some(_) => false,
-            None => {
-                Self::make_room(&mut map);
-                map.insert(session.to_owned(), (sub.to_owned(), Instant::now()));
-                true
-            }
+            _ => false,
         }
     }
 
@@ -69,11 +66,13 @@ mod tests {
         assert!(sessions.admit("s1", "alice"));
         assert!(!sessions.admit("s1", "bob"));
         assert!(
-            sessions.admit("s2", "bob"),
-            "an unseen session binds to its first user"
+            !sessions.admit("s2", "bob"),
+            "a session never opened through the gateway is unknown"
         );
-        assert!(!sessions.admit("s2", "alice"));
         sessions.end("s1");
-        assert!(sessions.admit("s1", "bob"));
+        assert!(
+            !sessions.admit("s1", "alice"),
+            "an ended session is unknown"
+        );
     }
 }

@@ -90,7 +90,13 @@ async fn record(
             )
         })
         .collect();
-    let session = headers.get("mcp-session-id").cloned();
+    // A request without a session opens one, as an MCP server's initialize does.
+    let session = Some(
+        headers
+            .get("mcp-session-id")
+            .cloned()
+            .unwrap_or_else(|| axum::http::HeaderValue::from_static("echo-session")),
+    );
     shared.seen.lock().expect("not poisoned").push(headers);
     let mut response =
         axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"headers": echoed}}))

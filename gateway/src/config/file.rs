@@ -52,6 +52,7 @@ pub struct RateLimitsFile {
     pub register: Option<u32>,
     pub token: Option<u32>,
     pub authorize: Option<u32>,
+    pub login: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

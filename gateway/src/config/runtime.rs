@@ -48,6 +48,7 @@ pub struct RateLimits {
     pub register: u32,
     pub token: u32,
     pub authorize: u32,
+    pub login: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,6 +359,7 @@ impl Config {
             register: file.rate_limits.register.unwrap_or(20),
             token: file.rate_limits.token.unwrap_or(120),
             authorize: file.rate_limits.authorize.unwrap_or(60),
+            login: file.rate_limits.login.unwrap_or(30),
         };
         Ok(Config {
             clients,

@@ -130,6 +130,8 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     }
 
     let id = random_token(24);
+    // The cookie holds a secret of its own, not the id that also travels in URLs.
+    let browser = random_token(24);
     let pending = PendingAuthorization {
         client_id: client.client_id.clone(),
         redirect_uri,
@@ -138,13 +140,15 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         resource: route.resource.clone(),
         code_challenge: challenge.clone(),
         csrf: random_token(24),
+        browser_hash: hash_secret(&browser),
         user: None,
         expires_at: now() + PENDING_SECS,
         upstream_verifier: None,
         upstream_nonce: None,
         consented: false,
+        failed_logins: 0,
     };
-    let cookie = auth_cookie(&id, PENDING_SECS);
+    let cookie = auth_cookie(&browser, PENDING_SECS);
     if server.upstream.is_none() {
         // The local provider: sign in here, then consent.
         server.store.put_pending(&id, &pending).await?;
@@ -153,10 +157,18 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     }
     // An upstream provider: consent comes first (the confused-deputy protection), unless this browser
     // already approved this client.
+    let approval = super::consent_cookie::Approval {
+        client_id: &client.client_id,
+        resource: &pending.resource,
+        scope: &pending.scope,
+    };
     let approved = request
-        .cookie(&super::consent_cookie::name(&client.client_id))
+        .cookie(&super::consent_cookie::name(
+            &client.client_id,
+            &pending.resource,
+        ))
         .is_some_and(|v| {
-            super::consent_cookie::approves(&server.consent_key, &client.client_id, &v, now())
+            super::consent_cookie::approves(&server.consent_key, &approval, &v, now())
         });
     if approved {
         let mut pending = pending;
@@ -208,9 +220,10 @@ pub fn route_for<'a>(server: &'a AuthServer, resource: &str) -> Option<&'a Route
     server.config.routes.iter().find(|r| r.resource == trimmed)
 }
 
-/// The `Set-Cookie` value binding this browser to pending authorization `id` (`max_age` 0 clears it).
-pub fn auth_cookie(id: &str, max_age: u64) -> String {
-    format!("{AUTH_COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}")
+/// The `Set-Cookie` value binding this browser to a pending authorization by its secret (`max_age` 0
+/// clears it).
+pub fn auth_cookie(secret: &str, max_age: u64) -> String {
+    format!("{AUTH_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}")
 }
 
 fn page(status: u16, message: &str) -> OAuthError {
@@ -302,7 +315,7 @@ pub async fn continued(
     })?;
     if !request
         .cookie(AUTH_COOKIE)
-        .is_some_and(|c| super::secrets_equal(&c, id))
+        .is_some_and(|c| super::secrets_equal(&hash_secret(&c), &pending.browser_hash))
     {
         return Err(page(
             400,

@@ -65,7 +65,12 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     };
     server
         .store
-        .put_consent(&user.sub, &pending.client_id, &pending.scope)
+        .put_consent(
+            &user.sub,
+            &pending.client_id,
+            &pending.resource,
+            &pending.scope,
+        )
         .await?;
     tracing::info!(user = %user.sub, client_id = %pending.client_id, "signed in through the upstream provider");
     issue_code(server, &pending, user, Some(upstream.seal(&tokens))).await

@@ -141,6 +141,8 @@ impl Cimd {
         let http = reqwest::Client::builder()
             .resolve(&host, addresses[0])
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the host again, undoing the check above.
+            .no_proxy()
             .timeout(TIMEOUT)
             .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -154,7 +156,7 @@ impl Cimd {
                 CimdError::Fetch(if e.is_timeout() {
                     "it took too long".into()
                 } else {
-                    e.to_string()
+                    "the connection failed".to_owned()
                 })
             })?;
         if !response.status().is_success() {
@@ -166,7 +168,7 @@ impl Cimd {
             let chunk = tokio::time::timeout(TIMEOUT, response.chunk())
                 .await
                 .map_err(|_| CimdError::Fetch("it took too long".into()))?
-                .map_err(|e| CimdError::Fetch(e.to_string()))?;
+                .map_err(|_| CimdError::Fetch("the connection failed".into()))?;
             let Some(chunk) = chunk else { break };
             body.extend_from_slice(&chunk);
             if body.len() > MAX_BYTES {
@@ -267,8 +269,16 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
+            let segments = v6.segments();
+            let first = segments[0];
+            // NAT64 (64:ff9b::/96), 6to4 (2002::/16) and IPv4-compatible (::/96) addresses carry an
+            // IPv4 address that may be private.
+            let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            let compatible = segments[..6] == [0; 6];
+            !(nat64
+                || first == 0x2002
+                || compatible
+                || v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00

@@ -85,7 +85,12 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         Some("approve") => {
             server
                 .store
-                .put_consent(&user.sub, &pending.client_id, &pending.scope)
+                .put_consent(
+                    &user.sub,
+                    &pending.client_id,
+                    &pending.resource,
+                    &pending.scope,
+                )
                 .await?;
             tracing::info!(user = %user.sub, client_id = %pending.client_id, scope = %pending.scope, "consent given");
             issue_code(server, &pending, user, None).await
@@ -125,6 +130,11 @@ async fn upstream_decision(
     }
     pending.consented = true;
     let location = super::authorize::to_upstream(server, &id, &mut pending).await?;
-    let cookie = super::consent_cookie::set(&server.consent_key, &pending.client_id, now());
+    let approval = super::consent_cookie::Approval {
+        client_id: &pending.client_id,
+        resource: &pending.resource,
+        scope: &pending.scope,
+    };
+    let cookie = super::consent_cookie::set(&server.consent_key, &approval, now());
     Ok(Response::redirect(location).with_header("set-cookie", cookie))
 }

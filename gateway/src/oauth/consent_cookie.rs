@@ -19,42 +19,51 @@ pub fn key(keys: &KeyRing) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// The cookie's name for a client: one cookie per client, named without revealing the client id.
-pub fn name(client_id: &str) -> String {
-    let digest = Sha256::digest(client_id.as_bytes());
+/// The cookie's name for a client and resource: one cookie each, named without revealing them.
+pub fn name(client_id: &str, resource: &str) -> String {
+    let digest = Sha256::digest(format!("{client_id}\0{resource}").as_bytes());
     format!(
         "__Host-mcpgw-consent-{}",
         &super::URL_SAFE_NO_PAD_ENGINE.encode(digest)[..16]
     )
 }
 
-fn mac(key: &[u8; 32], client_id: &str, expires: u64) -> String {
+/// What an approval covers: the client, the resource and the exact scope.
+pub struct Approval<'a> {
+    pub client_id: &'a str,
+    pub resource: &'a str,
+    pub scope: &'a str,
+}
+
+fn mac(key: &[u8; 32], approval: &Approval, expires: u64) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
-    mac.update(client_id.as_bytes());
-    mac.update(b"\0");
+    for part in [approval.client_id, approval.resource, approval.scope] {
+        mac.update(part.as_bytes());
+        mac.update(b"\0");
+    }
     mac.update(expires.to_string().as_bytes());
     super::URL_SAFE_NO_PAD_ENGINE.encode(mac.finalize().into_bytes())
 }
 
-/// The `Set-Cookie` value approving `client_id` until `now + MAX_AGE`.
-pub fn set(key: &[u8; 32], client_id: &str, now: u64) -> String {
+/// The `Set-Cookie` value for an approval, until `now + MAX_AGE`.
+pub fn set(key: &[u8; 32], approval: &Approval, now: u64) -> String {
     let expires = now + MAX_AGE;
     format!(
         "{}={expires}.{}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE}",
-        name(client_id),
-        mac(key, client_id, expires)
+        name(approval.client_id, approval.resource),
+        mac(key, approval, expires)
     )
 }
 
-/// Whether a cookie value approves `client_id` now.
-pub fn approves(key: &[u8; 32], client_id: &str, value: &str, now: u64) -> bool {
+/// Whether a cookie value carries this approval now.
+pub fn approves(key: &[u8; 32], approval: &Approval, value: &str, now: u64) -> bool {
     let Some((expires, signature)) = value.split_once('.') else {
         return false;
     };
     let Ok(expires) = expires.parse::<u64>() else {
         return false;
     };
-    expires > now && super::secrets_equal(signature, &mac(key, client_id, expires))
+    expires > now && super::secrets_equal(signature, &mac(key, approval, expires))
 }
 
 #[cfg(test)]
@@ -62,21 +71,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cookie_approves_only_its_client_until_it_expires() {
+    fn a_cookie_approves_only_its_client_resource_and_scope_until_it_expires() {
         let key = [7u8; 32];
-        let cookie = set(&key, "client-a", 1000);
+        let approval = Approval {
+            client_id: "client-a",
+            resource: "http://gw/mcp",
+            scope: "mcp",
+        };
+        let cookie = set(&key, &approval, 1000);
         let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
-        assert!(approves(&key, "client-a", value, 1000));
+        assert!(approves(&key, &approval, value, 1000));
         assert!(
-            !approves(&key, "client-b", value, 1000),
+            !approves(
+                &key,
+                &Approval {
+                    client_id: "client-b",
+                    ..approval
+                },
+                value,
+                1000
+            ),
             "bound to the client"
         );
-        assert!(!approves(&[8u8; 32], "client-a", value, 1000), "signed");
         assert!(
-            !approves(&key, "client-a", value, 1000 + MAX_AGE + 1),
+            !approves(
+                &key,
+                &Approval {
+                    resource: "http://gw/admin",
+                    ..approval
+                },
+                value,
+                1000
+            ),
+            "and the resource"
+        );
+        assert!(
+            !approves(
+                &key,
+                &Approval {
+                    scope: "mcp admin",
+                    ..approval
+                },
+                value,
+                1000
+            ),
+            "and the scope"
+        );
+        assert!(!approves(&[8u8; 32], &approval, value, 1000), "signed");
+        assert!(
+            !approves(&key, &approval, value, 1000 + MAX_AGE + 1),
             "expires"
         );
-        assert!(!approves(&key, "client-a", "9999999999.forged", 1000));
+        assert!(!approves(&key, &approval, "9999999999.forged", 1000));
         assert!(
             cookie.starts_with("__Host-") && cookie.contains("Secure") && cookie.contains("Path=/")
         );

@@ -10,6 +10,9 @@ use super::pages::login_page;
 use super::{AsEndpoint, AuthServer, Request, Response};
 use crate::store::records::UserIdentity;
 
+/// Wrong passwords allowed per authorization request before it is abandoned.
+const MAX_FAILED_LOGINS: u32 = 5;
+
 /// Checked when the username is unknown, so that a wrong name costs as long as a wrong password.
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("not a password").expect("hashing works"));
@@ -47,15 +50,30 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     let password = form.get("password").map(String::as_str).unwrap_or_default();
     let user = server.users.iter().find(|u| u.username == username);
     let hash = user.map_or(DUMMY_HASH.as_str(), |u| u.password_hash.as_str());
-    let verified = PasswordHash::new(hash)
-        .map(|parsed| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false);
+    // Hashing is deliberately slow: off the proxy's worker threads.
+    let (hash, attempt) = (hash.to_owned(), password.to_owned());
+    let verified = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(attempt.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
     let Some(user) = user.filter(|_| verified) else {
-        tracing::warn!(username, "a login failed");
+        tracing::warn!("a login failed");
+        pending.failed_logins += 1;
+        if pending.failed_logins >= MAX_FAILED_LOGINS {
+            server.store.take_pending(&id, crate::tokens::now()).await?;
+            return Ok(super::pages::error_page(
+                401,
+                "Too many wrong passwords; start again from the app",
+            ));
+        }
+        server.store.put_pending(&id, &pending).await?;
         let label = client_label(server, &pending.client_id).await?;
         return Ok(login_page(
             &id,
@@ -78,7 +96,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         .is_some_and(|c| c.skip_consent && c.origin == "config");
     let approved = server
         .store
-        .consent(&identity.sub, &pending.client_id)
+        .consent(&identity.sub, &pending.client_id, &pending.resource)
         .await?
         .is_some_and(|approved| {
             pending

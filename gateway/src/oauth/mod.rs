@@ -172,6 +172,8 @@ pub struct AuthServer {
     users: Vec<LocalUser>,
     /// The upstream identity provider, when users log in elsewhere.
     pub upstream: Option<upstream::Upstream>,
+    /// What the store said of each grant's revocation, by grant id.
+    grant_revoked_cache: std::sync::Mutex<HashMap<String, bool>>,
     /// Client ID Metadata Documents.
     pub cimd: cimd::Cimd,
     /// The key that signs consent cookies.
@@ -198,6 +200,7 @@ impl AuthServer {
         Self {
             consent_key: consent_cookie::key(&keys),
             cimd: cimd::Cimd::new(config.auth.cimd.clone()),
+            grant_revoked_cache: std::sync::Mutex::new(HashMap::new()),
             config,
             store,
             keys,
@@ -236,7 +239,13 @@ impl AuthServer {
             return token.clone();
         }
         let upstream = self.upstream.as_ref()?;
-        let mut grant = self.store.grant(grant_id).await.ok().flatten()?;
+        let mut grant = self
+            .store
+            .grant(grant_id)
+            .await
+            .ok()
+            .flatten()
+            .filter(|g| !g.revoked)?;
         let mut tokens = grant
             .upstream
             .as_deref()
@@ -255,6 +264,28 @@ impl AuthServer {
         }
         cache.insert(grant_id.to_owned(), (token.clone(), tokens.expires_at));
         token
+    }
+
+    /// Whether a grant is revoked, for the data plane. Revocations made by this process reach the
+    /// token verifier at once; this asks the store, once per grant, to catch those made before a
+    /// restart. A grant the store does not know (or cannot tell about) counts as revoked.
+    pub async fn grant_revoked(&self, grant_id: &str) -> bool {
+        if let Some(revoked) = self
+            .grant_revoked_cache
+            .lock()
+            .expect("not poisoned")
+            .get(grant_id)
+        {
+            return *revoked;
+        }
+        let revoked =
+            !matches!(self.store.grant(grant_id).await, Ok(Some(grant)) if !grant.revoked);
+        let mut cache = self.grant_revoked_cache.lock().expect("not poisoned");
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(grant_id.to_owned(), revoked);
+        revoked
     }
 
     /// A client by id: registered (in the config or dynamically), or, when enabled, described by the

@@ -162,9 +162,7 @@ impl Oidc {
         self.check_allowlists(&claims)?;
         let user = UserIdentity {
             sub: claims.sub,
-            email: claims
-                .email
-                .filter(|_| claims.email_verified != Some(false)),
+            email: claims.email.filter(|_| claims.email_verified == Some(true)),
             preferred_username: claims.preferred_username,
         };
         let tokens = UpstreamTokens {
@@ -289,7 +287,7 @@ impl Oidc {
         let email = claims
             .email
             .as_deref()
-            .filter(|_| claims.email_verified != Some(false))
+            .filter(|_| claims.email_verified == Some(true))
             .ok_or_else(|| {
                 UpstreamError::NotAllowed("A verified email is needed to sign in here".into())
             })?;

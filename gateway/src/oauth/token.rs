@@ -37,7 +37,10 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         )));
     }
     match grant_type {
-        "authorization_code" => authorization_code(server, &client.client_id, &form).await,
+        "authorization_code" => {
+            let refreshable = client.grant_types.iter().any(|g| g == "refresh_token");
+            authorization_code(server, &client.client_id, refreshable, &form).await
+        }
         "refresh_token" => refresh_token(server, &client.client_id, &form).await,
         "" => Err(OAuthError::invalid_request("No grant_type")),
         other => Err(OAuthError::UnsupportedGrantType(format!(
@@ -49,6 +52,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
 async fn authorization_code(
     server: &AuthServer,
     client_id: &str,
+    refreshable: bool,
     form: &HashMap<String, String>,
 ) -> Result<Response, OAuthError> {
     let code = form
@@ -108,14 +112,17 @@ async fn authorization_code(
         .store
         .set_code_grant(&code_hash, &grant.grant_id)
         .await?;
-    let refresh = random_token(32);
-    let refresh_expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
-    server
-        .store
-        .put_refresh(&hash_secret(&refresh), &grant.grant_id, refresh_expires)
-        .await?;
+    // A refresh token only for a client that may use one.
+    let refresh = refreshable.then(|| random_token(32));
+    if let Some(refresh) = &refresh {
+        let refresh_expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
+        server
+            .store
+            .put_refresh(&hash_secret(refresh), &grant.grant_id, refresh_expires)
+            .await?;
+    }
     tracing::info!(client_id, user = %grant.user.sub, grant = %grant.grant_id, "issued tokens for a code");
-    token_response(server, &grant, &grant.scope, &refresh)
+    token_response(server, &grant, &grant.scope, refresh.as_deref())
 }
 
 async fn refresh_token(
@@ -171,7 +178,7 @@ async fn refresh_token(
         .await?
     {
         Rotation::Rotated { .. } | Rotation::RotatedWithinGrace { .. } => {
-            token_response(server, &grant, &scope, &new)
+            token_response(server, &grant, &scope, Some(&new))
         }
         Rotation::Reused { grant_id } => {
             revoke_grant(server, &grant_id).await?;
@@ -210,7 +217,7 @@ fn token_response(
     server: &AuthServer,
     grant: &GrantRecord,
     scope: &str,
-    refresh: &str,
+    refresh: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let lifetime = server.config.auth.access_token_lifetime.as_secs();
     let issued = now();
@@ -235,14 +242,14 @@ fn token_response(
     };
     let access = mint(&server.keys, &claims)
         .map_err(|e| OAuthError::Store(crate::store::StoreError(e.to_string())))?;
-    Ok(Response::json(
-        200,
-        &json!({
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-            "refresh_token": refresh,
-            "scope": scope,
-        }),
-    ))
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "scope": scope,
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh);
+    }
+    Ok(Response::json(200, &body))
 }

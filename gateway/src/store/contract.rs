@@ -125,6 +125,16 @@ async fn refresh_tokens_rotate_once_with_a_grace_for_concurrent_use() {
                 grant_id: "g1".into()
             }
         );
+        // A third use within the grace is not a concurrent refresh any more.
+        assert_eq!(
+            store
+                .rotate_refresh("r1", "r2c", NOW + 2000, NOW + 3, 5)
+                .await
+                .unwrap(),
+            Rotation::Reused {
+                grant_id: "g1".into()
+            }
+        );
         // Much later: reuse of a rotated token.
         assert_eq!(
             store
@@ -168,10 +178,12 @@ async fn pending_authorizations_complete_once_and_expire() {
             resource: "http://gw/mcp".into(),
             code_challenge: "x".into(),
             csrf: "t".into(),
+            browser_hash: "b".into(),
             user: None,
             expires_at: NOW + 600,
             upstream_verifier: Some("v".into()),
             upstream_nonce: Some("n".into()),
+            failed_logins: 0,
             consented: true,
         };
         store.put_pending("p1", &pending).await.unwrap();
@@ -207,11 +219,29 @@ async fn clients_consents_and_keys_are_kept() {
         };
         store.put_client(&client).await.unwrap();
         assert_eq!(store.client("c1").await.unwrap(), Some(client));
-        assert_eq!(store.consent("alice", "c1").await.unwrap(), None);
-        store.put_consent("alice", "c1", "mcp").await.unwrap();
         assert_eq!(
-            store.consent("alice", "c1").await.unwrap().as_deref(),
+            store.consent("alice", "c1", "http://gw/mcp").await.unwrap(),
+            None
+        );
+        store
+            .put_consent("alice", "c1", "http://gw/mcp", "mcp")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .consent("alice", "c1", "http://gw/mcp")
+                .await
+                .unwrap()
+                .as_deref(),
             Some("mcp")
+        );
+        assert_eq!(
+            store
+                .consent("alice", "c1", "http://gw/other")
+                .await
+                .unwrap(),
+            None,
+            "per resource"
         );
         for (kid, at) in [("old", NOW), ("new", NOW + 10)] {
             let key = StoredKey {

@@ -23,7 +23,7 @@ struct Inner {
     codes: HashMap<String, (CodeRecord, bool, Option<String>)>,
     grants: HashMap<String, GrantRecord>,
     refresh: HashMap<String, RefreshEntry>,
-    consents: HashMap<(String, String), String>,
+    consents: HashMap<(String, String, String), String>,
     keys: Vec<StoredKey>,
 }
 
@@ -31,6 +31,8 @@ struct RefreshEntry {
     grant_id: String,
     expires_at: u64,
     rotated_at: Option<u64>,
+    /// Refreshes forgiven within the grace period (at most one).
+    grace_used: bool,
 }
 
 impl MemoryStore {
@@ -134,6 +136,7 @@ impl Store for MemoryStore {
                 grant_id: grant_id.to_owned(),
                 expires_at,
                 rotated_at: None,
+                grace_used: false,
             },
         );
         Ok(())
@@ -163,9 +166,13 @@ impl Store for MemoryStore {
                     grant_id: grant_id.clone(),
                 }
             }
-            Some(at) if now.saturating_sub(at) < grace_secs => Rotation::RotatedWithinGrace {
-                grant_id: grant_id.clone(),
-            },
+            // One concurrent refresh is forgiven, not a chain of them.
+            Some(at) if now.saturating_sub(at) < grace_secs && !entry.grace_used => {
+                entry.grace_used = true;
+                Rotation::RotatedWithinGrace {
+                    grant_id: grant_id.clone(),
+                }
+            }
             Some(_) => return Ok(Rotation::Reused { grant_id }),
         };
         if inner.grants.get(&grant_id).is_none_or(|g| g.revoked) {
@@ -177,6 +184,7 @@ impl Store for MemoryStore {
                 grant_id,
                 expires_at: new_expires_at,
                 rotated_at: None,
+                grace_used: false,
             },
         );
         Ok(outcome)
@@ -191,18 +199,30 @@ impl Store for MemoryStore {
             .map(|e| e.grant_id.clone()))
     }
 
-    async fn put_consent(&self, sub: &str, client_id: &str, scope: &str) -> StoreResult<()> {
-        self.lock()
-            .consents
-            .insert((sub.to_owned(), client_id.to_owned()), scope.to_owned());
+    async fn put_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &str,
+    ) -> StoreResult<()> {
+        self.lock().consents.insert(
+            (sub.to_owned(), client_id.to_owned(), resource.to_owned()),
+            scope.to_owned(),
+        );
         Ok(())
     }
 
-    async fn consent(&self, sub: &str, client_id: &str) -> StoreResult<Option<String>> {
+    async fn consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> StoreResult<Option<String>> {
         Ok(self
             .lock()
             .consents
-            .get(&(sub.to_owned(), client_id.to_owned()))
+            .get(&(sub.to_owned(), client_id.to_owned(), resource.to_owned()))
             .cloned())
     }
 

@@ -100,9 +100,20 @@ pub trait Store: Send + Sync {
     /// The grant of a live refresh token, for revocation.
     async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>>;
 
-    async fn put_consent(&self, sub: &str, client_id: &str, scope: &str) -> StoreResult<()>;
-    /// The scope a user approved for a client, if they did.
-    async fn consent(&self, sub: &str, client_id: &str) -> StoreResult<Option<String>>;
+    async fn put_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &str,
+    ) -> StoreResult<()>;
+    /// The scope a user approved for a client on a resource, if they did.
+    async fn consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> StoreResult<Option<String>>;
 
     async fn put_key(&self, key: &StoredKey) -> StoreResult<()>;
     /// Signing keys, newest first.

@@ -38,6 +38,9 @@ pub struct PendingAuthorization {
     pub code_challenge: String,
     /// The CSRF token the login and consent forms must echo.
     pub csrf: String,
+    /// SHA-256 of the secret in the browser's cookie: the browser that started the authorization.
+    #[serde(default)]
+    pub browser_hash: String,
     /// Set once the user has logged in.
     pub user: Option<UserIdentity>,
     pub expires_at: u64,
@@ -50,6 +53,9 @@ pub struct PendingAuthorization {
     /// Whether the user approved this client before being sent to the upstream provider.
     #[serde(default)]
     pub consented: bool,
+    /// Wrong passwords so far (the `local` provider).
+    #[serde(default)]
+    pub failed_logins: u32,
 }
 
 /// Who the user is, as the identity provider said.

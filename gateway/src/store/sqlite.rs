@@ -13,7 +13,8 @@ use super::{
 };
 
 /// Each migration moves the schema up one `user_version`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE clients (client_id TEXT PRIMARY KEY, body TEXT NOT NULL);
     CREATE TABLE pending (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
     CREATE TABLE codes (
@@ -26,7 +27,15 @@ const MIGRATIONS: &[&str] = &[r#"
     CREATE TABLE consents (sub TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL,
         PRIMARY KEY (sub, client_id));
     CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL);
-"#];
+"#,
+    r#"
+    -- Consent is per resource too: approving a client for one route is not approving it for another.
+    DROP TABLE consents;
+    CREATE TABLE consents (sub TEXT NOT NULL, client_id TEXT NOT NULL, resource TEXT NOT NULL, scope TEXT NOT NULL,
+        PRIMARY KEY (sub, client_id, resource));
+    ALTER TABLE refresh_tokens ADD COLUMN grace_uses INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -265,16 +274,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<Rotation> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let row: Option<(String, Option<u64>, bool)> = tx
+            let row: Option<(String, Option<u64>, bool, u32)> = tx
                 .query_row(
-                    "SELECT r.grant_id, r.rotated_at, COALESCE(g.revoked, 1)
+                    "SELECT r.grant_id, r.rotated_at, COALESCE(g.revoked, 1), r.grace_uses
                      FROM refresh_tokens r LEFT JOIN grants g ON g.grant_id = r.grant_id
                      WHERE r.hash = ?1 AND r.expires_at > ?2",
                     params![old_hash, now],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            let Some((grant_id, rotated_at, revoked)) = row else {
+            let Some((grant_id, rotated_at, revoked, grace_uses)) = row else {
                 return Ok(Rotation::Unknown);
             };
             let outcome = match rotated_at {
@@ -288,9 +297,16 @@ impl Store for SqliteStore {
                         grant_id: grant_id.clone(),
                     }
                 }
-                Some(at) if now.saturating_sub(at) < grace_secs => Rotation::RotatedWithinGrace {
-                    grant_id: grant_id.clone(),
-                },
+                // One concurrent refresh is forgiven, not a chain of them.
+                Some(at) if now.saturating_sub(at) < grace_secs && grace_uses == 0 => {
+                    tx.execute(
+                        "UPDATE refresh_tokens SET grace_uses = 1 WHERE hash = ?1",
+                        [old_hash],
+                    )?;
+                    Rotation::RotatedWithinGrace {
+                        grant_id: grant_id.clone(),
+                    }
+                }
                 Some(_) => return Ok(Rotation::Reused { grant_id }),
             };
             tx.execute(
@@ -313,22 +329,33 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn put_consent(&self, sub: &str, client_id: &str, scope: &str) -> StoreResult<()> {
+    async fn put_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &str,
+    ) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO consents (sub, client_id, scope) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (sub, client_id) DO UPDATE SET scope = excluded.scope",
-                params![sub, client_id, scope],
+                "INSERT INTO consents (sub, client_id, resource, scope) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sub, client_id, resource) DO UPDATE SET scope = excluded.scope",
+                params![sub, client_id, resource, scope],
             )?;
             Ok(())
         })
     }
 
-    async fn consent(&self, sub: &str, client_id: &str) -> StoreResult<Option<String>> {
+    async fn consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> StoreResult<Option<String>> {
         self.with(|c| {
             Ok(c.query_row(
-                "SELECT scope FROM consents WHERE sub = ?1 AND client_id = ?2",
-                params![sub, client_id],
+                "SELECT scope FROM consents WHERE sub = ?1 AND client_id = ?2 AND resource = ?3",
+                params![sub, client_id, resource],
                 |r| r.get(0),
             )
             .optional()?)

@@ -55,6 +55,7 @@ impl BackendSigner {
         route: usize,
         audience: &str,
         upstream: Option<&str>,
+        bind_token: bool,
         now: u64,
     ) -> Result<Arc<BackendCredentials>, KeyError> {
         let key = (Arc::<str>::from(caller.jti.as_str()), route);
@@ -63,7 +64,7 @@ impl BackendSigner {
         {
             return Ok(found.clone());
         }
-        let made = Arc::new(self.make(caller, audience, upstream, now)?);
+        let made = Arc::new(self.make(caller, audience, upstream, bind_token, now)?);
         let mut cache = self.cache.lock().expect("not poisoned");
         if cache.len() >= CACHE_CAPACITY {
             cache.retain(|_, c| c.renew_at > now);
@@ -80,6 +81,7 @@ impl BackendSigner {
         caller: &AccessClaims,
         audience: &str,
         upstream: Option<&str>,
+        bind_token: bool,
         now: u64,
     ) -> Result<BackendCredentials, KeyError> {
         let token_exp = caller.exp.min(now + MAX_UPSTREAM_TOKEN_SECS);
@@ -109,7 +111,8 @@ impl BackendSigner {
             scope: caller.scope.clone(),
             iat: now,
             exp: now + self.assertion_lifetime,
-            ath: Some(access_token_hash(&upstream_token)),
+            // Bound to the token only when one is forwarded with it (not in `assertion` mode).
+            ath: bind_token.then(|| access_token_hash(&upstream_token)),
             email: caller.email.clone(),
             preferred_username: caller.preferred_username.clone(),
         };
@@ -153,14 +156,14 @@ mod tests {
             gid: None,
         };
         let first = signer
-            .credentials(&caller, 0, "http://backend/mcp", None, now)
+            .credentials(&caller, 0, "http://backend/mcp", None, true, now)
             .unwrap();
         let again = signer
-            .credentials(&caller, 0, "http://backend/mcp", None, now + 29)
+            .credentials(&caller, 0, "http://backend/mcp", None, true, now + 29)
             .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         let later = signer
-            .credentials(&caller, 0, "http://backend/mcp", None, now + 31)
+            .credentials(&caller, 0, "http://backend/mcp", None, true, now + 31)
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &later), "renewed at half its life");
 

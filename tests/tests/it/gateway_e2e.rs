@@ -277,6 +277,14 @@ async fn a_session_serves_only_the_user_who_opened_it() {
     assert_eq!(own.status(), 200);
     assert!(own.text().await.unwrap().contains("show_auth_token"));
 
+    // A session id the gateway never saw opened is unknown, whoever presents it.
+    let made_up = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    assert_eq!(
+        post(gateway, &alice, Some("made-up-session"), made_up)
+            .await
+            .status(),
+        404
+    );
     // Bob cannot end it either.
     let delete = |token: String| {
         let url = gateway.url("/mcp");

@@ -45,6 +45,15 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
     let upstream = Upstream::start().await;
     let gateway = start(&upstream, "").await;
     let token = gateway.token("/echo/mcp", "alice");
+    // Open a session first: the gateway binds it to alice from the upstream's answer.
+    let opened = reqwest::Client::new()
+        .post(gateway.url("/echo/mcp"))
+        .header("authorization", format!("Bearer {token}"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.headers()["mcp-session-id"], "echo-session");
     let response = reqwest::Client::new()
         .post(gateway.url("/echo/mcp"))
         .header("authorization", format!("Bearer {token}"))
@@ -58,7 +67,7 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
         .header("cookie", "gateway-session=secret")
         .header("proxy-authorization", "Basic c2VjcmV0")
         // MCP's own headers pass through untouched.
-        .header("mcp-session-id", "session-1")
+        .header("mcp-session-id", "echo-session")
         .header("mcp-protocol-version", "2025-11-25")
         .header("last-event-id", "41")
         .header("mcp-method", "tools/call")
@@ -71,7 +80,7 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["mcp-session-id"],
-        "session-1",
+        "echo-session",
         "and back"
     );
     let seen = upstream.requests();
@@ -94,7 +103,7 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
         vec![format!("127.0.0.1:{}", upstream.port)]
     );
     for (name, value) in [
-        ("mcp-session-id", "session-1"),
+        ("mcp-session-id", "echo-session"),
         ("mcp-protocol-version", "2025-11-25"),
         ("last-event-id", "41"),
         ("mcp-method", "tools/call"),

@@ -552,6 +552,21 @@ async fn registrations_grants_and_keys_survive_a_restart() {
     let (client, code, pkce) = code_for(&stack).await;
     let (status, tokens) = token(&stack.gateway, &exchange(&client, &code, &pkce.verifier)).await;
     assert_eq!(status, 200);
+    // A second grant, revoked before the restart: its access token must stay refused after it.
+    let (client2, code2, pkce2) = code_for(&stack).await;
+    let (_, revoked) = token(&stack.gateway, &exchange(&client2, &code2, &pkce2.verifier)).await;
+    let response = reqwest::Client::new()
+        .post(stack.gateway.url("/revoke"))
+        .form(&[
+            ("token", revoked["refresh_token"].as_str().unwrap()),
+            ("client_id", client2.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let revoked_access = revoked["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(mcp_status(&stack.gateway, &revoked_access).await, 401);
     let jwks_before: Value = reqwest::get(stack.gateway.url("/.well-known/jwks.json"))
         .await
         .unwrap()
@@ -561,6 +576,11 @@ async fn registrations_grants_and_keys_survive_a_restart() {
 
     stack.gateway.restart().await;
 
+    assert_eq!(
+        mcp_status(&stack.gateway, &revoked_access).await,
+        401,
+        "revocation survives the restart"
+    );
     let jwks_after: Value = reqwest::get(stack.gateway.url("/.well-known/jwks.json"))
         .await
         .unwrap()
