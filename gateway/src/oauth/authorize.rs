@@ -190,13 +190,12 @@ pub async fn to_upstream(
 ) -> Result<String, OAuthError> {
     let upstream = server.upstream.as_ref().expect("an upstream provider");
     let verifier = random_token(32);
-    let challenge = super::hash_secret(&verifier);
     let nonce = random_token(16);
     let location = upstream
         .authorize_url(
             &server.url(AsEndpoint::Callback),
             id,
-            &challenge,
+            &verifier,
             &nonce,
             &pending.resource,
         )

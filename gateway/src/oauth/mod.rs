@@ -20,6 +20,7 @@ pub mod register;
 pub mod revoke;
 pub mod token;
 pub mod upstream;
+pub mod upstream_oauth;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -194,7 +195,10 @@ impl AuthServer {
             _ => Vec::new(),
         };
         let upstream = match &config.auth.provider {
-            Some(provider) => upstream::Upstream::new(provider),
+            Some(provider) => upstream::Upstream::new(
+                provider,
+                &format!("{}{}", config.public_url, AsEndpoint::Callback.path()),
+            ),
             None => None,
         };
         Self {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tokio::sync::{OnceCell, RwLock};
 
 use super::upstream::{UpstreamError, UpstreamTokens};
+use super::upstream_oauth::{self, OAuthClient};
 use crate::config::runtime::OidcSettings;
 use crate::store::records::UserIdentity;
 
@@ -31,14 +32,6 @@ struct Discovery {
 }
 
 #[derive(Deserialize)]
-struct TokenReply {
-    access_token: String,
-    id_token: Option<String>,
-    refresh_token: Option<String>,
-    expires_in: Option<u64>,
-}
-
-#[derive(Deserialize)]
 struct IdClaims {
     sub: String,
     nonce: Option<String>,
@@ -50,15 +43,18 @@ struct IdClaims {
 pub struct Oidc {
     settings: OidcSettings,
     http: reqwest::Client,
+    /// The gateway's `/callback`, registered at the provider.
+    callback: String,
     discovery: OnceCell<Discovery>,
     keys: RwLock<JwkSet>,
 }
 
 impl Oidc {
-    pub fn new(settings: OidcSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: OidcSettings, http: reqwest::Client, callback: String) -> Self {
         Self {
             settings,
             http,
+            callback,
             discovery: OnceCell::new(),
             keys: RwLock::new(JwkSet { keys: Vec::new() }),
         }
@@ -99,57 +95,54 @@ impl Oidc {
             .map(|u| u.origin().ascii_serialization())
     }
 
+    /// The `oauth2` client for the discovered endpoints.
+    async fn oauth(&self) -> Result<OAuthClient, UpstreamError> {
+        let discovery = self.discovery().await?;
+        upstream_oauth::client(
+            &self.settings.client_id,
+            &self.settings.client_secret,
+            &discovery.authorization_endpoint,
+            &discovery.token_endpoint,
+            &self.callback,
+        )
+    }
+
     pub async fn authorize_url(
         &self,
-        callback: &str,
         state: &str,
-        challenge: &str,
+        verifier: &str,
         nonce: &str,
         resource: &str,
     ) -> Result<String, UpstreamError> {
-        let discovery = self.discovery().await?;
-        let mut url = url::Url::parse(&discovery.authorization_endpoint)
-            .map_err(|e| UpstreamError::Unavailable(format!("authorization_endpoint: {e}")))?;
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &self.settings.client_id)
-                .append_pair("redirect_uri", callback)
-                .append_pair("scope", &self.settings.scopes.join(" "))
-                .append_pair("state", state)
-                .append_pair("nonce", nonce)
-                .append_pair("code_challenge", challenge)
-                .append_pair("code_challenge_method", "S256");
-            if self.settings.send_resource {
-                query.append_pair("resource", resource);
-            }
-            if self.settings.scopes.iter().any(|s| s == "offline_access") {
-                // OpenID Connect Core §11: offline access needs consent to be prompted for.
-                query.append_pair("prompt", "consent");
-            }
+        let client = self.oauth().await?;
+        let mut extra = vec![("nonce", nonce)];
+        if self.settings.send_resource {
+            extra.push(("resource", resource));
         }
-        Ok(url.to_string())
+        if self.settings.scopes.iter().any(|s| s == "offline_access") {
+            // OpenID Connect Core §11: offline access needs consent to be prompted for.
+            extra.push(("prompt", "consent"));
+        }
+        Ok(upstream_oauth::authorize_url(
+            &client,
+            state,
+            verifier,
+            &self.settings.scopes,
+            &extra,
+        ))
     }
 
     /// Trades the provider's code for tokens and checks the ID token.
     pub async fn sign_in(
         &self,
         code: &str,
-        callback: &str,
         verifier: &str,
         nonce: &str,
         now: u64,
     ) -> Result<(UpstreamTokens, UserIdentity), UpstreamError> {
-        let reply = self
-            .token_request(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", callback),
-                ("code_verifier", verifier),
-            ])
-            .await?;
-        let id_token = reply
+        let client = self.oauth().await?;
+        let issued = upstream_oauth::exchange(&client, &self.http, code, verifier).await?;
+        let id_token = issued
             .id_token
             .as_deref()
             .ok_or_else(|| UpstreamError::Refused("no ID token".into()))?;
@@ -166,9 +159,9 @@ impl Oidc {
             preferred_username: claims.preferred_username,
         };
         let tokens = UpstreamTokens {
-            access_token: reply.access_token,
-            refresh_token: reply.refresh_token,
-            expires_at: reply.expires_in.map(|s| now + s),
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            expires_at: issued.expires_in.map(|s| now + s),
         };
         Ok((tokens, user))
     }
@@ -179,46 +172,15 @@ impl Oidc {
         refresh_token: &str,
         now: u64,
     ) -> Result<UpstreamTokens, UpstreamError> {
-        let reply = self
-            .token_request(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ])
-            .await?;
+        let client = self.oauth().await?;
+        let issued = upstream_oauth::refresh(&client, &self.http, refresh_token).await?;
         Ok(UpstreamTokens {
-            access_token: reply.access_token,
-            refresh_token: reply
+            access_token: issued.access_token,
+            refresh_token: issued
                 .refresh_token
                 .or_else(|| Some(refresh_token.to_owned())),
-            expires_at: reply.expires_in.map(|s| now + s),
+            expires_at: issued.expires_in.map(|s| now + s),
         })
-    }
-
-    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenReply, UpstreamError> {
-        let discovery = self.discovery().await?;
-        let response = self
-            .http
-            .post(&discovery.token_endpoint)
-            .basic_auth(
-                form_encode(&self.settings.client_id),
-                Some(form_encode(&self.settings.client_secret)),
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
-        if !response.status().is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(UpstreamError::Refused(format!(
-                "the token endpoint said {}",
-                body.chars().take(200).collect::<String>()
-            )));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(e.to_string()))
     }
 
     async fn verify_id_token(&self, token: &str) -> Result<IdClaims, UpstreamError> {
@@ -302,9 +264,4 @@ impl Oidc {
             )))
         }
     }
-}
-
-/// RFC 6749 §2.3.1: client credentials in Basic are form-encoded first.
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

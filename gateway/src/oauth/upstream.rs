@@ -11,6 +11,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use super::oidc::Oidc;
+use super::upstream_oauth::{self, OAuthClient};
 use crate::config::runtime::{GitHubSettings, Provider};
 use crate::store::records::UserIdentity;
 
@@ -46,7 +47,7 @@ enum Kind {
 
 impl Upstream {
     /// The upstream of a provider config; `None` for the `local` provider.
-    pub fn new(provider: &Provider) -> Option<Self> {
+    pub fn new(provider: &Provider, callback: &str) -> Option<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(10))
@@ -63,7 +64,7 @@ impl Upstream {
                 settings.token_key,
             ),
             Provider::Oidc(settings) => (
-                Kind::Oidc(Oidc::new(settings.clone(), http)),
+                Kind::Oidc(Oidc::new(settings.clone(), http, callback.to_owned())),
                 settings.token_key,
             ),
         };
@@ -78,16 +79,13 @@ impl Upstream {
         &self,
         callback: &str,
         state: &str,
-        challenge: &str,
+        verifier: &str,
         nonce: &str,
         resource: &str,
     ) -> Result<String, UpstreamError> {
         match &self.kind {
-            Kind::GitHub(github) => Ok(github.authorize_url(callback, state, challenge)),
-            Kind::Oidc(oidc) => {
-                oidc.authorize_url(callback, state, challenge, nonce, resource)
-                    .await
-            }
+            Kind::GitHub(github) => github.authorize_url(callback, state, verifier),
+            Kind::Oidc(oidc) => oidc.authorize_url(state, verifier, nonce, resource).await,
         }
     }
 
@@ -116,7 +114,7 @@ impl Upstream {
                 let user = github.identity(&tokens.access_token).await?;
                 Ok((tokens, user))
             }
-            Kind::Oidc(oidc) => oidc.sign_in(code, callback, verifier, nonce, now).await,
+            Kind::Oidc(oidc) => oidc.sign_in(code, verifier, nonce, now).await,
         }
     }
 
@@ -140,15 +138,6 @@ pub struct GitHub {
 }
 
 #[derive(Deserialize)]
-struct TokenReply {
-    access_token: Option<String>,
-    refresh_token: Option<String>,
-    expires_in: Option<u64>,
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct User {
     id: u64,
     login: String,
@@ -168,17 +157,30 @@ struct Org {
 }
 
 impl GitHub {
+    fn oauth(&self, callback: &str) -> Result<OAuthClient, UpstreamError> {
+        upstream_oauth::client(
+            &self.settings.client_id,
+            &self.settings.client_secret,
+            &self.settings.authorize_url,
+            &self.settings.token_url,
+            callback,
+        )
+    }
+
     /// Where to send the browser: GitHub's authorization page for this pending authorization.
-    pub fn authorize_url(&self, callback: &str, state: &str, challenge: &str) -> String {
-        let mut url = url::Url::parse(&self.settings.authorize_url).expect("validated at start");
-        url.query_pairs_mut()
-            .append_pair("client_id", &self.settings.client_id)
-            .append_pair("redirect_uri", callback)
-            .append_pair("scope", &self.settings.scopes.join(" "))
-            .append_pair("state", state)
-            .append_pair("code_challenge", challenge)
-            .append_pair("code_challenge_method", "S256");
-        url.to_string()
+    pub fn authorize_url(
+        &self,
+        callback: &str,
+        state: &str,
+        verifier: &str,
+    ) -> Result<String, UpstreamError> {
+        Ok(upstream_oauth::authorize_url(
+            &self.oauth(callback)?,
+            state,
+            verifier,
+            &self.settings.scopes,
+            &[],
+        ))
     }
 
     /// Trades GitHub's code for its tokens.
@@ -189,36 +191,13 @@ impl GitHub {
         verifier: &str,
         now: u64,
     ) -> Result<UpstreamTokens, UpstreamError> {
-        let reply: TokenReply = self
-            .http
-            .post(&self.settings.token_url)
-            .header(http::header::ACCEPT, "application/json")
-            .basic_auth(&self.settings.client_id, Some(&self.settings.client_secret))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", callback),
-                ("code_verifier", verifier),
-            ])
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
-        match reply.access_token {
-            Some(access_token) => Ok(UpstreamTokens {
-                access_token,
-                refresh_token: reply.refresh_token,
-                expires_at: reply.expires_in.map(|s| now + s),
-            }),
-            None => Err(UpstreamError::Refused(
-                reply
-                    .error_description
-                    .or(reply.error)
-                    .unwrap_or_else(|| "no access token".into()),
-            )),
-        }
+        let issued =
+            upstream_oauth::exchange(&self.oauth(callback)?, &self.http, code, verifier).await?;
+        Ok(UpstreamTokens {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            expires_at: issued.expires_in.map(|s| now + s),
+        })
     }
 
     /// Who the token belongs to, checked against the allowlists.
@@ -318,17 +297,20 @@ mod tests {
     use super::*;
 
     fn github(key: u8) -> Upstream {
-        Upstream::new(&Provider::GitHub(GitHubSettings {
-            client_id: "id".into(),
-            client_secret: "secret".into(),
-            scopes: vec![],
-            authorize_url: "https://github.com/login/oauth/authorize".into(),
-            token_url: "https://github.com/login/oauth/access_token".into(),
-            api_url: "https://api.github.com".into(),
-            allowed_users: vec![],
-            allowed_orgs: vec![],
-            token_key: [key; 32],
-        }))
+        Upstream::new(
+            &Provider::GitHub(GitHubSettings {
+                client_id: "id".into(),
+                client_secret: "secret".into(),
+                scopes: vec![],
+                authorize_url: "https://github.com/login/oauth/authorize".into(),
+                token_url: "https://github.com/login/oauth/access_token".into(),
+                api_url: "https://api.github.com".into(),
+                allowed_users: vec![],
+                allowed_orgs: vec![],
+                token_key: [key; 32],
+            }),
+            "http://gw/callback",
+        )
         .unwrap()
     }
 
