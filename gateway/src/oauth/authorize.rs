@@ -192,13 +192,7 @@ pub async fn to_upstream(
     let verifier = random_token(32);
     let nonce = random_token(16);
     let location = upstream
-        .authorize_url(
-            &server.url(AsEndpoint::Callback),
-            id,
-            &verifier,
-            &nonce,
-            &pending.resource,
-        )
+        .authorize_url(id, &verifier, &nonce, &pending.resource)
         .await
         .map_err(|error| {
             tracing::warn!(%error, "the upstream provider is unavailable");

@@ -5,7 +5,7 @@ use super::authorize::{Proof, continued, error_redirect, issue_code};
 use super::errors::OAuthError;
 use super::pages::error_page;
 use super::upstream::UpstreamError;
-use super::{AsEndpoint, AuthServer, Request, Response};
+use super::{AuthServer, Request, Response};
 use crate::tokens::now;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
@@ -44,11 +44,8 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     else {
         return back("access_denied", "The identity provider returned no code");
     };
-    let callback = server.url(AsEndpoint::Callback);
     let nonce = pending.upstream_nonce.as_deref().unwrap_or_default();
-    let outcome = upstream
-        .sign_in(code, &callback, verifier, nonce, now())
-        .await;
+    let outcome = upstream.sign_in(code, verifier, nonce, now()).await;
     let (tokens, user) = match outcome {
         Ok(found) => found,
         Err(UpstreamError::NotAllowed(reason)) => {

@@ -60,6 +60,7 @@ impl Upstream {
                 Kind::GitHub(GitHub {
                     settings: settings.clone(),
                     http,
+                    callback: callback.to_owned(),
                 }),
                 settings.token_key,
             ),
@@ -77,14 +78,13 @@ impl Upstream {
     /// Where to send the browser to sign in.
     pub async fn authorize_url(
         &self,
-        callback: &str,
         state: &str,
         verifier: &str,
         nonce: &str,
         resource: &str,
     ) -> Result<String, UpstreamError> {
         match &self.kind {
-            Kind::GitHub(github) => github.authorize_url(callback, state, verifier),
+            Kind::GitHub(github) => github.authorize_url(state, verifier),
             Kind::Oidc(oidc) => oidc.authorize_url(state, verifier, nonce, resource).await,
         }
     }
@@ -103,14 +103,13 @@ impl Upstream {
     pub async fn sign_in(
         &self,
         code: &str,
-        callback: &str,
         verifier: &str,
         nonce: &str,
         now: u64,
     ) -> Result<(UpstreamTokens, UserIdentity), UpstreamError> {
         match &self.kind {
             Kind::GitHub(github) => {
-                let tokens = github.exchange(code, callback, verifier, now).await?;
+                let tokens = github.exchange(code, verifier, now).await?;
                 let user = github.identity(&tokens.access_token).await?;
                 Ok((tokens, user))
             }
@@ -124,7 +123,8 @@ impl Upstream {
         let refresh = tokens.refresh_token.as_deref().filter(|_| expiring)?;
         let result = match &self.kind {
             Kind::Oidc(oidc) => oidc.refresh(refresh, now).await,
-            Kind::GitHub(_) => return None,
+            // GitHub Apps' user tokens expire and come with refresh tokens; OAuth apps' do not expire.
+            Kind::GitHub(github) => github.refresh(refresh, now).await,
         };
         result
             .inspect_err(|error| tracing::warn!(%error, "refreshing an upstream token failed"))
@@ -135,6 +135,8 @@ impl Upstream {
 pub struct GitHub {
     settings: GitHubSettings,
     http: reqwest::Client,
+    /// The gateway's `/callback`, registered with the OAuth app.
+    callback: String,
 }
 
 #[derive(Deserialize)]
@@ -157,25 +159,20 @@ struct Org {
 }
 
 impl GitHub {
-    fn oauth(&self, callback: &str) -> Result<OAuthClient, UpstreamError> {
+    fn oauth(&self) -> Result<OAuthClient, UpstreamError> {
         upstream_oauth::client(
             &self.settings.client_id,
             &self.settings.client_secret,
             &self.settings.authorize_url,
             &self.settings.token_url,
-            callback,
+            &self.callback,
         )
     }
 
     /// Where to send the browser: GitHub's authorization page for this pending authorization.
-    pub fn authorize_url(
-        &self,
-        callback: &str,
-        state: &str,
-        verifier: &str,
-    ) -> Result<String, UpstreamError> {
+    pub fn authorize_url(&self, state: &str, verifier: &str) -> Result<String, UpstreamError> {
         Ok(upstream_oauth::authorize_url(
-            &self.oauth(callback)?,
+            &self.oauth()?,
             state,
             verifier,
             &self.settings.scopes,
@@ -187,15 +184,30 @@ impl GitHub {
     pub async fn exchange(
         &self,
         code: &str,
-        callback: &str,
         verifier: &str,
         now: u64,
     ) -> Result<UpstreamTokens, UpstreamError> {
-        let issued =
-            upstream_oauth::exchange(&self.oauth(callback)?, &self.http, code, verifier).await?;
+        let issued = upstream_oauth::exchange(&self.oauth()?, &self.http, code, verifier).await?;
         Ok(UpstreamTokens {
             access_token: issued.access_token,
             refresh_token: issued.refresh_token,
+            expires_at: issued.expires_in.map(|s| now + s),
+        })
+    }
+
+    /// New tokens for a refresh token (the old one stays if none is returned).
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        now: u64,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let client = self.oauth()?;
+        let issued = upstream_oauth::refresh(&client, &self.http, refresh_token).await?;
+        Ok(UpstreamTokens {
+            access_token: issued.access_token,
+            refresh_token: issued
+                .refresh_token
+                .or_else(|| Some(refresh_token.to_owned())),
             expires_at: issued.expires_in.map(|s| now + s),
         })
     }
