@@ -134,6 +134,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     let browser = random_token(24);
     let pending = PendingAuthorization {
         client_id: client.client_id.clone(),
+        redirect_uri_given: params.contains_key("redirect_uri"),
         redirect_uri,
         state,
         scope,
@@ -264,6 +265,7 @@ pub async fn issue_code(
     let record = CodeRecord {
         client_id: pending.client_id.clone(),
         redirect_uri: pending.redirect_uri.clone(),
+        redirect_uri_given: pending.redirect_uri_given,
         code_challenge: pending.code_challenge.clone(),
         scope: pending.scope.clone(),
         resource: pending.resource.clone(),

@@ -86,7 +86,11 @@ async fn authorization_code(
             "The code was issued to another client".into(),
         ));
     }
-    if form.get("redirect_uri") != Some(&record.redirect_uri) {
+    let redirect_ok = match form.get("redirect_uri") {
+        Some(uri) => *uri == record.redirect_uri,
+        None => !record.redirect_uri_given,
+    };
+    if !redirect_ok {
         return Err(OAuthError::InvalidGrant(
             "The redirect_uri differs from the authorization request's".into(),
         ));

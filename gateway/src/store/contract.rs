@@ -21,6 +21,7 @@ fn code() -> CodeRecord {
     CodeRecord {
         client_id: "c1".into(),
         redirect_uri: "http://127.0.0.1:1/cb".into(),
+        redirect_uri_given: true,
         code_challenge: "x".into(),
         scope: "mcp".into(),
         resource: "http://gw/mcp".into(),
@@ -173,6 +174,7 @@ async fn pending_authorizations_complete_once_and_expire() {
         let pending = PendingAuthorization {
             client_id: "c1".into(),
             redirect_uri: "http://127.0.0.1/cb".into(),
+            redirect_uri_given: true,
             state: Some("s".into()),
             scope: "mcp".into(),
             resource: "http://gw/mcp".into(),

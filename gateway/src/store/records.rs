@@ -31,6 +31,10 @@ pub struct ClientRecord {
 pub struct PendingAuthorization {
     pub client_id: String,
     pub redirect_uri: String,
+    /// Whether the request named the redirect URI (else it was the client's only one): then, and
+    /// only then, the token request must name it too (OAuth 2.1 §4.1.3).
+    #[serde(default)]
+    pub redirect_uri_given: bool,
     pub state: Option<String>,
     pub scope: String,
     /// The route's resource identifier.
@@ -71,6 +75,8 @@ pub struct UserIdentity {
 pub struct CodeRecord {
     pub client_id: String,
     pub redirect_uri: String,
+    #[serde(default)]
+    pub redirect_uri_given: bool,
     pub code_challenge: String,
     pub scope: String,
     pub resource: String,

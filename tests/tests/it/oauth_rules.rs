@@ -614,3 +614,34 @@ async fn registrations_grants_and_keys_survive_a_restart() {
     .await;
     assert!(query.contains_key("code"), "{query:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_uri_left_out_of_the_authorization_may_be_left_out_of_the_token_request() {
+    let stack = auth_stack("").await;
+    let gateway = &stack.gateway;
+    let client = public_client(gateway).await;
+    let pkce = Pkce::new();
+    // The client registered one redirect URI, so /authorize may omit it (OAuth 2.1 §4.1.1)...
+    let url = authorize_url(gateway, &client, &pkce, &[("redirect_uri", "")]);
+    let query = authorize(gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
+    // ...and then /token need not repeat it (§4.1.3); naming another one still fails.
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client.as_str()),
+        ("code", query["code"].as_str()),
+        ("code_verifier", pkce.verifier.as_str()),
+    ];
+    let (status, body) = token(gateway, &base).await;
+    assert_eq!(status, 200, "{body}");
+
+    let query = authorize(gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
+    let mut form = base.to_vec();
+    form[2] = ("code", query["code"].as_str());
+    form.push(("redirect_uri", "http://127.0.0.1:1/elsewhere"));
+    let (status, body) = token(gateway, &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+}
