@@ -63,7 +63,7 @@ async fn authorization_code(
         .ok_or_else(|| OAuthError::invalid_request("No code_verifier: PKCE is required"))?;
     let code_hash = hash_secret(code);
     let record = match server.store.take_code(&code_hash, now()).await? {
-        CodeTake::Taken(record) => record,
+        CodeTake::Taken(record) => *record,
         CodeTake::Replayed { grant_id } => {
             // A code used twice was stolen or replayed: nothing issued from it may live on.
             if let Some(grant_id) = grant_id {

@@ -59,7 +59,7 @@ async fn a_code_is_taken_exactly_once_and_a_replay_is_reported() {
         store.put_code("h1", &code()).await.unwrap();
         assert_eq!(
             store.take_code("h1", NOW).await.unwrap(),
-            CodeTake::Taken(code())
+            CodeTake::Taken(Box::new(code()))
         );
         store.set_code_grant("h1", "g1").await.unwrap();
         assert_eq!(

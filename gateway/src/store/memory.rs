@@ -91,7 +91,7 @@ impl Store for MemoryStore {
             },
             Some((record, used, _)) if record.expires_at > now => {
                 *used = true;
-                CodeTake::Taken(record.clone())
+                CodeTake::Taken(Box::new(record.clone()))
             }
             _ => CodeTake::Missing,
         })

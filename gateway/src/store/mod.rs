@@ -38,7 +38,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeTake {
     /// The code, now used up.
-    Taken(CodeRecord),
+    Taken(Box<CodeRecord>),
     /// The code was used before: a replay. Holds the grant it was redeemed for, if any.
     Replayed { grant_id: Option<String> },
     /// No such code, or it expired.

@@ -182,7 +182,7 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             if let Some(record) = parse(taken)? {
-                return Ok(CodeTake::Taken(record));
+                return Ok(CodeTake::Taken(Box::new(record)));
             }
             let used: Option<(i64, Option<String>)> = c
                 .query_row("SELECT used, grant_id FROM codes WHERE hash = ?1", [code_hash], |r| {
