@@ -4,7 +4,7 @@
 // Usage: node browser-flow.mjs '{"authorizeUrl": "...", "redirectUri": "...", "username": "...",
 //                                "password": "...", "screenshots": "<dir>"}'
 // Prints { "redirect": {code, state, iss}, "screenshots": [...], "titles": [...] } or { "error": ... }.
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -12,14 +12,7 @@ import { join } from 'node:path';
 const plan = JSON.parse(process.argv[2]);
 const report = { screenshots: [], titles: [] };
 mkdirSync(plan.screenshots, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext();
   const page = await context.newPage();

@@ -1,15 +1,18 @@
 //! The shared harness of the integration tests: the real binaries built once and started on free
 //! ports (killed on drop), readiness by polling, a local echo target, test signing keys standing in
-//! for the gateway's, and the Node clients under `tests/e2e`.
+//! for the gateway's, the Node clients under `tests/e2e`, the shipped quickstart,
+//! and MCP Inspector.
 
 pub mod binaries;
 pub mod echo;
 pub mod gateway;
 pub mod gateway_keys;
 pub mod github;
+pub mod inspector;
 pub mod node;
 pub mod oauth;
 pub mod process;
+pub mod quickstart;
 pub mod upstream;
 
 pub use binaries::{binary, workspace_root};
@@ -17,4 +20,5 @@ pub use echo::EchoTarget;
 pub use gateway::{GatewayBuilder, GatewayUnderTest};
 pub use gateway_keys::GatewayKeys;
 pub use process::{Running, free_port, wait_for_port};
+pub use quickstart::Quickstart;
 pub use upstream::Upstream;

@@ -413,7 +413,8 @@ impl Config {
         }
         let first = &self.routes[self.default_route].resource;
         out += &format!(
-            "Connect:\n  MCP Inspector  npx @modelcontextprotocol/inspector, then Transport \"Streamable HTTP\", URL {first}\n  \
+            "Connect:\n  MCP Inspector  npx @modelcontextprotocol/inspector --transport http --server-url {first}\n                 \
+             (Node.js 22.19 or later), then switch the server on in the page it opens\n  \
              Claude Code    claude mcp add --transport http gateway {first}\n"
         );
         if let Some(welcome) = &self.welcome {

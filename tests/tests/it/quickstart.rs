@@ -1,41 +1,14 @@
-//! The quickstart as shipped (`config/quickstart.toml` with its users file and `config/mcp-backend.toml`),
-//! on free ports: it starts, serves its metadata, and the demo user completes a tool call.
+//! The quickstart as shipped, on free ports: it starts, serves its metadata, and the demo user completes a
+//! tool call, first through the SDK client and then, as the README tells a person to, from MCP Inspector.
 
-use integration_tests::{Running, binary, free_port, node, wait_for_port, workspace_root};
+use integration_tests::inspector::Inspector;
+use integration_tests::{Quickstart, node, workspace_root};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_quickstart_starts_and_the_demo_user_calls_a_tool() {
-    let dir = tempfile::tempdir().unwrap();
-    let (gateway, metrics, backend) = (free_port(), free_port(), free_port());
-    // The shipped files, with only their ports and the backend's path moved.
-    let rewrite = |text: String| {
-        text.replace("127.0.0.1:8080", &format!("127.0.0.1:{gateway}"))
-            .replace("127.0.0.1:9464", &format!("127.0.0.1:{metrics}"))
-            .replace("127.0.0.1:9000", &format!("127.0.0.1:{backend}"))
-            .replace(
-                "target/release/mcp-backend",
-                &binary("mcp-backend").display().to_string(),
-            )
-    };
-    for file in [
-        "quickstart.toml",
-        "mcp-backend.toml",
-        "users/quickstart.toml",
-    ] {
-        let text = std::fs::read_to_string(workspace_root().join("config").join(file)).unwrap();
-        let target = dir.path().join("config").join(file);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::write(target, rewrite(text)).unwrap();
-    }
-    let mut process = Running::start_in(
-        &binary("mcp-auth-gateway"),
-        &["--config", "config/quickstart.toml"],
-        dir.path(),
-    );
-    let origin = format!("http://127.0.0.1:{gateway}");
-    process.wait_ready(&format!("{origin}/readyz")).await;
-    wait_for_port(backend, "the quickstart's mcp-backend").await;
+    let quickstart = Quickstart::start().await;
+    let origin = &quickstart.origin;
 
     let metadata: Value =
         reqwest::get(format!("{origin}/.well-known/oauth-protected-resource/mcp"))
@@ -51,7 +24,7 @@ async fn the_quickstart_starts_and_the_demo_user_calls_a_tool() {
         .json()
         .await
         .unwrap();
-    assert_eq!(server["issuer"], origin);
+    assert_eq!(server["issuer"], *origin);
     assert_eq!(
         server["registration_endpoint"],
         format!("{origin}/register")
@@ -77,9 +50,52 @@ async fn the_quickstart_starts_and_the_demo_user_calls_a_tool() {
     );
 
     // State went where the quickstart says: ./data under the directory it runs in.
-    assert!(dir.path().join("data/gateway.db").is_file());
+    assert!(quickstart.dir.path().join("data/gateway.db").is_file());
     // And it told the user where to connect.
-    let stdout = std::fs::read_to_string(process.log_path("stdout")).unwrap();
+    let stdout = std::fs::read_to_string(quickstart.process.log_path("stdout")).unwrap();
     assert!(stdout.contains(&format!("{origin}/mcp")), "{stdout}");
     assert!(stdout.contains("demo"), "{stdout}");
+}
+
+/// The "done when": from the README's run command to an authorized tool call from MCP Inspector.
+/// Inspector's own web UI, in Chromium, does what the README says: switch the server on, sign in as
+/// `demo`, allow, and call `show_auth_token`.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_inspector_signs_in_to_the_quickstart_and_calls_a_tool() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").is_file(),
+        "Chromium is missing: `apt-get install chromium` (.ci/run does)"
+    );
+    let quickstart = Quickstart::start().await;
+    let origin = &quickstart.origin;
+    let inspector = Inspector::start(&format!("{origin}/mcp")).await;
+    let report = node::run(
+        "inspector-flow.mjs",
+        &json!({
+            "inspectorUrl": inspector.url,
+            "gatewayOrigin": origin,
+            "username": "demo",
+            "password": "demo",
+            "screenshots": workspace_root().join("target/e2e-screenshots"),
+        }),
+    )
+    .await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    // Both of the gateway's pages were shown: this Inspector had never been approved.
+    assert_eq!(report["gatewayPages"], json!(["Sign in", "Allow access?"]));
+    assert_eq!(report["connected"], true);
+    assert_eq!(
+        report["tools"],
+        json!(["make_authenticated_request", "show_auth_token"])
+    );
+    // The backend saw a token (masked in the answer), so the call was authorized end to end.
+    let result = report["result"].as_str().unwrap();
+    assert!(result.contains('…'), "{result}");
+    // The gateway logged the tool call for the demo user, through a client Inspector registered.
+    let log = quickstart.process.stderr()
+        + &std::fs::read_to_string(quickstart.process.log_path("stdout")).unwrap();
+    assert!(
+        log.contains("tool=\"show_auth_token\"") && log.contains("user=demo"),
+        "{log}"
+    );
 }
