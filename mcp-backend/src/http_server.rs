@@ -60,6 +60,13 @@ pub async fn serve(settings: HttpSettings, target: Target) -> anyhow::Result<()>
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(address = %settings.listen, "serving MCP over Streamable HTTP at /mcp");
+    // Without TCP_NODELAY, a reply written in two parts (head, then body) waits out the peer's delayed
+    // ACK: 40 ms on every request through a proxy that keeps its connection open (the bench found it).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop_signal().await;

@@ -10,6 +10,24 @@ use sha2::Digest as _;
 
 use crate::GatewayUnderTest;
 
+/// Where a gateway answers: a [`GatewayUnderTest`], or just its origin (the bench drives a gateway it
+/// started itself).
+pub trait Origin {
+    fn url(&self, path: &str) -> String;
+}
+
+impl Origin for GatewayUnderTest {
+    fn url(&self, path: &str) -> String {
+        GatewayUnderTest::url(self, path)
+    }
+}
+
+impl Origin for str {
+    fn url(&self, path: &str) -> String {
+        format!("{self}{path}")
+    }
+}
+
 pub const REDIRECT: &str = "http://127.0.0.1:1/callback";
 
 pub struct Pkce {
@@ -157,7 +175,7 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
-pub async fn register(gateway: &GatewayUnderTest, body: Value) -> (u16, Value) {
+pub async fn register(gateway: &(impl Origin + ?Sized), body: Value) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(gateway.url("/register"))
         .json(&body)
@@ -171,7 +189,7 @@ pub async fn register(gateway: &GatewayUnderTest, body: Value) -> (u16, Value) {
 }
 
 /// A registered public client with [`REDIRECT`].
-pub async fn public_client(gateway: &GatewayUnderTest) -> String {
+pub async fn public_client(gateway: &(impl Origin + ?Sized)) -> String {
     let (status, body) = register(
         gateway,
         json!({ "client_name": "Raw", "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
@@ -185,7 +203,7 @@ pub async fn public_client(gateway: &GatewayUnderTest) -> String {
 /// The `/authorize` URL for a client, with `overrides` replacing or (with an empty value) removing
 /// parameters.
 pub fn authorize_url(
-    gateway: &GatewayUnderTest,
+    gateway: &(impl Origin + ?Sized),
     client_id: &str,
     pkce: &Pkce,
     overrides: &[(&str, &str)],
@@ -212,7 +230,7 @@ pub fn authorize_url(
 
 /// Walks `/authorize` -> login -> consent (approve) and returns the redirect's query.
 pub async fn authorize(
-    gateway: &GatewayUnderTest,
+    gateway: &(impl Origin + ?Sized),
     agent: &mut Agent,
     url: &str,
     user: &str,
@@ -257,7 +275,7 @@ pub async fn authorize(
     query_of(&location.unwrap())
 }
 
-pub async fn token(gateway: &GatewayUnderTest, form: &[(&str, &str)]) -> (u16, Value) {
+pub async fn token(gateway: &(impl Origin + ?Sized), form: &[(&str, &str)]) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(gateway.url("/token"))
         .form(form)

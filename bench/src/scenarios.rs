@@ -1,0 +1,383 @@
+//! One bench run: start everything, measure each scenario, and gather the report.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use integration_tests::free_port;
+
+use crate::procs::{Proc, version};
+use crate::report::{Report, Row, median};
+use crate::targets::{GatewayRoutes, Target, Workdir};
+use crate::wrk::{self, Request};
+use crate::{Cli, paced, refresh, sibling, sse, token};
+
+/// The `tools/call` every protected request sends.
+const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"show_auth_token","arguments":{}}}"#;
+
+pub fn today() -> String {
+    version("date", &["-u", "+%Y-%m-%d"])
+}
+
+/// A program on the PATH or in the system directories Debian puts daemons in.
+fn program(name: &str) -> Result<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} is not installed (apt-get install {name})"))
+}
+
+pub async fn run(cli: &Cli) -> Result<Option<Report>> {
+    let (nginx, haproxy) = (program("nginx")?, program("haproxy")?);
+    program("wrk")?;
+    program("openssl")?;
+    let temp = tempfile::tempdir()?;
+    let work = Workdir {
+        dir: temp.path().to_owned(),
+    };
+    eprintln!("starting the servers (logs in {})", work.dir.display());
+    let (private_key, public_key) = token::generate_key(&work.dir)?;
+
+    let upstream = work.upstream(&nginx).await?;
+    let sse_port = free_port();
+    let mut sse_upstream = Proc::start(
+        "sse-upstream",
+        &std::env::current_exe()?,
+        &["sse-upstream", &sse_port.to_string()],
+        &[],
+        &work.dir,
+    )?;
+    sse_upstream.wait_port(sse_port).await?;
+    let backend_port = free_port();
+    let routes = GatewayRoutes {
+        upstream: upstream.port,
+        backend: backend_port,
+        sse: sse_port,
+    };
+    let (gateway, metrics_port) = work
+        .gateway(&sibling("mcp-auth-gateway")?, &private_key, &routes)
+        .await?;
+    let origin = gateway.url("");
+    let idle_rss = gateway.proc.rss_bytes();
+    let backend = work
+        .backend(&sibling("mcp-backend")?, backend_port, &origin)
+        .await?;
+    let nginx_proxy = work.nginx_proxy(&nginx, upstream.port).await?;
+    let pingora = work
+        .pingora(&sibling("pingora-passthrough")?, upstream.port)
+        .await?;
+    let mcp_audience = gateway.url("/mcp");
+    let hap = work
+        .haproxy(&haproxy, upstream.port, &public_key, &origin, &mcp_audience)
+        .await?;
+    let bearer = format!(
+        "Bearer {}",
+        token::mint(&private_key, &origin, &mcp_audience).await?
+    );
+
+    if cli.hold {
+        for (name, target) in [
+            ("upstream", &upstream),
+            ("nginx", &nginx_proxy),
+            ("pingora", &pingora),
+            ("haproxy", &hap),
+            ("gateway", &gateway),
+        ] {
+            println!(
+                "{name:9} {} (pid {})",
+                target.url("/mcp"),
+                target.proc.pid()
+            );
+        }
+        println!("Authorization: {bearer}\nCtrl-C to stop.");
+        tokio::signal::ctrl_c().await?;
+        return Ok(None);
+    }
+
+    let post = |target: &Target| Request {
+        method: "POST",
+        url: target.url("/mcp"),
+        headers: vec![
+            ("Content-Type", "application/json".into()),
+            ("Accept", "application/json, text/event-stream".into()),
+            ("Authorization", bearer.clone()),
+        ],
+        body: Some(TOOLS_CALL),
+    };
+
+    // The main table: each target in turn within a run, so that drift on the machine touches all alike.
+    let main: [(&str, &str, &Target, &Target); 5] = [
+        (
+            "a",
+            "direct to the upstream (the limit)",
+            &upstream,
+            &upstream,
+        ),
+        ("b", "nginx proxy_pass, no auth", &nginx_proxy, &nginx_proxy),
+        (
+            "p",
+            "bare Pingora pass-through (the floor)",
+            &pingora,
+            &pingora,
+        ),
+        ("h", "HAProxy, ES256 JWT checked by jwt_verify", &hap, &hap),
+        ("c", "mcp-auth-gateway", &gateway, &gateway),
+    ];
+    let mut rows: Vec<Vec<Row>> = vec![Vec::new(); main.len()];
+    for run in 0..cli.runs {
+        for (i, (key, _, target, measured)) in main.iter().enumerate() {
+            let request = post(target);
+            if run == 0 {
+                // Warm-up: connections, caches, the gateway's verified-token cache.
+                wrk::run(&request, cli.connections, Duration::from_secs(1), &work.dir).await?;
+            }
+            let row = measure(&request, cli, &work.dir, &measured.proc).await?;
+            eprintln!("run {} {key}: {row:?}", run + 1);
+            rows[i].push(row);
+        }
+    }
+    let main_rows: Vec<(&str, &str, Row)> = main
+        .iter()
+        .zip(&rows)
+        .map(|((key, label, ..), rows)| (*key, *label, median(rows)))
+        .collect();
+    let c = main_rows[4].2;
+
+    let mut extra = Vec::new();
+    extra.push((
+        "Gateway RSS at idle, after start".to_owned(),
+        format!("{:.1} MiB", idle_rss as f64 / 1048576.0),
+    ));
+
+    // Latency at half of the gateway's maximum rate, open loop, against the direct path.
+    let rate = (c.rate / 2.0).max(100.0);
+    let direct = paced::run(&post(&upstream), rate, cli.duration).await?;
+    let through = paced::run(&post(&gateway), rate, cli.duration).await?;
+    extra.push((
+        format!("p99 at {rate:.0} requests/s (half of c's maximum), open loop"),
+        format!(
+            "direct p50 {:.3} / p99 {:.3} ms, through the gateway p50 {:.3} / p99 {:.3} ms: p99 {:+.3} ms",
+            direct.p50_ms,
+            direct.p99_ms,
+            through.p50_ms,
+            through.p99_ms,
+            through.p99_ms - direct.p99_ms
+        ),
+    ));
+
+    // The full path: through the gateway to the real mcp-backend, in one MCP session.
+    let backend_bearer = format!(
+        "Bearer {}",
+        token::mint(&private_key, &origin, &gateway.url("/backend")).await?
+    );
+    let session = mcp_session(&gateway.url("/backend"), &backend_bearer).await?;
+    let full = Request {
+        method: "POST",
+        url: gateway.url("/backend"),
+        headers: vec![
+            ("Content-Type", "application/json".into()),
+            ("Accept", "application/json, text/event-stream".into()),
+            ("Authorization", backend_bearer.clone()),
+            ("Mcp-Session-Id", session),
+            ("Mcp-Protocol-Version", "2025-11-25".into()),
+        ],
+        body: Some(TOOLS_CALL),
+    };
+    wrk::run(&full, cli.connections, Duration::from_secs(1), &work.dir).await?;
+    let (g0, b0) = (gateway.proc.cpu_seconds(), backend.proc.cpu_seconds());
+    let load = wrk::run(&full, cli.connections, cli.duration, &work.dir).await?;
+    let (g1, b1) = (gateway.proc.cpu_seconds(), backend.proc.cpu_seconds());
+    extra.push((
+        "Full path to mcp-backend (`show_auth_token`)".to_owned(),
+        format!(
+            "{:.0} requests/s, p50 {:.3} ms, p99 {:.3} ms; CPU µs per request: gateway {:.1}, backend {:.1}",
+            load.rate(),
+            load.p50_ms,
+            load.p99_ms,
+            (g1 - g0) * 1e6 / load.requests as f64,
+            (b1 - b0) * 1e6 / load.requests as f64
+        ),
+    ));
+
+    // The protected resource metadata document.
+    let prm = Request {
+        method: "GET",
+        url: gateway.url("/.well-known/oauth-protected-resource/mcp"),
+        headers: vec![],
+        body: None,
+    };
+    let row = measure(&prm, cli, &work.dir, &gateway.proc).await?;
+    extra.push((
+        "Protected resource metadata (`GET /.well-known/oauth-protected-resource/mcp`)".to_owned(),
+        format!(
+            "{:.0} requests/s, p99 {:.3} ms, {:.1} CPU µs per request",
+            row.rate, row.p99_ms, row.cpu_us
+        ),
+    ));
+
+    // The refresh_token grant on the sqlite store.
+    let grants = refresh::grants(&origin, 16).await?;
+    let g0 = gateway.proc.cpu_seconds();
+    let (refreshed, seconds) = refresh::run(&origin, grants, cli.duration).await?;
+    let g1 = gateway.proc.cpu_seconds();
+    extra.push((
+        "`refresh_token` grant, sqlite store, 16 grants refreshed in loops".to_owned(),
+        format!(
+            "{:.0} refreshes/s, {:.0} gateway CPU µs per refresh",
+            refreshed as f64 / seconds,
+            (g1 - g0) * 1e6 / refreshed as f64
+        ),
+    ));
+
+    // Idle SSE streams: each holds a client connection and an upstream connection, so the gateway needs
+    // two file descriptors per stream.
+    let fd_cap = sse::open_files_limit().saturating_sub(256) / 2;
+    let sse_token = token::mint(&private_key, &origin, &gateway.url("/sse")).await?;
+    for &wanted in &cli.streams {
+        let count = wanted.min(fd_cap);
+        let before = gateway.proc.rss_bytes();
+        let streams = sse::open(gateway.port, "/sse", &sse_token, count, 256).await?;
+        let after = gateway.proc.rss_bytes();
+        let per_stream = after.saturating_sub(before) as f64 / count as f64 / 1024.0;
+        let note = if count < wanted {
+            format!(
+                " (asked for {wanted}; this machine's limit of {} open files per process allows {count})",
+                sse::open_files_limit()
+            )
+        } else {
+            String::new()
+        };
+        extra.push((
+            format!("{count} idle SSE streams through the gateway{note}"),
+            format!(
+                "RSS {:.1} → {:.1} MiB: {per_stream:.1} KiB per stream",
+                before as f64 / 1048576.0,
+                after as f64 / 1048576.0
+            ),
+        ));
+        drop(streams);
+        // Let the gateway see the closes before the next count is measured.
+        wait_streams_closed(metrics_port).await?;
+    }
+
+    Ok(Some(Report {
+        title: format!("mcp-auth-gateway benchmark, {}", today()),
+        setup: setup(cli, &nginx, &haproxy),
+        main: main_rows,
+        extra,
+    }))
+}
+
+/// One closed-loop `wrk` run, with the CPU time `measured` spent on it.
+async fn measure(request: &Request<'_>, cli: &Cli, work: &Path, measured: &Proc) -> Result<Row> {
+    let before = measured.cpu_seconds();
+    let load = wrk::run(request, cli.connections, cli.duration, work).await?;
+    let cpu = measured.cpu_seconds() - before;
+    Ok(Row {
+        rate: load.rate(),
+        p50_ms: load.p50_ms,
+        p99_ms: load.p99_ms,
+        cpu_us: cpu * 1e6 / load.requests as f64,
+    })
+}
+
+/// Initializes an MCP session at `url` and returns its id.
+async fn mcp_session(url: &str, bearer: &str) -> Result<String> {
+    let http = reqwest::Client::new();
+    let send = |body: &'static str, session: Option<&str>| {
+        let mut request = http
+            .post(url)
+            .header("authorization", bearer)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        if let Some(id) = session {
+            request = request
+                .header("mcp-session-id", id)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        request.send()
+    };
+    let answer = send(
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#,
+        None,
+    )
+    .await?;
+    if !answer.status().is_success() {
+        bail!("initialize through the gateway: {}", answer.status());
+    }
+    let id = answer
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .context("no Mcp-Session-Id")?
+        .to_owned();
+    let status = send(
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        Some(&id),
+    )
+    .await?
+    .status();
+    if !status.is_success() {
+        bail!("notifications/initialized: {status}");
+    }
+    Ok(id)
+}
+
+/// Waits, polling the gateway's open-stream gauge, until no SSE stream is open through it.
+async fn wait_streams_closed(metrics_port: u16) -> Result<()> {
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = reqwest::get(&url).await?.text().await?;
+        let open: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("mcp_gateway_active_streams{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if open == 0.0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{open} streams still open through the gateway after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn setup(cli: &Cli, nginx: &Path, haproxy: &Path) -> Vec<String> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    vec![
+        format!(
+            "Machine: {cpu}, {} cores, Linux {}; all processes on this one machine, load generator included.",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            version("uname", &["-r"])
+        ),
+        format!(
+            "Load: wrk ({}), 1 thread, {} kept-alive connections, `POST /mcp` of a JSON-RPC `tools/call` \
+             with a bearer token; {} run(s) of {:?} per target, interleaved, median shown.",
+            version("wrk", &["-v"]),
+            cli.connections,
+            cli.runs,
+            cli.duration
+        ),
+        format!(
+            "Upstream and b: {}; h: {}; p and c: Pingora 0.9 (the workspace's), release build. One worker \
+             thread or process per proxy. b, h and c log every request; p does not.",
+            version(nginx.to_str().unwrap(), &["-v"]),
+            version(haproxy.to_str().unwrap(), &["-v"])
+        ),
+        "CPU per request: user + system time of the proxy's processes (for a, the upstream's) from \
+         /proc/<pid>/stat over the run, divided by the requests answered."
+            .to_owned(),
+    ]
+}

@@ -1,0 +1,256 @@
+//! The servers of a bench run, each on a free port with one worker thread: the static upstream (nginx),
+//! and the proxies in front of it — nginx `proxy_pass`, a bare Pingora, HAProxy checking the JWT, and
+//! `mcp-auth-gateway` — plus the gateway's real backend and an upstream that holds SSE streams open.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use integration_tests::free_port;
+
+use crate::procs::Proc;
+
+/// What the static upstream answers to every `POST /mcp`: a JSON-RPC `tools/call` result.
+pub const TOOL_RESULT: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}],"isError":false}}"#;
+
+/// A started server and where to reach it.
+pub struct Target {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Target {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// The directory a run keeps its configs, keys and logs in.
+pub struct Workdir {
+    pub dir: PathBuf,
+}
+
+impl Workdir {
+    fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    async fn start(&self, name: &str, program: &Path, args: &[&str], port: u16) -> Result<Target> {
+        let mut proc = Proc::start(name, program, args, &[], &self.dir)?;
+        proc.wait_port(port).await?;
+        Ok(Target { proc, port })
+    }
+
+    /// The part of an nginx config every instance shares: foreground, one worker, files in the workdir.
+    fn nginx_main(&self, name: &str, http: &str) -> String {
+        format!(
+            "daemon off;\nmaster_process on;\nworker_processes 1;\npid {pid};\nerror_log {err} warn;\n\
+             events {{ worker_connections 16384; }}\n\
+             http {{\n  client_body_temp_path {tmp};\n  proxy_temp_path {tmp};\n  \
+             keepalive_requests 10000000;\n{http}\n}}\n",
+            pid = self.path(&format!("{name}.pid")),
+            err = self.path(&format!("{name}.error.log")),
+            tmp = self.dir.display(),
+        )
+    }
+
+    /// The upstream: nginx answering every `/mcp` request with [`TOOL_RESULT`].
+    pub async fn upstream(&self, nginx: &Path) -> Result<Target> {
+        let port = free_port();
+        let http = format!(
+            "  access_log off;\n  server {{\n    listen 127.0.0.1:{port};\n    \
+             location /mcp {{ default_type application/json; return 200 '{TOOL_RESULT}'; }}\n  }}"
+        );
+        let conf = self.write("upstream.conf", &self.nginx_main("upstream", &http))?;
+        self.start(
+            "upstream",
+            nginx,
+            &["-c", conf.to_str().unwrap(), "-p", &self.path("")],
+            port,
+        )
+        .await
+    }
+
+    /// b: nginx `proxy_pass` to the upstream over kept-alive connections, logging each request.
+    pub async fn nginx_proxy(&self, nginx: &Path, upstream: u16) -> Result<Target> {
+        let port = free_port();
+        let http = format!(
+            "  access_log {log};\n  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n  \
+             server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://up;\n      \
+             proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}",
+            log = self.path("nginx-proxy.access.log"),
+        );
+        let conf = self.write("nginx-proxy.conf", &self.nginx_main("nginx-proxy", &http))?;
+        self.start(
+            "nginx-proxy",
+            nginx,
+            &["-c", conf.to_str().unwrap(), "-p", &self.path("")],
+            port,
+        )
+        .await
+    }
+
+    /// p: the bare Pingora pass-through.
+    pub async fn pingora(&self, program: &Path, upstream: u16) -> Result<Target> {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let to = format!("127.0.0.1:{upstream}");
+        self.start("pingora", program, &[&listen, &to, "1"], port)
+            .await
+    }
+
+    /// h: HAProxy checking the ES256 JWT (signature, `alg`, `exp`, `iss`, `aud`) with `jwt_verify`, passing
+    /// the subject on, dropping the client's credentials, and logging each request.
+    pub async fn haproxy(
+        &self,
+        haproxy: &Path,
+        upstream: u16,
+        public_key: &Path,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Target> {
+        let port = free_port();
+        let conf = format!(
+            r#"global
+  nbthread 1
+  maxconn 4096
+  log stdout format raw local0
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend mcp
+  bind 127.0.0.1:{port}
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')
+  http-request deny deny_status 401 unless {{ var(txn.alg) -m str ES256 }}
+  http-request deny deny_status 401 unless {{ var(txn.bearer),jwt_verify(txn.alg,"{key}") -m int 1 }}
+  http-request set-var(txn.now) date()
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('$.exp','int')
+  http-request deny deny_status 401 if {{ var(txn.exp),sub(txn.now) -m int lt 0 }}
+  http-request deny deny_status 401 unless {{ var(txn.bearer),jwt_payload_query('$.iss') -m str {issuer} }}
+  http-request deny deny_status 401 unless {{ var(txn.bearer),jwt_payload_query('$.aud') -m str {audience} }}
+  http-request set-header X-Forwarded-User %[var(txn.bearer),jwt_payload_query('$.sub')]
+  http-request del-header Authorization
+  default_backend upstream
+backend upstream
+  server up 127.0.0.1:{upstream}
+"#,
+            key = public_key.display(),
+        );
+        let conf = self.write("haproxy.cfg", &conf)?;
+        self.start(
+            "haproxy",
+            haproxy,
+            &["-db", "-f", conf.to_str().unwrap()],
+            port,
+        )
+        .await
+    }
+
+    /// c: `mcp-auth-gateway` with one worker thread, the ES256 key the bench mints tokens with, the `local`
+    /// provider and the `sqlite` store; `/mcp` goes to the static upstream, `/backend` to `mcp-backend` and
+    /// `/sse` to the stream holder.
+    pub async fn gateway(
+        &self,
+        program: &Path,
+        signing_key: &Path,
+        routes: &GatewayRoutes,
+    ) -> Result<(Target, u16)> {
+        let port = free_port();
+        let metrics = free_port();
+        let users = crate::workspace().join("config/users/quickstart.toml");
+        let conf = format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+threads = 1
+grace_period = "1s"
+
+[metrics]
+listen = "127.0.0.1:{metrics}"
+
+[tokens]
+signing_key_file = "{key}"
+algorithm = "ES256"
+
+[store]
+kind = "sqlite"
+path = "{store}"
+
+[provider]
+kind = "local"
+users_file = "{users}"
+
+[rate_limits]
+token = 0
+authorize = 0
+login = 0
+register = 0
+
+[[routes]]
+path = "/mcp"
+upstream = "http://127.0.0.1:{upstream}/mcp"
+default = true
+
+[[routes]]
+path = "/backend"
+upstream = "http://127.0.0.1:{backend}/mcp"
+backend_audience = "http://127.0.0.1:{backend}/mcp"
+
+[[routes]]
+path = "/sse"
+upstream = "http://127.0.0.1:{sse}/mcp"
+read_timeout = "1h"
+"#,
+            key = signing_key.display(),
+            store = self.path("gateway.db"),
+            users = users.display(),
+            upstream = routes.upstream,
+            backend = routes.backend,
+            sse = routes.sse,
+        );
+        let conf = self.write("gateway.toml", &conf)?;
+        let target = self
+            .start(
+                "gateway",
+                program,
+                &["--config", conf.to_str().unwrap()],
+                port,
+            )
+            .await?;
+        Ok((target, metrics))
+    }
+
+    /// The real `mcp-backend`, trusting the gateway's keys, answering in plain JSON.
+    pub async fn backend(&self, program: &Path, port: u16, gateway: &str) -> Result<Target> {
+        let conf = format!(
+            "listen = \"127.0.0.1:{port}\"\njson_response = true\n\n[gateway]\njwks = \"{gateway}/.well-known/jwks.json\"\n\
+             issuer = \"{gateway}\"\naudience = \"http://127.0.0.1:{port}/mcp\"\n"
+        );
+        let conf = self.write("mcp-backend.toml", &conf)?;
+        self.start(
+            "mcp-backend",
+            program,
+            &["--config", conf.to_str().unwrap()],
+            port,
+        )
+        .await
+    }
+}
+
+/// The ports the gateway's routes point at.
+pub struct GatewayRoutes {
+    pub upstream: u16,
+    pub backend: u16,
+    pub sse: u16,
+}
