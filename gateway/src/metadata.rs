@@ -28,13 +28,7 @@ pub fn protected_resource(config: &Config, route: &Route) -> Bytes {
 /// RFC 8414 §2 metadata. Only what works is advertised: without a login provider there is no
 /// authorization endpoint, so none is listed.
 pub fn authorization_server(config: &Config) -> Bytes {
-    let mut scopes: Vec<&str> = config
-        .routes
-        .iter()
-        .flat_map(|r| r.scopes_supported.iter().map(String::as_str))
-        .collect();
-    scopes.sort_unstable();
-    scopes.dedup();
+    let scopes = config.supported_scopes();
     let base = &config.public_url;
     let mut doc = json!({
         "issuer": config.tokens.issuer,

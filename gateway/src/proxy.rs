@@ -360,10 +360,6 @@ impl Gateway {
         ) {
             Ok(caller) => caller,
             Err(error) => {
-                METRICS
-                    .auth_failures
-                    .with_label_values(&[route_label, error.reason()])
-                    .inc();
                 self.refuse(session, route, &error, cors).await?;
                 return Ok(true);
             }
@@ -373,10 +369,6 @@ impl Gateway {
             && auth.grant_revoked(grant).await
         {
             let error = AdmissionError::InvalidToken(crate::tokens::access::TokenError::Revoked);
-            METRICS
-                .auth_failures
-                .with_label_values(&[route_label, error.reason()])
-                .inc();
             self.refuse(session, route, &error, cors).await?;
             return Ok(true);
         }
@@ -431,6 +423,7 @@ impl Gateway {
         Ok(false)
     }
 
+    /// Refuses an MCP request with `error`'s status and challenge, and counts the refusal.
     async fn refuse(
         &self,
         session: &mut Session,
@@ -438,6 +431,10 @@ impl Gateway {
         error: &AdmissionError,
         mut headers: Vec<(&'static str, String)>,
     ) -> pingora::Result<()> {
+        METRICS
+            .auth_failures
+            .with_label_values(&[route.path.as_str(), error.reason()])
+            .inc();
         headers.push(("www-authenticate", error.challenge(route)));
         respond_json(session, error.status(), &error.body(), &headers).await
     }

@@ -237,6 +237,19 @@ impl Errors<'_> {
 }
 
 impl Config {
+    /// Every scope any route supports, sorted, each once: what the metadata advertises and what a
+    /// registration may ask for.
+    pub fn supported_scopes(&self) -> Vec<&str> {
+        let mut scopes: Vec<&str> = self
+            .routes
+            .iter()
+            .flat_map(|r| r.scopes_supported.iter().map(String::as_str))
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        scopes
+    }
+
     /// Validates a parsed file; `env` reads an environment variable (secrets live there).
     pub fn validate(
         file: FileConfig,

@@ -93,7 +93,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         ));
     }
     if let Some(scope) = &metadata.scope {
-        let supported = supported_scopes(server);
+        let supported = server.config.supported_scopes();
         if let Some(bad) = scope
             .split_ascii_whitespace()
             .find(|s| !supported.contains(s))
@@ -174,17 +174,4 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         body["client_secret_expires_at"] = json!(0);
     }
     Ok(Response::json(201, &body))
-}
-
-/// Every scope any route supports.
-pub fn supported_scopes(server: &AuthServer) -> Vec<&str> {
-    let mut scopes: Vec<&str> = server
-        .config
-        .routes
-        .iter()
-        .flat_map(|r| r.scopes_supported.iter().map(String::as_str))
-        .collect();
-    scopes.sort_unstable();
-    scopes.dedup();
-    scopes
 }
