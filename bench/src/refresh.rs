@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use integration_tests::oauth::{Agent, Pkce, REDIRECT, authorize, authorize_url, public_client};
+use integration_tests::oauth::{
+    Agent, Pkce, authorize, authorize_url, exchange, public_client, token,
+};
 use serde_json::Value;
 
 /// Refresh tokens, one grant each, with the client they belong to.
@@ -24,19 +26,7 @@ pub async fn grants(gateway: &str, count: usize) -> Result<Grants> {
         let url = authorize_url(gateway, &client_id, &pkce, &[]);
         let back = authorize(gateway, &mut agent, &url, "demo", "demo").await;
         let code = back.get("code").context("no code came back")?;
-        let tokens: Value = reqwest::Client::new()
-            .post(format!("{gateway}/token"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", REDIRECT),
-                ("client_id", &client_id),
-                ("code_verifier", &pkce.verifier),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
+        let (_, tokens) = token(gateway, &exchange(&client_id, code, &pkce.verifier)).await;
         let refresh = tokens["refresh_token"]
             .as_str()
             .with_context(|| format!("no refresh token: {tokens}"))?;

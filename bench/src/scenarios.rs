@@ -38,7 +38,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         dir: temp.path().to_owned(),
     };
     eprintln!("starting the servers (logs in {})", work.dir.display());
-    let (private_key, public_key) = token::generate_key(&work.dir)?;
+    let (key, private_key, public_key) = token::generate_key(&work.dir)?;
 
     let upstream = work.upstream(&nginx).await?;
     let sse_port = free_port();
@@ -72,10 +72,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
     let hap = work
         .haproxy(&haproxy, upstream.port, &public_key, &origin, &mcp_audience)
         .await?;
-    let bearer = format!(
-        "Bearer {}",
-        token::mint(&private_key, &origin, &mcp_audience).await?
-    );
+    let bearer = format!("Bearer {}", token::mint(&key, &origin, &mcp_audience)?);
 
     if cli.hold {
         for (name, target) in [
@@ -108,32 +105,23 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
     };
 
     // The main table: each target in turn within a run, so that drift on the machine touches all alike.
-    let main: [(&str, &str, &Target, &Target); 5] = [
-        (
-            "a",
-            "direct to the upstream (the limit)",
-            &upstream,
-            &upstream,
-        ),
-        ("b", "nginx proxy_pass, no auth", &nginx_proxy, &nginx_proxy),
-        (
-            "p",
-            "bare Pingora pass-through (the floor)",
-            &pingora,
-            &pingora,
-        ),
-        ("h", "HAProxy, ES256 JWT checked by jwt_verify", &hap, &hap),
-        ("c", "mcp-auth-gateway", &gateway, &gateway),
+    // The measured process is the target itself: for a, the upstream.
+    let main: [(&str, &str, &Target); 5] = [
+        ("a", "direct to the upstream (the limit)", &upstream),
+        ("b", "nginx proxy_pass, no auth", &nginx_proxy),
+        ("p", "bare Pingora pass-through (the floor)", &pingora),
+        ("h", "HAProxy, ES256 JWT checked by jwt_verify", &hap),
+        ("c", "mcp-auth-gateway", &gateway),
     ];
     let mut rows: Vec<Vec<Row>> = vec![Vec::new(); main.len()];
     for run in 0..cli.runs {
-        for (i, (key, _, target, measured)) in main.iter().enumerate() {
+        for (i, (key, _, target)) in main.iter().enumerate() {
             let request = post(target);
             if run == 0 {
                 // Warm-up: connections, caches, the gateway's verified-token cache.
                 wrk::run(&request, cli.connections, Duration::from_secs(1), &work.dir).await?;
             }
-            let row = measure(&request, cli, &work.dir, &measured.proc).await?;
+            let row = measure(&request, cli, &work.dir, &target.proc).await?;
             eprintln!("run {} {key}: {row:?}", run + 1);
             rows[i].push(row);
         }
@@ -170,7 +158,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
     // The full path: through the gateway to the real mcp-backend, in one MCP session.
     let backend_bearer = format!(
         "Bearer {}",
-        token::mint(&private_key, &origin, &gateway.url("/backend")).await?
+        token::mint(&key, &origin, &gateway.url("/backend"))?
     );
     let session = mcp_session(&gateway.url("/backend"), &backend_bearer).await?;
     let full = Request {
@@ -234,7 +222,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
     // Idle SSE streams: each holds a client connection and an upstream connection, so the gateway needs
     // two file descriptors per stream.
     let fd_cap = sse::open_files_limit().saturating_sub(256) / 2;
-    let sse_token = token::mint(&private_key, &origin, &gateway.url("/sse")).await?;
+    let sse_token = token::mint(&key, &origin, &gateway.url("/sse"))?;
     for &wanted in &cli.streams {
         let count = wanted.min(fd_cap);
         let before = gateway.proc.rss_bytes();
@@ -332,10 +320,10 @@ async fn wait_streams_closed(metrics_port: u16) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let text = reqwest::get(&url).await?.text().await?;
-        let open: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("mcp_gateway_active_streams{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        let open: f64 = integration_tests::gateway::parse_prometheus(&text)
+            .iter()
+            .filter(|(series, _)| series.starts_with("mcp_gateway_active_streams{"))
+            .map(|(_, value)| value)
             .sum();
         if open == 0.0 {
             return Ok(());

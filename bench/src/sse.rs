@@ -31,8 +31,8 @@ pub async fn serve_upstream(port: u16) -> Result<()> {
     }
 }
 
-/// Reads up to the end of an HTTP head; what follows it, if anything, is returned.
-async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>> {
+/// Reads up to the end of an HTTP head (a `GET` has no body to follow it).
+async fn read_head(stream: &mut TcpStream) -> Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -41,8 +41,8 @@ async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>> {
             bail!("closed before the end of the head");
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Ok(buf.split_off(at + 4));
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(());
         }
         if buf.len() > 64 * 1024 {
             bail!("a head over 64 KiB");

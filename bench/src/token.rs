@@ -1,72 +1,37 @@
 //! The access token every protected request carries: an RFC 9068 JWT signed with the gateway's own ES256
-//! key (which the bench generated and handed to it), so the gateway and HAProxy check the very same token.
+//! key (which the bench generates and hands to it), so the gateway and HAProxy check the very same token.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{Value, json};
+use gateway_assertion::{KeyAlgorithm, SigningKey};
+use integration_tests::gateway::access_claims;
 
-/// A P-256 key pair in PEM files: `es256.pem` (PKCS#8, for the gateway) and `es256.pub.pem` (for HAProxy).
-pub fn generate_key(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+/// A P-256 key, written to `es256.pem` (PKCS#8, for the gateway) and, through `openssl`, `es256.pub.pem`
+/// (the public key in the form HAProxy's `jwt_verify` reads).
+pub fn generate_key(dir: &Path) -> Result<(SigningKey, PathBuf, PathBuf)> {
+    let key = SigningKey::generate(KeyAlgorithm::Es256)?;
     let private = dir.join("es256.pem");
     let public = dir.join("es256.pub.pem");
-    let run = |args: &[&str]| -> Result<()> {
-        let status = Command::new("openssl")
-            .args(args)
-            .status()
-            .context("running openssl")?;
-        if !status.success() {
-            bail!("openssl {args:?} failed");
-        }
-        Ok(())
-    };
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        private.to_str().unwrap(),
-    ])?;
-    run(&[
-        "pkey",
-        "-in",
-        private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ])?;
-    Ok((private, public))
+    std::fs::write(&private, key.pkcs8_pem())?;
+    let status = Command::new("openssl")
+        .args(["pkey", "-in"])
+        .arg(&private)
+        .args(["-pubout", "-out"])
+        .arg(&public)
+        .status()
+        .context("running openssl")?;
+    if !status.success() {
+        bail!("openssl could not write the public key");
+    }
+    Ok((key, private, public))
 }
 
-/// Signs an access token for `audience` the way the gateway's `/token` would, with the gateway's key id.
-pub async fn mint(private_key: &Path, gateway: &str, audience: &str) -> Result<String> {
-    let jwks: Value = reqwest::get(format!("{gateway}/.well-known/jwks.json"))
-        .await?
-        .json()
-        .await?;
-    let kid = jwks["keys"][0]["kid"]
-        .as_str()
-        .context("the gateway's JWKS has no key id")?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let claims = json!({
-        "iss": gateway,
-        "sub": "bench-user",
-        "aud": audience,
-        "client_id": "bench-client",
-        "scope": "mcp",
-        "iat": now,
-        "exp": now + 3600,
-        "jti": format!("bench-{now}"),
-        "preferred_username": "bench",
-    });
-    let mut header = Header::new(Algorithm::ES256);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(kid.to_owned());
-    let key = EncodingKey::from_ec_pem(&std::fs::read(private_key)?)?;
-    Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+/// An access token for `audience` as the gateway at `issuer` would issue it, valid for an hour (longer than
+/// any run), naming a user the gateway passes on in its identity headers.
+pub fn mint(key: &SigningKey, issuer: &str, audience: &str) -> Result<String> {
+    let mut claims = access_claims(issuer, audience, "bench-user", "mcp", 3600);
+    claims["preferred_username"] = "bench".into();
+    Ok(key.sign("at+jwt", &claims)?)
 }

@@ -149,17 +149,7 @@ impl GatewayUnderTest {
 
     /// Access token claims as the gateway issues them, for the route at `path`.
     pub fn claims(&self, path: &str, sub: &str, scope: &str) -> Value {
-        let now = now();
-        json!({
-            "iss": self.origin,
-            "sub": sub,
-            "aud": self.url(path),
-            "client_id": "test-client",
-            "scope": scope,
-            "iat": now,
-            "exp": now + 600,
-            "jti": format!("{sub}-{}", now_nanos()),
-        })
+        access_claims(&self.origin, &self.url(path), sub, scope, 600)
     }
 
     /// Signs claims as an access token (`typ: at+jwt`) with the gateway's key.
@@ -184,11 +174,39 @@ impl GatewayUnderTest {
     }
 }
 
+/// Access token claims as a gateway at `issuer` issues them (RFC 9068) for `audience`, living `lifetime`
+/// seconds, each with a `jti` of its own.
+pub fn access_claims(issuer: &str, audience: &str, sub: &str, scope: &str, lifetime: u64) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer,
+        "sub": sub,
+        "aud": audience,
+        "client_id": "test-client",
+        "scope": scope,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": format!("{sub}-{}", now_nanos()),
+    })
+}
+
 fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_nanos()
+}
+
+/// A `[[routes]]` entry at `/mcp` whose upstream is `mcp-backend` on `port`, supervised by the gateway
+/// (a `command` route), trusting the gateway at `origin` and calling `target` for its tool. `extra` holds
+/// more lines of the route's table, such as `resource_name`.
+pub fn supervised_backend_route(origin: &str, port: u16, target: &str, extra: &str) -> String {
+    format!(
+        "[[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{port}/mcp\"\n{extra}\n\
+         [routes.command]\nprogram = {backend:?}\nargs = [\"--listen\", \"127.0.0.1:{port}\", \"--gateway-jwks\", \"{origin}/.well-known/jwks.json\", \
+         \"--gateway-issuer\", \"{origin}\", \"--audience\", \"http://127.0.0.1:{port}/mcp\", \"--target\", \"{target}\"]\n",
+        backend = binary("mcp-backend").display().to_string(),
+    )
 }
 
 /// Parses Prometheus text exposition: every sample line as `name{labels}` (labels as written, which

@@ -17,7 +17,7 @@ pub mod upstream;
 
 pub use binaries::{binary, workspace_root};
 pub use echo::EchoTarget;
-pub use gateway::{GatewayBuilder, GatewayUnderTest};
+pub use gateway::{GatewayBuilder, GatewayUnderTest, supervised_backend_route};
 pub use gateway_keys::GatewayKeys;
 pub use process::{Running, free_port, wait_for_port};
 pub use quickstart::Quickstart;

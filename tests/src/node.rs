@@ -29,3 +29,24 @@ pub async fn run(script: &str, plan: &Value) -> Value {
     serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
 }
+
+/// The paths of the pages `oauth-flow.mjs` visited, in order.
+pub fn visited_paths(report: &Value) -> Vec<&str> {
+    pages(report)
+        .map(|p| p["path"].as_str().expect("a page has a path"))
+        .collect()
+}
+
+/// The first page `oauth-flow.mjs` visited that showed the form named `form`.
+pub fn page_with_form<'a>(report: &'a Value, form: &str) -> &'a Value {
+    pages(report)
+        .find(|p| p["form"] == form)
+        .unwrap_or_else(|| panic!("no page with the {form} form: {report:#}"))
+}
+
+fn pages(report: &Value) -> impl Iterator<Item = &Value> {
+    report["pages"]
+        .as_array()
+        .expect("the report lists the pages")
+        .iter()
+}

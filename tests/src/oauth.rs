@@ -107,23 +107,8 @@ impl Agent {
     }
 
     pub async fn get(&mut self, url: &str) -> (u16, Option<String>, String) {
-        let response = self
-            .http
-            .get(url)
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.remember(&response);
-        let location = response
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (
-            response.status().as_u16(),
-            location,
-            response.text().await.unwrap(),
-        )
+        let request = self.http.get(url);
+        self.send(request).await
     }
 
     pub async fn post_form(
@@ -131,11 +116,14 @@ impl Agent {
         url: &str,
         form: &[(&str, &str)],
     ) -> (u16, Option<String>, String) {
-        let response = self
-            .http
-            .post(url)
+        let request = self.http.post(url).form(form);
+        self.send(request).await
+    }
+
+    /// Sends with this agent's cookies, keeps the ones set, and returns the status, `Location` and body.
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> (u16, Option<String>, String) {
+        let response = request
             .header("cookie", self.cookie_header())
-            .form(form)
             .send()
             .await
             .unwrap();
@@ -273,6 +261,17 @@ pub async fn authorize(
         .await;
     assert_eq!(status, 302, "{body}");
     query_of(&location.unwrap())
+}
+
+/// The `/token` form that exchanges `code` for tokens, as a public client with [`REDIRECT`] sends it.
+pub fn exchange<'a>(client: &'a str, code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", client),
+        ("code", code),
+        ("code_verifier", verifier),
+        ("redirect_uri", REDIRECT),
+    ]
 }
 
 pub async fn token(gateway: &(impl Origin + ?Sized), form: &[(&str, &str)]) -> (u16, Value) {

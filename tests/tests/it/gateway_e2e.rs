@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use integration_tests::{
-    GatewayBuilder, GatewayUnderTest, Running, binary, free_port, node, wait_for_port,
-    workspace_root,
+    GatewayBuilder, GatewayUnderTest, Running, free_port, node, supervised_backend_route,
+    wait_for_port, workspace_root,
 };
 use serde_json::{Value, json};
 
@@ -32,15 +32,16 @@ async fn stack() -> Stack {
     let builder = GatewayBuilder::new();
     let backend_port = free_port();
     let origin = builder.origin();
-    let backend = binary("mcp-backend");
     let gateway = builder
         .section(&format!(
-            "[[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{backend_port}/mcp\"\nresource_name = \"mcp-backend\"\n\
-             [routes.command]\nprogram = {backend:?}\nargs = [\"--listen\", \"127.0.0.1:{backend_port}\", \"--gateway-jwks\", \"{origin}/.well-known/jwks.json\", \
-             \"--gateway-issuer\", \"{origin}\", \"--audience\", \"http://127.0.0.1:{backend_port}/mcp\", \"--target\", \"{target}\"]\n\n\
+            "{route}\n\
              [[routes]]\npath = \"/everything/mcp\"\nupstream = \"http://127.0.0.1:{everything_port}/mcp\"\ncredentials = \"none\"\n",
-            backend = backend.display().to_string(),
-            target = echo.url(),
+            route = supervised_backend_route(
+                &origin,
+                backend_port,
+                &echo.url(),
+                "resource_name = \"mcp-backend\""
+            ),
         ))
         .start()
         .await;

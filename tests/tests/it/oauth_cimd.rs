@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::response::IntoResponse;
-use integration_tests::oauth::{Agent, Pkce, REDIRECT, authorize, authorize_url, token};
+use integration_tests::oauth::{Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, token};
 use serde_json::{Value, json};
 
 use crate::oauth_flow::auth_stack;
@@ -69,17 +69,7 @@ async fn a_metadata_document_client_completes_the_flow() {
     );
     let query = authorize(gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
     let code = &query["code"];
-    let (status, tokens) = token(
-        gateway,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &client),
-            ("code", code),
-            ("code_verifier", &pkce.verifier),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, tokens) = token(gateway, &exchange(&client, code, &pkce.verifier)).await;
     assert_eq!(status, 200, "{tokens}");
 }
 

@@ -2,7 +2,7 @@
 
 use integration_tests::GatewayBuilder;
 use integration_tests::oauth::{
-    Agent, Pkce, REDIRECT, authorize, authorize_url, public_client, register, token,
+    Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, public_client, register, token,
 };
 use serde_json::{Value, json};
 
@@ -47,17 +47,7 @@ async fn a_first_party_client_from_the_config_skips_consent_and_a_confidential_o
         "no consent page: {location}"
     );
     let code = integration_tests::oauth::query_of(&location)["code"].clone();
-    let (status, tokens) = token(
-        gateway,
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", "first-party"),
-            ("code", &code),
-            ("code_verifier", &pkce.verifier),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
+    let (status, tokens) = token(gateway, &exchange("first-party", &code, &pkce.verifier)).await;
     assert_eq!(status, 200, "{tokens}");
 
     // The confidential client from the config introspects that token with its secret.

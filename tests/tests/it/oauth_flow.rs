@@ -5,7 +5,8 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use integration_tests::{
-    EchoTarget, GatewayBuilder, GatewayUnderTest, binary, free_port, node, wait_for_port,
+    EchoTarget, GatewayBuilder, GatewayUnderTest, binary, free_port, node,
+    supervised_backend_route, wait_for_port,
 };
 use serde_json::{Value, json};
 
@@ -51,13 +52,9 @@ pub async fn auth_stack_with(extra: &str, builder: GatewayBuilder) -> AuthStack 
     let backend_port = free_port();
     let gateway = builder
         .section(&format!(
-            "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n{extra}\n\n\
-             [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{backend_port}/mcp\"\n\
-             [routes.command]\nprogram = {backend:?}\nargs = [\"--listen\", \"127.0.0.1:{backend_port}\", \"--gateway-jwks\", \"{origin}/.well-known/jwks.json\", \
-             \"--gateway-issuer\", \"{origin}\", \"--audience\", \"http://127.0.0.1:{backend_port}/mcp\", \"--target\", \"{target}\"]\n",
+            "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n{extra}\n\n{route}",
             users = users_path.display().to_string(),
-            backend = binary("mcp-backend").display().to_string(),
-            target = echo.url(),
+            route = supervised_backend_route(&origin, backend_port, &echo.url(), ""),
         ))
         .start()
         .await;
@@ -85,23 +82,13 @@ async fn the_sdk_client_completes_the_whole_flow_with_the_local_provider() {
     assert!(report.get("error").is_none(), "{report:#}");
 
     // The user agent went /authorize -> /login -> (post) -> /consent -> (post) -> the app.
-    let paths: Vec<&str> = report["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = node::visited_paths(&report);
     assert_eq!(
         paths,
         vec!["/authorize", "/login", "/login", "/consent", "/consent"],
         "{report:#}"
     );
-    let consent = report["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["form"] == "consent")
-        .unwrap();
+    let consent = node::page_with_form(&report, "consent");
     assert_eq!(consent["frameOptions"], "DENY");
     assert!(
         consent["csp"]

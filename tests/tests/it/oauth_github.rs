@@ -3,7 +3,9 @@
 
 use base64::Engine as _;
 use integration_tests::github::{CLIENT_ID, CLIENT_SECRET, GitHubStandIn};
-use integration_tests::{EchoTarget, GatewayBuilder, binary, free_port, node, wait_for_port};
+use integration_tests::{
+    EchoTarget, GatewayBuilder, free_port, node, supervised_backend_route, wait_for_port,
+};
 use serde_json::json;
 
 struct Stack {
@@ -26,13 +28,9 @@ async fn github_stack(allowlists: &str) -> Stack {
     let gateway = builder
         .section(&format!(
             "[provider]\nkind = \"github\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_env = \"GITHUB_SECRET\"\n\
-             web_url = \"{gh}\"\napi_url = \"{gh}\"\n{allowlists}\n\n\
-             [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{backend_port}/mcp\"\n\
-             [routes.command]\nprogram = {backend:?}\nargs = [\"--listen\", \"127.0.0.1:{backend_port}\", \"--gateway-jwks\", \"{origin}/.well-known/jwks.json\", \
-             \"--gateway-issuer\", \"{origin}\", \"--audience\", \"http://127.0.0.1:{backend_port}/mcp\", \"--target\", \"{target}\"]\n",
+             web_url = \"{gh}\"\napi_url = \"{gh}\"\n{allowlists}\n\n{route}",
             gh = github.origin,
-            backend = binary("mcp-backend").display().to_string(),
-            target = echo.url(),
+            route = supervised_backend_route(&origin, backend_port, &echo.url(), ""),
         ))
         .store("token_key_env = \"TOKEN_KEY\"")
         .start()
@@ -56,12 +54,7 @@ async fn users_sign_in_at_github_and_the_backend_gets_their_github_token() {
     assert!(report.get("error").is_none(), "{report:#}");
 
     // Consent came before the browser went to GitHub.
-    let paths: Vec<&str> = report["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = node::visited_paths(&report);
     assert_eq!(
         paths,
         vec![
@@ -73,12 +66,7 @@ async fn users_sign_in_at_github_and_the_backend_gets_their_github_token() {
         ],
         "{report:#}"
     );
-    let consent = report["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["form"] == "consent")
-        .unwrap();
+    let consent = node::page_with_form(&report, "consent");
     assert!(
         consent["text"]
             .as_str()

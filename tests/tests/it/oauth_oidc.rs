@@ -3,7 +3,8 @@
 
 use base64::Engine as _;
 use integration_tests::{
-    EchoTarget, GatewayBuilder, Running, binary, free_port, node, wait_for_port, workspace_root,
+    EchoTarget, GatewayBuilder, Running, free_port, node, supervised_backend_route, wait_for_port,
+    workspace_root,
 };
 use serde_json::json;
 
@@ -45,12 +46,8 @@ async fn oidc_stack(extra: &str) -> Stack {
     let gateway = builder
         .section(&format!(
             "[provider]\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:{provider_port}\"\nclient_id = \"gateway\"\n\
-             client_secret_env = \"OIDC_SECRET\"\n{extra}\n\n\
-             [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{backend_port}/mcp\"\n\
-             [routes.command]\nprogram = {backend:?}\nargs = [\"--listen\", \"127.0.0.1:{backend_port}\", \"--gateway-jwks\", \"{origin}/.well-known/jwks.json\", \
-             \"--gateway-issuer\", \"{origin}\", \"--audience\", \"http://127.0.0.1:{backend_port}/mcp\", \"--target\", \"{target}\"]\n",
-            backend = binary("mcp-backend").display().to_string(),
-            target = echo.url(),
+             client_secret_env = \"OIDC_SECRET\"\n{extra}\n\n{route}",
+            route = supervised_backend_route(&origin, backend_port, &echo.url(), ""),
         ))
         .start()
         .await;
@@ -84,12 +81,7 @@ async fn users_sign_in_at_an_openid_provider_and_its_token_is_forwarded_and_refr
         "our consent comes before the provider: {report:#}"
     );
     assert!(forms.contains(&"upstream-login"), "{report:#}");
-    let paths: Vec<&str> = report["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = node::visited_paths(&report);
     assert!(paths.contains(&"/callback"), "{paths:?}");
 
     // The ID token's user, and a verified email, are who the access token names.

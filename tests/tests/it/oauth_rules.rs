@@ -2,7 +2,8 @@
 //! is issued or let in.
 
 use integration_tests::oauth::{
-    Agent, Pkce, REDIRECT, authorize, authorize_url, public_client, query_of, register, token,
+    Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, public_client, query_of, register,
+    token,
 };
 use serde_json::{Value, json};
 
@@ -188,16 +189,6 @@ async fn code_for(stack: &crate::oauth_flow::AuthStack) -> (String, String, Pkce
     )
     .await;
     (client, query["code"].clone(), pkce)
-}
-
-fn exchange<'a>(client: &'a str, code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("grant_type", "authorization_code"),
-        ("client_id", client),
-        ("code", code),
-        ("code_verifier", verifier),
-        ("redirect_uri", REDIRECT),
-    ]
 }
 
 /// A token request built from a fresh code: `(client, code, verifier, other client) -> form`.
