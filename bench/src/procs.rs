@@ -79,6 +79,11 @@ impl Proc {
     pub fn rss_bytes(&self) -> u64 {
         family(self.pid()).iter().map(|&p| rss(p)).sum()
     }
+
+    /// The file descriptors the process holds now.
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |dir| dir.count())
+    }
 }
 
 impl Drop for Proc {

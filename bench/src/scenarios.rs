@@ -66,7 +66,11 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         .await?;
     let nginx_proxy = work.nginx_proxy(&nginx, upstream.port).await?;
     let pingora = work
-        .pingora(&sibling("pingora-passthrough")?, upstream.port)
+        .pingora("pingora", &sibling("pingora-passthrough")?, upstream.port)
+        .await?;
+    // The framework's floor for idle streams too: a bare Pingora in front of the stream holder.
+    let pingora_sse = work
+        .pingora("pingora-sse", &sibling("pingora-passthrough")?, sse_port)
         .await?;
     let mcp_audience = gateway.url("/mcp");
     let hap = work
@@ -88,7 +92,13 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
                 target.proc.pid()
             );
         }
-        println!("Authorization: {bearer}\nCtrl-C to stop.");
+        println!("metrics   http://127.0.0.1:{metrics_port}/metrics");
+        let sse_token = token::mint(&key, &origin, &gateway.url("/sse"))?;
+        println!(
+            "Authorization: {bearer}\nidle SSE streams: {} with Authorization: Bearer {sse_token}\n\
+             Ctrl-C to stop.",
+            gateway.url("/sse")
+        );
         tokio::signal::ctrl_c().await?;
         return Ok(None);
     }
@@ -225,16 +235,12 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         ),
     ));
 
-    // Idle SSE streams: each holds a client connection and an upstream connection, so the gateway needs
-    // two file descriptors per stream.
+    // Idle SSE streams: each holds a client connection and an upstream connection, so a proxy needs
+    // two file descriptors per stream. The bare Pingora holds the same streams, for the floor.
     let fd_cap = sse::open_files_limit().saturating_sub(256) / 2;
     let sse_token = token::mint(&key, &origin, &gateway.url("/sse"))?;
     for &wanted in &cli.streams {
         let count = wanted.min(fd_cap);
-        let before = gateway.proc.rss_bytes();
-        let streams = sse::open(gateway.port, "/sse", &sse_token, count, 256).await?;
-        let after = gateway.proc.rss_bytes();
-        let per_stream = after.saturating_sub(before) as f64 / count as f64 / 1024.0;
         let note = if count < wanted {
             format!(
                 " (asked for {wanted}; this machine's limit of {} open files per process allows {count})",
@@ -243,17 +249,27 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         } else {
             String::new()
         };
-        extra.push((
-            format!("{count} idle SSE streams through the gateway{note}"),
-            format!(
-                "RSS {:.1} → {:.1} MiB: {per_stream:.1} KiB per stream",
-                before as f64 / 1048576.0,
-                after as f64 / 1048576.0
-            ),
-        ));
-        drop(streams);
-        // Let the gateway see the closes before the next count is measured.
-        wait_streams_closed(metrics_port).await?;
+        for (name, target) in [
+            ("the gateway", &gateway),
+            ("the bare Pingora", &pingora_sse),
+        ] {
+            let descriptors = target.proc.open_descriptors();
+            let before = target.proc.rss_bytes();
+            let streams = sse::open(target.port, "/sse", &sse_token, count, 256).await?;
+            let after = target.proc.rss_bytes();
+            let per_stream = after.saturating_sub(before) as f64 / count as f64 / 1024.0;
+            extra.push((
+                format!("{count} idle SSE streams through {name}{note}"),
+                format!(
+                    "RSS {:.1} → {:.1} MiB: {per_stream:.1} KiB per stream",
+                    before as f64 / 1048576.0,
+                    after as f64 / 1048576.0
+                ),
+            ));
+            drop(streams);
+            // Let the proxy see the closes before the next count is measured.
+            wait_descriptors_closed(&target.proc, descriptors).await?;
+        }
     }
 
     Ok(Some(Report {
@@ -321,21 +337,17 @@ async fn mcp_session(url: &str, bearer: &str) -> Result<String> {
 }
 
 /// Waits, polling the gateway's open-stream gauge, until no SSE stream is open through it.
-async fn wait_streams_closed(metrics_port: u16) -> Result<()> {
-    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+/// Waits until a proxy is back to the descriptors it held before the streams (give or take a few
+/// pooled connections), that is, has closed them.
+async fn wait_descriptors_closed(proc: &Proc, before: usize) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let text = reqwest::get(&url).await?.text().await?;
-        let open: f64 = integration_tests::gateway::parse_prometheus(&text)
-            .iter()
-            .filter(|(series, _)| series.starts_with("mcp_gateway_active_streams{"))
-            .map(|(_, value)| value)
-            .sum();
-        if open == 0.0 {
+        let open = proc.open_descriptors();
+        if open <= before + 8 {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            bail!("{open} streams still open through the gateway after 60 s");
+            bail!("{} still holds {open} descriptors after 60 s", proc.name);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -23,9 +23,14 @@ pub async fn serve_upstream(port: u16) -> Result<()> {
                 return;
             }
             // A comment now, so the client knows the stream is open, then one every 30 s, as servers do
-            // to keep intermediaries from timing out an idle stream.
+            // to keep intermediaries from timing out an idle stream; until the proxy closes its side,
+            // so that closed streams give their descriptors back at once.
+            let mut closed = [0u8; 64];
             while stream.write_all(b"8\r\n: open\n\n\r\n").await.is_ok() {
-                tokio::time::sleep(Duration::from_secs(30)).await;
+                tokio::select! {
+                    _ = stream.read(&mut closed) => return,
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                }
             }
         });
     }

@@ -96,12 +96,11 @@ impl Workdir {
     }
 
     /// p: the bare Pingora pass-through.
-    pub async fn pingora(&self, program: &Path, upstream: u16) -> Result<Target> {
+    pub async fn pingora(&self, name: &str, program: &Path, upstream: u16) -> Result<Target> {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let to = format!("127.0.0.1:{upstream}");
-        self.start("pingora", program, &[&listen, &to, "1"], port)
-            .await
+        self.start(name, program, &[&listen, &to, "1"], port).await
     }
 
     /// h: HAProxy checking the ES256 JWT (signature, `alg`, `exp`, `iss`, `aud`) with `jwt_verify`, passing

@@ -122,7 +122,8 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AdmissionError> {
         return Err(AdmissionError::NoToken);
     }
     let token = token.trim();
-    if token.is_empty() || token.contains(char::is_whitespace) {
+    // `to_str` let through visible ASCII, space and tab only, so a byte check finds any whitespace.
+    if token.is_empty() || token.bytes().any(|b| b == b' ' || b == b'\t') {
         return Err(AdmissionError::InvalidToken(TokenError::Malformed));
     }
     Ok(token)

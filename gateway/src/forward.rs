@@ -1,6 +1,7 @@
 //! The request the upstream sees: the client's credentials and every client-sent copy of the internal
 //! headers removed, the route's credentials added, path and `Host` rewritten for the upstream.
 
+use http::HeaderName;
 use pingora::http::RequestHeader;
 
 use crate::config::{Credentials, Route};
@@ -15,17 +16,18 @@ pub const ASSERTION_HEADER: &str = gateway_assertion::ASSERTION_HEADER;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Headers only the gateway may set, and client credentials the upstream must never see. Removal is by
-/// name, so it takes every copy whatever its case.
-const STRIPPED: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    TOKEN_HEADER,
-    USER_HEADER,
-    EMAIL_HEADER,
-    USERNAME_HEADER,
-    ASSERTION_HEADER,
-    REQUEST_ID_HEADER,
+/// name, so it takes every copy whatever its case. Parsed names, so that removing them parses nothing
+/// per request.
+const STRIPPED: [HeaderName; 9] = [
+    http::header::AUTHORIZATION,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::COOKIE,
+    HeaderName::from_static(TOKEN_HEADER),
+    HeaderName::from_static(USER_HEADER),
+    HeaderName::from_static(EMAIL_HEADER),
+    HeaderName::from_static(USERNAME_HEADER),
+    HeaderName::from_static(ASSERTION_HEADER),
+    HeaderName::from_static(REQUEST_ID_HEADER),
 ];
 
 /// Rewrites `request` for `route`'s upstream on behalf of `caller`.
@@ -36,8 +38,9 @@ pub fn prepare(
     credentials: Option<&BackendCredentials>,
     request_id: &str,
 ) -> pingora::Result<()> {
-    for name in STRIPPED {
-        while request.remove_header(*name).is_some() {}
+    for name in &STRIPPED {
+        // One removal takes every value under the name.
+        request.remove_header(name);
     }
     let query = request.uri.query().map(str::to_owned);
     let target = match query {
@@ -55,8 +58,8 @@ pub fn prepare(
     request.insert_header(REQUEST_ID_HEADER, request_id)?;
     match (route.credentials, credentials) {
         (Credentials::Headers, Some(c)) => {
-            request.insert_header(TOKEN_HEADER, &*c.upstream_token)?;
-            request.insert_header(ASSERTION_HEADER, &*c.assertion)?;
+            request.insert_header(TOKEN_HEADER, c.values.upstream_token.clone())?;
+            request.insert_header(ASSERTION_HEADER, c.values.assertion.clone())?;
             request.insert_header(USER_HEADER, caller.sub.as_str())?;
             if let Some(email) = &caller.email {
                 request.insert_header(EMAIL_HEADER, email.as_str())?;
@@ -68,13 +71,13 @@ pub fn prepare(
         (Credentials::Bearer, Some(c)) => {
             request.insert_header(
                 http::header::AUTHORIZATION,
-                format!("Bearer {}", c.upstream_token),
+                c.values.bearer_upstream_token.clone(),
             )?;
         }
         (Credentials::Assertion, Some(c)) => {
             request.insert_header(
                 http::header::AUTHORIZATION,
-                format!("Bearer {}", c.assertion),
+                c.values.bearer_assertion.clone(),
             )?;
         }
         _ => {}

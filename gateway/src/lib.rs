@@ -9,10 +9,12 @@ pub mod cli;
 pub mod config;
 pub mod cors;
 pub mod forward;
+pub mod log_writer;
 pub mod mcp_peek;
 pub mod metadata;
 pub mod metrics;
 pub mod oauth;
+pub mod process;
 pub mod proxy;
 pub mod rate_limit;
 pub mod routes;
@@ -24,8 +26,9 @@ pub mod tokens;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use pingora::server::Server;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
 
 use crate::cli::{Cli, Command, LogFormat};
 use crate::config::Config;
@@ -106,7 +109,12 @@ fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing
 }
 
 fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
-    init_tracing(log_format);
+    process::return_large_allocations();
+    let log = init_tracing(log_format);
+    match process::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!("open files limit: {limit}"),
+        Err(error) => tracing::warn!("could not raise the open files limit: {error}"),
+    }
     let config = Arc::new(config);
     let (store, keys) = open_state(&config)?;
     let keys = Arc::new(keys);
@@ -157,7 +165,13 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         gateway,
         "mcp-auth-gateway",
     );
-    proxy.add_tcp(&config.listen.to_string());
+    // No read buffer in front of client connections: Pingora's default one is 64 KiB, zero-filled
+    // on accept, so each idle SSE stream held 64 KiB of RSS, while the HTTP/1 session reads into
+    // its own header and body buffers anyway.
+    proxy.add_listener(
+        ListenerConfig::tcp(config.listen.to_string())
+            .l4_buffer(L4BufferSettings::default().read(0)),
+    );
     server.add_service(proxy);
     if let Some(addr) = config.metrics_listen {
         let mut prometheus = pingora_prometheus::prometheus_http_service();
@@ -174,19 +188,25 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         );
     }
     print!("{}", config.banner());
-    server.run_forever();
+    server.run(RunArgs::default());
+    // Pingora has stopped every service: the last access lines can go out.
+    log.flush();
+    Ok(())
 }
 
-/// Logs go to stderr; Pingora's own `log` records are bridged into `tracing`.
-fn init_tracing(format: LogFormat) {
+/// Logs go to stderr, the access log in batches; Pingora's own `log` records are bridged into
+/// `tracing`. Returns the writer, to flush before exit.
+fn init_tracing(format: LogFormat) -> log_writer::LogWriter {
+    let writer = log_writer::LogWriter::start();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer.clone())
         .with_ansi(false);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    writer
 }

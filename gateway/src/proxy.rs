@@ -673,7 +673,7 @@ impl ProxyHttp for Gateway {
         }
         let caller = ctx.caller.as_deref();
         tracing::info!(
-            target: "access",
+            target: crate::log_writer::ACCESS,
             request_id = %ctx.request_id,
             %route,
             method = %session.req_header().method,

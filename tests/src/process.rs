@@ -82,6 +82,47 @@ impl Running {
         std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
     }
 
+    /// Waits up to 10 s for what the process wrote (stderr, then stdout) to satisfy `done`, and returns
+    /// it either way, for the caller to assert on. The gateway writes its access log in batches, up to
+    /// 100 ms after the request.
+    pub async fn wait_for_output(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = self.stderr()
+                + &std::fs::read_to_string(self.log_path("stdout")).unwrap_or_default();
+            if done(&output) || Instant::now() > deadline {
+                return output;
+            }
+            // Polling interval while waiting for a condition, not a guess at how long it takes.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends the process `signal` (`"TERM"`, `"INT"`, …) and waits up to 30 s for it to exit.
+    pub async fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {}", self.name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .expect("the process can be waited for")
+            {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running 30 s after SIG{signal}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls `url` until it answers 2xx; panics with the process's logs if it exits or 30 s pass.
     pub async fn wait_ready(&mut self, url: &str) {
         let http = reqwest::Client::new();

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use gateway_assertion::{ASSERTION_TYP, AssertionClaims, KeyError, access_token_hash};
+use http::HeaderValue;
 
 use super::access::{AccessClaims, Audience, mint};
 use super::keys::KeyRing;
@@ -23,8 +24,44 @@ const MAX_UPSTREAM_TOKEN_SECS: u64 = 3600;
 pub struct BackendCredentials {
     pub upstream_token: Arc<str>,
     pub assertion: Arc<str>,
+    /// The same as header values, validated once here rather than on every request that sends them
+    /// (they are a kilobyte or more together); a clone only counts a reference.
+    pub values: CredentialValues,
     /// After this (seconds since the epoch) the pair is made anew.
     renew_at: u64,
+}
+
+/// [`BackendCredentials`] as the header values each `credentials` mode sends.
+#[derive(Debug)]
+pub struct CredentialValues {
+    pub upstream_token: HeaderValue,
+    pub assertion: HeaderValue,
+    pub bearer_upstream_token: HeaderValue,
+    pub bearer_assertion: HeaderValue,
+}
+
+impl CredentialValues {
+    fn new(upstream_token: &str, assertion: &str) -> Result<Self, CredentialError> {
+        let value = |text: String| {
+            HeaderValue::try_from(text).map_err(|_| CredentialError::NotAHeaderValue)
+        };
+        Ok(Self {
+            upstream_token: value(upstream_token.to_owned())?,
+            assertion: value(assertion.to_owned())?,
+            bearer_upstream_token: value(format!("Bearer {upstream_token}"))?,
+            bearer_assertion: value(format!("Bearer {assertion}"))?,
+        })
+    }
+}
+
+/// Why credentials for a backend could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error(transparent)]
+    Signing(#[from] KeyError),
+    /// An upstream token from the identity provider with bytes a header cannot carry.
+    #[error("the upstream token cannot be sent in a header")]
+    NotAHeaderValue,
 }
 
 /// Credentials made, by access token `jti` and route number.
@@ -57,7 +94,7 @@ impl BackendSigner {
         upstream: Option<&str>,
         bind_token: bool,
         now: u64,
-    ) -> Result<Arc<BackendCredentials>, KeyError> {
+    ) -> Result<Arc<BackendCredentials>, CredentialError> {
         let key = (Arc::<str>::from(caller.jti.as_str()), route);
         if let Some(found) = self.cache.lock().expect("not poisoned").get(&key)
             && found.renew_at > now
@@ -83,7 +120,7 @@ impl BackendSigner {
         upstream: Option<&str>,
         bind_token: bool,
         now: u64,
-    ) -> Result<BackendCredentials, KeyError> {
+    ) -> Result<BackendCredentials, CredentialError> {
         let token_exp = caller.exp.min(now + MAX_UPSTREAM_TOKEN_SECS);
         let minted = AccessClaims {
             iss: self.issuer.clone(),
@@ -120,6 +157,7 @@ impl BackendSigner {
         // Renew while at least half the assertion's life remains, and before the token runs out.
         let renew_at = (now + self.assertion_lifetime / 2).min(token_exp.saturating_sub(5));
         Ok(BackendCredentials {
+            values: CredentialValues::new(&upstream_token, &assertion)?,
             upstream_token,
             assertion,
             renew_at,

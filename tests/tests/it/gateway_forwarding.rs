@@ -66,6 +66,11 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
         .header("x-request-id", "chosen-by-client")
         .header("cookie", "gateway-session=secret")
         .header("proxy-authorization", "Basic c2VjcmV0")
+        // Second copies, in another case, of headers the gateway does not set again: every copy goes.
+        .header("x-forwarded-email", "mallory2@evil.test")
+        .header("X-Forwarded-Preferred-Username", "mallory2")
+        .header("Cookie", "second=copy")
+        .header("Proxy-Authorization", "Basic b3RoZXI=")
         // MCP's own headers pass through untouched.
         .header("mcp-session-id", "echo-session")
         .header("mcp-protocol-version", "2025-11-25")

@@ -8,6 +8,7 @@ mod gateway_admission;
 mod gateway_discovery;
 mod gateway_e2e;
 mod gateway_forwarding;
+mod gateway_logging;
 mod oauth_cimd;
 mod oauth_extras;
 mod oauth_flow;

@@ -92,8 +92,12 @@ async fn mcp_inspector_signs_in_to_the_quickstart_and_calls_a_tool() {
     let result = report["result"].as_str().unwrap();
     assert!(result.contains('…'), "{result}");
     // The gateway logged the tool call for the demo user, through a client Inspector registered.
-    let log = quickstart.process.stderr()
-        + &std::fs::read_to_string(quickstart.process.log_path("stdout")).unwrap();
+    let log = quickstart
+        .process
+        .wait_for_output(|log| {
+            log.contains("tool=\"show_auth_token\"") && log.contains("user=demo")
+        })
+        .await;
     assert!(
         log.contains("tool=\"show_auth_token\"") && log.contains("user=demo"),
         "{log}"

@@ -1,0 +1,68 @@
+//! The access log: one line per request, written in batches, and none lost when the gateway stops.
+
+use integration_tests::{GatewayBuilder, GatewayUnderTest, Upstream};
+
+/// A gateway that logs only access lines and warnings: nothing else writes the batch out for it.
+async fn start() -> (Upstream, GatewayUnderTest) {
+    let upstream = Upstream::start().await;
+    let gateway = GatewayBuilder::new()
+        .env("RUST_LOG", "warn,access=info")
+        .section(&format!(
+            "[[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n",
+            upstream.url("/mcp")
+        ))
+        .start()
+        .await;
+    (upstream, gateway)
+}
+
+/// The paths of the access lines in `log`, in order.
+fn logged_paths(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.contains(" access: "))
+        .filter_map(|line| {
+            let path = line.split(" path=").nth(1)?.split_whitespace().next()?;
+            Some(path.to_owned())
+        })
+        .collect()
+}
+
+/// A request's line reaches stderr while the gateway keeps running (the batch is written out on a
+/// timer, not only when it is full).
+#[tokio::test]
+async fn an_access_line_is_written_while_the_gateway_runs() {
+    let (_upstream, gateway) = start().await;
+    let response = reqwest::get(gateway.url("/no-such-route/once"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let log = gateway
+        .process
+        .wait_for_output(|log| logged_paths(log).contains(&"/no-such-route/once".to_owned()))
+        .await;
+    assert!(
+        logged_paths(&log).contains(&"/no-such-route/once".to_owned()),
+        "no access line within 10 s:\n{log}"
+    );
+}
+
+/// Lines still waiting in the batch when the gateway is stopped at once (SIGINT, no grace period) are
+/// written before it exits: every request has its line, once, in order.
+#[tokio::test]
+async fn access_lines_waiting_at_shutdown_are_written_out() {
+    let (_upstream, mut gateway) = start().await;
+    let http = reqwest::Client::new();
+    let wanted: Vec<String> = (0..50).map(|i| format!("/no-such-route/{i}")).collect();
+    for path in &wanted {
+        let response = http.get(gateway.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404);
+    }
+    let status = gateway.process.signal_and_wait("INT").await;
+    assert!(status.success(), "{status}");
+    let log = gateway.process.stderr();
+    let logged: Vec<String> = logged_paths(&log)
+        .into_iter()
+        .filter(|p| p.starts_with("/no-such-route/"))
+        .collect();
+    assert_eq!(logged, wanted, "{log}");
+}
