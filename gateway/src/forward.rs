@@ -42,19 +42,25 @@ pub fn prepare(
         // One removal takes every value under the name.
         request.remove_header(name);
     }
-    let query = request.uri.query().map(str::to_owned);
-    let target = match query {
-        Some(q) if route.upstream.path.contains('?') => format!("{}&{q}", route.upstream.path),
-        Some(q) => format!("{}?{q}", route.upstream.path),
-        None => route.upstream.path.clone(),
+    let target = match request.uri.query() {
+        None => route.upstream.target.clone(),
+        Some(q) => {
+            let path = &route.upstream.path;
+            let joined = if path.contains('?') {
+                format!("{path}&{q}")
+            } else {
+                format!("{path}?{q}")
+            };
+            joined.parse().map_err(|_| {
+                pingora::Error::explain(
+                    pingora::ErrorType::InvalidHTTPHeader,
+                    "the request target cannot be rewritten",
+                )
+            })?
+        }
     };
-    request.set_uri(target.parse().map_err(|_| {
-        pingora::Error::explain(
-            pingora::ErrorType::InvalidHTTPHeader,
-            "the request target cannot be rewritten",
-        )
-    })?);
-    request.insert_header(http::header::HOST, route.upstream.authority.as_str())?;
+    request.set_uri(target);
+    request.insert_header(http::header::HOST, route.upstream.host_header.clone())?;
     request.insert_header(REQUEST_ID_HEADER, request_id)?;
     match (route.credentials, credentials) {
         (Credentials::Headers, Some(c)) => {

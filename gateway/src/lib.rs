@@ -4,6 +4,7 @@
 //! server from our own settings: the data plane ([`proxy`]) on the public listener, the Prometheus
 //! endpoint ([`metrics`]) on its own listener, and a supervisor ([`supervise`]) per `command` route.
 
+pub mod access_log;
 pub mod admission;
 pub mod cli;
 pub mod config;
@@ -159,7 +160,17 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         "store purge",
         store::Purger(store),
     ));
-    let gateway = proxy::Gateway::new(config.clone(), keys, verifier, auth, supervised);
+    let gateway = proxy::Gateway::new(
+        config.clone(),
+        keys,
+        verifier,
+        auth,
+        supervised,
+        access_log::AccessLog {
+            format: log_format,
+            writer: log.clone(),
+        },
+    );
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         gateway,

@@ -52,6 +52,15 @@ impl LogWriter {
         }
     }
 
+    /// Adds whole lines to the batch, as an `access` event's would be.
+    pub fn write_batched(&self, lines: &[u8]) {
+        let mut buffer = self.lock();
+        buffer.extend_from_slice(lines);
+        if buffer.len() >= CAPACITY {
+            let _ = write_out(&mut buffer);
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
         self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -71,9 +80,11 @@ pub struct Line<'a> {
 
 impl Write for Line<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut buffer = self.writer.lock();
-        buffer.extend_from_slice(bytes);
-        if !self.batched || buffer.len() >= CAPACITY {
+        if self.batched {
+            self.writer.write_batched(bytes);
+        } else {
+            let mut buffer = self.writer.lock();
+            buffer.extend_from_slice(bytes);
             write_out(&mut buffer)?;
         }
         Ok(bytes.len())

@@ -12,6 +12,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 
+use crate::access_log::{AccessLine, AccessLog};
 use crate::admission::{self, AdmissionError};
 use crate::config::{Config, Credentials, Route};
 use crate::cors;
@@ -43,6 +44,7 @@ pub struct Gateway {
     auth: Option<Arc<AuthServer>>,
     /// Per-client-IP limits on `/register`, `/token` and `/authorize`.
     limits: [(AsEndpoint, crate::rate_limit::RateLimiter); 4],
+    access_log: AccessLog,
 }
 
 /// The largest body the authorization server's endpoints read.
@@ -72,6 +74,7 @@ impl Gateway {
         verifier: Arc<AccessTokenVerifier>,
         auth: Option<Arc<AuthServer>>,
         supervised: Vec<Arc<AtomicBool>>,
+        access_log: AccessLog,
     ) -> Self {
         let signer = BackendSigner::new(
             keys.clone(),
@@ -110,6 +113,7 @@ impl Gateway {
                     crate::rate_limit::RateLimiter::new(config.rate_limits.login),
                 ),
             ],
+            access_log,
             config,
         }
     }
@@ -634,29 +638,27 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        let route = self.route_label(ctx.endpoint).to_owned();
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = self.route_label(ctx.endpoint);
+        let written = session.response_written().map(|r| r.status);
+        let status = written.map_or(0, |s| s.as_u16());
         let method = method_label(&session.req_header().method);
         let elapsed = ctx.started.elapsed();
         METRICS
             .requests
-            .with_label_values(&[route.as_str(), method, itoa(status).as_str()])
+            .with_label_values(&[route, method, written.as_ref().map_or("0", |s| s.as_str())])
             .inc();
         METRICS
             .request_duration
-            .with_label_values(&[route.as_str()])
+            .with_label_values(&[route])
             .observe(elapsed.as_secs_f64());
         if let Some(started) = ctx.upstream_started {
             METRICS
                 .upstream_duration
-                .with_label_values(&[route.as_str()])
+                .with_label_values(&[route])
                 .observe(started.elapsed().as_secs_f64());
         }
         if ctx.stream_open {
-            METRICS
-                .active_streams
-                .with_label_values(&[route.as_str()])
-                .dec();
+            METRICS.active_streams.with_label_values(&[route]).dec();
         }
         if ctx.caller.is_some()
             && let Some(method) = ctx.peek.method.as_deref()
@@ -668,27 +670,23 @@ impl ProxyHttp for Gateway {
             };
             METRICS
                 .mcp_requests
-                .with_label_values(&[route.as_str(), mcp_method, tool.as_str()])
+                .with_label_values(&[route, mcp_method, tool.as_str()])
                 .inc();
         }
         let caller = ctx.caller.as_deref();
-        tracing::info!(
-            target: crate::log_writer::ACCESS,
-            request_id = %ctx.request_id,
-            %route,
-            method = %session.req_header().method,
-            path = %session.req_header().uri.path(),
+        AccessLine {
+            request_id: &ctx.request_id,
+            route,
+            method: session.req_header().method.as_str(),
+            path: session.req_header().uri.path(),
             status,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            user = caller.map_or("-", |c| c.sub.as_str()),
-            client_id = caller.map_or("-", |c| c.client_id.as_str()),
-            error = error.map(|e| e.etype().as_str()).unwrap_or("-"),
-        );
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            user: caller.map_or("-", |c| c.sub.as_str()),
+            client_id: caller.map_or("-", |c| c.client_id.as_str()),
+            error: error.map(|e| e.etype().as_str()).unwrap_or("-"),
+        }
+        .emit(&self.access_log);
     }
-}
-
-fn itoa(status: u16) -> String {
-    status.to_string()
 }
 
 /// The size of a request's header section, roughly as it came on the wire.

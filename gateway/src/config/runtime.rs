@@ -212,6 +212,10 @@ pub struct Upstream {
     pub authority: String,
     /// The path requests are sent to.
     pub path: String,
+    /// `authority` as a header value and `path` as a request target, checked here once rather than
+    /// parsed on every request.
+    pub host_header: http::HeaderValue,
+    pub target: http::Uri,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
@@ -924,6 +928,10 @@ fn validate_route(
         Some(d) => Ok(d),
         None => Ok(default),
     };
+    let host_header = http::HeaderValue::try_from(authority.as_str())
+        .map_err(|_| errors.at(&key("upstream"), "the host cannot be sent as a Host header"))?;
+    let target = http::Uri::try_from(upstream_path.as_str())
+        .map_err(|_| errors.at(&key("upstream"), "the path is not a valid request target"))?;
     let upstream = Upstream {
         url: route.upstream.clone(),
         host,
@@ -931,6 +939,8 @@ fn validate_route(
         tls,
         authority,
         path: upstream_path,
+        host_header,
+        target,
         connect_timeout: timeout(
             route.connect_timeout,
             "connect_timeout",

@@ -66,3 +66,40 @@ async fn access_lines_waiting_at_shutdown_are_written_out() {
         .collect();
     assert_eq!(logged, wanted, "{log}");
 }
+
+/// Nothing a terminal would act on reaches the log: not from the request line, not from an identity
+/// an identity provider chose. The access line is written by hand, so this is the proof that it
+/// escapes what it must.
+#[tokio::test]
+async fn no_terminal_escape_reaches_the_log() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (_upstream, gateway) = start().await;
+    let port: u16 = gateway.origin.rsplit(':').next().unwrap().parse().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /esc\x1b[31mape HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await.unwrap();
+    let token = gateway.token("/mcp", "mallory\x1b[2J\n");
+    let response = reqwest::Client::new()
+        .post(gateway.url("/mcp"))
+        .bearer_auth(token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let log = gateway
+        .process
+        .wait_for_output(|log| log.contains("/esc") && log.contains("mallory"))
+        .await;
+    assert!(
+        log.contains("/esc") && log.contains("user=\"mallory\\u{1b}[2J\\n\""),
+        "both requests logged, the identity escaped (answered {status}):\n{log}"
+    );
+    assert!(!log.contains('\x1b'), "{log:?}");
+}
