@@ -6,6 +6,7 @@
 //!
 //! `bench/run` builds what it needs and runs this; see BENCHMARKS.md.
 
+mod instructions;
 mod paced;
 mod procs;
 mod refresh;

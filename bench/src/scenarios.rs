@@ -10,10 +10,24 @@ use crate::procs::{Proc, version};
 use crate::report::{Report, Row, median};
 use crate::targets::{GatewayRoutes, Target, Workdir};
 use crate::wrk::{self, Request};
-use crate::{Cli, paced, refresh, sibling, sse, token};
+use crate::{Cli, instructions, paced, refresh, sibling, sse, token};
 
 /// The `tools/call` every protected request sends.
 const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"show_auth_token","arguments":{}}}"#;
+
+/// A `POST` of [`TOOLS_CALL`] to `url` with `bearer` as its `Authorization`.
+fn tools_call(url: String, bearer: String) -> Request<'static> {
+    Request {
+        method: "POST",
+        url,
+        headers: vec![
+            ("Content-Type", "application/json".into()),
+            ("Accept", "application/json, text/event-stream".into()),
+            ("Authorization", bearer),
+        ],
+        body: Some(TOOLS_CALL),
+    }
+}
 
 pub fn today() -> String {
     version("date", &["-u", "+%Y-%m-%d"])
@@ -57,7 +71,13 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         sse: sse_port,
     };
     let (gateway, metrics_port) = work
-        .gateway(&sibling("mcp-auth-gateway")?, &private_key, &routes)
+        .gateway(
+            "gateway",
+            &sibling("mcp-auth-gateway")?,
+            &private_key,
+            &routes,
+            &[],
+        )
         .await?;
     let origin = gateway.url("");
     let idle_rss = gateway.proc.rss_bytes();
@@ -66,11 +86,21 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         .await?;
     let nginx_proxy = work.nginx_proxy(&nginx, upstream.port).await?;
     let pingora = work
-        .pingora("pingora", &sibling("pingora-passthrough")?, upstream.port)
+        .pingora(
+            "pingora",
+            &sibling("pingora-passthrough")?,
+            upstream.port,
+            &[],
+        )
         .await?;
     // The framework's floor for idle streams too: a bare Pingora in front of the stream holder.
     let pingora_sse = work
-        .pingora("pingora-sse", &sibling("pingora-passthrough")?, sse_port)
+        .pingora(
+            "pingora-sse",
+            &sibling("pingora-passthrough")?,
+            sse_port,
+            &[],
+        )
         .await?;
     let mcp_audience = gateway.url("/mcp");
     let hap = work
@@ -103,16 +133,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         return Ok(None);
     }
 
-    let post = |target: &Target| Request {
-        method: "POST",
-        url: target.url("/mcp"),
-        headers: vec![
-            ("Content-Type", "application/json".into()),
-            ("Accept", "application/json, text/event-stream".into()),
-            ("Authorization", bearer.clone()),
-        ],
-        body: Some(TOOLS_CALL),
-    };
+    let post = |target: &Target| tools_call(target.url("/mcp"), bearer.clone());
 
     // The main table: each target in turn within a run, so that drift on the machine touches all alike.
     // The measured process is the target itself: for a, the upstream.
@@ -177,18 +198,11 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         token::mint(&key, &origin, &gateway.url("/backend"))?
     );
     let session = mcp_session(&gateway.url("/backend"), &backend_bearer).await?;
-    let full = Request {
-        method: "POST",
-        url: gateway.url("/backend"),
-        headers: vec![
-            ("Content-Type", "application/json".into()),
-            ("Accept", "application/json, text/event-stream".into()),
-            ("Authorization", backend_bearer.clone()),
-            ("Mcp-Session-Id", session),
-            ("Mcp-Protocol-Version", "2025-11-25".into()),
-        ],
-        body: Some(TOOLS_CALL),
-    };
+    let mut full = tools_call(gateway.url("/backend"), backend_bearer.clone());
+    full.headers.extend([
+        ("Mcp-Session-Id", session),
+        ("Mcp-Protocol-Version", "2025-11-25".into()),
+    ]);
     wrk::run(&full, cli.connections, Duration::from_secs(1), &work.dir).await?;
     let (g0, b0) = (gateway.proc.cpu_seconds(), backend.proc.cpu_seconds());
     let load = wrk::run(&full, cli.connections, cli.duration, &work.dir).await?;
@@ -271,6 +285,55 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
             wait_descriptors_closed(&target.proc, descriptors).await?;
         }
     }
+
+    // Instructions per request, p and c each under callgrind: repeatable where CPU time is not.
+    let valgrind = program("valgrind")?;
+    let mut counted = Vec::new();
+    for which in ["p", "c"] {
+        let out = work.dir.join(format!("{which}.callgrind"));
+        let wrapper = instructions::under_callgrind(&valgrind, &out);
+        let (target, bearer) = if which == "p" {
+            let name = "pingora-callgrind";
+            let target = work
+                .pingora(
+                    name,
+                    &sibling("pingora-passthrough")?,
+                    upstream.port,
+                    &wrapper,
+                )
+                .await?;
+            (target, bearer.clone())
+        } else {
+            let (target, _) = work
+                .gateway(
+                    "gateway-callgrind",
+                    &sibling("mcp-auth-gateway")?,
+                    &private_key,
+                    &routes,
+                    &wrapper,
+                )
+                .await?;
+            let origin = target.url("");
+            let bearer = format!(
+                "Bearer {}",
+                token::mint(&key, &origin, &target.url("/mcp"))?
+            );
+            (target, bearer)
+        };
+        let request = tools_call(target.url("/mcp"), bearer);
+        let count =
+            instructions::per_request(&target, &request, cli.duration, &out, &work.dir).await?;
+        counted.push(count);
+    }
+    extra.push((
+        "Instructions per request (callgrind, user space only; 8 connections)".to_owned(),
+        format!(
+            "p {:.0}, c {:.0}: c/p {:.2}",
+            counted[0],
+            counted[1],
+            counted[1] / counted[0]
+        ),
+    ));
 
     Ok(Some(Report {
         title: format!("mcp-auth-gateway benchmark, {}", today()),

@@ -46,6 +46,26 @@ impl Workdir {
         Ok(Target { proc, port })
     }
 
+    /// The same, under `wrapper` (a program and its arguments, taking this one's command line after
+    /// them) when it is not empty.
+    async fn start_under(
+        &self,
+        wrapper: &[String],
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        port: u16,
+    ) -> Result<Target> {
+        let Some((outer, outer_args)) = wrapper.split_first() else {
+            return self.start(name, program, args, port).await;
+        };
+        let program = program.display().to_string();
+        let mut all: Vec<&str> = outer_args.iter().map(String::as_str).collect();
+        all.push(&program);
+        all.extend_from_slice(args);
+        self.start(name, Path::new(outer), &all, port).await
+    }
+
     /// The part of an nginx config every instance shares: foreground, one worker, files in the workdir.
     fn nginx_main(&self, name: &str, http: &str) -> String {
         format!(
@@ -96,11 +116,18 @@ impl Workdir {
     }
 
     /// p: the bare Pingora pass-through.
-    pub async fn pingora(&self, name: &str, program: &Path, upstream: u16) -> Result<Target> {
+    pub async fn pingora(
+        &self,
+        name: &str,
+        program: &Path,
+        upstream: u16,
+        wrapper: &[String],
+    ) -> Result<Target> {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let to = format!("127.0.0.1:{upstream}");
-        self.start(name, program, &[&listen, &to, "1"], port).await
+        self.start_under(wrapper, name, program, &[&listen, &to, "1"], port)
+            .await
     }
 
     /// h: HAProxy checking the ES256 JWT (signature, `alg`, `exp`, `iss`, `aud`) with `jwt_verify`, passing
@@ -161,9 +188,11 @@ backend upstream
     /// `/sse` to the stream holder.
     pub async fn gateway(
         &self,
+        name: &str,
         program: &Path,
         signing_key: &Path,
         routes: &GatewayRoutes,
+        wrapper: &[String],
     ) -> Result<(Target, u16)> {
         let port = free_port();
         let metrics = free_port();
@@ -212,16 +241,17 @@ upstream = "http://127.0.0.1:{sse}/mcp"
 read_timeout = "1h"
 "#,
             key = signing_key.display(),
-            store = self.path("gateway.db"),
+            store = self.path(&format!("{name}.db")),
             users = users.display(),
             upstream = routes.upstream,
             backend = routes.backend,
             sse = routes.sse,
         );
-        let conf = self.write("gateway.toml", &conf)?;
+        let conf = self.write(&format!("{name}.toml"), &conf)?;
         let target = self
-            .start(
-                "gateway",
+            .start_under(
+                wrapper,
+                name,
                 program,
                 &["--config", conf.to_str().unwrap()],
                 port,
