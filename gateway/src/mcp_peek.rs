@@ -29,14 +29,17 @@ struct Params {
 impl McpPeek {
     /// Takes what the headers say; if they name the method, the body need not be read.
     pub fn from_headers(headers: &http::HeaderMap) -> Self {
-        let get = |name: &str| {
+        // Parsed names: a lookup by `&str` parses the name on every request.
+        const METHOD: http::HeaderName = http::HeaderName::from_static("mcp-method");
+        const NAME: http::HeaderName = http::HeaderName::from_static("mcp-name");
+        let get = |name: &http::HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let method = get("mcp-method");
-        let tool = get("mcp-name");
+        let method = get(&METHOD);
+        let tool = get(&NAME);
         let done = method.is_some();
         Self {
             method,

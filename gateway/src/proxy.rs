@@ -47,6 +47,9 @@ pub struct Gateway {
     access_log: AccessLog,
 }
 
+/// `Mcp-Session-Id`, parsed once: a lookup by `&str` parses the name on every request.
+const SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
+
 /// The largest body the authorization server's endpoints read.
 const MAX_AS_BODY: usize = 64 * 1024;
 
@@ -379,7 +382,7 @@ impl Gateway {
         let header = session.req_header();
         if let Some(id) = header
             .headers
-            .get("mcp-session-id")
+            .get(&SESSION_ID)
             .and_then(|v| v.to_str().ok())
         {
             if !self.sessions.admit(id, &caller.sub) {
@@ -558,7 +561,7 @@ impl ProxyHttp for Gateway {
             ctx.caller.as_deref(),
             response
                 .headers
-                .get("mcp-session-id")
+                .get(&SESSION_ID)
                 .and_then(|v| v.to_str().ok()),
         ) {
             self.sessions.bind(id, &caller.sub);

@@ -64,8 +64,11 @@ pub enum CredentialError {
     NotAHeaderValue,
 }
 
-/// Credentials made, by access token `jti` and route number.
-type CredentialCache = HashMap<(Arc<str>, usize), Arc<BackendCredentials>>;
+/// Credentials made, by access token `jti`, then by route number. Keyed by the `jti` alone so that a
+/// lookup borrows it instead of building a key on every request; foldhash, since only verified tokens'
+/// ids are ever inserted.
+type CredentialCache =
+    HashMap<Box<str>, Vec<(usize, Arc<BackendCredentials>)>, foldhash::fast::RandomState>;
 
 pub struct BackendSigner {
     keys: Arc<KeyRing>,
@@ -80,7 +83,7 @@ impl BackendSigner {
             keys,
             issuer,
             assertion_lifetime,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::default()),
         }
     }
 
@@ -95,21 +98,31 @@ impl BackendSigner {
         bind_token: bool,
         now: u64,
     ) -> Result<Arc<BackendCredentials>, CredentialError> {
-        let key = (Arc::<str>::from(caller.jti.as_str()), route);
-        if let Some(found) = self.cache.lock().expect("not poisoned").get(&key)
-            && found.renew_at > now
-        {
-            return Ok(found.clone());
+        let found = self
+            .cache
+            .lock()
+            .expect("not poisoned")
+            .get(caller.jti.as_str())
+            .and_then(|routes| routes.iter().find(|(r, _)| *r == route))
+            .filter(|(_, c)| c.renew_at > now)
+            .map(|(_, c)| c.clone());
+        if let Some(found) = found {
+            return Ok(found);
         }
         let made = Arc::new(self.make(caller, audience, upstream, bind_token, now)?);
         let mut cache = self.cache.lock().expect("not poisoned");
         if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, c| c.renew_at > now);
+            cache.retain(|_, routes| {
+                routes.retain(|(_, c)| c.renew_at > now);
+                !routes.is_empty()
+            });
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(key, made.clone());
+        let routes = cache.entry(caller.jti.as_str().into()).or_default();
+        routes.retain(|(r, _)| *r != route);
+        routes.push((route, made.clone()));
         Ok(made)
     }
 
@@ -204,6 +217,24 @@ mod tests {
             .credentials(&caller, 0, "http://backend/mcp", None, true, now + 31)
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &later), "renewed at half its life");
+        // Another route of the same token has credentials of its own, for its own audience; both stay
+        // cached side by side.
+        let other = signer
+            .credentials(&caller, 1, "http://other/mcp", None, true, now + 31)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&later, &other));
+        assert!(Arc::ptr_eq(
+            &later,
+            &signer
+                .credentials(&caller, 0, "http://backend/mcp", None, true, now + 32)
+                .unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            &other,
+            &signer
+                .credentials(&caller, 1, "http://other/mcp", None, true, now + 32)
+                .unwrap()
+        ));
 
         let verifier = Verifier::new(Expectations {
             issuer: "http://gw".into(),
