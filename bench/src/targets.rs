@@ -79,6 +79,18 @@ impl Workdir {
         )
     }
 
+    /// Starts an nginx named `name` whose `http` block holds `http`, listening on `port`.
+    async fn nginx(&self, nginx: &Path, name: &str, http: &str, port: u16) -> Result<Target> {
+        let conf = self.write(&format!("{name}.conf"), &self.nginx_main(name, http))?;
+        self.start(
+            name,
+            nginx,
+            &["-c", conf.to_str().unwrap(), "-p", &self.path("")],
+            port,
+        )
+        .await
+    }
+
     /// The upstream: nginx answering every `/mcp` request with [`TOOL_RESULT`].
     pub async fn upstream(&self, nginx: &Path) -> Result<Target> {
         let port = free_port();
@@ -86,14 +98,7 @@ impl Workdir {
             "  access_log off;\n  server {{\n    listen 127.0.0.1:{port};\n    \
              location /mcp {{ default_type application/json; return 200 '{TOOL_RESULT}'; }}\n  }}"
         );
-        let conf = self.write("upstream.conf", &self.nginx_main("upstream", &http))?;
-        self.start(
-            "upstream",
-            nginx,
-            &["-c", conf.to_str().unwrap(), "-p", &self.path("")],
-            port,
-        )
-        .await
+        self.nginx(nginx, "upstream", &http, port).await
     }
 
     /// b: nginx `proxy_pass` to the upstream over kept-alive connections, logging each request.
@@ -105,14 +110,7 @@ impl Workdir {
              proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}",
             log = self.path("nginx-proxy.access.log"),
         );
-        let conf = self.write("nginx-proxy.conf", &self.nginx_main("nginx-proxy", &http))?;
-        self.start(
-            "nginx-proxy",
-            nginx,
-            &["-c", conf.to_str().unwrap(), "-p", &self.path("")],
-            port,
-        )
-        .await
+        self.nginx(nginx, "nginx-proxy", &http, port).await
     }
 
     /// p: the bare Pingora pass-through.

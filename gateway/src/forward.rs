@@ -64,8 +64,8 @@ pub fn prepare(
     request.insert_header(REQUEST_ID_HEADER, request_id)?;
     match (route.credentials, credentials) {
         (Credentials::Headers, Some(c)) => {
-            request.insert_header(TOKEN_HEADER, c.values.upstream_token.clone())?;
-            request.insert_header(ASSERTION_HEADER, c.values.assertion.clone())?;
+            request.insert_header(TOKEN_HEADER, c.upstream_token.clone())?;
+            request.insert_header(ASSERTION_HEADER, c.assertion.clone())?;
             request.insert_header(USER_HEADER, caller.sub.as_str())?;
             if let Some(email) = &caller.email {
                 request.insert_header(EMAIL_HEADER, email.as_str())?;
@@ -75,16 +75,10 @@ pub fn prepare(
             }
         }
         (Credentials::Bearer, Some(c)) => {
-            request.insert_header(
-                http::header::AUTHORIZATION,
-                c.values.bearer_upstream_token.clone(),
-            )?;
+            request.insert_header(http::header::AUTHORIZATION, c.bearer_upstream_token.clone())?;
         }
         (Credentials::Assertion, Some(c)) => {
-            request.insert_header(
-                http::header::AUTHORIZATION,
-                c.values.bearer_assertion.clone(),
-            )?;
+            request.insert_header(http::header::AUTHORIZATION, c.bearer_assertion.clone())?;
         }
         _ => {}
     }

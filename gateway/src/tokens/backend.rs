@@ -19,39 +19,18 @@ const CACHE_CAPACITY: usize = 50_000;
 /// The longest an upstream token minted by the gateway lives.
 const MAX_UPSTREAM_TOKEN_SECS: u64 = 3600;
 
-/// The credentials for one request to one backend.
+/// The credentials for one request to one backend, as the header values each `credentials` mode
+/// sends: validated once here rather than on every request that sends them (they are a kilobyte or
+/// more together); a clone only counts a reference.
 #[derive(Debug)]
 pub struct BackendCredentials {
-    pub upstream_token: Arc<str>,
-    pub assertion: Arc<str>,
-    /// The same as header values, validated once here rather than on every request that sends them
-    /// (they are a kilobyte or more together); a clone only counts a reference.
-    pub values: CredentialValues,
-    /// After this (seconds since the epoch) the pair is made anew.
-    renew_at: u64,
-}
-
-/// [`BackendCredentials`] as the header values each `credentials` mode sends.
-#[derive(Debug)]
-pub struct CredentialValues {
     pub upstream_token: HeaderValue,
     pub assertion: HeaderValue,
+    /// `Bearer <upstream token>` and `Bearer <assertion>`, for the `bearer` and `assertion` modes.
     pub bearer_upstream_token: HeaderValue,
     pub bearer_assertion: HeaderValue,
-}
-
-impl CredentialValues {
-    fn new(upstream_token: &str, assertion: &str) -> Result<Self, CredentialError> {
-        let value = |text: String| {
-            HeaderValue::try_from(text).map_err(|_| CredentialError::NotAHeaderValue)
-        };
-        Ok(Self {
-            upstream_token: value(upstream_token.to_owned())?,
-            assertion: value(assertion.to_owned())?,
-            bearer_upstream_token: value(format!("Bearer {upstream_token}"))?,
-            bearer_assertion: value(format!("Bearer {assertion}"))?,
-        })
-    }
+    /// After this (seconds since the epoch) the pair is made anew.
+    renew_at: u64,
 }
 
 /// Why credentials for a backend could not be made.
@@ -149,9 +128,9 @@ impl BackendSigner {
             preferred_username: caller.preferred_username.clone(),
             gid: caller.gid.clone(),
         };
-        let upstream_token: Arc<str> = match upstream {
-            Some(token) => token.into(),
-            None => mint(&self.keys, &minted)?.into(),
+        let upstream_token = match upstream {
+            Some(token) => token.to_owned(),
+            None => mint(&self.keys, &minted)?,
         };
         let assertion = AssertionClaims {
             iss: self.issuer.clone(),
@@ -166,13 +145,17 @@ impl BackendSigner {
             email: caller.email.clone(),
             preferred_username: caller.preferred_username.clone(),
         };
-        let assertion: Arc<str> = self.keys.active().sign(ASSERTION_TYP, &assertion)?.into();
+        let assertion = self.keys.active().sign(ASSERTION_TYP, &assertion)?;
         // Renew while at least half the assertion's life remains, and before the token runs out.
         let renew_at = (now + self.assertion_lifetime / 2).min(token_exp.saturating_sub(5));
+        let value = |text: String| {
+            HeaderValue::try_from(text).map_err(|_| CredentialError::NotAHeaderValue)
+        };
         Ok(BackendCredentials {
-            values: CredentialValues::new(&upstream_token, &assertion)?,
-            upstream_token,
-            assertion,
+            bearer_upstream_token: value(format!("Bearer {upstream_token}"))?,
+            bearer_assertion: value(format!("Bearer {assertion}"))?,
+            upstream_token: value(upstream_token)?,
+            assertion: value(assertion)?,
             renew_at,
         })
     }
@@ -242,9 +225,9 @@ mod tests {
         });
         let claims = verifier
             .verify(
-                &first.assertion,
+                first.assertion.to_str().unwrap(),
                 keys.active().public_jwk(),
-                Some(&first.upstream_token),
+                Some(first.upstream_token.to_str().unwrap()),
                 now + 10,
             )
             .unwrap();
