@@ -50,13 +50,21 @@ pub struct Gateway {
 /// `Mcp-Session-Id`, parsed once: a lookup by `&str` parses the name on every request.
 const SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
 
+/// A new request id: a v4 UUID written straight into its header value.
+fn new_request_id() -> http::HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    http::HeaderValue::from_str(text).expect("a UUID is a header value")
+}
+
 /// The largest body the authorization server's endpoints read.
 const MAX_AS_BODY: usize = 64 * 1024;
 
 /// Per-request state.
 pub struct RequestCtx {
     started: Instant,
-    request_id: String,
+    /// A v4 UUID, kept as the header value the upstream is sent.
+    request_id: http::HeaderValue,
     endpoint: Endpoint,
     caller: Option<Arc<AccessClaims>>,
     credentials: Option<Arc<BackendCredentials>>,
@@ -454,7 +462,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: new_request_id(),
             endpoint: Endpoint::NotFound,
             caller: None,
             credentials: None,
@@ -533,7 +541,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let (Some(route), Some(caller)) = (self.route(ctx.endpoint), ctx.caller.as_deref()) else {
+        let (Some(route), true) = (self.route(ctx.endpoint), ctx.caller.is_some()) else {
             return Err(Error::explain(
                 ErrorType::InternalError,
                 "proxying an unadmitted request",
@@ -542,7 +550,6 @@ impl ProxyHttp for Gateway {
         forward::prepare(
             upstream_request,
             route,
-            caller,
             ctx.credentials.as_deref(),
             &ctx.request_id,
         )
@@ -678,7 +685,7 @@ impl ProxyHttp for Gateway {
         }
         let caller = ctx.caller.as_deref();
         AccessLine {
-            request_id: &ctx.request_id,
+            request_id: ctx.request_id.to_str().unwrap_or("-"),
             route,
             method: session.req_header().method.as_str(),
             path: session.req_header().uri.path(),

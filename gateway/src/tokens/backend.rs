@@ -29,6 +29,11 @@ pub struct BackendCredentials {
     /// `Bearer <upstream token>` and `Bearer <assertion>`, for the `bearer` and `assertion` modes.
     pub bearer_upstream_token: HeaderValue,
     pub bearer_assertion: HeaderValue,
+    /// The caller's identity, for the `headers` mode's `X-Forwarded-User`, `-Email` and
+    /// `-Preferred-Username`.
+    pub user: HeaderValue,
+    pub email: Option<HeaderValue>,
+    pub preferred_username: Option<HeaderValue>,
     /// After this (seconds since the epoch) the pair is made anew.
     renew_at: u64,
 }
@@ -38,8 +43,8 @@ pub struct BackendCredentials {
 pub enum CredentialError {
     #[error(transparent)]
     Signing(#[from] KeyError),
-    /// An upstream token from the identity provider with bytes a header cannot carry.
-    #[error("the upstream token cannot be sent in a header")]
+    /// An upstream token or an identity from the identity provider with bytes a header cannot carry.
+    #[error("the upstream token or the caller's identity cannot be sent in a header")]
     NotAHeaderValue,
 }
 
@@ -151,7 +156,11 @@ impl BackendSigner {
         let value = |text: String| {
             HeaderValue::try_from(text).map_err(|_| CredentialError::NotAHeaderValue)
         };
+        let optional = |text: &Option<String>| text.clone().map(value).transpose();
         Ok(BackendCredentials {
+            user: value(caller.sub.clone())?,
+            email: optional(&caller.email)?,
+            preferred_username: optional(&caller.preferred_username)?,
             bearer_upstream_token: value(format!("Bearer {upstream_token}"))?,
             bearer_assertion: value(format!("Bearer {assertion}"))?,
             upstream_token: value(upstream_token)?,
@@ -167,6 +176,24 @@ mod tests {
 
     use super::*;
 
+    /// A caller of the gateway's `/mcp` whose token's `jti` differs with its identity.
+    fn caller(sub: &str, email: Option<&str>, now: u64) -> AccessClaims {
+        AccessClaims {
+            iss: "http://gw".into(),
+            sub: sub.into(),
+            aud: Audience::One("http://gw/mcp".into()),
+            client_id: "c".into(),
+            scope: "mcp".into(),
+            exp: now + 600,
+            iat: now,
+            nbf: None,
+            jti: format!("{sub:?}{email:?}"),
+            email: email.map(str::to_owned),
+            preferred_username: None,
+            gid: None,
+        }
+    }
+
     #[test]
     fn credentials_verify_at_the_backend_and_are_reused() {
         let keys = Arc::new(KeyRing::new(
@@ -175,20 +202,7 @@ mod tests {
         ));
         let signer = BackendSigner::new(keys.clone(), "http://gw".into(), 60);
         let now = 1_900_000_000;
-        let caller = AccessClaims {
-            iss: "http://gw".into(),
-            sub: "alice".into(),
-            aud: Audience::One("http://gw/mcp".into()),
-            client_id: "c".into(),
-            scope: "mcp".into(),
-            exp: now + 600,
-            iat: now,
-            nbf: None,
-            jti: "j".into(),
-            email: Some("a@example.com".into()),
-            preferred_username: None,
-            gid: None,
-        };
+        let caller = caller("alice", Some("a@example.com"), now);
         let first = signer
             .credentials(&caller, 0, "http://backend/mcp", None, true, now)
             .unwrap();
@@ -233,5 +247,34 @@ mod tests {
             .unwrap();
         assert_eq!(claims.sub, "alice");
         assert_eq!(claims.email.as_deref(), Some("a@example.com"));
+        assert_eq!(first.user, "alice");
+        assert_eq!(first.email.as_ref().unwrap(), "a@example.com");
+        assert_eq!(first.preferred_username, None);
+    }
+
+    #[test]
+    fn an_identity_no_header_can_carry_gets_no_credentials() {
+        let keys = Arc::new(KeyRing::new(
+            SigningKey::generate(KeyAlgorithm::EdDsa).unwrap(),
+            Vec::new(),
+        ));
+        let signer = BackendSigner::new(keys, "http://gw".into(), 60);
+        let now = 1_900_000_000;
+        for (sub, email) in [
+            ("alice\r\nx-forwarded-user: root", None),
+            ("alice", Some("a@b\n")),
+        ] {
+            assert!(matches!(
+                signer.credentials(
+                    &caller(sub, email, now),
+                    0,
+                    "http://backend/mcp",
+                    None,
+                    true,
+                    now
+                ),
+                Err(CredentialError::NotAHeaderValue)
+            ));
+        }
     }
 }
