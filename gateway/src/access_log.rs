@@ -37,6 +37,37 @@ pub struct AccessLine<'a> {
 
 thread_local! {
     static LINE: RefCell<String> = RefCell::new(String::with_capacity(256));
+    static STAMP: RefCell<Stamp> = RefCell::new(Stamp::default());
+}
+
+/// The timestamp's text up to its seconds, made once a second rather than on every line.
+#[derive(Default)]
+struct Stamp {
+    second: u64,
+    text: String,
+}
+
+impl Stamp {
+    /// Writes `now` as RFC 3339 UTC to the microsecond, as `tracing`'s text format has it.
+    fn push(&mut self, line: &mut String, now: SystemTime) {
+        let since_epoch = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        if self.text.is_empty() || self.second != since_epoch.as_secs() {
+            self.second = since_epoch.as_secs();
+            self.text = humantime::format_rfc3339_seconds(now).to_string();
+            // `…:SSZ` without its `Z`, for the fraction to follow.
+            self.text.pop();
+        }
+        line.push_str(&self.text);
+        let mut fraction = *b".000000Z";
+        let mut micros = since_epoch.subsec_micros();
+        for digit in fraction[1..7].iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        line.push_str(std::str::from_utf8(&fraction).expect("ASCII digits"));
+    }
 }
 
 impl AccessLine<'_> {
@@ -48,11 +79,10 @@ impl AccessLine<'_> {
             LogFormat::Text => LINE.with_borrow_mut(|line| {
                 line.clear();
                 // As `tracing`'s text format has it: RFC 3339 UTC to the microsecond, level, target.
-                let _ = write!(
-                    line,
-                    "{}  INFO {ACCESS}: ",
-                    humantime::format_rfc3339_micros(SystemTime::now())
-                );
+                STAMP.with_borrow_mut(|stamp| stamp.push(line, SystemTime::now()));
+                line.push_str("  INFO ");
+                line.push_str(ACCESS);
+                line.push_str(": ");
                 self.write_text(line);
                 line.push('\n');
                 log.writer.write_batched(line.as_bytes());
@@ -86,9 +116,32 @@ impl AccessLine<'_> {
         // Writing to a String cannot fail.
         let _ = write!(
             line,
-            " status={} duration_ms={} user={:?} client_id={:?} error={:?}",
-            self.status, self.duration_ms, self.user, self.client_id, self.error
+            " status={} duration_ms={}",
+            self.status, self.duration_ms
         );
+        for (name, value) in [
+            (" user=", self.user),
+            (" client_id=", self.client_id),
+            (" error=", self.error),
+        ] {
+            line.push_str(name);
+            push_quoted(line, value);
+        }
+    }
+}
+
+/// `value` quoted as Rust's `{:?}` quotes it. Most values need no escape and are copied as they
+/// are: the check folds over every byte without an early exit, so that it compiles to vector code.
+fn push_quoted(line: &mut String, value: &str) {
+    let plain = value.bytes().fold(true, |ok, b| {
+        ok & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
+        line.push('"');
+        line.push_str(value);
+        line.push('"');
+    } else {
+        let _ = write!(line, "{value:?}");
     }
 }
 
@@ -115,5 +168,39 @@ mod tests {
             line,
             r#"request_id=r1 route=/mcp method=POST path=/mcp status=200 duration_ms=0.25 user="mallory\" status=500\n" client_id="-" error="-""#
         );
+    }
+
+    #[test]
+    fn timestamps_read_as_humantime_writes_them() {
+        use std::time::Duration;
+        let mut stamp = Stamp::default();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_800_000_999_999);
+        // Within one second, across a second, and back to an earlier second.
+        for offset in [0, 1, 2, 1_000_000, 7, 86_400_000_001, 0] {
+            let now = start + Duration::from_micros(offset);
+            let mut line = String::new();
+            stamp.push(&mut line, now);
+            assert_eq!(line, humantime::format_rfc3339_micros(now).to_string());
+        }
+    }
+
+    #[test]
+    fn values_are_quoted_exactly_as_debug_quotes_them() {
+        for value in [
+            "",
+            "alice",
+            "a b~c",
+            "quote\"",
+            "back\\slash",
+            "tab\t",
+            "\u{1b}[31mred",
+            "del\u{7f}",
+            "zoë",
+            "\u{202e}rtl",
+        ] {
+            let mut line = String::new();
+            push_quoted(&mut line, value);
+            assert_eq!(line, format!("{value:?}"));
+        }
     }
 }

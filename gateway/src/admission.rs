@@ -93,7 +93,7 @@ pub fn admit(
     }
     let token = bearer_token(headers)?;
     let claims = verifier
-        .verify(token, now)
+        .verify_bytes(token, now)
         .map_err(AdmissionError::InvalidToken)?;
     if !claims.is_for(&route.resource) {
         return Err(AdmissionError::InvalidToken(TokenError::WrongAudience));
@@ -105,8 +105,9 @@ pub fn admit(
 }
 
 /// The token of the one `Authorization: Bearer` header. No header, or another scheme, is no token; two
-/// headers, or a Bearer header with no token, is an invalid one.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AdmissionError> {
+/// headers, or a Bearer header with no token, is an invalid one. The token is returned as the
+/// header's bytes, all visible ASCII.
+fn bearer_token(headers: &HeaderMap) -> Result<&[u8], AdmissionError> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(AdmissionError::NoToken);
@@ -121,18 +122,20 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AdmissionError> {
     let visible = bytes.iter().fold(true, |ok, &b| {
         ok & ((0x20..0x7f).contains(&b) | (b == b'\t'))
     });
-    let value = std::str::from_utf8(bytes)
-        .ok()
-        .filter(|_| visible)
-        .ok_or(AdmissionError::InvalidToken(TokenError::Malformed))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !visible {
+        return Err(AdmissionError::InvalidToken(TokenError::Malformed));
+    }
+    let value = bytes.trim_ascii();
+    let (scheme, token) = match value.iter().position(|&b| b == b' ') {
+        Some(space) => (&value[..space], &value[space + 1..]),
+        None => (value, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(AdmissionError::NoToken);
     }
-    let token = token.trim();
+    let token = token.trim_ascii();
     // Visible ASCII without space (tab is not in the range either).
     let unbroken = token
-        .as_bytes()
         .iter()
         .fold(true, |ok, &b| ok & (0x21..0x7f).contains(&b));
     if token.is_empty() || !unbroken {
@@ -157,7 +160,7 @@ mod tests {
         headers.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
         assert_eq!(bearer_token(&headers), Err(AdmissionError::NoToken));
         headers.insert("authorization", "bearer  abc ".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Ok("abc"));
+        assert_eq!(bearer_token(&headers), Ok(&b"abc"[..]));
         headers.insert("authorization", "Bearer".parse().unwrap());
         assert!(matches!(
             bearer_token(&headers),
@@ -177,7 +180,7 @@ mod tests {
             );
         }
         headers.insert("authorization", "Bearer \tabc\t".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Ok("abc"));
+        assert_eq!(bearer_token(&headers), Ok(&b"abc"[..]));
         headers.insert("authorization", "Bearer a".parse().unwrap());
         headers.append("authorization", "Bearer b".parse().unwrap());
         assert!(matches!(

@@ -2,6 +2,8 @@
 //! client sends them, else from a bounded copy of the start of the JSON-RPC body. The copy is taken
 //! as chunks pass through; the forward never waits for it.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 /// The most of a body kept for this.
@@ -15,15 +17,19 @@ pub struct McpPeek {
     done: bool,
 }
 
+/// The fields read of a JSON-RPC message, borrowed from the body where they need no unescaping.
 #[derive(Deserialize)]
-struct Message {
-    method: Option<String>,
-    params: Option<Params>,
+struct Message<'a> {
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Params {
-    name: Option<String>,
+struct Params<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
 }
 
 impl McpPeek {
@@ -54,26 +60,34 @@ impl McpPeek {
         if self.done {
             return;
         }
-        if let Some(chunk) = chunk {
-            let room = MAX_PEEK - self.buffer.len();
-            self.buffer
-                .extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if chunk.len() > room {
-                // Too long to parse whole: leave it unlabelled rather than guess.
-                self.done = true;
-                self.buffer = Vec::new();
-                return;
-            }
+        let chunk = chunk.unwrap_or_default();
+        if end_of_stream && self.buffer.is_empty() && chunk.len() <= MAX_PEEK {
+            // The whole body in one chunk, the usual case: parsed where it lies, without a copy.
+            self.done = true;
+            self.parse(chunk);
+            return;
         }
+        let room = MAX_PEEK - self.buffer.len();
+        if chunk.len() > room {
+            // Too long to parse whole: leave it unlabelled rather than guess.
+            self.done = true;
+            self.buffer = Vec::new();
+            return;
+        }
+        self.buffer.extend_from_slice(chunk);
         if end_of_stream {
             self.done = true;
-            if let Ok(message) = serde_json::from_slice::<Message>(&self.buffer) {
-                self.method = message.method;
-                if self.method.as_deref() == Some("tools/call") {
-                    self.tool = message.params.and_then(|p| p.name);
-                }
+            let buffer = std::mem::take(&mut self.buffer);
+            self.parse(&buffer);
+        }
+    }
+
+    fn parse(&mut self, body: &[u8]) {
+        if let Ok(message) = serde_json::from_slice::<Message>(body) {
+            self.method = message.method.map(Cow::into_owned);
+            if self.method.as_deref() == Some("tools/call") {
+                self.tool = message.params.and_then(|p| p.name).map(Cow::into_owned);
             }
-            self.buffer = Vec::new();
         }
     }
 }
@@ -103,5 +117,29 @@ mod tests {
         let mut peek = McpPeek::default();
         peek.feed(Some(&vec![b' '; MAX_PEEK + 1]), true);
         assert_eq!(peek.method, None);
+        let mut peek = McpPeek::default();
+        peek.feed(Some(br#"{"method":"tools/list","#), false);
+        peek.feed(Some(&vec![b' '; MAX_PEEK]), false);
+        peek.feed(Some(br#""id":1}"#), true);
+        assert_eq!(peek.method, None);
+    }
+
+    #[test]
+    fn a_whole_body_in_one_chunk_is_read_and_escapes_are_undone() {
+        let mut peek = McpPeek::default();
+        let body = br#"{"method":"tools\/call","params":{"name":"ech\u006f"},"id":1}"#;
+        peek.feed(Some(body), true);
+        assert_eq!(peek.method.as_deref(), Some("tools/call"));
+        assert_eq!(peek.tool.as_deref(), Some("echo"));
+
+        // Not JSON-RPC, or not a tool call: no tool.
+        for body in [
+            &br#"{"method":"tools/list","params":{"name":"x"}}"#[..],
+            b"not json",
+        ] {
+            let mut peek = McpPeek::default();
+            peek.feed(Some(body), true);
+            assert_eq!(peek.tool, None);
+        }
     }
 }

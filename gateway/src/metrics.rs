@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
 
 use pingora_prometheus::prometheus::{
-    HistogramVec, IntCounterVec, IntGaugeVec, register_histogram_vec, register_int_counter_vec,
-    register_int_gauge_vec,
+    Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, register_histogram_vec,
+    register_int_counter_vec, register_int_gauge_vec,
 };
 
 /// The route label of the gateway's own endpoints.
@@ -22,7 +22,27 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     pub active_streams: IntGaugeVec,
     pub mcp_requests: IntCounterVec,
-    tools_seen: Mutex<HashSet<String>>,
+    /// Tool names are few (at most [`MAX_TOOL_NAMES`]), so a client choosing them cannot make
+    /// lookups slow: foldhash rather than SipHash.
+    tools_seen: Mutex<HashSet<String, foldhash::fast::RandomState>>,
+}
+
+/// The series of one route label, looked up once: `with_label_values` hashes the labels and takes a
+/// lock on every call.
+pub struct RouteMetrics {
+    pub request_duration: Histogram,
+    pub upstream_duration: Histogram,
+    pub active_streams: IntGauge,
+}
+
+impl RouteMetrics {
+    pub fn new(route: &str) -> Self {
+        Self {
+            request_duration: METRICS.request_duration.with_label_values(&[route]),
+            upstream_duration: METRICS.upstream_duration.with_label_values(&[route]),
+            active_streams: METRICS.active_streams.with_label_values(&[route]),
+        }
+    }
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -69,7 +89,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         &["route", "mcp_method", "tool"]
     )
     .expect("registers once"),
-    tools_seen: Mutex::new(HashSet::new()),
+    tools_seen: Mutex::new(HashSet::default()),
 });
 
 /// The HTTP method as a bounded label.
@@ -125,23 +145,23 @@ pub fn mcp_method_label(method: &str) -> &'static str {
 
 impl Metrics {
     /// A tool name as a label: well-formed names up to the cap, then "other".
-    pub fn tool_label(&self, name: &str) -> String {
+    pub fn tool_label<'a>(&self, name: &'a str) -> &'a str {
         let well_formed = !name.is_empty()
             && name.len() <= 64
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
         if !well_formed {
-            return "other".into();
+            return "other";
         }
         let mut seen = self.tools_seen.lock().expect("not poisoned");
         if seen.contains(name) {
-            return name.to_owned();
+            return name;
         }
         if seen.len() < MAX_TOOL_NAMES {
             seen.insert(name.to_owned());
-            return name.to_owned();
+            return name;
         }
-        "other".into()
+        "other"
     }
 }

@@ -19,7 +19,7 @@ use crate::cors;
 use crate::forward;
 use crate::mcp_peek::McpPeek;
 use crate::metadata;
-use crate::metrics::{GATEWAY_ROUTE, METRICS, mcp_method_label, method_label};
+use crate::metrics::{GATEWAY_ROUTE, METRICS, RouteMetrics, mcp_method_label, method_label};
 use crate::oauth::{AsEndpoint, AuthServer};
 use crate::routes::{Endpoint, Router};
 use crate::sessions::SessionBindings;
@@ -45,6 +45,9 @@ pub struct Gateway {
     /// Per-client-IP limits on `/register`, `/token` and `/authorize`.
     limits: [(AsEndpoint, crate::rate_limit::RateLimiter); 4],
     access_log: AccessLog,
+    /// The metric series of each route, by route number, then of the gateway's own endpoints.
+    route_metrics: Vec<RouteMetrics>,
+    gateway_metrics: RouteMetrics,
 }
 
 /// `Mcp-Session-Id`, parsed once: a lookup by `&str` parses the name on every request.
@@ -125,6 +128,12 @@ impl Gateway {
                 ),
             ],
             access_log,
+            route_metrics: config
+                .routes
+                .iter()
+                .map(|r| RouteMetrics::new(&r.path))
+                .collect(),
+            gateway_metrics: RouteMetrics::new(GATEWAY_ROUTE),
             config,
         }
     }
@@ -211,6 +220,15 @@ impl Gateway {
     fn route_label(&self, endpoint: Endpoint) -> &str {
         self.route(endpoint)
             .map_or(GATEWAY_ROUTE, |r| r.path.as_str())
+    }
+
+    /// The metric series of the route labelled [`Self::route_label`].
+    fn route_metrics(&self, endpoint: Endpoint) -> &RouteMetrics {
+        match endpoint {
+            Endpoint::Mcp(i) => self.route_metrics.get(i),
+            _ => None,
+        }
+        .unwrap_or(&self.gateway_metrics)
     }
 
     /// Answers the gateway's own endpoints.
@@ -406,6 +424,8 @@ impl Gateway {
                 ctx.ending_session = Some(id.to_owned());
             }
         }
+        // Known from here on, so that a failure below is logged with whom it failed for.
+        ctx.caller = Some(caller.clone());
         if route.credentials != Credentials::None {
             let Endpoint::Mcp(index) = ctx.endpoint else {
                 unreachable!("an MCP route")
@@ -434,7 +454,6 @@ impl Gateway {
             ctx.credentials = Some(credentials);
         }
         ctx.peek = McpPeek::from_headers(&header.headers);
-        ctx.caller = Some(caller);
         Ok(false)
     }
 
@@ -561,9 +580,9 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let Some(route) = self.route(ctx.endpoint) else {
+        if self.route(ctx.endpoint).is_none() {
             return Ok(());
-        };
+        }
         if let (Some(caller), Some(id)) = (
             ctx.caller.as_deref(),
             response
@@ -583,18 +602,17 @@ impl ProxyHttp for Gateway {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
+                const SSE: &[u8] = b"text/event-stream";
                 ct.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("text/event-stream")
+                    .as_bytes()
+                    .get(..SSE.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(SSE))
             });
         if is_sse {
             // Nothing between here and the client may buffer or compress the stream.
             response.insert_header("x-accel-buffering", "no")?;
             response.remove_header(&http::header::CONTENT_LENGTH);
-            METRICS
-                .active_streams
-                .with_label_values(&[route.path.as_str()])
-                .inc();
+            self.route_metrics(ctx.endpoint).active_streams.inc();
             ctx.stream_open = true;
         }
         for (name, value) in cors_headers(ctx.cors_origin.as_deref()) {
@@ -657,18 +675,15 @@ impl ProxyHttp for Gateway {
             .requests
             .with_label_values(&[route, method, written.as_ref().map_or("0", |s| s.as_str())])
             .inc();
-        METRICS
-            .request_duration
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
+        let series = self.route_metrics(ctx.endpoint);
+        series.request_duration.observe(elapsed.as_secs_f64());
         if let Some(started) = ctx.upstream_started {
-            METRICS
+            series
                 .upstream_duration
-                .with_label_values(&[route])
                 .observe(started.elapsed().as_secs_f64());
         }
         if ctx.stream_open {
-            METRICS.active_streams.with_label_values(&[route]).dec();
+            series.active_streams.dec();
         }
         if ctx.caller.is_some()
             && let Some(method) = ctx.peek.method.as_deref()
@@ -676,11 +691,11 @@ impl ProxyHttp for Gateway {
             let mcp_method = mcp_method_label(method);
             let tool = match (mcp_method, ctx.peek.tool.as_deref()) {
                 ("tools/call", Some(name)) => METRICS.tool_label(name),
-                _ => String::new(),
+                _ => "",
             };
             METRICS
                 .mcp_requests
-                .with_label_values(&[route, mcp_method, tool.as_str()])
+                .with_label_values(&[route, mcp_method, tool])
                 .inc();
         }
         let caller = ctx.caller.as_deref();
