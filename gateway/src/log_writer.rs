@@ -3,9 +3,14 @@
 //! collect in a buffer that reaches stderr when it holds 32 KiB, every 100 ms, or just before any
 //! other line, which is written at once: warnings, errors and start-up lines are never held back, and
 //! lines keep their order. The same trade as nginx's `access_log … buffer= flush=`.
+//!
+//! The batches are written by a thread of their own, outside the buffer's lock: a request only ever
+//! appends to the buffer, and does not wait for a `write` that the disk may hold up for milliseconds.
+//! Only when that thread falls a megabyte behind does a request write the batch itself, so that a
+//! log that cannot keep up slows the gateway rather than filling its memory.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tracing::Metadata;
@@ -14,8 +19,11 @@ use tracing_subscriber::fmt::MakeWriter;
 /// The `tracing` target of the per-request access line, the only one that is batched.
 pub const ACCESS: &str = "access";
 
-/// How much of the access log may wait in memory.
+/// A batch: when the buffer holds this much, the writing thread is woken.
 const CAPACITY: usize = 32 * 1024;
+
+/// The most of the access log that may wait in memory before requests write it themselves.
+const BACKLOG: usize = 1024 * 1024;
 
 /// How long an access line may wait.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -23,11 +31,19 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// The writer behind the log; clones share one buffer.
 #[derive(Clone, Default)]
 pub struct LogWriter {
-    buffer: Arc<Mutex<Vec<u8>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    buffer: Mutex<Vec<u8>>,
+    /// Signalled when the buffer reaches a batch.
+    full: Condvar,
 }
 
 impl LogWriter {
-    /// A writer, with a thread of its own that writes out what waited longer than [`FLUSH_EVERY`].
+    /// A writer, with a thread of its own that writes out each batch, and whatever waited longer
+    /// than [`FLUSH_EVERY`].
     pub fn start() -> Self {
         let writer = Self::default();
         let flusher = writer.clone();
@@ -35,41 +51,58 @@ impl LogWriter {
             .name("log-flush".into())
             .spawn(move || {
                 loop {
-                    std::thread::sleep(FLUSH_EVERY);
-                    flusher.flush();
+                    let buffer = flusher.lock();
+                    let (buffer, _) = flusher
+                        .shared
+                        .full
+                        .wait_timeout_while(buffer, FLUSH_EVERY, |b| b.len() < CAPACITY)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    write_out(buffer);
                 }
             })
             .expect("a thread to flush the log");
         writer
     }
 
-    /// Writes out whatever is waiting (on a timer, and before the process exits).
+    /// Writes out whatever is waiting (before the process exits).
     pub fn flush(&self) {
-        let mut buffer = self.lock();
-        if !buffer.is_empty() {
-            // Nowhere to report a failed write to stderr; the lines are dropped either way.
-            let _ = write_out(&mut buffer);
-        }
+        write_out(self.lock());
     }
 
     /// Adds whole lines to the batch, as an `access` event's would be.
     pub fn write_batched(&self, lines: &[u8]) {
         let mut buffer = self.lock();
+        let before = buffer.len();
         buffer.extend_from_slice(lines);
-        if buffer.len() >= CAPACITY {
-            let _ = write_out(&mut buffer);
+        if buffer.len() >= BACKLOG {
+            write_out(buffer);
+        } else if before < CAPACITY && buffer.len() >= CAPACITY {
+            // Once per batch: waking the thread is a system call.
+            drop(buffer);
+            self.shared.full.notify_one();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.shared
+            .buffer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn write_out(buffer: &mut Vec<u8>) -> io::Result<()> {
-    let result = io::stderr().lock().write_all(buffer);
-    buffer.clear();
-    result
+/// Takes what the buffer holds and writes it to stderr after letting go of the buffer, so that
+/// requests can go on adding lines meanwhile. Stderr is locked before the buffer is let go: whoever
+/// takes the next batch writes it after this one, and lines keep their order.
+fn write_out(mut buffer: MutexGuard<'_, Vec<u8>>) {
+    if buffer.is_empty() {
+        return;
+    }
+    let batch = std::mem::replace(&mut *buffer, Vec::with_capacity(CAPACITY));
+    let mut stderr = io::stderr().lock();
+    drop(buffer);
+    // Nowhere to report a failed write to stderr; the lines are dropped either way.
+    let _ = stderr.write_all(&batch);
 }
 
 /// One log line's writer: `tracing` formats the line and hands it over in one `write`.
@@ -85,7 +118,7 @@ impl Write for Line<'_> {
         } else {
             let mut buffer = self.writer.lock();
             buffer.extend_from_slice(bytes);
-            write_out(&mut buffer)?;
+            write_out(buffer);
         }
         Ok(bytes.len())
     }

@@ -67,6 +67,30 @@ async fn access_lines_waiting_at_shutdown_are_written_out() {
     assert_eq!(logged, wanted, "{log}");
 }
 
+/// Many batches' worth of lines, written by the log's own thread while requests keep adding to the
+/// next batch: every line is written once, and in order.
+#[tokio::test]
+async fn full_batches_are_written_while_requests_go_on_and_keep_their_order() {
+    let (_upstream, gateway) = start().await;
+    let http = reqwest::Client::new();
+    // About 250 bytes a line: some five batches of 32 KiB.
+    let wanted: Vec<String> = (0..600).map(|i| format!("/no-such-route/{i}")).collect();
+    for path in &wanted {
+        let response = http.get(gateway.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404);
+    }
+    let last = wanted.last().unwrap().clone();
+    let log = gateway
+        .process
+        .wait_for_output(|log| logged_paths(log).contains(&last))
+        .await;
+    let logged: Vec<String> = logged_paths(&log)
+        .into_iter()
+        .filter(|p| p.starts_with("/no-such-route/"))
+        .collect();
+    assert_eq!(logged, wanted);
+}
+
 /// Nothing a terminal would act on reaches the log: not from the request line, not from an identity
 /// an identity provider chose. The access line is written by hand, so this is the proof that it
 /// escapes what it must.
