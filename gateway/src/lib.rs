@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod process;
 pub mod proxy;
 pub mod rate_limit;
+pub mod resolve;
 pub mod routes;
 pub mod sessions;
 pub mod store;

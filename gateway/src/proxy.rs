@@ -21,6 +21,7 @@ use crate::mcp_peek::McpPeek;
 use crate::metadata;
 use crate::metrics::{GATEWAY_ROUTE, METRICS, RouteMetrics, mcp_method_label, method_label};
 use crate::oauth::{AsEndpoint, AuthServer};
+use crate::resolve::UpstreamAddress;
 use crate::routes::{Endpoint, Router};
 use crate::sessions::SessionBindings;
 use crate::tokens::access::{AccessClaims, AccessTokenVerifier};
@@ -45,6 +46,8 @@ pub struct Gateway {
     /// Per-client-IP limits on `/register`, `/token` and `/authorize`.
     limits: [(AsEndpoint, crate::rate_limit::RateLimiter); 4],
     access_log: AccessLog,
+    /// Each route's upstream address, by route number.
+    upstream_addresses: Vec<Arc<UpstreamAddress>>,
     /// The metric series of each route, by route number, then of the gateway's own endpoints.
     route_metrics: Vec<RouteMetrics>,
     gateway_metrics: RouteMetrics,
@@ -128,6 +131,11 @@ impl Gateway {
                 ),
             ],
             access_log,
+            upstream_addresses: config
+                .routes
+                .iter()
+                .map(|r| UpstreamAddress::new(&r.upstream.host, r.upstream.port))
+                .collect(),
             route_metrics: config
                 .routes
                 .iter()
@@ -537,15 +545,17 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let route = self
-            .route(ctx.endpoint)
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route to proxy to"))?;
+        let (Some(route), Endpoint::Mcp(index)) = (self.route(ctx.endpoint), ctx.endpoint) else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no route to proxy to",
+            ));
+        };
         let upstream = &route.upstream;
-        let mut peer = HttpPeer::new(
-            (upstream.host.as_str(), upstream.port),
-            upstream.tls,
-            upstream.host.clone(),
-        );
+        let address = self.upstream_addresses[index].get().await.map_err(|e| {
+            Error::because(ErrorType::ConnectNoRoute, "finding the upstream", e).into_up()
+        })?;
+        let mut peer = HttpPeer::new(address, upstream.tls, upstream.host.clone());
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.write_timeout = Some(upstream.write_timeout);

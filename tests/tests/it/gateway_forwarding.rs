@@ -378,6 +378,38 @@ async fn a_dead_or_slow_backend_gets_502_or_504_with_a_json_body() {
     }
 }
 
+/// An upstream named by a host name is resolved (off the worker thread) and reached; one whose name
+/// does not resolve gets a 502 with a JSON body, and the gateway goes on serving the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn upstreams_by_host_name_are_reached_and_an_unknown_name_gets_502() {
+    let upstream = Upstream::start().await;
+    // `localhost` is 127.0.0.1 here, where the test upstream listens (/etc/hosts).
+    let named = upstream.url("/mcp").replace("127.0.0.1", "localhost");
+    let extra = format!(
+        "\n[[routes]]\npath = \"/named/mcp\"\nupstream = \"{named}\"\n\n\
+         [[routes]]\npath = \"/nowhere/mcp\"\nupstream = \"http://no-such-host.invalid:9/mcp\"\n"
+    );
+    let gateway = start(&upstream, &extra).await;
+    let http = reqwest::Client::new();
+    let call = |path: &'static str| {
+        http.post(gateway.url(path))
+            .header(
+                "authorization",
+                format!("Bearer {}", gateway.token(path, "alice")),
+            )
+            .body("{}")
+            .send()
+    };
+    for round in 0..2 {
+        let response = call("/nowhere/mcp").await.unwrap();
+        assert_eq!(response.status().as_u16(), 502, "round {round}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["error"], "bad_gateway");
+        let response = call("/named/mcp").await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "round {round}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn oversize_bodies_and_headers_get_413_and_431() {
     let upstream = Upstream::start().await;

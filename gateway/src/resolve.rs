@@ -1,0 +1,170 @@
+//! Where a route's upstream is: an IP address as configured, or a host name resolved off the worker
+//! thread and remembered for [`RESOLVE_EVERY`].
+//!
+//! Pingora's `HttpPeer::new((host, port))` resolves the name with the system's blocking resolver on
+//! every call, on the thread that serves every request, and panics when the name does not resolve.
+//! Here a name is resolved with Tokio's `lookup_host` (the system resolver, on the blocking pool),
+//! the answer is kept, and when it is older than [`RESOLVE_EVERY`] one request starts a fresh lookup
+//! in the background while every request goes on using the last answer. A name that has never
+//! resolved is an upstream error (a 502), and a failed refresh keeps the last answer.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long an answer is used before it is looked up again (nginx's `resolver … valid=` for names in
+/// its configuration; the system resolver does not say how long an answer may be kept).
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// Why no address could be found for a host name.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream host {host} cannot be resolved: {reason}")]
+pub struct ResolveError {
+    host: String,
+    reason: String,
+}
+
+/// One upstream's address, as its route gives it.
+pub struct UpstreamAddress {
+    host: String,
+    port: u16,
+    /// An IP address in the configuration needs no lookup.
+    fixed: Option<SocketAddr>,
+    answer: Mutex<Option<Answer>>,
+}
+
+#[derive(Clone, Copy)]
+struct Answer {
+    address: SocketAddr,
+    at: Instant,
+    refreshing: bool,
+}
+
+impl UpstreamAddress {
+    /// `host` as in a URL: a name, an IPv4 address, or an IPv6 address in brackets.
+    pub fn new(host: &str, port: u16) -> Arc<Self> {
+        let literal = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        Arc::new(Self {
+            host: host.to_owned(),
+            port,
+            fixed: literal
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, port)),
+            answer: Mutex::new(None),
+        })
+    }
+
+    /// The address to connect to now.
+    pub async fn get(self: &Arc<Self>) -> Result<SocketAddr, ResolveError> {
+        if let Some(address) = self.fixed {
+            return Ok(address);
+        }
+        let now = Instant::now();
+        let known = {
+            let mut answer = self.answer.lock().unwrap_or_else(PoisonError::into_inner);
+            match answer.as_mut() {
+                Some(a) if a.refreshing || now.duration_since(a.at) < RESOLVE_EVERY => {
+                    return Ok(a.address);
+                }
+                Some(a) => {
+                    a.refreshing = true;
+                    Some(a.address)
+                }
+                None => None,
+            }
+        };
+        match known {
+            Some(address) => {
+                // Stale: this request goes on with the last answer; a fresh one is looked up meanwhile.
+                let this = self.clone();
+                tokio::spawn(async move { this.refresh().await });
+                Ok(address)
+            }
+            // Never resolved: nothing to go on with, so this request waits for the answer.
+            None => self.refresh().await,
+        }
+    }
+
+    /// Looks the name up and keeps the answer; on failure keeps the last one, to try again later.
+    async fn refresh(&self) -> Result<SocketAddr, ResolveError> {
+        let looked_up = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|mut found| found.next().ok_or_else(|| "no address".to_owned()));
+        let now = Instant::now();
+        let mut answer = self.answer.lock().unwrap_or_else(PoisonError::into_inner);
+        match (looked_up, answer.as_mut()) {
+            (Ok(address), _) => {
+                *answer = Some(Answer {
+                    address,
+                    at: now,
+                    refreshing: false,
+                });
+                Ok(address)
+            }
+            (Err(reason), Some(last)) => {
+                tracing::warn!(host = %self.host, %reason, "upstream host not resolved again; the last address stays in use");
+                last.at = now;
+                last.refreshing = false;
+                Ok(last.address)
+            }
+            (Err(reason), None) => Err(ResolveError {
+                host: self.host.clone(),
+                reason,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn addresses_are_taken_as_they_are_and_names_are_looked_up_once_then_kept() {
+        for (host, expected) in [("127.0.0.1", "127.0.0.1:9000"), ("[::1]", "[::1]:9000")] {
+            let address = UpstreamAddress::new(host, 9000);
+            assert_eq!(address.get().await.unwrap().to_string(), expected);
+            assert!(address.answer.lock().unwrap().is_none(), "no lookup");
+        }
+
+        let name = UpstreamAddress::new("localhost", 9000);
+        let first = name.get().await.unwrap();
+        assert!(first.ip().is_loopback() && first.port() == 9000);
+        let kept = name.answer.lock().unwrap().unwrap();
+        assert_eq!(name.get().await.unwrap(), first);
+        assert_eq!(
+            name.answer.lock().unwrap().unwrap().at,
+            kept.at,
+            "not looked up again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_never_resolved_is_an_error_and_a_failed_refresh_keeps_the_last_answer() {
+        let name = UpstreamAddress::new("no-such-host.invalid", 9000);
+        let error = name.get().await.unwrap_err();
+        assert!(
+            error.to_string().contains("no-such-host.invalid"),
+            "{error}"
+        );
+
+        // An answer from earlier, now stale: the request is given it at once, and the refresh that
+        // fails keeps it.
+        let stale = Instant::now() - RESOLVE_EVERY - Duration::from_secs(1);
+        let earlier: SocketAddr = "192.0.2.7:9000".parse().unwrap();
+        *name.answer.lock().unwrap() = Some(Answer {
+            address: earlier,
+            at: stale,
+            refreshing: false,
+        });
+        assert_eq!(name.get().await.unwrap(), earlier);
+        assert_eq!(name.refresh().await.unwrap(), earlier);
+        let after = name.answer.lock().unwrap().unwrap();
+        assert!(after.at > stale && !after.refreshing);
+    }
+}
