@@ -99,13 +99,19 @@ fn rewrite(
     headers.insert(REQUEST_ID, request_id.clone());
     match (route.credentials, credentials) {
         (Credentials::Headers, Some(c)) => {
+            let identity = c.identity.as_ref().ok_or_else(|| {
+                pingora::Error::explain(
+                    pingora::ErrorType::InvalidHTTPHeader,
+                    "the caller's identity cannot be sent in a header",
+                )
+            })?;
             headers.insert(TOKEN, c.upstream_token.clone());
             headers.insert(ASSERTION, c.assertion.clone());
-            headers.insert(USER, c.user.clone());
-            if let Some(email) = &c.email {
+            headers.insert(USER, identity.user.clone());
+            if let Some(email) = &identity.email {
                 headers.insert(EMAIL, email.clone());
             }
-            if let Some(username) = &c.preferred_username {
+            if let Some(username) = &identity.preferred_username {
                 headers.insert(USERNAME, username.clone());
             }
         }

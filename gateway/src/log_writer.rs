@@ -4,10 +4,12 @@
 //! other line, which is written at once: warnings, errors and start-up lines are never held back, and
 //! lines keep their order. The same trade as nginx's `access_log … buffer= flush=`.
 //!
-//! The batches are written by a thread of their own, outside the buffer's lock: a request only ever
-//! appends to the buffer, and does not wait for a `write` that the disk may hold up for milliseconds.
-//! Only when that thread falls a megabyte behind does a request write the batch itself, so that a
-//! log that cannot keep up slows the gateway rather than filling its memory.
+//! The batches are written by a thread of their own, outside the buffer's lock: a request appending an
+//! access line does not wait for a `write` that the disk may hold up for milliseconds. Two writes at
+//! once are the exception: a line that is written at once (a warning), or a request finding a
+//! megabyte waiting (the thread has fallen behind, and a log that cannot keep up should slow the
+//! gateway rather than fill its memory), waits for the thread's `write` while holding the buffer,
+//! so that lines keep their order; requests appending meanwhile wait with it.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};

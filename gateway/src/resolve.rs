@@ -6,7 +6,13 @@
 //! Here a name is resolved with Tokio's `lookup_host` (the system resolver, on the blocking pool),
 //! the answer is kept, and when it is older than [`RESOLVE_EVERY`] one request starts a fresh lookup
 //! in the background while every request goes on using the last answer. A name that has never
-//! resolved is an upstream error (a 502), and a failed refresh keeps the last answer.
+//! resolved is an upstream error (a 502): one lookup at a time for it, the requests that arrive
+//! meanwhile wait for its outcome, and a failure is remembered for [`RETRY_FAILED_AFTER`], so a name
+//! whose resolver times out holds one blocking thread, not one per request. A failed refresh keeps
+//! the last answer.
+//!
+//! Of the addresses a name has, the first IPv4 one is used if there is one: `localhost` is often
+//! `::1` first, while servers behind a gateway commonly listen on 127.0.0.1 or 0.0.0.0 only.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +21,9 @@ use std::time::{Duration, Instant};
 /// How long an answer is used before it is looked up again (nginx's `resolver … valid=` for names in
 /// its configuration; the system resolver does not say how long an answer may be kept).
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// How long a name that has never resolved answers with its last failure before it is tried again.
+pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
 
 /// Why no address could be found for a host name.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +40,8 @@ pub struct UpstreamAddress {
     /// An IP address in the configuration needs no lookup.
     fixed: Option<SocketAddr>,
     answer: Mutex<Option<Answer>>,
+    /// While a name has no answer: held by the one lookup in flight, and its last failure.
+    first_lookup: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
 #[derive(Clone, Copy)]
@@ -55,6 +66,7 @@ impl UpstreamAddress {
                 .ok()
                 .map(|ip| SocketAddr::new(ip, port)),
             answer: Mutex::new(None),
+            first_lookup: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -84,9 +96,31 @@ impl UpstreamAddress {
                 tokio::spawn(async move { this.refresh().await });
                 Ok(address)
             }
-            // Never resolved: nothing to go on with, so this request waits for the answer.
-            None => self.refresh().await,
+            None => self.first_answer().await,
         }
+    }
+
+    /// Never resolved: nothing to go on with, so the request waits for a lookup, one at a time.
+    async fn first_answer(&self) -> Result<SocketAddr, ResolveError> {
+        let mut failed = self.first_lookup.lock().await;
+        if let Some(answer) = *self.answer.lock().unwrap_or_else(PoisonError::into_inner) {
+            // Found by the lookup this request waited for.
+            return Ok(answer.address);
+        }
+        if let Some((at, reason)) = failed.as_ref()
+            && at.elapsed() < RETRY_FAILED_AFTER
+        {
+            return Err(ResolveError {
+                host: self.host.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let result = self.refresh().await;
+        *failed = result
+            .as_ref()
+            .err()
+            .map(|e| (Instant::now(), e.reason.clone()));
+        result
     }
 
     /// Looks the name up and keeps the answer; on failure keeps the last one, to try again later.
@@ -94,7 +128,15 @@ impl UpstreamAddress {
         let looked_up = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
             .map_err(|e| e.to_string())
-            .and_then(|mut found| found.next().ok_or_else(|| "no address".to_owned()));
+            .and_then(|found| {
+                let found: Vec<SocketAddr> = found.collect();
+                found
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(found.first())
+                    .copied()
+                    .ok_or_else(|| "no address".to_owned())
+            });
         let now = Instant::now();
         let mut answer = self.answer.lock().unwrap_or_else(PoisonError::into_inner);
         match (looked_up, answer.as_mut()) {
@@ -151,6 +193,13 @@ mod tests {
         assert!(
             error.to_string().contains("no-such-host.invalid"),
             "{error}"
+        );
+        // Remembered: the next request is answered from the failure, without a lookup.
+        let failed_at = name.first_lookup.lock().await.as_ref().unwrap().0;
+        assert!(name.get().await.is_err());
+        assert_eq!(
+            name.first_lookup.lock().await.as_ref().unwrap().0,
+            failed_at
         );
 
         // An answer from earlier, now stale: the request is given it at once, and the refresh that

@@ -30,12 +30,34 @@ pub struct BackendCredentials {
     pub bearer_upstream_token: HeaderValue,
     pub bearer_assertion: HeaderValue,
     /// The caller's identity, for the `headers` mode's `X-Forwarded-User`, `-Email` and
-    /// `-Preferred-Username`.
+    /// `-Preferred-Username`; `None` when the identity provider gave a value no header can carry,
+    /// which only that mode refuses (the other modes carry the identity inside a JWT).
+    pub identity: Option<IdentityHeaders>,
+    /// After this (seconds since the epoch) the pair is made anew.
+    renew_at: u64,
+}
+
+/// The caller's identity as header values.
+#[derive(Debug)]
+pub struct IdentityHeaders {
     pub user: HeaderValue,
     pub email: Option<HeaderValue>,
     pub preferred_username: Option<HeaderValue>,
-    /// After this (seconds since the epoch) the pair is made anew.
-    renew_at: u64,
+}
+
+impl IdentityHeaders {
+    fn new(caller: &AccessClaims) -> Option<Self> {
+        let value = |text: &String| HeaderValue::try_from(text.as_str()).ok();
+        let optional = |text: &Option<String>| match text {
+            Some(text) => value(text).map(Some),
+            None => Some(None),
+        };
+        Some(Self {
+            user: value(&caller.sub)?,
+            email: optional(&caller.email)?,
+            preferred_username: optional(&caller.preferred_username)?,
+        })
+    }
 }
 
 /// Why credentials for a backend could not be made.
@@ -43,8 +65,8 @@ pub struct BackendCredentials {
 pub enum CredentialError {
     #[error(transparent)]
     Signing(#[from] KeyError),
-    /// An upstream token or an identity from the identity provider with bytes a header cannot carry.
-    #[error("the upstream token or the caller's identity cannot be sent in a header")]
+    /// An upstream token from the identity provider with bytes a header cannot carry.
+    #[error("the upstream token cannot be sent in a header")]
     NotAHeaderValue,
 }
 
@@ -156,11 +178,8 @@ impl BackendSigner {
         let value = |text: String| {
             HeaderValue::try_from(text).map_err(|_| CredentialError::NotAHeaderValue)
         };
-        let optional = |text: &Option<String>| text.clone().map(value).transpose();
         Ok(BackendCredentials {
-            user: value(caller.sub.clone())?,
-            email: optional(&caller.email)?,
-            preferred_username: optional(&caller.preferred_username)?,
+            identity: IdentityHeaders::new(caller),
             bearer_upstream_token: value(format!("Bearer {upstream_token}"))?,
             bearer_assertion: value(format!("Bearer {assertion}"))?,
             upstream_token: value(upstream_token)?,
@@ -247,13 +266,14 @@ mod tests {
             .unwrap();
         assert_eq!(claims.sub, "alice");
         assert_eq!(claims.email.as_deref(), Some("a@example.com"));
-        assert_eq!(first.user, "alice");
-        assert_eq!(first.email.as_ref().unwrap(), "a@example.com");
-        assert_eq!(first.preferred_username, None);
+        let identity = first.identity.as_ref().unwrap();
+        assert_eq!(identity.user, "alice");
+        assert_eq!(identity.email.as_ref().unwrap(), "a@example.com");
+        assert_eq!(identity.preferred_username, None);
     }
 
     #[test]
-    fn an_identity_no_header_can_carry_gets_no_credentials() {
+    fn an_identity_no_header_can_carry_has_no_identity_headers_but_still_credentials() {
         let keys = Arc::new(KeyRing::new(
             SigningKey::generate(KeyAlgorithm::EdDsa).unwrap(),
             Vec::new(),
@@ -264,17 +284,17 @@ mod tests {
             ("alice\r\nx-forwarded-user: root", None),
             ("alice", Some("a@b\n")),
         ] {
-            assert!(matches!(
-                signer.credentials(
+            let credentials = signer
+                .credentials(
                     &caller(sub, email, now),
                     0,
                     "http://backend/mcp",
                     None,
                     true,
-                    now
-                ),
-                Err(CredentialError::NotAHeaderValue)
-            ));
+                    now,
+                )
+                .unwrap();
+            assert!(credentials.identity.is_none(), "{sub:?} {email:?}");
         }
     }
 }

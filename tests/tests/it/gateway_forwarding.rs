@@ -383,7 +383,8 @@ async fn a_dead_or_slow_backend_gets_502_or_504_with_a_json_body() {
 #[tokio::test(flavor = "multi_thread")]
 async fn upstreams_by_host_name_are_reached_and_an_unknown_name_gets_502() {
     let upstream = Upstream::start().await;
-    // `localhost` is 127.0.0.1 here, where the test upstream listens (/etc/hosts).
+    // The test upstream listens on 127.0.0.1; the gateway takes a name's IPv4 address when it has one,
+    // so this holds where `localhost` is `::1` first too.
     let named = upstream.url("/mcp").replace("127.0.0.1", "localhost");
     let extra = format!(
         "\n[[routes]]\npath = \"/named/mcp\"\nupstream = \"{named}\"\n\n\
