@@ -208,12 +208,10 @@ pub struct Upstream {
     pub host: String,
     pub port: u16,
     pub tls: bool,
-    /// The `Host` header the upstream expects.
-    pub authority: String,
     /// The path requests are sent to.
     pub path: String,
-    /// `authority` as a header value and `path` as a request target, checked here once rather than
-    /// parsed on every request.
+    /// The `Host` header the upstream expects, and `path` as a request target: checked here once
+    /// rather than parsed on every request.
     pub host_header: http::HeaderValue,
     pub target: http::Uri,
     pub connect_timeout: Duration,
@@ -937,7 +935,6 @@ fn validate_route(
         host,
         port,
         tls,
-        authority,
         path: upstream_path,
         host_header,
         target,
