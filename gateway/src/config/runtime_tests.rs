@@ -148,3 +148,45 @@ fn the_signing_key_is_never_described() {
     assert!(described.contains("environment variable KEY_PEM"));
     assert!(!described.contains("pem\n") && !format!("{config:?}").contains("\"pem\""));
 }
+
+#[test]
+fn app_redirect_schemes_are_any_unless_the_operator_narrows_them() {
+    let client = "[[clients]]\nclient_id = \"cursor\"\nredirect_uris = [\"cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback\"]\n";
+    let config = validate(&format!("{MINIMAL}\n{client}")).unwrap();
+    assert_eq!(config.auth.private_use_schemes, PrivateUseSchemes::Any);
+
+    let narrowed = |schemes: &str| {
+        MINIMAL.replace(
+            "[[routes]]",
+            &format!("[auth]\nprivate_use_redirect_schemes = {schemes}\n[[routes]]"),
+        )
+    };
+    let config = validate(&narrowed("[\"Cursor\", \"com.example.app\"]")).unwrap();
+    assert_eq!(
+        config.auth.private_use_schemes,
+        PrivateUseSchemes::Only(vec!["cursor".into(), "com.example.app".into()])
+    );
+    assert!(validate(&format!("{}\n{client}", narrowed("[\"cursor\"]"))).is_ok());
+    let err = validate(&format!("{}\n{client}", narrowed("[\"vscode\"]"))).unwrap_err();
+    assert!(
+        err.contains("`clients[0].redirect_uris[0]`") && err.contains("one of: vscode"),
+        "{err}"
+    );
+    let err = validate(&format!("{}\n{client}", narrowed("[]"))).unwrap_err();
+    assert!(err.contains("(no app schemes)"), "{err}");
+
+    for (bad, reason) in [
+        ("[\"https\"]", "always accepted"),
+        ("[\"javascript\"]", "run or read by the browser"),
+        ("[\"DATA\"]", "run or read by the browser"),
+        ("[\"1app\"]", "not a URI scheme"),
+        ("[\"app/cb\"]", "not a URI scheme"),
+        ("[\"\"]", "not a URI scheme"),
+    ] {
+        let err = validate(&narrowed(bad)).unwrap_err();
+        assert!(
+            err.contains("`auth.private_use_redirect_schemes[0]`") && err.contains(reason),
+            "{bad}: {err}"
+        );
+    }
+}

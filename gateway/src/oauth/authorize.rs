@@ -7,7 +7,9 @@
 
 use super::errors::OAuthError;
 use super::pages::error_page;
-use super::{AsEndpoint, AuthServer, Request, Response, hash_secret, pkce, random_token, redirect};
+use super::{
+    AsEndpoint, AuthServer, Request, Response, hash_secret, pkce, random_token, redirect, scope,
+};
 use crate::config::Route;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, PendingAuthorization};
@@ -55,6 +57,12 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             ));
         }
     };
+    // Registered before the operator narrowed the app schemes: the narrower rule holds from now on.
+    if let Some(problem) =
+        redirect::registration_problem(&redirect_uri, &server.config.auth.private_use_schemes)
+    {
+        return Err(page(400, &problem));
+    }
 
     // From here on, errors go back to the client.
     let state = params.get("state").cloned();
@@ -103,23 +111,15 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             }
         },
     };
-    let scope = match params
-        .get("scope")
-        .map(|s| s.split_ascii_whitespace().collect::<Vec<_>>())
-    {
-        None => route.scopes_supported.join(" "),
-        Some(asked) if asked.is_empty() => route.scopes_supported.join(" "),
-        Some(asked) => {
-            if asked
-                .iter()
-                .any(|s| !route.scopes_supported.iter().any(|r| r == s))
-            {
-                return back(
-                    "invalid_scope",
-                    "A requested scope is not supported by the resource",
-                );
-            }
-            asked.join(" ")
+    let asked = params.get("scope").map_or("", String::as_str);
+    let scope = match scope::grantable(asked, &route.scopes_supported) {
+        Ok(granted) if granted.is_empty() => route.scopes_supported.join(" "),
+        Ok(granted) => granted.join(" "),
+        Err(_) => {
+            return back(
+                "invalid_scope",
+                "A requested scope is not supported by the resource",
+            );
         }
     };
     if !client.grant_types.iter().any(|g| g == "authorization_code") {

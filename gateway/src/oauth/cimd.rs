@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::redirect;
+use crate::config::runtime::PrivateUseSchemes;
 use crate::store::ClientRecord;
 
 const MAX_BYTES: usize = 64 * 1024;
@@ -58,13 +59,16 @@ struct Document {
 
 pub struct Cimd {
     settings: CimdSettings,
+    /// The app schemes a document's redirect URIs may use.
+    schemes: PrivateUseSchemes,
     cache: Mutex<HashMap<String, (ClientRecord, u64)>>,
 }
 
 impl Cimd {
-    pub fn new(settings: CimdSettings) -> Self {
+    pub fn new(settings: CimdSettings, schemes: PrivateUseSchemes) -> Self {
         Self {
             settings,
+            schemes,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -191,7 +195,7 @@ impl Cimd {
         if let Some(problem) = document
             .redirect_uris
             .iter()
-            .find_map(|u| redirect::registration_problem(u))
+            .find_map(|u| redirect::registration_problem(u, &self.schemes))
         {
             return Err(CimdError::Invalid(problem));
         }

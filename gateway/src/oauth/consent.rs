@@ -1,5 +1,6 @@
-//! Consent, the confused-deputy protection: the user sees which client, which redirect host, which
-//! scopes and which resource, and approves or denies; approval is remembered per user and client.
+//! Consent, the confused-deputy protection: the user sees which client, where the answer goes (a
+//! site's host, or the whole URI of an app's own scheme), which scopes and which resource, and
+//! approves or denies; approval is remembered per user and client.
 
 use super::authorize::{Proof, auth_cookie, continued, error_redirect, issue_code};
 use super::errors::OAuthError;
@@ -37,10 +38,6 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
                 .all(|u| url::Url::parse(u).is_ok_and(|u| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))))
                 .then_some("This client only returns to this computer (localhost): anyone can publish such a description. Allow it only if you started it yourself.")
         });
-        let redirect_host = url::Url::parse(&pending.redirect_uri)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| pending.redirect_uri.clone());
         let route = super::authorize::route_for(server, &pending.resource);
         let scopes: Vec<&str> = pending.scope.split_ascii_whitespace().collect();
         return Ok(consent_page(&ConsentView {
@@ -48,7 +45,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             csrf: &pending.csrf,
             client_name: &client_name,
             client_id: &pending.client_id,
-            redirect_host: &redirect_host,
+            destination: super::redirect::destination(&pending.redirect_uri),
             scopes: &scopes,
             resource: &pending.resource,
             resource_name: route.map_or(pending.resource.as_str(), |r| r.resource_name.as_str()),

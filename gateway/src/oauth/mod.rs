@@ -18,6 +18,7 @@ pub mod pkce;
 pub mod redirect;
 pub mod register;
 pub mod revoke;
+mod scope;
 pub mod token;
 pub mod upstream;
 pub mod upstream_oauth;
@@ -203,7 +204,10 @@ impl AuthServer {
         };
         Self {
             consent_key: consent_cookie::key(&keys),
-            cimd: cimd::Cimd::new(config.auth.cimd.clone()),
+            cimd: cimd::Cimd::new(
+                config.auth.cimd.clone(),
+                config.auth.private_use_schemes.clone(),
+            ),
             grant_revoked_cache: std::sync::Mutex::new(HashMap::new()),
             config,
             store,

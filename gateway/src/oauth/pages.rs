@@ -2,6 +2,7 @@
 //! framing (clickjacking) and caching.
 
 use super::Response;
+use super::redirect::Destination;
 
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -114,7 +115,8 @@ pub struct ConsentView<'a> {
     pub csrf: &'a str,
     pub client_name: &'a str,
     pub client_id: &'a str,
-    pub redirect_host: &'a str,
+    /// Where the browser is sent after the decision.
+    pub destination: Destination,
     pub scopes: &'a [&'a str],
     pub resource: &'a str,
     pub resource_name: &'a str,
@@ -137,7 +139,7 @@ pub fn consent_page(view: &ConsentView) -> Response {
             "<h1>Allow access?</h1>\
              <p><strong>{client}</strong> <small>({client_id})</small> wants to use <strong>{resource_name}</strong> \
              (<code>{resource}</code>) as <strong>{user}</strong>.</p>\
-             <p>After you decide, you will be sent to <strong>{host}</strong>. Allow only if you trust that site.</p>\
+             <p>{destination}</p>\
              <p>It asks for these scopes:</p><ul>{scopes}</ul>{warning}\
              <form method=\"post\" action=\"/consent\">\
              <input type=\"hidden\" name=\"pending\" value=\"{pending}\">\
@@ -153,12 +155,29 @@ pub fn consent_page(view: &ConsentView) -> Response {
                 .warning
                 .map(|w| format!("<p class=\"error\">{}</p>", escape(w)))
                 .unwrap_or_default(),
-            host = escape(view.redirect_host),
+            destination = destination_text(&view.destination, view.client_name),
             pending = escape(view.pending_id),
             csrf = escape(view.csrf),
         ),
         Some(view.redirect_uri),
     )
+}
+
+/// Where the answer goes, said plainly: a site by its host; an app by its whole redirect URI, since
+/// any app on the device may have claimed that scheme.
+fn destination_text(destination: &Destination, client: &str) -> String {
+    match destination {
+        Destination::Host(host) => format!(
+            "After you decide, you will be sent to <strong>{}</strong>. Allow only if you trust that site.",
+            escape(host)
+        ),
+        Destination::App(uri) => format!(
+            "After you decide, the answer goes to an app on this device, at <strong><code>{}</code></strong>. \
+             Any app can claim that address: allow only if you started {} yourself.",
+            escape(uri),
+            escape(client)
+        ),
+    }
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0}\
@@ -193,6 +212,35 @@ mod tests {
                 .iter()
                 .any(|(k, v)| *k == "content-security-policy"
                     && v.contains("frame-ancestors 'none'"))
+        );
+    }
+
+    #[test]
+    fn an_app_redirect_is_shown_whole_and_allowed_as_a_form_target() {
+        let uri = "cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback";
+        let page = consent_page(&ConsentView {
+            pending_id: "p",
+            csrf: "c",
+            client_name: "Cursor",
+            client_id: "id",
+            destination: Destination::App(uri.into()),
+            scopes: &["mcp"],
+            resource: "http://gw/mcp",
+            resource_name: "MCP",
+            user: "alice",
+            redirect_uri: uri,
+            warning: None,
+        });
+        let html = String::from_utf8(page.body.to_vec()).unwrap();
+        assert!(html.contains(&format!("<code>{uri}</code>")), "{html}");
+        assert!(html.contains("started Cursor yourself"), "{html}");
+        assert!(
+            page.headers
+                .iter()
+                .any(|(k, v)| *k == "content-security-policy"
+                    && v.contains("form-action 'self' cursor:;")),
+            "{:?}",
+            page.headers
         );
     }
 }

@@ -1,10 +1,49 @@
-//! Redirect URIs: which may be registered (https, or http on a loopback address: RFC 8252 §7.3), and
-//! whether one presented at `/authorize` matches a registered one (exactly; for loopback, any port).
+//! Redirect URIs: which may be registered, and whether one presented at `/authorize` matches a
+//! registered one (exactly; for loopback, any port).
+//!
+//! Accepted: https; http on a loopback address (RFC 8252 §7.3); and the private-use schemes of native
+//! apps (RFC 8252 §7.1). RFC 8252 asks apps for reverse-domain schemes (`com.example.app:/cb`), but
+//! clients in the field use short ones (`cursor://…`, `vscode://…`), and refusing them locks their
+//! users out, so any scheme of that shape is accepted unless the operator narrows the list
+//! (`auth.private_use_redirect_schemes`). Schemes that the browser itself runs or reads
+//! ([`BROWSER_SCHEMES`]) are never accepted: a code sent there would go to a script or a local file,
+//! not to an app.
 
 use url::Url;
 
-/// Why a redirect URI cannot be registered; `None` if it can.
-pub fn registration_problem(raw: &str) -> Option<String> {
+use crate::config::runtime::PrivateUseSchemes;
+
+/// Schemes that run or read content in the browser rather than hand the URI to an app.
+pub const BROWSER_SCHEMES: &[&str] = &[
+    "javascript",
+    "vbscript",
+    "data",
+    "file",
+    "blob",
+    "about",
+    "filesystem",
+    "view-source",
+    "jar",
+    "ftp",
+    "chrome",
+    "resource",
+    "mhtml",
+    "ws",
+    "wss",
+];
+
+/// How a redirect URI hands the code over, for the consent page.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// A web site (https), or this computer (loopback http): the host.
+    Host(String),
+    /// An app on the user's device, by its private-use scheme: the whole URI, since its "host" is
+    /// whatever the app made up.
+    App(String),
+}
+
+/// Why a redirect URI cannot be registered under `schemes`; `None` if it can.
+pub fn registration_problem(raw: &str, schemes: &PrivateUseSchemes) -> Option<String> {
     let Ok(url) = Url::parse(raw) else {
         return Some(format!("{raw:?} is not an absolute URI"));
     };
@@ -17,11 +56,26 @@ pub fn registration_problem(raw: &str) -> Option<String> {
         "http" => Some(format!(
             "{raw:?} is plain http on a host that is not loopback"
         )),
-        // Private-use schemes of native apps (RFC 8252 §7.1): reverse-domain, so with a dot.
-        scheme if scheme.contains('.') => None,
-        scheme => Some(format!(
-            "{raw:?} uses the scheme {scheme}, which is not https, loopback http or a reverse-domain app scheme"
+        scheme if BROWSER_SCHEMES.contains(&scheme) => Some(format!(
+            "{raw:?} uses the scheme {scheme}, which the browser runs or reads itself; a redirect URI \
+             must be https, loopback http or an app's own scheme"
         )),
+        scheme if schemes.accepts(scheme) => None,
+        scheme => Some(format!(
+            "{raw:?} uses the scheme {scheme}, which this server does not accept for apps; a \
+             redirect URI must be https, loopback http or one of: {}",
+            schemes.describe()
+        )),
+    }
+}
+
+/// Where the code goes when the browser is sent to `uri`.
+pub fn destination(uri: &str) -> Destination {
+    match Url::parse(uri) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            Destination::Host(url.host_str().unwrap_or(uri).to_owned())
+        }
+        _ => Destination::App(uri.to_owned()),
     }
 }
 
@@ -59,17 +113,88 @@ pub fn matches(registered: &str, presented: &str) -> bool {
 mod tests {
     use super::*;
 
+    const ANY: PrivateUseSchemes = PrivateUseSchemes::Any;
+
     #[test]
-    fn only_https_loopback_and_app_schemes_register() {
-        assert_eq!(registration_problem("https://app.example/cb"), None);
-        assert_eq!(registration_problem("http://127.0.0.1:3000/cb"), None);
-        assert_eq!(registration_problem("http://localhost/cb"), None);
-        assert_eq!(registration_problem("http://[::1]:1/cb"), None);
-        assert_eq!(registration_problem("com.example.app:/cb"), None);
-        assert!(registration_problem("http://app.example/cb").is_some());
-        assert!(registration_problem("javascript:alert(1)").is_some());
-        assert!(registration_problem("https://app.example/cb#x").is_some());
-        assert!(registration_problem("/relative").is_some());
+    fn https_loopback_and_app_schemes_register() {
+        assert_eq!(registration_problem("https://app.example/cb", &ANY), None);
+        assert_eq!(registration_problem("http://127.0.0.1:3000/cb", &ANY), None);
+        assert_eq!(registration_problem("http://localhost/cb", &ANY), None);
+        assert_eq!(registration_problem("http://[::1]:1/cb", &ANY), None);
+        assert_eq!(registration_problem("com.example.app:/cb", &ANY), None);
+        assert_eq!(
+            registration_problem(
+                "cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback",
+                &ANY
+            ),
+            None
+        );
+        assert_eq!(
+            registration_problem(
+                "vscode://vscode.github-authentication/did-authenticate",
+                &ANY
+            ),
+            None
+        );
+        assert!(registration_problem("http://app.example/cb", &ANY).is_some());
+        assert!(registration_problem("https://app.example/cb#x", &ANY).is_some());
+        assert!(registration_problem("cursor://cb#x", &ANY).is_some());
+        assert!(registration_problem("/relative", &ANY).is_some());
+        assert!(registration_problem("not a uri", &ANY).is_some());
+    }
+
+    #[test]
+    fn schemes_the_browser_runs_or_reads_never_register() {
+        for uri in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "vbscript:msgbox(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "file:///etc/passwd",
+            "blob:https://app.example/0b6c",
+            "about:blank",
+            "filesystem:https://app.example/temporary/x",
+            "view-source:https://app.example/",
+        ] {
+            let problem =
+                registration_problem(uri, &ANY).unwrap_or_else(|| panic!("{uri} was accepted"));
+            assert!(problem.contains("browser runs or reads"), "{problem}");
+            let only = PrivateUseSchemes::Only(vec!["javascript".into(), "data".into()]);
+            assert!(
+                registration_problem(uri, &only).is_some(),
+                "{uri} accepted because the config named it"
+            );
+        }
+    }
+
+    #[test]
+    fn an_operator_can_narrow_the_app_schemes() {
+        let only = PrivateUseSchemes::Only(vec!["cursor".into()]);
+        assert_eq!(registration_problem("cursor://x/cb", &only), None);
+        assert_eq!(registration_problem("CURSOR://x/cb", &only), None);
+        assert_eq!(registration_problem("https://app.example/cb", &only), None);
+        assert_eq!(registration_problem("http://127.0.0.1:9/cb", &only), None);
+        let problem = registration_problem("vscode://x/cb", &only).unwrap();
+        assert!(problem.contains("one of: cursor"), "{problem}");
+        let none = PrivateUseSchemes::Only(Vec::new());
+        assert!(registration_problem("cursor://x/cb", &none).is_some());
+        assert_eq!(registration_problem("https://app.example/cb", &none), None);
+    }
+
+    #[test]
+    fn the_destination_of_an_app_scheme_is_the_whole_uri() {
+        assert_eq!(
+            destination("https://claude.ai/api/mcp/auth_callback"),
+            Destination::Host("claude.ai".into())
+        );
+        assert_eq!(
+            destination("http://127.0.0.1:6274/oauth/callback"),
+            Destination::Host("127.0.0.1".into())
+        );
+        assert_eq!(
+            destination("cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback"),
+            Destination::App("cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback".into())
+        );
     }
 
     #[test]
@@ -101,5 +226,7 @@ mod tests {
             "http://localhost:3000/cb"
         ));
         assert!(!matches("http://127.0.0.1/cb", "http://evil.example/cb"));
+        assert!(!matches("cursor://x/cb", "cursor://x/cb2"));
+        assert!(!matches("cursor://x:1/cb", "cursor://x:2/cb"));
     }
 }

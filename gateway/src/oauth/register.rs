@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::errors::OAuthError;
-use super::{AuthServer, Request, Response, hash_secret, random_token, redirect};
+use super::{AuthServer, Request, Response, hash_secret, random_token, redirect, scope};
 use crate::store::ClientRecord;
 use crate::tokens::now;
 
@@ -58,7 +58,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     }
     if let Some(problem) = redirect_uris
         .iter()
-        .find_map(|u| redirect::registration_problem(u))
+        .find_map(|u| redirect::registration_problem(u, &server.config.auth.private_use_schemes))
     {
         return Err(OAuthError::InvalidRedirectUri(problem));
     }
@@ -92,17 +92,18 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             "only the authorization_code grant with response type code is supported".into(),
         ));
     }
-    if let Some(scope) = &metadata.scope {
-        let supported = server.config.supported_scopes();
-        if let Some(bad) = scope
-            .split_ascii_whitespace()
-            .find(|s| !supported.contains(s))
-        {
-            return Err(OAuthError::InvalidClientMetadata(format!(
-                "scope {bad:?} is not supported"
-            )));
+    // Registered as it will be granted: the standard scopes the gateway does not issue are dropped
+    // (the response says what was registered, RFC 7591 §3.2.1).
+    let scope = match &metadata.scope {
+        None => None,
+        Some(asked) => {
+            let granted =
+                scope::grantable(asked, &server.config.supported_scopes()).map_err(|bad| {
+                    OAuthError::InvalidClientMetadata(format!("scope {bad:?} is not supported"))
+                })?;
+            (!granted.is_empty()).then(|| granted.join(" "))
         }
-    }
+    };
     if metadata
         .client_name
         .as_ref()
@@ -142,7 +143,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         token_endpoint_auth_method: method,
         client_name: metadata.client_name,
         client_uri: metadata.client_uri,
-        scope: metadata.scope,
+        scope,
         application_type: metadata.application_type,
         issued_at,
         origin: "dynamic".into(),

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
-use super::{AuthServer, Request, Response, hash_secret, pkce, random_token};
+use super::{AuthServer, Request, Response, hash_secret, pkce, random_token, scope};
 use crate::store::records::UserIdentity;
 use crate::store::{CodeTake, GrantRecord, Rotation};
 use crate::tokens::access::{AccessClaims, Audience, mint};
@@ -158,19 +158,14 @@ async fn refresh_token(
         ));
     }
     check_resource(form, &grant.resource)?;
-    let scope = match form.get("scope") {
-        None => grant.scope.clone(),
-        Some(asked) => {
-            let granted: Vec<&str> = grant.scope.split_ascii_whitespace().collect();
-            if asked
-                .split_ascii_whitespace()
-                .any(|s| !granted.contains(&s))
-            {
-                return Err(OAuthError::InvalidScope(
-                    "A refresh cannot widen the granted scope".into(),
-                ));
-            }
-            asked.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
+    let granted: Vec<&str> = grant.scope.split_ascii_whitespace().collect();
+    let scope = match scope::grantable(form.get("scope").map_or("", String::as_str), &granted) {
+        Ok(asked) if asked.is_empty() => grant.scope.clone(),
+        Ok(asked) => asked.join(" "),
+        Err(_) => {
+            return Err(OAuthError::InvalidScope(
+                "A refresh cannot widen the granted scope".into(),
+            ));
         }
     };
     let new = random_token(32);

@@ -127,3 +127,85 @@ async fn no_terminal_escape_reaches_the_log() {
     );
     assert!(!log.contains('\x1b'), "{log:?}");
 }
+
+/// The request id of the access line for `path`, if logged.
+fn request_id_of(log: &str, path: &str) -> Option<String> {
+    log.lines()
+        .filter(|line| line.contains(" access: ") && line.contains(&format!(" path={path} ")))
+        .find_map(|line| {
+            let id = line
+                .split(" request_id=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?;
+            Some(id.to_owned())
+        })
+}
+
+/// A client that closes its SSE stream is normal, not an operator's problem: no warning, no error,
+/// only the access line. A backend that cannot be reached is: a warning naming the route and the
+/// request id of its access line.
+#[tokio::test]
+async fn closed_streams_are_quiet_and_backend_failures_are_warnings() {
+    use futures::StreamExt as _;
+    let upstream = Upstream::start().await;
+    let closed = integration_tests::free_port();
+    let gateway = GatewayBuilder::new()
+        .env("RUST_LOG", "warn,access=info")
+        .section(&format!(
+            "[[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n\n\
+             [[routes]]\npath = \"/down/mcp\"\nupstream = \"http://127.0.0.1:{closed}/mcp\"\n",
+            upstream.url("/sse")
+        ))
+        .start()
+        .await;
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let response = http
+            .get(gateway.url("/mcp"))
+            .bearer_auth(gateway.token("/mcp", "alice"))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.bytes_stream();
+        let first = body.next().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("data: first"));
+        // Dropped mid-stream: the client ends it.
+    }
+    let down = http
+        .post(gateway.url("/down/mcp"))
+        .bearer_auth(gateway.token("/down/mcp", "alice"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 502);
+    let log = gateway
+        .process
+        .wait_for_output(|log| {
+            log.matches(" path=/mcp ").count() == 3 && request_id_of(log, "/down/mcp").is_some()
+        })
+        .await;
+    let closed_lines: Vec<&str> = log.lines().filter(|l| l.contains(" path=/mcp ")).collect();
+    assert_eq!(closed_lines.len(), 3, "{log}");
+    assert!(
+        closed_lines
+            .iter()
+            .all(|l| l.contains("status=200") && !l.contains("error=\"-\"")),
+        "the access line records the stream's end: {log}"
+    );
+    let request_id = request_id_of(&log, "/down/mcp").expect("an access line for /down/mcp");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "only the backend failure: {log}");
+    assert!(
+        warnings[0].contains(" WARN ")
+            && warnings[0].contains("route=\"/down/mcp\"")
+            && warnings[0].contains(&format!("request_id=\"{request_id}\"")),
+        "{log}"
+    );
+}

@@ -9,27 +9,41 @@ use serde_json::{Value, json};
 
 use crate::oauth_flow::auth_stack;
 
-/// Serves the test's client documents: `/good.json`, `/mismatch.json`, `/big.json`, `/slow.json`.
+const APP_REDIRECT: &str = "cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback";
+
+/// Serves the test's client documents: `/good.json`, `/mismatch.json`, `/big.json`, `/slow.json`,
+/// `/app.json` (a native app's private-use redirect) and `/script.json` (a `javascript:` one).
 async fn documents() -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     let base = Arc::new(origin.clone());
-    let doc = move |name: &'static str, client_id_of: &'static str| {
+    let doc = move |name: &'static str, client_id_of: &'static str, redirect: &'static str| {
         let base = base.clone();
         move || {
             let base = base.clone();
             async move {
                 let body = json!({ "client_id": format!("{base}/{client_id_of}"), "client_name": format!("CIMD {name}"),
-                                   "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" });
+                                   "redirect_uris": [redirect], "token_endpoint_auth_method": "none" });
                 ([("cache-control", "max-age=300")], axum::Json(body)).into_response()
             }
         }
     };
     let app = axum::Router::new()
-        .route("/good.json", axum::routing::get(doc("good", "good.json")))
+        .route(
+            "/good.json",
+            axum::routing::get(doc("good", "good.json", REDIRECT)),
+        )
         .route(
             "/mismatch.json",
-            axum::routing::get(doc("mismatch", "someone-else.json")),
+            axum::routing::get(doc("mismatch", "someone-else.json", REDIRECT)),
+        )
+        .route(
+            "/app.json",
+            axum::routing::get(doc("app", "app.json", APP_REDIRECT)),
+        )
+        .route(
+            "/script.json",
+            axum::routing::get(doc("script", "script.json", "javascript:alert(1)")),
         )
         .route(
             "/big.json",
@@ -84,6 +98,7 @@ async fn bad_documents_and_private_addresses_are_refused_on_a_page() {
         ("big.json", "larger than"),
         ("slow.json", "too long"),
         ("missing.json", "HTTP 404"),
+        ("script.json", "browser runs or reads"),
     ] {
         let started = std::time::Instant::now();
         let (status, location, body) = agent
@@ -151,4 +166,24 @@ async fn metadata_documents_can_be_switched_off() {
         .await;
     assert_eq!(status, 400);
     assert!(body.contains("not registered"), "{body}");
+}
+
+/// A document whose redirect is a native app's private-use scheme is a client like any other: the
+/// authorization goes on to the sign-in page.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metadata_document_may_name_an_app_scheme() {
+    let (origin, _server) = documents().await;
+    let stack = auth_stack("[auth]\nclient_id_metadata_allow_private_network = true").await;
+    let url = authorize_url(
+        &stack.gateway,
+        &format!("{origin}/app.json"),
+        &Pkce::new(),
+        &[("redirect_uri", APP_REDIRECT)],
+    );
+    let (status, location, body) = Agent::new().get(&url).await;
+    assert_eq!(status, 302, "{body}");
+    assert!(
+        location.as_deref().is_some_and(|l| l.contains("/login?")),
+        "{location:?}"
+    );
 }

@@ -36,8 +36,9 @@ pub async fn auth_stack(extra: &str) -> AuthStack {
 }
 
 /// The same, from a builder the caller has set up (environment variables, say).
-pub async fn auth_stack_with(extra: &str, builder: GatewayBuilder) -> AuthStack {
-    let echo = EchoTarget::start().await;
+/// A users file for the `local` provider with `alice` (password `wonderland`), kept for the test's
+/// lifetime.
+pub fn users_file() -> std::path::PathBuf {
     let users = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         users.path(),
@@ -47,7 +48,12 @@ pub async fn auth_stack_with(extra: &str, builder: GatewayBuilder) -> AuthStack 
         ),
     )
     .unwrap();
-    let (_, users_path) = users.keep().unwrap();
+    users.keep().unwrap().1
+}
+
+pub async fn auth_stack_with(extra: &str, builder: GatewayBuilder) -> AuthStack {
+    let echo = EchoTarget::start().await;
+    let users_path = users_file();
     let origin = builder.origin();
     let backend_port = free_port();
     let gateway = builder

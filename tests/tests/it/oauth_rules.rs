@@ -324,7 +324,8 @@ async fn a_replayed_code_revokes_what_it_issued() {
     );
 }
 
-async fn mcp_status(gateway: &integration_tests::GatewayUnderTest, access: &str) -> u16 {
+/// The status of an MCP initialize at `/mcp` with the access token `access`.
+pub async fn mcp_status(gateway: &integration_tests::GatewayUnderTest, access: &str) -> u16 {
     reqwest::Client::new()
         .post(gateway.url("/mcp"))
         .header("authorization", format!("Bearer {access}"))
