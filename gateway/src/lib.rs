@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod cors;
 pub mod forward;
+mod log_filter;
 pub mod log_writer;
 pub mod mcp_peek;
 pub mod metadata;
@@ -207,18 +208,24 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
 }
 
 /// Logs go to stderr, the access log in batches; Pingora's own `log` records are bridged into
-/// `tracing`. Returns the writer, to flush before exit.
+/// `tracing`, less its lines about clients that went away ([`log_filter`]). Returns the writer, to
+/// flush before exit.
 fn init_tracing(format: LogFormat) -> log_writer::LogWriter {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{Layer as _, fmt};
+
     let writer = log_writer::LogWriter::start();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer.clone())
-        .with_ansi(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let layer = fmt::layer().with_writer(writer.clone()).with_ansi(false);
+    let layer = match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer.with_filter(log_filter::QuietClientDisconnects))
+        .init();
     writer
 }

@@ -199,7 +199,12 @@ impl Gateway {
         let query = header.uri.query().map(str::to_owned);
         let headers = header.headers.clone();
         let mut body = Vec::new();
-        while let Some(chunk) = session.read_request_body().await? {
+        // A failure to read is the client's (it went away), and is logged as such.
+        while let Some(chunk) = session
+            .read_request_body()
+            .await
+            .map_err(Error::into_down)?
+        {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_AS_BODY {
                 return respond_json(
@@ -569,6 +574,7 @@ impl ProxyHttp for Gateway {
         if let Some((mut stream, session)) = ctx.after_stream.take()
             && !stream.opened().await
         {
+            tracing::debug!(route = %route.path, session, "went ahead without the session's GET stream");
             self.sessions.stop_waiting(&session, &stream);
         }
         let upstream = &route.upstream;
@@ -606,7 +612,7 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
@@ -629,6 +635,17 @@ impl ProxyHttp for Gateway {
             && response.status.is_success()
         {
             self.sessions.end(id);
+        }
+        // Told its session is initialized, the client opens its GET stream next.
+        if response.status.is_success()
+            && ctx.peek.method.as_deref() == Some("notifications/initialized")
+            && let Some(id) = session
+                .req_header()
+                .headers
+                .get(&SESSION_ID)
+                .and_then(|v| v.to_str().ok())
+        {
+            self.sessions.expect_stream(id);
         }
         let is_sse = response
             .headers
@@ -667,7 +684,12 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        log_failure(e, self.route_label(ctx.endpoint), &ctx.request_id);
+        log_failure(
+            e,
+            self.route_label(ctx.endpoint),
+            &ctx.request_id,
+            ctx.stream_open,
+        );
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
@@ -756,18 +778,21 @@ impl ProxyHttp for Gateway {
 }
 
 /// Logs why a request failed, at the level its cause deserves: a client that went away, or sent
-/// what could not be read or was too large, is normal on the open internet (DEBUG; the access line
-/// records it too); a backend that failed is the operator's concern (WARN); the gateway's own failure
-/// is an ERROR.
-fn log_failure(e: &Error, route: &str, request_id: &http::HeaderValue) {
+/// what could not be read or was too large, is normal on the open internet, and so is an SSE stream
+/// cut after `read_timeout` of silence, as configured (DEBUG; the access line records either); a
+/// backend that failed is the operator's concern (WARN); the gateway's own failure is an ERROR.
+fn log_failure(e: &Error, route: &str, request_id: &http::HeaderValue, stream_open: bool) {
     let request_id = request_id.to_str().unwrap_or("-");
     let client_side = match e.etype() {
         ErrorType::HTTPStatus(code) => *code < 500,
         _ => e.esource() == &ErrorSource::Downstream,
     };
+    let upstream = e.esource() == &ErrorSource::Upstream;
     if client_side {
-        tracing::debug!(route, request_id, error = %e, "request ended by the client");
-    } else if e.esource() == &ErrorSource::Upstream {
+        tracing::debug!(route, request_id, error = %e, "the client went away or sent a request that cannot be served");
+    } else if upstream && stream_open && e.etype() == &ErrorType::ReadTimedout {
+        tracing::debug!(route, request_id, error = %e, "a silent stream was cut after read_timeout");
+    } else if upstream {
         tracing::warn!(route, request_id, error = %e, "the backend failed");
     } else {
         tracing::error!(route, request_id, error = %e, "the gateway failed to handle a request");
@@ -863,11 +888,16 @@ async fn write_response(
         response.append_header(*name, value.as_str())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
+    // A failure to write is the client's (it went away), and is logged as such.
     session
         .write_response_header(Box::new(response), head_only)
-        .await?;
+        .await
+        .map_err(Error::into_down)?;
     if !head_only {
-        session.write_response_body(Some(body), true).await?;
+        session
+            .write_response_body(Some(body), true)
+            .await
+            .map_err(Error::into_down)?;
     }
     Ok(())
 }

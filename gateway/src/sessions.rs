@@ -2,15 +2,17 @@
 //! session is answered as an unknown session would be (404), never served; and keeps a session's GET
 //! stream ahead of the requests that follow it.
 //!
-//! Why the order matters: a client opens its GET stream (the channel for server-to-client messages
-//! not tied to a request) and, without waiting for it, sends its next request, say a `tools/call`. A
-//! server that asks the client something during that call (an elicitation, a sampling request) and
-//! sends it on the GET stream loses it if the GET has not reached the server yet: the TypeScript SDK
-//! stores it for a replay that never comes, and the client waits until it times out. Direct, the
-//! GET nearly always gets there first. Through a proxy the two travel on separate upstream
-//! connections (one reused from the pool, one newly opened), so the later request could overtake
-//! the GET. The gateway therefore holds a session's requests until a GET that arrived before them
-//! has been answered by the backend (its stream is open there), for at most [`STREAM_OPEN_WAIT`].
+//! Why the order matters: once the client is told its session is initialized (the answer to its
+//! `notifications/initialized`), it opens its GET stream, the channel for server-to-client messages
+//! not tied to a request, and, without waiting for it, sends its next request, say a `tools/call`.
+//! A server that asks the client something during that call (an elicitation, a sampling request) on
+//! the GET stream loses it if the GET has not reached the server yet: the TypeScript SDK stores it
+//! for a replay that never comes, and the client waits until it times out. Direct, the server reads
+//! the GET before it has got far with the call. Through a proxy the two travel on separate
+//! connections and whichever the proxy reads first reaches the server well ahead. So the gateway
+//! holds a session's other requests while its GET stream is expected (for at most
+//! [`EXPECTED_STREAM_WAIT`], a client may never open one) or on its way to the backend (until the
+//! backend has answered it, at most [`STREAM_OPEN_WAIT`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,16 +23,28 @@ use tokio::sync::watch;
 /// Sessions idle longer than this are forgotten.
 const IDLE: Duration = Duration::from_secs(24 * 3600);
 const CAPACITY: usize = 100_000;
-/// The longest a request waits for its session's GET stream to open. A backend that has not
-/// answered the GET by then is not waited for any longer, by this request or any later one, so a
-/// backend that holds its response headers back costs each session at most this once.
+/// The longest a request waits for a GET stream that is expected but has not arrived. The client
+/// sends its GET and its next request together, so they reach the gateway within a few milliseconds
+/// of each other; a client that opens no GET stream pays this once per session.
+pub const EXPECTED_STREAM_WAIT: Duration = Duration::from_millis(50);
+/// The longest a request waits for a GET that has arrived to be answered by the backend. A wait
+/// that runs out ends the wait for every request of the session, so a backend that holds its
+/// response headers back costs each GET at most this once.
 pub const STREAM_OPEN_WAIT: Duration = Duration::from_secs(1);
 
 struct Binding {
     owner: String,
     seen: Instant,
-    /// A GET stream of this session on its way to the backend: closed once it is open there.
-    opening: Option<watch::Receiver<()>>,
+    stream: Option<StreamWait>,
+}
+
+/// A session's GET stream that its other requests must not overtake.
+struct StreamWait {
+    /// `false` while the GET is only expected, `true` once one arrived; closed when that GET's
+    /// stream is open at the backend (or its request ended).
+    receiver: watch::Receiver<bool>,
+    /// Kept here while the GET is only expected; the GET takes it.
+    expected: Option<watch::Sender<bool>>,
 }
 
 #[derive(Default)]
@@ -40,30 +54,41 @@ pub struct SessionBindings {
 
 /// Where an admitted request stands in its session's order.
 pub enum Order {
-    /// A GET: it opens the session's stream; later requests wait until this guard is dropped (when
-    /// the backend has answered it, or the request has ended otherwise).
+    /// A GET: it opens the session's stream; the session's other requests wait until this guard is
+    /// dropped (when the backend has answered it, or the request has ended otherwise).
     OpensStream(StreamOpening),
-    /// Any other request: it goes to the backend once this stream is open, if one was being opened
-    /// when the request arrived.
+    /// Any other request: it goes to the backend once this stream is open, if one was expected or
+    /// being opened when the request arrived.
     After(Option<PendingStream>),
 }
 
-/// Held by a GET on its way to the backend; dropping it lets the session's later requests go.
+/// Held by a GET on its way to the backend; dropping it lets the session's other requests go.
 pub struct StreamOpening {
-    _open_when_dropped: watch::Sender<()>,
+    _open_when_dropped: watch::Sender<bool>,
 }
 
 /// A GET stream that an admitted request must not overtake.
-pub struct PendingStream(watch::Receiver<()>);
+pub struct PendingStream(watch::Receiver<bool>);
 
 impl PendingStream {
-    /// Waits until the stream is open at the backend (or its request ended), at most
-    /// [`STREAM_OPEN_WAIT`]. Returns `false` when it gave up waiting.
+    /// Waits until the stream is open at the backend (or its request ended): at most
+    /// [`EXPECTED_STREAM_WAIT`] for an expected GET to arrive, then at most [`STREAM_OPEN_WAIT`] for
+    /// the backend to answer it. Returns `false` when it gave up waiting.
     pub async fn opened(&mut self) -> bool {
-        // The sender never sends: `changed` resolves (with an error) when it is dropped.
-        tokio::time::timeout(STREAM_OPEN_WAIT, self.0.changed())
-            .await
-            .is_ok()
+        let mut limit = if *self.0.borrow_and_update() {
+            STREAM_OPEN_WAIT
+        } else {
+            EXPECTED_STREAM_WAIT
+        };
+        loop {
+            match tokio::time::timeout(limit, self.0.changed()).await {
+                Err(_) => return false,
+                // The sender is gone: the stream is open, or its request ended.
+                Ok(Err(_)) => return true,
+                // The expected GET arrived: now wait for the backend to answer it.
+                Ok(Ok(())) => limit = STREAM_OPEN_WAIT,
+            }
+        }
     }
 }
 
@@ -71,25 +96,36 @@ impl SessionBindings {
     /// Whether `sub` may use `session`: only the user the upstream opened it for. A session the
     /// gateway has not seen opened (or has forgotten) is answered as unknown (`None`), and the client
     /// starts a new one, rather than bound to whoever presents it first. `opens_stream` says the
-    /// request is a GET, which later requests of the session must not overtake.
+    /// request is a GET, which the session's other requests must not overtake.
     pub fn admit(&self, session: &str, sub: &str, opens_stream: bool) -> Option<Order> {
         let mut map = self.map.lock().expect("not poisoned");
         let binding = map.get_mut(session).filter(|b| b.owner == sub)?;
         binding.seen = Instant::now();
         if opens_stream {
-            let (sender, receiver) = watch::channel(());
-            binding.opening = Some(receiver);
+            // The expected GET takes over the channel its session's requests already wait on.
+            let sender = match binding.stream.as_mut().and_then(|w| w.expected.take()) {
+                Some(sender) => sender,
+                None => {
+                    let (sender, receiver) = watch::channel(true);
+                    binding.stream = Some(StreamWait {
+                        receiver,
+                        expected: None,
+                    });
+                    sender
+                }
+            };
+            sender.send_replace(true);
             return Some(Order::OpensStream(StreamOpening {
                 _open_when_dropped: sender,
             }));
         }
-        let pending = match &binding.opening {
-            Some(receiver) if receiver.has_changed().is_ok() => {
-                Some(PendingStream(receiver.clone()))
+        let pending = match &binding.stream {
+            Some(wait) if wait.receiver.has_changed().is_ok() => {
+                Some(PendingStream(wait.receiver.clone()))
             }
             Some(_) => {
                 // Opened (or ended) since: nothing left to wait for.
-                binding.opening = None;
+                binding.stream = None;
                 None
             }
             None => None,
@@ -97,16 +133,29 @@ impl SessionBindings {
         Some(Order::After(pending))
     }
 
-    /// Stops holding `session`'s requests for `stream`: a request waited [`STREAM_OPEN_WAIT`] for it
-    /// in vain. (A GET that came later is still waited for.)
+    /// Records that the client was told `session` is initialized: its GET stream is expected next.
+    pub fn expect_stream(&self, session: &str) {
+        if let Some(binding) = self.map.lock().expect("not poisoned").get_mut(session)
+            && binding.stream.is_none()
+        {
+            let (sender, receiver) = watch::channel(false);
+            binding.stream = Some(StreamWait {
+                receiver,
+                expected: Some(sender),
+            });
+        }
+    }
+
+    /// Stops holding `session`'s requests for `stream`: a request waited for it in vain. (A GET that
+    /// came later is still waited for.)
     pub fn stop_waiting(&self, session: &str, stream: &PendingStream) {
         if let Some(binding) = self.map.lock().expect("not poisoned").get_mut(session)
             && binding
-                .opening
+                .stream
                 .as_ref()
-                .is_some_and(|o| o.same_channel(&stream.0))
+                .is_some_and(|w| w.receiver.same_channel(&stream.0))
         {
-            binding.opening = None;
+            binding.stream = None;
         }
     }
 
@@ -117,7 +166,7 @@ impl SessionBindings {
         map.entry(session.to_owned()).or_insert_with(|| Binding {
             owner: sub.to_owned(),
             seen: Instant::now(),
-            opening: None,
+            stream: None,
         });
     }
 
@@ -212,12 +261,56 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn after_initialized_a_request_waits_for_the_get_the_client_sends_with_it() {
+        let sessions = SessionBindings::default();
+        sessions.bind("s1", "alice");
+        sessions.expect_stream("s1");
+        // The call overtook the GET on the way to the gateway.
+        let mut call = pending(sessions.admit("s1", "alice", false)).expect("a GET is expected");
+        let waiting = tokio::spawn(async move { call.opened().await });
+        tokio::time::sleep(EXPECTED_STREAM_WAIT / 2).await;
+        let get = opening(sessions.admit("s1", "alice", true));
+        // The GET arrived in time: now the call waits for the backend to answer it, longer than it
+        // would wait for a GET that never comes.
+        tokio::time::sleep(EXPECTED_STREAM_WAIT * 4).await;
+        assert!(!waiting.is_finished(), "held while the GET is on its way");
+        drop(get);
+        assert!(waiting.await.unwrap(), "let go once the GET is open");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_opens_no_get_stream_waits_once() {
+        let sessions = SessionBindings::default();
+        sessions.bind("s1", "alice");
+        sessions.expect_stream("s1");
+        let mut first = pending(sessions.admit("s1", "alice", false)).expect("a GET is expected");
+        let mut second = pending(sessions.admit("s1", "alice", false)).expect("a GET is expected");
+        let started = tokio::time::Instant::now();
+        assert!(!first.opened().await, "gave up");
+        assert_eq!(started.elapsed(), EXPECTED_STREAM_WAIT);
+        sessions.stop_waiting("s1", &first);
+        assert!(second.opened().await, "the others are let go with it");
+        assert_eq!(started.elapsed(), EXPECTED_STREAM_WAIT);
+        assert!(
+            pending(sessions.admit("s1", "alice", false)).is_none(),
+            "later requests do not wait"
+        );
+        sessions.expect_stream("s1");
+        let _get = opening(sessions.admit("s1", "alice", true));
+        assert!(
+            pending(sessions.admit("s1", "alice", false)).is_some(),
+            "a GET opened later is still waited for"
+        );
+    }
+
     #[test]
     fn other_sessions_do_not_wait() {
         let sessions = SessionBindings::default();
         sessions.bind("s1", "alice");
         sessions.bind("s2", "alice");
         let _get = opening(sessions.admit("s1", "alice", true));
+        sessions.expect_stream("s1");
         assert!(pending(sessions.admit("s2", "alice", false)).is_none());
     }
 }

@@ -4,7 +4,7 @@
 //
 // Usage: node stream-order.mjs '<plan JSON>'
 //   { "url": "<MCP URL through the gateway>", "token": "<bearer>", "statsUrl": "<fixture>/_fixture/stats",
-//     "rounds": N, "timeoutMs": M }
+//     "rounds": N, "timeoutMs": M, "waitForGet": true | false }
 // Prints one JSON report on stdout; a failure becomes { "error": "...", ...the report so far }.
 //
 // Each round:
@@ -12,11 +12,13 @@
 //    first event of each POST stream and cuts them all, as the conformance suite's
 //    server-sse-multiple-streams does. Then it opens a GET stream again: the backend answers 409
 //    while it still holds the first one, so a 200 shows the cut reached it. The session is deleted.
-// 2. The official SDK client opens a new session (and, on its own, the session's GET stream). Once
-//    the fixture has received that GET, the client calls `elicit_on_standalone_stream`, whose
-//    elicitation the fixture sends on the GET stream. The fixture holds each GET (--get-delay-ms),
-//    like a backend with work to do before the stream opens: a tools/call that overtakes the GET on
-//    its way there finds no stream, and the elicitation is lost.
+// 2. The official SDK client opens a new session (and, on its own, the session's GET stream), and
+//    calls `elicit_on_standalone_stream`, whose elicitation the fixture sends on the GET stream: a
+//    tools/call that overtakes the GET on its way to the fixture finds no stream there, and the
+//    elicitation is lost. With `waitForGet`, the call goes only once the fixture has received the
+//    GET, so it was surely sent first; then the fixture should hold each GET (--get-delay-ms), like
+//    a backend with work to do before the stream opens. Without it, the call goes at once, as the
+//    SDK's own next request does, and the two race to the gateway.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
@@ -111,9 +113,10 @@ async function elicitOnGetStream() {
   const transport = new StreamableHTTPClientTransport(new URL(plan.url), { requestInit: { headers: auth } });
   const before = (await stats()).getRequestsReceived;
   await client.connect(transport);
-  // The SDK opens the GET stream after initialize without waiting for it; once the fixture has it,
-  // the GET was sent before the call below, as the SDK's own next request would be.
-  await untilStats((s) => s.getRequestsReceived > before, 'the SDK client opened no GET stream');
+  // The SDK opens the GET stream after initialize without waiting for it.
+  if (plan.waitForGet) {
+    await untilStats((s) => s.getRequestsReceived > before, 'the SDK client opened no GET stream');
+  }
   const started = Date.now();
   try {
     const result = await client.callTool({ name: 'elicit_on_standalone_stream', arguments: {} }, undefined, {

@@ -74,17 +74,19 @@ pub struct AuthSettings {
 /// The private-use schemes of native apps (RFC 8252 §7.1) that redirect URIs may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrivateUseSchemes {
-    /// Any scheme but the browser's own (the default).
+    /// The default: a reverse-domain scheme (`com.example.app:/cb`), or any scheme in the
+    /// `app://host/…` shape that apps in the field use.
     Any,
     /// Only these, lower case; empty: none.
     Only(Vec<String>),
 }
 
 impl PrivateUseSchemes {
-    /// Whether `scheme` (lower case, as URLs are parsed) is accepted.
-    pub fn accepts(&self, scheme: &str) -> bool {
+    /// Whether a redirect URI with `scheme` (lower case, as URLs are parsed), with or without an
+    /// authority, is accepted.
+    pub fn accepts(&self, scheme: &str, has_authority: bool) -> bool {
         match self {
-            PrivateUseSchemes::Any => true,
+            PrivateUseSchemes::Any => scheme.contains('.') || has_authority,
             PrivateUseSchemes::Only(schemes) => schemes.iter().any(|s| s == scheme),
         }
     }
@@ -92,7 +94,9 @@ impl PrivateUseSchemes {
     /// The accepted schemes, for an error message.
     pub fn describe(&self) -> String {
         match self {
-            PrivateUseSchemes::Any => "any app scheme".into(),
+            PrivateUseSchemes::Any => {
+                "a reverse-domain scheme (com.example.app:/cb) or app://host/… form".into()
+            }
             PrivateUseSchemes::Only(schemes) if schemes.is_empty() => "(no app schemes)".into(),
             PrivateUseSchemes::Only(schemes) => schemes.join(", "),
         }
@@ -660,6 +664,14 @@ fn private_use_schemes(
             return Err(errors.at(
                 &at,
                 format!("{scheme:?} is run or read by the browser itself, never an app's scheme"),
+            ));
+        }
+        if crate::oauth::redirect::is_system_scheme(&lower) {
+            return Err(errors.at(
+                &at,
+                format!(
+                    "{scheme:?} opens a program of the operating system, never an app's scheme"
+                ),
             ));
         }
         accepted.push(lower);

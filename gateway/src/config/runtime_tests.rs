@@ -179,6 +179,8 @@ fn app_redirect_schemes_are_any_unless_the_operator_narrows_them() {
         ("[\"https\"]", "always accepted"),
         ("[\"javascript\"]", "run or read by the browser"),
         ("[\"DATA\"]", "run or read by the browser"),
+        ("[\"ms-msdt\"]", "program of the operating system"),
+        ("[\"smb\"]", "program of the operating system"),
         ("[\"1app\"]", "not a URI scheme"),
         ("[\"app/cb\"]", "not a URI scheme"),
         ("[\"\"]", "not a URI scheme"),

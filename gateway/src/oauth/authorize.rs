@@ -64,9 +64,18 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         return Err(page(400, &problem));
     }
 
-    // From here on, errors go back to the client.
+    // From here on, errors go back to the client; but a native app's redirect launches a program
+    // outside the browser, so until the user has acted here its errors stay on this server's page
+    // (RFC 9700 §4.11.1): a link cannot make the gateway launch an app.
     let state = params.get("state").cloned();
+    let launches_app = matches!(
+        redirect::destination(&redirect_uri),
+        redirect::Destination::App(_)
+    );
     let back = |error: &str, description: &str| {
+        if launches_app {
+            return Err(page(400, &format!("{description} ({error})")));
+        }
         Ok(Response::redirect(error_redirect(
             server,
             &redirect_uri,

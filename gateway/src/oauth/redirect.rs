@@ -3,11 +3,15 @@
 //!
 //! Accepted: https; http on a loopback address (RFC 8252 §7.3); and the private-use schemes of native
 //! apps (RFC 8252 §7.1). RFC 8252 asks apps for reverse-domain schemes (`com.example.app:/cb`), but
-//! clients in the field use short ones (`cursor://…`, `vscode://…`), and refusing them locks their
-//! users out, so any scheme of that shape is accepted unless the operator narrows the list
-//! (`auth.private_use_redirect_schemes`). Schemes that the browser itself runs or reads
-//! ([`BROWSER_SCHEMES`]) are never accepted: a code sent there would go to a script or a local file,
-//! not to an app.
+//! clients in the field use short ones with an authority (`cursor://anysphere.cursor-retrieval/…`,
+//! `vscode://…`), and refusing them locks their users out. (The MCP spec asks for localhost or https
+//! redirects; native apps cannot meet it, so this follows RFC 8252 instead.) So by default a
+//! reverse-domain scheme, or any scheme in that `app://host/…` shape, is accepted; the operator can
+//! name the accepted schemes instead (`auth.private_use_redirect_schemes`). Never accepted, whatever
+//! the config: schemes the browser itself runs or reads ([`BROWSER_SCHEMES`]: the code would go to a
+//! script or a local file), and those of the operating system's own handlers ([`is_system_scheme`]:
+//! a redirect would launch a file share, a shell, a diagnostic tool or another browser, never an MCP
+//! client).
 
 use url::Url;
 
@@ -31,6 +35,47 @@ pub const BROWSER_SCHEMES: &[&str] = &[
     "ws",
     "wss",
 ];
+
+/// Schemes of the operating system's own handlers, besides every `ms-…` (Windows' own: `ms-msdt`,
+/// `ms-officecmd`, `ms-settings`, …).
+const SYSTEM_SCHEMES: &[&str] = &[
+    "smb",
+    "afp",
+    "nfs",
+    "sftp",
+    "ftps",
+    "ssh",
+    "telnet",
+    "rdp",
+    "vnc",
+    "ldap",
+    "ldaps",
+    "mailto",
+    "tel",
+    "sms",
+    "callto",
+    "facetime",
+    "facetime-audio",
+    "skype",
+    "shell",
+    "search",
+    "search-ms",
+    "intent",
+    "android-app",
+    "microsoft-edge",
+    "x-safari-http",
+    "x-safari-https",
+    "googlechrome",
+    "googlechromes",
+    "firefox",
+    "chrome-extension",
+    "moz-extension",
+];
+
+/// Whether `scheme` (lower case) belongs to one of the operating system's own handlers.
+pub fn is_system_scheme(scheme: &str) -> bool {
+    scheme.starts_with("ms-") || SYSTEM_SCHEMES.contains(&scheme)
+}
 
 /// How a redirect URI hands the code over, for the consent page.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,7 +105,11 @@ pub fn registration_problem(raw: &str, schemes: &PrivateUseSchemes) -> Option<St
             "{raw:?} uses the scheme {scheme}, which the browser runs or reads itself; a redirect URI \
              must be https, loopback http or an app's own scheme"
         )),
-        scheme if schemes.accepts(scheme) => None,
+        scheme if is_system_scheme(scheme) => Some(format!(
+            "{raw:?} uses the scheme {scheme}, which opens a program of the operating system, not an \
+             app's own scheme"
+        )),
+        scheme if schemes.accepts(scheme, url.has_authority()) => None,
         scheme => Some(format!(
             "{raw:?} uses the scheme {scheme}, which this server does not accept for apps; a \
              redirect URI must be https, loopback http or one of: {}",
@@ -69,13 +118,15 @@ pub fn registration_problem(raw: &str, schemes: &PrivateUseSchemes) -> Option<St
     }
 }
 
-/// Where the code goes when the browser is sent to `uri`.
+/// Where the code goes when the browser is sent to `uri`: as the browser will read it (parsed, so
+/// that no invisible or look-alike character hides what it is).
 pub fn destination(uri: &str) -> Destination {
     match Url::parse(uri) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {
             Destination::Host(url.host_str().unwrap_or(uri).to_owned())
         }
-        _ => Destination::App(uri.to_owned()),
+        Ok(url) => Destination::App(url.into()),
+        Err(_) => Destination::App(uri.to_owned()),
     }
 }
 
@@ -137,6 +188,10 @@ mod tests {
             None
         );
         assert!(registration_problem("http://app.example/cb", &ANY).is_some());
+        assert!(
+            registration_problem("myapp:/cb", &ANY).is_some(),
+            "a short scheme without an authority is not an app's redirect by default"
+        );
         assert!(registration_problem("https://app.example/cb#x", &ANY).is_some());
         assert!(registration_problem("cursor://cb#x", &ANY).is_some());
         assert!(registration_problem("/relative", &ANY).is_some());
@@ -168,6 +223,31 @@ mod tests {
     }
 
     #[test]
+    fn schemes_of_the_operating_system_never_register() {
+        for uri in [
+            "ms-msdt:/id PCWDiagnostic /skip force",
+            "ms-officecmd:{}",
+            "MS-Settings:privacy",
+            "search-ms:query=x&crumb=location:\\\\evil\\share",
+            "smb://evil.example/share",
+            "ssh://evil.example/",
+            "mailto:someone@example.com",
+            "tel:+15555550100",
+            "microsoft-edge:https://evil.example/",
+            "x-safari-https://evil.example/",
+            "intent://scan/#Intent;scheme=zxing;end",
+            "chrome-extension://abc/cb",
+        ] {
+            let problem =
+                registration_problem(uri, &ANY).unwrap_or_else(|| panic!("{uri} was accepted"));
+            assert!(
+                problem.contains("operating system") || problem.contains("fragment"),
+                "{uri}: {problem}"
+            );
+        }
+    }
+
+    #[test]
     fn an_operator_can_narrow_the_app_schemes() {
         let only = PrivateUseSchemes::Only(vec!["cursor".into()]);
         assert_eq!(registration_problem("cursor://x/cb", &only), None);
@@ -176,6 +256,12 @@ mod tests {
         assert_eq!(registration_problem("http://127.0.0.1:9/cb", &only), None);
         let problem = registration_problem("vscode://x/cb", &only).unwrap();
         assert!(problem.contains("one of: cursor"), "{problem}");
+        let short = PrivateUseSchemes::Only(vec!["myapp".into()]);
+        assert_eq!(
+            registration_problem("myapp:/cb", &short),
+            None,
+            "a scheme the operator named need not have an authority"
+        );
         let none = PrivateUseSchemes::Only(Vec::new());
         assert!(registration_problem("cursor://x/cb", &none).is_some());
         assert_eq!(registration_problem("https://app.example/cb", &none), None);
@@ -194,6 +280,11 @@ mod tests {
         assert_eq!(
             destination("cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback"),
             Destination::App("cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback".into())
+        );
+        assert_eq!(
+            destination("cursor://evil\u{202e}moc.example/cb"),
+            Destination::App("cursor://evil%E2%80%AEmoc.example/cb".into()),
+            "shown as the browser will read it"
         );
     }
 

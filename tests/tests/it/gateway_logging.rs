@@ -142,9 +142,20 @@ fn request_id_of(log: &str, path: &str) -> Option<String> {
         })
 }
 
+/// Sends the start of a request and resets the connection (an RST, as a client that crashes sends).
+async fn send_half_and_reset(port: u16) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(b"GET /hea").await.unwrap();
+    stream.set_zero_linger().unwrap();
+    drop(stream);
+}
+
 /// A client that closes its SSE stream is normal, not an operator's problem: no warning, no error,
-/// only the access line. A backend that cannot be reached is: a warning naming the route and the
-/// request id of its access line.
+/// only the access line; so is one that resets its connection halfway through a request. A backend that cannot be reached is: a warning naming the
+/// route and the request id of its access line.
 #[tokio::test]
 async fn closed_streams_are_quiet_and_backend_failures_are_warnings() {
     use futures::StreamExt as _;
@@ -155,10 +166,12 @@ async fn closed_streams_are_quiet_and_backend_failures_are_warnings() {
         .section(&format!(
             "[[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n\n\
              [[routes]]\npath = \"/down/mcp\"\nupstream = \"http://127.0.0.1:{closed}/mcp\"\n",
-            upstream.url("/sse")
+            upstream.url("/sse"),
         ))
         .start()
         .await;
+    let port: u16 = gateway.origin.rsplit(':').next().unwrap().parse().unwrap();
+    send_half_and_reset(port).await;
     let http = reqwest::Client::new();
     for _ in 0..3 {
         let response = http

@@ -9,7 +9,7 @@ use integration_tests::oauth::{
 };
 use serde_json::{Value, json};
 
-use crate::oauth_flow::auth_stack;
+use crate::oauth_flow::{auth_stack, auth_stack_routed};
 use crate::oauth_rules::mcp_status;
 
 const CURSOR: &str = "cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback";
@@ -83,6 +83,19 @@ async fn a_private_use_redirect_completes_the_flow() {
     let client = registered["client_id"].as_str().unwrap();
     let pkce = Pkce::new();
     let mut agent = Agent::new();
+
+    // Before the user has done anything, an error is shown here: a link cannot make the gateway
+    // launch the app.
+    let bad = authorize_url(
+        gateway,
+        client,
+        &pkce,
+        &[("redirect_uri", CURSOR), ("response_type", "token")],
+    );
+    let (status, location, body) = agent.get(&bad).await;
+    assert_eq!((status, location), (400, None), "{body}");
+    assert!(body.contains("unsupported_response_type"), "{body}");
+
     let url = authorize_url(gateway, client, &pkce, &[("redirect_uri", CURSOR)]);
     let consent = to_consent(gateway, &mut agent, &url, "alice", "wonderland")
         .await
@@ -117,18 +130,29 @@ async fn a_private_use_redirect_completes_the_flow() {
     assert_eq!(mcp_status(gateway, access).await, 200);
 }
 
-/// Schemes the browser runs or reads itself never register, whatever the client; an operator can
-/// narrow the app schemes, and the narrower rule also holds for clients registered before.
+/// Schemes the browser runs or reads itself, and those of the operating system's own programs,
+/// never register, whatever the client; nor does a short scheme outside the `app://host/…` shape
+/// apps use. An operator can narrow the app schemes, and the narrower rule also holds for clients
+/// registered before.
 #[tokio::test(flavor = "multi_thread")]
-async fn browser_schemes_are_refused_and_app_schemes_can_be_narrowed() {
+async fn browser_and_system_schemes_are_refused_and_app_schemes_can_be_narrowed() {
     let stack = auth_stack("").await;
-    for uri in [
-        "javascript:alert(document.domain)",
-        "data:text/html,<script>alert(1)</script>",
-        "file:///etc/passwd",
-        "vbscript:msgbox(1)",
-        "blob:https://app.example/0b6c",
-        "about:blank",
+    for (uri, reason) in [
+        ("javascript:alert(document.domain)", "browser runs or reads"),
+        (
+            "data:text/html,<script>alert(1)</script>",
+            "browser runs or reads",
+        ),
+        ("file:///etc/passwd", "browser runs or reads"),
+        ("\tjava\nscript:alert(1)", "browser runs or reads"),
+        ("vbscript:msgbox(1)", "browser runs or reads"),
+        ("blob:https://app.example/0b6c", "browser runs or reads"),
+        ("about:blank", "browser runs or reads"),
+        ("ms-msdt:/id PCWDiagnostic", "operating system"),
+        ("search-ms:query=x", "operating system"),
+        ("smb://evil.example/share", "operating system"),
+        ("mailto:someone@example.com", "operating system"),
+        ("myapp:/callback", "does not accept for apps"),
     ] {
         let (status, body) = register(&stack.gateway, json!({ "redirect_uris": [uri] })).await;
         assert_eq!(
@@ -137,10 +161,7 @@ async fn browser_schemes_are_refused_and_app_schemes_can_be_narrowed() {
             "{uri}: {body}"
         );
         assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("browser runs or reads"),
+            body["error_description"].as_str().unwrap().contains(reason),
             "{uri}: {body}"
         );
     }
@@ -195,44 +216,64 @@ async fn narrow(gateway: &mut GatewayUnderTest) {
     gateway.rewrite_config(&config).await;
 }
 
+/// The `scope` of the token response, after the whole flow with `asked`.
+async fn granted(
+    gateway: &GatewayUnderTest,
+    client: &str,
+    asked: &str,
+) -> (serde_json::Value, String) {
+    let pkce = Pkce::new();
+    let url = authorize_url(gateway, client, &pkce, &[("scope", asked)]);
+    let query = authorize(gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
+    assert!(query.contains_key("code"), "{asked}: {query:?}");
+    let (status, tokens) = token(gateway, &exchange(client, &query["code"], &pkce.verifier)).await;
+    assert_eq!(status, 200, "{asked}: {tokens}");
+    let scope = tokens["scope"].as_str().unwrap().to_owned();
+    (tokens, scope)
+}
+
 /// `offline_access`, `openid`, `profile` and `email` are dropped from a request instead of failing
-/// it: the code, the token response and a refresh carry the route's scopes; any other unknown scope
-/// is still `invalid_scope`.
+/// it: the token response and a refresh carry what was asked of the route's scopes (all of them
+/// when only dropped ones were asked); any other unknown scope is still `invalid_scope`.
 #[tokio::test(flavor = "multi_thread")]
 async fn standard_scopes_the_gateway_does_not_issue_are_dropped() {
-    let stack = auth_stack("").await;
+    let stack = auth_stack_routed(
+        "",
+        "scopes_supported = [\"mcp\", \"files:read\"]\nrequired_scopes = [\"mcp\"]",
+        integration_tests::GatewayBuilder::new(),
+    )
+    .await;
     let gateway = &stack.gateway;
     let client = public_client(gateway).await;
-    for asked in [
-        "mcp offline_access",
-        "openid mcp",
-        "openid profile email offline_access",
+    for (asked, expected) in [
+        ("files:read offline_access", "files:read"),
+        ("openid mcp", "mcp"),
+        ("mcp offline_access files:read", "mcp files:read"),
+        ("openid profile email offline_access", "mcp files:read"),
     ] {
-        let pkce = Pkce::new();
-        let url = authorize_url(gateway, &client, &pkce, &[("scope", asked)]);
-        let query = authorize(gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
-        assert!(query.contains_key("code"), "{asked}: {query:?}");
-        let (status, tokens) =
-            token(gateway, &exchange(&client, &query["code"], &pkce.verifier)).await;
-        assert_eq!(status, 200, "{asked}: {tokens}");
-        assert_eq!(tokens["scope"], "mcp", "{asked}");
+        let (tokens, scope) = granted(gateway, &client, asked).await;
+        assert_eq!(scope, expected, "{asked}");
         assert!(tokens["refresh_token"].is_string(), "{asked}");
-        let access = tokens["access_token"].as_str().unwrap();
-        assert_eq!(mcp_status(gateway, access).await, 200, "{asked}");
-
-        let (status, refreshed) = token(
-            gateway,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", &client),
-                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-                ("scope", asked),
-            ],
-        )
-        .await;
-        assert_eq!(status, 200, "{asked}: {refreshed}");
-        assert_eq!(refreshed["scope"], "mcp", "{asked}");
     }
+
+    // A refresh that asks for less, plus a dropped scope, narrows.
+    let (tokens, _) = granted(gateway, &client, "mcp files:read offline_access").await;
+    assert_eq!(
+        mcp_status(gateway, tokens["access_token"].as_str().unwrap()).await,
+        200
+    );
+    let (status, refreshed) = token(
+        gateway,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("scope", "files:read openid"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(refreshed["scope"], "files:read");
 
     let (status, location, _) = Agent::new()
         .get(&authorize_url(

@@ -35,9 +35,8 @@ pub async fn auth_stack(extra: &str) -> AuthStack {
     auth_stack_with(extra, GatewayBuilder::new()).await
 }
 
-/// The same, from a builder the caller has set up (environment variables, say).
-/// A users file for the `local` provider with `alice` (password `wonderland`), kept for the test's
-/// lifetime.
+/// A users file for the `local` provider with `alice` (password `wonderland`). It is left behind in
+/// the temporary directory: the gateway reads it when it starts, and again when a test restarts it.
 pub fn users_file() -> std::path::PathBuf {
     let users = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
@@ -51,7 +50,17 @@ pub fn users_file() -> std::path::PathBuf {
     users.keep().unwrap().1
 }
 
+/// The same, from a builder the caller has set up (environment variables, say).
 pub async fn auth_stack_with(extra: &str, builder: GatewayBuilder) -> AuthStack {
+    auth_stack_routed(extra, "", builder).await
+}
+
+/// The same, with `route_extra` lines in the `/mcp` route's table (its scopes, say).
+pub async fn auth_stack_routed(
+    extra: &str,
+    route_extra: &str,
+    builder: GatewayBuilder,
+) -> AuthStack {
     let echo = EchoTarget::start().await;
     let users_path = users_file();
     let origin = builder.origin();
@@ -60,7 +69,7 @@ pub async fn auth_stack_with(extra: &str, builder: GatewayBuilder) -> AuthStack 
         .section(&format!(
             "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n{extra}\n\n{route}",
             users = users_path.display().to_string(),
-            route = supervised_backend_route(&origin, backend_port, &echo.url(), ""),
+            route = supervised_backend_route(&origin, backend_port, &echo.url(), route_extra),
         ))
         .start()
         .await;
