@@ -100,7 +100,11 @@ async function cutStreams() {
   const again = await openGet(session, againCut);
   const reopened = again.status;
   againCut.abort();
-  if (reopened === 200) report.cutGetStreams += 1;
+  if (reopened === 200) {
+    report.cutGetStreams += 1;
+    // Before the DELETE, which would end the stream from the server's side.
+    await untilStats((s) => s.getStreamsClosedByPeer >= report.cutGetStreams, 'the cut GET stream never closed at the backend');
+  }
   const end = await fetch(plan.url, { method: 'DELETE', headers: mcpHeaders(session) });
   await end.body?.cancel();
   return reopened;
