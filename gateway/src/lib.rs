@@ -5,23 +5,14 @@
 //! endpoint ([`metrics`]) on its own listener, and a supervisor ([`supervise`]) per `command` route.
 
 pub mod access_log;
-pub mod admission;
 pub mod cli;
 pub mod config;
-pub mod cors;
-pub mod forward;
 mod log_filter;
 pub mod log_writer;
-pub mod mcp_peek;
-pub mod metadata;
 pub mod metrics;
 pub mod oauth;
 pub mod process;
 pub mod proxy;
-pub mod rate_limit;
-pub mod resolve;
-pub mod routes;
-pub mod sessions;
 pub mod store;
 pub mod supervise;
 pub mod tokens;

@@ -1,8 +1,12 @@
-//! The request the upstream sees: the client's credentials and every client-sent copy of the internal
-//! headers removed, the route's credentials added, path and `Host` rewritten for the upstream.
+//! The request the backend sees, and how it is reached: the client's credentials and every
+//! client-sent copy of the internal headers removed, the route's credentials added, path and `Host`
+//! rewritten for the backend; the peer with the route's timeouts.
+
+use std::net::SocketAddr;
 
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
 
 use crate::config::{Credentials, Route};
 use crate::tokens::backend::BackendCredentials;
@@ -35,6 +39,17 @@ static STRIPPED: [HeaderName; 9] = [
     ASSERTION,
     REQUEST_ID,
 ];
+
+/// The peer for `route`'s backend at `address`, with the route's timeouts.
+pub fn peer(route: &Route, address: SocketAddr) -> HttpPeer {
+    let upstream = &route.upstream;
+    let mut peer = HttpPeer::new(address, upstream.tls, upstream.host.clone());
+    peer.options.connection_timeout = Some(upstream.connect_timeout);
+    peer.options.read_timeout = Some(upstream.read_timeout);
+    peer.options.write_timeout = Some(upstream.write_timeout);
+    peer.options.idle_timeout = Some(std::time::Duration::from_secs(60));
+    peer
+}
 
 /// Rewrites `request` for `route`'s upstream with the caller's `credentials`.
 ///

@@ -1,5 +1,5 @@
-//! Admission to a protected route: find the bearer token, check it, check its audience and scopes.
-//! Every refusal is one [`AdmissionError`], mapped in one place to a status, a `WWW-Authenticate`
+//! The bearer token of a request to a protected route: find it, check it, check its audience and
+//! scopes. Every refusal is one [`BearerError`], mapped in one place to a status, a `WWW-Authenticate`
 //! challenge (RFC 6750 §3, RFC 9728 §5.1) and a JSON body.
 //!
 //! Never 400, 404 or 405 for an auth failure: clients read those as "legacy transport". The one
@@ -13,7 +13,7 @@ use crate::config::Route;
 use crate::tokens::access::{AccessClaims, AccessTokenVerifier, TokenError, has_scopes};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdmissionError {
+pub enum BearerError {
     /// No credentials: challenge without an `error` (RFC 6750 §3.1).
     #[error("Authorization needed")]
     NoToken,
@@ -25,22 +25,22 @@ pub enum AdmissionError {
     InsufficientScope,
 }
 
-impl AdmissionError {
+impl BearerError {
     pub fn status(&self) -> u16 {
         match self {
-            AdmissionError::NoToken | AdmissionError::InvalidToken(_) => 401,
-            AdmissionError::TokenInQuery => 400,
-            AdmissionError::InsufficientScope => 403,
+            BearerError::NoToken | BearerError::InvalidToken(_) => 401,
+            BearerError::TokenInQuery => 400,
+            BearerError::InsufficientScope => 403,
         }
     }
 
     /// The bounded `reason` label of `mcp_gateway_auth_failures_total`.
     pub fn reason(&self) -> &'static str {
         match self {
-            AdmissionError::NoToken => "no_token",
-            AdmissionError::TokenInQuery => "token_in_query",
-            AdmissionError::InvalidToken(e) => e.reason(),
-            AdmissionError::InsufficientScope => "insufficient_scope",
+            BearerError::NoToken => "no_token",
+            BearerError::TokenInQuery => "token_in_query",
+            BearerError::InvalidToken(e) => e.reason(),
+            BearerError::InsufficientScope => "insufficient_scope",
         }
     }
 
@@ -49,20 +49,20 @@ impl AdmissionError {
         let metadata = &route.metadata_url;
         let needed = route.required_scopes.join(" ");
         match self {
-            AdmissionError::NoToken => {
+            BearerError::NoToken => {
                 if needed.is_empty() {
                     format!("Bearer resource_metadata=\"{metadata}\"")
                 } else {
                     format!("Bearer resource_metadata=\"{metadata}\", scope=\"{needed}\"")
                 }
             }
-            AdmissionError::TokenInQuery => format!(
+            BearerError::TokenInQuery => format!(
                 "Bearer error=\"invalid_request\", error_description=\"{self}\", resource_metadata=\"{metadata}\""
             ),
-            AdmissionError::InvalidToken(_) => format!(
+            BearerError::InvalidToken(_) => format!(
                 "Bearer error=\"invalid_token\", error_description=\"{self}\", resource_metadata=\"{metadata}\""
             ),
-            AdmissionError::InsufficientScope => format!(
+            BearerError::InsufficientScope => format!(
                 "Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\", error_description=\"{self}\""
             ),
         }
@@ -71,35 +71,35 @@ impl AdmissionError {
     /// The JSON body that goes with the challenge.
     pub fn body(&self) -> serde_json::Value {
         let error = match self {
-            AdmissionError::NoToken => "unauthorized",
-            AdmissionError::TokenInQuery => "invalid_request",
-            AdmissionError::InvalidToken(_) => "invalid_token",
-            AdmissionError::InsufficientScope => "insufficient_scope",
+            BearerError::NoToken => "unauthorized",
+            BearerError::TokenInQuery => "invalid_request",
+            BearerError::InvalidToken(_) => "invalid_token",
+            BearerError::InsufficientScope => "insufficient_scope",
         };
         serde_json::json!({ "error": error, "error_description": self.to_string() })
     }
 }
 
-/// Admits a request to `route`, returning the caller's verified claims.
-pub fn admit(
+/// Checks the bearer token of a request to `route`, returning the caller's verified claims.
+pub fn check(
     verifier: &AccessTokenVerifier,
     route: &Route,
     headers: &HeaderMap,
     query: Option<&str>,
     now: u64,
-) -> Result<Arc<AccessClaims>, AdmissionError> {
+) -> Result<Arc<AccessClaims>, BearerError> {
     if query.is_some_and(has_token_parameter) {
-        return Err(AdmissionError::TokenInQuery);
+        return Err(BearerError::TokenInQuery);
     }
     let token = bearer_token(headers)?;
     let claims = verifier
         .verify_bytes(token, now)
-        .map_err(AdmissionError::InvalidToken)?;
+        .map_err(BearerError::InvalidToken)?;
     if !claims.is_for(&route.resource) {
-        return Err(AdmissionError::InvalidToken(TokenError::WrongAudience));
+        return Err(BearerError::InvalidToken(TokenError::WrongAudience));
     }
     if !has_scopes(claims.scopes(), &route.required_scopes) {
-        return Err(AdmissionError::InsufficientScope);
+        return Err(BearerError::InsufficientScope);
     }
     Ok(claims)
 }
@@ -107,13 +107,13 @@ pub fn admit(
 /// The token of the one `Authorization: Bearer` header. No header, or another scheme, is no token; two
 /// headers, or a Bearer header with no token, is an invalid one. The token is returned as the
 /// header's bytes, all visible ASCII.
-fn bearer_token(headers: &HeaderMap) -> Result<&[u8], AdmissionError> {
+fn bearer_token(headers: &HeaderMap) -> Result<&[u8], BearerError> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
-        return Err(AdmissionError::NoToken);
+        return Err(BearerError::NoToken);
     };
     if values.next().is_some() {
-        return Err(AdmissionError::InvalidToken(TokenError::Malformed));
+        return Err(BearerError::InvalidToken(TokenError::Malformed));
     }
     // Visible ASCII, space and tab only (what `HeaderValue::to_str` allows). The checks below fold
     // over every byte without an early exit, so that they compile to vector code: a token is most of
@@ -123,7 +123,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<&[u8], AdmissionError> {
         ok & ((0x20..0x7f).contains(&b) | (b == b'\t'))
     });
     if !visible {
-        return Err(AdmissionError::InvalidToken(TokenError::Malformed));
+        return Err(BearerError::InvalidToken(TokenError::Malformed));
     }
     let value = bytes.trim_ascii();
     let (scheme, token) = match value.iter().position(|&b| b == b' ') {
@@ -131,7 +131,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<&[u8], AdmissionError> {
         None => (value, &[][..]),
     };
     if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return Err(AdmissionError::NoToken);
+        return Err(BearerError::NoToken);
     }
     let token = token.trim_ascii();
     // Visible ASCII without space (tab is not in the range either).
@@ -139,7 +139,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<&[u8], AdmissionError> {
         .iter()
         .fold(true, |ok, &b| ok & (0x21..0x7f).contains(&b));
     if token.is_empty() || !unbroken {
-        return Err(AdmissionError::InvalidToken(TokenError::Malformed));
+        return Err(BearerError::InvalidToken(TokenError::Malformed));
     }
     Ok(token)
 }
@@ -156,15 +156,15 @@ mod tests {
     #[test]
     fn bearer_tokens_are_found_only_in_one_bearer_header() {
         let mut headers = HeaderMap::new();
-        assert_eq!(bearer_token(&headers), Err(AdmissionError::NoToken));
+        assert_eq!(bearer_token(&headers), Err(BearerError::NoToken));
         headers.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Err(AdmissionError::NoToken));
+        assert_eq!(bearer_token(&headers), Err(BearerError::NoToken));
         headers.insert("authorization", "bearer  abc ".parse().unwrap());
         assert_eq!(bearer_token(&headers), Ok(&b"abc"[..]));
         headers.insert("authorization", "Bearer".parse().unwrap());
         assert!(matches!(
             bearer_token(&headers),
-            Err(AdmissionError::InvalidToken(_))
+            Err(BearerError::InvalidToken(_))
         ));
         // Bytes a header may carry but a token may not: obs-text, inner whitespace.
         for bad in [
@@ -175,7 +175,7 @@ mod tests {
             headers.insert("authorization", http::HeaderValue::from_bytes(bad).unwrap());
             assert_eq!(
                 bearer_token(&headers),
-                Err(AdmissionError::InvalidToken(TokenError::Malformed)),
+                Err(BearerError::InvalidToken(TokenError::Malformed)),
                 "{bad:?}"
             );
         }
@@ -185,7 +185,7 @@ mod tests {
         headers.append("authorization", "Bearer b".parse().unwrap());
         assert!(matches!(
             bearer_token(&headers),
-            Err(AdmissionError::InvalidToken(_))
+            Err(BearerError::InvalidToken(_))
         ));
     }
 
@@ -199,11 +199,11 @@ mod tests {
     #[test]
     fn descriptions_cannot_confuse_challenge_parsers() {
         for error in [
-            AdmissionError::NoToken,
-            AdmissionError::TokenInQuery,
-            AdmissionError::InvalidToken(TokenError::Expired),
-            AdmissionError::InvalidToken(TokenError::WrongAudience),
-            AdmissionError::InsufficientScope,
+            BearerError::NoToken,
+            BearerError::TokenInQuery,
+            BearerError::InvalidToken(TokenError::Expired),
+            BearerError::InvalidToken(TokenError::WrongAudience),
+            BearerError::InsufficientScope,
         ] {
             let text = error.to_string();
             assert!(!text.contains('=') && !text.contains('"'), "{text}");

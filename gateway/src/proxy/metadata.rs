@@ -5,10 +5,10 @@
 use bytes::Bytes;
 use serde_json::json;
 
+use super::router::JWKS_PATH;
 use crate::config::{Config, Route};
 use crate::oauth::AsEndpoint;
 use crate::oauth::register::{AUTH_METHODS, GRANT_TYPES};
-use crate::routes::JWKS_PATH;
 
 /// RFC 9728 §2 metadata for one route.
 pub fn protected_resource(config: &Config, route: &Route) -> Bytes {

@@ -1,0 +1,209 @@
+//! Admission: every rule a request to a route must pass before it is forwarded — the size of its
+//! headers, its browser `Origin` (and the CORS preflight), its declared body size, its bearer token
+//! ([`super::bearer`]), the revocation of its grant, and its session's owner. The result is one
+//! [`Admitted`] or one [`Refusal`], which is answered (and counted) in one place.
+
+use std::sync::Arc;
+
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+
+use super::bearer::{self, BearerError};
+use super::cors;
+use super::ctx::RequestCtx;
+use super::respond::{self, Headers, json_error};
+use super::sessions::Order;
+use super::state::Gateway;
+use crate::config::Route;
+use crate::metrics::METRICS;
+use crate::tokens::access::{AccessClaims, TokenError};
+use crate::tokens::now;
+
+/// `Mcp-Session-Id`, parsed once: a lookup by `&str` parses the name on every request.
+pub const SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
+
+/// A request that may go to the backend.
+pub struct Admitted {
+    pub caller: Arc<AccessClaims>,
+    /// The allowed browser origin it came from.
+    pub cors_origin: Option<String>,
+    /// Its session, where it stands in the session's order, and whether it ends the session.
+    pub session: Option<(String, Order, bool)>,
+}
+
+/// Why a request to a route is not forwarded.
+pub enum Refusal {
+    /// 431: the header section is larger than `limits.max_request_header_bytes`.
+    HeadersTooLarge,
+    /// 403: a browser `Origin` that is not allowed.
+    Origin,
+    /// A CORS preflight, answered here: what the origin may do, or `None` for a header MCP does not
+    /// use (403).
+    Preflight(Option<Headers>),
+    /// 413: a declared body larger than `limits.max_request_body_bytes`.
+    BodyTooLarge { cors: Headers },
+    /// 400, 401 or 403 with a `WWW-Authenticate` challenge.
+    Bearer { error: BearerError, cors: Headers },
+    /// 404: a session another user opened, or that the gateway never saw opened.
+    ForeignSession { cors: Headers },
+}
+
+/// Checks every rule, in order, for a request to `route`.
+pub async fn admit(
+    gateway: &Gateway,
+    session: &Session,
+    route: &Route,
+) -> Result<Admitted, Refusal> {
+    let header = session.req_header();
+    let config = &gateway.config;
+    if header_bytes(header) > config.max_request_header_bytes {
+        return Err(Refusal::HeadersTooLarge);
+    }
+    let cors_origin = match cors::origin(&header.headers) {
+        Some(origin) if !cors::is_allowed(origin, &config.allowed_origins) => {
+            return Err(Refusal::Origin);
+        }
+        origin => origin.map(str::to_owned),
+    };
+    if header.method == http::Method::OPTIONS {
+        return Err(Refusal::Preflight(cors::route_preflight(
+            cors_origin.as_deref(),
+            &header.headers,
+        )));
+    }
+    let cors = || cors::route_headers(cors_origin.as_deref());
+    let declared_length = header
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|len| len > config.max_request_body_bytes) {
+        return Err(Refusal::BodyTooLarge { cors: cors() });
+    }
+    let caller = bearer::check(
+        &gateway.verifier,
+        route,
+        &header.headers,
+        header.uri.query(),
+        now(),
+    )
+    .map_err(|error| Refusal::Bearer {
+        error,
+        cors: cors(),
+    })?;
+    // A grant revoked before a restart: the store remembers what the verifier forgot.
+    if let (Some(auth), Some(grant)) = (&gateway.auth, &caller.gid)
+        && auth.grant_revoked(grant).await
+    {
+        return Err(Refusal::Bearer {
+            error: BearerError::InvalidToken(TokenError::Revoked),
+            cors: cors(),
+        });
+    }
+    let session_id = header
+        .headers
+        .get(&SESSION_ID)
+        .and_then(|v| v.to_str().ok());
+    let session = match session_id {
+        None => None,
+        Some(id) => {
+            let opens_stream = header.method == http::Method::GET;
+            let order = gateway
+                .sessions
+                .admit(id, &caller.sub, opens_stream)
+                .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
+            let ends = header.method == http::Method::DELETE;
+            Some((id.to_owned(), order, ends))
+        }
+    };
+    Ok(Admitted {
+        caller,
+        cors_origin,
+        session,
+    })
+}
+
+impl Admitted {
+    /// Keeps what later phases need in the request's state.
+    pub fn record(self, ctx: &mut RequestCtx) {
+        ctx.caller = Some(self.caller);
+        ctx.cors_origin = self.cors_origin;
+        if let Some((id, order, ends)) = self.session {
+            match order {
+                Order::OpensStream(opening) => ctx.opening_stream = Some(opening),
+                Order::After(pending) => ctx.after_stream = pending.map(|p| (p, id.clone())),
+            }
+            if ends {
+                ctx.ending_session = Some(id);
+            }
+        }
+    }
+}
+
+impl Refusal {
+    /// The `reason` label of `mcp_gateway_auth_failures_total`, for the refusals counted there.
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            Refusal::Origin => Some("origin"),
+            Refusal::Bearer { error, .. } => Some(error.reason()),
+            Refusal::ForeignSession { .. } => Some("foreign_session"),
+            Refusal::HeadersTooLarge | Refusal::Preflight(_) | Refusal::BodyTooLarge { .. } => None,
+        }
+    }
+
+    /// Counts the refusal and writes its answer.
+    pub async fn answer(self, session: &mut Session, route: &Route) -> pingora::Result<()> {
+        if let Some(reason) = self.reason() {
+            METRICS
+                .auth_failures
+                .with_label_values(&[route.path.as_str(), reason])
+                .inc();
+        }
+        match self {
+            Refusal::HeadersTooLarge => {
+                let body = json_error(
+                    "request_header_fields_too_large",
+                    "The request headers are too large",
+                );
+                respond::json(session, 431, &body, &[]).await
+            }
+            Refusal::Origin => {
+                let body = json_error("forbidden", "This Origin is not allowed");
+                respond::json(session, 403, &body, &[]).await
+            }
+            Refusal::Preflight(Some(headers)) => {
+                respond::local(session, 204, bytes::Bytes::new(), &headers).await
+            }
+            Refusal::Preflight(None) => {
+                let body = json_error("forbidden", "A requested header is not allowed");
+                respond::json(session, 403, &body, &[]).await
+            }
+            Refusal::BodyTooLarge { cors } => {
+                let body = json_error("payload_too_large", "The request body is too large");
+                respond::json(session, 413, &body, &cors).await
+            }
+            Refusal::Bearer { error, mut cors } => {
+                cors.push(("www-authenticate", error.challenge(route)));
+                respond::json(session, error.status(), &error.body(), &cors).await
+            }
+            Refusal::ForeignSession { cors } => {
+                let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Session not found"}});
+                respond::json(session, 404, &body, &cors).await
+            }
+        }
+    }
+}
+
+/// The size of a request's header section, roughly as it came on the wire.
+fn header_bytes(header: &RequestHeader) -> usize {
+    let target = header
+        .uri
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    target
+        + header
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>()
+}

@@ -1,0 +1,88 @@
+//! Hands the authorization server's endpoints their requests, as plain requests, and writes their
+//! answers: CORS for the endpoints browsers call, the per-client-IP rate limits, and a bound on the
+//! body read.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use pingora::Error;
+use pingora::proxy::Session;
+
+use super::cors;
+use super::respond::{self, json_error};
+use super::state::Gateway;
+use crate::oauth::AsEndpoint;
+
+/// The largest body the authorization server's endpoints read.
+const MAX_AS_BODY: usize = 64 * 1024;
+
+/// Serves `endpoint` of the authorization server (404 without one).
+pub async fn serve(
+    gateway: &Gateway,
+    session: &mut Session,
+    endpoint: AsEndpoint,
+) -> pingora::Result<()> {
+    let Some(auth) = &gateway.auth else {
+        let body = json_error("not_found", "Nothing is served at this path");
+        return respond::json(session, 404, &body, &[]).await;
+    };
+    let cors: respond::Headers = if endpoint.is_cors() {
+        vec![("access-control-allow-origin", "*".into())]
+    } else {
+        Vec::new()
+    };
+    if session.req_header().method == http::Method::OPTIONS && endpoint.is_cors() {
+        return respond::local(session, 204, Bytes::new(), &cors::endpoint_preflight()).await;
+    }
+    if let Err(wait) = rate_limited(gateway, session, endpoint) {
+        let mut headers = cors;
+        headers.push(("retry-after", wait.to_string()));
+        let body = json_error(
+            "rate_limited",
+            "Too many requests from this address; retry later",
+        );
+        return respond::json(session, 429, &body, &headers).await;
+    }
+    let header = session.req_header();
+    let method = header.method.clone();
+    let query = header.uri.query().map(str::to_owned);
+    let headers = header.headers.clone();
+    let mut body = Vec::new();
+    // A failure to read is the client's (it went away), and is logged as such.
+    while let Some(chunk) = session
+        .read_request_body()
+        .await
+        .map_err(Error::into_down)?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_AS_BODY {
+            let error = json_error("payload_too_large", "The request body is too large");
+            return respond::json(session, 413, &error, &cors).await;
+        }
+    }
+    let request = crate::oauth::Request {
+        method,
+        query,
+        headers,
+        body: body.into(),
+    };
+    let response = auth.handle(endpoint, request).await;
+    let mut headers = response.headers;
+    headers.extend(cors);
+    respond::exact(session, response.status, response.body, &headers).await
+}
+
+/// `Err` with the seconds to wait when the client's address is over `endpoint`'s limit.
+fn rate_limited(gateway: &Gateway, session: &Session, endpoint: AsEndpoint) -> Result<(), u64> {
+    let client_ip = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    match (
+        client_ip,
+        gateway.limits.iter().find(|(e, _)| *e == endpoint),
+    ) {
+        (Some(ip), Some((_, limiter))) => limiter.check(ip, Instant::now()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,43 @@
+//! What an admitted caller's request carries to the backend: the route's credentials, made (or taken
+//! from the signer's cache) for the caller, with the upstream token of the caller's grant when the
+//! identity provider issued one.
+
+use std::sync::Arc;
+
+use pingora::{Error, ErrorType};
+
+use super::state::Gateway;
+use crate::config::{Credentials, Route};
+use crate::tokens::access::AccessClaims;
+use crate::tokens::backend::BackendCredentials;
+use crate::tokens::now;
+
+/// The credentials for `caller` on route number `index`; `None` for a route that sends none.
+pub async fn for_caller(
+    gateway: &Gateway,
+    route: &Route,
+    index: usize,
+    caller: &AccessClaims,
+) -> pingora::Result<Option<Arc<BackendCredentials>>> {
+    if route.credentials == Credentials::None {
+        return Ok(None);
+    }
+    // With an upstream identity provider, the grant holds the user's token there.
+    let upstream = match (&gateway.auth, &caller.gid) {
+        (Some(auth), Some(grant)) if auth.upstream.is_some() => auth.upstream_token(grant).await,
+        _ => None,
+    };
+    gateway
+        .signer
+        .credentials(
+            caller,
+            index,
+            &route.backend_audience,
+            upstream.as_deref(),
+            // In `assertion` mode no token goes with the assertion, so it binds none.
+            route.credentials != Credentials::Assertion,
+            now(),
+        )
+        .map(Some)
+        .map_err(|e| Error::because(ErrorType::InternalError, "signing backend credentials", e))
+}

@@ -1,0 +1,61 @@
+//! Per-request state, carried from phase to phase.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::mcp_peek::McpPeek;
+use super::router::Endpoint;
+use super::sessions::{PendingStream, StreamOpening};
+use crate::tokens::access::AccessClaims;
+use crate::tokens::backend::BackendCredentials;
+
+pub struct RequestCtx {
+    pub started: Instant,
+    /// A v4 UUID, kept as the header value the backend is sent.
+    pub request_id: http::HeaderValue,
+    pub endpoint: Endpoint,
+    /// Known once the token is checked, so that a later failure is logged with whom it failed for.
+    pub caller: Option<Arc<AccessClaims>>,
+    pub credentials: Option<Arc<BackendCredentials>>,
+    /// The allowed browser origin to answer with CORS headers.
+    pub cors_origin: Option<String>,
+    pub peek: McpPeek,
+    pub body_bytes: u64,
+    pub upstream_started: Option<Instant>,
+    /// The response is an SSE stream, counted among the route's active streams.
+    pub stream_open: bool,
+    /// A `DELETE` of this session: forget its binding once the backend agrees.
+    pub ending_session: Option<String>,
+    /// A GET of a session: held until the backend has answered it, so that the session's other
+    /// requests do not overtake it (see [`super::sessions`]).
+    pub opening_stream: Option<StreamOpening>,
+    /// The session's GET stream that this request must not overtake, and the session.
+    pub after_stream: Option<(PendingStream, String)>,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            request_id: new_request_id(),
+            endpoint: Endpoint::NotFound,
+            caller: None,
+            credentials: None,
+            cors_origin: None,
+            peek: McpPeek::default(),
+            body_bytes: 0,
+            upstream_started: None,
+            stream_open: false,
+            ending_session: None,
+            opening_stream: None,
+            after_stream: None,
+        }
+    }
+}
+
+/// A new request id: a v4 UUID written straight into its header value.
+fn new_request_id() -> http::HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    http::HeaderValue::from_str(text).expect("a UUID is a header value")
+}

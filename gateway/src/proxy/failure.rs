@@ -1,0 +1,82 @@
+//! A request that failed: the status it is answered with (a JSON body, if nothing was written yet)
+//! and the log line its cause deserves.
+
+use pingora::proxy::{FailToProxy, Session};
+use pingora::{Error, ErrorSource, ErrorType};
+
+use super::ctx::RequestCtx;
+use super::respond::{self, json_error};
+
+/// Answers a failed request, if the client can still be answered, and logs why it failed.
+pub async fn answer(
+    session: &mut Session,
+    e: &Error,
+    ctx: &RequestCtx,
+    route: &str,
+) -> FailToProxy {
+    log(e, route, &ctx.request_id, ctx.stream_open);
+    let code = status(e);
+    if code > 0 && session.response_written().is_none() {
+        let (error, description) = match code {
+            502 => (
+                "bad_gateway",
+                "The MCP server behind the gateway could not be reached",
+            ),
+            504 => (
+                "gateway_timeout",
+                "The MCP server behind the gateway did not answer in time",
+            ),
+            413 => ("payload_too_large", "The request body is too large"),
+            400 => ("bad_request", "The request could not be read"),
+            _ => ("internal_error", "The gateway failed to handle the request"),
+        };
+        let _ = respond::json(session, code, &json_error(error, description), &[]).await;
+    }
+    FailToProxy {
+        error_code: code,
+        can_reuse_downstream: false,
+    }
+}
+
+/// The status for a failure: 504 for a backend that timed out, 502 for one that failed otherwise,
+/// 0 (nothing to answer) for a client that went away.
+fn status(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+/// Logs why a request failed, at the level its cause deserves: a client that went away, or sent
+/// what could not be read or was too large, is normal on the open internet, and so is an SSE stream
+/// cut after `read_timeout` of silence, as configured (DEBUG; the access line records either); a
+/// backend that failed is the operator's concern (WARN); the gateway's own failure is an ERROR.
+fn log(e: &Error, route: &str, request_id: &http::HeaderValue, stream_open: bool) {
+    let request_id = request_id.to_str().unwrap_or("-");
+    let client_side = match e.etype() {
+        ErrorType::HTTPStatus(code) => *code < 500,
+        _ => e.esource() == &ErrorSource::Downstream,
+    };
+    let upstream = e.esource() == &ErrorSource::Upstream;
+    if client_side {
+        tracing::debug!(route, request_id, error = %e, "the client went away or sent a request that cannot be served");
+    } else if upstream && stream_open && e.etype() == &ErrorType::ReadTimedout {
+        tracing::debug!(route, request_id, error = %e, "a silent stream was cut after read_timeout");
+    } else if upstream {
+        tracing::warn!(route, request_id, error = %e, "the backend failed");
+    } else {
+        tracing::error!(route, request_id, error = %e, "the gateway failed to handle a request");
+    }
+}

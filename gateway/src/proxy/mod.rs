@@ -1,0 +1,188 @@
+//! The data plane: a Pingora `ProxyHttp` that implements only the phases it needs, in pipeline order,
+//! each handing its work to the module that owns it. Shared state is [`Gateway`] ([`state`]);
+//! per-request state is [`ctx::RequestCtx`].
+//!
+//! - [`router`] classifies a request by its path: an MCP route, or one of the gateway's own endpoints.
+//! - [`admission`] holds every rule a request to a route must pass, with [`bearer`] (the token),
+//!   [`cors`] and [`sessions`] (who owns a session, and the order of its requests); [`credentials`]
+//!   makes what an admitted caller's request carries to the backend.
+//! - [`local`] serves the gateway's own endpoints (health, readiness, JWKS, [`metadata`]);
+//!   [`auth_endpoints`] hands the authorization server its requests, behind [`rate_limit`].
+//! - [`forward`] rewrites the request for the backend found by [`resolve`]; [`mcp_peek`] notes the
+//!   MCP method on the way; [`response`] handles the backend's answer.
+//! - [`failure`] answers and logs a failed request, [`observe`] records every request; [`respond`]
+//!   writes every response the gateway makes itself.
+
+mod admission;
+mod auth_endpoints;
+mod bearer;
+mod cors;
+mod credentials;
+mod ctx;
+mod failure;
+mod forward;
+mod local;
+mod mcp_peek;
+mod metadata;
+mod observe;
+mod rate_limit;
+mod resolve;
+mod respond;
+mod response;
+mod router;
+mod sessions;
+mod state;
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorType};
+
+use ctx::RequestCtx;
+use mcp_peek::McpPeek;
+use router::Endpoint;
+pub use state::Gateway;
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    /// A request to a route is admitted or refused; anything else is answered here.
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        ctx.endpoint = self.router.classify(session.req_header().uri.path());
+        let (index, route) = match ctx.endpoint {
+            Endpoint::Mcp(index) => (index, &self.config.routes[index]),
+            Endpoint::AuthServer(endpoint) => {
+                auth_endpoints::serve(self, session, endpoint).await?;
+                return Ok(true);
+            }
+            endpoint => {
+                local::serve(self, session, endpoint).await?;
+                return Ok(true);
+            }
+        };
+        let admitted = match admission::admit(self, session, route).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                refusal.answer(session, route).await?;
+                return Ok(true);
+            }
+        };
+        let caller = admitted.caller.clone();
+        admitted.record(ctx);
+        ctx.credentials = credentials::for_caller(self, route, index, &caller).await?;
+        ctx.peek = McpPeek::from_headers(&session.req_header().headers);
+        Ok(false)
+    }
+
+    /// The body as it passes: bounded, and peeked at for the MCP method.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let Some(chunk) = body {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > self.config.max_request_body_bytes {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "the request body is too large",
+                ));
+            }
+        }
+        ctx.peek.feed(body.as_deref(), end_of_stream);
+        Ok(())
+    }
+
+    /// The route's backend, once the session's GET stream that came first is open there.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let Endpoint::Mcp(index) = ctx.endpoint else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no route to proxy to",
+            ));
+        };
+        let route = &self.config.routes[index];
+        if let Some((mut stream, session)) = ctx.after_stream.take()
+            && !stream.opened().await
+        {
+            tracing::debug!(route = %route.path, session, "went ahead without the session's GET stream");
+            self.sessions.stop_waiting(&session, &stream);
+        }
+        let address = self.routes[index].address.get().await.map_err(|e| {
+            Error::because(ErrorType::ConnectNoRoute, "finding the upstream", e).into_up()
+        })?;
+        ctx.upstream_started = Some(Instant::now());
+        Ok(Box::new(forward::peer(route, address)))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let (Some(route), true) = (self.route(ctx.endpoint), ctx.caller.is_some()) else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "proxying an unadmitted request",
+            ));
+        };
+        forward::prepare(
+            upstream_request,
+            route,
+            ctx.credentials.as_deref(),
+            &ctx.request_id,
+        )
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if self.route(ctx.endpoint).is_none() {
+            return Ok(());
+        }
+        response::filter(self, session, response, ctx)
+    }
+
+    /// Pingora's own line for a failed request is an ERROR whatever the cause, and a client that
+    /// closes its SSE stream is a failure to Pingora: [`Self::fail_to_proxy`] logs instead, at the
+    /// level the cause deserves.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        true
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        failure::answer(session, e, ctx, self.route_label(ctx.endpoint)).await
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        observe::record(self, session, error, ctx);
+    }
+}

@@ -1,0 +1,58 @@
+//! What every request leaves behind when it ends: its metrics and its access line.
+
+use pingora::Error;
+use pingora::proxy::Session;
+
+use super::ctx::RequestCtx;
+use super::state::Gateway;
+use crate::access_log::AccessLine;
+use crate::metrics::{METRICS, mcp_method_label, method_label};
+
+/// Counts the request in its route's metrics and writes its access line.
+pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: &RequestCtx) {
+    let route = gateway.route_label(ctx.endpoint);
+    let written = session.response_written().map(|r| r.status);
+    let status = written.map_or(0, |s| s.as_u16());
+    let method = method_label(&session.req_header().method);
+    let elapsed = ctx.started.elapsed();
+    METRICS
+        .requests
+        .with_label_values(&[route, method, written.as_ref().map_or("0", |s| s.as_str())])
+        .inc();
+    let series = gateway.route_metrics(ctx.endpoint);
+    series.request_duration.observe(elapsed.as_secs_f64());
+    if let Some(started) = ctx.upstream_started {
+        series
+            .upstream_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+    if ctx.stream_open {
+        series.active_streams.dec();
+    }
+    if ctx.caller.is_some()
+        && let Some(method) = ctx.peek.method.as_deref()
+    {
+        let mcp_method = mcp_method_label(method);
+        let tool = match (mcp_method, ctx.peek.tool.as_deref()) {
+            ("tools/call", Some(name)) => METRICS.tool_label(name),
+            _ => "",
+        };
+        METRICS
+            .mcp_requests
+            .with_label_values(&[route, mcp_method, tool])
+            .inc();
+    }
+    let caller = ctx.caller.as_deref();
+    AccessLine {
+        request_id: ctx.request_id.to_str().unwrap_or("-"),
+        route,
+        method: session.req_header().method.as_str(),
+        path: session.req_header().uri.path(),
+        status,
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        user: caller.map_or("-", |c| c.sub.as_str()),
+        client_id: caller.map_or("-", |c| c.client_id.as_str()),
+        error: error.map(|e| e.etype().as_str()).unwrap_or("-"),
+    }
+    .emit(&gateway.access_log);
+}

@@ -1,0 +1,74 @@
+//! The backend's response on its way to the client: what the gateway learns from it (the session
+//! it opened or ended, an open GET stream, an initialized session) and what it adds (no buffering of
+//! SSE, CORS).
+
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use super::admission::SESSION_ID;
+use super::cors;
+use super::ctx::RequestCtx;
+use super::state::Gateway;
+
+/// Takes note of `response` and sets the headers the client needs.
+pub fn filter(
+    gateway: &Gateway,
+    session: &Session,
+    response: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<()> {
+    // The backend answered the GET: its stream is open there, and the session's other requests
+    // may go.
+    ctx.opening_stream = None;
+    if let (Some(caller), Some(id)) = (
+        ctx.caller.as_deref(),
+        response
+            .headers
+            .get(&SESSION_ID)
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        gateway.sessions.bind(id, &caller.sub);
+    }
+    if let Some(id) = &ctx.ending_session
+        && response.status.is_success()
+    {
+        gateway.sessions.end(id);
+    }
+    // Told its session is initialized, the client opens its GET stream next.
+    if response.status.is_success()
+        && ctx.peek.method.as_deref() == Some("notifications/initialized")
+        && let Some(id) = session
+            .req_header()
+            .headers
+            .get(&SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+    {
+        gateway.sessions.expect_stream(id);
+    }
+    if is_sse(response) {
+        // Nothing between here and the client may buffer or compress the stream.
+        response.insert_header("x-accel-buffering", "no")?;
+        response.remove_header(&http::header::CONTENT_LENGTH);
+        gateway.route_metrics(ctx.endpoint).active_streams.inc();
+        ctx.stream_open = true;
+    }
+    for (name, value) in cors::route_headers(ctx.cors_origin.as_deref()) {
+        response.insert_header(name, value)?;
+    }
+    Ok(())
+}
+
+/// Whether the response is an SSE stream (`text/event-stream`, in any case).
+fn is_sse(response: &ResponseHeader) -> bool {
+    const SSE: &[u8] = b"text/event-stream";
+    response
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .as_bytes()
+                .get(..SSE.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(SSE))
+        })
+}

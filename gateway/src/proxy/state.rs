@@ -1,0 +1,124 @@
+//! The data plane's shared state, one per process: the config, the router, the token verifier and
+//! signer, session bindings, the documents it serves, and what it keeps per route.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use bytes::Bytes;
+
+use super::metadata;
+use super::rate_limit::RateLimiter;
+use super::resolve::UpstreamAddress;
+use super::router::{Endpoint, Router};
+use super::sessions::SessionBindings;
+use crate::access_log::AccessLog;
+use crate::config::{Config, Route};
+use crate::metrics::{GATEWAY_ROUTE, RouteMetrics};
+use crate::oauth::{AsEndpoint, AuthServer};
+use crate::tokens::access::AccessTokenVerifier;
+use crate::tokens::backend::BackendSigner;
+use crate::tokens::keys::KeyRing;
+
+/// The gateway's shared state; one per process.
+pub struct Gateway {
+    pub(super) config: Arc<Config>,
+    pub(super) router: Router,
+    pub(super) verifier: Arc<AccessTokenVerifier>,
+    pub(super) signer: BackendSigner,
+    pub(super) sessions: SessionBindings,
+    pub(super) keys: Arc<KeyRing>,
+    pub(super) as_metadata: Bytes,
+    pub(super) resource_metadata: Vec<Bytes>,
+    /// One flag per supervised command: `/readyz` is 200 only when all are up.
+    pub(super) supervised: Vec<Arc<AtomicBool>>,
+    /// The authorization server, when a login provider is configured.
+    pub(super) auth: Option<Arc<AuthServer>>,
+    /// Per-client-IP limits on `/register`, `/token`, `/authorize` and `/login`.
+    pub(super) limits: [(AsEndpoint, RateLimiter); 4],
+    pub(super) access_log: AccessLog,
+    /// What is kept per route, by route number.
+    pub(super) routes: Vec<RouteState>,
+    /// The metric series of the gateway's own endpoints.
+    pub(super) gateway_metrics: RouteMetrics,
+}
+
+/// What the data plane keeps for one route.
+pub(super) struct RouteState {
+    /// The backend's address, looked up off the request path.
+    pub address: Arc<UpstreamAddress>,
+    /// The route's metric series.
+    pub metrics: RouteMetrics,
+}
+
+impl Gateway {
+    pub fn new(
+        config: Arc<Config>,
+        keys: Arc<KeyRing>,
+        verifier: Arc<AccessTokenVerifier>,
+        auth: Option<Arc<AuthServer>>,
+        supervised: Vec<Arc<AtomicBool>>,
+        access_log: AccessLog,
+    ) -> Self {
+        let signer = BackendSigner::new(
+            keys.clone(),
+            config.tokens.issuer.clone(),
+            config.tokens.assertion_lifetime.as_secs(),
+        );
+        let limits = &config.rate_limits;
+        Self {
+            router: Router::new(&config),
+            as_metadata: metadata::authorization_server(&config),
+            resource_metadata: config
+                .routes
+                .iter()
+                .map(|r| metadata::protected_resource(&config, r))
+                .collect(),
+            verifier,
+            signer,
+            sessions: SessionBindings::default(),
+            keys,
+            supervised,
+            auth,
+            limits: [
+                (AsEndpoint::Register, RateLimiter::new(limits.register)),
+                (AsEndpoint::Token, RateLimiter::new(limits.token)),
+                (AsEndpoint::Authorize, RateLimiter::new(limits.authorize)),
+                (AsEndpoint::Login, RateLimiter::new(limits.login)),
+            ],
+            access_log,
+            routes: config
+                .routes
+                .iter()
+                .map(|r| RouteState {
+                    address: UpstreamAddress::new(&r.upstream.host, r.upstream.port),
+                    metrics: RouteMetrics::new(&r.path),
+                })
+                .collect(),
+            gateway_metrics: RouteMetrics::new(GATEWAY_ROUTE),
+            config,
+        }
+    }
+
+    /// The route an endpoint is, if it is one.
+    pub(super) fn route(&self, endpoint: Endpoint) -> Option<&Route> {
+        match endpoint {
+            Endpoint::Mcp(i) => self.config.routes.get(i),
+            _ => None,
+        }
+    }
+
+    /// The `route` label of the endpoint's metrics and log lines.
+    pub(super) fn route_label(&self, endpoint: Endpoint) -> &str {
+        self.route(endpoint)
+            .map_or(GATEWAY_ROUTE, |r| r.path.as_str())
+    }
+
+    /// The metric series of the route labelled [`Self::route_label`].
+    pub(super) fn route_metrics(&self, endpoint: Endpoint) -> &RouteMetrics {
+        match endpoint {
+            Endpoint::Mcp(i) => self.routes.get(i).map(|r| &r.metrics),
+            _ => None,
+        }
+        .unwrap_or(&self.gateway_metrics)
+    }
+}
