@@ -70,16 +70,14 @@ fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing
         .build()?;
     runtime.block_on(async {
         let store: Arc<dyn store::Store> = match &config.store {
-            config::runtime::StoreSettings::Sqlite(path) => Arc::new(
+            config::StoreSettings::Sqlite(path) => Arc::new(
                 store::sqlite::SqliteStore::open(path)
                     .with_context(|| format!("opening the store {}", path.display()))?,
             ),
-            config::runtime::StoreSettings::Memory => {
-                Arc::new(store::memory::MemoryStore::default())
-            }
+            config::StoreSettings::Memory => Arc::new(store::memory::MemoryStore::default()),
         };
         let keys = match config.tokens.key {
-            config::runtime::KeySource::Generated => {
+            config::KeySource::Generated => {
                 let stored = store.keys().await?;
                 // What a key signed lives at most this long: access tokens, and the upstream tokens
                 // the gateway mints (an hour at most).
@@ -96,7 +94,9 @@ fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing
         };
         // Clients from the config are (re)written on every start, so that edits take effect.
         for client in &config.clients {
-            store.put_client(client).await?;
+            store
+                .put_client(&oauth::register::configured(client))
+                .await?;
         }
         Ok((store, keys))
     })

@@ -12,7 +12,7 @@ use pingora::services::background::BackgroundService;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::config::runtime::Command as CommandConfig;
+use crate::config::Command as CommandConfig;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

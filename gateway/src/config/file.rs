@@ -37,8 +37,8 @@ pub struct ClientFile {
     pub client_id: String,
     pub client_name: Option<String>,
     pub redirect_uris: Vec<String>,
-    /// "none" (default, a public client), "client_secret_basic" or "client_secret_post".
-    pub token_endpoint_auth_method: Option<String>,
+    /// How the client authenticates at the token endpoint (default: none, a public client).
+    pub token_endpoint_auth_method: Option<ClientAuthMethod>,
     /// The environment variable holding a confidential client's secret.
     pub client_secret_env: Option<String>,
     /// Skip the consent page for this first-party client (default false).
@@ -58,8 +58,8 @@ pub struct RateLimitsFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreFile {
-    /// "sqlite" (default) or "memory".
-    pub kind: Option<String>,
+    /// SQLite (default) or memory.
+    pub kind: Option<StoreKind>,
     /// The SQLite file (default "data/gateway.db").
     pub path: Option<PathBuf>,
     /// The environment variable holding the key (32 bytes, base64) that encrypts upstream tokens at
@@ -95,8 +95,8 @@ pub struct AuthFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderFile {
-    /// "local": a users file and a login form; "github": a GitHub OAuth app.
-    pub kind: String,
+    /// Where users sign in.
+    pub kind: ProviderKind,
     /// For "local": the TOML file of `[[users]]` with `username` and an argon2id `password_hash`.
     pub users_file: Option<PathBuf>,
     /// For "github": the OAuth app's client id.
@@ -173,8 +173,8 @@ pub struct TokensFile {
     pub signing_key_file: Option<PathBuf>,
     /// Or the name of an environment variable holding that PEM.
     pub signing_key_env: Option<String>,
-    /// "EdDSA" (default) or "ES256".
-    pub algorithm: Option<String>,
+    /// EdDSA (default) or ES256.
+    pub algorithm: Option<SigningAlgorithm>,
     /// Lifetime of the assertions sent to backends (default 60s, at most 5m).
     #[serde(default, with = "humantime_serde")]
     pub assertion_lifetime: Option<Duration>,
@@ -208,8 +208,8 @@ pub struct RouteFile {
     pub resource_name: Option<String>,
     pub scopes_supported: Option<Vec<String>>,
     pub required_scopes: Option<Vec<String>>,
-    /// How the backend gets credentials: "headers" (default), "bearer", "assertion" or "none".
-    pub credentials: Option<String>,
+    /// How the backend gets credentials (default: headers).
+    pub credentials: Option<Credentials>,
     /// The `aud` of what the gateway sends the backend (default: the upstream URL).
     pub backend_audience: Option<String>,
     #[serde(default, with = "humantime_serde")]
@@ -232,6 +232,69 @@ pub struct CommandFile {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub working_dir: Option<PathBuf>,
+}
+
+/// `store.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Sqlite,
+    Memory,
+}
+
+/// `provider.kind`: where users sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// A users file and the gateway's own sign-in page.
+    Local,
+    /// A GitHub OAuth app.
+    #[serde(rename = "github")]
+    GitHub,
+    /// Any OpenID Connect provider.
+    Oidc,
+}
+
+/// `tokens.algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SigningAlgorithm {
+    EdDSA,
+    ES256,
+}
+
+/// `credentials` of a route: how its backend gets credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Credentials {
+    /// The internal headers: upstream token, identity, and the signed assertion.
+    Headers,
+    /// The upstream token as `Authorization: Bearer`.
+    Bearer,
+    /// The signed assertion as `Authorization: Bearer`.
+    Assertion,
+    /// Nothing.
+    None,
+}
+
+/// `token_endpoint_auth_method` of a client: how it authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// A public client: no secret.
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl ClientAuthMethod {
+    /// The method's name in OAuth metadata (RFC 7591 §2).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::None => "none",
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
 }
 
 impl FileConfig {

@@ -1,11 +1,27 @@
 //! The gateway's configuration, in two layers: [`file`] holds the TOML exactly as written (unknown keys
-//! refused), [`runtime`] the validated settings the rest of the code uses. Every error names the file,
-//! the key and the reason, on one line.
+//! refused, closed choices as enums), [`Config`] the validated settings the rest of the code uses,
+//! one module per section ([`server`], [`tokens`], [`routes`], [`auth`], [`providers`],
+//! [`redirects`], [`clients`]). Every error names the file, the key and the reason, on one line.
+//! A leaf: it uses nothing else of the crate.
 
+pub mod auth;
+pub mod clients;
+mod describe;
 pub mod file;
-pub mod runtime;
+pub mod providers;
+pub mod redirects;
+pub mod routes;
+mod runtime;
+pub mod server;
+pub mod tokens;
 
-pub use runtime::{Config, Credentials, Route};
+pub use auth::{AuthSettings, CimdSettings};
+pub use clients::ClientSettings;
+pub use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};
+pub use redirects::PrivateUseSchemes;
+pub use routes::{Command, Credentials, Route, Upstream};
+pub use runtime::{Config, RateLimits, StoreSettings};
+pub use tokens::{KeySource, TokenSettings};
 
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +44,17 @@ impl ConfigError {
             location: key.map(|k| format!("`{k}`: ")).unwrap_or_default(),
             reason: one_line(&reason.into()),
         }
+    }
+}
+
+/// Names a key in errors.
+struct Errors<'a> {
+    path: &'a std::path::Path,
+}
+
+impl Errors<'_> {
+    fn at(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.path, Some(key), reason)
     }
 }
 

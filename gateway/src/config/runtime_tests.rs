@@ -2,6 +2,8 @@ use std::path::Path;
 
 use super::*;
 use crate::config::file::FileConfig;
+use crate::config::server::DEFAULT_METRICS_LISTEN;
+use crate::config::{Credentials, PrivateUseSchemes};
 
 const MINIMAL: &str = r#"
 [server]
@@ -13,9 +15,12 @@ path = "/mcp"
 upstream = "http://127.0.0.1:9000/mcp"
 "#;
 
+/// Parses and validates `text` as [`crate::config::load`] does a file called `gw.toml`.
 fn validate(text: &str) -> Result<Config, String> {
-    let file = FileConfig::parse(text).map_err(|(k, r)| format!("{k:?}: {r}"))?;
-    Config::validate(file, Path::new("gw.toml"), &|name| {
+    let path = Path::new("gw.toml");
+    let file = FileConfig::parse(text)
+        .map_err(|(key, reason)| ConfigError::new(path, key.as_deref(), reason).to_string())?;
+    Config::validate(file, path, &|name| {
         (name == "KEY_PEM").then(|| "pem".to_owned())
     })
     .map_err(|e| e.to_string())

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::redirect;
-use crate::config::runtime::PrivateUseSchemes;
+use crate::config::{CimdSettings, PrivateUseSchemes};
 use crate::store::ClientRecord;
 
 const MAX_BYTES: usize = 64 * 1024;
@@ -20,17 +20,6 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// Cache lifetimes: at least this (even with no-cache, to blunt floods), at most a day.
 const MIN_CACHE: u64 = 60;
 const MAX_CACHE: u64 = 86_400;
-
-/// How the operator set CIMD up.
-#[derive(Debug, Clone, Default)]
-pub struct CimdSettings {
-    pub enabled: bool,
-    /// Hosts whose documents are accepted; empty: any public host.
-    pub allowed_domains: Vec<String>,
-    /// Accept documents on private, loopback and link-local addresses, and plain http on loopback:
-    /// for development and tests only.
-    pub allow_private_network: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CimdError {

@@ -37,7 +37,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
-use crate::config::runtime::{LocalUser, Provider};
+use crate::config::{LocalUser, Provider};
 use crate::oauth::errors::OAuthError;
 use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;

@@ -9,7 +9,7 @@ use tokio::sync::{OnceCell, RwLock};
 
 use super::upstream::{UpstreamError, UpstreamTokens};
 use super::upstream_oauth::{self, OAuthClient};
-use crate::config::runtime::OidcSettings;
+use crate::config::OidcSettings;
 use crate::store::records::UserIdentity;
 
 /// ID token algorithms accepted: asymmetric only.

@@ -6,10 +6,32 @@ use serde_json::json;
 
 use super::errors::OAuthError;
 use super::{AuthServer, Request, Response, hash_secret, random_token, redirect, scope};
+use crate::config::ClientSettings;
 use crate::store::ClientRecord;
 use crate::tokens::now;
 
 pub const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
+
+/// A client registered in the config, as the store keeps it: its secret hashed. The config's
+/// clients are written to the store on every start, so that edits take effect.
+pub fn configured(client: &ClientSettings) -> ClientRecord {
+    ClientRecord {
+        client_id: client.client_id.clone(),
+        secret_hash: client.secret.as_deref().map(hash_secret),
+        secret_expires_at: 0,
+        redirect_uris: client.redirect_uris.clone(),
+        grant_types: GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
+        response_types: vec!["code".into()],
+        token_endpoint_auth_method: client.token_endpoint_auth_method.as_str().to_owned(),
+        client_name: client.client_name.clone(),
+        client_uri: None,
+        scope: None,
+        application_type: None,
+        issued_at: 0,
+        origin: "config".into(),
+        skip_consent: client.skip_consent,
+    }
+}
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
 
 #[derive(Deserialize)]

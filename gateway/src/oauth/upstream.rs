@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::oidc::Oidc;
 use super::upstream_oauth::{self, OAuthClient};
-use crate::config::runtime::{GitHubSettings, Provider};
+use crate::config::{GitHubSettings, Provider};
 use crate::store::records::UserIdentity;
 
 /// What the upstream provider issued.

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use gateway_assertion::{KeyAlgorithm, SigningKey, jwk_set};
 use jsonwebtoken::DecodingKey;
 
-use crate::config::runtime::{KeySource, TokenSettings};
+use crate::config::{KeySource, TokenSettings};
 use crate::store::StoredKey;
 
 /// The active signing key, and every key whose tokens may still be in use, as a JWKS.

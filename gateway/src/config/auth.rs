@@ -1,0 +1,98 @@
+//! `[auth]` and `[provider]`: the authorization server's lifetimes, what it accepts of clients
+//! (dynamic registration, metadata documents, redirect schemes), and where users sign in.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::file::FileConfig;
+use super::providers::Provider;
+use super::redirects::PrivateUseSchemes;
+use super::{ConfigError, Errors};
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub code_lifetime: Duration,
+    pub refresh_grace: Duration,
+    pub dynamic_registration: bool,
+    pub cimd: CimdSettings,
+    /// The private-use schemes accepted in redirect URIs.
+    pub private_use_schemes: PrivateUseSchemes,
+    /// `None`: no login, so no authorization server; the gateway is a data plane only.
+    pub provider: Option<Provider>,
+}
+
+/// How the operator set Client ID Metadata Documents up.
+#[derive(Debug, Clone, Default)]
+pub struct CimdSettings {
+    pub enabled: bool,
+    /// Hosts whose documents are accepted; empty: any public host.
+    pub allowed_domains: Vec<String>,
+    /// Accept documents on private, loopback and link-local addresses, and plain http on loopback:
+    /// for development and tests only.
+    pub allow_private_network: bool,
+}
+
+pub(super) fn settings(
+    file: &FileConfig,
+    config_path: &Path,
+    errors: &Errors,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AuthSettings, ConfigError> {
+    let lifetime =
+        |value: Option<Duration>, key: &str, default: Duration, max: Duration| match value {
+            Some(d) if d.is_zero() || d > max => Err(errors.at(
+                key,
+                format!(
+                    "must be longer than zero and at most {}",
+                    humantime_serde::re::humantime::format_duration(max)
+                ),
+            )),
+            Some(d) => Ok(d),
+            None => Ok(default),
+        };
+    let day = Duration::from_secs(86_400);
+    let auth = &file.auth;
+    let provider = super::providers::settings(file, config_path, errors, env)?;
+    Ok(AuthSettings {
+        access_token_lifetime: lifetime(
+            auth.access_token_lifetime,
+            "auth.access_token_lifetime",
+            Duration::from_secs(3600),
+            day,
+        )?,
+        refresh_token_lifetime: lifetime(
+            auth.refresh_token_lifetime,
+            "auth.refresh_token_lifetime",
+            30 * day,
+            365 * day,
+        )?,
+        code_lifetime: lifetime(
+            auth.code_lifetime,
+            "auth.code_lifetime",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )?,
+        refresh_grace: match auth.refresh_grace {
+            Some(d) if d > Duration::from_secs(60) => {
+                return Err(errors.at("auth.refresh_grace", "must be at most 1m"));
+            }
+            Some(d) => d,
+            None => Duration::from_secs(10),
+        },
+        dynamic_registration: auth.dynamic_registration.unwrap_or(true),
+        cimd: CimdSettings {
+            enabled: auth.client_id_metadata_documents.unwrap_or(true),
+            allowed_domains: auth.client_id_metadata_domains.clone().unwrap_or_default(),
+            allow_private_network: auth
+                .client_id_metadata_allow_private_network
+                .unwrap_or(false),
+        },
+        private_use_schemes: super::redirects::private_use_schemes(
+            auth.private_use_redirect_schemes.as_deref(),
+            errors,
+        )?,
+        provider,
+    })
+}

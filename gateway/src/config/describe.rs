@@ -1,0 +1,75 @@
+//! What the gateway prints of its config: the banner at start, and `check`'s description. No
+//! secrets.
+
+use super::runtime::Config;
+
+impl Config {
+    /// What the gateway prints when it starts: where to connect, and how.
+    pub fn banner(&self) -> String {
+        let mut out = String::from("mcp-auth-gateway is up.\n");
+        for route in &self.routes {
+            out += &format!(
+                "  MCP server   {}   ({})\n",
+                route.resource, route.resource_name
+            );
+        }
+        if let Some(addr) = self.metrics_listen {
+            out += &format!("  Metrics      http://{addr}/metrics\n");
+        }
+        let first = &self.routes[self.default_route].resource;
+        out += &format!(
+            "Connect:\n  MCP Inspector  npx @modelcontextprotocol/inspector --transport http --server-url {first}\n                 \
+             (Node.js 22.19 or later), then switch the server on in the page it opens\n  \
+             Claude Code    claude mcp add --transport http gateway {first}\n"
+        );
+        if let Some(welcome) = &self.welcome {
+            out += welcome;
+            out += "\n";
+        }
+        out
+    }
+
+    /// What `check` prints: every route and where things are served. No secrets.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{}: valid\n", self.source.display());
+        out += &format!(
+            "listen {} (public URL {}), {} threads\n",
+            self.listen, self.public_url, self.threads
+        );
+        out += &format!(
+            "metrics {}\n",
+            self.metrics_listen
+                .map_or("off".into(), |a| format!("http://{a}/metrics"))
+        );
+        out += &format!(
+            "issuer {}, signing key: {:?} ({:?})\n",
+            self.tokens.issuer, self.tokens.key, self.tokens.algorithm
+        );
+        for (i, route) in self.routes.iter().enumerate() {
+            out += &format!(
+                "route {} -> {}{}\n  resource {}\n  metadata {}\n  scopes required [{}] of [{}]; credentials {:?}, backend audience {}\n",
+                route.path,
+                route.upstream.url,
+                if i == self.default_route {
+                    " (default)"
+                } else {
+                    ""
+                },
+                route.resource,
+                route.metadata_url,
+                route.required_scopes.join(" "),
+                route.scopes_supported.join(" "),
+                route.credentials,
+                route.backend_audience,
+            );
+            if let Some(command) = &route.command {
+                out += &format!(
+                    "  command: {} {}\n",
+                    command.program,
+                    command.args.join(" ")
+                );
+            }
+        }
+        out
+    }
+}

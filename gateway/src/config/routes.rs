@@ -1,0 +1,278 @@
+//! `[[routes]]`: the MCP servers behind the gateway (its backends), each at a public path, with how
+//! it is reached and what it is sent.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+pub use super::file::Credentials;
+use super::file::{CommandFile, RouteFile};
+use super::{ConfigError, Errors};
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The public path, e.g. `/mcp`; also the route's label in metrics and logs.
+    pub path: String,
+    /// The canonical resource identifier: public URL + path.
+    pub resource: String,
+    /// Where this route's protected resource metadata is served (path) and its full URL.
+    pub metadata_path: String,
+    pub metadata_url: String,
+    pub resource_name: String,
+    pub scopes_supported: Vec<String>,
+    pub required_scopes: Vec<String>,
+    pub credentials: Credentials,
+    pub backend_audience: String,
+    pub upstream: Upstream,
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// The path requests are sent to.
+    pub path: String,
+    /// The `Host` header the upstream expects, and `path` as a request target: checked here once
+    /// rather than parsed on every request.
+    pub host_header: http::HeaderValue,
+    pub target: http::Uri,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<PathBuf>,
+}
+
+/// Every route, and the index of the one whose metadata is also at the root well-known URL.
+pub(super) fn settings(
+    files: &[RouteFile],
+    public_url: &str,
+    errors: &Errors,
+) -> Result<(Vec<Route>, usize), ConfigError> {
+    if files.is_empty() {
+        return Err(errors.at("routes", "at least one [[routes]] entry is needed"));
+    }
+    let mut routes = Vec::with_capacity(files.len());
+    for (i, route) in files.iter().enumerate() {
+        let route = validate_route(route, public_url, errors, &format!("routes[{i}]"))?;
+        if let Some(other) = routes.iter().find(|r: &&Route| r.path == route.path) {
+            return Err(errors.at(
+                &format!("routes[{i}].path"),
+                format!("{} is already used", other.path),
+            ));
+        }
+        routes.push(route);
+    }
+    let defaults: Vec<usize> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.default == Some(true))
+        .map(|(i, _)| i)
+        .collect();
+    let default_route = match defaults.as_slice() {
+        [] => 0,
+        [one] => *one,
+        [_, second, ..] => {
+            return Err(errors.at(
+                &format!("routes[{second}].default"),
+                "only one route can be the default",
+            ));
+        }
+    };
+    Ok((routes, default_route))
+}
+
+fn validate_route(
+    route: &RouteFile,
+    public_url: &str,
+    errors: &Errors,
+    at: &str,
+) -> Result<Route, ConfigError> {
+    let key = |k: &str| format!("{at}.{k}");
+    let path = route_path(&route.path).map_err(|reason| errors.at(&key("path"), reason))?;
+    let upstream = upstream(route, errors, at)?;
+    let (scopes_supported, required_scopes) = scopes(route, errors, at)?;
+    let command = route
+        .command
+        .as_ref()
+        .map(|c| validate_command(c, errors, &key("command")))
+        .transpose()?;
+    let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
+    Ok(Route {
+        resource: format!("{public_url}{path}"),
+        metadata_url: format!("{public_url}{metadata_path}"),
+        metadata_path,
+        resource_name: route
+            .resource_name
+            .clone()
+            .unwrap_or_else(|| format!("MCP server at {path}")),
+        scopes_supported,
+        required_scopes,
+        credentials: route.credentials.unwrap_or(Credentials::Headers),
+        backend_audience: route
+            .backend_audience
+            .clone()
+            .unwrap_or_else(|| route.upstream.clone()),
+        upstream,
+        command,
+        path,
+    })
+}
+
+/// A route's public path: absolute, not a path the gateway answers itself, plain characters only.
+fn route_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
+        return Err(format!("{path:?} must start with / and not end with /"));
+    }
+    if path.starts_with("/.well-known/") || RESERVED_PATHS.contains(&path) {
+        return Err(format!("{path} is reserved for the gateway itself"));
+    }
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+    {
+        return Err(format!(
+            "{path:?} may hold only letters, digits and / - . _ ~"
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+/// The backend of a route: its URL taken apart once, and its timeouts.
+fn upstream(route: &RouteFile, errors: &Errors, at: &str) -> Result<Upstream, ConfigError> {
+    let key = |k: &str| format!("{at}.{k}");
+    let url = Url::parse(&route.upstream)
+        .map_err(|e| errors.at(&key("upstream"), format!("not a URL: {e}")))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(errors.at(
+                &key("upstream"),
+                format!("scheme {other} is not http or https"),
+            ));
+        }
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| errors.at(&key("upstream"), "has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let mut path = url.path().to_owned();
+    if let Some(query) = url.query() {
+        path = format!("{path}?{query}");
+    }
+    let timeout = |value: Option<Duration>, name: &str, default: Duration| match value {
+        Some(d) if d.is_zero() => Err(errors.at(&key(name), "must be longer than zero")),
+        Some(d) => Ok(d),
+        None => Ok(default),
+    };
+    Ok(Upstream {
+        url: route.upstream.clone(),
+        host,
+        port,
+        tls,
+        host_header: http::HeaderValue::try_from(authority.as_str())
+            .map_err(|_| errors.at(&key("upstream"), "the host cannot be sent as a Host header"))?,
+        target: http::Uri::try_from(path.as_str())
+            .map_err(|_| errors.at(&key("upstream"), "the path is not a valid request target"))?,
+        path,
+        connect_timeout: timeout(
+            route.connect_timeout,
+            "connect_timeout",
+            Duration::from_secs(5),
+        )?,
+        read_timeout: timeout(route.read_timeout, "read_timeout", Duration::from_secs(300))?,
+        write_timeout: timeout(
+            route.write_timeout,
+            "write_timeout",
+            Duration::from_secs(30),
+        )?,
+    })
+}
+
+/// The scopes a route offers (each a valid scope token) and those it requires (among them).
+fn scopes(
+    route: &RouteFile,
+    errors: &Errors,
+    at: &str,
+) -> Result<(Vec<String>, Vec<String>), ConfigError> {
+    let supported = route
+        .scopes_supported
+        .clone()
+        .unwrap_or_else(|| vec!["mcp".into()]);
+    for (i, scope) in supported.iter().enumerate() {
+        if scope.is_empty()
+            || !scope
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(errors.at(
+                &format!("{at}.scopes_supported[{i}]"),
+                format!("{scope:?} is not a valid scope token (RFC 6749 §3.3)"),
+            ));
+        }
+    }
+    let required = route
+        .required_scopes
+        .clone()
+        .unwrap_or_else(|| supported.clone());
+    for (i, scope) in required.iter().enumerate() {
+        if !supported.contains(scope) {
+            return Err(errors.at(
+                &format!("{at}.required_scopes[{i}]"),
+                format!("{scope:?} is not in scopes_supported"),
+            ));
+        }
+    }
+    Ok((supported, required))
+}
+
+fn validate_command(
+    command: &CommandFile,
+    errors: &Errors,
+    at: &str,
+) -> Result<Command, ConfigError> {
+    if command.program.trim().is_empty() {
+        return Err(errors.at(&format!("{at}.program"), "must not be empty"));
+    }
+    Ok(Command {
+        program: command.program.clone(),
+        args: command.args.clone(),
+        env: command.env.clone(),
+        working_dir: command.working_dir.clone(),
+    })
+}
+
+/// Paths the gateway answers itself.
+pub const RESERVED_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/authorize",
+    "/callback",
+    "/consent",
+    "/token",
+    "/register",
+    "/revoke",
+    "/introspect",
+    "/login",
+];

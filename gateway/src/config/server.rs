@@ -1,0 +1,120 @@
+//! `[server]`, `[metrics]` and `[limits]`: where the gateway listens, the origin clients use, the
+//! browser origins it allows, and the size limits of a request.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use super::file::FileConfig;
+use super::{ConfigError, Errors};
+
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+pub const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_HEADERS: usize = 32 * 1024;
+
+/// The server's settings, as [`super::Config`] holds them.
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub allowed_origins: Vec<String>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub max_request_body_bytes: u64,
+    pub max_request_header_bytes: usize,
+    pub welcome: Option<String>,
+}
+
+pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSettings, ConfigError> {
+    let listen = file.server.listen.parse::<SocketAddr>().map_err(|e| {
+        errors.at(
+            "server.listen",
+            format!("{:?} is not an address: {e}", file.server.listen),
+        )
+    })?;
+    let public_url = origin_of(&file.server.public_url)
+        .map_err(|reason| errors.at("server.public_url", reason))?;
+    let threads = file.server.threads.unwrap_or(2);
+    if !(1..=256).contains(&threads) {
+        return Err(errors.at("server.threads", "must be between 1 and 256"));
+    }
+    let mut allowed_origins = vec![public_url.clone()];
+    for (i, origin) in file.server.allowed_origins.iter().enumerate() {
+        let origin = origin_of(origin)
+            .map_err(|reason| errors.at(&format!("server.allowed_origins[{i}]"), reason))?;
+        allowed_origins.push(origin);
+    }
+    let metrics_listen = metrics_listen(file.metrics.listen.as_deref(), errors)?;
+    if metrics_listen == Some(listen) {
+        return Err(errors.at("metrics.listen", "must differ from server.listen"));
+    }
+    let (max_request_body_bytes, max_request_header_bytes) = limits(file, errors)?;
+    Ok(ServerSettings {
+        listen,
+        public_url,
+        threads,
+        grace_period: file.server.grace_period.unwrap_or(Duration::from_secs(5)),
+        allowed_origins,
+        metrics_listen,
+        max_request_body_bytes,
+        max_request_header_bytes,
+        welcome: file.server.welcome.clone(),
+    })
+}
+
+/// `metrics.listen`: an address, or `"off"`.
+fn metrics_listen(value: Option<&str>, errors: &Errors) -> Result<Option<SocketAddr>, ConfigError> {
+    match value {
+        Some("off") => Ok(None),
+        Some(addr) => Ok(Some(addr.parse().map_err(|e| {
+            errors.at(
+                "metrics.listen",
+                format!("{addr:?} is not an address or \"off\": {e}"),
+            )
+        })?)),
+        None => Ok(Some(
+            DEFAULT_METRICS_LISTEN.parse().expect("a valid default"),
+        )),
+    }
+}
+
+/// `[limits]`: the largest request body and header section.
+fn limits(file: &FileConfig, errors: &Errors) -> Result<(u64, usize), ConfigError> {
+    let body = file
+        .limits
+        .max_request_body_bytes
+        .unwrap_or(DEFAULT_MAX_BODY);
+    let headers = file
+        .limits
+        .max_request_header_bytes
+        .unwrap_or(DEFAULT_MAX_HEADERS);
+    if body == 0 {
+        return Err(errors.at("limits.max_request_body_bytes", "must be more than zero"));
+    }
+    if !(1024..=64 * 1024).contains(&headers) {
+        return Err(errors.at(
+            "limits.max_request_header_bytes",
+            "must be between 1024 and 65536",
+        ));
+    }
+    Ok((body, headers))
+}
+
+/// `scheme://host[:port]` of an http(s) URL that has no path, query or fragment; lowercase scheme and host.
+pub fn origin_of(raw: &str) -> Result<String, String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{raw:?} is not an http or https URL"));
+    }
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(format!(
+            "{raw:?} must be an origin only: scheme, host and port, with no path"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
