@@ -20,6 +20,15 @@ pub use verify::{AssertionError, Expectations, Verifier};
 /// The request header that carries the assertion.
 pub const ASSERTION_HEADER: &str = "x-gateway-assertion";
 
+/// The internal headers the gateway sets on what it forwards (and strips from every request it
+/// receives), by their lower-case names: the caller's upstream token, their identity, and the
+/// request's id. Believed by a backend only together with a valid assertion.
+pub const TOKEN_HEADER: &str = "x-forwarded-access-token";
+pub const USER_HEADER: &str = "x-forwarded-user";
+pub const EMAIL_HEADER: &str = "x-forwarded-email";
+pub const USERNAME_HEADER: &str = "x-forwarded-preferred-username";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// The JOSE `typ` of an assertion. Explicit typing (RFC 8725 §3.11) keeps the gateway's own access
 /// tokens, signed with the same keys, from ever being accepted as an assertion.
 pub const ASSERTION_TYP: &str = "gateway-assertion+jwt";

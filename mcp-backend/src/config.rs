@@ -13,7 +13,6 @@ use serde::Deserialize;
 use crate::cli::Cli;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
-pub const DEFAULT_TOKEN_HEADER: &str = "X-Forwarded-Access-Token";
 pub const DEFAULT_TOKEN_ENV: &str = "API_KEY";
 pub const DEFAULT_TARGET: &str = "https://httpbin.org/anything";
 pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(10);
@@ -308,7 +307,7 @@ fn http_settings(
     ) {
         Some((name, from)) => HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| invalid(from, format!("{name:?} is not a valid header name")))?,
-        None => HeaderName::from_static("x-forwarded-access-token"),
+        None => HeaderName::from_static(gateway_assertion::TOKEN_HEADER),
     };
     let unsigned =
         cli.trust_unsigned_headers || file.gateway.trust_unsigned_headers.unwrap_or(false);

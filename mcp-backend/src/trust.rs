@@ -9,17 +9,15 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gateway_assertion::jwk::{Jwk, JwkSet};
-use gateway_assertion::{ASSERTION_HEADER, AssertionClaims, AssertionError, Verifier};
+use gateway_assertion::{
+    ASSERTION_HEADER, AssertionClaims, AssertionError, EMAIL_HEADER, REQUEST_ID_HEADER,
+    USER_HEADER, USERNAME_HEADER, Verifier,
+};
 use http::{HeaderMap, HeaderName, StatusCode};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::caller::{Caller, Token};
 use crate::config::{JwksSource, TrustSettings};
-
-pub const USER_HEADER: &str = "x-forwarded-user";
-pub const EMAIL_HEADER: &str = "x-forwarded-email";
-pub const USERNAME_HEADER: &str = "x-forwarded-preferred-username";
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// An unknown `kid` refetches the JWKS at most this often (and a failed fetch is retried no sooner),
 /// so that a flood of made-up key ids cannot turn into a flood of requests to the gateway.

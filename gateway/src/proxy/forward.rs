@@ -11,12 +11,9 @@ use pingora::prelude::HttpPeer;
 use crate::config::{Credentials, Route};
 use crate::tokens::backend::BackendCredentials;
 
-pub const TOKEN_HEADER: &str = "x-forwarded-access-token";
-pub const USER_HEADER: &str = "x-forwarded-user";
-pub const EMAIL_HEADER: &str = "x-forwarded-email";
-pub const USERNAME_HEADER: &str = "x-forwarded-preferred-username";
-pub const ASSERTION_HEADER: &str = gateway_assertion::ASSERTION_HEADER;
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+use gateway_assertion::{
+    ASSERTION_HEADER, EMAIL_HEADER, REQUEST_ID_HEADER, TOKEN_HEADER, USER_HEADER, USERNAME_HEADER,
+};
 
 const TOKEN: HeaderName = HeaderName::from_static(TOKEN_HEADER);
 const USER: HeaderName = HeaderName::from_static(USER_HEADER);
