@@ -6,7 +6,10 @@
 
 pub mod access_log;
 pub mod cli;
+mod clock;
 pub mod config;
+#[cfg(test)]
+mod layers_tests;
 mod log_filter;
 pub mod log_writer;
 pub mod metrics;
@@ -84,7 +87,7 @@ fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing
                 let lifetime = config.auth.access_token_lifetime.as_secs().max(3600)
                     + config.tokens.clock_skew.as_secs();
                 let (ring, new) =
-                    KeyRing::from_stored(&config.tokens, &stored, lifetime, tokens::now())?;
+                    KeyRing::from_stored(&config.tokens, &stored, lifetime, clock::now())?;
                 if let Some(new) = new {
                     store.put_key(&new).await?;
                 }

@@ -10,10 +10,10 @@ use super::pages::error_page;
 use super::{
     AsEndpoint, AuthServer, Request, Response, hash_secret, pkce, random_token, redirect, scope,
 };
+use crate::clock::now;
 use crate::config::Route;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, PendingAuthorization};
-use crate::tokens::now;
 
 /// The cookie that binds a browser to the authorization it started.
 pub const AUTH_COOKIE: &str = "__Host-mcpgw-auth";

@@ -6,7 +6,7 @@ use super::errors::OAuthError;
 use super::pages::error_page;
 use super::upstream::UpstreamError;
 use super::{AuthServer, Request, Response};
-use crate::tokens::now;
+use crate::clock::now;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     let Some(upstream) = &server.upstream else {

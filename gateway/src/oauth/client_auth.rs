@@ -7,8 +7,8 @@ use base64::Engine as _;
 
 use super::errors::OAuthError;
 use super::{AuthServer, Request, hash_secret, secrets_equal};
+use crate::clock::now;
 use crate::store::ClientRecord;
-use crate::tokens::now;
 
 pub async fn authenticate(
     server: &AuthServer,

@@ -7,7 +7,7 @@ use super::errors::OAuthError;
 use super::login::client_label;
 use super::pages::{ConsentView, consent_page, error_page};
 use super::{AuthServer, Request, Response};
-use crate::tokens::now;
+use crate::clock::now;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method == http::Method::GET {

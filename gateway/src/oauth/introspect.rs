@@ -6,8 +6,8 @@ use serde_json::json;
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
 use super::{AuthServer, Request, Response, hash_secret};
+use crate::clock::now;
 use crate::tokens::access::Audience;
-use crate::tokens::now;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::POST {

@@ -67,7 +67,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         tracing::warn!("a login failed");
         pending.failed_logins += 1;
         if pending.failed_logins >= MAX_FAILED_LOGINS {
-            server.store.take_pending(&id, crate::tokens::now()).await?;
+            server.store.take_pending(&id, crate::clock::now()).await?;
             return Ok(super::pages::error_page(
                 401,
                 "Too many wrong passwords; start again from the app",
@@ -107,7 +107,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     if (first_party || approved)
         && server
             .store
-            .take_pending(&id, crate::tokens::now())
+            .take_pending(&id, crate::clock::now())
             .await?
             .is_some()
     {

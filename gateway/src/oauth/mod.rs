@@ -236,7 +236,7 @@ impl AuthServer {
     /// The upstream token of a grant, for the data plane to forward; `None` when the grant has none.
     /// An expiring token is refreshed at the provider (when it gave a refresh token) and stored again.
     pub async fn upstream_token(&self, grant_id: &str) -> Option<Arc<str>> {
-        let now = crate::tokens::now();
+        let now = crate::clock::now();
         if let Some((token, expires_at)) = self
             .upstream_cache
             .lock()
@@ -308,7 +308,7 @@ impl AuthServer {
         if !self.cimd.enabled() || !cimd::Cimd::is_document_url(client_id) {
             return Ok(None);
         }
-        match self.cimd.client(client_id, crate::tokens::now()).await {
+        match self.cimd.client(client_id, crate::clock::now()).await {
             Ok(client) => Ok(Some(client)),
             Err(error) => {
                 tracing::warn!(client_id, %error, "a client metadata document was refused");

@@ -6,9 +6,9 @@ use serde_json::json;
 
 use super::errors::OAuthError;
 use super::{AuthServer, Request, Response, hash_secret, random_token, redirect, scope};
+use crate::clock::now;
 use crate::config::ClientSettings;
 use crate::store::ClientRecord;
-use crate::tokens::now;
 
 pub const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
 

@@ -5,7 +5,7 @@ use super::client_auth::authenticate;
 use super::errors::OAuthError;
 use super::token::revoke_grant;
 use super::{AuthServer, Request, Response, hash_secret};
-use crate::tokens::now;
+use crate::clock::now;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::POST {

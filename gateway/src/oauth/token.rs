@@ -9,10 +9,10 @@ use serde_json::json;
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
 use super::{AuthServer, Request, Response, hash_secret, pkce, random_token, scope};
+use crate::clock::now;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeTake, GrantRecord, Rotation};
 use crate::tokens::access::{AccessClaims, Audience, mint};
-use crate::tokens::now;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::POST {

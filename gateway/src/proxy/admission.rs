@@ -14,10 +14,10 @@ use super::ctx::RequestCtx;
 use super::respond::{self, Headers, json_error};
 use super::sessions::Order;
 use super::state::Gateway;
+use crate::clock::now;
 use crate::config::Route;
 use crate::metrics::METRICS;
 use crate::tokens::access::{AccessClaims, TokenError};
-use crate::tokens::now;
 
 /// `Mcp-Session-Id`, parsed once: a lookup by `&str` parses the name on every request.
 pub const SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");

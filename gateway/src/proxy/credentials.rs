@@ -7,10 +7,10 @@ use std::sync::Arc;
 use pingora::{Error, ErrorType};
 
 use super::state::Gateway;
+use crate::clock::now;
 use crate::config::{Credentials, Route};
 use crate::tokens::access::AccessClaims;
 use crate::tokens::backend::BackendCredentials;
-use crate::tokens::now;
 
 /// The credentials for `caller` on route number `index`; `None` for a route that sends none.
 pub async fn for_caller(

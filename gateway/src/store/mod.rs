@@ -133,7 +133,7 @@ impl pingora::services::background::BackgroundService for Purger {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Err(error) = self.0.purge_expired(crate::tokens::now()).await {
+                    if let Err(error) = self.0.purge_expired(crate::clock::now()).await {
                         tracing::warn!(%error, "purging expired state failed");
                     }
                 }
