@@ -12,7 +12,7 @@ use super::bearer::{self, BearerError};
 use super::cors;
 use super::ctx::RequestCtx;
 use super::respond::{self, Headers, json_error};
-use super::sessions::Order;
+use super::sessions::{Order, PendingStream, StreamOpening};
 use super::state::Gateway;
 use crate::clock::now;
 use crate::config::Route;
@@ -27,8 +27,19 @@ pub struct Admitted {
     pub caller: Arc<AccessClaims>,
     /// The allowed browser origin it came from.
     pub cors_origin: Option<String>,
-    /// Its session, where it stands in the session's order, and whether it ends the session.
-    pub session: Option<(String, Order, bool)>,
+    /// Where it stands in its session, if it has one.
+    pub place: SessionPlace,
+}
+
+/// Where a request stands in its session: what the request's state keeps of it.
+#[derive(Default)]
+pub struct SessionPlace {
+    /// A GET: it opens the session's stream.
+    opening_stream: Option<StreamOpening>,
+    /// The session's GET stream this request must not overtake, and the session.
+    after_stream: Option<(PendingStream, String)>,
+    /// A `DELETE` of the session.
+    ending_session: Option<String>,
 }
 
 /// Why a request to a route is not forwarded.
@@ -100,27 +111,36 @@ pub async fn admit(
             cors: cors(),
         });
     }
-    let session_id = header
-        .headers
-        .get(&SESSION_ID)
-        .and_then(|v| v.to_str().ok());
-    let session = match session_id {
-        None => None,
-        Some(id) => {
-            let opens_stream = header.method == http::Method::GET;
-            let order = gateway
-                .sessions
-                .admit(id, &caller.sub, opens_stream)
-                .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
-            let ends = header.method == http::Method::DELETE;
-            Some((id.to_owned(), order, ends))
-        }
-    };
+    let place = place_in_session(gateway, header, &caller.sub)
+        .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
     Ok(Admitted {
         caller,
         cors_origin,
-        session,
+        place,
     })
+}
+
+/// Where a request of `sub` stands in the session it names (the default without one); `None` for a
+/// session another user opened, or that the gateway never saw opened.
+fn place_in_session(gateway: &Gateway, header: &RequestHeader, sub: &str) -> Option<SessionPlace> {
+    let Some(id) = header
+        .headers
+        .get(&SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Some(SessionPlace::default());
+    };
+    let opens_stream = header.method == http::Method::GET;
+    let mut place = SessionPlace::default();
+    match gateway.sessions.admit(id, sub, opens_stream)? {
+        Order::OpensStream(opening) => place.opening_stream = Some(opening),
+        // The session's id is copied only when a later phase needs it.
+        Order::After(pending) => place.after_stream = pending.map(|p| (p, id.to_owned())),
+    }
+    if header.method == http::Method::DELETE {
+        place.ending_session = Some(id.to_owned());
+    }
+    Some(place)
 }
 
 impl Admitted {
@@ -128,15 +148,9 @@ impl Admitted {
     pub fn record(self, ctx: &mut RequestCtx) {
         ctx.caller = Some(self.caller);
         ctx.cors_origin = self.cors_origin;
-        if let Some((id, order, ends)) = self.session {
-            match order {
-                Order::OpensStream(opening) => ctx.opening_stream = Some(opening),
-                Order::After(pending) => ctx.after_stream = pending.map(|p| (p, id.clone())),
-            }
-            if ends {
-                ctx.ending_session = Some(id);
-            }
-        }
+        ctx.opening_stream = self.place.opening_stream;
+        ctx.after_stream = self.place.after_stream;
+        ctx.ending_session = self.place.ending_session;
     }
 }
 

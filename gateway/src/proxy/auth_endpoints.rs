@@ -32,7 +32,13 @@ pub async fn serve(
         Vec::new()
     };
     if session.req_header().method == http::Method::OPTIONS && endpoint.is_cors() {
-        return respond::local(session, 204, Bytes::new(), &cors::endpoint_preflight()).await;
+        return respond::local(
+            session,
+            204,
+            Bytes::new(),
+            &cors::any_origin_preflight("POST, OPTIONS"),
+        )
+        .await;
     }
     if let Err(wait) = rate_limited(gateway, session, endpoint) {
         let mut headers = cors;

@@ -89,24 +89,13 @@ pub fn route_preflight(origin: Option<&str>, request: &HeaderMap) -> Option<Head
     Some(headers)
 }
 
-/// The answer to a preflight for a public document (metadata, JWKS): any origin may read it.
-pub fn document_preflight() -> Headers {
+/// The answer to a preflight for what any origin may call with `methods`: the public documents
+/// (metadata, JWKS: `GET, HEAD, OPTIONS`) and the authorization server endpoints browsers call
+/// (`POST, OPTIONS`).
+pub fn any_origin_preflight(methods: &str) -> Headers {
     vec![
         ("access-control-allow-origin", "*".into()),
-        ("access-control-allow-methods", "GET, HEAD, OPTIONS".into()),
-        (
-            "access-control-allow-headers",
-            DOCUMENT_ALLOWED_HEADERS.into(),
-        ),
-        ("access-control-max-age", "86400".into()),
-    ]
-}
-
-/// The answer to a preflight for an authorization server endpoint browsers may call.
-pub fn endpoint_preflight() -> Headers {
-    vec![
-        ("access-control-allow-origin", "*".into()),
-        ("access-control-allow-methods", "POST, OPTIONS".into()),
+        ("access-control-allow-methods", methods.into()),
         (
             "access-control-allow-headers",
             DOCUMENT_ALLOWED_HEADERS.into(),

@@ -20,7 +20,13 @@ pub async fn serve(
     let method = &session.req_header().method;
     if endpoint.is_public_document() {
         if method == http::Method::OPTIONS {
-            return respond::local(session, 204, Bytes::new(), &cors::document_preflight()).await;
+            return respond::local(
+                session,
+                204,
+                Bytes::new(),
+                &cors::any_origin_preflight("GET, HEAD, OPTIONS"),
+            )
+            .await;
         }
         if method != http::Method::GET && method != http::Method::HEAD {
             let body = json_error("method_not_allowed", "Use GET");
