@@ -1,14 +1,14 @@
 //! The crate's layers, read from its own `use` lines: dependencies run one way, binary → data plane
-//! (`proxy`) → authorization server (`oauth`) → `tokens` → `store` → `config`, so that each layer can
-//! be read, tested and changed without the ones above it.
+//! (`proxy`) → authorization server (`oauth`) → identity providers (`idp`) → `tokens` → `store` →
+//! `config`, so that each layer can be read, tested and changed without the ones above it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The layers, lowest first; a module may use only modules of lower layers (and itself).
-const LAYERS: &[&str] = &["config", "store", "tokens", "oauth", "proxy"];
-/// Leaves any layer may use: the clock, and the telemetry every part reports to.
-const LEAVES: &[&str] = &["clock", "metrics", "access_log", "log_writer"];
+const LAYERS: &[&str] = &["config", "store", "tokens", "idp", "oauth", "proxy"];
+/// Leaves any layer may use: the clock, the cache type, and the telemetry every part reports to.
+const LEAVES: &[&str] = &["clock", "cache", "metrics", "access_log", "log_writer"];
 
 /// The crate modules `source` names in code (`crate::<module>`), comments left out.
 fn used_modules(source: &str) -> BTreeSet<String> {

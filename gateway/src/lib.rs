@@ -4,21 +4,23 @@
 //! server from our own settings: the data plane ([`proxy`]) on the public listener, the Prometheus
 //! endpoint ([`metrics`]) on its own listener, and a supervisor ([`supervise`]) per `command` route.
 
-pub mod access_log;
+mod access_log;
+mod cache;
 pub mod cli;
 mod clock;
-pub mod config;
+mod config;
+mod idp;
 #[cfg(test)]
 mod layers_tests;
 mod log_filter;
-pub mod log_writer;
-pub mod metrics;
-pub mod oauth;
-pub mod process;
-pub mod proxy;
-pub mod store;
-pub mod supervise;
-pub mod tokens;
+mod log_writer;
+mod metrics;
+mod oauth;
+mod process;
+mod proxy;
+mod store;
+mod supervise;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -61,7 +63,7 @@ fn hash_password() -> anyhow::Result<()> {
     }
     println!(
         "{}",
-        oauth::login::hash_password(password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?
+        idp::local::hash_password(password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?
     );
     Ok(())
 }
@@ -82,7 +84,7 @@ fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing
         let keys = match config.tokens.key {
             config::KeySource::Generated => {
                 let stored = store.keys().await?;
-                // What a key signed lives at most this long: access tokens, and the upstream tokens
+                // What a key signed lives at most this long: access tokens, and the backend tokens
                 // the gateway mints (an hour at most).
                 let lifetime = config.auth.access_token_lifetime.as_secs().max(3600)
                     + config.tokens.clock_skew.as_secs();
@@ -114,20 +116,6 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     }
     let config = Arc::new(config);
     let (store, keys) = open_state(&config)?;
-    let keys = Arc::new(keys);
-    let verifier = Arc::new(tokens::access::AccessTokenVerifier::new(
-        keys.clone(),
-        config.tokens.issuer.clone(),
-        config.tokens.clock_skew.as_secs(),
-    ));
-    let auth = config.auth.provider.is_some().then(|| {
-        Arc::new(oauth::AuthServer::new(
-            config.clone(),
-            store.clone(),
-            keys.clone(),
-            verifier.clone(),
-        ))
-    });
 
     let conf = ServerConf {
         threads: config.threads,
@@ -137,7 +125,36 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let supervised = add_supervisors(&mut server, &config);
+    // Register the metrics before the first scrape can come.
+    std::sync::LazyLock::force(&metrics::METRICS);
+    server.add_service(pingora::services::background::background_service(
+        "store purge",
+        store::Purger(store.clone()),
+    ));
+    let access_log = access_log::AccessLog {
+        format: log_format,
+        writer: log.clone(),
+    };
+    let gateway = data_plane(config.clone(), store, keys, supervised, access_log);
+    add_listeners(&mut server, gateway, &config);
 
+    for route in &config.routes {
+        let (path, backend, resource) = (&route.path, &route.backend.url, &route.resource);
+        tracing::info!("MCP server {path} -> {backend} at {resource}");
+    }
+    print!("{}", config.banner());
+    server.run(RunArgs::default());
+    // Pingora has stopped every service: the last access lines can go out.
+    log.flush();
+    Ok(())
+}
+
+/// A supervisor service per `command` route; their flags say whether each backend process runs.
+fn add_supervisors(
+    server: &mut Server,
+    config: &Config,
+) -> Vec<Arc<std::sync::atomic::AtomicBool>> {
     let mut supervised = Vec::new();
     for route in &config.routes {
         if let Some(command) = &route.command {
@@ -149,24 +166,36 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
             ));
         }
     }
+    supervised
+}
 
-    // Register the metrics before the first scrape can come.
-    std::sync::LazyLock::force(&metrics::METRICS);
-    server.add_service(pingora::services::background::background_service(
-        "store purge",
-        store::Purger(store),
+/// The data plane, with the authorization server when a provider is configured.
+fn data_plane(
+    config: Arc<Config>,
+    store: Arc<dyn store::Store>,
+    keys: KeyRing,
+    supervised: Vec<Arc<std::sync::atomic::AtomicBool>>,
+    access_log: access_log::AccessLog,
+) -> proxy::Gateway {
+    let keys = Arc::new(keys);
+    let verifier = Arc::new(tokens::access::AccessTokenVerifier::new(
+        keys.clone(),
+        config.tokens.issuer.clone(),
+        config.tokens.clock_skew.as_secs(),
     ));
-    let gateway = proxy::Gateway::new(
-        config.clone(),
-        keys,
-        verifier,
-        auth,
-        supervised,
-        access_log::AccessLog {
-            format: log_format,
-            writer: log.clone(),
-        },
-    );
+    let auth = config.auth.provider.is_some().then(|| {
+        Arc::new(oauth::AuthServer::new(
+            config.clone(),
+            store,
+            keys.clone(),
+            verifier.clone(),
+        ))
+    });
+    proxy::Gateway::new(config, keys, verifier, auth, supervised, access_log)
+}
+
+/// The data plane on the public listener, and Prometheus on its own when configured.
+fn add_listeners(server: &mut Server, gateway: proxy::Gateway, config: &Config) {
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         gateway,
@@ -185,20 +214,6 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         prometheus.add_tcp(&addr.to_string());
         server.add_service(prometheus);
     }
-
-    for route in &config.routes {
-        tracing::info!(
-            "MCP server {} -> {} at {}",
-            route.path,
-            route.upstream.url,
-            route.resource
-        );
-    }
-    print!("{}", config.banner());
-    server.run(RunArgs::default());
-    // Pingora has stopped every service: the last access lines can go out.
-    log.flush();
-    Ok(())
 }
 
 /// Logs go to stderr, the access log in batches; Pingora's own `log` records are bridged into

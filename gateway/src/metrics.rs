@@ -18,7 +18,7 @@ pub const MAX_TOOL_NAMES: usize = 100;
 pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
-    pub upstream_duration: HistogramVec,
+    pub backend_duration: HistogramVec,
     pub auth_failures: IntCounterVec,
     pub active_streams: IntGaugeVec,
     pub mcp_requests: IntCounterVec,
@@ -31,7 +31,7 @@ pub struct Metrics {
 /// lock on every call.
 pub struct RouteMetrics {
     pub request_duration: Histogram,
-    pub upstream_duration: Histogram,
+    pub backend_duration: Histogram,
     pub active_streams: IntGauge,
 }
 
@@ -39,7 +39,7 @@ impl RouteMetrics {
     pub fn new(route: &str) -> Self {
         Self {
             request_duration: METRICS.request_duration.with_label_values(&[route]),
-            upstream_duration: METRICS.upstream_duration.with_label_values(&[route]),
+            backend_duration: METRICS.backend_duration.with_label_values(&[route]),
             active_streams: METRICS.active_streams.with_label_values(&[route]),
         }
     }
@@ -50,7 +50,8 @@ const LATENCY_BUCKETS: &[f64] = &[
     60.0,
 ];
 
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    Metrics {
     requests: register_int_counter_vec!(
         "mcp_gateway_requests_total",
         "Requests answered, by route, HTTP method and status.",
@@ -64,9 +65,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         LATENCY_BUCKETS.to_vec()
     )
     .expect("registers once"),
-    upstream_duration: register_histogram_vec!(
+    // Named `upstream` in Pingora's sense (the peer proxied to), as dashboards already know it.
+    backend_duration: register_histogram_vec!(
         "mcp_gateway_upstream_duration_seconds",
-        "Time from sending a request upstream to the end of the upstream's response, by route.",
+        "Time from sending a request to the backend to the end of the backend's response, by route.",
         &["route"],
         LATENCY_BUCKETS.to_vec()
     )
@@ -90,6 +92,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     )
     .expect("registers once"),
     tools_seen: Mutex::new(HashSet::default()),
+}
 });
 
 /// The HTTP method as a bounded label.

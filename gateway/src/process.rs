@@ -2,7 +2,7 @@
 //! how glibc's malloc treats large allocations.
 
 /// Raises the soft limit on open files to the hard limit and returns the new soft limit. Every proxied
-/// request or stream holds two descriptors (the client's and the upstream's), so the usual soft limit
+/// request or stream holds two descriptors (the client's and the backend's), so the usual soft limit
 /// of 1,024 would cap the gateway near 500 concurrent SSE streams whatever the machine allows.
 pub fn raise_open_files_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)

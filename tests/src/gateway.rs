@@ -204,7 +204,7 @@ fn now_nanos() -> u128 {
         .as_nanos()
 }
 
-/// A `[[routes]]` entry at `/mcp` whose upstream is `mcp-backend` on `port`, supervised by the gateway
+/// A `[[routes]]` entry at `/mcp` whose backend is `mcp-backend` on `port`, supervised by the gateway
 /// (a `command` route), trusting the gateway at `origin` and calling `target` for its tool. `extra` holds
 /// more lines of the route's table, such as `resource_name`.
 pub fn supervised_backend_route(origin: &str, port: u16, target: &str, extra: &str) -> String {

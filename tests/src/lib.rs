@@ -14,7 +14,7 @@ pub mod node;
 pub mod oauth;
 pub mod process;
 pub mod quickstart;
-pub mod upstream;
+pub mod scripted_backend;
 
 pub use binaries::{binary, workspace_root};
 pub use echo::EchoTarget;
@@ -22,4 +22,4 @@ pub use gateway::{GatewayBuilder, GatewayUnderTest, supervised_backend_route};
 pub use gateway_keys::GatewayKeys;
 pub use process::{Running, free_port, wait_for_port};
 pub use quickstart::Quickstart;
-pub use upstream::Upstream;
+pub use scripted_backend::ScriptedBackend;

@@ -49,7 +49,7 @@ impl Config {
             out += &format!(
                 "route {} -> {}{}\n  resource {}\n  metadata {}\n  scopes required [{}] of [{}]; credentials {:?}, backend audience {}\n",
                 route.path,
-                route.upstream.url,
+                route.backend.url,
                 if i == self.default_route {
                     " (default)"
                 } else {

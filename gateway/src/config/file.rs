@@ -62,8 +62,8 @@ pub struct StoreFile {
     pub kind: Option<StoreKind>,
     /// The SQLite file (default "data/gateway.db").
     pub path: Option<PathBuf>,
-    /// The environment variable holding the key (32 bytes, base64) that encrypts upstream tokens at
-    /// rest. Needed with a provider that has upstream tokens.
+    /// The environment variable holding the key (32 bytes, base64) that encrypts the identity
+    /// provider's tokens at rest. Needed with GitHub or OIDC, whose tokens the gateway keeps.
     pub token_key_env: Option<String>,
 }
 
@@ -114,7 +114,7 @@ pub struct ProviderFile {
     pub allowed_orgs: Option<Vec<String>>,
     /// For "oidc": the provider's issuer; its configuration is discovered from it.
     pub issuer: Option<String>,
-    /// For "oidc": send the route's `resource` upstream too (default false: Entra rejects it).
+    /// For "oidc": send the route's `resource` to the provider too (default false: Entra rejects it).
     pub send_resource: Option<bool>,
     /// For "oidc": only these (verified) emails, or emails at these domains, may sign in.
     pub allowed_emails: Option<Vec<String>>,
@@ -202,6 +202,7 @@ pub struct RouteFile {
     /// The public path, e.g. "/mcp" or "/github/mcp".
     pub path: String,
     /// The MCP server behind it, e.g. "http://127.0.0.1:9000/mcp".
+    /// The backend: the URL of the MCP server behind this route.
     pub upstream: String,
     /// Serve this route's metadata at the root well-known URL too (default: the first route).
     pub default: Option<bool>,
@@ -210,11 +211,11 @@ pub struct RouteFile {
     pub required_scopes: Option<Vec<String>>,
     /// How the backend gets credentials (default: headers).
     pub credentials: Option<Credentials>,
-    /// The `aud` of what the gateway sends the backend (default: the upstream URL).
+    /// The `aud` of what the gateway sends the backend (default: the backend's URL).
     pub backend_audience: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub connect_timeout: Option<Duration>,
-    /// Longest wait for the next bytes from the upstream (default 5m); SSE keep-alives reset it.
+    /// Longest wait for the next bytes from the backend (default 5m); SSE keep-alives reset it.
     #[serde(default, with = "humantime_serde")]
     pub read_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -266,9 +267,9 @@ pub enum SigningAlgorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Credentials {
-    /// The internal headers: upstream token, identity, and the signed assertion.
+    /// The internal headers: backend token, identity, and the signed assertion.
     Headers,
-    /// The upstream token as `Authorization: Bearer`.
+    /// The backend token as `Authorization: Bearer`.
     Bearer,
     /// The signed assertion as `Authorization: Bearer`.
     Assertion,

@@ -4,24 +4,24 @@
 //! [`redirects`], [`clients`]). Every error names the file, the key and the reason, on one line.
 //! A leaf: it uses nothing else of the crate.
 
-pub mod auth;
-pub mod clients;
+mod auth;
+mod clients;
 mod describe;
-pub mod file;
-pub mod providers;
-pub mod redirects;
-pub mod routes;
+pub(crate) mod file;
+mod providers;
+pub(crate) mod redirects;
+mod routes;
 mod runtime;
-pub mod server;
-pub mod tokens;
+pub(crate) mod server;
+mod tokens;
 
-pub use auth::{AuthSettings, CimdSettings};
-pub use clients::ClientSettings;
-pub use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};
-pub use redirects::PrivateUseSchemes;
-pub use routes::{Command, Credentials, Route, Upstream};
-pub use runtime::{Config, RateLimits, StoreSettings};
-pub use tokens::{KeySource, TokenSettings};
+pub(crate) use auth::CimdSettings;
+pub(crate) use clients::ClientSettings;
+pub(crate) use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};
+pub(crate) use redirects::PrivateUseSchemes;
+pub(crate) use routes::{Command, Credentials, Route};
+pub(crate) use runtime::{Config, StoreSettings};
+pub(crate) use tokens::{KeySource, TokenSettings};
 
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]

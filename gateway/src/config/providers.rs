@@ -37,7 +37,7 @@ impl std::fmt::Debug for OidcSettings {
     }
 }
 
-/// A GitHub OAuth app as the upstream identity provider. The secret is never printed.
+/// A GitHub OAuth app as the identity provider. The secret is never printed.
 #[derive(Clone)]
 pub struct GitHubSettings {
     pub client_id: String,
@@ -48,7 +48,7 @@ pub struct GitHubSettings {
     pub api_url: String,
     pub allowed_users: Vec<String>,
     pub allowed_orgs: Vec<String>,
-    /// The key that encrypts upstream tokens at rest.
+    /// The key that encrypts the provider's tokens at rest.
     pub token_key: [u8; 32],
 }
 
@@ -164,13 +164,13 @@ fn github_settings(
     let client_id = provider.client_id.clone().ok_or_else(|| {
         errors.at(
             "provider.client_id",
-            "an upstream provider needs the gateway's client_id there",
+            "GitHub and OIDC need the gateway's client_id there",
         )
     })?;
     let secret_env = provider.client_secret_env.as_ref().ok_or_else(|| {
         errors.at(
             "provider.client_secret_env",
-            "an upstream provider needs the variable holding the client secret",
+            "GitHub and OIDC need the variable holding the client secret",
         )
     })?;
     let client_secret = env(secret_env).ok_or_else(|| {
@@ -220,7 +220,7 @@ fn token_key(
     let key_env = store.token_key_env.as_ref().ok_or_else(|| {
         errors.at(
             "store.token_key_env",
-            "a provider with upstream tokens needs a key to encrypt them at rest",
+            "GitHub and OIDC need a key to encrypt their tokens at rest",
         )
     })?;
     let key = env(key_env).ok_or_else(|| {

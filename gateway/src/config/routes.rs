@@ -25,19 +25,20 @@ pub struct Route {
     pub required_scopes: Vec<String>,
     pub credentials: Credentials,
     pub backend_audience: String,
-    pub upstream: Upstream,
+    pub backend: Backend,
     pub command: Option<Command>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Upstream {
+/// The MCP server behind a route (written `upstream` in the file).
+pub struct Backend {
     pub url: String,
     pub host: String,
     pub port: u16,
     pub tls: bool,
     /// The path requests are sent to.
     pub path: String,
-    /// The `Host` header the upstream expects, and `path` as a request target: checked here once
+    /// The `Host` header the backend expects, and `path` as a request target: checked here once
     /// rather than parsed on every request.
     pub host_header: http::HeaderValue,
     pub target: http::Uri,
@@ -101,7 +102,7 @@ fn validate_route(
 ) -> Result<Route, ConfigError> {
     let key = |k: &str| format!("{at}.{k}");
     let path = route_path(&route.path).map_err(|reason| errors.at(&key("path"), reason))?;
-    let upstream = upstream(route, errors, at)?;
+    let backend = backend(route, errors, at)?;
     let (scopes_supported, required_scopes) = scopes(route, errors, at)?;
     let command = route
         .command
@@ -124,7 +125,7 @@ fn validate_route(
             .backend_audience
             .clone()
             .unwrap_or_else(|| route.upstream.clone()),
-        upstream,
+        backend,
         command,
         path,
     })
@@ -150,7 +151,7 @@ fn route_path(path: &str) -> Result<String, String> {
 }
 
 /// The backend of a route: its URL taken apart once, and its timeouts.
-fn upstream(route: &RouteFile, errors: &Errors, at: &str) -> Result<Upstream, ConfigError> {
+fn backend(route: &RouteFile, errors: &Errors, at: &str) -> Result<Backend, ConfigError> {
     let key = |k: &str| format!("{at}.{k}");
     let url = Url::parse(&route.upstream)
         .map_err(|e| errors.at(&key("upstream"), format!("not a URL: {e}")))?;
@@ -186,7 +187,7 @@ fn upstream(route: &RouteFile, errors: &Errors, at: &str) -> Result<Upstream, Co
         Some(d) => Ok(d),
         None => Ok(default),
     };
-    Ok(Upstream {
+    Ok(Backend {
         url: route.upstream.clone(),
         host,
         port,

@@ -37,8 +37,8 @@ fn a_minimal_config_gets_sane_defaults() {
         "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"
     );
     assert_eq!(route.credentials, Credentials::Headers);
-    assert_eq!(route.upstream.host_header, "127.0.0.1:9000");
-    assert_eq!(route.upstream.path, "/mcp");
+    assert_eq!(route.backend.host_header, "127.0.0.1:9000");
+    assert_eq!(route.backend.path, "/mcp");
     assert_eq!(route.backend_audience, "http://127.0.0.1:9000/mcp");
     assert_eq!(
         config.metrics_listen.unwrap().to_string(),

@@ -1,25 +1,23 @@
-//! `/callback`: the return from the upstream provider. Trades its code for its tokens, learns who the
+//! `/callback`: the return from the identity provider (GitHub or OIDC). Trades its code for its tokens, learns who the
 //! user is, records their consent, and finishes the authorization with the client's code.
 
-use super::authorize::{Proof, continued, error_redirect, issue_code};
 use super::errors::OAuthError;
 use super::pages::error_page;
-use super::upstream::UpstreamError;
+use super::pending::{Proof, continued, error_redirect, issue_code};
 use super::{AuthServer, Request, Response};
 use crate::clock::now;
+use crate::idp::IdpError;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
-    let Some(upstream) = &server.upstream else {
+    let Some(idp) = &server.idp else {
         return Ok(error_page(404, "This gateway signs users in itself"));
     };
     let params = request.query_params();
     let (id, pending) = continued(server, request, params.get("state"), Proof::PageView).await?;
     // Whatever happens next, this pending authorization is over.
     if server.store.take_pending(&id, now()).await?.is_none() {
-        return Ok(error_page(
-            400,
-            "This authorization request was already completed",
-        ));
+        let message = "This authorization request was already completed";
+        return Ok(error_page(400, message));
     }
     let back = |error: &str, description: &str| {
         Ok(Response::redirect(error_redirect(
@@ -34,41 +32,36 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         return back("access_denied", "The user did not approve the client");
     }
     if let Some(error) = params.get("error") {
-        tracing::info!(%error, client_id = %pending.client_id, "the upstream provider did not sign the user in");
+        tracing::info!(%error, client_id = %pending.client_id, "the identity provider did not sign the user in");
         return back(
             "access_denied",
             "The sign-in at the identity provider did not complete",
         );
     }
-    let (Some(code), Some(verifier)) = (params.get("code"), pending.upstream_verifier.as_deref())
-    else {
+    let (Some(code), Some(verifier)) = (params.get("code"), pending.idp_verifier.as_deref()) else {
         return back("access_denied", "The identity provider returned no code");
     };
-    let nonce = pending.upstream_nonce.as_deref().unwrap_or_default();
-    let outcome = upstream.sign_in(code, verifier, nonce, now()).await;
+    let nonce = pending.idp_nonce.as_deref().unwrap_or_default();
+    let outcome = idp.sign_in(code, verifier, nonce, now()).await;
     let (tokens, user) = match outcome {
         Ok(found) => found,
-        Err(UpstreamError::NotAllowed(reason)) => {
+        Err(IdpError::NotAllowed(reason)) => {
             tracing::warn!(%reason, "a sign-in was refused by the allowlists");
             return back("access_denied", &reason);
         }
         Err(error) => {
-            tracing::warn!(%error, "the upstream sign-in failed");
+            tracing::warn!(%error, "the sign-in at the identity provider failed");
             return back(
                 "server_error",
                 "The sign-in at the identity provider failed",
             );
         }
     };
-    server
-        .store
-        .put_consent(
-            &user.sub,
-            &pending.client_id,
-            &pending.resource,
-            &pending.scope,
-        )
+    let (client_id, resource) = (&pending.client_id, &pending.resource);
+    let store = &server.store;
+    store
+        .put_consent(&user.sub, client_id, resource, &pending.scope)
         .await?;
-    tracing::info!(user = %user.sub, client_id = %pending.client_id, "signed in through the upstream provider");
-    issue_code(server, &pending, user, Some(upstream.seal(&tokens))).await
+    tracing::info!(user = %user.sub, client_id = %pending.client_id, "signed in through the identity provider");
+    issue_code(server, &pending, user, Some(idp.seal(&tokens))).await
 }

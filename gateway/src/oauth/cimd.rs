@@ -4,19 +4,20 @@
 //! that was checked, no redirects, a size and a time limit — caches it as its HTTP headers say, and
 //! believes it only if its `client_id` is the URL itself.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::redirect;
+use crate::cache::Cache;
 use crate::config::{CimdSettings, PrivateUseSchemes};
 use crate::store::ClientRecord;
 
 const MAX_BYTES: usize = 64 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(3);
+/// Documents kept at most.
+const DOCUMENTS_KEPT: usize = 10_000;
 /// Cache lifetimes: at least this (even with no-cache, to blunt floods), at most a day.
 const MIN_CACHE: u64 = 60;
 const MAX_CACHE: u64 = 86_400;
@@ -50,7 +51,7 @@ pub struct Cimd {
     settings: CimdSettings,
     /// The app schemes a document's redirect URIs may use.
     schemes: PrivateUseSchemes,
-    cache: Mutex<HashMap<String, (ClientRecord, u64)>>,
+    cache: Cache<String, ClientRecord>,
 }
 
 impl Cimd {
@@ -58,7 +59,7 @@ impl Cimd {
         Self {
             settings,
             schemes,
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::new(DOCUMENTS_KEPT),
         }
     }
 
@@ -73,24 +74,29 @@ impl Cimd {
 
     /// The client a metadata document URL describes, from the cache or fetched.
     pub async fn client(&self, url: &str, now: u64) -> Result<ClientRecord, CimdError> {
-        if let Some((client, until)) = self.cache.lock().expect("not poisoned").get(url)
-            && *until > now
-        {
-            return Ok(client.clone());
+        if let Some(client) = self.cache.get(url, now) {
+            return Ok(client);
         }
         let (client, max_age) = self.fetch(url, now).await?;
-        let mut cache = self.cache.lock().expect("not poisoned");
-        if cache.len() > 10_000 {
-            cache.retain(|_, (_, until)| *until > now);
-        }
-        cache.insert(
-            url.to_owned(),
-            (client.clone(), now + max_age.clamp(MIN_CACHE, MAX_CACHE)),
-        );
+        let until = now + max_age.clamp(MIN_CACHE, MAX_CACHE);
+        self.cache
+            .insert(url.to_owned(), client.clone(), until, now);
         Ok(client)
     }
 
     async fn fetch(&self, raw: &str, now: u64) -> Result<(ClientRecord, u64), CimdError> {
+        let (url, host) = self.checked_url(raw)?;
+        let port = url.port_or_known_default().unwrap_or(443);
+        let address = self.address(&host, port).await?;
+        let (body, max_age) = download(url, &host, address).await?;
+        let document: Document =
+            serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(e.to_string()))?;
+        Ok((self.described(raw, document, now)?, max_age))
+    }
+
+    /// The document's URL and host, if it may be fetched: https (http only where private networks
+    /// are allowed, for tests), a path, no fragment or credentials, on an allowed domain.
+    fn checked_url(&self, raw: &str) -> Result<(url::Url, String), CimdError> {
         let url = url::Url::parse(raw).map_err(|_| CimdError::NotAUrl(raw.to_owned()))?;
         let host = url
             .host_str()
@@ -105,17 +111,21 @@ impl Cimd {
             return Err(CimdError::NotAUrl(raw.to_owned()));
         }
         let allowed = &self.settings.allowed_domains;
+        let lower = host.to_ascii_lowercase();
         if !allowed.is_empty()
             && !allowed.iter().any(|d| {
-                host.eq_ignore_ascii_case(d)
-                    || host
-                        .to_ascii_lowercase()
-                        .ends_with(&format!(".{}", d.to_ascii_lowercase()))
+                let d = d.to_ascii_lowercase();
+                lower == d || lower.ends_with(&format!(".{d}"))
             })
         {
             return Err(CimdError::DomainNotAllowed(host));
         }
-        let port = url.port_or_known_default().unwrap_or(443);
+        Ok((url, host))
+    }
+
+    /// The address to fetch from: every address of the host must be public, unless private networks
+    /// are allowed.
+    async fn address(&self, host: &str, port: u16) -> Result<SocketAddr, CimdError> {
         let addresses: Vec<SocketAddr> = tokio::time::timeout(
             TIMEOUT,
             tokio::net::lookup_host((host.trim_matches(['[', ']']), port)),
@@ -124,54 +134,23 @@ impl Cimd {
         .map_err(|_| CimdError::Fetch(format!("resolving {host} timed out")))?
         .map_err(|e| CimdError::Fetch(format!("resolving {host}: {e}")))?
         .collect();
-        if addresses.is_empty() {
+        let Some(first) = addresses.first() else {
             return Err(CimdError::Fetch(format!("{host} has no address")));
-        }
+        };
         if !self.settings.allow_private_network && addresses.iter().any(|a| !is_public(a.ip())) {
-            return Err(CimdError::PrivateAddress(host));
+            return Err(CimdError::PrivateAddress(host.to_owned()));
         }
-        // Connect to the address just checked, so a second DNS answer cannot point elsewhere.
-        let http = reqwest::Client::builder()
-            .resolve(&host, addresses[0])
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve the host again, undoing the check above.
-            .no_proxy()
-            .timeout(TIMEOUT)
-            .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CimdError::Fetch(e.to_string()))?;
-        let mut response = http
-            .get(url.clone())
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| {
-                CimdError::Fetch(if e.is_timeout() {
-                    "it took too long".into()
-                } else {
-                    "the connection failed".to_owned()
-                })
-            })?;
-        if !response.status().is_success() {
-            return Err(CimdError::Fetch(format!("HTTP {}", response.status())));
-        }
-        let max_age = max_age(response.headers());
-        let mut body = Vec::new();
-        loop {
-            let chunk = tokio::time::timeout(TIMEOUT, response.chunk())
-                .await
-                .map_err(|_| CimdError::Fetch("it took too long".into()))?
-                .map_err(|_| CimdError::Fetch("the connection failed".into()))?;
-            let Some(chunk) = chunk else { break };
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_BYTES {
-                return Err(CimdError::Fetch(format!(
-                    "it is larger than {MAX_BYTES} bytes"
-                )));
-            }
-        }
-        let document: Document =
-            serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(e.to_string()))?;
+        Ok(*first)
+    }
+
+    /// The client a document describes, if it names itself by its URL and its redirect URIs and
+    /// authentication are ones this server accepts.
+    fn described(
+        &self,
+        raw: &str,
+        document: Document,
+        now: u64,
+    ) -> Result<ClientRecord, CimdError> {
         if document.client_id != raw {
             return Err(CimdError::Invalid(format!(
                 "its client_id {:?} is not its URL",
@@ -196,7 +175,7 @@ impl Cimd {
                 )));
             }
         }
-        let client = ClientRecord {
+        Ok(ClientRecord {
             client_id: document.client_id,
             secret_hash: None,
             secret_expires_at: 0,
@@ -213,9 +192,57 @@ impl Cimd {
             issued_at: now,
             origin: "metadata_document".into(),
             skip_consent: false,
-        };
-        Ok((client, max_age))
+        })
     }
+}
+
+/// The document's bytes (at most [`MAX_BYTES`], each read within [`TIMEOUT`]) and how long it may be
+/// kept. Connects to the address just checked, so a second DNS answer cannot point elsewhere.
+async fn download(
+    url: url::Url,
+    host: &str,
+    address: SocketAddr,
+) -> Result<(Vec<u8>, u64), CimdError> {
+    let http = reqwest::Client::builder()
+        .resolve(host, address)
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the host again, undoing the check.
+        .no_proxy()
+        .timeout(TIMEOUT)
+        .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| CimdError::Fetch(e.to_string()))?;
+    let mut response = http
+        .get(url)
+        .header(http::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| {
+            CimdError::Fetch(if e.is_timeout() {
+                "it took too long".into()
+            } else {
+                "the connection failed".to_owned()
+            })
+        })?;
+    if !response.status().is_success() {
+        return Err(CimdError::Fetch(format!("HTTP {}", response.status())));
+    }
+    let max_age = max_age(response.headers());
+    let mut body = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout(TIMEOUT, response.chunk())
+            .await
+            .map_err(|_| CimdError::Fetch("it took too long".into()))?
+            .map_err(|_| CimdError::Fetch("the connection failed".into()))?;
+        let Some(chunk) = chunk else { break };
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BYTES {
+            return Err(CimdError::Fetch(format!(
+                "it is larger than {MAX_BYTES} bytes"
+            )));
+        }
+    }
+    Ok((body, max_age))
 }
 
 /// `max-age` from `Cache-Control` (`no-store`/`no-cache`: 0).

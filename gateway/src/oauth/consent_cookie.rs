@@ -1,4 +1,4 @@
-//! The consent cookie: before the user is known (they have not been to the upstream provider yet), an
+//! The consent cookie: before the user is known (they have not been to the identity provider yet), an
 //! approval is remembered in a signed `__Host-` cookie bound to the client; once the user is known,
 //! in the store too.
 

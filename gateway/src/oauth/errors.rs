@@ -24,8 +24,6 @@ pub enum OAuthError {
     InvalidRedirectUri(String),
     #[error("{0}")]
     InvalidClientMetadata(String),
-    #[error("{0}")]
-    NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A page, already rendered (for the browser endpoints).
@@ -49,7 +47,6 @@ impl OAuthError {
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
-            OAuthError::NotFound(_) => "not_found",
             OAuthError::Store(_) | OAuthError::Page(_) => "server_error",
         }
     }
@@ -60,7 +57,6 @@ impl OAuthError {
         }
         let status = match &self {
             OAuthError::InvalidClient(_) => 401,
-            OAuthError::NotFound(_) => 404,
             OAuthError::Store(error) => {
                 tracing::error!(%error, "the store failed");
                 500

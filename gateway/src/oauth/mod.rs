@@ -3,25 +3,25 @@
 //! ([`consent`]), `/token` ([`token`]) and `/revoke` ([`revoke`]). Handlers take a plain [`Request`]
 //! and return a [`Response`], so that they know nothing of Pingora and test without it.
 
-pub mod authorize;
-pub mod callback;
-pub mod cimd;
-pub mod client_auth;
-pub mod consent;
-pub mod consent_cookie;
-pub mod errors;
-pub mod introspect;
-pub mod login;
-pub mod oidc;
-pub mod pages;
-pub mod pkce;
-pub mod redirect;
-pub mod register;
-pub mod revoke;
+mod authorize;
+mod callback;
+mod cimd;
+mod client_auth;
+mod consent;
+mod consent_cookie;
+mod errors;
+mod introspect;
+mod login;
+mod pages;
+mod pending;
+mod pkce;
+mod redirect;
+pub(crate) mod register;
+mod revoke;
+#[cfg(test)]
+mod rules_tests;
 mod scope;
-pub mod token;
-pub mod upstream;
-pub mod upstream_oauth;
+mod token;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,8 +36,11 @@ use http::{HeaderMap, Method};
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
+use crate::cache::Cache;
 use crate::config::Config;
-use crate::config::{LocalUser, Provider};
+use crate::config::Provider;
+use crate::idp::local::LocalUsers;
+use crate::idp::{IdentityProvider, REFRESH_BEFORE_SECS};
 use crate::oauth::errors::OAuthError;
 use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;
@@ -162,8 +165,8 @@ impl Response {
     }
 }
 
-/// A grant's unsealed upstream access token and when it expires.
-type CachedUpstream = (Option<Arc<str>>, Option<u64>);
+/// Grants whose revocation and identity provider token are kept at most.
+const GRANTS_KEPT: usize = 100_000;
 
 /// The authorization server; one per gateway, when a provider is configured.
 pub struct AuthServer {
@@ -171,17 +174,17 @@ pub struct AuthServer {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,
     pub verifier: Arc<AccessTokenVerifier>,
-    users: Vec<LocalUser>,
-    /// The upstream identity provider, when users log in elsewhere.
-    pub upstream: Option<upstream::Upstream>,
+    users: LocalUsers,
+    /// The GitHub or OIDC provider, when users sign in there.
+    pub idp: Option<IdentityProvider>,
     /// What the store said of each grant's revocation, by grant id.
-    grant_revoked_cache: std::sync::Mutex<HashMap<String, bool>>,
+    grant_revoked_cache: Cache<String, bool>,
     /// Client ID Metadata Documents.
     pub cimd: cimd::Cimd,
     /// The key that signs consent cookies.
     pub(crate) consent_key: [u8; 32],
-    /// Unsealed upstream tokens by grant, so the data plane asks the store once per grant.
-    upstream_cache: std::sync::Mutex<HashMap<String, CachedUpstream>>,
+    /// Unsealed identity provider tokens by grant, so the data plane asks the store once per grant.
+    idp_token_cache: Cache<String, Arc<str>>,
 }
 
 impl AuthServer {
@@ -192,11 +195,11 @@ impl AuthServer {
         verifier: Arc<AccessTokenVerifier>,
     ) -> Self {
         let users = match &config.auth.provider {
-            Some(Provider::Local { users }) => users.clone(),
-            _ => Vec::new(),
+            Some(Provider::Local { users }) => LocalUsers::new(users.clone()),
+            _ => LocalUsers::default(),
         };
-        let upstream = match &config.auth.provider {
-            Some(provider) => upstream::Upstream::new(
+        let idp = match &config.auth.provider {
+            Some(provider) => IdentityProvider::new(
                 provider,
                 &format!("{}{}", config.public_url, AsEndpoint::Callback.path()),
             ),
@@ -208,14 +211,14 @@ impl AuthServer {
                 config.auth.cimd.clone(),
                 config.auth.private_use_schemes.clone(),
             ),
-            grant_revoked_cache: std::sync::Mutex::new(HashMap::new()),
+            grant_revoked_cache: Cache::new(GRANTS_KEPT),
             config,
             store,
             keys,
             verifier,
             users,
-            upstream,
-            upstream_cache: std::sync::Mutex::new(HashMap::new()),
+            idp,
+            idp_token_cache: Cache::new(GRANTS_KEPT),
         }
     }
 
@@ -233,20 +236,14 @@ impl AuthServer {
         response.unwrap_or_else(|error| error.into_response())
     }
 
-    /// The upstream token of a grant, for the data plane to forward; `None` when the grant has none.
+    /// The identity provider's token of a grant, for the data plane to forward; `None` when the grant has none.
     /// An expiring token is refreshed at the provider (when it gave a refresh token) and stored again.
-    pub async fn upstream_token(&self, grant_id: &str) -> Option<Arc<str>> {
+    pub async fn idp_token(&self, grant_id: &str) -> Option<Arc<str>> {
         let now = crate::clock::now();
-        if let Some((token, expires_at)) = self
-            .upstream_cache
-            .lock()
-            .expect("not poisoned")
-            .get(grant_id)
-            && expires_at.is_none_or(|at| at > now + 60)
-        {
-            return token.clone();
+        if let Some(token) = self.idp_token_cache.get(grant_id, now) {
+            return Some(token);
         }
-        let upstream = self.upstream.as_ref()?;
+        let idp = self.idp.as_ref()?;
         let mut grant = self
             .store
             .grant(grant_id)
@@ -255,45 +252,48 @@ impl AuthServer {
             .flatten()
             .filter(|g| !g.revoked)?;
         let mut tokens = grant
-            .upstream
+            .idp_tokens
             .as_deref()
-            .and_then(|sealed| upstream.unseal(sealed))?;
-        if let Some(fresh) = upstream.refreshed(&tokens, now).await {
+            .and_then(|sealed| idp.unseal(sealed))?;
+        if let Some(fresh) = idp.refreshed(&tokens, now).await {
             tokens = fresh;
-            grant.upstream = Some(upstream.seal(&tokens));
+            grant.idp_tokens = Some(idp.seal(&tokens));
             if let Err(error) = self.store.put_grant(&grant).await {
-                tracing::warn!(%error, "keeping a refreshed upstream token failed");
+                tracing::warn!(%error, "keeping a refreshed identity provider's token failed");
             }
         }
-        let token: Option<Arc<str>> = Some(tokens.access_token.into());
-        let mut cache = self.upstream_cache.lock().expect("not poisoned");
-        if cache.len() > 50_000 {
-            cache.clear();
-        }
-        cache.insert(grant_id.to_owned(), (token.clone(), tokens.expires_at));
-        token
+        let token: Arc<str> = tokens.access_token.into();
+        let refresh_at = tokens
+            .expires_at
+            .map_or(u64::MAX, |at| at.saturating_sub(REFRESH_BEFORE_SECS));
+        self.idp_token_cache
+            .insert(grant_id.to_owned(), token.clone(), refresh_at, now);
+        Some(token)
     }
 
     /// Whether a grant is revoked, for the data plane. Revocations made by this process reach the
     /// token verifier at once; this asks the store, once per grant, to catch those made before a
     /// restart. A grant the store does not know (or cannot tell about) counts as revoked.
     pub async fn grant_revoked(&self, grant_id: &str) -> bool {
-        if let Some(revoked) = self
-            .grant_revoked_cache
-            .lock()
-            .expect("not poisoned")
-            .get(grant_id)
-        {
-            return *revoked;
+        let now = crate::clock::now();
+        if let Some(revoked) = self.grant_revoked_cache.get(grant_id, now) {
+            return revoked;
         }
         let revoked =
             !matches!(self.store.grant(grant_id).await, Ok(Some(grant)) if !grant.revoked);
-        let mut cache = self.grant_revoked_cache.lock().expect("not poisoned");
-        if cache.len() > 100_000 {
-            cache.clear();
-        }
-        cache.insert(grant_id.to_owned(), revoked);
+        // A later revocation reaches this process through the verifier's revocations.
+        self.grant_revoked_cache
+            .insert(grant_id.to_owned(), revoked, u64::MAX, now);
         revoked
+    }
+
+    /// How a client is named to the user: the name it gave, else its id.
+    pub async fn client_label(&self, client_id: &str) -> Result<String, OAuthError> {
+        Ok(self
+            .client(client_id)
+            .await?
+            .and_then(|c| c.client_name)
+            .unwrap_or_else(|| client_id.to_owned()))
     }
 
     /// A client by id: registered (in the config or dynamically), or, when enabled, described by the

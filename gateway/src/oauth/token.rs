@@ -11,7 +11,7 @@ use super::errors::OAuthError;
 use super::{AuthServer, Request, Response, hash_secret, pkce, random_token, scope};
 use crate::clock::now;
 use crate::store::records::UserIdentity;
-use crate::store::{CodeTake, GrantRecord, Rotation};
+use crate::store::{CodeRecord, CodeTake, GrantRecord, Rotation};
 use crate::tokens::access::{AccessClaims, Audience, mint};
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
@@ -62,10 +62,47 @@ async fn authorization_code(
         .get("code_verifier")
         .ok_or_else(|| OAuthError::invalid_request("No code_verifier: PKCE is required"))?;
     let code_hash = hash_secret(code);
-    let record = match server.store.take_code(&code_hash, now()).await? {
-        CodeTake::Taken(record) => *record,
+    let record = take_code(server, client_id, &code_hash).await?;
+    check_code(&record, client_id, form, verifier)?;
+    let grant = GrantRecord {
+        grant_id: random_token(16),
+        client_id: client_id.to_owned(),
+        scope: record.scope,
+        resource: record.resource,
+        user: record.user,
+        created_at: now(),
+        revoked: false,
+        idp_tokens: record.idp_tokens,
+    };
+    server.store.put_grant(&grant).await?;
+    server
+        .store
+        .set_code_grant(&code_hash, &grant.grant_id)
+        .await?;
+    // A refresh token only for a client that may use one.
+    let refresh = refreshable.then(|| random_token(32));
+    if let Some(refresh) = &refresh {
+        let refresh_expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
+        server
+            .store
+            .put_refresh(&hash_secret(refresh), &grant.grant_id, refresh_expires)
+            .await?;
+    }
+    let (user, grant_id) = (&grant.user.sub, &grant.grant_id);
+    tracing::info!(client_id, %user, grant = %grant_id, "issued tokens for a code");
+    token_response(server, &grant, &grant.scope, refresh.as_deref())
+}
+
+/// The code's record, taken so that it is used once. A code used twice was stolen or replayed:
+/// nothing issued from it may live on.
+async fn take_code(
+    server: &AuthServer,
+    client_id: &str,
+    code_hash: &str,
+) -> Result<CodeRecord, OAuthError> {
+    match server.store.take_code(code_hash, now()).await? {
+        CodeTake::Taken(record) => Ok(*record),
         CodeTake::Replayed { grant_id } => {
-            // A code used twice was stolen or replayed: nothing issued from it may live on.
             if let Some(grant_id) = grant_id {
                 revoke_grant(server, &grant_id).await?;
             }
@@ -73,14 +110,22 @@ async fn authorization_code(
                 client_id,
                 "an authorization code was replayed; its grant is revoked"
             );
-            return Err(OAuthError::InvalidGrant("The code was already used".into()));
+            Err(OAuthError::InvalidGrant("The code was already used".into()))
         }
-        CodeTake::Missing => {
-            return Err(OAuthError::InvalidGrant(
-                "The code is unknown or expired".into(),
-            ));
-        }
-    };
+        CodeTake::Missing => Err(OAuthError::InvalidGrant(
+            "The code is unknown or expired".into(),
+        )),
+    }
+}
+
+/// The code was issued to this client, for this redirect URI (sent again only if it was sent then),
+/// for this PKCE verifier and resource.
+fn check_code(
+    record: &CodeRecord,
+    client_id: &str,
+    form: &HashMap<String, String>,
+    verifier: &str,
+) -> Result<(), OAuthError> {
     if record.client_id != client_id {
         return Err(OAuthError::InvalidGrant(
             "The code was issued to another client".into(),
@@ -100,33 +145,7 @@ async fn authorization_code(
             "The code_verifier does not match the code_challenge".into(),
         ));
     }
-    check_resource(form, &record.resource)?;
-    let grant = GrantRecord {
-        grant_id: random_token(16),
-        client_id: client_id.to_owned(),
-        scope: record.scope,
-        resource: record.resource,
-        user: record.user,
-        created_at: now(),
-        revoked: false,
-        upstream: record.upstream,
-    };
-    server.store.put_grant(&grant).await?;
-    server
-        .store
-        .set_code_grant(&code_hash, &grant.grant_id)
-        .await?;
-    // A refresh token only for a client that may use one.
-    let refresh = refreshable.then(|| random_token(32));
-    if let Some(refresh) = &refresh {
-        let refresh_expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
-        server
-            .store
-            .put_refresh(&hash_secret(refresh), &grant.grant_id, refresh_expires)
-            .await?;
-    }
-    tracing::info!(client_id, user = %grant.user.sub, grant = %grant.grant_id, "issued tokens for a code");
-    token_response(server, &grant, &grant.scope, refresh.as_deref())
+    check_resource(form, &record.resource)
 }
 
 async fn refresh_token(
@@ -158,16 +177,7 @@ async fn refresh_token(
         ));
     }
     check_resource(form, &grant.resource)?;
-    let granted: Vec<&str> = grant.scope.split_ascii_whitespace().collect();
-    let scope = match scope::grantable(form.get("scope").map_or("", String::as_str), &granted) {
-        Ok(asked) if asked.is_empty() => grant.scope.clone(),
-        Ok(asked) => asked.join(" "),
-        Err(_) => {
-            return Err(OAuthError::InvalidScope(
-                "A refresh cannot widen the granted scope".into(),
-            ));
-        }
-    };
+    let scope = narrowed_scope(form, &grant.scope)?;
     let new = random_token(32);
     let expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
     let grace = server.config.auth.refresh_grace.as_secs();
@@ -188,6 +198,19 @@ async fn refresh_token(
         }
         Rotation::Unknown => Err(OAuthError::InvalidGrant(
             "The refresh token is unknown, expired or revoked".into(),
+        )),
+    }
+}
+
+/// The scope a refresh asks for: the grant's, or fewer; never more.
+fn narrowed_scope(form: &HashMap<String, String>, granted: &str) -> Result<String, OAuthError> {
+    let granted_list: Vec<&str> = granted.split_ascii_whitespace().collect();
+    let asked = form.get("scope").map_or("", String::as_str);
+    match scope::grantable(asked, &granted_list) {
+        Ok(asked) if asked.is_empty() => Ok(granted.to_owned()),
+        Ok(asked) => Ok(asked.join(" ")),
+        Err(_) => Err(OAuthError::InvalidScope(
+            "A refresh cannot widen the granted scope".into(),
         )),
     }
 }

@@ -1,5 +1,5 @@
 //! What an admitted caller's request carries to the backend: the route's credentials, made (or taken
-//! from the signer's cache) for the caller, with the upstream token of the caller's grant when the
+//! from the signer's cache) for the caller, with the identity provider's token of the caller's grant when the
 //! identity provider issued one.
 
 use std::sync::Arc;
@@ -22,9 +22,9 @@ pub async fn for_caller(
     if route.credentials == Credentials::None {
         return Ok(None);
     }
-    // With an upstream identity provider, the grant holds the user's token there.
-    let upstream = match (&gateway.auth, &caller.gid) {
-        (Some(auth), Some(grant)) if auth.upstream.is_some() => auth.upstream_token(grant).await,
+    // With GitHub or an OIDC provider, the grant holds the user's token there.
+    let idp_token = match (&gateway.auth, &caller.gid) {
+        (Some(auth), Some(grant)) if auth.idp.is_some() => auth.idp_token(grant).await,
         _ => None,
     };
     gateway
@@ -33,7 +33,7 @@ pub async fn for_caller(
             caller,
             index,
             &route.backend_audience,
-            upstream.as_deref(),
+            idp_token.as_deref(),
             // In `assertion` mode no token goes with the assertion, so it binds none.
             route.credentials != Credentials::Assertion,
             now(),

@@ -21,7 +21,7 @@ pub struct RequestCtx {
     pub cors_origin: Option<String>,
     pub peek: McpPeek,
     pub body_bytes: u64,
-    pub upstream_started: Option<Instant>,
+    pub backend_started: Option<Instant>,
     /// The response is an SSE stream, counted among the route's active streams.
     pub stream_open: bool,
     /// A `DELETE` of this session: forget its binding once the backend agrees.
@@ -44,7 +44,7 @@ impl RequestCtx {
             cors_origin: None,
             peek: McpPeek::default(),
             body_bytes: 0,
-            upstream_started: None,
+            backend_started: None,
             stream_open: false,
             ending_session: None,
             opening_stream: None,

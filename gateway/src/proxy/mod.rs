@@ -45,7 +45,7 @@ use pingora::{Error, ErrorType};
 use ctx::RequestCtx;
 use mcp_peek::McpPeek;
 use router::Endpoint;
-pub use state::Gateway;
+pub(crate) use state::Gateway;
 
 #[async_trait]
 impl ProxyHttp for Gateway {
@@ -130,7 +130,7 @@ impl ProxyHttp for Gateway {
         let address = self.routes[index].address.get().await.map_err(|e| {
             Error::because(ErrorType::ConnectNoRoute, "finding the upstream", e).into_up()
         })?;
-        ctx.upstream_started = Some(Instant::now());
+        ctx.backend_started = Some(Instant::now());
         Ok(Box::new(forward::peer(route, address)))
     }
 

@@ -21,9 +21,9 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
         .inc();
     let series = gateway.route_metrics(ctx.endpoint);
     series.request_duration.observe(elapsed.as_secs_f64());
-    if let Some(started) = ctx.upstream_started {
+    if let Some(started) = ctx.backend_started {
         series
-            .upstream_duration
+            .backend_duration
             .observe(started.elapsed().as_secs_f64());
     }
     if ctx.stream_open {

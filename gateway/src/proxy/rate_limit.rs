@@ -1,17 +1,20 @@
 //! Per-client-IP rate limits on the authorization server's endpoints: a token bucket per address,
 //! refilled continuously, answering how long to wait when empty.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Addresses tracked at most; beyond it, full buckets are forgotten first.
-const CAPACITY: usize = 100_000;
+use crate::cache::Cache;
+
+/// Addresses tracked at most; beyond it, full buckets are forgotten first, then the fullest.
+const ADDRESSES_KEPT: usize = 100_000;
+
+/// A bucket's tokens when it was last used, and when that was; it expires once full again.
+type Bucket = (f64, Instant);
 
 pub struct RateLimiter {
     per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    buckets: Cache<IpAddr, Bucket, Instant>,
 }
 
 impl RateLimiter {
@@ -19,7 +22,7 @@ impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Cache::new(ADDRESSES_KEPT),
         }
     }
 
@@ -30,21 +33,20 @@ impl RateLimiter {
         }
         let rate = f64::from(self.per_minute) / 60.0;
         let full = f64::from(self.per_minute);
-        let mut buckets = self.buckets.lock().expect("not poisoned");
-        if buckets.len() >= CAPACITY && !buckets.contains_key(&ip) {
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < full
-            });
-        }
-        let (tokens, at) = buckets.entry(ip).or_insert((full, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(full);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
-        }
+        // A bucket that has expired is full again: the same as a new one.
+        let new = || ((full, now), now);
+        self.buckets.upsert(ip, now, new, |(tokens, at), full_at| {
+            *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(full);
+            *at = now;
+            let answer = if *tokens >= 1.0 {
+                *tokens -= 1.0;
+                Ok(())
+            } else {
+                Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+            };
+            *full_at = now + Duration::from_secs_f64((full - *tokens) / rate);
+            answer
+        })
     }
 }
 

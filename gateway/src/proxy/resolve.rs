@@ -1,4 +1,4 @@
-//! Where a route's upstream is: an IP address as configured, or a host name resolved off the worker
+//! Where a route's backend is: an IP address as configured, or a host name resolved off the worker
 //! thread and remembered for [`RESOLVE_EVERY`].
 //!
 //! Pingora's `HttpPeer::new((host, port))` resolves the name with the system's blocking resolver on
@@ -6,7 +6,7 @@
 //! Here a name is resolved with Tokio's `lookup_host` (the system resolver, on the blocking pool),
 //! the answer is kept, and when it is older than [`RESOLVE_EVERY`] one request starts a fresh lookup
 //! in the background while every request goes on using the last answer. A name that has never
-//! resolved is an upstream error (a 502): one lookup at a time for it, the requests that arrive
+//! resolved is a backend error (a 502): one lookup at a time for it, the requests that arrive
 //! meanwhile wait for its outcome, and a failure is remembered for [`RETRY_FAILED_AFTER`], so a name
 //! whose resolver times out holds one blocking thread, not one per request. A failed refresh keeps
 //! the last answer.
@@ -27,14 +27,14 @@ pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
 
 /// Why no address could be found for a host name.
 #[derive(Debug, thiserror::Error)]
-#[error("the upstream host {host} cannot be resolved: {reason}")]
+#[error("the backend host {host} cannot be resolved: {reason}")]
 pub struct ResolveError {
     host: String,
     reason: String,
 }
 
-/// One upstream's address, as its route gives it.
-pub struct UpstreamAddress {
+/// One backend's address, as its route gives it.
+pub struct BackendAddress {
     host: String,
     port: u16,
     /// An IP address in the configuration needs no lookup.
@@ -51,7 +51,7 @@ struct Answer {
     refreshing: bool,
 }
 
-impl UpstreamAddress {
+impl BackendAddress {
     /// `host` as in a URL: a name, an IPv4 address, or an IPv6 address in brackets.
     pub fn new(host: &str, port: u16) -> Arc<Self> {
         let literal = host
@@ -149,7 +149,7 @@ impl UpstreamAddress {
                 Ok(address)
             }
             (Err(reason), Some(last)) => {
-                tracing::warn!(host = %self.host, %reason, "upstream host not resolved again; the last address stays in use");
+                tracing::warn!(host = %self.host, %reason, "backend host not resolved again; the last address stays in use");
                 last.at = now;
                 last.refreshing = false;
                 Ok(last.address)
@@ -169,12 +169,12 @@ mod tests {
     #[tokio::test]
     async fn addresses_are_taken_as_they_are_and_names_are_looked_up_once_then_kept() {
         for (host, expected) in [("127.0.0.1", "127.0.0.1:9000"), ("[::1]", "[::1]:9000")] {
-            let address = UpstreamAddress::new(host, 9000);
+            let address = BackendAddress::new(host, 9000);
             assert_eq!(address.get().await.unwrap().to_string(), expected);
             assert!(address.answer.lock().unwrap().is_none(), "no lookup");
         }
 
-        let name = UpstreamAddress::new("localhost", 9000);
+        let name = BackendAddress::new("localhost", 9000);
         let first = name.get().await.unwrap();
         assert!(first.ip().is_loopback() && first.port() == 9000);
         let kept = name.answer.lock().unwrap().unwrap();
@@ -188,7 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_that_never_resolved_is_an_error_and_a_failed_refresh_keeps_the_last_answer() {
-        let name = UpstreamAddress::new("no-such-host.invalid", 9000);
+        let name = BackendAddress::new("no-such-host.invalid", 9000);
         let error = name.get().await.unwrap_err();
         assert!(
             error.to_string().contains("no-such-host.invalid"),

@@ -14,15 +14,16 @@
 //! [`EXPECTED_STREAM_WAIT`], a client may never open one) or on its way to the backend (until the
 //! backend has answered it, at most [`STREAM_OPEN_WAIT`]).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::cache::Cache;
+
 /// Sessions idle longer than this are forgotten.
 const IDLE: Duration = Duration::from_secs(24 * 3600);
-const CAPACITY: usize = 100_000;
+/// Sessions kept at most; beyond it, the idle ones are forgotten first, then the longest idle.
+const SESSIONS_KEPT: usize = 100_000;
 /// The longest a request waits for a GET stream that is expected but has not arrived. The client
 /// sends its GET and its next request together, so they reach the gateway within a few milliseconds
 /// of each other; a client that opens no GET stream pays this once per session.
@@ -34,7 +35,6 @@ pub const STREAM_OPEN_WAIT: Duration = Duration::from_secs(1);
 
 struct Binding {
     owner: String,
-    seen: Instant,
     stream: Option<StreamWait>,
 }
 
@@ -47,9 +47,17 @@ struct StreamWait {
     expected: Option<watch::Sender<bool>>,
 }
 
-#[derive(Default)]
+/// Each session's binding, until it has been idle for [`IDLE`].
 pub struct SessionBindings {
-    map: Mutex<HashMap<String, Binding>>,
+    map: Cache<String, Binding, Instant>,
+}
+
+impl Default for SessionBindings {
+    fn default() -> Self {
+        Self {
+            map: Cache::new(SESSIONS_KEPT),
+        }
+    }
 }
 
 /// Where an admitted request stands in its session's order.
@@ -93,14 +101,25 @@ impl PendingStream {
 }
 
 impl SessionBindings {
-    /// Whether `sub` may use `session`: only the user the upstream opened it for. A session the
+    /// Whether `sub` may use `session`: only the user the backend opened it for. A session the
     /// gateway has not seen opened (or has forgotten) is answered as unknown (`None`), and the client
     /// starts a new one, rather than bound to whoever presents it first. `opens_stream` says the
     /// request is a GET, which the session's other requests must not overtake.
     pub fn admit(&self, session: &str, sub: &str, opens_stream: bool) -> Option<Order> {
-        let mut map = self.map.lock().expect("not poisoned");
-        let binding = map.get_mut(session).filter(|b| b.owner == sub)?;
-        binding.seen = Instant::now();
+        let now = Instant::now();
+        self.map
+            .update(session, now, |binding, idle_at| {
+                if binding.owner != sub {
+                    return None;
+                }
+                *idle_at = now + IDLE;
+                Some(Self::order(binding, opens_stream))
+            })
+            .flatten()
+    }
+
+    /// Where a request of the session `binding` stands in the order of its requests.
+    fn order(binding: &mut Binding, opens_stream: bool) -> Order {
         if opens_stream {
             // The expected GET takes over the channel its session's requests already wait on.
             let sender = match binding.stream.as_mut().and_then(|w| w.expected.take()) {
@@ -115,9 +134,9 @@ impl SessionBindings {
                 }
             };
             sender.send_replace(true);
-            return Some(Order::OpensStream(StreamOpening {
+            return Order::OpensStream(StreamOpening {
                 _open_when_dropped: sender,
-            }));
+            });
         }
         let pending = match &binding.stream {
             Some(wait) if wait.receiver.has_changed().is_ok() => {
@@ -130,61 +149,51 @@ impl SessionBindings {
             }
             None => None,
         };
-        Some(Order::After(pending))
+        Order::After(pending)
     }
 
     /// Records that the client was told `session` is initialized: its GET stream is expected next.
     pub fn expect_stream(&self, session: &str) {
-        if let Some(binding) = self.map.lock().expect("not poisoned").get_mut(session)
-            && binding.stream.is_none()
-        {
-            let (sender, receiver) = watch::channel(false);
-            binding.stream = Some(StreamWait {
-                receiver,
-                expected: Some(sender),
-            });
-        }
+        self.map.update(session, Instant::now(), |binding, _| {
+            if binding.stream.is_none() {
+                let (sender, receiver) = watch::channel(false);
+                binding.stream = Some(StreamWait {
+                    receiver,
+                    expected: Some(sender),
+                });
+            }
+        });
     }
 
     /// Stops holding `session`'s requests for `stream`: a request waited for it in vain. (A GET that
     /// came later is still waited for.)
     pub fn stop_waiting(&self, session: &str, stream: &PendingStream) {
-        if let Some(binding) = self.map.lock().expect("not poisoned").get_mut(session)
-            && binding
+        self.map.update(session, Instant::now(), |binding, _| {
+            let waits_for_it = binding
                 .stream
                 .as_ref()
-                .is_some_and(|w| w.receiver.same_channel(&stream.0))
-        {
-            binding.stream = None;
-        }
-    }
-
-    /// Records that the upstream opened `session` for `sub`.
-    pub fn bind(&self, session: &str, sub: &str) {
-        let mut map = self.map.lock().expect("not poisoned");
-        Self::make_room(&mut map);
-        map.entry(session.to_owned()).or_insert_with(|| Binding {
-            owner: sub.to_owned(),
-            seen: Instant::now(),
-            stream: None,
+                .is_some_and(|w| w.receiver.same_channel(&stream.0));
+            if waits_for_it {
+                binding.stream = None;
+            }
         });
     }
 
-    pub fn end(&self, session: &str) {
-        self.map.lock().expect("not poisoned").remove(session);
+    /// Records that the backend opened `session` for `sub`.
+    pub fn bind(&self, session: &str, sub: &str) {
+        let now = Instant::now();
+        let new = || {
+            let binding = Binding {
+                owner: sub.to_owned(),
+                stream: None,
+            };
+            (binding, now + IDLE)
+        };
+        self.map.upsert(session.to_owned(), now, new, |_, _| ());
     }
 
-    fn make_room(map: &mut HashMap<String, Binding>) {
-        if map.len() >= CAPACITY {
-            map.retain(|_, b| b.seen.elapsed() < IDLE);
-            if map.len() >= CAPACITY {
-                // Still full of live sessions: drop the oldest tenth.
-                let mut ages: Vec<Instant> = map.values().map(|b| b.seen).collect();
-                ages.sort_unstable();
-                let cutoff = ages[ages.len() / 10];
-                map.retain(|_, b| b.seen > cutoff);
-            }
-        }
+    pub fn end(&self, session: &str) {
+        self.map.remove(session);
     }
 }
 

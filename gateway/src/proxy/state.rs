@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::metadata;
 use super::rate_limit::RateLimiter;
-use super::resolve::UpstreamAddress;
+use super::resolve::BackendAddress;
 use super::router::{Endpoint, Router};
 use super::sessions::SessionBindings;
 use crate::access_log::AccessLog;
@@ -45,7 +45,7 @@ pub struct Gateway {
 /// What the data plane keeps for one route.
 pub(super) struct RouteState {
     /// The backend's address, looked up off the request path.
-    pub address: Arc<UpstreamAddress>,
+    pub address: Arc<BackendAddress>,
     /// The route's metric series.
     pub metrics: RouteMetrics,
 }
@@ -90,7 +90,7 @@ impl Gateway {
                 .routes
                 .iter()
                 .map(|r| RouteState {
-                    address: UpstreamAddress::new(&r.upstream.host, r.upstream.port),
+                    address: BackendAddress::new(&r.backend.host, r.backend.port),
                     metrics: RouteMetrics::new(&r.path),
                 })
                 .collect(),

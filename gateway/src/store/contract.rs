@@ -27,7 +27,7 @@ fn code() -> CodeRecord {
         resource: "http://gw/mcp".into(),
         user: user(),
         expires_at: NOW + 60,
-        upstream: None,
+        idp_tokens: None,
     }
 }
 
@@ -40,7 +40,7 @@ fn grant(id: &str) -> GrantRecord {
         user: user(),
         created_at: NOW,
         revoked: false,
-        upstream: Some("sealed".into()),
+        idp_tokens: Some("sealed".into()),
     }
 }
 
@@ -183,8 +183,8 @@ async fn pending_authorizations_complete_once_and_expire() {
             browser_hash: "b".into(),
             user: None,
             expires_at: NOW + 600,
-            upstream_verifier: Some("v".into()),
-            upstream_nonce: Some("n".into()),
+            idp_verifier: Some("v".into()),
+            idp_nonce: Some("n".into()),
             failed_logins: 0,
             consented: true,
         };

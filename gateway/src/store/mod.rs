@@ -7,13 +7,13 @@
 //! in the clear: codes and refresh tokens by SHA-256, client secrets by SHA-256 of a high-entropy
 //! value.
 
-pub mod memory;
-pub mod records;
-pub mod sqlite;
+pub(crate) mod memory;
+pub(crate) mod records;
+pub(crate) mod sqlite;
 
 use async_trait::async_trait;
 
-pub use records::{ClientRecord, CodeRecord, GrantRecord, PendingAuthorization, StoredKey};
+pub(crate) use records::{ClientRecord, CodeRecord, GrantRecord, PendingAuthorization, StoredKey};
 
 /// A store failure: an I/O or database error, or a record that no longer parses.
 #[derive(Debug, thiserror::Error)]

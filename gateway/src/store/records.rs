@@ -48,13 +48,13 @@ pub struct PendingAuthorization {
     /// Set once the user has logged in.
     pub user: Option<UserIdentity>,
     pub expires_at: u64,
-    /// The PKCE verifier of the gateway's own request to the upstream provider.
-    #[serde(default)]
-    pub upstream_verifier: Option<String>,
+    /// The PKCE verifier of the gateway's own request to the identity provider.
+    #[serde(default, rename = "upstream_verifier")]
+    pub idp_verifier: Option<String>,
     /// The OpenID Connect nonce of that request.
-    #[serde(default)]
-    pub upstream_nonce: Option<String>,
-    /// Whether the user approved this client before being sent to the upstream provider.
+    #[serde(default, rename = "upstream_nonce")]
+    pub idp_nonce: Option<String>,
+    /// Whether the user approved this client before being sent to the identity provider.
     #[serde(default)]
     pub consented: bool,
     /// Wrong passwords so far (the `local` provider).
@@ -82,9 +82,9 @@ pub struct CodeRecord {
     pub resource: String,
     pub user: UserIdentity,
     pub expires_at: u64,
-    /// The upstream provider's tokens, sealed (encrypted at rest).
-    #[serde(default)]
-    pub upstream: Option<String>,
+    /// The identity provider's tokens, sealed (encrypted at rest); stored under their first name.
+    #[serde(default, rename = "upstream")]
+    pub idp_tokens: Option<String>,
 }
 
 /// What a user granted a client: the root of every token issued from one authorization.
@@ -97,9 +97,9 @@ pub struct GrantRecord {
     pub user: UserIdentity,
     pub created_at: u64,
     pub revoked: bool,
-    /// The upstream provider's tokens, sealed (encrypted at rest).
-    #[serde(default)]
-    pub upstream: Option<String>,
+    /// The identity provider's tokens, sealed (encrypted at rest); stored under their first name.
+    #[serde(default, rename = "upstream")]
+    pub idp_tokens: Option<String>,
 }
 
 /// A signing key as stored.

@@ -8,12 +8,13 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::keys::KeyRing;
+use crate::cache::Cache;
 use gateway_assertion::KeyAlgorithm;
 
 /// The JOSE `typ` of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-/// Verified tokens kept at most; beyond it, expired ones are dropped, then all.
-const CACHE_CAPACITY: usize = 50_000;
+/// Verified tokens kept at most.
+const VERIFIED_TOKENS: usize = 50_000;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +112,7 @@ impl TokenError {
 }
 
 /// Access tokens revoked before they expire, by `jti` or by grant, each kept until no token it
-/// covers can still be unexpired.
+/// covers can still be unexpired. Not a [`Cache`]: a revocation is never dropped to make room.
 #[derive(Default)]
 pub struct Revocations {
     revoked: RwLock<HashMap<String, u64>>,
@@ -144,7 +145,7 @@ pub struct AccessTokenVerifier {
     /// cannot choose the keys.
     /// Keyed by the token's bytes, so that a token seen before is found without checking them as
     /// UTF-8 again.
-    cache: RwLock<HashMap<Box<[u8]>, Arc<AccessClaims>, foldhash::fast::RandomState>>,
+    cache: Cache<Box<[u8]>, Arc<AccessClaims>, u64, foldhash::fast::RandomState>,
 }
 
 impl AccessTokenVerifier {
@@ -154,7 +155,7 @@ impl AccessTokenVerifier {
             issuer,
             skew,
             revocations: Revocations::default(),
-            cache: RwLock::new(HashMap::default()),
+            cache: Cache::new(VERIFIED_TOKENS),
         }
     }
 
@@ -167,13 +168,15 @@ impl AccessTokenVerifier {
     /// As [`Self::verify`], for a token still in its header's bytes: only a token not seen before is
     /// checked as UTF-8 (a kilobyte's check on every request otherwise).
     pub fn verify_bytes(&self, token: &[u8], now: u64) -> Result<Arc<AccessClaims>, TokenError> {
-        let cached = self.cache.read().expect("not poisoned").get(token).cloned();
+        let cached = self.cache.get(token, now);
         let claims = match cached {
             Some(claims) => claims,
             None => {
                 let text = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
                 let claims = Arc::new(self.verify_signed(text, now)?);
-                self.remember(token, claims.clone(), now);
+                // Kept while unexpired; an expired token is checked again, and refused as such.
+                let until = claims.exp + self.skew + 1;
+                self.cache.insert(token.into(), claims.clone(), until, now);
                 claims
             }
         };
@@ -184,18 +187,6 @@ impl AccessTokenVerifier {
             return Err(TokenError::Revoked);
         }
         Ok(claims)
-    }
-
-    fn remember(&self, token: &[u8], claims: Arc<AccessClaims>, now: u64) {
-        let mut cache = self.cache.write().expect("not poisoned");
-        if cache.len() >= CACHE_CAPACITY {
-            let skew = self.skew;
-            cache.retain(|_, c| c.exp + skew >= now);
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(token.into(), claims);
     }
 
     fn verify_signed(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {

@@ -1,33 +1,35 @@
-//! What the gateway hands a backend instead of the client's token: an upstream token for the grant,
-//! and the signed `X-Gateway-Assertion` that vouches for it and for the caller's identity.
+//! What the gateway hands a backend instead of the client's token: a backend token, and the signed
+//! `X-Gateway-Assertion` that vouches for it and for the caller's identity.
 //!
-//! Until the authorization server holds real upstream tokens per grant, the upstream token is one the
-//! gateway mints for the backend's audience (RFC 8693 in spirit). Both are cached per access token
-//! and route, so steady traffic pays for two signatures per token per half assertion lifetime, not
-//! per request.
+//! The backend token is the identity provider's token of the caller's grant when the user signed in
+//! at GitHub or an OIDC provider; otherwise (the `local` provider, or a grant without one) the gateway
+//! mints one for the backend's audience (RFC 8693 in spirit). Both are cached per access token and
+//! route, so steady traffic pays for two signatures per token per half assertion lifetime, not per
+//! request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gateway_assertion::{ASSERTION_TYP, AssertionClaims, KeyError, access_token_hash};
 use http::HeaderValue;
 
 use super::access::{AccessClaims, Audience, mint};
 use super::keys::KeyRing;
+use crate::cache::Cache;
 
-const CACHE_CAPACITY: usize = 50_000;
-/// The longest an upstream token minted by the gateway lives.
-const MAX_UPSTREAM_TOKEN_SECS: u64 = 3600;
+/// Access tokens whose credentials are kept at most.
+const CREDENTIALS_KEPT: usize = 50_000;
+/// The longest a backend token minted by the gateway lives.
+const MAX_MINTED_TOKEN_SECS: u64 = 3600;
 
 /// The credentials for one request to one backend, as the header values each `credentials` mode
 /// sends: validated once here rather than on every request that sends them (they are a kilobyte or
 /// more together); a clone only counts a reference.
 #[derive(Debug)]
 pub struct BackendCredentials {
-    pub upstream_token: HeaderValue,
+    pub backend_token: HeaderValue,
     pub assertion: HeaderValue,
-    /// `Bearer <upstream token>` and `Bearer <assertion>`, for the `bearer` and `assertion` modes.
-    pub bearer_upstream_token: HeaderValue,
+    /// `Bearer <backend token>` and `Bearer <assertion>`, for the `bearer` and `assertion` modes.
+    pub bearer_backend_token: HeaderValue,
     pub bearer_assertion: HeaderValue,
     /// The caller's identity, for the `headers` mode's `X-Forwarded-User`, `-Email` and
     /// `-Preferred-Username`; `None` when the identity provider gave a value no header can carry,
@@ -65,22 +67,22 @@ impl IdentityHeaders {
 pub enum CredentialError {
     #[error(transparent)]
     Signing(#[from] KeyError),
-    /// An upstream token from the identity provider with bytes a header cannot carry.
-    #[error("the upstream token cannot be sent in a header")]
+    /// A token from the identity provider with bytes a header cannot carry.
+    #[error("the identity provider's token cannot be sent in a header")]
     NotAHeaderValue,
 }
 
 /// Credentials made, by access token `jti`, then by route number. Keyed by the `jti` alone so that a
 /// lookup borrows it instead of building a key on every request; foldhash, since only verified tokens'
-/// ids are ever inserted.
+/// ids are ever inserted. An entry lives as long as its longest-lived credentials.
 type CredentialCache =
-    HashMap<Box<str>, Vec<(usize, Arc<BackendCredentials>)>, foldhash::fast::RandomState>;
+    Cache<Box<str>, Vec<(usize, Arc<BackendCredentials>)>, u64, foldhash::fast::RandomState>;
 
 pub struct BackendSigner {
     keys: Arc<KeyRing>,
     issuer: String,
     assertion_lifetime: u64,
-    cache: Mutex<CredentialCache>,
+    cache: CredentialCache,
 }
 
 impl BackendSigner {
@@ -89,46 +91,42 @@ impl BackendSigner {
             keys,
             issuer,
             assertion_lifetime,
-            cache: Mutex::new(HashMap::default()),
+            cache: Cache::new(CREDENTIALS_KEPT),
         }
     }
 
     /// The credentials for `caller` on route number `route` whose backend audience is `audience`: the
-    /// grant's `upstream` token when it has one, else one minted for the audience.
+    /// grant's identity provider token (`idp_token`) when it has one, else one minted for the audience.
     pub fn credentials(
         &self,
         caller: &AccessClaims,
         route: usize,
         audience: &str,
-        upstream: Option<&str>,
+        idp_token: Option<&str>,
         bind_token: bool,
         now: u64,
     ) -> Result<Arc<BackendCredentials>, CredentialError> {
-        let found = self
-            .cache
-            .lock()
-            .expect("not poisoned")
-            .get(caller.jti.as_str())
-            .and_then(|routes| routes.iter().find(|(r, _)| *r == route))
-            .filter(|(_, c)| c.renew_at > now)
-            .map(|(_, c)| c.clone());
-        if let Some(found) = found {
+        let found = self.cache.read(caller.jti.as_str(), now, |routes| {
+            routes
+                .iter()
+                .find(|(r, c)| *r == route && c.renew_at > now)
+                .map(|(_, c)| c.clone())
+        });
+        if let Some(found) = found.flatten() {
             return Ok(found);
         }
-        let made = Arc::new(self.make(caller, audience, upstream, bind_token, now)?);
-        let mut cache = self.cache.lock().expect("not poisoned");
-        if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, routes| {
-                routes.retain(|(_, c)| c.renew_at > now);
-                !routes.is_empty()
-            });
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
-            }
-        }
-        let routes = cache.entry(caller.jti.as_str().into()).or_default();
-        routes.retain(|(r, _)| *r != route);
-        routes.push((route, made.clone()));
+        let made = Arc::new(self.make(caller, audience, idp_token, bind_token, now)?);
+        let renew_at = made.renew_at;
+        self.cache.upsert(
+            caller.jti.as_str().into(),
+            now,
+            || (Vec::new(), renew_at),
+            |routes, until| {
+                routes.retain(|(r, c)| *r != route && c.renew_at > now);
+                routes.push((route, made.clone()));
+                *until = (*until).max(renew_at);
+            },
+        );
         Ok(made)
     }
 
@@ -136,11 +134,11 @@ impl BackendSigner {
         &self,
         caller: &AccessClaims,
         audience: &str,
-        upstream: Option<&str>,
+        idp_token: Option<&str>,
         bind_token: bool,
         now: u64,
     ) -> Result<BackendCredentials, CredentialError> {
-        let token_exp = caller.exp.min(now + MAX_UPSTREAM_TOKEN_SECS);
+        let token_exp = caller.exp.min(now + MAX_MINTED_TOKEN_SECS);
         let minted = AccessClaims {
             iss: self.issuer.clone(),
             sub: caller.sub.clone(),
@@ -155,7 +153,7 @@ impl BackendSigner {
             preferred_username: caller.preferred_username.clone(),
             gid: caller.gid.clone(),
         };
-        let upstream_token = match upstream {
+        let backend_token = match idp_token {
             Some(token) => token.to_owned(),
             None => mint(&self.keys, &minted)?,
         };
@@ -168,7 +166,7 @@ impl BackendSigner {
             iat: now,
             exp: now + self.assertion_lifetime,
             // Bound to the token only when one is forwarded with it (not in `assertion` mode).
-            ath: bind_token.then(|| access_token_hash(&upstream_token)),
+            ath: bind_token.then(|| access_token_hash(&backend_token)),
             email: caller.email.clone(),
             preferred_username: caller.preferred_username.clone(),
         };
@@ -180,9 +178,9 @@ impl BackendSigner {
         };
         Ok(BackendCredentials {
             identity: IdentityHeaders::new(caller),
-            bearer_upstream_token: value(format!("Bearer {upstream_token}"))?,
+            bearer_backend_token: value(format!("Bearer {backend_token}"))?,
             bearer_assertion: value(format!("Bearer {assertion}"))?,
-            upstream_token: value(upstream_token)?,
+            backend_token: value(backend_token)?,
             assertion: value(assertion)?,
             renew_at,
         })
@@ -260,7 +258,7 @@ mod tests {
             .verify(
                 first.assertion.to_str().unwrap(),
                 keys.active().public_jwk(),
-                Some(first.upstream_token.to_str().unwrap()),
+                Some(first.backend_token.to_str().unwrap()),
                 now + 10,
             )
             .unwrap();

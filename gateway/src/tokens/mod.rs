@@ -1,6 +1,6 @@
 //! The gateway's tokens: its signing keys and JWKS ([`keys`]), the RFC 9068 access tokens it issues and
 //! checks ([`access`]), and what it hands backends ([`backend`]).
 
-pub mod access;
-pub mod backend;
-pub mod keys;
+pub(crate) mod access;
+pub(crate) mod backend;
+pub(crate) mod keys;

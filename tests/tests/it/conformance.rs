@@ -23,9 +23,9 @@ async fn gateway_for(fixture: &Fixture) -> GatewayUnderTest {
     GatewayBuilder::new()
         .section(&format!(
             "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
-             [[routes]]\npath = \"/mcp\"\nupstream = \"{upstream}\"\n",
+             [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n",
             users = users_path.display().to_string(),
-            upstream = fixture.url(),
+            backend = fixture.url(),
         ))
         .start()
         .await

@@ -1,23 +1,23 @@
 //! Admission on a protected route: each rule, for POST, GET and DELETE, with tokens minted by the test
-//! with the gateway's own key; and proof that nothing refused reached the upstream.
+//! with the gateway's own key; and proof that nothing refused reached the backend.
 
 use base64::Engine as _;
 use gateway_assertion::{KeyAlgorithm, SigningKey};
-use integration_tests::{GatewayBuilder, GatewayUnderTest, Upstream};
+use integration_tests::{GatewayBuilder, GatewayUnderTest, ScriptedBackend};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn start() -> (Upstream, GatewayUnderTest) {
-    let upstream = Upstream::start().await;
+async fn start() -> (ScriptedBackend, GatewayUnderTest) {
+    let backend = ScriptedBackend::start().await;
     let gateway = GatewayBuilder::new()
         .section(&format!(
             "[[routes]]\npath = \"/a/mcp\"\nupstream = \"{u}\"\nscopes_supported = [\"mcp\", \"admin\"]\nrequired_scopes = [\"mcp\"]\n\n\
              [[routes]]\npath = \"/b/mcp\"\nupstream = \"{u}\"\nscopes_supported = [\"mcp\", \"admin\"]\nrequired_scopes = [\"mcp\", \"admin\"]\n",
-            u = upstream.url("/mcp")
+            u = backend.url("/mcp")
         ))
         .start()
         .await;
-    (upstream, gateway)
+    (backend, gateway)
 }
 
 fn b64(value: &Value) -> String {
@@ -60,7 +60,7 @@ async fn call(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_bad_token_gets_invalid_token_and_reaches_nothing() {
-    let (upstream, gateway) = start().await;
+    let (backend, gateway) = start().await;
     let claims = || gateway.claims("/a/mcp", "alice", "mcp");
     let with = |change: &dyn Fn(&mut Value)| {
         let mut c = claims();
@@ -150,8 +150,8 @@ async fn each_bad_token_gets_invalid_token_and_reaches_nothing() {
         }
     }
     assert!(
-        upstream.requests().is_empty(),
-        "a refused request reached the upstream"
+        backend.requests().is_empty(),
+        "a refused request reached the backend"
     );
 
     // The untouched token passes, and so does its audience with a trailing slash.
@@ -168,12 +168,12 @@ async fn each_bad_token_gets_invalid_token_and_reaches_nothing() {
             .status,
         200
     );
-    assert_eq!(upstream.requests().len(), 2);
+    assert_eq!(backend.requests().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_for_one_route_is_refused_on_another() {
-    let (upstream, gateway) = start().await;
+    let (backend, gateway) = start().await;
     let for_a = gateway.sign(&gateway.claims("/a/mcp", "alice", "mcp admin"));
     let for_b = gateway.sign(&gateway.claims("/b/mcp", "alice", "mcp admin"));
     assert_eq!(
@@ -200,12 +200,12 @@ async fn a_token_for_one_route_is_refused_on_another() {
             .status,
         401
     );
-    assert_eq!(upstream.requests().len(), 2);
+    assert_eq!(backend.requests().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_lacking_a_required_scope_gets_403_with_the_scopes_needed() {
-    let (upstream, gateway) = start().await;
+    let (backend, gateway) = start().await;
     let token = gateway.sign(&gateway.claims("/b/mcp", "alice", "mcp"));
     for method in [Method::POST, Method::GET, Method::DELETE] {
         let outcome = call(&gateway, method, "/b/mcp", Some(&token)).await;
@@ -219,12 +219,12 @@ async fn a_token_lacking_a_required_scope_gets_403_with_the_scopes_needed() {
         );
         assert_eq!(outcome.body["error"], "insufficient_scope");
     }
-    assert!(upstream.requests().is_empty());
+    assert!(backend.requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_in_the_query_string_is_400_and_never_accepted() {
-    let (upstream, gateway) = start().await;
+    let (backend, gateway) = start().await;
     let token = gateway.token("/a/mcp", "alice");
     let http = reqwest::Client::new();
     for with_header in [false, true] {
@@ -243,12 +243,12 @@ async fn a_token_in_the_query_string_is_400_and_never_accepted() {
             "{challenge}"
         );
     }
-    assert!(upstream.requests().is_empty());
+    assert!(backend.requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_token_or_another_scheme_gets_a_bare_challenge() {
-    let (upstream, gateway) = start().await;
+    let (backend, gateway) = start().await;
     let outcome = call(&gateway, Method::POST, "/a/mcp", None).await;
     assert_eq!(outcome.status, 401);
     assert!(!outcome.challenge.unwrap().contains("error="));
@@ -265,5 +265,5 @@ async fn no_token_or_another_scheme_gets_a_bare_challenge() {
             .unwrap()
             .contains("error=")
     );
-    assert!(upstream.requests().is_empty());
+    assert!(backend.requests().is_empty());
 }

@@ -1,7 +1,7 @@
 //! Discovery: protected resource metadata per route, authorization server metadata, the JWKS, the
 //! 401 challenge that points at them, and CORS for browser clients.
 
-use integration_tests::{GatewayBuilder, Upstream};
+use integration_tests::{GatewayBuilder, ScriptedBackend};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -15,14 +15,14 @@ async fn get_json(url: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metadata_documents_are_exact_for_every_route() {
-    let upstream = Upstream::start().await;
+    let backend = ScriptedBackend::start().await;
     let builder = GatewayBuilder::new();
     let gateway = builder
         .section(&format!(
             "[[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\nresource_name = \"Demo\"\nscopes_supported = [\"mcp\", \"files:read\"]\nrequired_scopes = [\"mcp\"]\n\n\
              [[routes]]\npath = \"/github/mcp\"\nupstream = \"{}\"\nscopes_supported = [\"repo\"]\n",
-            upstream.url("/mcp"),
-            upstream.url("/mcp")
+            backend.url("/mcp"),
+            backend.url("/mcp")
         ))
         .start()
         .await;
@@ -78,19 +78,19 @@ async fn metadata_documents_are_exact_for_every_route() {
     assert_eq!(keys[0]["use"], "sig");
     assert!(keys[0].get("d").is_none(), "no private part");
 
-    // Unknown paths are 404, and never the upstream's.
+    // Unknown paths are 404, and never the backend's.
     let (status, _, _) = get_json(&gateway.url("/.well-known/oauth-protected-resource/nope")).await;
     assert_eq!(status, 404);
-    assert!(upstream.requests().is_empty());
+    assert!(backend.requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_challenge_names_each_routes_own_metadata() {
-    let upstream = Upstream::start().await;
+    let backend = ScriptedBackend::start().await;
     let gateway = GatewayBuilder::new()
         .section(&format!(
             "[[routes]]\npath = \"/mcp\"\nupstream = \"{u}\"\n\n[[routes]]\npath = \"/github/mcp\"\nupstream = \"{u}\"\nscopes_supported = [\"repo\", \"user\"]\n",
-            u = upstream.url("/mcp")
+            u = backend.url("/mcp")
         ))
         .start()
         .await;
@@ -123,17 +123,17 @@ async fn the_challenge_names_each_routes_own_metadata() {
             assert_eq!(body["error"], "unauthorized");
         }
     }
-    assert!(upstream.requests().is_empty());
+    assert!(backend.requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browsers_get_cors_on_documents_and_allowed_origins_on_routes() {
-    let upstream = Upstream::start().await;
+    let backend = ScriptedBackend::start().await;
     let gateway = GatewayBuilder::new()
         .server("allowed_origins = [\"http://localhost:6274\"]")
         .section(&format!(
             "[[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n",
-            upstream.url("/mcp")
+            backend.url("/mcp")
         ))
         .start()
         .await;
@@ -223,8 +223,5 @@ async fn browsers_get_cors_on_documents_and_allowed_origins_on_routes() {
                 .is_none()
         );
     }
-    assert!(
-        upstream.requests().is_empty(),
-        "nothing reached the upstream"
-    );
+    assert!(backend.requests().is_empty(), "nothing reached the backend");
 }

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use gateway_assertion::jwk::JwkSet;
 use gateway_assertion::{Expectations, Verifier, access_token_hash};
-use integration_tests::{GatewayBuilder, GatewayUnderTest, Upstream, free_port};
+use integration_tests::{GatewayBuilder, GatewayUnderTest, ScriptedBackend, free_port};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn start(upstream: &Upstream, extra: &str) -> GatewayUnderTest {
+async fn start(backend: &ScriptedBackend, extra: &str) -> GatewayUnderTest {
     let down = format!("http://127.0.0.1:{}/mcp", free_port());
     GatewayBuilder::new()
         .section(&format!(
@@ -23,10 +23,10 @@ async fn start(upstream: &Upstream, extra: &str) -> GatewayUnderTest {
              [[routes]]\npath = \"/keepalive/mcp\"\nupstream = \"{keepalive}\"\nread_timeout = \"1s\"\nwrite_timeout = \"1s\"\n\n\
              [[routes]]\npath = \"/slow/mcp\"\nupstream = \"{hang}\"\nread_timeout = \"1s\"\n\n\
              [[routes]]\npath = \"/down/mcp\"\nupstream = \"{down}\"\nconnect_timeout = \"1s\"\n{extra}",
-            echo = upstream.url("/mcp"),
-            sse = upstream.url("/sse"),
-            keepalive = upstream.url("/keepalive?ms=400&count=8"),
-            hang = upstream.url("/hang"),
+            echo = backend.url("/mcp"),
+            sse = backend.url("/sse"),
+            keepalive = backend.url("/keepalive?ms=400&count=8"),
+            hang = backend.url("/hang"),
         ))
         .start()
         .await
@@ -42,10 +42,10 @@ fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Vec<&'a str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spoofed_internal_headers_never_reach_the_backend() {
-    let upstream = Upstream::start().await;
-    let gateway = start(&upstream, "").await;
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
     let token = gateway.token("/echo/mcp", "alice");
-    // Open a session first: the gateway binds it to alice from the upstream's answer.
+    // Open a session first: the gateway binds it to alice from the backend's answer.
     let opened = reqwest::Client::new()
         .post(gateway.url("/echo/mcp"))
         .header("authorization", format!("Bearer {token}"))
@@ -88,7 +88,7 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
         "echo-session",
         "and back"
     );
-    let seen = upstream.requests();
+    let seen = backend.requests();
     let seen = seen.last().expect("the request arrived");
 
     assert_eq!(header(seen, "x-forwarded-user"), vec!["alice"]);
@@ -105,7 +105,7 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
     assert_ne!(request_id[0], "chosen-by-client");
     assert_eq!(
         header(seen, "host"),
-        vec![format!("127.0.0.1:{}", upstream.port)]
+        vec![format!("127.0.0.1:{}", backend.port)]
     );
     for (name, value) in [
         ("mcp-session-id", "echo-session"),
@@ -162,8 +162,8 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn odd_spellings_of_internal_headers_are_refused_or_stripped() {
-    let upstream = Upstream::start().await;
-    let gateway = start(&upstream, "").await;
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
     let token = gateway.token("/echo/mcp", "alice");
     let port: u16 = gateway.origin.rsplit(':').next().unwrap().parse().unwrap();
     let spellings = [
@@ -174,7 +174,7 @@ async fn odd_spellings_of_internal_headers_are_refused_or_stripped() {
         " X-Forwarded-User: mallory",
     ];
     for spelling in spellings {
-        let before = upstream.requests().len();
+        let before = backend.requests().len();
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
@@ -189,7 +189,7 @@ async fn odd_spellings_of_internal_headers_are_refused_or_stripped() {
         let status: u16 = reply.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
         match status {
             200 => {
-                let seen = upstream.requests();
+                let seen = backend.requests();
                 assert_eq!(seen.len(), before + 1);
                 assert_eq!(
                     header(seen.last().unwrap(), "x-forwarded-user"),
@@ -198,7 +198,7 @@ async fn odd_spellings_of_internal_headers_are_refused_or_stripped() {
                 );
             }
             400..=499 => assert_eq!(
-                upstream.requests().len(),
+                backend.requests().len(),
                 before,
                 "{spelling:?} was refused yet forwarded"
             ),
@@ -209,8 +209,8 @@ async fn odd_spellings_of_internal_headers_are_refused_or_stripped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_credentials_mode_sends_what_it_says() {
-    let upstream = Upstream::start().await;
-    let gateway = start(&upstream, "").await;
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
     let http = reqwest::Client::new();
     for (path, expect_authorization, expect_internal) in [
         ("/bearer/mcp", true, false),
@@ -227,7 +227,7 @@ async fn each_credentials_mode_sends_what_it_says() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "{path}");
-        let seen = upstream.requests();
+        let seen = backend.requests();
         let seen = seen.last().unwrap();
         let authorization = header(seen, "authorization");
         assert_eq!(
@@ -252,7 +252,7 @@ async fn each_credentials_mode_sends_what_it_says() {
         );
     }
     // `assertion` mode sends a JWT in the assertion's type; `bearer` an access token for the backend.
-    let seen = upstream.requests();
+    let seen = backend.requests();
     let typ = |authorization: &str| {
         let jwt = authorization.trim_start_matches("Bearer ");
         jsonwebtoken_typ(jwt)
@@ -276,8 +276,8 @@ fn jsonwebtoken_typ(jwt: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_sse_event_arrives_before_the_backend_ends_the_stream() {
-    let upstream = Upstream::start().await;
-    let gateway = start(&upstream, "").await;
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
     let mut response = reqwest::Client::new()
         .get(gateway.url("/sse/mcp"))
         .header("accept", "text/event-stream")
@@ -294,7 +294,7 @@ async fn an_sse_event_arrives_before_the_backend_ends_the_stream() {
     assert!(response.headers().get("content-encoding").is_none());
     let first = tokio::time::timeout(Duration::from_secs(10), response.chunk())
         .await
-        .expect("the first event came while the upstream still held the stream open")
+        .expect("the first event came while the backend still held the stream open")
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&first).contains("data: first"));
@@ -304,7 +304,7 @@ async fn an_sse_event_arrives_before_the_backend_ends_the_stream() {
         Some(&1.0)
     );
 
-    upstream.release();
+    backend.release();
     let mut rest = Vec::new();
     while let Some(chunk) = response.chunk().await.unwrap() {
         rest.extend_from_slice(&chunk);
@@ -327,8 +327,8 @@ async fn an_sse_event_arrives_before_the_backend_ends_the_stream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_stream_outlives_the_timeouts_while_keep_alives_flow() {
-    let upstream = Upstream::start().await;
-    let gateway = start(&upstream, "").await;
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
     let started = std::time::Instant::now();
     let response = reqwest::Client::new()
         .get(gateway.url("/keepalive/mcp"))
@@ -350,8 +350,8 @@ async fn a_long_stream_outlives_the_timeouts_while_keep_alives_flow() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_or_slow_backend_gets_502_or_504_with_a_json_body() {
-    let upstream = Upstream::start().await;
-    let gateway = start(&upstream, "").await;
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
     let http = reqwest::Client::new();
     for (path, status, error) in [
         ("/down/mcp", 502, "bad_gateway"),
@@ -378,19 +378,19 @@ async fn a_dead_or_slow_backend_gets_502_or_504_with_a_json_body() {
     }
 }
 
-/// An upstream named by a host name is resolved (off the worker thread) and reached; one whose name
+/// An backend named by a host name is resolved (off the worker thread) and reached; one whose name
 /// does not resolve gets a 502 with a JSON body, and the gateway goes on serving the others.
 #[tokio::test(flavor = "multi_thread")]
 async fn upstreams_by_host_name_are_reached_and_an_unknown_name_gets_502() {
-    let upstream = Upstream::start().await;
-    // The test upstream listens on 127.0.0.1; the gateway takes a name's IPv4 address when it has one,
+    let backend = ScriptedBackend::start().await;
+    // The test backend listens on 127.0.0.1; the gateway takes a name's IPv4 address when it has one,
     // so this holds where `localhost` is `::1` first too.
-    let named = upstream.url("/mcp").replace("127.0.0.1", "localhost");
+    let named = backend.url("/mcp").replace("127.0.0.1", "localhost");
     let extra = format!(
         "\n[[routes]]\npath = \"/named/mcp\"\nupstream = \"{named}\"\n\n\
          [[routes]]\npath = \"/nowhere/mcp\"\nupstream = \"http://no-such-host.invalid:9/mcp\"\n"
     );
-    let gateway = start(&upstream, &extra).await;
+    let gateway = start(&backend, &extra).await;
     let http = reqwest::Client::new();
     let call = |path: &'static str| {
         http.post(gateway.url(path))
@@ -413,8 +413,8 @@ async fn upstreams_by_host_name_are_reached_and_an_unknown_name_gets_502() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversize_bodies_and_headers_get_413_and_431() {
-    let upstream = Upstream::start().await;
-    let gateway = start(&upstream, "").await;
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
     let http = reqwest::Client::new();
     let token = gateway.token("/echo/mcp", "alice");
     let big = "x".repeat(70_000);
@@ -458,7 +458,7 @@ async fn oversize_bodies_and_headers_get_413_and_431() {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
     assert!(
-        upstream.requests().is_empty(),
+        backend.requests().is_empty(),
         "nothing oversized was forwarded"
     );
 }

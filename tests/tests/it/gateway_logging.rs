@@ -1,19 +1,19 @@
 //! The access log: one line per request, written in batches, and none lost when the gateway stops.
 
-use integration_tests::{GatewayBuilder, GatewayUnderTest, Upstream};
+use integration_tests::{GatewayBuilder, GatewayUnderTest, ScriptedBackend};
 
 /// A gateway that logs only access lines and warnings: nothing else writes the batch out for it.
-async fn start() -> (Upstream, GatewayUnderTest) {
-    let upstream = Upstream::start().await;
+async fn start() -> (ScriptedBackend, GatewayUnderTest) {
+    let backend = ScriptedBackend::start().await;
     let gateway = GatewayBuilder::new()
         .env("RUST_LOG", "warn,access=info")
         .section(&format!(
             "[[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n",
-            upstream.url("/mcp")
+            backend.url("/mcp")
         ))
         .start()
         .await;
-    (upstream, gateway)
+    (backend, gateway)
 }
 
 /// The paths of the access lines in `log`, in order.
@@ -31,7 +31,7 @@ fn logged_paths(log: &str) -> Vec<String> {
 /// timer, not only when it is full).
 #[tokio::test]
 async fn an_access_line_is_written_while_the_gateway_runs() {
-    let (_upstream, gateway) = start().await;
+    let (_backend, gateway) = start().await;
     let response = reqwest::get(gateway.url("/no-such-route/once"))
         .await
         .unwrap();
@@ -50,7 +50,7 @@ async fn an_access_line_is_written_while_the_gateway_runs() {
 /// written before it exits: every request has its line, once, in order.
 #[tokio::test]
 async fn access_lines_waiting_at_shutdown_are_written_out() {
-    let (_upstream, mut gateway) = start().await;
+    let (_backend, mut gateway) = start().await;
     let http = reqwest::Client::new();
     let wanted: Vec<String> = (0..50).map(|i| format!("/no-such-route/{i}")).collect();
     for path in &wanted {
@@ -71,7 +71,7 @@ async fn access_lines_waiting_at_shutdown_are_written_out() {
 /// next batch: every line is written once, and in order.
 #[tokio::test]
 async fn full_batches_are_written_while_requests_go_on_and_keep_their_order() {
-    let (_upstream, gateway) = start().await;
+    let (_backend, gateway) = start().await;
     let http = reqwest::Client::new();
     // About 250 bytes a line: some five batches of 32 KiB.
     let wanted: Vec<String> = (0..600).map(|i| format!("/no-such-route/{i}")).collect();
@@ -97,7 +97,7 @@ async fn full_batches_are_written_while_requests_go_on_and_keep_their_order() {
 #[tokio::test]
 async fn no_terminal_escape_reaches_the_log() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let (_upstream, gateway) = start().await;
+    let (_backend, gateway) = start().await;
     let port: u16 = gateway.origin.rsplit(':').next().unwrap().parse().unwrap();
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -159,14 +159,14 @@ async fn send_half_and_reset(port: u16) {
 #[tokio::test]
 async fn closed_streams_are_quiet_and_backend_failures_are_warnings() {
     use futures::StreamExt as _;
-    let upstream = Upstream::start().await;
+    let backend = ScriptedBackend::start().await;
     let closed = integration_tests::free_port();
     let gateway = GatewayBuilder::new()
         .env("RUST_LOG", "warn,access=info")
         .section(&format!(
             "[[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n\n\
              [[routes]]\npath = \"/down/mcp\"\nupstream = \"http://127.0.0.1:{closed}/mcp\"\n",
-            upstream.url("/sse"),
+            backend.url("/sse"),
         ))
         .start()
         .await;

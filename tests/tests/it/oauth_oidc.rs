@@ -1,5 +1,5 @@
 //! The `oidc` provider against a real OpenID Connect provider (npm `oidc-provider`): discovery, the
-//! code flow with PKCE and nonce, the ID token checked, the upstream token forwarded and refreshed.
+//! code flow with PKCE and nonce, the ID token checked, the provider's token forwarded and refreshed.
 
 use base64::Engine as _;
 use integration_tests::{
@@ -27,7 +27,7 @@ async fn oidc_stack(extra: &str) -> Stack {
         .store("token_key_env = \"TOKEN_KEY\"");
     let origin = builder.origin();
     let provider_port = free_port();
-    // Upstream access tokens live 30 s, so that every use finds one close to expiry and refreshes it.
+    // The provider's access tokens live 30 s, so that every use finds one close to expiry and refreshes it.
     let plan = json!({ "port": provider_port, "clientId": "gateway", "clientSecret": SECRET,
                        "redirectUri": format!("{origin}/callback"), "accessTokenTtl": 30 });
     let provider = Running::start(
@@ -96,7 +96,7 @@ async fn users_sign_in_at_an_openid_provider_and_its_token_is_forwarded_and_refr
     assert_eq!(claims["email"], "alice@example.com");
 
     // The backend acted with the provider's (opaque) token, refreshed before each use that found it
-    // close to expiry: two uses, two different upstream tokens.
+    // close to expiry: two uses, two different provider tokens.
     let shown = report["shown"]["content"][0]["text"].as_str().unwrap();
     let later = report["afterRefresh"]["content"][0]["text"]
         .as_str()
@@ -106,7 +106,7 @@ async fn users_sign_in_at_an_openid_provider_and_its_token_is_forwarded_and_refr
         !shown.starts_with("eyJ"),
         "not a token the gateway minted: {shown}"
     );
-    assert_ne!(shown, later, "the upstream token was refreshed");
+    assert_ne!(shown, later, "the provider's token was refreshed");
     assert_eq!(
         report["tools"],
         json!(["make_authenticated_request", "show_auth_token"])

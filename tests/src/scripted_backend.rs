@@ -1,7 +1,7 @@
-//! A scripted upstream for the gateway's tests, on a free port of the current runtime:
+//! A scripted backend for the gateway's tests, on a free port of the current runtime:
 //! - `POST /mcp` records the headers of a request whose body arrived whole, and echoes them (and
 //!   its `Mcp-Session-Id`);
-//! - `GET /sse` sends one event, then holds the stream open until [`Upstream::release`];
+//! - `GET /sse` sends one event, then holds the stream open until [`ScriptedBackend::release`];
 //! - `GET /keepalive?ms=N&count=K` sends K SSE comments N ms apart, then a final event;
 //! - anything under `/hang` never answers.
 
@@ -23,13 +23,13 @@ struct Shared {
     release: Arc<Notify>,
 }
 
-pub struct Upstream {
+pub struct ScriptedBackend {
     pub port: u16,
     shared: Shared,
     server: tokio::task::JoinHandle<()>,
 }
 
-impl Upstream {
+impl ScriptedBackend {
     pub async fn start() -> Self {
         let shared = Shared::default();
         let app = axum::Router::new()
@@ -45,7 +45,7 @@ impl Upstream {
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .await
-                .expect("the upstream serves");
+                .expect("the backend serves");
         });
         Self {
             port,
@@ -69,7 +69,7 @@ impl Upstream {
     }
 }
 
-impl Drop for Upstream {
+impl Drop for ScriptedBackend {
     fn drop(&mut self) {
         self.server.abort();
     }

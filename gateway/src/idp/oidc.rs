@@ -1,4 +1,4 @@
-//! Any OpenID Connect provider as the upstream: discovery from its issuer, the authorization code flow
+//! Any OpenID Connect provider as the identity provider: discovery from its issuer, the authorization code flow
 //! with PKCE and a nonce, and the ID token checked (signature by its JWKS, `iss`, `aud`, `exp`, `nonce`)
 //! before the user is believed.
 
@@ -7,8 +7,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::{OnceCell, RwLock};
 
-use super::upstream::{UpstreamError, UpstreamTokens};
-use super::upstream_oauth::{self, OAuthClient};
+use super::oauth_client::{self, OAuthClient};
+use super::{IdpError, ProviderTokens};
 use crate::config::OidcSettings;
 use crate::store::records::UserIdentity;
 
@@ -61,7 +61,7 @@ impl Oidc {
     }
 
     /// The provider's configuration, fetched once, when first needed (the provider may start after us).
-    async fn discovery(&self) -> Result<&Discovery, UpstreamError> {
+    async fn discovery(&self) -> Result<&Discovery, IdpError> {
         self.discovery
             .get_or_try_init(|| async {
                 let url = format!("{}/.well-known/openid-configuration", self.settings.issuer);
@@ -71,13 +71,13 @@ impl Oidc {
                     .send()
                     .await
                     .and_then(|r| r.error_for_status())
-                    .map_err(|e| UpstreamError::Unavailable(format!("discovery at {url}: {e}")))?
+                    .map_err(|e| IdpError::Unavailable(format!("discovery at {url}: {e}")))?
                     .json()
                     .await
-                    .map_err(|e| UpstreamError::Unavailable(format!("discovery at {url}: {e}")))?;
+                    .map_err(|e| IdpError::Unavailable(format!("discovery at {url}: {e}")))?;
                 // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
                 if doc.issuer.trim_end_matches('/') != self.settings.issuer {
-                    return Err(UpstreamError::Unavailable(format!(
+                    return Err(IdpError::Unavailable(format!(
                         "the discovery document names the issuer {}, not {}",
                         doc.issuer, self.settings.issuer
                     )));
@@ -96,9 +96,9 @@ impl Oidc {
     }
 
     /// The `oauth2` client for the discovered endpoints.
-    async fn oauth(&self) -> Result<OAuthClient, UpstreamError> {
+    async fn oauth(&self) -> Result<OAuthClient, IdpError> {
         let discovery = self.discovery().await?;
-        upstream_oauth::client(
+        oauth_client::client(
             &self.settings.client_id,
             &self.settings.client_secret,
             &discovery.authorization_endpoint,
@@ -113,7 +113,7 @@ impl Oidc {
         verifier: &str,
         nonce: &str,
         resource: &str,
-    ) -> Result<String, UpstreamError> {
+    ) -> Result<String, IdpError> {
         let client = self.oauth().await?;
         let mut extra = vec![("nonce", nonce)];
         if self.settings.send_resource {
@@ -123,7 +123,7 @@ impl Oidc {
             // OpenID Connect Core §11: offline access needs consent to be prompted for.
             extra.push(("prompt", "consent"));
         }
-        Ok(upstream_oauth::authorize_url(
+        Ok(oauth_client::authorize_url(
             &client,
             state,
             verifier,
@@ -139,18 +139,16 @@ impl Oidc {
         verifier: &str,
         nonce: &str,
         now: u64,
-    ) -> Result<(UpstreamTokens, UserIdentity), UpstreamError> {
+    ) -> Result<(ProviderTokens, UserIdentity), IdpError> {
         let client = self.oauth().await?;
-        let issued = upstream_oauth::exchange(&client, &self.http, code, verifier).await?;
+        let issued = oauth_client::exchange(&client, &self.http, code, verifier).await?;
         let id_token = issued
             .id_token
             .as_deref()
-            .ok_or_else(|| UpstreamError::Refused("no ID token".into()))?;
+            .ok_or_else(|| IdpError::Refused("no ID token".into()))?;
         let claims = self.verify_id_token(id_token).await?;
         if claims.nonce.as_deref() != Some(nonce) {
-            return Err(UpstreamError::Refused(
-                "the ID token's nonce is not ours".into(),
-            ));
+            return Err(IdpError::Refused("the ID token's nonce is not ours".into()));
         }
         self.check_allowlists(&claims)?;
         let user = UserIdentity {
@@ -158,7 +156,7 @@ impl Oidc {
             email: claims.email.filter(|_| claims.email_verified == Some(true)),
             preferred_username: claims.preferred_username,
         };
-        let tokens = UpstreamTokens {
+        let tokens = ProviderTokens {
             access_token: issued.access_token,
             refresh_token: issued.refresh_token,
             expires_at: issued.expires_in.map(|s| now + s),
@@ -167,14 +165,10 @@ impl Oidc {
     }
 
     /// New tokens for a refresh token (the old refresh token stays if none is returned).
-    pub async fn refresh(
-        &self,
-        refresh_token: &str,
-        now: u64,
-    ) -> Result<UpstreamTokens, UpstreamError> {
+    pub async fn refresh(&self, refresh_token: &str, now: u64) -> Result<ProviderTokens, IdpError> {
         let client = self.oauth().await?;
-        let issued = upstream_oauth::refresh(&client, &self.http, refresh_token).await?;
-        Ok(UpstreamTokens {
+        let issued = oauth_client::refresh(&client, &self.http, refresh_token).await?;
+        Ok(ProviderTokens {
             access_token: issued.access_token,
             refresh_token: issued
                 .refresh_token
@@ -183,11 +177,11 @@ impl Oidc {
         })
     }
 
-    async fn verify_id_token(&self, token: &str) -> Result<IdClaims, UpstreamError> {
+    async fn verify_id_token(&self, token: &str) -> Result<IdClaims, IdpError> {
         let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| UpstreamError::Refused("a malformed ID token".into()))?;
+            .map_err(|_| IdpError::Refused("a malformed ID token".into()))?;
         if !ALGORITHMS.contains(&header.alg) {
-            return Err(UpstreamError::Refused(format!(
+            return Err(IdpError::Refused(format!(
                 "the ID token uses {:?}",
                 header.alg
             )));
@@ -200,7 +194,7 @@ impl Oidc {
                 self.fetch_keys().await?;
                 self.key(&kid)
                     .await
-                    .ok_or_else(|| UpstreamError::Refused("the ID token's key is unknown".into()))?
+                    .ok_or_else(|| IdpError::Refused("the ID token's key is unknown".into()))?
             }
         };
         let mut validation = Validation::new(header.alg);
@@ -209,7 +203,7 @@ impl Oidc {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<IdClaims>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| UpstreamError::Refused(format!("the ID token does not verify: {e}")))
+            .map_err(|e| IdpError::Refused(format!("the ID token does not verify: {e}")))
     }
 
     async fn key(&self, kid: &str) -> Option<DecodingKey> {
@@ -222,7 +216,7 @@ impl Oidc {
         DecodingKey::from_jwk(jwk).ok()
     }
 
-    async fn fetch_keys(&self) -> Result<(), UpstreamError> {
+    async fn fetch_keys(&self) -> Result<(), IdpError> {
         let uri = &self.discovery().await?.jwks_uri;
         let set: JwkSet = self
             .http
@@ -230,15 +224,15 @@ impl Oidc {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| UpstreamError::Unavailable(format!("the provider's keys: {e}")))?
+            .map_err(|e| IdpError::Unavailable(format!("the provider's keys: {e}")))?
             .json()
             .await
-            .map_err(|e| UpstreamError::Unavailable(format!("the provider's keys: {e}")))?;
+            .map_err(|e| IdpError::Unavailable(format!("the provider's keys: {e}")))?;
         *self.keys.write().await = set;
         Ok(())
     }
 
-    fn check_allowlists(&self, claims: &IdClaims) -> Result<(), UpstreamError> {
+    fn check_allowlists(&self, claims: &IdClaims) -> Result<(), IdpError> {
         let (emails, domains) = (
             &self.settings.allowed_emails,
             &self.settings.allowed_domains,
@@ -251,7 +245,7 @@ impl Oidc {
             .as_deref()
             .filter(|_| claims.email_verified == Some(true))
             .ok_or_else(|| {
-                UpstreamError::NotAllowed("A verified email is needed to sign in here".into())
+                IdpError::NotAllowed("A verified email is needed to sign in here".into())
             })?;
         let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
         if emails.iter().any(|e| e.eq_ignore_ascii_case(email))
@@ -259,7 +253,7 @@ impl Oidc {
         {
             Ok(())
         } else {
-            Err(UpstreamError::NotAllowed(format!(
+            Err(IdpError::NotAllowed(format!(
                 "{email} may not use this gateway"
             )))
         }

@@ -1,4 +1,4 @@
-//! The gateway as an OAuth client of the upstream provider, on the `oauth2` crate: the authorization
+//! The gateway as an OAuth client of a GitHub or OIDC provider, on the `oauth2` crate: the authorization
 //! URL with PKCE, the code exchange and the refresh, over the workspace's own HTTP client.
 
 use std::future::Future;
@@ -16,7 +16,7 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::upstream::UpstreamError;
+use super::IdpError;
 
 /// The one field beyond OAuth's that OpenID Connect adds to a token response.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,8 +57,8 @@ pub fn client(
     authorize: &str,
     token: &str,
     callback: &str,
-) -> Result<OAuthClient, UpstreamError> {
-    let bad = |what: &str, e: url::ParseError| UpstreamError::Unavailable(format!("{what}: {e}"));
+) -> Result<OAuthClient, IdpError> {
+    let bad = |what: &str, e: url::ParseError| IdpError::Unavailable(format!("{what}: {e}"));
     Ok(Client::new(ClientId::new(client_id.to_owned()))
         .set_client_secret(ClientSecret::new(secret.to_owned()))
         .set_auth_uri(
@@ -94,7 +94,7 @@ pub async fn exchange(
     http: &reqwest::Client,
     code: &str,
     verifier: &str,
-) -> Result<Issued, UpstreamError> {
+) -> Result<Issued, IdpError> {
     let response = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
@@ -108,7 +108,7 @@ pub async fn refresh(
     client: &OAuthClient,
     http: &reqwest::Client,
     token: &str,
-) -> Result<Issued, UpstreamError> {
+) -> Result<Issued, IdpError> {
     let response = client
         .exchange_refresh_token(&RefreshToken::new(token.to_owned()))
         .request_async(&Http(http))
@@ -126,14 +126,12 @@ fn issued(response: Response) -> Issued {
     }
 }
 
-fn token_error<E: std::error::Error>(
-    error: RequestTokenError<E, BasicErrorResponse>,
-) -> UpstreamError {
+fn token_error<E: std::error::Error>(error: RequestTokenError<E, BasicErrorResponse>) -> IdpError {
     match error {
         RequestTokenError::ServerResponse(response) => {
-            UpstreamError::Refused(response.error().to_string())
+            IdpError::Refused(response.error().to_string())
         }
-        other => UpstreamError::Unavailable(other.to_string()),
+        other => IdpError::Unavailable(other.to_string()),
     }
 }
 

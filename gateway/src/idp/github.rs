@@ -1,0 +1,169 @@
+//! GitHub as the identity provider: an OAuth app or a GitHub App (endpoints overridable for GitHub
+//! Enterprise Server), with the user's login checked against the allowed users and organisations.
+
+use serde::Deserialize;
+
+use super::oauth_client::{self, OAuthClient};
+use super::{IdpError, ProviderTokens};
+use crate::config::GitHubSettings;
+use crate::store::records::UserIdentity;
+
+pub struct GitHub {
+    settings: GitHubSettings,
+    http: reqwest::Client,
+    /// The gateway's `/callback`, registered with the OAuth app.
+    callback: String,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: u64,
+    login: String,
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Email {
+    email: String,
+    primary: bool,
+    verified: bool,
+}
+
+#[derive(Deserialize)]
+struct Org {
+    login: String,
+}
+
+impl GitHub {
+    pub fn new(settings: GitHubSettings, http: reqwest::Client, callback: String) -> Self {
+        Self {
+            settings,
+            http,
+            callback,
+        }
+    }
+
+    /// The origin of GitHub's sign-in page.
+    pub fn authorize_origin(&self) -> Option<String> {
+        url::Url::parse(&self.settings.authorize_url)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    }
+
+    fn oauth(&self) -> Result<OAuthClient, IdpError> {
+        oauth_client::client(
+            &self.settings.client_id,
+            &self.settings.client_secret,
+            &self.settings.authorize_url,
+            &self.settings.token_url,
+            &self.callback,
+        )
+    }
+
+    /// Where to send the browser: GitHub's authorization page for this pending authorization.
+    pub fn authorize_url(&self, state: &str, verifier: &str) -> Result<String, IdpError> {
+        Ok(oauth_client::authorize_url(
+            &self.oauth()?,
+            state,
+            verifier,
+            &self.settings.scopes,
+            &[],
+        ))
+    }
+
+    /// Trades GitHub's code for its tokens.
+    pub async fn exchange(
+        &self,
+        code: &str,
+        verifier: &str,
+        now: u64,
+    ) -> Result<ProviderTokens, IdpError> {
+        let issued = oauth_client::exchange(&self.oauth()?, &self.http, code, verifier).await?;
+        Ok(ProviderTokens {
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token,
+            expires_at: issued.expires_in.map(|s| now + s),
+        })
+    }
+
+    /// New tokens for a refresh token (the old one stays if none is returned).
+    pub async fn refresh(&self, refresh_token: &str, now: u64) -> Result<ProviderTokens, IdpError> {
+        let client = self.oauth()?;
+        let issued = oauth_client::refresh(&client, &self.http, refresh_token).await?;
+        Ok(ProviderTokens {
+            access_token: issued.access_token,
+            refresh_token: issued
+                .refresh_token
+                .or_else(|| Some(refresh_token.to_owned())),
+            expires_at: issued.expires_in.map(|s| now + s),
+        })
+    }
+
+    /// Who the token belongs to, checked against the allowlists.
+    pub async fn identity(&self, token: &str) -> Result<UserIdentity, IdpError> {
+        let user: User = self.get(token, "/user").await?;
+        if !self.settings.allowed_users.is_empty()
+            && !self
+                .settings
+                .allowed_users
+                .iter()
+                .any(|u| u.eq_ignore_ascii_case(&user.login))
+        {
+            return Err(IdpError::NotAllowed(format!(
+                "The GitHub user {} may not use this gateway",
+                user.login
+            )));
+        }
+        if !self.settings.allowed_orgs.is_empty() {
+            let orgs: Vec<Org> = self.get(token, "/user/orgs").await?;
+            if !orgs.iter().any(|o| {
+                self.settings
+                    .allowed_orgs
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&o.login))
+            }) {
+                return Err(IdpError::NotAllowed(format!(
+                    "The GitHub user {} is in none of the organisations allowed here",
+                    user.login
+                )));
+            }
+        }
+        // The primary verified address; the profile's public one is not verified.
+        let emails: Vec<Email> = self.get(token, "/user/emails").await.unwrap_or_default();
+        let email = emails
+            .into_iter()
+            .find(|e| e.primary && e.verified)
+            .map(|e| e.email);
+        let _ = user.email;
+        Ok(UserIdentity {
+            sub: format!("github:{}", user.id),
+            email,
+            preferred_username: Some(user.login),
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> Result<T, IdpError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.settings.api_url))
+            .bearer_auth(token)
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .send()
+            .await
+            .map_err(|e| IdpError::Unavailable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(IdpError::Unavailable(format!(
+                "{path} answered HTTP {}",
+                response.status()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| IdpError::Unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,207 @@
+//! The identity providers users sign in with: GitHub ([`github`]), any OpenID Connect provider
+//! ([`oidc`]), both through the shared OAuth client code ([`oauth_client`]), and the operator's
+//! users file ([`local`]). The gateway is a plain OAuth client of GitHub and OIDC providers, with
+//! PKCE; the tokens it gets from them stay on the server, sealed with AES-256-GCM, and are what the
+//! data plane forwards to the backends.
+
+mod github;
+pub(crate) mod local;
+mod oauth_client;
+mod oidc;
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Provider;
+use crate::store::records::UserIdentity;
+/// A token is refreshed when it has this little time left.
+pub const REFRESH_BEFORE_SECS: u64 = 60;
+
+use github::GitHub;
+use oidc::Oidc;
+
+/// What a GitHub or OIDC provider issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<u64>,
+}
+
+/// Why signing in at the identity provider failed, in words for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    #[error("The identity provider could not be reached or answered badly: {0}")]
+    Unavailable(String),
+    #[error("The identity provider refused the sign-in: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotAllowed(String),
+}
+
+/// A GitHub or OIDC provider, and the key its tokens are sealed with.
+pub struct IdentityProvider {
+    kind: Kind,
+    cipher: Aes256Gcm,
+}
+
+enum Kind {
+    GitHub(GitHub),
+    Oidc(Oidc),
+}
+
+impl IdentityProvider {
+    /// The provider of a provider config; `None` for the `local` provider, which has no tokens.
+    pub fn new(provider: &Provider, callback: &str) -> Option<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let (kind, key) = match provider {
+            Provider::Local { .. } => return None,
+            Provider::GitHub(settings) => (
+                Kind::GitHub(GitHub::new(settings.clone(), http, callback.to_owned())),
+                settings.token_key,
+            ),
+            Provider::Oidc(settings) => (
+                Kind::Oidc(Oidc::new(settings.clone(), http, callback.to_owned())),
+                settings.token_key,
+            ),
+        };
+        Some(Self {
+            kind,
+            cipher: Aes256Gcm::new_from_slice(&key).expect("a 32-byte key"),
+        })
+    }
+
+    /// Where to send the browser to sign in.
+    pub async fn authorize_url(
+        &self,
+        state: &str,
+        verifier: &str,
+        nonce: &str,
+        resource: &str,
+    ) -> Result<String, IdpError> {
+        match &self.kind {
+            Kind::GitHub(github) => github.authorize_url(state, verifier),
+            Kind::Oidc(oidc) => oidc.authorize_url(state, verifier, nonce, resource).await,
+        }
+    }
+
+    /// The origin of the provider's sign-in page, which the consent form leads to.
+    pub async fn authorize_origin(&self) -> Option<String> {
+        match &self.kind {
+            Kind::GitHub(github) => github.authorize_origin(),
+            Kind::Oidc(oidc) => oidc.authorize_origin().await,
+        }
+    }
+
+    /// Trades the provider's code for its tokens and the user they belong to.
+    pub async fn sign_in(
+        &self,
+        code: &str,
+        verifier: &str,
+        nonce: &str,
+        now: u64,
+    ) -> Result<(ProviderTokens, UserIdentity), IdpError> {
+        match &self.kind {
+            Kind::GitHub(github) => {
+                let tokens = github.exchange(code, verifier, now).await?;
+                let user = github.identity(&tokens.access_token).await?;
+                Ok((tokens, user))
+            }
+            Kind::Oidc(oidc) => oidc.sign_in(code, verifier, nonce, now).await,
+        }
+    }
+
+    /// Fresh tokens when these have expired (or will within a minute) and can be refreshed.
+    pub async fn refreshed(&self, tokens: &ProviderTokens, now: u64) -> Option<ProviderTokens> {
+        let expiring = tokens
+            .expires_at
+            .is_some_and(|at| at <= now + REFRESH_BEFORE_SECS);
+        let refresh = tokens.refresh_token.as_deref().filter(|_| expiring)?;
+        let result = match &self.kind {
+            Kind::Oidc(oidc) => oidc.refresh(refresh, now).await,
+            // GitHub Apps' user tokens expire and come with refresh tokens; OAuth apps' do not expire.
+            Kind::GitHub(github) => github.refresh(refresh, now).await,
+        };
+        result
+            .inspect_err(
+                |error| tracing::warn!(%error, "refreshing an identity provider's token failed"),
+            )
+            .ok()
+    }
+}
+
+impl IdentityProvider {
+    /// Encrypts tokens for the store: base64url(nonce || AES-256-GCM ciphertext).
+    pub fn seal(&self, tokens: &ProviderTokens) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let plain = serde_json::to_vec(tokens).expect("JSON");
+        let sealed = self
+            .cipher
+            .encrypt(&Nonce::from(nonce), plain.as_slice())
+            .expect("encryption works");
+        URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// Decrypts what [`IdentityProvider::seal`] made; `None` if it was made with another key or tampered with.
+    pub fn unseal(&self, sealed: &str) -> Option<ProviderTokens> {
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        let (nonce, ciphertext) = bytes.split_at_checked(12)?;
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let plain = self.cipher.decrypt(&Nonce::from(nonce), ciphertext).ok()?;
+        serde_json::from_slice(&plain).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GitHubSettings;
+
+    fn github(key: u8) -> IdentityProvider {
+        IdentityProvider::new(
+            &Provider::GitHub(GitHubSettings {
+                client_id: "id".into(),
+                client_secret: "secret".into(),
+                scopes: vec![],
+                authorize_url: "https://github.com/login/oauth/authorize".into(),
+                token_url: "https://github.com/login/oauth/access_token".into(),
+                api_url: "https://api.github.com".into(),
+                allowed_users: vec![],
+                allowed_orgs: vec![],
+                token_key: [key; 32],
+            }),
+            "http://gw/callback",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn sealed_tokens_open_only_with_their_key() {
+        let tokens = ProviderTokens {
+            access_token: "gho_secret".into(),
+            refresh_token: None,
+            expires_at: Some(5),
+        };
+        let sealed = github(1).seal(&tokens);
+        assert!(!sealed.contains("gho_secret"));
+        assert_eq!(github(1).unseal(&sealed), Some(tokens));
+        assert_eq!(github(2).unseal(&sealed), None);
+        let mut tampered = sealed.into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            github(1).unseal(std::str::from_utf8(&tampered).unwrap()),
+            None
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! A pending authorization, from `/authorize` to the code: the browser bound to it by a cookie, its
+//! continuation by the login, consent and callback pages, the detour to the identity provider, and
+//! its end, a code or an error sent back to the client's redirect URI (with `iss`, RFC 9207).
+
+use super::errors::OAuthError;
+use super::pages::error_page;
+use super::{AuthServer, Request, Response, hash_secret, random_token};
+use crate::clock::now;
+use crate::store::records::UserIdentity;
+use crate::store::{CodeRecord, PendingAuthorization};
+
+/// The cookie that binds a browser to the authorization it started.
+pub const AUTH_COOKIE: &str = "__Host-mcpgw-auth";
+
+/// Keeps `pending` with a fresh PKCE verifier for the request to the identity provider, and returns
+/// where to send the browser: the provider's authorization page.
+pub async fn to_identity_provider(
+    server: &AuthServer,
+    id: &str,
+    pending: &mut PendingAuthorization,
+) -> Result<String, OAuthError> {
+    let idp = server
+        .idp
+        .as_ref()
+        .expect("an identity provider with a sign-in page");
+    let verifier = random_token(32);
+    let nonce = random_token(16);
+    let location = idp
+        .authorize_url(id, &verifier, &nonce, &pending.resource)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "the identity provider is unavailable");
+            page(
+                502,
+                "The identity provider cannot be reached; try again later",
+            )
+        })?;
+    pending.idp_verifier = Some(verifier);
+    pending.idp_nonce = Some(nonce);
+    server.store.put_pending(id, pending).await?;
+    Ok(location)
+}
+
+/// The `Set-Cookie` value binding this browser to a pending authorization by its secret (`max_age` 0
+/// clears it).
+pub fn auth_cookie(secret: &str, max_age: u64) -> String {
+    format!("{AUTH_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}")
+}
+
+/// The client's redirect URI with `extra` parameters added to its query, plus `iss` (RFC 9207).
+pub fn client_redirect(server: &AuthServer, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+    let mut url = match url::Url::parse(redirect_uri) {
+        Ok(url) => url,
+        Err(_) => return redirect_uri.to_owned(),
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in extra {
+            query.append_pair(k, v);
+        }
+        query.append_pair("iss", &server.config.tokens.issuer);
+    }
+    url.to_string()
+}
+
+pub fn error_redirect(
+    server: &AuthServer,
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+) -> String {
+    let mut extra = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        extra.push(("state", state));
+    }
+    client_redirect(server, redirect_uri, &extra)
+}
+
+/// Ends a pending authorization the user approved: issues the code and sends the browser back.
+pub async fn issue_code(
+    server: &AuthServer,
+    pending: &PendingAuthorization,
+    user: UserIdentity,
+    idp_tokens: Option<String>,
+) -> Result<Response, OAuthError> {
+    let code = random_token(32);
+    let record = CodeRecord {
+        client_id: pending.client_id.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        redirect_uri_given: pending.redirect_uri_given,
+        code_challenge: pending.code_challenge.clone(),
+        scope: pending.scope.clone(),
+        resource: pending.resource.clone(),
+        user,
+        expires_at: now() + server.config.auth.code_lifetime.as_secs(),
+        idp_tokens,
+    };
+    server.store.put_code(&hash_secret(&code), &record).await?;
+    let mut extra = vec![("code", code.as_str())];
+    if let Some(state) = &pending.state {
+        extra.push(("state", state));
+    }
+    Ok(
+        Response::redirect(client_redirect(server, &pending.redirect_uri, &extra))
+            .with_header("set-cookie", auth_cookie("", 0)),
+    )
+}
+
+/// What a login or consent request must prove besides the browser's cookie.
+pub enum Proof<'a> {
+    /// A page view (GET): the cookie is enough.
+    PageView,
+    /// A form submission (POST): it must carry the page's CSRF token.
+    Form(Option<&'a String>),
+}
+
+/// The pending authorization a login or consent request continues, checked against the browser's
+/// cookie and, for a form, its CSRF token.
+pub async fn continued(
+    server: &AuthServer,
+    request: &Request,
+    id: Option<&String>,
+    proof: Proof<'_>,
+) -> Result<(String, PendingAuthorization), OAuthError> {
+    let id =
+        id.ok_or_else(|| page(400, "This page was opened without an authorization request"))?;
+    let pending = server.store.pending(id, now()).await?.ok_or_else(|| {
+        page(
+            400,
+            "This authorization request expired or was already completed; start again from the app",
+        )
+    })?;
+    if !request
+        .cookie(AUTH_COOKIE)
+        .is_some_and(|c| super::secrets_equal(&hash_secret(&c), &pending.browser_hash))
+    {
+        return Err(page(
+            400,
+            "This authorization request was started in another browser",
+        ));
+    }
+    if let Proof::Form(csrf) = proof
+        && !csrf.is_some_and(|csrf| super::secrets_equal(csrf, &pending.csrf))
+    {
+        return Err(page(403, "The form was not sent from this server's page"));
+    }
+    Ok((id.clone(), pending))
+}
+
+fn page(status: u16, message: &str) -> OAuthError {
+    OAuthError::Page(Box::new(error_page(status, message)))
+}

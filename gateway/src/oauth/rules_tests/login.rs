@@ -1,0 +1,108 @@
+//! The `local` provider's login and the consent page: their CSRF tokens, the browser that started,
+//! and the wrong passwords allowed.
+
+use super::{
+    AsEndpoint, Browser, Harness, Pkce, authorize_query, has_location, hidden, location, query_of,
+    text_of,
+};
+
+#[tokio::test]
+async fn login_and_consent_need_their_csrf_token_and_the_browser_that_started() {
+    let harness = Harness::new();
+    let client = harness.public_client().await;
+    let mut browser = Browser::default();
+    let query = authorize_query(&client, &Pkce::new(), &[]);
+    let started = browser.get(&harness, AsEndpoint::Authorize, &query).await;
+    let pending = query_of(&location(&started))["pending"].clone();
+    let login = browser
+        .get(&harness, AsEndpoint::Login, &format!("pending={pending}"))
+        .await;
+    let csrf = hidden(&text_of(&login), "csrf");
+    let sign_in = |csrf: Option<&'static str>, password: &'static str| {
+        let mut form = vec![("username", "alice"), ("password", password)];
+        form.extend(csrf.map(|c| ("csrf", c)));
+        form
+    };
+
+    let mut forged = sign_in(Some("forged"), "wonderland");
+    forged.push(("pending", &pending));
+    let response = browser.post(&harness, AsEndpoint::Login, &forged).await;
+    assert_eq!(
+        response.status, 403,
+        "a login form with a forged CSRF token"
+    );
+    let mut without = sign_in(None, "wonderland");
+    without.push(("pending", &pending));
+    let response = browser.post(&harness, AsEndpoint::Login, &without).await;
+    assert_eq!(response.status, 403, "a login form without its CSRF token");
+    let mut wrong = sign_in(None, "wrong");
+    wrong.extend([("pending", pending.as_str()), ("csrf", &csrf)]);
+    let response = browser.post(&harness, AsEndpoint::Login, &wrong).await;
+    assert_eq!(response.status, 401);
+    assert!(text_of(&response).contains("wrong"));
+
+    let mut good = sign_in(None, "wonderland");
+    good.extend([("pending", pending.as_str()), ("csrf", &csrf)]);
+    let response = Browser::default()
+        .post(&harness, AsEndpoint::Login, &good)
+        .await;
+    assert_eq!(
+        response.status, 400,
+        "another browser cannot finish this authorization"
+    );
+
+    let response = browser.post(&harness, AsEndpoint::Login, &good).await;
+    assert_eq!(response.status, 302);
+    let consent = browser
+        .get(&harness, AsEndpoint::Consent, &format!("pending={pending}"))
+        .await;
+    let form = [("pending", pending.as_str()), ("decision", "approve")];
+    let response = browser.post(&harness, AsEndpoint::Consent, &form).await;
+    assert_eq!(
+        (response.status, has_location(&response)),
+        (403, false),
+        "consent without its CSRF token"
+    );
+    let csrf = hidden(&text_of(&consent), "csrf");
+    let form = [
+        ("pending", pending.as_str()),
+        ("csrf", &csrf),
+        ("decision", "approve"),
+    ];
+    let response = browser.post(&harness, AsEndpoint::Consent, &form).await;
+    assert_eq!(response.status, 302);
+    assert!(query_of(&location(&response)).contains_key("code"));
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_abandon_the_authorization() {
+    let harness = Harness::new();
+    let client = harness.public_client().await;
+    let mut browser = Browser::default();
+    let query = authorize_query(&client, &Pkce::new(), &[]);
+    let started = browser.get(&harness, AsEndpoint::Authorize, &query).await;
+    let pending = query_of(&location(&started))["pending"].clone();
+    let login = browser
+        .get(&harness, AsEndpoint::Login, &format!("pending={pending}"))
+        .await;
+    let csrf = hidden(&text_of(&login), "csrf");
+    let form = |password| {
+        [
+            ("pending", pending.clone()),
+            ("csrf", csrf.clone()),
+            ("username", "alice".to_owned()),
+            ("password", password),
+        ]
+    };
+    for attempt in 1..=5 {
+        let form = form("wrong".to_owned());
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = browser.post(&harness, AsEndpoint::Login, &pairs).await;
+        assert_eq!(response.status, 401, "attempt {attempt}");
+    }
+    let form = form("wonderland".to_owned());
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = browser.post(&harness, AsEndpoint::Login, &pairs).await;
+    assert_eq!(response.status, 400, "the right password comes too late");
+    assert!(!has_location(&response));
+}

@@ -1,0 +1,195 @@
+//! `/token`: codes bound to their client, verifier, redirect and resource, used once; refreshes that
+//! never widen the scope.
+
+use super::{Browser, Harness, Pkce, authorize_query, exchange};
+
+/// A token request built from a fresh code: `(client, code, verifier, other client) -> form`.
+type Bad = fn(&str, &str, &str, &str) -> Vec<(String, String)>;
+
+fn owned(form: Vec<(&str, &str)>) -> Vec<(String, String)> {
+    form.into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_token_endpoint_checks_verifier_redirect_and_client() {
+    let harness = Harness::new();
+    let other_client = harness.public_client().await;
+    let cases: Vec<(&str, Bad, u16, &str)> = vec![
+        (
+            "wrong verifier",
+            |c, code, v, _| owned(exchange(c, code, &format!("{v}x"))),
+            400,
+            "invalid_grant",
+        ),
+        (
+            "no verifier",
+            |c, code, v, _| {
+                owned(
+                    exchange(c, code, v)
+                        .into_iter()
+                        .filter(|(k, _)| *k != "code_verifier")
+                        .collect(),
+                )
+            },
+            400,
+            "invalid_request",
+        ),
+        (
+            "another redirect_uri",
+            |c, code, v, _| {
+                let mut form = owned(exchange(c, code, v));
+                form.retain(|(k, _)| k != "redirect_uri");
+                form.push(("redirect_uri".into(), "http://127.0.0.1:1/other".into()));
+                form
+            },
+            400,
+            "invalid_grant",
+        ),
+        (
+            "another client",
+            |_, code, v, other| owned(exchange(other, code, v)),
+            400,
+            "invalid_grant",
+        ),
+        (
+            "an unknown client",
+            |_, code, v, _| owned(exchange("no-such-client", code, v)),
+            401,
+            "invalid_client",
+        ),
+        (
+            "a secret from a public client",
+            |c, code, v, _| {
+                let mut form = owned(exchange(c, code, v));
+                form.push(("client_secret".into(), "guess".into()));
+                form
+            },
+            401,
+            "invalid_client",
+        ),
+        (
+            "another resource",
+            |c, code, v, _| {
+                let mut form = owned(exchange(c, code, v));
+                form.push(("resource".into(), "http://elsewhere.example/mcp".into()));
+                form
+            },
+            400,
+            "invalid_target",
+        ),
+        (
+            "an unsupported grant",
+            |c, _, _, _| owned(vec![("grant_type", "password"), ("client_id", c)]),
+            400,
+            "unsupported_grant_type",
+        ),
+    ];
+    for (case, make, status, error) in cases {
+        let (client, code, pkce) = harness.code().await;
+        let form = make(&client, &code, &pkce.verifier, &other_client);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (got, body) = harness.token(&pairs).await;
+        assert_eq!(got, status, "{case}: {body}");
+        assert_eq!(body["error"], error, "{case}");
+        assert!(body.get("access_token").is_none(), "{case}");
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_code_revokes_the_grant_it_issued() {
+    let harness = Harness::new();
+    let (client, code, pkce) = harness.code().await;
+    let (status, tokens) = harness
+        .token(&exchange(&client, &code, &pkce.verifier))
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, body) = harness
+        .token(&exchange(&client, &code, &pkce.verifier))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    let verified = harness.server.verifier.verify(access, crate::clock::now());
+    assert!(
+        verified.is_err(),
+        "the first exchange's access token is revoked"
+    );
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", &client),
+        ("refresh_token", refresh),
+    ];
+    let (status, body) = harness.token(&form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "and its refresh token"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
+    let harness = Harness::new();
+    let (client, code, pkce) = harness.code().await;
+    let (_, tokens) = harness
+        .token(&exchange(&client, &code, &pkce.verifier))
+        .await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", &client),
+        ("refresh_token", refresh),
+        ("scope", "mcp admin"),
+    ];
+    let (status, body) = harness.token(&form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{body}"
+    );
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", &client),
+        ("refresh_token", refresh),
+        ("scope", "mcp"),
+    ];
+    let (status, body) = harness.token(&form).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "mcp");
+}
+
+#[tokio::test]
+async fn a_redirect_uri_left_out_of_the_authorization_may_be_left_out_of_the_token_request() {
+    let harness = Harness::new();
+    let client = harness.public_client().await;
+    let pkce = Pkce::new();
+    // The client registered one redirect URI, so /authorize may omit it (OAuth 2.1 §4.1.1)...
+    let query = authorize_query(&client, &pkce, &[("redirect_uri", "")]);
+    let redirect = Browser::default().authorize(&harness, &query).await;
+    // ...and then /token need not repeat it (§4.1.3); naming another one still fails.
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client.as_str()),
+        ("code", redirect["code"].as_str()),
+        ("code_verifier", pkce.verifier.as_str()),
+    ];
+    let (status, body) = harness.token(&base).await;
+    assert_eq!(status, 200, "{body}");
+
+    let redirect = Browser::default().authorize(&harness, &query).await;
+    let mut form = base.to_vec();
+    form[2] = ("code", redirect["code"].as_str());
+    form.push(("redirect_uri", "http://127.0.0.1:1/elsewhere"));
+    let (status, body) = harness.token(&form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+}
