@@ -1,8 +1,11 @@
 //! mcp-auth-gateway: an OAuth 2.1 gateway for MCP servers, on Pingora.
 //!
-//! [`run`] reads the config ([`config`]), loads the signing keys ([`tokens`]), and builds one Pingora
-//! server from our own settings: the data plane ([`proxy`]) on the public listener, the Prometheus
-//! endpoint ([`metrics`]) on its own listener, and a supervisor ([`supervise`]) per `command` route.
+//! [`run`] reads the config ([`config`]), opens the store ([`store`]) and loads the signing keys
+//! ([`tokens`]), and builds one Pingora server from our own settings: the data plane ([`proxy`],
+//! with the authorization server, [`oauth`], and the identity providers, [`idp`]) on the public
+//! listener, the Prometheus endpoint ([`metrics`]) on its own listener, and a supervisor
+//! ([`supervise`]) per `command` route. Only [`cli`] and [`run`] are public: the binary needs nothing
+//! else, and the compiler then reports whatever nothing uses.
 
 mod access_log;
 mod cache;
@@ -118,9 +121,9 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     let (store, keys) = open_state(&config)?;
 
     let conf = ServerConf {
-        threads: config.threads,
-        grace_period_seconds: Some(config.grace_period.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(config.grace_period.as_secs().max(1)),
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -205,11 +208,11 @@ fn add_listeners(server: &mut Server, gateway: proxy::Gateway, config: &Config) 
     // on accept, so each idle SSE stream held 64 KiB of RSS, while the HTTP/1 session reads into
     // its own header and body buffers anyway.
     proxy.add_listener(
-        ListenerConfig::tcp(config.listen.to_string())
+        ListenerConfig::tcp(config.server.listen.to_string())
             .l4_buffer(L4BufferSettings::default().read(0)),
     );
     server.add_service(proxy);
-    if let Some(addr) = config.metrics_listen {
+    if let Some(addr) = config.server.metrics_listen {
         let mut prometheus = pingora_prometheus::prometheus_http_service();
         prometheus.add_tcp(&addr.to_string());
         server.add_service(prometheus);

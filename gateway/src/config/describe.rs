@@ -13,7 +13,7 @@ impl Config {
                 route.resource, route.resource_name
             );
         }
-        if let Some(addr) = self.metrics_listen {
+        if let Some(addr) = self.server.metrics_listen {
             out += &format!("  Metrics      http://{addr}/metrics\n");
         }
         let first = &self.routes[self.default_route].resource;
@@ -22,7 +22,7 @@ impl Config {
              (Node.js 22.19 or later), then switch the server on in the page it opens\n  \
              Claude Code    claude mcp add --transport http gateway {first}\n"
         );
-        if let Some(welcome) = &self.welcome {
+        if let Some(welcome) = &self.server.welcome {
             out += welcome;
             out += "\n";
         }
@@ -34,11 +34,12 @@ impl Config {
         let mut out = format!("{}: valid\n", self.source.display());
         out += &format!(
             "listen {} (public URL {}), {} threads\n",
-            self.listen, self.public_url, self.threads
+            self.server.listen, self.server.public_url, self.server.threads
         );
         out += &format!(
             "metrics {}\n",
-            self.metrics_listen
+            self.server
+                .metrics_listen
                 .map_or("off".into(), |a| format!("http://{a}/metrics"))
         );
         out += &format!(

@@ -19,6 +19,8 @@ pub(crate) use auth::CimdSettings;
 pub(crate) use clients::ClientSettings;
 pub(crate) use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};
 pub(crate) use redirects::PrivateUseSchemes;
+#[cfg(test)]
+pub(crate) use routes::is_reserved;
 pub(crate) use routes::{Command, Credentials, Route};
 pub(crate) use runtime::{Config, StoreSettings};
 pub(crate) use tokens::{KeySource, TokenSettings};

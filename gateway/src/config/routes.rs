@@ -136,7 +136,7 @@ fn route_path(path: &str) -> Result<String, String> {
     if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
         return Err(format!("{path:?} must start with / and not end with /"));
     }
-    if path.starts_with("/.well-known/") || RESERVED_PATHS.contains(&path) {
+    if is_reserved(path) {
         return Err(format!("{path} is reserved for the gateway itself"));
     }
     if !path
@@ -264,8 +264,14 @@ fn validate_command(
     })
 }
 
-/// Paths the gateway answers itself.
-pub const RESERVED_PATHS: &[&str] = &[
+/// Whether the gateway answers `path` itself, so that no route may use it. The data plane's router
+/// is tested to register no other path of its own.
+pub fn is_reserved(path: &str) -> bool {
+    path.starts_with("/.well-known/") || RESERVED_PATHS.contains(&path)
+}
+
+/// Paths the gateway answers itself, besides `/.well-known/`.
+const RESERVED_PATHS: &[&str] = &[
     "/healthz",
     "/readyz",
     "/authorize",

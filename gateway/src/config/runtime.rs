@@ -1,9 +1,7 @@
 //! The validated configuration: what the rest of the gateway reads. Each section is validated by
 //! its own module; [`Config::validate`] puts them together.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::auth::AuthSettings;
 use super::clients::ClientSettings;
@@ -16,23 +14,14 @@ use super::{ConfigError, Errors};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: PathBuf,
-    pub listen: SocketAddr,
-    /// The public origin, without a trailing slash.
-    pub public_url: String,
-    pub threads: usize,
-    pub grace_period: Duration,
-    /// Browser origins allowed on the MCP routes, normalised (`scheme://host[:port]`).
-    pub allowed_origins: Vec<String>,
-    pub metrics_listen: Option<SocketAddr>,
+    /// Where it listens, as what, with how many threads, and what requests it takes.
+    pub server: ServerSettings,
     pub tokens: TokenSettings,
-    pub max_request_body_bytes: u64,
-    pub max_request_header_bytes: usize,
     pub routes: Vec<Route>,
     /// The index of the route whose metadata is also at the root well-known URL.
     pub default_route: usize,
     pub store: StoreSettings,
     pub auth: AuthSettings,
-    pub welcome: Option<String>,
     /// Clients registered in the config.
     pub clients: Vec<ClientSettings>,
     pub rate_limits: RateLimits,
@@ -88,33 +77,14 @@ impl Config {
             authorize: file.rate_limits.authorize.unwrap_or(60),
             login: file.rate_limits.login.unwrap_or(30),
         };
-        let ServerSettings {
-            listen,
-            public_url,
-            threads,
-            grace_period,
-            allowed_origins,
-            metrics_listen,
-            max_request_body_bytes,
-            max_request_header_bytes,
-            welcome,
-        } = server;
         Ok(Config {
             clients,
             rate_limits,
-            welcome,
             store,
             auth,
             source: path.to_owned(),
-            listen,
-            public_url,
-            threads,
-            grace_period,
-            allowed_origins,
-            metrics_listen,
+            server,
             tokens,
-            max_request_body_bytes,
-            max_request_header_bytes,
             routes,
             default_route,
         })
@@ -127,7 +97,7 @@ impl Config {
         let issuer_path = self
             .tokens
             .issuer
-            .strip_prefix(&self.public_url)
+            .strip_prefix(&self.server.public_url)
             .unwrap_or_default();
         if !issuer_path.is_empty() {
             paths.push(format!(

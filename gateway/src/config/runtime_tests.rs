@@ -41,7 +41,7 @@ fn a_minimal_config_gets_sane_defaults() {
     assert_eq!(route.backend.path, "/mcp");
     assert_eq!(route.backend_audience, "http://127.0.0.1:9000/mcp");
     assert_eq!(
-        config.metrics_listen.unwrap().to_string(),
+        config.server.metrics_listen.unwrap().to_string(),
         DEFAULT_METRICS_LISTEN
     );
     assert_eq!(

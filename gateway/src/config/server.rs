@@ -14,11 +14,14 @@ pub const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 32 * 1024;
 
 /// The server's settings, as [`super::Config`] holds them.
+#[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// The public origin, without a trailing slash.
     pub public_url: String,
     pub threads: usize,
     pub grace_period: Duration,
+    /// Browser origins allowed on the MCP routes, normalised (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
     pub metrics_listen: Option<SocketAddr>,
     pub max_request_body_bytes: u64,

@@ -67,10 +67,7 @@ impl OAuthError {
             OAuthError::Store(_) => "The server could not complete the request".to_owned(),
             other => other.to_string(),
         };
-        let response = Response::json(
-            status,
-            &serde_json::json!({ "error": self.code(), "error_description": description }),
-        );
+        let response = Response::json(status, &json_error(self.code(), &description));
         if status == 401 {
             // RFC 6749 §5.2: a failed client authentication names the scheme the client may use.
             response.with_header(
@@ -81,4 +78,10 @@ impl OAuthError {
             response
         }
     }
+}
+
+/// The JSON error body of OAuth (RFC 6749 §5.2) and of bearer challenges (RFC 6750 §3), which every
+/// JSON error the gateway writes uses: `{"error": …, "error_description": …}`.
+pub fn json_error(error: &str, description: &str) -> serde_json::Value {
+    serde_json::json!({ "error": error, "error_description": description })
 }

@@ -1,7 +1,11 @@
-//! The OAuth 2.1 authorization server MCP clients talk to: dynamic registration ([`register`]),
-//! `/authorize` with PKCE ([`authorize`]), the login form of the `local` provider ([`login`]), consent
-//! ([`consent`]), `/token` ([`token`]) and `/revoke` ([`revoke`]). Handlers take a plain [`Request`]
-//! and return a [`Response`], so that they know nothing of Pingora and test without it.
+//! The OAuth 2.1 authorization server MCP clients talk to: dynamic registration ([`register`]) and
+//! metadata documents ([`cimd`]), `/authorize` with PKCE ([`authorize`]), the login form of the
+//! `local` provider ([`login`]), consent ([`consent`]), the return from GitHub or OIDC
+//! ([`callback`]), `/token` ([`token`]), `/revoke` ([`revoke`]) and `/introspect` ([`introspect`]);
+//! [`pending`] carries an authorization from `/authorize` to its code. Handlers take a plain
+//! [`Request`] and return a [`Response`], so that they know nothing of Pingora and test without it
+//! (`rules_tests`). [`AuthServer`] is also what the data plane asks about grants: their revocation
+//! and their identity provider's token.
 
 mod authorize;
 mod callback;
@@ -10,6 +14,7 @@ mod client_auth;
 mod consent;
 mod consent_cookie;
 mod errors;
+pub(crate) use errors::json_error;
 mod introspect;
 mod login;
 mod pages;
@@ -201,7 +206,11 @@ impl AuthServer {
         let idp = match &config.auth.provider {
             Some(provider) => IdentityProvider::new(
                 provider,
-                &format!("{}{}", config.public_url, AsEndpoint::Callback.path()),
+                &format!(
+                    "{}{}",
+                    config.server.public_url,
+                    AsEndpoint::Callback.path()
+                ),
             ),
             None => None,
         };
@@ -318,7 +327,7 @@ impl AuthServer {
     }
 
     pub fn url(&self, endpoint: AsEndpoint) -> String {
-        format!("{}{}", self.config.public_url, endpoint.path())
+        format!("{}{}", self.config.server.public_url, endpoint.path())
     }
 }
 

@@ -67,11 +67,11 @@ pub async fn admit(
 ) -> Result<Admitted, Refusal> {
     let header = session.req_header();
     let config = &gateway.config;
-    if header_bytes(header) > config.max_request_header_bytes {
+    if header_bytes(header) > config.server.max_request_header_bytes {
         return Err(Refusal::HeadersTooLarge);
     }
     let cors_origin = match cors::origin(&header.headers) {
-        Some(origin) if !cors::is_allowed(origin, &config.allowed_origins) => {
+        Some(origin) if !cors::is_allowed(origin, &config.server.allowed_origins) => {
             return Err(Refusal::Origin);
         }
         origin => origin.map(str::to_owned),
@@ -88,7 +88,7 @@ pub async fn admit(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared_length.is_some_and(|len| len > config.max_request_body_bytes) {
+    if declared_length.is_some_and(|len| len > config.server.max_request_body_bytes) {
         return Err(Refusal::BodyTooLarge { cors: cors() });
     }
     let caller = bearer::check(

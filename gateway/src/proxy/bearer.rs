@@ -76,7 +76,7 @@ impl BearerError {
             BearerError::InvalidToken(_) => "invalid_token",
             BearerError::InsufficientScope => "insufficient_scope",
         };
-        serde_json::json!({ "error": error, "error_description": self.to_string() })
+        super::respond::json_error(error, &self.to_string())
     }
 }
 

@@ -1,6 +1,6 @@
 //! What an admitted caller's request carries to the backend: the route's credentials, made (or taken
-//! from the signer's cache) for the caller, with the identity provider's token of the caller's grant when the
-//! identity provider issued one.
+//! from the signer's cache) for the caller, with the identity provider's token of the caller's grant
+//! when GitHub or an OIDC provider issued one.
 
 use std::sync::Arc;
 

@@ -29,7 +29,7 @@ pub fn protected_resource(config: &Config, route: &Route) -> Bytes {
 /// authorization endpoint, so none is listed.
 pub fn authorization_server(config: &Config) -> Bytes {
     let scopes = config.supported_scopes();
-    let base = &config.public_url;
+    let base = &config.server.public_url;
     let mut doc = json!({
         "issuer": config.tokens.issuer,
         "jwks_uri": format!("{base}{JWKS_PATH}"),

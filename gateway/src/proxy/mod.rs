@@ -97,7 +97,7 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<()> {
         if let Some(chunk) = body {
             ctx.body_bytes += chunk.len() as u64;
-            if ctx.body_bytes > self.config.max_request_body_bytes {
+            if ctx.body_bytes > self.config.server.max_request_body_bytes {
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),
                     "the request body is too large",

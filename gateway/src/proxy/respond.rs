@@ -10,10 +10,8 @@ use pingora::proxy::Session;
 /// Extra headers of a response: names are static, values made per response.
 pub type Headers = Vec<(&'static str, String)>;
 
-/// The JSON error body: `{"error": …, "error_description": …}`.
-pub fn json_error(error: &str, description: &str) -> serde_json::Value {
-    serde_json::json!({ "error": error, "error_description": description })
-}
+/// The JSON error body, as the authorization server defines it.
+pub(super) use crate::oauth::json_error;
 
 /// Writes `body` as JSON with `status`, `no-store` and `headers`.
 pub async fn json(

@@ -83,3 +83,36 @@ impl Router {
         self.exact.get(path).copied().unwrap_or(Endpoint::NotFound)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_the_gateway_answers_itself_is_reserved_from_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users.toml");
+        std::fs::write(&users, "[[users]]\nusername = \"a\"\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\"\n").unwrap();
+        let path = dir.path().join("gw.toml");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://gw.example\"\n\
+             [tokens]\nissuer = \"http://gw.example/tenant\"\n\
+             [provider]\nkind = \"local\"\nusers_file = {users:?}\n\
+             [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n",
+            users = users.display().to_string()
+        );
+        std::fs::write(&path, config).unwrap();
+        let config = crate::config::load(&path).unwrap();
+        let router = Router::new(&config);
+        let own: Vec<&String> = router
+            .exact
+            .iter()
+            .filter(|(_, e)| !matches!(e, Endpoint::Mcp(_)))
+            .map(|(path, _)| path)
+            .collect();
+        assert!(own.len() > 10, "{own:?}");
+        for path in own {
+            assert!(crate::config::is_reserved(path), "{path} is not reserved");
+        }
+    }
+}

@@ -111,3 +111,27 @@ pub struct StoredKey {
     pub pkcs8_pem: String,
     pub created_at: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grant as a store written before the identity provider's tokens had their present name.
+    const STORED_GRANT: &str = r#"{"grant_id":"g","client_id":"c","scope":"mcp","resource":"r",
+        "user":{"sub":"u","email":null,"preferred_username":null},"created_at":1,"revoked":false,
+        "upstream":"sealed"}"#;
+
+    #[test]
+    fn records_already_stored_still_read_and_are_written_the_same_way() {
+        let grant: GrantRecord = serde_json::from_str(STORED_GRANT).unwrap();
+        assert_eq!(grant.idp_tokens.as_deref(), Some("sealed"));
+        let written = serde_json::to_value(&grant).unwrap();
+        assert_eq!(written["upstream"], "sealed");
+        let pending = serde_json::json!({ "client_id": "c", "redirect_uri": "r", "state": null,
+            "scope": "mcp", "resource": "r", "code_challenge": "x", "csrf": "t", "user": null,
+            "expires_at": 1, "upstream_verifier": "v", "upstream_nonce": "n" });
+        let pending: PendingAuthorization = serde_json::from_value(pending).unwrap();
+        assert_eq!(pending.idp_verifier.as_deref(), Some("v"));
+        assert_eq!(pending.idp_nonce.as_deref(), Some("n"));
+    }
+}
