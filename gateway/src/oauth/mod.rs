@@ -173,21 +173,23 @@ impl Response {
 /// Grants whose revocation and identity provider token are kept at most.
 const GRANTS_KEPT: usize = 100_000;
 
-/// The authorization server; one per gateway, when a provider is configured.
+/// The authorization server; one per gateway, when a provider is configured. The data plane sees
+/// only its façade: [`AuthServer::handle`] for the endpoints, and what it asks about a grant
+/// ([`AuthServer::grant_revoked`], [`AuthServer::idp_token`]); its state is its handlers' own.
 pub struct AuthServer {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub keys: Arc<KeyRing>,
-    pub verifier: Arc<AccessTokenVerifier>,
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    verifier: Arc<AccessTokenVerifier>,
     users: LocalUsers,
     /// The GitHub or OIDC provider, when users sign in there.
-    pub idp: Option<IdentityProvider>,
+    idp: Option<IdentityProvider>,
     /// What the store said of each grant's revocation, by grant id.
     grant_revoked_cache: Cache<String, bool>,
     /// Client ID Metadata Documents.
-    pub cimd: cimd::Cimd,
+    cimd: cimd::Cimd,
     /// The key that signs consent cookies.
-    pub(crate) consent_key: [u8; 32],
+    consent_key: [u8; 32],
     /// Unsealed identity provider tokens by grant, so the data plane asks the store once per grant.
     idp_token_cache: Cache<String, Arc<str>>,
 }
@@ -245,8 +247,15 @@ impl AuthServer {
         response.unwrap_or_else(|error| error.into_response())
     }
 
-    /// The identity provider's token of a grant, for the data plane to forward; `None` when the grant has none.
-    /// An expiring token is refreshed at the provider (when it gave a refresh token) and stored again.
+    /// Whether grants hold an identity provider's token (GitHub, OIDC), which [`Self::idp_token`]
+    /// finds.
+    pub fn keeps_idp_tokens(&self) -> bool {
+        self.idp.is_some()
+    }
+
+    /// The identity provider's token of a grant, for the data plane to forward; `None` when the
+    /// grant has none. An expiring token is refreshed at the provider (when it gave a refresh token)
+    /// and stored again.
     pub async fn idp_token(&self, grant_id: &str) -> Option<Arc<str>> {
         let now = crate::clock::now();
         if let Some(token) = self.idp_token_cache.get(grant_id, now) {

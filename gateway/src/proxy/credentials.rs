@@ -24,7 +24,7 @@ pub async fn for_caller(
     }
     // With GitHub or an OIDC provider, the grant holds the user's token there.
     let idp_token = match (&gateway.auth, &caller.gid) {
-        (Some(auth), Some(grant)) if auth.idp.is_some() => auth.idp_token(grant).await,
+        (Some(auth), Some(grant)) if auth.keeps_idp_tokens() => auth.idp_token(grant).await,
         _ => None,
     };
     gateway
