@@ -13,10 +13,7 @@ pub const MAX_AGE: u64 = 30 * 86_400;
 
 /// The cookie-signing key, derived from the gateway's signing key so that both rotate together.
 pub fn key(keys: &KeyRing) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(b"mcp-auth-gateway consent cookie\0");
-    hasher.update(keys.active().pkcs8_pem().as_bytes());
-    hasher.finalize().into()
+    super::derived_key(keys, "consent cookie")
 }
 
 /// The cookie's name for a client and resource: one cookie each, named without revealing them.

@@ -14,6 +14,7 @@ mod client_auth;
 mod consent;
 mod consent_cookie;
 mod errors;
+mod grants;
 pub(crate) use errors::json_error;
 mod introspect;
 mod login;
@@ -44,8 +45,8 @@ use sha2::{Digest as _, Sha256};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::config::Provider;
+use crate::idp::IdentityProvider;
 use crate::idp::local::LocalUsers;
-use crate::idp::{IdentityProvider, REFRESH_BEFORE_SECS};
 use crate::oauth::errors::OAuthError;
 use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;
@@ -190,8 +191,12 @@ pub struct AuthServer {
     cimd: cimd::Cimd,
     /// The key that signs consent cookies.
     consent_key: [u8; 32],
+    /// The key refresh tokens' successors are derived with.
+    refresh_key: [u8; 32],
     /// Unsealed identity provider tokens by grant, so the data plane asks the store once per grant.
     idp_token_cache: Cache<String, Arc<str>>,
+    /// One refresh at the identity provider at a time per grant.
+    refresh_locks: Cache<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl AuthServer {
@@ -218,6 +223,7 @@ impl AuthServer {
         };
         Self {
             consent_key: consent_cookie::key(&keys),
+            refresh_key: derived_key(&keys, "refresh token successor"),
             cimd: cimd::Cimd::new(
                 config.auth.cimd.clone(),
                 config.auth.private_use_schemes.clone(),
@@ -230,6 +236,7 @@ impl AuthServer {
             users,
             idp,
             idp_token_cache: Cache::new(GRANTS_KEPT),
+            refresh_locks: Cache::new(GRANTS_KEPT),
         }
     }
 
@@ -245,64 +252,6 @@ impl AuthServer {
             AsEndpoint::Callback => callback::handle(self, &request).await,
         };
         response.unwrap_or_else(|error| error.into_response())
-    }
-
-    /// Whether grants hold an identity provider's token (GitHub, OIDC), which [`Self::idp_token`]
-    /// finds.
-    pub fn keeps_idp_tokens(&self) -> bool {
-        self.idp.is_some()
-    }
-
-    /// The identity provider's token of a grant, for the data plane to forward; `None` when the
-    /// grant has none. An expiring token is refreshed at the provider (when it gave a refresh token)
-    /// and stored again.
-    pub async fn idp_token(&self, grant_id: &str) -> Option<Arc<str>> {
-        let now = crate::clock::now();
-        if let Some(token) = self.idp_token_cache.get(grant_id, now) {
-            return Some(token);
-        }
-        let idp = self.idp.as_ref()?;
-        let mut grant = self
-            .store
-            .grant(grant_id)
-            .await
-            .ok()
-            .flatten()
-            .filter(|g| !g.revoked)?;
-        let mut tokens = grant
-            .idp_tokens
-            .as_deref()
-            .and_then(|sealed| idp.unseal(sealed))?;
-        if let Some(fresh) = idp.refreshed(&tokens, now).await {
-            tokens = fresh;
-            grant.idp_tokens = Some(idp.seal(&tokens));
-            if let Err(error) = self.store.put_grant(&grant).await {
-                tracing::warn!(%error, "keeping a refreshed identity provider's token failed");
-            }
-        }
-        let token: Arc<str> = tokens.access_token.into();
-        let refresh_at = tokens
-            .expires_at
-            .map_or(u64::MAX, |at| at.saturating_sub(REFRESH_BEFORE_SECS));
-        self.idp_token_cache
-            .insert(grant_id.to_owned(), token.clone(), refresh_at, now);
-        Some(token)
-    }
-
-    /// Whether a grant is revoked, for the data plane. Revocations made by this process reach the
-    /// token verifier at once; this asks the store, once per grant, to catch those made before a
-    /// restart. A grant the store does not know (or cannot tell about) counts as revoked.
-    pub async fn grant_revoked(&self, grant_id: &str) -> bool {
-        let now = crate::clock::now();
-        if let Some(revoked) = self.grant_revoked_cache.get(grant_id, now) {
-            return revoked;
-        }
-        let revoked =
-            !matches!(self.store.grant(grant_id).await, Ok(Some(grant)) if !grant.revoked);
-        // A later revocation reaches this process through the verifier's revocations.
-        self.grant_revoked_cache
-            .insert(grant_id.to_owned(), revoked, u64::MAX, now);
-        revoked
     }
 
     /// How a client is named to the user: the name it gave, else its id.
@@ -345,6 +294,15 @@ pub fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buffer);
     URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// A key for `purpose`, derived from the gateway's active signing key: every replica holds the same
+/// one, and it rotates with the signing key.
+pub fn derived_key(keys: &KeyRing, purpose: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("mcp-auth-gateway {purpose}\0").as_bytes());
+    hasher.update(keys.active().pkcs8_pem().as_bytes());
+    hasher.finalize().into()
 }
 
 /// How secrets are stored and compared: base64url(SHA-256).

@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use serde_json::json;
+use sha2::Sha256;
 
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
@@ -178,7 +181,7 @@ async fn refresh_token(
     }
     check_resource(form, &grant.resource)?;
     let scope = narrowed_scope(form, &grant.scope)?;
-    let new = random_token(32);
+    let new = successor(&server.refresh_key, old);
     let expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
     let grace = server.config.auth.refresh_grace.as_secs();
     match server
@@ -200,6 +203,15 @@ async fn refresh_token(
             "The refresh token is unknown, expired or revoked".into(),
         )),
     }
+}
+
+/// The refresh token that succeeds `old`: derived, not drawn, so that every concurrent refresh
+/// within the grace (on any replica) is handed the same one, and the grant keeps one chain. Only
+/// the holder of `old` can ask for it, and only the gateway's key makes it.
+fn successor(key: &[u8; 32], old: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(old.as_bytes());
+    super::URL_SAFE_NO_PAD_ENGINE.encode(mac.finalize().into_bytes())
 }
 
 /// The scope a refresh asks for: the grant's, or fewer; never more.

@@ -103,48 +103,37 @@ async fn concurrent_takes_of_one_code_succeed_once() {
 }
 
 #[tokio::test]
-async fn refresh_tokens_rotate_once_with_a_grace_for_concurrent_use() {
+async fn refresh_tokens_rotate_once_and_replays_within_the_grace_get_the_same_successor() {
     each_store(async |store| {
         store.put_grant(&grant("g1")).await.unwrap();
         store.put_refresh("r1", "g1", NOW + 1000).await.unwrap();
-        assert_eq!(
+        let rotate = async |new: &str, at: u64| {
             store
-                .rotate_refresh("r1", "r2", NOW + 2000, NOW, 5)
+                .rotate_refresh("r1", new, NOW + 2000, at, 5)
                 .await
-                .unwrap(),
-            Rotation::Rotated {
-                grant_id: "g1".into()
-            }
+                .unwrap()
+        };
+        let g1 = || "g1".to_owned();
+        assert_eq!(
+            rotate("r2", NOW).await,
+            Rotation::Rotated { grant_id: g1() }
         );
-        // The same old token again, 2 s later: a concurrent refresh, within the grace.
+        // The same old token again within the grace, as often as concurrent callers send it: each
+        // gets the successor the first caller got, and the chain stays one.
+        for later in [2, 2, 3, 4] {
+            assert_eq!(
+                rotate("r2", NOW + later).await,
+                Rotation::RotatedWithinGrace { grant_id: g1() },
+                "{later} s later"
+            );
+        }
+        // Within the grace but for another successor: not a second chain.
+        assert_eq!(rotate("r2b", NOW + 3).await, Rotation::Unknown);
+        assert_eq!(store.refresh_grant("r2b", NOW).await.unwrap(), None);
+        // After the grace: reuse of a rotated token.
         assert_eq!(
-            store
-                .rotate_refresh("r1", "r2b", NOW + 2000, NOW + 2, 5)
-                .await
-                .unwrap(),
-            Rotation::RotatedWithinGrace {
-                grant_id: "g1".into()
-            }
-        );
-        // A third use within the grace is not a concurrent refresh any more.
-        assert_eq!(
-            store
-                .rotate_refresh("r1", "r2c", NOW + 2000, NOW + 3, 5)
-                .await
-                .unwrap(),
-            Rotation::Reused {
-                grant_id: "g1".into()
-            }
-        );
-        // Much later: reuse of a rotated token.
-        assert_eq!(
-            store
-                .rotate_refresh("r1", "r3", NOW + 2000, NOW + 60, 5)
-                .await
-                .unwrap(),
-            Rotation::Reused {
-                grant_id: "g1".into()
-            }
+            rotate("r2", NOW + 60).await,
+            Rotation::Reused { grant_id: g1() }
         );
         assert_eq!(
             store.refresh_grant("r2", NOW).await.unwrap().as_deref(),
@@ -164,6 +153,20 @@ async fn refresh_tokens_rotate_once_with_a_grace_for_concurrent_use() {
                 .unwrap(),
             Rotation::Unknown
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_revoked_grant_stays_revoked_whatever_is_written_over_it() {
+    each_store(async |store| {
+        store.put_grant(&grant("g1")).await.unwrap();
+        // A copy read before the revocation, written back after it (a refreshed provider token).
+        let mut stale = store.grant("g1").await.unwrap().unwrap();
+        store.revoke_grant("g1").await.unwrap();
+        stale.idp_tokens = Some("refreshed".into());
+        store.put_grant(&stale).await.unwrap();
+        assert!(store.grant("g1").await.unwrap().unwrap().revoked);
     })
     .await;
 }

@@ -31,8 +31,8 @@ struct RefreshEntry {
     grant_id: String,
     expires_at: u64,
     rotated_at: Option<u64>,
-    /// Refreshes forgiven within the grace period (at most one).
-    grace_used: bool,
+    /// What it was rotated to: a replay within the grace gets the same successor.
+    rotated_to: Option<String>,
 }
 
 impl MemoryStore {
@@ -105,9 +105,12 @@ impl Store for MemoryStore {
     }
 
     async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
-        self.lock()
-            .grants
-            .insert(grant.grant_id.clone(), grant.clone());
+        let mut inner = self.lock();
+        let revoked = inner.grants.get(&grant.grant_id).is_some_and(|g| g.revoked);
+        let mut grant = grant.clone();
+        // A revocation is never undone by writing the grant again.
+        grant.revoked |= revoked;
+        inner.grants.insert(grant.grant_id.clone(), grant);
         Ok(())
     }
 
@@ -136,7 +139,7 @@ impl Store for MemoryStore {
                 grant_id: grant_id.to_owned(),
                 expires_at,
                 rotated_at: None,
-                grace_used: false,
+                rotated_to: None,
             },
         );
         Ok(())
@@ -159,32 +162,34 @@ impl Store for MemoryStore {
             return Ok(Rotation::Unknown);
         };
         let grant_id = entry.grant_id.clone();
-        let outcome = match entry.rotated_at {
-            None => {
-                entry.rotated_at = Some(now);
-                Rotation::Rotated {
-                    grant_id: grant_id.clone(),
-                }
-            }
-            // One concurrent refresh is forgiven, not a chain of them.
-            Some(at) if now.saturating_sub(at) < grace_secs && !entry.grace_used => {
-                entry.grace_used = true;
-                Rotation::RotatedWithinGrace {
-                    grant_id: grant_id.clone(),
-                }
+        match entry.rotated_at {
+            None => {}
+            // A concurrent refresh: the successor the first caller got, never a second chain.
+            Some(at) if now.saturating_sub(at) < grace_secs => {
+                return Ok(if entry.rotated_to.as_deref() == Some(new_hash) {
+                    Rotation::RotatedWithinGrace { grant_id }
+                } else {
+                    Rotation::Unknown
+                });
             }
             Some(_) => return Ok(Rotation::Reused { grant_id }),
-        };
+        }
         if inner.grants.get(&grant_id).is_none_or(|g| g.revoked) {
             return Ok(Rotation::Unknown);
         }
+        let entry = inner.refresh.get_mut(old_hash).expect("found above");
+        entry.rotated_at = Some(now);
+        entry.rotated_to = Some(new_hash.to_owned());
+        let outcome = Rotation::Rotated {
+            grant_id: grant_id.clone(),
+        };
         inner.refresh.insert(
             new_hash.to_owned(),
             RefreshEntry {
                 grant_id,
                 expires_at: new_expires_at,
                 rotated_at: None,
-                grace_used: false,
+                rotated_to: None,
             },
         );
         Ok(outcome)

@@ -50,12 +50,14 @@ pub enum CodeTake {
 pub enum Rotation {
     /// The token was current: it is now rotated to the new one.
     Rotated { grant_id: String },
-    /// The token was rotated moments ago (within the grace period): a concurrent refresh by the same
-    /// client. The new token is issued too; the grant stands.
+    /// The token was rotated moments ago (within the grace period) to this same successor: a
+    /// concurrent refresh by the same client, which gets what the first caller got; the grant
+    /// stands.
     RotatedWithinGrace { grant_id: String },
     /// The token was rotated long ago: it was stolen or replayed. The caller revokes the grant.
     Reused { grant_id: String },
-    /// No such token, it expired, or its grant is revoked.
+    /// No such token, it expired, its grant is revoked, or it was rotated moments ago to another
+    /// successor (never a second chain).
     Unknown,
 }
 
@@ -76,6 +78,7 @@ pub trait Store: Send + Sync {
     /// Records which grant a code was redeemed for, so that a replay can revoke it.
     async fn set_code_grant(&self, code_hash: &str, grant_id: &str) -> StoreResult<()>;
 
+    /// Keeps a grant; a revoked one stays revoked, whatever copy is written over it.
     async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
     async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>>;
     /// Revokes a grant and with it every refresh token issued under it.
@@ -88,7 +91,8 @@ pub trait Store: Send + Sync {
         expires_at: u64,
     ) -> StoreResult<()>;
     /// Rotates `old_hash` to `new_hash` (valid until `new_expires_at`) by compare-and-swap. A token
-    /// rotated less than `grace_secs` ago rotates again (a concurrent refresh); 0 allows no grace.
+    /// rotated less than `grace_secs` ago to this same `new_hash` reports so (a concurrent refresh);
+    /// 0 allows no grace.
     async fn rotate_refresh(
         &self,
         old_hash: &str,

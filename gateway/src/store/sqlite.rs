@@ -35,6 +35,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (sub, client_id, resource));
     ALTER TABLE refresh_tokens ADD COLUMN grace_uses INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+    -- What a token was rotated to: a replay within the grace gets that same successor.
+    ALTER TABLE refresh_tokens ADD COLUMN rotated_to TEXT;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -211,7 +215,8 @@ impl Store for SqliteStore {
         self.with(|c| {
             c.execute(
                 "INSERT INTO grants (grant_id, body, revoked) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (grant_id) DO UPDATE SET body = excluded.body, revoked = excluded.revoked",
+                 ON CONFLICT (grant_id) DO UPDATE SET body = excluded.body,
+                     revoked = MAX(grants.revoked, excluded.revoked)",
                 params![grant.grant_id, body, grant.revoked],
             )?;
             Ok(())
@@ -274,45 +279,40 @@ impl Store for SqliteStore {
     ) -> StoreResult<Rotation> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let row: Option<(String, Option<u64>, bool, u32)> = tx
+            let row: Option<(String, Option<u64>, bool, Option<String>)> = tx
                 .query_row(
-                    "SELECT r.grant_id, r.rotated_at, COALESCE(g.revoked, 1), r.grace_uses
+                    "SELECT r.grant_id, r.rotated_at, COALESCE(g.revoked, 1), r.rotated_to
                      FROM refresh_tokens r LEFT JOIN grants g ON g.grant_id = r.grant_id
                      WHERE r.hash = ?1 AND r.expires_at > ?2",
                     params![old_hash, now],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            let Some((grant_id, rotated_at, revoked, grace_uses)) = row else {
+            let Some((grant_id, rotated_at, revoked, rotated_to)) = row else {
                 return Ok(Rotation::Unknown);
             };
-            let outcome = match rotated_at {
+            match rotated_at {
                 _ if revoked => return Ok(Rotation::Unknown),
-                None => {
-                    tx.execute(
-                        "UPDATE refresh_tokens SET rotated_at = ?2 WHERE hash = ?1",
-                        params![old_hash, now],
-                    )?;
-                    Rotation::Rotated {
-                        grant_id: grant_id.clone(),
-                    }
-                }
-                // One concurrent refresh is forgiven, not a chain of them.
-                Some(at) if now.saturating_sub(at) < grace_secs && grace_uses == 0 => {
-                    tx.execute(
-                        "UPDATE refresh_tokens SET grace_uses = 1 WHERE hash = ?1",
-                        [old_hash],
-                    )?;
-                    Rotation::RotatedWithinGrace {
-                        grant_id: grant_id.clone(),
-                    }
+                None => {}
+                // A concurrent refresh: the successor the first caller got, never a second chain.
+                Some(at) if now.saturating_sub(at) < grace_secs => {
+                    return Ok(if rotated_to.as_deref() == Some(new_hash) {
+                        Rotation::RotatedWithinGrace { grant_id }
+                    } else {
+                        Rotation::Unknown
+                    });
                 }
                 Some(_) => return Ok(Rotation::Reused { grant_id }),
-            };
+            }
+            tx.execute(
+                "UPDATE refresh_tokens SET rotated_at = ?2, rotated_to = ?3 WHERE hash = ?1",
+                params![old_hash, now, new_hash],
+            )?;
             tx.execute(
                 "INSERT INTO refresh_tokens (hash, grant_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![new_hash, grant_id, new_expires_at],
             )?;
+            let outcome = Rotation::Rotated { grant_id };
             tx.commit()?;
             Ok(outcome)
         })

@@ -193,3 +193,35 @@ async fn a_redirect_uri_left_out_of_the_authorization_may_be_left_out_of_the_tok
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn refreshes_racing_with_one_token_all_get_its_one_successor() {
+    let harness = Harness::new();
+    let (client, code, pkce) = harness.code().await;
+    let (_, tokens) = harness
+        .token(&exchange(&client, &code, &pkce.verifier))
+        .await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client.as_str()),
+        ("refresh_token", refresh),
+    ];
+    let mut successors = Vec::new();
+    for _ in 0..5 {
+        let (status, body) = harness.token(&form).await;
+        assert_eq!(status, 200, "{body}");
+        successors.push(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "one chain: {successors:?}");
+    assert_ne!(successors[0], refresh);
+    // The chain goes on from that successor; the grant was never revoked.
+    let next = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client.as_str()),
+        ("refresh_token", successors[0].as_str()),
+    ];
+    let (status, body) = harness.token(&next).await;
+    assert_eq!(status, 200, "{body}");
+}

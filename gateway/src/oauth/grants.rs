@@ -1,0 +1,224 @@
+//! What the data plane asks the authorization server about a grant: whether it is revoked, and the
+//! identity provider's token it holds. Both are cached; the token is refreshed at the provider when
+//! it is about to expire, by one caller at a time per grant, and written back without undoing a
+//! revocation that landed meanwhile (the store keeps a revoked grant revoked).
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::AuthServer;
+use crate::idp::REFRESH_BEFORE_SECS;
+
+/// How long a grant's refresh lock is kept once made: far longer than a refresh can take.
+const LOCK_SECS: u64 = 60;
+
+impl AuthServer {
+    /// Whether grants hold an identity provider's token (GitHub, OIDC), which [`Self::idp_token`]
+    /// finds.
+    pub fn keeps_idp_tokens(&self) -> bool {
+        self.idp.is_some()
+    }
+
+    /// The identity provider's token of a grant, for the data plane to forward; `None` when the
+    /// grant has none or is revoked. An expiring token is refreshed at the provider (when it gave a
+    /// refresh token) and stored again; concurrent callers wait for that one refresh and share its
+    /// result, since providers that detect a refresh token's reuse revoke the user's grant.
+    pub async fn idp_token(&self, grant_id: &str) -> Option<Arc<str>> {
+        let now = crate::clock::now();
+        if let Some(token) = self.idp_token_cache.get(grant_id, now) {
+            return Some(token);
+        }
+        let new_lock = || (Arc::new(Mutex::new(())), now + LOCK_SECS);
+        let lock = self
+            .refresh_locks
+            .upsert(grant_id.to_owned(), now, new_lock, |lock, _| lock.clone());
+        let _refreshing = lock.lock().await;
+        // Whoever held the lock may have refreshed it meanwhile.
+        let now = crate::clock::now();
+        if let Some(token) = self.idp_token_cache.get(grant_id, now) {
+            return Some(token);
+        }
+        self.read_or_refresh(grant_id, now).await
+    }
+
+    async fn read_or_refresh(&self, grant_id: &str, now: u64) -> Option<Arc<str>> {
+        let idp = self.idp.as_ref()?;
+        let mut grant = self.store.grant(grant_id).await.ok().flatten();
+        let grant = grant.as_mut().filter(|g| !g.revoked)?;
+        let sealed = grant.idp_tokens.as_deref()?;
+        let mut tokens = idp.unseal(sealed)?;
+        if let Some(fresh) = idp.refreshed(&tokens, now).await {
+            tokens = fresh;
+            grant.idp_tokens = Some(idp.seal(&tokens));
+            if let Err(error) = self.store.put_grant(grant).await {
+                tracing::warn!(%error, "keeping a refreshed identity provider's token failed");
+            }
+        }
+        let token: Arc<str> = tokens.access_token.into();
+        let refresh_at = tokens
+            .expires_at
+            .map_or(u64::MAX, |at| at.saturating_sub(REFRESH_BEFORE_SECS));
+        self.idp_token_cache
+            .insert(grant_id.to_owned(), token.clone(), refresh_at, now);
+        Some(token)
+    }
+
+    /// Whether a grant is revoked, for the data plane. Revocations made by this process reach the
+    /// token verifier at once; this asks the store, once per grant, to catch those made before a
+    /// restart. A grant the store does not know (or cannot tell about) counts as revoked.
+    pub async fn grant_revoked(&self, grant_id: &str) -> bool {
+        let now = crate::clock::now();
+        if let Some(revoked) = self.grant_revoked_cache.get(grant_id, now) {
+            return revoked;
+        }
+        let revoked =
+            !matches!(self.store.grant(grant_id).await, Ok(Some(grant)) if !grant.revoked);
+        // A later revocation reaches this process through the verifier's revocations.
+        self.grant_revoked_cache
+            .insert(grant_id.to_owned(), revoked, u64::MAX, now);
+        revoked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::config::file::FileConfig;
+    use crate::idp::ProviderTokens;
+    use crate::store::GrantRecord;
+    use crate::store::records::UserIdentity;
+    use crate::tokens::access::AccessTokenVerifier;
+    use crate::tokens::keys::KeyRing;
+
+    /// GitHub's token endpoint as a stand-in: every refresh takes 200 ms and is counted.
+    async fn slow_token_endpoint(refreshes: Arc<AtomicUsize>) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let refreshes = refreshes.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    // The form is small: headers and body come in the first reads.
+                    while !String::from_utf8_lossy(&request).contains("grant_type=") {
+                        let n = socket.read(&mut buffer).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buffer[..n]);
+                    }
+                    let n = refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let body = format!(
+                        r#"{{"access_token":"fresh-{n}","token_type":"bearer","expires_in":3600,"refresh_token":"r{n}"}}"#
+                    );
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    socket.write_all(response.as_bytes()).await.unwrap();
+                });
+            }
+        });
+        port
+    }
+
+    /// An authorization server with GitHub (at `port`) as its identity provider, and a grant whose
+    /// GitHub token expires in 10 s, so that its next use refreshes it.
+    async fn server_with_expiring_grant(port: u16) -> AuthServer {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://gw.example\"\n\
+             [store]\nkind = \"memory\"\ntoken_key_env = \"KEY\"\n\
+             [provider]\nkind = \"github\"\nclient_id = \"id\"\nclient_secret_env = \"SECRET\"\n\
+             web_url = \"http://127.0.0.1:{port}\"\napi_url = \"http://127.0.0.1:{port}\"\n\
+             [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n"
+        );
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let env = move |name: &str| match name {
+            "KEY" => Some(key.clone()),
+            "SECRET" => Some("secret".to_owned()),
+            _ => None,
+        };
+        let file = FileConfig::parse(&text).unwrap();
+        let config =
+            Arc::new(Config::validate(file, std::path::Path::new("gw.toml"), &env).unwrap());
+        let now = crate::clock::now();
+        let (keys, _) = KeyRing::from_stored(&config.tokens, &[], 3600, now).unwrap();
+        let keys = Arc::new(keys);
+        let verifier = Arc::new(AccessTokenVerifier::new(
+            keys.clone(),
+            "http://gw.example".into(),
+            60,
+        ));
+        let store = Arc::new(crate::store::memory::MemoryStore::default());
+        let server = AuthServer::new(config, store, keys, verifier);
+        let tokens = ProviderTokens {
+            access_token: "stale".into(),
+            refresh_token: Some("r0".into()),
+            expires_at: Some(now + 10),
+        };
+        let grant = GrantRecord {
+            grant_id: "g1".into(),
+            client_id: "c1".into(),
+            scope: "mcp".into(),
+            resource: "http://gw.example/mcp".into(),
+            user: UserIdentity {
+                sub: "github:1".into(),
+                email: None,
+                preferred_username: None,
+            },
+            created_at: now,
+            revoked: false,
+            idp_tokens: Some(server.idp.as_ref().unwrap().seal(&tokens)),
+        };
+        server.store.put_grant(&grant).await.unwrap();
+        server
+    }
+
+    #[tokio::test]
+    async fn concurrent_uses_of_an_expiring_token_refresh_it_once() {
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let port = slow_token_endpoint(refreshes.clone()).await;
+        let server = server_with_expiring_grant(port).await;
+        let uses = (0..10).map(|_| server.idp_token("g1"));
+        let tokens = futures::future::join_all(uses).await;
+        for token in &tokens {
+            assert_eq!(token.as_deref(), Some("fresh-1"));
+        }
+        assert_eq!(
+            refreshes.load(Ordering::SeqCst),
+            1,
+            "one refresh at the provider"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revocation_during_a_refresh_is_not_undone() {
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let port = slow_token_endpoint(refreshes.clone()).await;
+        let server = server_with_expiring_grant(port).await;
+        let refreshing = server.idp_token("g1");
+        let revoking = async {
+            // While the provider takes its 200 ms, the grant is revoked.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            server.store.revoke_grant("g1").await.unwrap();
+        };
+        let (_, ()) = tokio::join!(refreshing, revoking);
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+        let grant = server.store.grant("g1").await.unwrap().unwrap();
+        assert!(
+            grant.revoked,
+            "the refreshed token's write-back undid the revocation"
+        );
+    }
+}
