@@ -1,6 +1,6 @@
 //! The trust contract between `mcp-auth-gateway` and the MCP servers behind it.
 //!
-//! The gateway forwards the caller's upstream token and identity in plain internal headers. A backend
+//! The gateway forwards the caller's backend token and identity in plain internal headers. A backend
 //! must not believe such headers from just anyone, so the gateway also sends `X-Gateway-Assertion`: a
 //! short-lived JWT it signs (EdDSA or ES256, `kid` in the header, published in its JWKS) that names the
 //! caller and binds the forwarded token by hash (`ath`, as DPoP does). This crate holds both halves of
@@ -21,7 +21,7 @@ pub use verify::{AssertionError, Expectations, Verifier};
 pub const ASSERTION_HEADER: &str = "x-gateway-assertion";
 
 /// The internal headers the gateway sets on what it forwards (and strips from every request it
-/// receives), by their lower-case names: the caller's upstream token, their identity, and the
+/// receives), by their lower-case names: the caller's backend token, their identity, and the
 /// request's id. Believed by a backend only together with a valid assertion.
 pub const TOKEN_HEADER: &str = "x-forwarded-access-token";
 pub const USER_HEADER: &str = "x-forwarded-user";

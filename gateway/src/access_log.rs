@@ -10,8 +10,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use crate::cli::LogFormat;
-use crate::log_writer::{ACCESS, LogWriter};
+use crate::log_writer::{ACCESS, LogFormat, LogWriter};
 
 /// Where access lines go, and in which format.
 #[derive(Clone)]

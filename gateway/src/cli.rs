@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::log_writer::LogFormat;
 
 /// An OAuth 2.1 gateway for MCP servers: the authorization server MCP clients talk to, and a proxy
 /// that admits only tokens minted for each route and forwards to the MCP servers behind it.
@@ -31,10 +33,4 @@ pub enum Command {
     Check,
     /// Read a password from stdin and print its argon2id hash, for a `local` users file.
     HashPassword,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }

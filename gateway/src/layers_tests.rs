@@ -59,6 +59,14 @@ fn dependencies_run_one_way() {
             }
         }
     }
+    for leaf in LEAVES {
+        let text = std::fs::read_to_string(src.join(format!("{leaf}.rs"))).expect("a leaf");
+        for used in used_modules(&text) {
+            if used != *leaf && !LEAVES.contains(&used.as_str()) {
+                violations.push(format!("the leaf {leaf} uses crate::{used}"));
+            }
+        }
+    }
     assert!(violations.is_empty(), "{violations:#?}");
 }
 

@@ -32,8 +32,9 @@ use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Cli, Command};
 use crate::config::Config;
+use crate::log_writer::LogFormat;
 use crate::tokens::keys::KeyRing;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -72,7 +73,10 @@ fn hash_password() -> anyhow::Result<()> {
 }
 
 /// Opens the store and loads the signing keys, on a runtime of its own: Pingora's start later.
-fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing)> {
+fn open_state(
+    config: &Config,
+    clients: &[config::ClientSettings],
+) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -101,10 +105,8 @@ fn open_state(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, KeyRing
             _ => KeyRing::load(&config.tokens).context("loading the signing key")?,
         };
         // Clients from the config are (re)written on every start, so that edits take effect.
-        for client in &config.clients {
-            store
-                .put_client(&oauth::register::configured(client))
-                .await?;
+        for client in clients {
+            store.put_client(&oauth::configured_client(client)).await?;
         }
         Ok((store, keys))
     })
@@ -117,8 +119,12 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         Ok(limit) => tracing::debug!("open files limit: {limit}"),
         Err(error) => tracing::warn!("could not raise the open files limit: {error}"),
     }
+    let mut config = config;
+    // The config's clients go to the store, their secrets hashed; the plain secrets do not stay.
+    let clients = std::mem::take(&mut config.clients);
+    let (store, keys) = open_state(&config, &clients)?;
+    drop(clients);
     let config = Arc::new(config);
-    let (store, keys) = open_state(&config)?;
 
     let conf = ServerConf {
         threads: config.server.threads,

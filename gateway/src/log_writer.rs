@@ -18,6 +18,13 @@ use std::time::Duration;
 use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
+/// How log lines are written: text for people, JSON for log pipelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// The `tracing` target of the per-request access line, the only one that is batched.
 pub const ACCESS: &str = "access";
 

@@ -34,7 +34,7 @@ impl fmt::Debug for Token {
 /// The caller of one request.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
-    /// The upstream token the tools act with.
+    /// The backend token the tools act with (the identity provider's, or one the gateway minted).
     pub token: Option<Token>,
     /// The user: the assertion's `sub` (or the `X-Forwarded-User` header when unsigned headers are
     /// trusted).

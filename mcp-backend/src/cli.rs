@@ -44,7 +44,7 @@ pub struct Cli {
     #[arg(long)]
     pub trust_unsigned_headers: bool,
 
-    /// Header carrying the upstream token [default: X-Forwarded-Access-Token].
+    /// Header carrying the backend token [default: X-Forwarded-Access-Token].
     #[arg(long, value_name = "NAME")]
     pub token_header: Option<String>,
 

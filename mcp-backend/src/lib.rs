@@ -1,4 +1,4 @@
-//! An MCP server whose tools act with the caller's upstream token.
+//! An MCP server whose tools act with the caller's backend token.
 //!
 //! Behind `mcp-auth-gateway` it serves Streamable HTTP and takes the caller's token and identity from
 //! the gateway's internal headers, which it believes only with a valid signed `X-Gateway-Assertion`

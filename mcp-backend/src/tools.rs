@@ -126,7 +126,7 @@ impl ServerHandler for AuthTools {
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(
-                "Tools that act with the caller's upstream token: make_authenticated_request calls \
+                "Tools that act with the caller's token from the gateway: make_authenticated_request calls \
                  the configured target with it; show_auth_token shows it masked.",
             )
     }

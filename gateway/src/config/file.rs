@@ -201,8 +201,7 @@ pub struct LimitsFile {
 pub struct RouteFile {
     /// The public path, e.g. "/mcp" or "/github/mcp".
     pub path: String,
-    /// The MCP server behind it, e.g. "http://127.0.0.1:9000/mcp".
-    /// The backend: the URL of the MCP server behind this route.
+    /// The backend: the URL of the MCP server behind this route, e.g. "http://127.0.0.1:9000/mcp".
     pub upstream: String,
     /// Serve this route's metadata at the root well-known URL too (default: the first route).
     pub default: Option<bool>,

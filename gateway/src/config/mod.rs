@@ -12,7 +12,7 @@ mod providers;
 pub(crate) mod redirects;
 mod routes;
 mod runtime;
-pub(crate) mod server;
+mod server;
 mod tokens;
 
 pub(crate) use auth::CimdSettings;

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Provider;
 use crate::store::records::UserIdentity;
-/// A token is refreshed when it has this little time left.
-pub const REFRESH_BEFORE_SECS: u64 = 60;
-
 use github::GitHub;
 use oidc::Oidc;
+
+/// A token is refreshed when it has this little time left.
+pub const REFRESH_BEFORE_SECS: u64 = 60;
 
 /// What a GitHub or OIDC provider issued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! OAuth errors of the JSON endpoints (`/token`, `/register`, `/revoke`), as RFC 6749 §5.2 and RFC 7591
-//! §3.2.2 spell them, mapped in one place to a status and a body; and the store's failures.
+//! §3.2.2 spell them, mapped in one place to a status and a body; and the store's failures. Its
+//! [`json_error`] is the one JSON error body every part of the gateway writes.
 
 use super::Response;
 use crate::store::StoreError;

@@ -22,7 +22,8 @@ mod pages;
 mod pending;
 mod pkce;
 mod redirect;
-pub(crate) mod register;
+mod register;
+pub(crate) use register::{AUTH_METHODS, GRANT_TYPES, configured as configured_client};
 mod revoke;
 #[cfg(test)]
 mod rules_tests;
@@ -171,8 +172,10 @@ impl Response {
     }
 }
 
-/// Grants whose revocation and identity provider token are kept at most.
+/// Grants whose revocation (and refresh lock) is kept at most.
 const GRANTS_KEPT: usize = 100_000;
+/// Grants whose identity provider token is kept unsealed at most.
+const IDP_TOKENS_KEPT: usize = 50_000;
 
 /// The authorization server; one per gateway, when a provider is configured. The data plane sees
 /// only its façade: [`AuthServer::handle`] for the endpoints, and what it asks about a grant
@@ -235,7 +238,7 @@ impl AuthServer {
             verifier,
             users,
             idp,
-            idp_token_cache: Cache::new(GRANTS_KEPT),
+            idp_token_cache: Cache::new(IDP_TOKENS_KEPT),
             refresh_locks: Cache::new(GRANTS_KEPT),
         }
     }
@@ -255,7 +258,7 @@ impl AuthServer {
     }
 
     /// How a client is named to the user: the name it gave, else its id.
-    pub async fn client_label(&self, client_id: &str) -> Result<String, OAuthError> {
+    async fn client_label(&self, client_id: &str) -> Result<String, OAuthError> {
         Ok(self
             .client(client_id)
             .await?
@@ -265,7 +268,7 @@ impl AuthServer {
 
     /// A client by id: registered (in the config or dynamically), or, when enabled, described by the
     /// metadata document its URL names.
-    pub async fn client(
+    async fn client(
         &self,
         client_id: &str,
     ) -> Result<Option<crate::store::ClientRecord>, OAuthError> {
@@ -284,7 +287,7 @@ impl AuthServer {
         }
     }
 
-    pub fn url(&self, endpoint: AsEndpoint) -> String {
+    fn url(&self, endpoint: AsEndpoint) -> String {
         format!("{}{}", self.config.server.public_url, endpoint.path())
     }
 }

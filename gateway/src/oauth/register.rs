@@ -1,5 +1,6 @@
 //! RFC 7591 dynamic client registration: validate the metadata, issue a `client_id` (and a secret only
-//! to confidential clients), answer 201 with the registered metadata echoed.
+//! to confidential clients), answer 201 with the registered metadata echoed. Also the store records
+//! of the clients the config registers ([`configured`]).
 
 use serde::Deserialize;
 use serde_json::json;

@@ -1,5 +1,6 @@
-//! CORS for browser-based clients such as MCP Inspector: discovery documents are readable from any
-//! origin; MCP routes only from allowed origins, with the headers MCP needs exposed.
+//! CORS for browser-based clients such as MCP Inspector: discovery documents, and the authorization
+//! server's endpoints that browsers call with `fetch` (one preflight answer for both), are readable
+//! from any origin; MCP routes only from allowed origins, with the headers MCP needs exposed.
 
 use http::HeaderMap;
 

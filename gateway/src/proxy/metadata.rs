@@ -8,7 +8,7 @@ use serde_json::json;
 use super::router::JWKS_PATH;
 use crate::config::{Config, Route};
 use crate::oauth::AsEndpoint;
-use crate::oauth::register::{AUTH_METHODS, GRANT_TYPES};
+use crate::oauth::{AUTH_METHODS, GRANT_TYPES};
 
 /// RFC 9728 §2 metadata for one route.
 pub fn protected_resource(config: &Config, route: &Route) -> Bytes {

@@ -87,27 +87,6 @@ impl ProxyHttp for Gateway {
         Ok(false)
     }
 
-    /// The body as it passes: bounded, and peeked at for the MCP method.
-    async fn request_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<()> {
-        if let Some(chunk) = body {
-            ctx.body_bytes += chunk.len() as u64;
-            if ctx.body_bytes > self.config.server.max_request_body_bytes {
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(413),
-                    "the request body is too large",
-                ));
-            }
-        }
-        ctx.peek.feed(body.as_deref(), end_of_stream);
-        Ok(())
-    }
-
     /// The route's backend, once the session's GET stream that came first is open there.
     async fn upstream_peer(
         &self,
@@ -128,7 +107,12 @@ impl ProxyHttp for Gateway {
             self.sessions.stop_waiting(&session, &stream);
         }
         let address = self.routes[index].address.get().await.map_err(|e| {
-            Error::because(ErrorType::ConnectNoRoute, "finding the upstream", e).into_up()
+            Error::because(
+                ErrorType::ConnectNoRoute,
+                "finding the backend's address",
+                e,
+            )
+            .into_up()
         })?;
         ctx.backend_started = Some(Instant::now());
         Ok(Box::new(forward::peer(route, address)))
@@ -152,6 +136,27 @@ impl ProxyHttp for Gateway {
             ctx.credentials.as_deref(),
             &ctx.request_id,
         )
+    }
+
+    /// The body as it passes: bounded, and peeked at for the MCP method.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let Some(chunk) = body {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > self.config.server.max_request_body_bytes {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "the request body is too large",
+                ));
+            }
+        }
+        ctx.peek.feed(body.as_deref(), end_of_stream);
+        Ok(())
     }
 
     async fn response_filter(

@@ -1,6 +1,6 @@
 //! One writer for every response the gateway makes itself (refusals, its own documents, the
-//! authorization server's answers, errors in place of a backend's), and the JSON error body they
-//! share.
+//! authorization server's answers, errors in place of a backend's); the JSON error body they share
+//! is the authorization server's ([`json_error`]).
 
 use bytes::Bytes;
 use pingora::Error;

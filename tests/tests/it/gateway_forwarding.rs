@@ -378,10 +378,10 @@ async fn a_dead_or_slow_backend_gets_502_or_504_with_a_json_body() {
     }
 }
 
-/// An backend named by a host name is resolved (off the worker thread) and reached; one whose name
+/// A backend named by a host name is resolved (off the worker thread) and reached; one whose name
 /// does not resolve gets a 502 with a JSON body, and the gateway goes on serving the others.
 #[tokio::test(flavor = "multi_thread")]
-async fn upstreams_by_host_name_are_reached_and_an_unknown_name_gets_502() {
+async fn backends_by_host_name_are_reached_and_an_unknown_name_gets_502() {
     let backend = ScriptedBackend::start().await;
     // The test backend listens on 127.0.0.1; the gateway takes a name's IPv4 address when it has one,
     // so this holds where `localhost` is `::1` first too.

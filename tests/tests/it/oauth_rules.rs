@@ -1,6 +1,6 @@
 //! The authorization server's rules that need the whole chain: a revoked grant's token refused at
 //! `/mcp`, refreshes racing over HTTP, a code's lifetime in real time, state that survives a
-//! restart. Each rule about one request is a unit test of its handler (`gateway/src/oauth/rules_tests.rs`).
+//! restart. Each rule about one request is a unit test of its handler (`gateway/src/oauth/rules_tests/`).
 
 use integration_tests::oauth::{
     Agent, Pkce, authorize, authorize_url, exchange, public_client, token,
