@@ -127,6 +127,11 @@ pub struct GatewayUnderTest {
 }
 
 impl GatewayUnderTest {
+    /// The gateway's SQLite store.
+    pub fn store_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("gateway.db")
+    }
+
     /// Kills the gateway and starts it again on the same config, store and key.
     pub async fn restart(&mut self) {
         let binary = binary("mcp-auth-gateway");

@@ -18,3 +18,4 @@ mod oauth_github;
 mod oauth_oidc;
 mod oauth_rules;
 mod quickstart;
+mod store_sqlite;

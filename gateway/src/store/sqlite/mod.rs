@@ -1,8 +1,11 @@
-//! The embedded default store: one SQLite file in WAL mode, with versioned migrations. Atomic steps
-//! are single statements or short transactions on the one connection.
+//! The embedded default store: one SQLite file in WAL mode, with versioned migrations ([`schema`]).
+//! Atomic steps are single statements or short transactions on the one connection, run on Tokio's
+//! blocking pool so that the disk never holds up the worker threads.
+
+mod schema;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -12,37 +15,8 @@ use super::{
     StoreError, StoreResult, StoredKey,
 };
 
-/// Each migration moves the schema up one `user_version`.
-const MIGRATIONS: &[&str] = &[
-    r#"
-    CREATE TABLE clients (client_id TEXT PRIMARY KEY, body TEXT NOT NULL);
-    CREATE TABLE pending (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
-    CREATE TABLE codes (
-        hash TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL,
-        used INTEGER NOT NULL DEFAULT 0, grant_id TEXT);
-    CREATE TABLE grants (grant_id TEXT PRIMARY KEY, body TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
-    CREATE TABLE refresh_tokens (
-        hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, expires_at INTEGER NOT NULL, rotated_at INTEGER);
-    CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
-    CREATE TABLE consents (sub TEXT NOT NULL, client_id TEXT NOT NULL, scope TEXT NOT NULL,
-        PRIMARY KEY (sub, client_id));
-    CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL);
-"#,
-    r#"
-    -- Consent is per resource too: approving a client for one route is not approving it for another.
-    DROP TABLE consents;
-    CREATE TABLE consents (sub TEXT NOT NULL, client_id TEXT NOT NULL, resource TEXT NOT NULL, scope TEXT NOT NULL,
-        PRIMARY KEY (sub, client_id, resource));
-    ALTER TABLE refresh_tokens ADD COLUMN grace_uses INTEGER NOT NULL DEFAULT 0;
-"#,
-    r#"
-    -- What a token was rotated to: a replay within the grace gets that same successor.
-    ALTER TABLE refresh_tokens ADD COLUMN rotated_to TEXT;
-"#,
-];
-
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteStore {
@@ -57,36 +31,29 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&conn)?;
+        schema::migrate(&conn)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError("the connection lock is poisoned".into()))?;
-        f(&mut conn)
+    /// Runs `f` on the connection on Tokio's blocking pool: a slow disk, or a lock another process
+    /// holds on the file, must not stall the worker threads that proxy requests (SSE included).
+    async fn with<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| StoreError("the connection lock is poisoned".into()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError(format!("the store's task failed: {e}")))?
     }
-}
-
-fn migrate(conn: &Connection) -> StoreResult<()> {
-    let version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version > MIGRATIONS.len() {
-        return Err(StoreError(format!(
-            "the database has schema version {version}, newer than this gateway knows ({})",
-            MIGRATIONS.len()
-        )));
-    }
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-        conn.execute_batch(&format!(
-            "BEGIN; {migration}; PRAGMA user_version = {}; COMMIT;",
-            i + 1
-        ))?;
-    }
-    Ok(())
 }
 
 fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
@@ -103,7 +70,8 @@ fn parse<T: serde::de::DeserializeOwned>(body: Option<String>) -> StoreResult<Op
 impl Store for SqliteStore {
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
         let body = json(client)?;
-        self.with(|c| {
+        let client = client.clone();
+        self.with(move |c| {
             c.execute(
                 "INSERT INTO clients (client_id, body) VALUES (?1, ?2)
                  ON CONFLICT (client_id) DO UPDATE SET body = excluded.body",
@@ -111,10 +79,12 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
+        .await
     }
 
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-        self.with(|c| {
+        let client_id = client_id.to_owned();
+        self.with(move |c| {
             parse(
                 c.query_row(
                     "SELECT body FROM clients WHERE client_id = ?1",
@@ -124,22 +94,26 @@ impl Store for SqliteStore {
                 .optional()?,
             )
         })
+        .await
     }
 
     async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()> {
         let body = json(pending)?;
-        self.with(|c| {
+        let id = id.to_owned();
+        let pending = pending.clone();
+        self.with(move |c| {
             c.execute(
                 "INSERT INTO pending (id, body, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
                 params![id, body, pending.expires_at],
             )?;
             Ok(())
-        })
+        }).await
     }
 
     async fn pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>> {
-        self.with(|c| {
+        let id = id.to_owned();
+        self.with(move |c| {
             parse(
                 c.query_row(
                     "SELECT body FROM pending WHERE id = ?1 AND expires_at > ?2",
@@ -149,10 +123,12 @@ impl Store for SqliteStore {
                 .optional()?,
             )
         })
+        .await
     }
 
     async fn take_pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>> {
-        self.with(|c| {
+        let id = id.to_owned();
+        self.with(move |c| {
             parse(
                 c.query_row(
                     "DELETE FROM pending WHERE id = ?1 AND expires_at > ?2 RETURNING body",
@@ -162,21 +138,26 @@ impl Store for SqliteStore {
                 .optional()?,
             )
         })
+        .await
     }
 
     async fn put_code(&self, code_hash: &str, code: &CodeRecord) -> StoreResult<()> {
         let body = json(code)?;
-        self.with(|c| {
+        let code_hash = code_hash.to_owned();
+        let code = code.clone();
+        self.with(move |c| {
             c.execute(
                 "INSERT INTO codes (hash, body, expires_at) VALUES (?1, ?2, ?3)",
                 params![code_hash, body, code.expires_at],
             )?;
             Ok(())
         })
+        .await
     }
 
     async fn take_code(&self, code_hash: &str, now: u64) -> StoreResult<CodeTake> {
-        self.with(|c| {
+        let code_hash = code_hash.to_owned();
+        self.with(move |c| {
             // The one statement that can use a code: whoever runs it first gets it.
             let taken: Option<String> = c
                 .query_row(
@@ -197,22 +178,26 @@ impl Store for SqliteStore {
                 Some((1, grant_id)) => CodeTake::Replayed { grant_id },
                 _ => CodeTake::Missing,
             })
-        })
+        }).await
     }
 
     async fn set_code_grant(&self, code_hash: &str, grant_id: &str) -> StoreResult<()> {
-        self.with(|c| {
+        let code_hash = code_hash.to_owned();
+        let grant_id = grant_id.to_owned();
+        self.with(move |c| {
             c.execute(
                 "UPDATE codes SET grant_id = ?2 WHERE hash = ?1",
                 params![code_hash, grant_id],
             )?;
             Ok(())
         })
+        .await
     }
 
     async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
         let body = json(grant)?;
-        self.with(|c| {
+        let grant = grant.clone();
+        self.with(move |c| {
             c.execute(
                 "INSERT INTO grants (grant_id, body, revoked) VALUES (?1, ?2, ?3)
                  ON CONFLICT (grant_id) DO UPDATE SET body = excluded.body,
@@ -221,10 +206,12 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
+        .await
     }
 
     async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
-        self.with(|c| {
+        let grant_id = grant_id.to_owned();
+        self.with(move |c| {
             let row: Option<(String, bool)> = c
                 .query_row(
                     "SELECT body, revoked FROM grants WHERE grant_id = ?1",
@@ -239,19 +226,22 @@ impl Store for SqliteStore {
             grant.revoked |= revoked;
             Ok(Some(grant))
         })
+        .await
     }
 
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
-        self.with(|c| {
+        let grant_id = grant_id.to_owned();
+        self.with(move |c| {
             let tx = c.transaction()?;
             tx.execute(
                 "UPDATE grants SET revoked = 1 WHERE grant_id = ?1",
-                [grant_id],
+                [&grant_id],
             )?;
             tx.execute("DELETE FROM refresh_tokens WHERE grant_id = ?1", [grant_id])?;
             tx.commit()?;
             Ok(())
         })
+        .await
     }
 
     async fn put_refresh(
@@ -260,13 +250,16 @@ impl Store for SqliteStore {
         grant_id: &str,
         expires_at: u64,
     ) -> StoreResult<()> {
-        self.with(|c| {
+        let token_hash = token_hash.to_owned();
+        let grant_id = grant_id.to_owned();
+        self.with(move |c| {
             c.execute(
                 "INSERT INTO refresh_tokens (hash, grant_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![token_hash, grant_id, expires_at],
             )?;
             Ok(())
         })
+        .await
     }
 
     async fn rotate_refresh(
@@ -277,7 +270,9 @@ impl Store for SqliteStore {
         now: u64,
         grace_secs: u64,
     ) -> StoreResult<Rotation> {
-        self.with(|c| {
+        let old_hash = old_hash.to_owned();
+        let new_hash = new_hash.to_owned();
+        self.with(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let row: Option<(String, Option<u64>, bool, Option<String>)> = tx
                 .query_row(
@@ -296,7 +291,7 @@ impl Store for SqliteStore {
                 None => {}
                 // A concurrent refresh: the successor the first caller got, never a second chain.
                 Some(at) if now.saturating_sub(at) < grace_secs => {
-                    return Ok(if rotated_to.as_deref() == Some(new_hash) {
+                    return Ok(if rotated_to.as_deref() == Some(new_hash.as_str()) {
                         Rotation::RotatedWithinGrace { grant_id }
                     } else {
                         Rotation::Unknown
@@ -316,10 +311,12 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(outcome)
         })
+        .await
     }
 
     async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
-        self.with(|c| {
+        let token_hash = token_hash.to_owned();
+        self.with(move |c| {
             Ok(c.query_row(
                 "SELECT grant_id FROM refresh_tokens WHERE hash = ?1 AND expires_at > ?2",
                 params![token_hash, now],
@@ -327,6 +324,7 @@ impl Store for SqliteStore {
             )
             .optional()?)
         })
+        .await
     }
 
     async fn put_consent(
@@ -336,7 +334,11 @@ impl Store for SqliteStore {
         resource: &str,
         scope: &str,
     ) -> StoreResult<()> {
-        self.with(|c| {
+        let sub = sub.to_owned();
+        let client_id = client_id.to_owned();
+        let resource = resource.to_owned();
+        let scope = scope.to_owned();
+        self.with(move |c| {
             c.execute(
                 "INSERT INTO consents (sub, client_id, resource, scope) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (sub, client_id, resource) DO UPDATE SET scope = excluded.scope",
@@ -344,6 +346,7 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
+        .await
     }
 
     async fn consent(
@@ -352,7 +355,10 @@ impl Store for SqliteStore {
         client_id: &str,
         resource: &str,
     ) -> StoreResult<Option<String>> {
-        self.with(|c| {
+        let sub = sub.to_owned();
+        let client_id = client_id.to_owned();
+        let resource = resource.to_owned();
+        self.with(move |c| {
             Ok(c.query_row(
                 "SELECT scope FROM consents WHERE sub = ?1 AND client_id = ?2 AND resource = ?3",
                 params![sub, client_id, resource],
@@ -360,11 +366,13 @@ impl Store for SqliteStore {
             )
             .optional()?)
         })
+        .await
     }
 
     async fn put_key(&self, key: &StoredKey) -> StoreResult<()> {
         let body = json(key)?;
-        self.with(|c| {
+        let key = key.clone();
+        self.with(move |c| {
             c.execute(
                 "INSERT INTO signing_keys (kid, body, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (kid) DO NOTHING",
@@ -372,10 +380,11 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
+        .await
     }
 
     async fn keys(&self) -> StoreResult<Vec<StoredKey>> {
-        self.with(|c| {
+        self.with(move |c| {
             let mut statement =
                 c.prepare("SELECT body FROM signing_keys ORDER BY created_at DESC")?;
             let bodies = statement.query_map([], |r| r.get::<_, String>(0))?;
@@ -383,14 +392,16 @@ impl Store for SqliteStore {
                 .map(|b| Ok(serde_json::from_str(&b?)?))
                 .collect::<StoreResult<Vec<StoredKey>>>()
         })
+        .await
     }
 
     async fn purge_expired(&self, now: u64) -> StoreResult<()> {
-        self.with(|c| {
+        self.with(move |c| {
             c.execute("DELETE FROM pending WHERE expires_at <= ?1", [now])?;
             c.execute("DELETE FROM codes WHERE expires_at + 3600 <= ?1", [now])?;
             c.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?1", [now])?;
             Ok(())
         })
+        .await
     }
 }
