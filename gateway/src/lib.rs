@@ -87,6 +87,13 @@ fn open_state(
                     .with_context(|| format!("opening the store {}", path.display()))?,
             ),
             config::StoreSettings::Memory => Arc::new(store::memory::MemoryStore::default()),
+            config::StoreSettings::Redis(settings) => Arc::new(
+                store::redis::RedisStore::connect(settings)
+                    .await
+                    .with_context(|| {
+                        format!("connecting to Redis at {}", settings.printable_url())
+                    })?,
+            ),
         };
         let keys = match config.tokens.key {
             config::KeySource::Generated => {

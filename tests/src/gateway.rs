@@ -17,6 +17,12 @@ pub struct GatewayBuilder {
     store_extra: String,
     sections: String,
     envs: Vec<(String, String)>,
+    /// The `[store]` table instead of a SQLite file of its own.
+    store_table: Option<String>,
+    /// A signing key shared with other gateways (replicas), instead of one of its own.
+    key: Option<String>,
+    /// The public URL, when it is not the gateway's own origin (replicas behind one name).
+    public_url: Option<String>,
 }
 
 impl GatewayBuilder {
@@ -28,7 +34,19 @@ impl GatewayBuilder {
             store_extra: String::new(),
             sections: String::new(),
             envs: Vec::new(),
+            store_table: None,
+            key: None,
+            public_url: None,
         }
+    }
+
+    /// A replica: state in Redis at `redis_url`, the signing key `key_pem` (EdDSA), and `public_url`
+    /// as the name clients reach every replica by.
+    pub fn replica(mut self, redis_url: &str, key_pem: &str, public_url: &str) -> Self {
+        self.store_table = Some(format!("kind = \"redis\"\nurl = \"{redis_url}\"\n"));
+        self.key = Some(key_pem.to_owned());
+        self.public_url = Some(public_url.to_owned());
+        self
     }
 
     /// Sets an environment variable of the gateway process (secrets come from there).
@@ -65,19 +83,27 @@ impl GatewayBuilder {
 
     pub async fn start(self) -> GatewayUnderTest {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let key = SigningKey::generate(KeyAlgorithm::EdDsa).expect("a key");
+        let key = match &self.key {
+            Some(pem) => SigningKey::from_pkcs8_pem(KeyAlgorithm::EdDsa, pem).expect("a key"),
+            None => SigningKey::generate(KeyAlgorithm::EdDsa).expect("a key"),
+        };
         let key_path = dir.path().join("signing-key.pem");
         std::fs::write(&key_path, key.pkcs8_pem()).expect("the key file");
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\ngrace_period = \"1s\"\n{extra}\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\nsigning_key_file = {key:?}\n\n\
-             [store]\npath = {store:?}\n{store_extra}\n{sections}",
+             [store]\n{store}\n{store_extra}\n{sections}",
             port = self.port,
-            origin = self.origin(),
+            origin = self.public_url.clone().unwrap_or_else(|| self.origin()),
             extra = self.server_extra,
             metrics = self.metrics_port,
             key = key_path.display().to_string(),
-            store = dir.path().join("gateway.db").display().to_string(),
+            store = self.store_table.clone().unwrap_or_else(|| {
+                format!(
+                    "path = {:?}",
+                    dir.path().join("gateway.db").display().to_string()
+                )
+            }),
             sections = self.sections,
             store_extra = self.store_extra,
         );

@@ -14,6 +14,7 @@ pub mod node;
 pub mod oauth;
 pub mod process;
 pub mod quickstart;
+pub mod redis;
 pub mod scripted_backend;
 
 pub use binaries::{binary, workspace_root};
@@ -22,4 +23,5 @@ pub use gateway::{GatewayBuilder, GatewayUnderTest, supervised_backend_route};
 pub use gateway_keys::GatewayKeys;
 pub use process::{Running, free_port, wait_for_port};
 pub use quickstart::Quickstart;
+pub use redis::RedisServer;
 pub use scripted_backend::ScriptedBackend;

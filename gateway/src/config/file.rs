@@ -58,10 +58,26 @@ pub struct RateLimitsFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreFile {
-    /// SQLite (default) or memory.
+    /// SQLite (default), memory, or Redis (shared by several replicas).
     pub kind: Option<StoreKind>,
     /// The SQLite file (default "data/gateway.db").
     pub path: Option<PathBuf>,
+    /// For "redis": the server, `redis://host:port/db` or `rediss://` (TLS), without credentials.
+    pub url: Option<String>,
+    /// For "redis": the environment variables holding the username and password (ACL), if any.
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    /// For "redis": `url` is one node of a Redis Cluster (default false).
+    #[serde(default)]
+    pub cluster: bool,
+    /// For "redis": the start of every key, so that several gateways can share a server (default
+    /// "mcpgw").
+    pub key_prefix: Option<String>,
+    /// For "redis": the longest wait to connect, and for an answer (default 2s each).
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub response_timeout: Option<Duration>,
     /// The environment variable holding the key (32 bytes, base64) that encrypts the identity
     /// provider's tokens at rest. Needed with GitHub or OIDC, whose tokens the gateway keeps.
     pub token_key_env: Option<String>,
@@ -240,6 +256,7 @@ pub struct CommandFile {
 pub enum StoreKind {
     Sqlite,
     Memory,
+    Redis,
 }
 
 /// `provider.kind`: where users sign in.

@@ -13,6 +13,7 @@ pub(crate) mod redirects;
 mod routes;
 mod runtime;
 mod server;
+mod store;
 mod tokens;
 
 pub(crate) use auth::CimdSettings;
@@ -22,7 +23,8 @@ pub(crate) use redirects::PrivateUseSchemes;
 #[cfg(test)]
 pub(crate) use routes::is_reserved;
 pub(crate) use routes::{Command, Credentials, Route};
-pub(crate) use runtime::{Config, StoreSettings};
+pub(crate) use runtime::Config;
+pub(crate) use store::{RedisSettings, StoreSettings};
 pub(crate) use tokens::{KeySource, TokenSettings};
 
 /// A config that cannot be used.

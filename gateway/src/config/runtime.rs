@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use super::auth::AuthSettings;
 use super::clients::ClientSettings;
-use super::file::{FileConfig, StoreFile, StoreKind};
+use super::file::FileConfig;
 use super::routes::Route;
 use super::server::ServerSettings;
+use super::store::StoreSettings;
 use super::tokens::TokenSettings;
 use super::{ConfigError, Errors};
 
@@ -36,12 +37,6 @@ pub struct RateLimits {
     pub login: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSettings {
-    Sqlite(PathBuf),
-    Memory,
-}
-
 impl Config {
     /// Every scope any route supports, sorted, each once: what the metadata advertises and what a
     /// registration may ask for.
@@ -67,7 +62,7 @@ impl Config {
         let tokens = super::tokens::settings(&file, &server.public_url, &errors, env)?;
         let (routes, default_route) =
             super::routes::settings(&file.routes, &server.public_url, &errors)?;
-        let store = store_settings(&file.store, &errors)?;
+        let store = super::store::settings(&file.store, &errors, env)?;
         let auth = super::auth::settings(&file, path, &errors, env)?;
         let clients =
             super::clients::settings(&file.clients, &auth.private_use_schemes, &errors, env)?;
@@ -109,19 +104,6 @@ impl Config {
 }
 
 /// `[store]`: SQLite (the default, at `data/gateway.db`) or memory.
-fn store_settings(store: &StoreFile, errors: &Errors) -> Result<StoreSettings, ConfigError> {
-    match store.kind {
-        None | Some(StoreKind::Sqlite) => Ok(StoreSettings::Sqlite(
-            store
-                .path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("data/gateway.db")),
-        )),
-        Some(StoreKind::Memory) if store.path.is_none() => Ok(StoreSettings::Memory),
-        Some(StoreKind::Memory) => Err(errors.at("store.path", "a memory store has no path")),
-    }
-}
-
 #[cfg(test)]
 #[path = "runtime_tests.rs"]
 mod tests;

@@ -197,3 +197,68 @@ fn app_redirect_schemes_are_any_unless_the_operator_narrows_them() {
         );
     }
 }
+
+#[test]
+fn a_redis_store_takes_its_url_credentials_from_the_environment_and_never_prints_them() {
+    let with_store =
+        |store: &str| MINIMAL.replace("[[routes]]", &format!("[store]\n{store}\n[[routes]]"));
+    let text = with_store(
+        "kind = \"redis\"\nurl = \"rediss://cache.internal:6380/2\"\nusername_env = \"KEY_PEM\"\n\
+         password_env = \"KEY_PEM\"\ncluster = true\nkey_prefix = \"gw-a\"\nresponse_timeout = \"500ms\"",
+    );
+    let config = validate(&text).unwrap();
+    let crate::config::StoreSettings::Redis(redis) = &config.store else {
+        panic!("{:?}", config.store);
+    };
+    // The test's environment answers "pem" for KEY_PEM.
+    assert_eq!(redis.url, "rediss://pem:pem@cache.internal:6380/2");
+    assert!(redis.cluster);
+    assert_eq!(redis.key_prefix, "gw-a");
+    assert_eq!(
+        redis.response_timeout,
+        std::time::Duration::from_millis(500)
+    );
+    assert_eq!(redis.connect_timeout, std::time::Duration::from_secs(2));
+    let printed = format!("{:?}", config.store);
+    assert!(!printed.contains("pem"), "{printed}");
+    assert_eq!(redis.printable_url(), "rediss://cache.internal:6380/2");
+
+    for (store, needle) in [
+        (
+            "kind = \"redis\"",
+            "`store.url`: a Redis store needs the server's URL",
+        ),
+        (
+            "kind = \"redis\"\nurl = \"http://cache:6379\"",
+            "`store.url`: must be redis://",
+        ),
+        (
+            "kind = \"redis\"\nurl = \"redis://u:p@cache:6379\"",
+            "`store.url`: holds credentials",
+        ),
+        (
+            "kind = \"redis\"\nurl = \"redis://cache\"\npassword_env = \"NOPE\"",
+            "`store.password_env`: the variable NOPE is not set",
+        ),
+        (
+            "kind = \"redis\"\nurl = \"redis://cache\"\nkey_prefix = \"a{b}\"",
+            "`store.key_prefix`",
+        ),
+        (
+            "kind = \"redis\"\nurl = \"redis://cache\"\npath = \"x.db\"",
+            "`store.path`: a Redis store has no path",
+        ),
+        (
+            "url = \"redis://cache\"",
+            "`store.url`: is only for kind = \"redis\"",
+        ),
+        (
+            "kind = \"memory\"\ncluster = true",
+            "`store.cluster`: is only for kind = \"redis\"",
+        ),
+    ] {
+        let err = validate(&with_store(store)).unwrap_err();
+        assert!(err.contains(needle), "{store}: {err}");
+        assert!(!err.contains('\n'));
+    }
+}

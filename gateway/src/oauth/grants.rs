@@ -10,6 +10,9 @@ use tokio::sync::Mutex;
 use super::AuthServer;
 use crate::idp::REFRESH_BEFORE_SECS;
 
+/// How long a replica trusts what a shared store said of a grant in force: a revocation on another
+/// replica is refused here within this.
+pub const SHARED_RECHECK_SECS: u64 = 1;
 /// How long a grant's refresh lock is kept once made: far longer than a refresh can take.
 const LOCK_SECS: u64 = 60;
 
@@ -66,17 +69,32 @@ impl AuthServer {
 
     /// Whether a grant is revoked, for the data plane. Revocations made by this process reach the
     /// token verifier at once; this asks the store, once per grant, to catch those made before a
-    /// restart. A grant the store does not know (or cannot tell about) counts as revoked.
+    /// restart, and, when replicas share the store, again every [`SHARED_RECHECK_SECS`] to catch
+    /// theirs. A grant the store does not know counts as revoked. When a local store cannot tell,
+    /// the grant counts as revoked; when a shared one cannot (Redis unreachable), the tokens
+    /// already issued keep working with the revocations known so far.
     pub async fn grant_revoked(&self, grant_id: &str) -> bool {
         let now = crate::clock::now();
         if let Some(revoked) = self.grant_revoked_cache.get(grant_id, now) {
             return revoked;
         }
-        let revoked =
-            !matches!(self.store.grant(grant_id).await, Ok(Some(grant)) if !grant.revoked);
-        // A later revocation reaches this process through the verifier's revocations.
+        let shared = self.store.is_shared();
+        let revoked = match self.store.grant(grant_id).await {
+            Ok(grant) => grant.is_none_or(|g| g.revoked),
+            Err(error) if shared => {
+                tracing::warn!(%error, "the store cannot tell whether a grant is revoked; the revocations known so far apply");
+                false
+            }
+            Err(_) => true,
+        };
+        // A revocation is for good; a grant in force is read again when replicas may revoke it.
+        let until = if revoked || !shared {
+            u64::MAX
+        } else {
+            now + SHARED_RECHECK_SECS
+        };
         self.grant_revoked_cache
-            .insert(grant_id.to_owned(), revoked, u64::MAX, now);
+            .insert(grant_id.to_owned(), revoked, until, now);
         revoked
     }
 }

@@ -51,6 +51,60 @@ async fn each_store(test: impl AsyncFn(Arc<dyn Store>)) {
         SqliteStore::open(&dir.path().join("db/gateway.db")).unwrap(),
     ))
     .await;
+    let redis = RedisServer::start().await;
+    test(Arc::new(redis.store().await)).await;
+}
+
+/// A `redis-server` of its own on a free port, without persistence; killed on drop.
+pub(super) struct RedisServer {
+    process: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    pub(super) async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut process = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server package) runs the Redis store's tests");
+        // Ready once it answers.
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self { process, port };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let _ = process.kill();
+        let _ = process.wait();
+        panic!("redis-server did not listen on {port}");
+    }
+
+    pub(super) async fn store(&self) -> super::redis::RedisStore {
+        let settings = crate::config::RedisSettings {
+            url: format!("redis://127.0.0.1:{}", self.port),
+            cluster: false,
+            key_prefix: "test".into(),
+            connect_timeout: std::time::Duration::from_secs(2),
+            response_timeout: std::time::Duration::from_secs(2),
+        };
+        super::redis::RedisStore::connect(&settings).await.unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 
 pub(crate) mod memory;
 pub(crate) mod records;
+pub(crate) mod redis;
 pub(crate) mod sqlite;
 
 use async_trait::async_trait;
@@ -125,6 +126,24 @@ pub trait Store: Send + Sync {
 
     /// Drops whatever has expired.
     async fn purge_expired(&self, now: u64) -> StoreResult<()>;
+
+    /// Whether other gateway replicas share this store, so that what one of them changes (a
+    /// revocation) must be read again rather than remembered.
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
+
+/// A record as the stores keep it: JSON.
+fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    Ok(serde_json::to_string(value)?)
+}
+
+/// A record the stores kept, if there is one.
+fn parse<T: serde::de::DeserializeOwned>(body: Option<String>) -> StoreResult<Option<T>> {
+    body.map(|b| serde_json::from_str(&b))
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// Drops expired codes, pending logins and refresh tokens every few minutes.

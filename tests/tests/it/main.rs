@@ -18,4 +18,5 @@ mod oauth_github;
 mod oauth_oidc;
 mod oauth_rules;
 mod quickstart;
+mod replicas;
 mod store_sqlite;

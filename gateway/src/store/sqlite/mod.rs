@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
-    StoreError, StoreResult, StoredKey,
+    StoreError, StoreResult, StoredKey, json, parse,
 };
 
 pub struct SqliteStore {
@@ -54,16 +54,6 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError(format!("the store's task failed: {e}")))?
     }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    Ok(serde_json::to_string(value)?)
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: Option<String>) -> StoreResult<Option<T>> {
-    body.map(|b| serde_json::from_str(&b))
-        .transpose()
-        .map_err(Into::into)
 }
 
 #[async_trait]

@@ -1,0 +1,357 @@
+//! The shared store: Redis, one node or a Cluster, so that several gateway replicas serve every
+//! step of every flow. Each operation of the [`Store`] trait is one command or one script
+//! ([`scripts`]), so it is atomic however many replicas race; whatever expires carries a Redis
+//! expiry too, so nothing needs purging. Keys start with the configured prefix and are hash-tagged:
+//! one slot per client, pending authorization, code or consent, and one slot for the grants and
+//! their refresh tokens, whose rotation and revocation must see each other.
+
+mod scripts;
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands as _, Cmd, Pipeline, RedisFuture, Value};
+use sha2::{Digest as _, Sha256};
+
+use super::{
+    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
+    StoreError, StoreResult, StoredKey, json, parse,
+};
+use crate::config::RedisSettings;
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError(format!("Redis: {e}"))
+    }
+}
+
+/// One multiplexed connection to a node, or to a Cluster; either reconnects by itself.
+#[derive(Clone)]
+enum Connection {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Node(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Node(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where the connections' drivers run: one thread of its own, for the life of the process.
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("redis")
+        .enable_all()
+        .build()
+        .expect("a runtime for Redis")
+});
+
+pub struct RedisStore {
+    connection: Connection,
+    prefix: String,
+}
+
+impl RedisStore {
+    /// Connects to the server (or Cluster) `settings` names. The connection's driver runs on a
+    /// runtime of the store's own, which lives as long as the process: the gateway opens its state
+    /// on a runtime that ends before Pingora's start, and a connection whose driver ended with it
+    /// would answer nothing.
+    pub async fn connect(settings: &RedisSettings) -> StoreResult<Self> {
+        let settings = settings.clone();
+        RUNTIME
+            .spawn(async move { Self::connect_here(&settings).await })
+            .await
+            .map_err(|e| StoreError(format!("connecting to Redis: {e}")))?
+    }
+
+    async fn connect_here(settings: &RedisSettings) -> StoreResult<Self> {
+        let connection = if settings.cluster {
+            let client = redis::cluster::ClusterClient::builder(vec![settings.url.as_str()])
+                .connection_timeout(settings.connect_timeout)
+                .response_timeout(settings.response_timeout)
+                .build()?;
+            Connection::Cluster(client.get_async_connection().await?)
+        } else {
+            let client = redis::Client::open(settings.url.as_str())?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(settings.connect_timeout))
+                .set_response_timeout(Some(settings.response_timeout))
+                .set_number_of_retries(2);
+            Connection::Node(ConnectionManager::new_with_config(client, config).await?)
+        };
+        Ok(Self {
+            connection,
+            prefix: settings.key_prefix.clone(),
+        })
+    }
+
+    fn conn(&self) -> Connection {
+        self.connection.clone()
+    }
+
+    /// The key of one record of `family`, in a slot of its own.
+    fn key(&self, family: &str, id: &str) -> String {
+        format!("{}:{family}:{{{id}}}", self.prefix)
+    }
+
+    /// Keys of the grants' slot: a grant, its refresh tokens, and the set of them.
+    fn grants(&self, family: &str) -> String {
+        format!("{}:{{grants}}:{family}:", self.prefix)
+    }
+
+    fn consent_key(&self, sub: &str, client_id: &str, resource: &str) -> String {
+        // Hashed: the three are anyone's strings, and a key must name one slot.
+        let id = Sha256::digest(format!("{sub}\0{client_id}\0{resource}").as_bytes());
+        self.key("consent", &hex(&id))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        let key = self.key("client", &client.client_id);
+        let () = self.conn().set(key, json(client)?).await?;
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        let body: Option<String> = self.conn().get(self.key("client", client_id)).await?;
+        parse(body)
+    }
+
+    async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()> {
+        let key = self.key("pending", id);
+        let (): () = redis::pipe()
+            .atomic()
+            .set(&key, json(pending)?)
+            .ignore()
+            .expire_at(&key, pending.expires_at as i64)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>> {
+        let body: Option<String> = self.conn().get(self.key("pending", id)).await?;
+        Ok(parse::<PendingAuthorization>(body)?.filter(|p| p.expires_at > now))
+    }
+
+    async fn take_pending(&self, id: &str, now: u64) -> StoreResult<Option<PendingAuthorization>> {
+        let body: Option<String> = self.conn().get_del(self.key("pending", id)).await?;
+        Ok(parse::<PendingAuthorization>(body)?.filter(|p| p.expires_at > now))
+    }
+
+    async fn put_code(&self, code_hash: &str, code: &CodeRecord) -> StoreResult<()> {
+        let key = self.key("code", code_hash);
+        let fields = [
+            ("body", json(code)?),
+            ("exp", code.expires_at.to_string()),
+            ("used", "0".to_owned()),
+        ];
+        let (): () = redis::pipe()
+            .atomic()
+            .hset_multiple(&key, &fields)
+            .ignore()
+            .expire_at(&key, code.expires_at as i64)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn take_code(&self, code_hash: &str, now: u64) -> StoreResult<CodeTake> {
+        let (outcome, detail): (String, Option<String>) = scripts::TAKE_CODE
+            .key(self.key("code", code_hash))
+            .arg(now)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match outcome.as_str() {
+            "taken" => match parse(detail)? {
+                Some(record) => CodeTake::Taken(Box::new(record)),
+                None => CodeTake::Missing,
+            },
+            "replayed" => CodeTake::Replayed {
+                grant_id: detail.filter(|g| !g.is_empty()),
+            },
+            _ => CodeTake::Missing,
+        })
+    }
+
+    async fn set_code_grant(&self, code_hash: &str, grant_id: &str) -> StoreResult<()> {
+        let _: i64 = scripts::SET_CODE_GRANT
+            .key(self.key("code", code_hash))
+            .arg(grant_id)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
+        let _: i64 = scripts::PUT_GRANT
+            .key(format!("{}{}", self.grants("grant"), grant.grant_id))
+            .arg(json(grant)?)
+            .arg(if grant.revoked { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
+        let key = format!("{}{grant_id}", self.grants("grant"));
+        let (body, revoked): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(key)
+            .arg("body")
+            .arg("revoked")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(parse::<GrantRecord>(body)?.map(|mut grant| {
+            grant.revoked |= revoked.as_deref() == Some("1");
+            grant
+        }))
+    }
+
+    async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
+        let _: i64 = scripts::REVOKE_GRANT
+            .key(format!("{}{grant_id}", self.grants("grant")))
+            .key(format!("{}{grant_id}", self.grants("tokens")))
+            .arg(self.grants("refresh"))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn put_refresh(
+        &self,
+        token_hash: &str,
+        grant_id: &str,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let _: i64 = scripts::PUT_REFRESH
+            .key(format!("{}{token_hash}", self.grants("refresh")))
+            .arg(token_hash)
+            .arg(grant_id)
+            .arg(expires_at)
+            .arg(self.grants("tokens"))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: u64,
+        now: u64,
+        grace_secs: u64,
+    ) -> StoreResult<Rotation> {
+        let refresh = self.grants("refresh");
+        let (outcome, grant_id): (String, String) = scripts::ROTATE_REFRESH
+            .key(format!("{refresh}{old_hash}"))
+            .key(format!("{refresh}{new_hash}"))
+            .arg(new_hash)
+            .arg(new_expires_at)
+            .arg(now)
+            .arg(grace_secs)
+            .arg(self.grants("grant"))
+            .arg(self.grants("tokens"))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match outcome.as_str() {
+            "rotated" => Rotation::Rotated { grant_id },
+            "grace" => Rotation::RotatedWithinGrace { grant_id },
+            "reused" => Rotation::Reused { grant_id },
+            _ => Rotation::Unknown,
+        })
+    }
+
+    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
+        let key = format!("{}{token_hash}", self.grants("refresh"));
+        let (grant, exp): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(key)
+            .arg("grant")
+            .arg("exp")
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(grant.filter(|_| exp.is_some_and(|exp| exp > now)))
+    }
+
+    async fn put_consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+        scope: &str,
+    ) -> StoreResult<()> {
+        let key = self.consent_key(sub, client_id, resource);
+        let () = self.conn().set(key, scope).await?;
+        Ok(())
+    }
+
+    async fn consent(
+        &self,
+        sub: &str,
+        client_id: &str,
+        resource: &str,
+    ) -> StoreResult<Option<String>> {
+        let key = self.consent_key(sub, client_id, resource);
+        Ok(self.conn().get(key).await?)
+    }
+
+    async fn put_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let keys = format!("{}:keys", self.prefix);
+        let () = self.conn().hset(keys, &key.kid, json(key)?).await?;
+        Ok(())
+    }
+
+    async fn keys(&self) -> StoreResult<Vec<StoredKey>> {
+        let keys = format!("{}:keys", self.prefix);
+        let bodies: Vec<String> = self.conn().hvals(keys).await?;
+        let mut keys = bodies
+            .iter()
+            .map(|b| serde_json::from_str(b))
+            .collect::<Result<Vec<StoredKey>, _>>()?;
+        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.kid.cmp(&a.kid)));
+        Ok(keys)
+    }
+
+    /// Redis drops what expires by itself.
+    async fn purge_expired(&self, _now: u64) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}

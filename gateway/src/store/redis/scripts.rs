@@ -1,0 +1,99 @@
+//! The Lua scripts that make the store's multi-step operations atomic on Redis. Each touches only
+//! keys of one hash slot: its own key, or the grants' keys, which share the `{grants}` tag.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// KEYS[1] the code; ARGV[1] now. Returns `{"taken", body}`, `{"replayed", grant or ""}` or
+/// `{"missing", ""}`. A used code is reported as a replay even once expired, as long as it is kept.
+pub static TAKE_CODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local code = redis.call('HMGET', KEYS[1], 'body', 'exp', 'used', 'grant')
+        if not code[1] then return {'missing', ''} end
+        if code[3] == '1' then return {'replayed', code[4] or ''} end
+        if tonumber(code[2]) <= tonumber(ARGV[1]) then return {'missing', ''} end
+        redis.call('HSET', KEYS[1], 'used', '1')
+        return {'taken', code[1]}
+        ",
+    )
+});
+
+/// KEYS[1] the code; ARGV[1] the grant. Records the grant a code was redeemed for.
+pub static SET_CODE_GRANT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'grant', ARGV[1]) end
+        return 1
+        ",
+    )
+});
+
+/// KEYS[1] the grant; ARGV[1] its body, ARGV[2] whether it is revoked. A revoked grant stays so.
+pub static PUT_GRANT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local revoked = redis.call('HGET', KEYS[1], 'revoked')
+        if revoked ~= '1' then revoked = ARGV[2] end
+        redis.call('HSET', KEYS[1], 'body', ARGV[1], 'revoked', revoked)
+        return 1
+        ",
+    )
+});
+
+/// KEYS[1] the grant, KEYS[2] the set of its refresh tokens; ARGV[1] the refresh tokens' key
+/// prefix. Revokes the grant and deletes every refresh token issued under it.
+pub static REVOKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('HSET', KEYS[1], 'revoked', '1')
+        for _, hash in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+            redis.call('DEL', ARGV[1] .. hash)
+        end
+        redis.call('DEL', KEYS[2])
+        return 1
+        ",
+    )
+});
+
+/// KEYS[1] the token; ARGV[1] its hash, ARGV[2] its grant, ARGV[3] when it expires, ARGV[4] the
+/// grant sets' key prefix.
+pub static PUT_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('HSET', KEYS[1], 'grant', ARGV[2], 'exp', ARGV[3])
+        redis.call('EXPIREAT', KEYS[1], ARGV[3])
+        redis.call('SADD', ARGV[4] .. ARGV[2], ARGV[1])
+        return 1
+        ",
+    )
+});
+
+/// KEYS[1] the old token, KEYS[2] the new one; ARGV: 1 the new hash, 2 its expiry, 3 now, 4 the
+/// grace in seconds, 5 the grants' key prefix, 6 the grant sets' key prefix. Rotation by
+/// compare-and-swap: returns `{outcome, grant}` with outcome `rotated`, `grace` (rotated moments
+/// ago to this same successor), `reused` or `unknown`.
+pub static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local now = tonumber(ARGV[3])
+        local token = redis.call('HMGET', KEYS[1], 'grant', 'exp', 'rotated_at', 'rotated_to')
+        local grant = token[1]
+        if not grant or tonumber(token[2]) <= now then return {'unknown', ''} end
+        if redis.call('HGET', ARGV[5] .. grant, 'revoked') ~= '0' then return {'unknown', ''} end
+        if token[3] then
+            if math.max(now - tonumber(token[3]), 0) < tonumber(ARGV[4]) then
+                if token[4] == ARGV[1] then return {'grace', grant} end
+                return {'unknown', ''}
+            end
+            return {'reused', grant}
+        end
+        redis.call('HSET', KEYS[1], 'rotated_at', ARGV[3], 'rotated_to', ARGV[1])
+        redis.call('HSET', KEYS[2], 'grant', grant, 'exp', ARGV[2])
+        redis.call('EXPIREAT', KEYS[2], ARGV[2])
+        redis.call('SADD', ARGV[6] .. grant, ARGV[1])
+        return {'rotated', grant}
+        ",
+    )
+});

@@ -1,0 +1,135 @@
+//! Several gateway replicas on one Redis: any step of a flow may land on any replica. Each replica
+//! here listens on its own port but is named by one public URL, as behind a load balancer.
+
+use gateway_assertion::{KeyAlgorithm, SigningKey};
+use integration_tests::oauth::{
+    Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, register, token,
+};
+use integration_tests::{GatewayBuilder, GatewayUnderTest, RedisServer, ScriptedBackend};
+use serde_json::json;
+
+use crate::oauth_flow::users_file;
+use crate::oauth_rules::mcp_status;
+
+struct Replicas {
+    gateways: Vec<GatewayUnderTest>,
+    backend: ScriptedBackend,
+    _redis: RedisServer,
+}
+
+async fn three_replicas() -> Replicas {
+    let redis = RedisServer::start().await;
+    let backend = ScriptedBackend::start().await;
+    let key = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
+    let users = users_file();
+    let builders: Vec<GatewayBuilder> = (0..3).map(|_| GatewayBuilder::new()).collect();
+    let public_url = builders[0].origin();
+    let mut gateways = Vec::new();
+    for builder in builders {
+        let gateway = builder
+            .replica(&redis.url(), key.pkcs8_pem(), &public_url)
+            .section(&format!(
+                "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
+                 [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n",
+                users = users.display().to_string(),
+                backend = backend.url("/mcp"),
+            ))
+            .start()
+            .await;
+        gateways.push(gateway);
+    }
+    Replicas {
+        gateways,
+        backend,
+        _redis: redis,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_step_of_a_flow_may_land_on_another_replica() {
+    let stack = three_replicas().await;
+    let [a, b, c] = &stack.gateways[..] else {
+        unreachable!()
+    };
+    // Register on B.
+    let (status, client) = register(
+        b,
+        json!({ "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{client}");
+    let client = client["client_id"].as_str().unwrap().to_owned();
+    // Authorize on C; the login and consent pages it sends the browser to are A's (the public URL).
+    let pkce = Pkce::new();
+    let url = authorize_url(c, &client, &pkce, &[("resource", &a.url("/mcp"))]);
+    let redirect = authorize(a, &mut Agent::new(), &url, "alice", "wonderland").await;
+    let code = redirect["code"].clone();
+    // The code on C, the MCP requests on A and B.
+    let (status, tokens) = token(c, &exchange(&client, &code, &pkce.verifier)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(mcp_status(a, access).await, 200);
+    assert_eq!(mcp_status(b, access).await, 200);
+    assert_eq!(stack.backend.requests().len(), 2);
+    // A replay of the code on B finds it used, and revokes what it issued.
+    let (status, _) = token(b, &exchange(&client, &code, &pkce.verifier)).await;
+    assert_eq!(status, 400, "a code is used once across replicas");
+
+    // A second authorization, then 20 refreshes at once with its refresh token, spread over the
+    // replicas: one chain, every caller served, the grant standing.
+    let pkce = Pkce::new();
+    let url = authorize_url(b, &client, &pkce, &[("resource", &a.url("/mcp"))]);
+    let redirect = authorize(a, &mut Agent::new(), &url, "alice", "wonderland").await;
+    let (status, tokens) = token(a, &exchange(&client, &redirect["code"], &pkce.verifier)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client.as_str()),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let refreshes = (0..20).map(|i| token(&stack.gateways[i % 3], &form));
+    let answers = futures::future::join_all(refreshes).await;
+    let mut successors: Vec<&str> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body["refresh_token"].as_str().unwrap()
+        })
+        .collect();
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "one chain: {successors:?}");
+    let next = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client.as_str()),
+        ("refresh_token", successors[0]),
+    ];
+    let (status, body) = token(c, &next).await;
+    assert_eq!(status, 200, "the grant stands: {body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(mcp_status(c, &access).await, 200);
+    assert_eq!(mcp_status(b, &access).await, 200);
+
+    // Revoked on A (its refresh token): refused on A at once, and on B and C within a second.
+    let newest = body["refresh_token"].as_str().unwrap();
+    let revoked = reqwest::Client::new()
+        .post(a.url("/revoke"))
+        .form(&[("token", newest), ("client_id", client.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let at = std::time::Instant::now();
+    assert_eq!(mcp_status(a, &access).await, 401);
+    for replica in [b, c] {
+        while mcp_status(replica, &access).await != 401 {
+            assert!(
+                at.elapsed() < std::time::Duration::from_millis(1500),
+                "{} still admits a token revoked on another replica",
+                replica.origin
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
