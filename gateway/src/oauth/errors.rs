@@ -48,6 +48,7 @@ impl OAuthError {
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
+            OAuthError::Store(error) if error.is_unreachable() => "temporarily_unavailable",
             OAuthError::Store(_) | OAuthError::Page(_) => "server_error",
         }
     }
@@ -58,6 +59,10 @@ impl OAuthError {
         }
         let status = match &self {
             OAuthError::InvalidClient(_) => 401,
+            OAuthError::Store(error) if error.is_unreachable() => {
+                tracing::warn!(%error, "the store is unreachable");
+                503
+            }
             OAuthError::Store(error) => {
                 tracing::error!(%error, "the store failed");
                 500
@@ -65,6 +70,9 @@ impl OAuthError {
             _ => 400,
         };
         let description = match &self {
+            OAuthError::Store(error) if error.is_unreachable() => {
+                "The server cannot complete the request now; try again shortly".to_owned()
+            }
             OAuthError::Store(_) => "The server could not complete the request".to_owned(),
             other => other.to_string(),
         };
@@ -75,11 +83,16 @@ impl OAuthError {
                 "www-authenticate",
                 "Basic realm=\"mcp-auth-gateway\"".into(),
             )
+        } else if status == 503 {
+            response.with_header("retry-after", RETRY_AFTER_SECS.to_string())
         } else {
             response
         }
     }
 }
+
+/// When a client may try again after the store was unreachable.
+const RETRY_AFTER_SECS: u64 = 5;
 
 /// The JSON error body of OAuth (RFC 6749 §5.2) and of bearer challenges (RFC 6750 §3), which every
 /// JSON error the gateway writes uses: `{"error": …, "error_description": …}`.

@@ -275,7 +275,7 @@ fn token_response(
         gid: Some(grant.grant_id.clone()),
     };
     let access = mint(&server.keys, &claims)
-        .map_err(|e| OAuthError::Store(crate::store::StoreError(e.to_string())))?;
+        .map_err(|e| OAuthError::Store(crate::store::StoreError::new(e.to_string())))?;
     let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",

@@ -16,20 +16,45 @@ use async_trait::async_trait;
 
 pub(crate) use records::{ClientRecord, CodeRecord, GrantRecord, PendingAuthorization, StoredKey};
 
-/// A store failure: an I/O or database error, or a record that no longer parses.
+/// A store failure: an I/O or database error, a record that no longer parses, or a shared store
+/// that cannot be reached (which clients are told to retry).
 #[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(pub String);
+#[error("store: {message}")]
+pub struct StoreError {
+    message: String,
+    unreachable: bool,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unreachable: false,
+        }
+    }
+
+    /// The store could not be reached (or did not answer in time); the same request may work later.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unreachable: true,
+        }
+    }
+
+    pub fn is_unreachable(&self) -> bool {
+        self.unreachable
+    }
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::new(e.to_string())
     }
 }
 
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
-        StoreError(format!("a record does not parse: {e}"))
+        StoreError::new(format!("a record does not parse: {e}"))
     }
 }
 

@@ -133,3 +133,77 @@ async fn every_step_of_a_flow_may_land_on_another_replica() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_down_is_a_503_to_retry_and_redis_back_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start_persistent(dir.path()).await;
+    let backend = ScriptedBackend::start().await;
+    let key = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
+    let users = users_file();
+    let builder = GatewayBuilder::new();
+    let public_url = builder.origin();
+    let gateway = builder
+        .replica(&redis.url(), key.pkcs8_pem(), &public_url)
+        .section(&format!(
+            "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
+             [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n",
+            users = users.display().to_string(),
+            backend = backend.url("/mcp"),
+        ))
+        .start()
+        .await;
+    let metadata = json!({ "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
+                           "token_endpoint_auth_method": "none" });
+    let (_, client) = register(&gateway, metadata.clone()).await;
+    let client = client["client_id"].as_str().unwrap().to_owned();
+    let pkce = Pkce::new();
+    let url = authorize_url(&gateway, &client, &pkce, &[]);
+    let redirect = authorize(&gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
+    let (_, tokens) = token(
+        &gateway,
+        &exchange(&client, &redirect["code"], &pkce.verifier),
+    )
+    .await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    redis.stop();
+    // The authorization server says to come back, in JSON, never a 500.
+    let response = reqwest::Client::new()
+        .post(gateway.url("/register"))
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    // Tokens already issued keep working, past the second after which a replica asks the store
+    // about their grant again.
+    let since = std::time::Instant::now();
+    while since.elapsed() < std::time::Duration::from_millis(1500) {
+        assert_eq!(mcp_status(&gateway, &access).await, 200);
+    }
+
+    // Back, from its append-only file: the client, the grant and its refresh token are all there,
+    // and the gateway was not restarted.
+    redis.restart().await;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client.as_str()),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let mut answer = token(&gateway, &form).await;
+    // The connection comes back at the next request that finds Redis again.
+    for _ in 0..20 {
+        if answer.0 != 503 {
+            break;
+        }
+        answer = token(&gateway, &form).await;
+    }
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let (status, _) = register(&gateway, metadata).await;
+    assert_eq!(status, 201);
+}

@@ -23,7 +23,18 @@ use crate::config::RedisSettings;
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
-        StoreError(format!("Redis: {e}"))
+        let message = format!("Redis: {e}");
+        let unreachable = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_unrecoverable_error()
+            || e.is_cluster_error();
+        if unreachable {
+            StoreError::unreachable(message)
+        } else {
+            StoreError::new(message)
+        }
     }
 }
 
@@ -87,7 +98,7 @@ impl RedisStore {
         RUNTIME
             .spawn(async move { Self::connect_here(&settings).await })
             .await
-            .map_err(|e| StoreError(format!("connecting to Redis: {e}")))?
+            .map_err(|e| StoreError::new(format!("connecting to Redis: {e}")))?
     }
 
     async fn connect_here(settings: &RedisSettings) -> StoreResult<Self> {

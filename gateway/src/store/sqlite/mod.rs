@@ -24,7 +24,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| StoreError::new(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -48,11 +48,11 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut conn = conn
                 .lock()
-                .map_err(|_| StoreError("the connection lock is poisoned".into()))?;
+                .map_err(|_| StoreError::new("the connection lock is poisoned"))?;
             f(&mut conn)
         })
         .await
-        .map_err(|e| StoreError(format!("the store's task failed: {e}")))?
+        .map_err(|e| StoreError::new(format!("the store's task failed: {e}")))?
     }
 }
 

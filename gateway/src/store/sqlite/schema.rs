@@ -38,7 +38,7 @@ const MIGRATIONS: &[&str] = &[
 pub fn migrate(conn: &Connection) -> StoreResult<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version > MIGRATIONS.len() {
-        return Err(StoreError(format!(
+        return Err(StoreError::new(format!(
             "the database has schema version {version}, newer than this gateway knows ({})",
             MIGRATIONS.len()
         )));
