@@ -104,10 +104,16 @@ fn open_state(
                     + config.tokens.clock_skew.as_secs();
                 let (ring, new) =
                     KeyRing::from_stored(&config.tokens, &stored, lifetime, clock::now())?;
-                if let Some(new) = new {
-                    store.put_key(&new).await?;
+                match new {
+                    None => ring,
+                    // Replicas starting together may each make one: all read the store again and
+                    // sign with the same newest, verifying the others'.
+                    Some(new) => {
+                        store.put_key(&new).await?;
+                        let stored = store.keys().await?;
+                        KeyRing::from_stored(&config.tokens, &stored, lifetime, clock::now())?.0
+                    }
                 }
-                ring
             }
             _ => KeyRing::load(&config.tokens).context("loading the signing key")?,
         };

@@ -23,6 +23,8 @@ pub struct GatewayBuilder {
     key: Option<String>,
     /// The public URL, when it is not the gateway's own origin (replicas behind one name).
     public_url: Option<String>,
+    /// Signing keys made by the gateway and kept in its store, instead of a key file.
+    key_in_store: bool,
 }
 
 impl GatewayBuilder {
@@ -37,14 +39,17 @@ impl GatewayBuilder {
             store_table: None,
             key: None,
             public_url: None,
+            key_in_store: false,
         }
     }
 
-    /// A replica: state in Redis at `redis_url`, the signing key `key_pem` (EdDSA), and `public_url`
-    /// as the name clients reach every replica by.
-    pub fn replica(mut self, redis_url: &str, key_pem: &str, public_url: &str) -> Self {
+    /// A replica: state in Redis at `redis_url`, the signing key `key_pem` (EdDSA; `None`: the
+    /// replicas make and share theirs in the store), and `public_url` as the name clients reach
+    /// every replica by.
+    pub fn replica(mut self, redis_url: &str, key_pem: Option<&str>, public_url: &str) -> Self {
         self.store_table = Some(format!("kind = \"redis\"\nurl = \"{redis_url}\"\n"));
-        self.key = Some(key_pem.to_owned());
+        self.key = key_pem.map(str::to_owned);
+        self.key_in_store = key_pem.is_none();
         self.public_url = Some(public_url.to_owned());
         self
     }
@@ -91,13 +96,17 @@ impl GatewayBuilder {
         std::fs::write(&key_path, key.pkcs8_pem()).expect("the key file");
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\ngrace_period = \"1s\"\n{extra}\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\nsigning_key_file = {key:?}\n\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\n{key}\n\n\
              [store]\n{store}\n{store_extra}\n{sections}",
             port = self.port,
             origin = self.public_url.clone().unwrap_or_else(|| self.origin()),
             extra = self.server_extra,
             metrics = self.metrics_port,
-            key = key_path.display().to_string(),
+            key = if self.key_in_store {
+                String::new()
+            } else {
+                format!("signing_key_file = {:?}", key_path.display().to_string())
+            },
             store = self.store_table.clone().unwrap_or_else(|| {
                 format!(
                     "path = {:?}",

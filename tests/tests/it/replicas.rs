@@ -1,7 +1,6 @@
 //! Several gateway replicas on one Redis: any step of a flow may land on any replica. Each replica
 //! here listens on its own port but is named by one public URL, as behind a load balancer.
 
-use gateway_assertion::{KeyAlgorithm, SigningKey};
 use integration_tests::oauth::{
     Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, register, token,
 };
@@ -17,27 +16,26 @@ struct Replicas {
     _redis: RedisServer,
 }
 
+/// Three replicas started at once on one Redis, making and sharing their signing key there.
 async fn three_replicas() -> Replicas {
     let redis = RedisServer::start().await;
     let backend = ScriptedBackend::start().await;
-    let key = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
     let users = users_file();
     let builders: Vec<GatewayBuilder> = (0..3).map(|_| GatewayBuilder::new()).collect();
     let public_url = builders[0].origin();
-    let mut gateways = Vec::new();
-    for builder in builders {
-        let gateway = builder
-            .replica(&redis.url(), key.pkcs8_pem(), &public_url)
-            .section(&format!(
-                "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
-                 [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n",
-                users = users.display().to_string(),
-                backend = backend.url("/mcp"),
-            ))
+    let section = format!(
+        "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
+         [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n",
+        users = users.display().to_string(),
+        backend = backend.url("/mcp"),
+    );
+    let starts = builders.into_iter().map(|builder| {
+        builder
+            .replica(&redis.url(), None, &public_url)
+            .section(&section)
             .start()
-            .await;
-        gateways.push(gateway);
-    }
+    });
+    let gateways = futures::future::join_all(starts).await;
     Replicas {
         gateways,
         backend,
@@ -139,12 +137,11 @@ async fn redis_down_is_a_503_to_retry_and_redis_back_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start_persistent(dir.path()).await;
     let backend = ScriptedBackend::start().await;
-    let key = SigningKey::generate(KeyAlgorithm::EdDsa).unwrap();
     let users = users_file();
     let builder = GatewayBuilder::new();
     let public_url = builder.origin();
     let gateway = builder
-        .replica(&redis.url(), key.pkcs8_pem(), &public_url)
+        .replica(&redis.url(), None, &public_url)
         .section(&format!(
             "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
              [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n",
