@@ -46,6 +46,16 @@ impl Config {
             "issuer {}, signing key: {:?} ({:?})\n",
             self.tokens.issuer, self.tokens.key, self.tokens.algorithm
         );
+        out += &match &self.store {
+            super::StoreSettings::Sqlite(path) => format!("store SQLite {}\n", path.display()),
+            super::StoreSettings::Memory => "store memory (nothing kept)\n".to_owned(),
+            super::StoreSettings::Redis(redis) => format!(
+                "store Redis{} {} (keys {}:…)\n",
+                if redis.cluster { " Cluster" } else { "" },
+                redis.printable_url(),
+                redis.key_prefix
+            ),
+        };
         for (i, route) in self.routes.iter().enumerate() {
             out += &format!(
                 "route {} -> {}{}\n  resource {}\n  metadata {}\n  scopes required [{}] of [{}]; credentials {:?}, backend audience {}\n",

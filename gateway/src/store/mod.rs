@@ -1,5 +1,5 @@
 //! The authorization server's state behind one trait, so that the embedded stores ([`sqlite`], the
-//! default, and [`memory`]) and a shared one (Redis, next) are interchangeable.
+//! default, and [`memory`]) and the shared one several replicas use ([`redis`]) are interchangeable.
 //!
 //! Every operation is one atomic step a shared store can also do atomically: a code or a pending
 //! login is *taken* exactly once, a refresh token is *rotated* by compare-and-swap, and whatever

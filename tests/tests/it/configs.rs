@@ -29,6 +29,7 @@ fn every_example_config_validates() {
             .arg(&path)
             .env("GITHUB_CLIENT_SECRET", "placeholder-secret")
             .env("OIDC_CLIENT_SECRET", "placeholder-secret")
+            .env("REDIS_PASSWORD", "placeholder-secret")
             .env(
                 "GATEWAY_TOKEN_KEY",
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
