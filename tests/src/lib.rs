@@ -23,5 +23,5 @@ pub use gateway::{GatewayBuilder, GatewayUnderTest, supervised_backend_route};
 pub use gateway_keys::GatewayKeys;
 pub use process::{Running, free_port, wait_for_port};
 pub use quickstart::Quickstart;
-pub use redis::RedisServer;
+pub use redis::{RedisCluster, RedisServer};
 pub use scripted_backend::ScriptedBackend;

@@ -60,3 +60,99 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
+
+/// A local Redis Cluster of three masters (no replicas), made with `redis-server --cluster-enabled
+/// yes` and `redis-cli --cluster create`; killed on drop.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    _nodes: Vec<Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut ports = Vec::new();
+        while ports.len() < 3 {
+            // Each node also listens on its port + 10000, for the cluster bus.
+            let port = free_port();
+            if port < 55_000
+                && !ports.contains(&port)
+                && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+            {
+                ports.push(port);
+            }
+        }
+        let mut nodes = Vec::new();
+        for port in &ports {
+            let port_text = port.to_string();
+            let config_file = format!("nodes-{port}.conf");
+            let dir_text = dir.path().display().to_string();
+            let args = [
+                "--port",
+                &port_text,
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config_file,
+                "--dir",
+                &dir_text,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ];
+            nodes.push(Running::start(Path::new("redis-server"), &args, &[]));
+        }
+        for port in &ports {
+            wait_for_port(*port, "a Redis Cluster node").await;
+        }
+        let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (Debian's redis-tools) makes the cluster");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = Self {
+            ports,
+            _nodes: nodes,
+            _dir: dir,
+        };
+        cluster.wait_until_ok().await;
+        cluster
+    }
+
+    /// Waits until every node says the cluster is ok (its slots all served).
+    async fn wait_until_ok(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for port in &self.ports {
+            loop {
+                let info = std::process::Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the Redis Cluster is not ok within 30 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT` of one of its nodes.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.ports[0])
+    }
+}

@@ -4,21 +4,32 @@
 use integration_tests::oauth::{
     Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, register, token,
 };
-use integration_tests::{GatewayBuilder, GatewayUnderTest, RedisServer, ScriptedBackend};
+use integration_tests::{
+    GatewayBuilder, GatewayUnderTest, RedisCluster, RedisServer, ScriptedBackend,
+};
 use serde_json::json;
 
 use crate::oauth_flow::users_file;
 use crate::oauth_rules::mcp_status;
 
+/// Where the replicas keep their state.
+enum Redis {
+    Node(RedisServer),
+    Cluster(RedisCluster),
+}
+
 struct Replicas {
     gateways: Vec<GatewayUnderTest>,
     backend: ScriptedBackend,
-    _redis: RedisServer,
+    _redis: Redis,
 }
 
-/// Three replicas started at once on one Redis, making and sharing their signing key there.
-async fn three_replicas() -> Replicas {
-    let redis = RedisServer::start().await;
+/// Three replicas started at once on `redis`, making and sharing their signing key there.
+async fn three_replicas(redis: Redis) -> Replicas {
+    let (url, cluster) = match &redis {
+        Redis::Node(node) => (node.url(), false),
+        Redis::Cluster(cluster) => (cluster.url(), true),
+    };
     let backend = ScriptedBackend::start().await;
     let users = users_file();
     let builders: Vec<GatewayBuilder> = (0..3).map(|_| GatewayBuilder::new()).collect();
@@ -31,7 +42,8 @@ async fn three_replicas() -> Replicas {
     );
     let starts = builders.into_iter().map(|builder| {
         builder
-            .replica(&redis.url(), None, &public_url)
+            .replica(&url, None, &public_url)
+            .store(&format!("cluster = {cluster}"))
             .section(&section)
             .start()
     });
@@ -45,7 +57,19 @@ async fn three_replicas() -> Replicas {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_step_of_a_flow_may_land_on_another_replica() {
-    let stack = three_replicas().await;
+    let stack = three_replicas(Redis::Node(RedisServer::start().await)).await;
+    flow_over_replicas(&stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_their_state_on_a_redis_cluster() {
+    let stack = three_replicas(Redis::Cluster(RedisCluster::start().await)).await;
+    flow_over_replicas(&stack).await;
+}
+
+/// Register on B, authorize on C (signing in on A), the code on C, MCP on A and B; a replayed code;
+/// 20 refreshes at once over the three; a revocation on A seen by B and C within a second.
+async fn flow_over_replicas(stack: &Replicas) {
     let [a, b, c] = &stack.gateways[..] else {
         unreachable!()
     };
