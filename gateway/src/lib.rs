@@ -208,12 +208,21 @@ fn data_plane(
     let auth = config.auth.provider.is_some().then(|| {
         Arc::new(oauth::AuthServer::new(
             config.clone(),
-            store,
+            store.clone(),
             keys.clone(),
             verifier.clone(),
         ))
     });
-    proxy::Gateway::new(config, keys, verifier, auth, supervised, access_log)
+    let shared_store = store.is_shared().then(|| store.clone());
+    proxy::Gateway::new(
+        config,
+        keys,
+        verifier,
+        auth,
+        shared_store,
+        supervised,
+        access_log,
+    )
 }
 
 /// The data plane on the public listener, and Prometheus on its own when configured.

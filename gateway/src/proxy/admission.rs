@@ -112,6 +112,7 @@ pub async fn admit(
         });
     }
     let place = place_in_session(gateway, header, &caller.sub)
+        .await
         .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
     Ok(Admitted {
         caller,
@@ -122,7 +123,11 @@ pub async fn admit(
 
 /// Where a request of `sub` stands in the session it names (the default without one); `None` for a
 /// session another user opened, or that the gateway never saw opened.
-fn place_in_session(gateway: &Gateway, header: &RequestHeader, sub: &str) -> Option<SessionPlace> {
+async fn place_in_session(
+    gateway: &Gateway,
+    header: &RequestHeader,
+    sub: &str,
+) -> Option<SessionPlace> {
     let Some(id) = header
         .headers
         .get(&SESSION_ID)
@@ -132,7 +137,20 @@ fn place_in_session(gateway: &Gateway, header: &RequestHeader, sub: &str) -> Opt
     };
     let opens_stream = header.method == http::Method::GET;
     let mut place = SessionPlace::default();
-    match gateway.sessions.admit(id, sub, opens_stream)? {
+    let order = match gateway.sessions.admit(id, sub, opens_stream) {
+        Some(order) => order,
+        // Not opened through this replica, perhaps through another that shares the store.
+        None => {
+            let store = gateway.shared_store.as_ref()?;
+            let owner = store.session_owner(id, now()).await.ok().flatten()?;
+            if owner != sub {
+                return None;
+            }
+            gateway.sessions.bind(id, sub);
+            gateway.sessions.admit(id, sub, opens_stream)?
+        }
+    };
+    match order {
         Order::OpensStream(opening) => place.opening_stream = Some(opening),
         // The session's id is copied only when a later phase needs it.
         Order::After(pending) => place.after_stream = pending.map(|p| (p, id.to_owned())),

@@ -168,7 +168,7 @@ impl ProxyHttp for Gateway {
         if self.route(ctx.endpoint).is_none() {
             return Ok(());
         }
-        response::filter(self, session, response, ctx)
+        response::filter(self, session, response, ctx).await
     }
 
     /// Pingora's own line for a failed request is an ERROR whatever the cause, and a client that

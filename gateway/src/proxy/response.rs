@@ -11,7 +11,7 @@ use super::ctx::RequestCtx;
 use super::state::Gateway;
 
 /// Takes note of `response` and sets the headers the client needs.
-pub fn filter(
+pub async fn filter(
     gateway: &Gateway,
     session: &Session,
     response: &mut ResponseHeader,
@@ -20,19 +20,27 @@ pub fn filter(
     // The backend answered the GET: its stream is open there, and the session's other requests
     // may go.
     ctx.opening_stream = None;
-    if let (Some(caller), Some(id)) = (
+    let opened = (
         ctx.caller.as_deref(),
         response
             .headers
             .get(&SESSION_ID)
             .and_then(|v| v.to_str().ok()),
-    ) {
-        gateway.sessions.bind(id, &caller.sub);
+    );
+    if let (Some(caller), Some(id)) = opened
+        && gateway.sessions.bind(id, &caller.sub)
+    {
+        share_session(gateway, id, &caller.sub).await;
     }
     if let Some(id) = &ctx.ending_session
         && response.status.is_success()
     {
         gateway.sessions.end(id);
+        if let Some(store) = &gateway.shared_store
+            && let Err(error) = store.end_session(id).await
+        {
+            tracing::warn!(%error, "other replicas may still admit an ended session");
+        }
     }
     // Told its session is initialized, the client opens its GET stream next.
     if response.status.is_success()
@@ -71,4 +79,14 @@ fn is_sse(response: &ResponseHeader) -> bool {
                 .get(..SSE.len())
                 .is_some_and(|start| start.eq_ignore_ascii_case(SSE))
         })
+}
+
+/// Records a session this replica saw opened where the others look for it, when they share a store.
+async fn share_session(gateway: &Gateway, id: &str, sub: &str) {
+    if let Some(store) = &gateway.shared_store {
+        let expires_at = crate::clock::now() + super::sessions::IDLE.as_secs();
+        if let Err(error) = store.put_session(id, sub, expires_at).await {
+            tracing::warn!(%error, "other replicas will not know this session");
+        }
+    }
 }

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::cache::Cache;
 
 /// Sessions idle longer than this are forgotten.
-const IDLE: Duration = Duration::from_secs(24 * 3600);
+pub const IDLE: Duration = Duration::from_secs(24 * 3600);
 /// Sessions kept at most; beyond it, the idle ones are forgotten first, then the longest idle.
 const SESSIONS_KEPT: usize = 100_000;
 /// The longest a request waits for a GET stream that is expected but has not arrived. The client
@@ -179,10 +179,12 @@ impl SessionBindings {
         });
     }
 
-    /// Records that the backend opened `session` for `sub`.
-    pub fn bind(&self, session: &str, sub: &str) {
+    /// Records that the backend opened `session` for `sub`; whether it was not bound before.
+    pub fn bind(&self, session: &str, sub: &str) -> bool {
         let now = Instant::now();
+        let mut made = false;
         let new = || {
+            made = true;
             let binding = Binding {
                 owner: sub.to_owned(),
                 stream: None,
@@ -190,6 +192,7 @@ impl SessionBindings {
             (binding, now + IDLE)
         };
         self.map.upsert(session.to_owned(), now, new, |_, _| ());
+        made
     }
 
     pub fn end(&self, session: &str) {

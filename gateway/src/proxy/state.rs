@@ -15,6 +15,7 @@ use crate::access_log::AccessLog;
 use crate::config::{Config, Route};
 use crate::metrics::{GATEWAY_ROUTE, RouteMetrics};
 use crate::oauth::{AsEndpoint, AuthServer};
+use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::backend::BackendSigner;
 use crate::tokens::keys::KeyRing;
@@ -33,6 +34,8 @@ pub struct Gateway {
     pub(super) supervised: Vec<Arc<AtomicBool>>,
     /// The authorization server, when a login provider is configured.
     pub(super) auth: Option<Arc<AuthServer>>,
+    /// The store other replicas share, where a session opened through one of them is found.
+    pub(super) shared_store: Option<Arc<dyn Store>>,
     /// Per-client-IP limits on `/register`, `/token`, `/authorize` and `/login`.
     pub(super) limits: [(AsEndpoint, RateLimiter); 4],
     pub(super) access_log: AccessLog,
@@ -56,6 +59,7 @@ impl Gateway {
         keys: Arc<KeyRing>,
         verifier: Arc<AccessTokenVerifier>,
         auth: Option<Arc<AuthServer>>,
+        shared_store: Option<Arc<dyn Store>>,
         supervised: Vec<Arc<AtomicBool>>,
         access_log: AccessLog,
     ) -> Self {
@@ -79,6 +83,7 @@ impl Gateway {
             keys,
             supervised,
             auth,
+            shared_store,
             limits: [
                 (AsEndpoint::Register, RateLimiter::new(limits.register)),
                 (AsEndpoint::Token, RateLimiter::new(limits.token)),

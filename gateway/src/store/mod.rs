@@ -157,6 +157,22 @@ pub trait Store: Send + Sync {
     fn is_shared(&self) -> bool {
         false
     }
+
+    /// Records that the MCP session `session` belongs to `sub` until `expires_at`, for the other
+    /// replicas of a shared store; a local store keeps nothing (the process's own bindings do).
+    async fn put_session(&self, _session: &str, _sub: &str, _expires_at: u64) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// Whom `session` belongs to, if a replica recorded it.
+    async fn session_owner(&self, _session: &str, _now: u64) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+
+    /// Forgets `session` (the client ended it).
+    async fn end_session(&self, _session: &str) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// A record as the stores keep it: JSON.

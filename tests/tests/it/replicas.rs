@@ -94,6 +94,13 @@ async fn flow_over_replicas(stack: &Replicas) {
     assert_eq!(mcp_status(a, access).await, 200);
     assert_eq!(mcp_status(b, access).await, 200);
     assert_eq!(stack.backend.requests().len(), 2);
+    // A session opened through A goes on through B and C; one no replica opened is unknown.
+    let (status, session) = mcp_in_session(a, access, None).await;
+    assert_eq!(status, 200);
+    let session = session.expect("the backend opened a session");
+    assert_eq!(mcp_in_session(b, access, Some(&session)).await.0, 200);
+    assert_eq!(mcp_in_session(c, access, Some(&session)).await.0, 200);
+    assert_eq!(mcp_in_session(c, access, Some("never-opened")).await.0, 404);
     // A replay of the code on B finds it used, and revokes what it issued.
     let (status, _) = token(b, &exchange(&client, &code, &pkce.verifier)).await;
     assert_eq!(status, 400, "a code is used once across replicas");
@@ -227,4 +234,27 @@ async fn redis_down_is_a_503_to_retry_and_redis_back_loses_nothing() {
     assert_eq!(answer.0, 200, "{}", answer.1);
     let (status, _) = register(&gateway, metadata).await;
     assert_eq!(status, 201);
+}
+
+/// A POST to `/mcp` in `session` (none: a new one); its status and the session it answered in.
+async fn mcp_in_session(
+    gateway: &GatewayUnderTest,
+    access: &str,
+    session: Option<&str>,
+) -> (u16, Option<String>) {
+    let mut request = reqwest::Client::new()
+        .post(gateway.url("/mcp"))
+        .bearer_auth(access)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let response = request.send().await.unwrap();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (response.status().as_u16(), session)
 }

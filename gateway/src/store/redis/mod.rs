@@ -365,4 +365,28 @@ impl Store for RedisStore {
     fn is_shared(&self) -> bool {
         true
     }
+
+    async fn put_session(&self, session: &str, sub: &str, expires_at: u64) -> StoreResult<()> {
+        let key = self.key("session", &hex(&Sha256::digest(session.as_bytes())));
+        let (): () = redis::pipe()
+            .atomic()
+            .set(&key, sub)
+            .ignore()
+            .expire_at(&key, expires_at as i64)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn session_owner(&self, session: &str, _now: u64) -> StoreResult<Option<String>> {
+        let key = self.key("session", &hex(&Sha256::digest(session.as_bytes())));
+        Ok(self.conn().get(key).await?)
+    }
+
+    async fn end_session(&self, session: &str) -> StoreResult<()> {
+        let key = self.key("session", &hex(&Sha256::digest(session.as_bytes())));
+        let _: i64 = self.conn().del(key).await?;
+        Ok(())
+    }
 }
