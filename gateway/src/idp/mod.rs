@@ -120,12 +120,20 @@ impl IdentityProvider {
         }
     }
 
-    /// Fresh tokens when these have expired (or will within a minute) and can be refreshed.
-    pub async fn refreshed(&self, tokens: &ProviderTokens, now: u64) -> Option<ProviderTokens> {
+    /// Whether these tokens have expired (or will within a minute) and can be refreshed.
+    pub fn needs_refresh(tokens: &ProviderTokens, now: u64) -> bool {
         let expiring = tokens
             .expires_at
             .is_some_and(|at| at <= now + REFRESH_BEFORE_SECS);
-        let refresh = tokens.refresh_token.as_deref().filter(|_| expiring)?;
+        expiring && tokens.refresh_token.is_some()
+    }
+
+    /// Fresh tokens when these have expired (or will within a minute) and can be refreshed.
+    pub async fn refreshed(&self, tokens: &ProviderTokens, now: u64) -> Option<ProviderTokens> {
+        let refresh = tokens
+            .refresh_token
+            .as_deref()
+            .filter(|_| Self::needs_refresh(tokens, now))?;
         let result = match &self.kind {
             Kind::Oidc(oidc) => oidc.refresh(refresh, now).await,
             // GitHub Apps' user tokens expire and come with refresh tokens; OAuth apps' do not expire.

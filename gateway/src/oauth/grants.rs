@@ -8,11 +8,18 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::AuthServer;
-use crate::idp::REFRESH_BEFORE_SECS;
+use crate::idp::{IdentityProvider, ProviderTokens, REFRESH_BEFORE_SECS};
+use crate::store::GrantRecord;
 
 /// How long a replica trusts what a shared store said of a grant in force: a revocation on another
 /// replica is refused here within this.
 pub const SHARED_RECHECK_SECS: u64 = 1;
+/// The longest a replica holds a grant's refresh lock in the store: longer than a refresh takes
+/// (the provider's HTTP client gives up after 10 s).
+const REFRESH_LOCK_MS: u64 = 15_000;
+/// How often a replica waiting for another's refresh looks at the store, and for how long at most.
+const REFRESH_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 /// How long a grant's refresh lock is kept once made: far longer than a refresh can take.
 const LOCK_SECS: u64 = 60;
 
@@ -46,17 +53,11 @@ impl AuthServer {
     }
 
     async fn read_or_refresh(&self, grant_id: &str, now: u64) -> Option<Arc<str>> {
-        let idp = self.idp.as_ref()?;
-        let mut grant = self.store.grant(grant_id).await.ok().flatten();
-        let grant = grant.as_mut().filter(|g| !g.revoked)?;
-        let sealed = grant.idp_tokens.as_deref()?;
-        let mut tokens = idp.unseal(sealed)?;
-        if let Some(fresh) = idp.refreshed(&tokens, now).await {
+        let (_, mut tokens) = self.grant_tokens(grant_id).await?;
+        if IdentityProvider::needs_refresh(&tokens, now)
+            && let Some(fresh) = self.refresh_once(grant_id).await
+        {
             tokens = fresh;
-            grant.idp_tokens = Some(idp.seal(&tokens));
-            if let Err(error) = self.store.put_grant(grant).await {
-                tracing::warn!(%error, "keeping a refreshed identity provider's token failed");
-            }
         }
         let token: Arc<str> = tokens.access_token.into();
         let refresh_at = tokens
@@ -65,6 +66,64 @@ impl AuthServer {
         self.idp_token_cache
             .insert(grant_id.to_owned(), token.clone(), refresh_at, now);
         Some(token)
+    }
+
+    /// A grant in force, and its identity provider's tokens unsealed.
+    async fn grant_tokens(&self, grant_id: &str) -> Option<(GrantRecord, ProviderTokens)> {
+        let idp = self.idp.as_ref()?;
+        let grant = self.store.grant(grant_id).await.ok().flatten();
+        let grant = grant.filter(|g| !g.revoked)?;
+        let tokens = idp.unseal(grant.idp_tokens.as_deref()?)?;
+        Some((grant, tokens))
+    }
+
+    /// Refreshes a grant's tokens at the provider, one replica at a time: the holder of the store's
+    /// lock refreshes and stores them; the others wait for what it stores. `None`: nothing fresher
+    /// (the caller forwards what it has). A store that cannot tell who holds the lock is not taken
+    /// for one that says another does: this replica refreshes without it.
+    async fn refresh_once(&self, grant_id: &str) -> Option<ProviderTokens> {
+        let idp = self.idp.as_ref()?;
+        let lock = format!("idp-refresh:{grant_id}");
+        let holder = super::random_token(12);
+        let waited = std::time::Instant::now();
+        loop {
+            match self.store.try_lock(&lock, &holder, REFRESH_LOCK_MS).await {
+                Ok(true) => break,
+                Ok(false) => {
+                    tokio::time::sleep(REFRESH_POLL).await;
+                    let (_, tokens) = self.grant_tokens(grant_id).await?;
+                    if !IdentityProvider::needs_refresh(&tokens, crate::clock::now()) {
+                        return Some(tokens);
+                    }
+                    if waited.elapsed() > REFRESH_WAIT {
+                        return None;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the refresh lock cannot be taken; refreshing without it");
+                    break;
+                }
+            }
+        }
+        // Whoever held the lock before may have refreshed them already.
+        let fresh = match self.grant_tokens(grant_id).await {
+            Some((_, tokens)) if !IdentityProvider::needs_refresh(&tokens, crate::clock::now()) => {
+                Some(tokens)
+            }
+            Some((mut grant, tokens)) => {
+                let fresh = idp.refreshed(&tokens, crate::clock::now()).await;
+                if let Some(fresh) = &fresh {
+                    grant.idp_tokens = Some(idp.seal(fresh));
+                    if let Err(error) = self.store.put_grant(&grant).await {
+                        tracing::warn!(%error, "keeping a refreshed identity provider's token failed");
+                    }
+                }
+                fresh
+            }
+            None => None,
+        };
+        let _ = self.store.unlock(&lock, &holder).await;
+        fresh
     }
 
     /// Whether a grant is revoked, for the data plane. Revocations made by this process reach the
@@ -110,8 +169,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::config::file::FileConfig;
-    use crate::idp::ProviderTokens;
-    use crate::store::GrantRecord;
+    use crate::store::Store;
+    use crate::store::contract::RedisServer;
     use crate::store::records::UserIdentity;
     use crate::tokens::access::AccessTokenVerifier;
     use crate::tokens::keys::KeyRing;
@@ -154,6 +213,13 @@ mod tests {
     /// An authorization server with GitHub (at `port`) as its identity provider, and a grant whose
     /// GitHub token expires in 10 s, so that its next use refreshes it.
     async fn server_with_expiring_grant(port: u16) -> AuthServer {
+        let server = server(port, Arc::new(crate::store::memory::MemoryStore::default()));
+        put_expiring_grant(&server).await;
+        server
+    }
+
+    /// An authorization server with GitHub (at `port`) as its identity provider, on `store`.
+    fn server(port: u16, store: Arc<dyn Store>) -> AuthServer {
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://gw.example\"\n\
              [store]\nkind = \"memory\"\ntoken_key_env = \"KEY\"\n\
@@ -178,8 +244,12 @@ mod tests {
             "http://gw.example".into(),
             60,
         ));
-        let store = Arc::new(crate::store::memory::MemoryStore::default());
-        let server = AuthServer::new(config, store, keys, verifier);
+        AuthServer::new(config, store, keys, verifier)
+    }
+
+    /// A grant whose GitHub token expires in 10 s.
+    async fn put_expiring_grant(server: &AuthServer) {
+        let now = crate::clock::now();
         let tokens = ProviderTokens {
             access_token: "stale".into(),
             refresh_token: Some("r0".into()),
@@ -200,7 +270,6 @@ mod tests {
             idp_tokens: Some(server.idp.as_ref().unwrap().seal(&tokens)),
         };
         server.store.put_grant(&grant).await.unwrap();
-        server
     }
 
     #[tokio::test]
@@ -237,6 +306,26 @@ mod tests {
         assert!(
             grant.revoked,
             "the refreshed token's write-back undid the revocation"
+        );
+    }
+
+    #[tokio::test]
+    async fn replicas_on_one_redis_refresh_a_grant_once() {
+        let refreshes = Arc::new(AtomicUsize::new(0));
+        let port = slow_token_endpoint(refreshes.clone()).await;
+        let redis = RedisServer::start().await;
+        let store: Arc<dyn Store> = Arc::new(redis.store().await);
+        let replicas = [server(port, store.clone()), server(port, store)];
+        put_expiring_grant(&replicas[0]).await;
+        let uses = (0..10).map(|i| replicas[i % 2].idp_token("g1"));
+        let tokens = futures::future::join_all(uses).await;
+        for token in &tokens {
+            assert_eq!(token.as_deref(), Some("fresh-1"));
+        }
+        assert_eq!(
+            refreshes.load(Ordering::SeqCst),
+            1,
+            "one refresh at the provider across replicas"
         );
     }
 }

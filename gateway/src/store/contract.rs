@@ -56,13 +56,13 @@ async fn each_store(test: impl AsyncFn(Arc<dyn Store>)) {
 }
 
 /// A `redis-server` of its own on a free port, without persistence; killed on drop.
-pub(super) struct RedisServer {
+pub(crate) struct RedisServer {
     process: std::process::Child,
     port: u16,
 }
 
 impl RedisServer {
-    pub(super) async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap()
@@ -88,7 +88,7 @@ impl RedisServer {
         panic!("redis-server did not listen on {port}");
     }
 
-    pub(super) async fn store(&self) -> super::redis::RedisStore {
+    pub(crate) async fn store(&self) -> super::redis::RedisStore {
         let settings = crate::config::RedisSettings {
             url: format!("redis://127.0.0.1:{}", self.port),
             cluster: false,

@@ -173,6 +173,17 @@ pub trait Store: Send + Sync {
     async fn end_session(&self, _session: &str) -> StoreResult<()> {
         Ok(())
     }
+
+    /// Takes the lock `name` for at most `ttl_ms`, as `holder`, unless another holds it: `Ok(false)`.
+    /// A local store has nothing to lock across processes: the process's own lock suffices.
+    async fn try_lock(&self, _name: &str, _holder: &str, _ttl_ms: u64) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    /// Releases the lock `name` if `holder` still holds it.
+    async fn unlock(&self, _name: &str, _holder: &str) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// A record as the stores keep it: JSON.
@@ -208,4 +219,4 @@ impl pingora::services::background::BackgroundService for Purger {
 }
 
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;

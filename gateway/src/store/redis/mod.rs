@@ -384,6 +384,27 @@ impl Store for RedisStore {
         Ok(self.conn().get(key).await?)
     }
 
+    async fn try_lock(&self, name: &str, holder: &str, ttl_ms: u64) -> StoreResult<bool> {
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(self.key("lock", name))
+            .arg(holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(taken.is_some())
+    }
+
+    async fn unlock(&self, name: &str, holder: &str) -> StoreResult<()> {
+        let _: i64 = scripts::UNLOCK
+            .key(self.key("lock", name))
+            .arg(holder)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     async fn end_session(&self, session: &str) -> StoreResult<()> {
         let key = self.key("session", &hex(&Sha256::digest(session.as_bytes())));
         let _: i64 = self.conn().del(key).await?;

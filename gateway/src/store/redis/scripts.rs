@@ -97,3 +97,14 @@ pub static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
         ",
     )
 });
+
+/// KEYS[1] a lock; ARGV[1] its holder. Deletes it only if that holder still holds it (a lock that
+/// expired may be another's by now).
+pub static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        ",
+    )
+});
