@@ -40,7 +40,7 @@ pub async fn serve(
         )
         .await;
     }
-    if let Err(wait) = rate_limited(gateway, session, endpoint) {
+    if let Err(wait) = rate_limited(gateway, session, endpoint).await {
         let mut headers = cors;
         headers.push(("retry-after", wait.to_string()));
         let body = json_error(
@@ -78,17 +78,36 @@ pub async fn serve(
     respond::exact(session, response.status, response.body, &headers).await
 }
 
-/// `Err` with the seconds to wait when the client's address is over `endpoint`'s limit.
-fn rate_limited(gateway: &Gateway, session: &Session, endpoint: AsEndpoint) -> Result<(), u64> {
+/// `Err` with the seconds to wait when the client's address is over `endpoint`'s limit. Replicas
+/// that share a store count together there (a window from an address's first request); when the
+/// store cannot count, or there is none, each replica limits on its own.
+async fn rate_limited(
+    gateway: &Gateway,
+    session: &Session,
+    endpoint: AsEndpoint,
+) -> Result<(), u64> {
     let client_ip = session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip());
-    match (
+    let (Some(ip), Some((_, limiter))) = (
         client_ip,
         gateway.limits.iter().find(|(e, _)| *e == endpoint),
-    ) {
-        (Some(ip), Some((_, limiter))) => limiter.check(ip, Instant::now()),
-        _ => Ok(()),
+    ) else {
+        return Ok(());
+    };
+    let per_minute = u64::from(limiter.per_minute());
+    if let Some(store) = &gateway.shared_store
+        && per_minute > 0
+    {
+        let bucket = format!("{}:{ip}", endpoint.path());
+        match store.count_hit(&bucket, 60).await {
+            Ok((hits, _)) if hits <= per_minute => return Ok(()),
+            Ok((_, left)) => return Err(left.max(1)),
+            Err(error) => {
+                tracing::warn!(%error, "rate limits are counted per replica while the store cannot count")
+            }
+        }
     }
+    limiter.check(ip, Instant::now())
 }

@@ -26,6 +26,11 @@ impl RateLimiter {
         }
     }
 
+    /// Requests a minute allowed; 0 never limits.
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
     /// `Ok` to go ahead, or `Err(seconds)` to wait before the next request.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
         if self.per_minute == 0 {

@@ -184,6 +184,13 @@ pub trait Store: Send + Sync {
     async fn unlock(&self, _name: &str, _holder: &str) -> StoreResult<()> {
         Ok(())
     }
+
+    /// Counts one hit on `bucket`, in a window of `window_secs` that starts at its first hit:
+    /// the hits so far in the window, and the seconds left in it. Only shared stores count; the
+    /// data plane limits on its own otherwise.
+    async fn count_hit(&self, _bucket: &str, _window_secs: u64) -> StoreResult<(u64, u64)> {
+        Ok((0, 0))
+    }
 }
 
 /// A record as the stores keep it: JSON.

@@ -25,7 +25,7 @@ struct Replicas {
 }
 
 /// Three replicas started at once on `redis`, making and sharing their signing key there.
-async fn three_replicas(redis: Redis) -> Replicas {
+async fn three_replicas(redis: Redis, extra: &str) -> Replicas {
     let (url, cluster) = match &redis {
         Redis::Node(node) => (node.url(), false),
         Redis::Cluster(cluster) => (cluster.url(), true),
@@ -35,7 +35,7 @@ async fn three_replicas(redis: Redis) -> Replicas {
     let builders: Vec<GatewayBuilder> = (0..3).map(|_| GatewayBuilder::new()).collect();
     let public_url = builders[0].origin();
     let section = format!(
-        "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
+        "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n{extra}\n\n\
          [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n",
         users = users.display().to_string(),
         backend = backend.url("/mcp"),
@@ -57,13 +57,39 @@ async fn three_replicas(redis: Redis) -> Replicas {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_step_of_a_flow_may_land_on_another_replica() {
-    let stack = three_replicas(Redis::Node(RedisServer::start().await)).await;
+    let stack = three_replicas(Redis::Node(RedisServer::start().await), "").await;
     flow_over_replicas(&stack).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn replicas_count_an_address_against_one_rate_limit() {
+    let redis = Redis::Node(RedisServer::start().await);
+    let stack = three_replicas(redis, "[rate_limits]\nregister = 3").await;
+    let metadata = json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" });
+    for i in 0..3 {
+        let (status, body) = register(&stack.gateways[i % 3], metadata.clone()).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    for gateway in &stack.gateways {
+        let response = reqwest::Client::new()
+            .post(gateway.url("/register"))
+            .json(&metadata)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 429, "the fourth, on {}", gateway.origin);
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn replicas_share_their_state_on_a_redis_cluster() {
-    let stack = three_replicas(Redis::Cluster(RedisCluster::start().await)).await;
+    let stack = three_replicas(Redis::Cluster(RedisCluster::start().await), "").await;
     flow_over_replicas(&stack).await;
 }
 

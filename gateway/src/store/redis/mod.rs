@@ -405,6 +405,22 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn count_hit(&self, bucket: &str, window_secs: u64) -> StoreResult<(u64, u64)> {
+        let key = self.key("rate", bucket);
+        let (hits, left_ms): (u64, i64) = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(window_secs)
+            .arg("NX")
+            .ignore()
+            .pttl(&key)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok((hits, (left_ms.max(0) as u64).div_ceil(1000)))
+    }
+
     async fn end_session(&self, session: &str) -> StoreResult<()> {
         let key = self.key("session", &hex(&Sha256::digest(session.as_bytes())));
         let _: i64 = self.conn().del(key).await?;
