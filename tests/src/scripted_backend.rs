@@ -1,7 +1,8 @@
 //! A scripted backend for the gateway's tests, on a free port of the current runtime:
 //! - `POST /mcp` records the headers of a request whose body arrived whole, and echoes them (and
 //!   its `Mcp-Session-Id`);
-//! - `GET /sse` sends one event, then holds the stream open until [`ScriptedBackend::release`];
+//! - `GET /sse` (and `GET /mcp`, a session's stream) sends one event, then holds the stream open until
+//!   [`ScriptedBackend::release`];
 //! - `GET /keepalive?ms=N&count=K` sends K SSE comments N ms apart, then a final event;
 //! - anything under `/hang` never answers.
 
@@ -33,7 +34,7 @@ impl ScriptedBackend {
     pub async fn start() -> Self {
         let shared = Shared::default();
         let app = axum::Router::new()
-            .route("/mcp", post(record))
+            .route("/mcp", post(record).get(sse_held))
             .route("/sse", get(sse_held))
             .route("/keepalive", get(keepalive))
             .route("/hang", any(std::future::pending::<Response>))

@@ -284,3 +284,64 @@ async fn mcp_in_session(
         .map(|v| v.to_str().unwrap().to_owned());
     (response.status().as_u16(), session)
 }
+
+/// A client of the replicas, signed in through them: its access token.
+async fn signed_in(stack: &Replicas) -> String {
+    let [a, b, _] = &stack.gateways[..] else {
+        unreachable!()
+    };
+    let metadata = json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" });
+    let (_, client) = register(b, metadata).await;
+    let client = client["client_id"].as_str().unwrap().to_owned();
+    let pkce = Pkce::new();
+    let url = authorize_url(b, &client, &pkce, &[("resource", &a.url("/mcp"))]);
+    let redirect = authorize(a, &mut Agent::new(), &url, "alice", "wonderland").await;
+    let (status, tokens) = token(b, &exchange(&client, &redirect["code"], &pkce.verifier)).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A GET of `session`'s stream on `/mcp`.
+async fn open_stream(gateway: &GatewayUnderTest, access: &str, session: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(gateway.url("/mcp"))
+        .bearer_auth(access)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_cut_by_a_replica_that_died_reopens_through_another() {
+    use futures::StreamExt as _;
+    let mut stack = three_replicas(Redis::Node(RedisServer::start().await), "").await;
+    let access = signed_in(&stack).await;
+    let (status, session) = mcp_in_session(&stack.gateways[0], &access, None).await;
+    assert_eq!(status, 200);
+    let session = session.expect("a session");
+    let response = open_stream(&stack.gateways[0], &access, &session).await;
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("data: first"));
+
+    // The replica carrying the stream dies; the client sees its stream end.
+    stack.gateways[0].process.stop();
+    assert!(
+        !matches!(stream.next().await, Some(Ok(_))),
+        "the stream went on through a dead replica"
+    );
+    // It reconnects through another replica, in the same session.
+    let response = open_stream(&stack.gateways[1], &access, &session).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the session goes on through another replica"
+    );
+    let mut stream = response.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("data: first"));
+    stack.backend.release();
+}
