@@ -38,6 +38,21 @@ pub async fn grants(gateway: &str, count: usize) -> Result<Grants> {
     })
 }
 
+/// Signs the quickstart's demo user in once through `gateway`'s authorization server: an access
+/// token bound to a grant, as clients hold them.
+pub async fn signed_in(gateway: &str) -> Result<String> {
+    let client_id = public_client(gateway).await;
+    let pkce = Pkce::new();
+    let url = authorize_url(gateway, &client_id, &pkce, &[]);
+    let back = authorize(gateway, &mut Agent::new(), &url, "demo", "demo").await;
+    let code = back.get("code").context("no code came back")?;
+    let (_, tokens) = token(gateway, &exchange(&client_id, code, &pkce.verifier)).await;
+    let access = tokens["access_token"]
+        .as_str()
+        .with_context(|| format!("no access token: {tokens}"))?;
+    Ok(access.to_owned())
+}
+
 /// Refreshes every grant in its own loop for `duration`; returns how many refreshes succeeded and the
 /// seconds it took. Any refusal fails the run: a rotation that loses a grant is a bug, not a slow answer.
 pub async fn run(gateway: &str, grants: Grants, duration: Duration) -> Result<(u64, f64)> {

@@ -8,7 +8,7 @@ use integration_tests::free_port;
 
 use crate::procs::{Proc, version};
 use crate::report::{Report, Row, median};
-use crate::targets::{GatewayRoutes, Target, Workdir};
+use crate::targets::{GatewayRoutes, Store, Target, Workdir};
 use crate::wrk::{self, Request};
 use crate::{Cli, instructions, paced, refresh, sibling, sse, token};
 
@@ -76,6 +76,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
             &sibling("mcp-auth-gateway")?,
             &private_key,
             &routes,
+            &Store::Sqlite,
             &[],
         )
         .await?;
@@ -249,6 +250,8 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         ),
     ));
 
+    extra.extend(redis_store(cli, &work, &private_key, &routes, &gateway).await?);
+
     // Idle SSE streams: each holds a client connection and an upstream connection, so a proxy needs
     // two file descriptors per stream. The bare Pingora holds the same streams, for the floor.
     let fd_cap = sse::open_files_limit().saturating_sub(256) / 2;
@@ -310,6 +313,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
                     &sibling("mcp-auth-gateway")?,
                     &private_key,
                     &routes,
+                    &Store::Sqlite,
                     &wrapper,
                 )
                 .await?;
@@ -449,4 +453,75 @@ fn setup(cli: &Cli, nginx: &Path, haproxy: &Path) -> Vec<String> {
          /proc/<pid>/stat over the run, divided by the requests answered."
             .to_owned(),
     ]
+}
+
+/// The gateway on the Redis store beside itself on SQLite: CPU per proxied request with an access
+/// token from the real flow (whose grant a replica on a shared store checks once a second), and the
+/// `refresh_token` grant's rate.
+async fn redis_store(
+    cli: &Cli,
+    work: &Workdir,
+    private_key: &Path,
+    routes: &GatewayRoutes,
+    sqlite: &Target,
+) -> Result<Vec<(String, String)>> {
+    program("redis-server")?;
+    let redis = work.redis().await?;
+    let (on_redis, _) = work
+        .gateway(
+            "gateway-redis",
+            &sibling("mcp-auth-gateway")?,
+            private_key,
+            routes,
+            &Store::Redis(redis.port),
+            &[],
+        )
+        .await?;
+    let mut cpu = [Vec::new(), Vec::new()];
+    let targets = [sqlite, &on_redis];
+    let mut requests = Vec::new();
+    for target in targets {
+        let access = refresh::signed_in(&target.url("")).await?;
+        requests.push(tools_call(target.url("/mcp"), format!("Bearer {access}")));
+    }
+    for run in 0..cli.runs {
+        for (i, target) in targets.iter().enumerate() {
+            if run == 0 {
+                wrk::run(
+                    &requests[i],
+                    cli.connections,
+                    Duration::from_secs(1),
+                    &work.dir,
+                )
+                .await?;
+            }
+            cpu[i].push(measure(&requests[i], cli, &work.dir, &target.proc).await?);
+        }
+    }
+    let (on_sqlite, redis_row) = (median(&cpu[0]), median(&cpu[1]));
+    let grants = refresh::grants(&on_redis.url(""), 16).await?;
+    let g0 = on_redis.proc.cpu_seconds();
+    let (refreshed, seconds) = refresh::run(&on_redis.url(""), grants, cli.duration).await?;
+    let g1 = on_redis.proc.cpu_seconds();
+    Ok(vec![
+        (
+            "c on the Redis store beside c on SQLite, token from the real flow".to_owned(),
+            format!(
+                "CPU µs per request: {:.1} on Redis, {:.1} on SQLite (ratio {:.2}); {:.0} and {:.0} requests/s",
+                redis_row.cpu_us,
+                on_sqlite.cpu_us,
+                redis_row.cpu_us / on_sqlite.cpu_us,
+                redis_row.rate,
+                on_sqlite.rate
+            ),
+        ),
+        (
+            "`refresh_token` grant, Redis store, 16 grants refreshed in loops".to_owned(),
+            format!(
+                "{:.0} refreshes/s, {:.0} gateway CPU µs per refresh",
+                refreshed as f64 / seconds,
+                (g1 - g0) * 1e6 / refreshed as f64
+            ),
+        ),
+    ])
 }

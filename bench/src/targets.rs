@@ -190,6 +190,7 @@ backend upstream
         program: &Path,
         signing_key: &Path,
         routes: &GatewayRoutes,
+        store: &Store,
         wrapper: &[String],
     ) -> Result<(Target, u16)> {
         let port = free_port();
@@ -210,8 +211,7 @@ signing_key_file = "{key}"
 algorithm = "ES256"
 
 [store]
-kind = "sqlite"
-path = "{store}"
+{store}
 
 [provider]
 kind = "local"
@@ -239,7 +239,14 @@ upstream = "http://127.0.0.1:{sse}/mcp"
 read_timeout = "1h"
 "#,
             key = signing_key.display(),
-            store = self.path(&format!("{name}.db")),
+            store = match store {
+                Store::Sqlite => format!(
+                    "kind = \"sqlite\"\npath = {:?}",
+                    self.path(&format!("{name}.db"))
+                ),
+                Store::Redis(port) =>
+                    format!("kind = \"redis\"\nurl = \"redis://127.0.0.1:{port}\""),
+            },
             users = users.display(),
             upstream = routes.upstream,
             backend = routes.backend,
@@ -258,6 +265,24 @@ read_timeout = "1h"
         Ok((target, metrics))
     }
 
+    /// A `redis-server` for the gateway's Redis store, keeping nothing on disk.
+    pub async fn redis(&self) -> Result<Target> {
+        let port = free_port();
+        let port_text = port.to_string();
+        let args = [
+            "--port",
+            &port_text,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        self.start("redis", Path::new("redis-server"), &args, port)
+            .await
+    }
+
     /// The real `mcp-backend`, trusting the gateway's keys, answering in plain JSON.
     pub async fn backend(&self, program: &Path, port: u16, gateway: &str) -> Result<Target> {
         let conf = format!(
@@ -273,6 +298,12 @@ read_timeout = "1h"
         )
         .await
     }
+}
+
+/// Where the gateway keeps its state: a SQLite file of its own, or the Redis on this port.
+pub enum Store {
+    Sqlite,
+    Redis(u16),
 }
 
 /// The ports the gateway's routes point at.
