@@ -126,6 +126,21 @@ impl AuthServer {
         fresh
     }
 
+    /// Adds the grant's access tokens that other replicas revoked on their own to this replica's
+    /// revocations.
+    async fn learn_revoked_tokens(&self, grant_id: &str, now: u64) {
+        match self.store.revoked_tokens(grant_id, now).await {
+            Ok(revoked) => {
+                for (jti, until) in revoked {
+                    self.verifier.revocations.revoke(&jti, until, now);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "access tokens revoked on other replicas are not known here")
+            }
+        }
+    }
+
     /// Whether a grant is revoked, for the data plane. Revocations made by this process reach the
     /// token verifier at once; this asks the store, once per grant, to catch those made before a
     /// restart, and, when replicas share the store, again every [`SHARED_RECHECK_SECS`] to catch
@@ -138,6 +153,9 @@ impl AuthServer {
             return revoked;
         }
         let shared = self.store.is_shared();
+        if shared {
+            self.learn_revoked_tokens(grant_id, now).await;
+        }
         let revoked = match self.store.grant(grant_id).await {
             Ok(grant) => grant.is_none_or(|g| g.revoked),
             Err(error) if shared => {

@@ -1,5 +1,6 @@
 //! `/revoke` (RFC 7009): 200 for any token. A refresh token revokes its whole grant; an access token is
-//! refused by the data plane from the next request on.
+//! refused by the data plane from the next request on (by other replicas of a shared store, within
+//! a second).
 
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
@@ -34,6 +35,13 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             .verifier
             .revocations
             .revoke(&claims.jti, until, now());
+        // Other replicas learn it when they next ask the store about the token's grant.
+        if let Some(grant_id) = &claims.gid {
+            server
+                .store
+                .revoke_token(grant_id, &claims.jti, until)
+                .await?;
+        }
         tracing::info!(client_id = %client.client_id, "revoked an access token");
     }
     // RFC 7009 §2.2: the same answer whether or not the token was valid.

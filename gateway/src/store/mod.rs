@@ -185,6 +185,17 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
+    /// Records, for the other replicas of a shared store, that the access token `jti` of
+    /// `grant_id` was revoked on its own, until `until` (when it would have expired).
+    async fn revoke_token(&self, _grant_id: &str, _jti: &str, _until: u64) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// The access tokens of `grant_id` revoked on their own and not yet expired, with until when.
+    async fn revoked_tokens(&self, _grant_id: &str, _now: u64) -> StoreResult<Vec<(String, u64)>> {
+        Ok(Vec::new())
+    }
+
     /// Counts one hit on `bucket`, in a window of `window_secs` that starts at its first hit:
     /// the hits so far in the window, and the seconds left in it. Only shared stores count; the
     /// data plane limits on its own otherwise.

@@ -165,20 +165,43 @@ async fn flow_over_replicas(stack: &Replicas) {
     let access = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(mcp_status(c, &access).await, 200);
     assert_eq!(mcp_status(b, &access).await, 200);
+    let next = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client.as_str()),
+        ("refresh_token", body["refresh_token"].as_str().unwrap()),
+    ];
+    let (status, body) = token(b, &next).await;
+    assert_eq!(status, 200, "{body}");
+    let later_access = body["access_token"].as_str().unwrap().to_owned();
 
-    // Revoked on A (its refresh token): refused on A at once, and on B and C within a second.
-    let newest = body["refresh_token"].as_str().unwrap();
+    // An access token revoked on its own on A: refused on A at once, on B and C within a second;
+    // the grant's other access token still works.
+    revoke(a, &access, &client).await;
+    refused_everywhere_soon(&stack.gateways, &access).await;
+    assert_eq!(mcp_status(b, &later_access).await, 200);
+
+    // The grant revoked on A (its refresh token): the same for every token of it.
+    revoke(a, body["refresh_token"].as_str().unwrap(), &client).await;
+    refused_everywhere_soon(&stack.gateways, &later_access).await;
+}
+
+async fn revoke(gateway: &GatewayUnderTest, token: &str, client: &str) {
     let revoked = reqwest::Client::new()
-        .post(a.url("/revoke"))
-        .form(&[("token", newest), ("client_id", client.as_str())])
+        .post(gateway.url("/revoke"))
+        .form(&[("token", token), ("client_id", client)])
         .send()
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
+}
+
+/// Asserts that the first replica refuses `access` at once (it revoked it), and the others within a
+/// second.
+async fn refused_everywhere_soon(gateways: &[GatewayUnderTest], access: &str) {
     let at = std::time::Instant::now();
-    assert_eq!(mcp_status(a, &access).await, 401);
-    for replica in [b, c] {
-        while mcp_status(replica, &access).await != 401 {
+    assert_eq!(mcp_status(&gateways[0], access).await, 401);
+    for replica in &gateways[1..] {
+        while mcp_status(replica, access).await != 401 {
             assert!(
                 at.elapsed() < std::time::Duration::from_millis(1500),
                 "{} still admits a token revoked on another replica",

@@ -405,6 +405,34 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn revoke_token(&self, grant_id: &str, jti: &str, until: u64) -> StoreResult<()> {
+        let key = format!("{}{grant_id}", self.grants("revoked"));
+        // The hash lives as long as its longest-lived token: NX gives it an expiry, GT extends it.
+        let (): () = redis::pipe()
+            .atomic()
+            .hset(&key, jti, until)
+            .ignore()
+            .cmd("EXPIREAT")
+            .arg(&key)
+            .arg(until)
+            .arg("NX")
+            .ignore()
+            .cmd("EXPIREAT")
+            .arg(&key)
+            .arg(until)
+            .arg("GT")
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn revoked_tokens(&self, grant_id: &str, now: u64) -> StoreResult<Vec<(String, u64)>> {
+        let key = format!("{}{grant_id}", self.grants("revoked"));
+        let all: Vec<(String, u64)> = self.conn().hgetall(key).await?;
+        Ok(all.into_iter().filter(|(_, until)| *until > now).collect())
+    }
+
     async fn count_hit(&self, bucket: &str, window_secs: u64) -> StoreResult<(u64, u64)> {
         let key = self.key("rate", bucket);
         let (hits, left_ms): (u64, i64) = redis::pipe()
