@@ -163,13 +163,21 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
         .collect()
 }
 
-pub async fn register(gateway: &(impl Origin + ?Sized), body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
+/// `POST /register` with `body`: the whole answer, headers included.
+pub async fn register_response(
+    gateway: &(impl Origin + ?Sized),
+    body: &Value,
+) -> reqwest::Response {
+    reqwest::Client::new()
         .post(gateway.url("/register"))
-        .json(&body)
+        .json(body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+pub async fn register(gateway: &(impl Origin + ?Sized), body: Value) -> (u16, Value) {
+    let response = register_response(gateway, &body).await;
     (
         response.status().as_u16(),
         response.json().await.unwrap_or(Value::Null),

@@ -15,7 +15,6 @@ mod consent;
 mod consent_cookie;
 mod errors;
 mod grants;
-pub(crate) use errors::json_error;
 mod introspect;
 mod login;
 mod pages;
@@ -23,12 +22,14 @@ mod pending;
 mod pkce;
 mod redirect;
 mod register;
-pub(crate) use register::{AUTH_METHODS, GRANT_TYPES, configured as configured_client};
 mod revoke;
 #[cfg(test)]
 mod rules_tests;
 mod scope;
 mod token;
+
+pub(crate) use errors::json_error;
+pub(crate) use register::{AUTH_METHODS, GRANT_TYPES, configured as configured_client};
 
 use std::collections::HashMap;
 use std::sync::Arc;

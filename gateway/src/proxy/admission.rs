@@ -142,7 +142,7 @@ async fn place_in_session(
         // Not opened through this replica, perhaps through another that shares the store.
         None => {
             let store = gateway.shared_store.as_ref()?;
-            let owner = store.session_owner(id, now()).await.ok().flatten()?;
+            let owner = store.session_owner(id).await.ok().flatten()?;
             if owner != sub {
                 return None;
             }

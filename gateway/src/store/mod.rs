@@ -165,7 +165,7 @@ pub trait Store: Send + Sync {
     }
 
     /// Whom `session` belongs to, if a replica recorded it.
-    async fn session_owner(&self, _session: &str, _now: u64) -> StoreResult<Option<String>> {
+    async fn session_owner(&self, _session: &str) -> StoreResult<Option<String>> {
         Ok(None)
     }
 

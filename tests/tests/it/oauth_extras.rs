@@ -2,7 +2,8 @@
 
 use integration_tests::GatewayBuilder;
 use integration_tests::oauth::{
-    Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, public_client, register, token,
+    Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, public_client, register,
+    register_response, token,
 };
 use serde_json::{Value, json};
 
@@ -119,12 +120,7 @@ async fn too_many_requests_from_one_address_get_429_with_retry_after() {
         .as_str()
         .unwrap()
         .to_owned();
-    let response = reqwest::Client::new()
-        .post(gateway.url("/register"))
-        .json(&metadata)
-        .send()
-        .await
-        .unwrap();
+    let response = register_response(gateway, &metadata).await;
     assert_eq!(response.status(), 429);
     let wait: u64 = response.headers()["retry-after"]
         .to_str()

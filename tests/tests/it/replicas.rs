@@ -2,7 +2,7 @@
 //! here listens on its own port but is named by one public URL, as behind a load balancer.
 
 use integration_tests::oauth::{
-    Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, register, token,
+    Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, register, register_response, token,
 };
 use integration_tests::{
     GatewayBuilder, GatewayUnderTest, RedisCluster, RedisServer, ScriptedBackend,
@@ -71,12 +71,7 @@ async fn replicas_count_an_address_against_one_rate_limit() {
         assert_eq!(status, 201, "{body}");
     }
     for gateway in &stack.gateways {
-        let response = reqwest::Client::new()
-            .post(gateway.url("/register"))
-            .json(&metadata)
-            .send()
-            .await
-            .unwrap();
+        let response = register_response(gateway, &metadata).await;
         assert_eq!(response.status(), 429, "the fourth, on {}", gateway.origin);
         let wait: u64 = response.headers()["retry-after"]
             .to_str()
@@ -247,12 +242,7 @@ async fn redis_down_is_a_503_to_retry_and_redis_back_loses_nothing() {
 
     redis.stop();
     // The authorization server says to come back, in JSON, never a 500.
-    let response = reqwest::Client::new()
-        .post(gateway.url("/register"))
-        .json(&metadata)
-        .send()
-        .await
-        .unwrap();
+    let response = register_response(&gateway, &metadata).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "5");
     let body: serde_json::Value = response.json().await.unwrap();

@@ -136,6 +136,16 @@ impl RedisStore {
         format!("{}:{{grants}}:{family}:", self.prefix)
     }
 
+    /// The key of one record of the grants' slot, by its id.
+    fn grant_slot(&self, family: &str, id: &str) -> String {
+        format!("{}{id}", self.grants(family))
+    }
+
+    /// An MCP session's key: its id hashed, since clients send it and a key must name one slot.
+    fn session_key(&self, session: &str) -> String {
+        self.key("session", &hex(&Sha256::digest(session.as_bytes())))
+    }
+
     fn consent_key(&self, sub: &str, client_id: &str, resource: &str) -> String {
         // Hashed: the three are anyone's strings, and a key must name one slot.
         let id = Sha256::digest(format!("{sub}\0{client_id}\0{resource}").as_bytes());
@@ -230,7 +240,7 @@ impl Store for RedisStore {
 
     async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
         let _: i64 = scripts::PUT_GRANT
-            .key(format!("{}{}", self.grants("grant"), grant.grant_id))
+            .key(self.grant_slot("grant", &grant.grant_id))
             .arg(json(grant)?)
             .arg(if grant.revoked { "1" } else { "0" })
             .invoke_async(&mut self.conn())
@@ -239,7 +249,7 @@ impl Store for RedisStore {
     }
 
     async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
-        let key = format!("{}{grant_id}", self.grants("grant"));
+        let key = self.grant_slot("grant", grant_id);
         let (body, revoked): (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(key)
             .arg("body")
@@ -254,8 +264,8 @@ impl Store for RedisStore {
 
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         let _: i64 = scripts::REVOKE_GRANT
-            .key(format!("{}{grant_id}", self.grants("grant")))
-            .key(format!("{}{grant_id}", self.grants("tokens")))
+            .key(self.grant_slot("grant", grant_id))
+            .key(self.grant_slot("tokens", grant_id))
             .arg(self.grants("refresh"))
             .invoke_async(&mut self.conn())
             .await?;
@@ -269,7 +279,7 @@ impl Store for RedisStore {
         expires_at: u64,
     ) -> StoreResult<()> {
         let _: i64 = scripts::PUT_REFRESH
-            .key(format!("{}{token_hash}", self.grants("refresh")))
+            .key(self.grant_slot("refresh", token_hash))
             .arg(token_hash)
             .arg(grant_id)
             .arg(expires_at)
@@ -287,10 +297,9 @@ impl Store for RedisStore {
         now: u64,
         grace_secs: u64,
     ) -> StoreResult<Rotation> {
-        let refresh = self.grants("refresh");
         let (outcome, grant_id): (String, String) = scripts::ROTATE_REFRESH
-            .key(format!("{refresh}{old_hash}"))
-            .key(format!("{refresh}{new_hash}"))
+            .key(self.grant_slot("refresh", old_hash))
+            .key(self.grant_slot("refresh", new_hash))
             .arg(new_hash)
             .arg(new_expires_at)
             .arg(now)
@@ -308,7 +317,7 @@ impl Store for RedisStore {
     }
 
     async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
-        let key = format!("{}{token_hash}", self.grants("refresh"));
+        let key = self.grant_slot("refresh", token_hash);
         let (grant, exp): (Option<String>, Option<u64>) = redis::cmd("HMGET")
             .arg(key)
             .arg("grant")
@@ -367,7 +376,7 @@ impl Store for RedisStore {
     }
 
     async fn put_session(&self, session: &str, sub: &str, expires_at: u64) -> StoreResult<()> {
-        let key = self.key("session", &hex(&Sha256::digest(session.as_bytes())));
+        let key = self.session_key(session);
         let (): () = redis::pipe()
             .atomic()
             .set(&key, sub)
@@ -379,8 +388,8 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn session_owner(&self, session: &str, _now: u64) -> StoreResult<Option<String>> {
-        let key = self.key("session", &hex(&Sha256::digest(session.as_bytes())));
+    async fn session_owner(&self, session: &str) -> StoreResult<Option<String>> {
+        let key = self.session_key(session);
         Ok(self.conn().get(key).await?)
     }
 
@@ -406,7 +415,7 @@ impl Store for RedisStore {
     }
 
     async fn revoke_token(&self, grant_id: &str, jti: &str, until: u64) -> StoreResult<()> {
-        let key = format!("{}{grant_id}", self.grants("revoked"));
+        let key = self.grant_slot("revoked", grant_id);
         // The hash lives as long as its longest-lived token: NX gives it an expiry, GT extends it.
         let (): () = redis::pipe()
             .atomic()
@@ -428,7 +437,7 @@ impl Store for RedisStore {
     }
 
     async fn revoked_tokens(&self, grant_id: &str, now: u64) -> StoreResult<Vec<(String, u64)>> {
-        let key = format!("{}{grant_id}", self.grants("revoked"));
+        let key = self.grant_slot("revoked", grant_id);
         let all: Vec<(String, u64)> = self.conn().hgetall(key).await?;
         Ok(all.into_iter().filter(|(_, until)| *until > now).collect())
     }
@@ -450,7 +459,7 @@ impl Store for RedisStore {
     }
 
     async fn end_session(&self, session: &str) -> StoreResult<()> {
-        let key = self.key("session", &hex(&Sha256::digest(session.as_bytes())));
+        let key = self.session_key(session);
         let _: i64 = self.conn().del(key).await?;
         Ok(())
     }

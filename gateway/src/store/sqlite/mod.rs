@@ -60,12 +60,12 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
         let body = json(client)?;
-        let client = client.clone();
+        let client_id = client.client_id.clone();
         self.with(move |c| {
             c.execute(
                 "INSERT INTO clients (client_id, body) VALUES (?1, ?2)
                  ON CONFLICT (client_id) DO UPDATE SET body = excluded.body",
-                params![client.client_id, body],
+                params![client_id, body],
             )?;
             Ok(())
         })
@@ -90,12 +90,12 @@ impl Store for SqliteStore {
     async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()> {
         let body = json(pending)?;
         let id = id.to_owned();
-        let pending = pending.clone();
+        let expires_at = pending.expires_at;
         self.with(move |c| {
             c.execute(
                 "INSERT INTO pending (id, body, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
-                params![id, body, pending.expires_at],
+                params![id, body, expires_at],
             )?;
             Ok(())
         }).await
@@ -134,11 +134,11 @@ impl Store for SqliteStore {
     async fn put_code(&self, code_hash: &str, code: &CodeRecord) -> StoreResult<()> {
         let body = json(code)?;
         let code_hash = code_hash.to_owned();
-        let code = code.clone();
+        let expires_at = code.expires_at;
         self.with(move |c| {
             c.execute(
                 "INSERT INTO codes (hash, body, expires_at) VALUES (?1, ?2, ?3)",
-                params![code_hash, body, code.expires_at],
+                params![code_hash, body, expires_at],
             )?;
             Ok(())
         })
@@ -186,13 +186,13 @@ impl Store for SqliteStore {
 
     async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()> {
         let body = json(grant)?;
-        let grant = grant.clone();
+        let (grant_id, revoked) = (grant.grant_id.clone(), grant.revoked);
         self.with(move |c| {
             c.execute(
                 "INSERT INTO grants (grant_id, body, revoked) VALUES (?1, ?2, ?3)
                  ON CONFLICT (grant_id) DO UPDATE SET body = excluded.body,
                      revoked = MAX(grants.revoked, excluded.revoked)",
-                params![grant.grant_id, body, grant.revoked],
+                params![grant_id, body, revoked],
             )?;
             Ok(())
         })
@@ -361,12 +361,12 @@ impl Store for SqliteStore {
 
     async fn put_key(&self, key: &StoredKey) -> StoreResult<()> {
         let body = json(key)?;
-        let key = key.clone();
+        let (kid, created_at) = (key.kid.clone(), key.created_at);
         self.with(move |c| {
             c.execute(
                 "INSERT INTO signing_keys (kid, body, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (kid) DO NOTHING",
-                params![key.kid, body, key.created_at],
+                params![kid, body, created_at],
             )?;
             Ok(())
         })
