@@ -153,10 +153,14 @@ impl AuthServer {
             return revoked;
         }
         let shared = self.store.is_shared();
-        if shared {
-            self.learn_revoked_tokens(grant_id, now).await;
-        }
-        let revoked = match self.store.grant(grant_id).await {
+        // With a shared store, what other replicas revoked of the grant's tokens comes along, in
+        // parallel rather than a second round trip on this request's path.
+        let (grant, ()) = tokio::join!(self.store.grant(grant_id), async {
+            if shared {
+                self.learn_revoked_tokens(grant_id, now).await;
+            }
+        });
+        let revoked = match grant {
             Ok(grant) => grant.is_none_or(|g| g.revoked),
             Err(error) if shared => {
                 tracing::warn!(%error, "the store cannot tell whether a grant is revoked; the revocations known so far apply");
