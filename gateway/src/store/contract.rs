@@ -31,7 +31,7 @@ fn code() -> CodeRecord {
     }
 }
 
-fn grant(id: &str) -> GrantRecord {
+pub(super) fn grant(id: &str) -> GrantRecord {
     GrantRecord {
         grant_id: id.into(),
         client_id: "c1".into(),

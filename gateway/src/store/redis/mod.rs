@@ -153,6 +153,12 @@ impl RedisStore {
     }
 }
 
+/// The family of each grant's refresh tokens, sorted by expiry.
+const TOKENS: &str = "tokens-by-expiry";
+/// The plain set of them that versions before the sorted one kept: still read when a grant is
+/// revoked, so that no token issued before an upgrade outlives its grant.
+const LEGACY_TOKENS: &str = "tokens";
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -265,7 +271,8 @@ impl Store for RedisStore {
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         let _: i64 = scripts::REVOKE_GRANT
             .key(self.grant_slot("grant", grant_id))
-            .key(self.grant_slot("tokens", grant_id))
+            .key(self.grant_slot(TOKENS, grant_id))
+            .key(self.grant_slot(LEGACY_TOKENS, grant_id))
             .arg(self.grants("refresh"))
             .invoke_async(&mut self.conn())
             .await?;
@@ -283,7 +290,8 @@ impl Store for RedisStore {
             .arg(token_hash)
             .arg(grant_id)
             .arg(expires_at)
-            .arg(self.grants("tokens"))
+            .arg(self.grants(TOKENS))
+            .arg(crate::clock::now())
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())
@@ -303,9 +311,9 @@ impl Store for RedisStore {
             .arg(new_hash)
             .arg(new_expires_at)
             .arg(now)
-            .arg(grace_secs)
+            .arg(self.grants(TOKENS))
             .arg(self.grants("grant"))
-            .arg(self.grants("tokens"))
+            .arg(grace_secs)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match outcome.as_str() {
@@ -464,3 +472,6 @@ impl Store for RedisStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -42,48 +42,69 @@ pub static PUT_GRANT: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS[1] the grant, KEYS[2] the set of its refresh tokens; ARGV[1] the refresh tokens' key
-/// prefix. Revokes the grant and deletes every refresh token issued under it.
+/// KEYS[1] the grant, KEYS[2] its refresh tokens by expiry, KEYS[3] the plain set of them that
+/// versions before the sorted one kept; ARGV[1] the refresh tokens' key prefix. Revokes the grant
+/// and deletes every refresh token issued under it.
 pub static REVOKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         redis.call('HSET', KEYS[1], 'revoked', '1')
-        for _, hash in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-            redis.call('DEL', ARGV[1] .. hash)
-        end
-        redis.call('DEL', KEYS[2])
+        local hashes = redis.call('ZRANGE', KEYS[2], 0, -1)
+        for _, hash in ipairs(redis.call('SMEMBERS', KEYS[3])) do table.insert(hashes, hash) end
+        for _, hash in ipairs(hashes) do redis.call('DEL', ARGV[1] .. hash) end
+        redis.call('DEL', KEYS[2], KEYS[3])
         return 1
         ",
     )
 });
 
+/// A Lua function the scripts that issue a refresh token share: `track(grant, hash, exp, now)`
+/// adds the token to its grant's tokens, sorted by expiry (ARGV[4] is those sets' key prefix),
+/// drops the expired ones, and lets the set expire with its last token, so that a grant refreshed
+/// for months keeps only what can still be revoked.
+const TRACK: &str = r"
+    local function track(grant, hash, exp, now)
+        local set = ARGV[4] .. grant
+        redis.call('ZADD', set, exp, hash)
+        redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
+        local last = redis.call('ZRANGE', set, -1, -1, 'WITHSCORES')
+        redis.call('EXPIREAT', set, last[2])
+    end
+";
+
 /// KEYS[1] the token; ARGV[1] its hash, ARGV[2] its grant, ARGV[3] when it expires, ARGV[4] the
-/// grant sets' key prefix.
+/// grants' token sets' key prefix, ARGV[5] now.
 pub static PUT_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"
+        &[
+            TRACK,
+            r"
         redis.call('HSET', KEYS[1], 'grant', ARGV[2], 'exp', ARGV[3])
         redis.call('EXPIREAT', KEYS[1], ARGV[3])
-        redis.call('SADD', ARGV[4] .. ARGV[2], ARGV[1])
+        track(ARGV[2], ARGV[1], ARGV[3], ARGV[5])
         return 1
         ",
+        ]
+        .concat(),
     )
 });
 
 /// KEYS[1] the old token, KEYS[2] the new one; ARGV: 1 the new hash, 2 its expiry, 3 now, 4 the
-/// grace in seconds, 5 the grants' key prefix, 6 the grant sets' key prefix. Rotation by
+/// grants' token sets' key prefix, 5 the grants' key prefix, 6 the grace in seconds. Rotation by
 /// compare-and-swap: returns `{outcome, grant}` with outcome `rotated`, `grace` (rotated moments
 /// ago to this same successor), `reused` or `unknown`.
 pub static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"
+        &[
+            TRACK,
+            r"
         local now = tonumber(ARGV[3])
         local token = redis.call('HMGET', KEYS[1], 'grant', 'exp', 'rotated_at', 'rotated_to')
         local grant = token[1]
         if not grant or tonumber(token[2]) <= now then return {'unknown', ''} end
         if redis.call('HGET', ARGV[5] .. grant, 'revoked') ~= '0' then return {'unknown', ''} end
         if token[3] then
-            if math.max(now - tonumber(token[3]), 0) < tonumber(ARGV[4]) then
+            if math.max(now - tonumber(token[3]), 0) < tonumber(ARGV[6]) then
                 if token[4] == ARGV[1] then return {'grace', grant} end
                 return {'unknown', ''}
             end
@@ -92,9 +113,11 @@ pub static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
         redis.call('HSET', KEYS[1], 'rotated_at', ARGV[3], 'rotated_to', ARGV[1])
         redis.call('HSET', KEYS[2], 'grant', grant, 'exp', ARGV[2])
         redis.call('EXPIREAT', KEYS[2], ARGV[2])
-        redis.call('SADD', ARGV[6] .. grant, ARGV[1])
+        track(grant, ARGV[1], ARGV[2], ARGV[3])
         return {'rotated', grant}
         ",
+        ]
+        .concat(),
     )
 });
 
