@@ -127,6 +127,7 @@ fn open_state(
 
 fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     process::return_large_allocations();
+    process::choose_tls_provider();
     let log = init_tracing(log_format);
     match process::raise_open_files_limit() {
         Ok(limit) => tracing::debug!("open files limit: {limit}"),

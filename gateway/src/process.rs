@@ -1,5 +1,5 @@
-//! Process-wide settings applied once at start, before any thread is spawned: the open-file limit and
-//! how glibc's malloc treats large allocations.
+//! Process-wide settings applied once at start, before any thread is spawned: the open-file limit,
+//! how glibc's malloc treats large allocations, and which crypto TLS uses.
 
 /// Raises the soft limit on open files to the hard limit and returns the new soft limit. Every proxied
 /// request or stream holds two descriptors (the client's and the backend's), so the usual soft limit
@@ -21,4 +21,11 @@ pub fn return_large_allocations() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
+}
+
+/// Makes `ring` the process's TLS crypto for rustls, as Pingora's own TLS does. This build has two
+/// providers compiled in (reqwest's brings aws-lc-rs), so rustls cannot pick one by itself, and the
+/// Redis client, which asks rustls for the process's provider, panicked on every `rediss://` URL.
+pub fn choose_tls_provider() {
+    pingora::tls::install_default_crypto_provider();
 }

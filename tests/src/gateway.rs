@@ -87,6 +87,52 @@ impl GatewayBuilder {
     }
 
     pub async fn start(self) -> GatewayUnderTest {
+        let (dir, key, config, config_path) = self.write_config();
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut process = Running::start(
+            &binary("mcp-auth-gateway"),
+            &["--config", config_path.to_str().expect("UTF-8")],
+            &envs,
+        );
+        process
+            .wait_ready(&format!("{}/readyz", self.origin()))
+            .await;
+        GatewayUnderTest {
+            origin: self.origin(),
+            metrics_port: self.metrics_port,
+            key,
+            process,
+            config,
+            config_path,
+            envs: self.envs,
+            _dir: dir,
+        }
+    }
+
+    /// Runs a gateway that must refuse to start: returns what it wrote to stderr, once it has
+    /// exited with a failure (within 30 s).
+    pub async fn start_refused(self) -> String {
+        let (_dir, _, _, config_path) = self.write_config();
+        let run = tokio::process::Command::new(binary("mcp-auth-gateway"))
+            .args(["--config", config_path.to_str().expect("UTF-8")])
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+            .await
+            .expect("the gateway exits within 30 s")
+            .expect("the gateway runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "the gateway started: {stderr}");
+        stderr
+    }
+
+    /// The gateway's directory, key and config file (written), and the config's text.
+    fn write_config(&self) -> (TempDir, SigningKey, String, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let key = match &self.key {
             Some(pem) => SigningKey::from_pkcs8_pem(KeyAlgorithm::EdDsa, pem).expect("a key"),
@@ -118,29 +164,7 @@ impl GatewayBuilder {
         );
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, &config).expect("the config file");
-        let envs: Vec<(&str, &str)> = self
-            .envs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let mut process = Running::start(
-            &binary("mcp-auth-gateway"),
-            &["--config", config_path.to_str().expect("UTF-8")],
-            &envs,
-        );
-        process
-            .wait_ready(&format!("{}/readyz", self.origin()))
-            .await;
-        GatewayUnderTest {
-            origin: self.origin(),
-            metrics_port: self.metrics_port,
-            key,
-            process,
-            config,
-            config_path,
-            envs: self.envs,
-            _dir: dir,
-        }
+        (dir, key, config, config_path)
     }
 }
 

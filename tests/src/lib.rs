@@ -16,6 +16,7 @@ pub mod process;
 pub mod quickstart;
 pub mod redis;
 pub mod scripted_backend;
+pub mod tls;
 
 pub use binaries::{binary, workspace_root};
 pub use echo::EchoTarget;
@@ -23,5 +24,5 @@ pub use gateway::{GatewayBuilder, GatewayUnderTest, supervised_backend_route};
 pub use gateway_keys::GatewayKeys;
 pub use process::{Running, free_port, wait_for_port};
 pub use quickstart::Quickstart;
-pub use redis::{RedisCluster, RedisServer};
+pub use redis::{RedisCluster, RedisServer, RedisUser};
 pub use scripted_backend::ScriptedBackend;

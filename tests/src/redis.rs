@@ -9,24 +9,68 @@ pub struct RedisServer {
     pub port: u16,
     /// Where its append-only file lives, when it keeps one.
     dir: Option<PathBuf>,
+    /// Its other arguments: TLS and users.
+    extra: Vec<String>,
     process: Running,
+}
+
+/// A user of a server with access control, and the only one allowed in.
+pub struct RedisUser<'a> {
+    pub name: &'a str,
+    pub password: &'a str,
 }
 
 impl RedisServer {
     /// A server that keeps nothing.
     pub async fn start() -> Self {
-        Self::launch(free_port(), None).await
+        Self::launch(free_port(), None, Vec::new()).await
+    }
+
+    /// A server that speaks only TLS with `server`'s certificate, asks each client for a certificate
+    /// from `ca`, and lets in only `user` (the `default` user is off), as a Redis exposed beyond
+    /// one machine is run. Reached at [`RedisServer::tls_url`].
+    pub async fn start_tls(ca: &Path, server: &crate::tls::Issued, user: RedisUser<'_>) -> Self {
+        let path = |p: &Path| p.display().to_string();
+        let extra = [
+            "--port",
+            "0",
+            "--tls-cert-file",
+            &path(&server.cert),
+            "--tls-key-file",
+            &path(&server.key),
+            "--tls-ca-cert-file",
+            &path(ca),
+            "--tls-auth-clients",
+            "yes",
+            "--user",
+            "default",
+            "off",
+            "--user",
+            user.name,
+            "on",
+            &format!(">{}", user.password),
+            "~*",
+            "&*",
+            "+@all",
+        ];
+        Self::launch(free_port(), None, extra.map(str::to_owned).to_vec()).await
     }
 
     /// A server that keeps everything in an append-only file in `dir`, fsynced every write, as an
     /// operator runs the gateway's Redis.
     pub async fn start_persistent(dir: &Path) -> Self {
-        Self::launch(free_port(), Some(dir.to_owned())).await
+        Self::launch(free_port(), Some(dir.to_owned()), Vec::new()).await
     }
 
-    async fn launch(port: u16, dir: Option<PathBuf>) -> Self {
+    async fn launch(port: u16, dir: Option<PathBuf>, extra: Vec<String>) -> Self {
         let port_text = port.to_string();
-        let mut args = vec!["--port", &port_text, "--bind", "127.0.0.1", "--save", ""];
+        // With TLS the port is the TLS port, and the plain one is off.
+        let port_flag = if extra.is_empty() {
+            "--port"
+        } else {
+            "--tls-port"
+        };
+        let mut args = vec![port_flag, &port_text, "--bind", "127.0.0.1", "--save", ""];
         let dir_text = dir.as_ref().map(|d| d.display().to_string());
         match &dir_text {
             Some(dir) => args.extend([
@@ -39,9 +83,15 @@ impl RedisServer {
             ]),
             None => args.extend(["--appendonly", "no"]),
         }
+        args.extend(extra.iter().map(String::as_str));
         let process = Running::start(Path::new("redis-server"), &args, &[]);
         wait_for_port(port, "redis-server").await;
-        Self { port, dir, process }
+        Self {
+            port,
+            dir,
+            extra,
+            process,
+        }
     }
 
     /// Stops the server: its clients find nobody on its port.
@@ -52,12 +102,17 @@ impl RedisServer {
     /// Starts it again on the same port (and file).
     pub async fn restart(&mut self) {
         self.process.stop();
-        *self = Self::launch(self.port, self.dir.take()).await;
+        *self = Self::launch(self.port, self.dir.take(), std::mem::take(&mut self.extra)).await;
     }
 
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `rediss://127.0.0.1:PORT`, for a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
     }
 }
 

@@ -50,10 +50,20 @@ impl Config {
             super::StoreSettings::Sqlite(path) => format!("store SQLite {}\n", path.display()),
             super::StoreSettings::Memory => "store memory (nothing kept)\n".to_owned(),
             super::StoreSettings::Redis(redis) => format!(
-                "store Redis{} {} (keys {}:…)\n",
+                "store Redis{} {} (keys {}:…){}{}\n",
                 if redis.cluster { " Cluster" } else { "" },
                 redis.printable_url(),
-                redis.key_prefix
+                redis.key_prefix,
+                if redis.tls.ca.is_some() {
+                    ", trusting the CA file"
+                } else {
+                    ""
+                },
+                if redis.tls.client.is_some() {
+                    ", with a client certificate"
+                } else {
+                    ""
+                },
             ),
         };
         for (i, route) in self.routes.iter().enumerate() {

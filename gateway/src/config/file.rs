@@ -78,6 +78,12 @@ pub struct StoreFile {
     pub connect_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub response_timeout: Option<Duration>,
+    /// For "rediss://": the CA certificates (PEM) that sign the server's, instead of the system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// For "rediss://": a client certificate chain and its key (PEM), for a server that asks for
+    /// one (Redis does by default: `tls-auth-clients yes`).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     /// The environment variable holding the key (32 bytes, base64) that encrypts the identity
     /// provider's tokens at rest. Needed with GitHub or OIDC, whose tokens the gateway keeps.
     pub token_key_env: Option<String>,

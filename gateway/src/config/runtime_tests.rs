@@ -262,3 +262,93 @@ fn a_redis_store_takes_its_url_credentials_from_the_environment_and_never_prints
         assert!(!err.contains('\n'));
     }
 }
+
+#[test]
+fn a_redis_store_over_tls_reads_its_certificate_files_and_names_the_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let cert = file(
+        "cert.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n",
+    );
+    let key = file(
+        "key.pem",
+        "-----BEGIN PRIVATE KEY-----\nMIIBAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let with_store = |url: &str, files: &[(&str, &str)]| {
+        let mut store = format!("kind = \"redis\"\nurl = \"{url}\"\n");
+        for (key, path) in files {
+            store += &format!("{key} = {path:?}\n");
+        }
+        MINIMAL.replace("[[routes]]", &format!("[store]\n{store}\n[[routes]]"))
+    };
+    let all = [
+        ("tls_ca_file", cert.as_str()),
+        ("tls_cert_file", &cert),
+        ("tls_key_file", &key),
+    ];
+    let config = validate(&with_store("rediss://cache:6380", &all)).unwrap();
+    let crate::config::StoreSettings::Redis(redis) = &config.store else {
+        panic!("{:?}", config.store);
+    };
+    assert_eq!(
+        redis.tls.ca.as_deref(),
+        Some(std::fs::read(&cert).unwrap().as_slice())
+    );
+    assert!(redis.tls.client.is_some());
+    assert!(
+        config
+            .describe()
+            .contains("trusting the CA file, with a client certificate")
+    );
+
+    for (url, files, needle) in [
+        (
+            "redis://cache",
+            &all[..1],
+            "`store.tls_ca_file`: is only for a rediss:// (TLS) url",
+        ),
+        (
+            "rediss://cache",
+            &all[1..2],
+            "`store.tls_key_file`: is needed with tls_cert_file",
+        ),
+        (
+            "rediss://cache",
+            &all[2..],
+            "`store.tls_cert_file`: is needed with tls_key_file",
+        ),
+        (
+            "rediss://cache",
+            &[("tls_ca_file", missing.as_str())],
+            "`store.tls_ca_file`: cannot read",
+        ),
+        (
+            "rediss://cache",
+            &[("tls_cert_file", key.as_str()), ("tls_key_file", &key)],
+            "holds no PEM certificate",
+        ),
+        (
+            "rediss://cache",
+            &[("tls_cert_file", cert.as_str()), ("tls_key_file", &cert)],
+            "holds no PEM private key",
+        ),
+    ] {
+        let err = validate(&with_store(url, files)).unwrap_err();
+        assert!(err.contains(needle), "{files:?}: {err}");
+    }
+    let on_sqlite = MINIMAL.replace(
+        "[[routes]]",
+        &format!("[store]\ntls_ca_file = {cert:?}\n[[routes]]"),
+    );
+    let err = validate(&on_sqlite).unwrap_err();
+    assert!(
+        err.contains("`store.tls_ca_file`: is only for kind = \"redis\""),
+        "{err}"
+    );
+}

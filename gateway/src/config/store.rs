@@ -1,8 +1,11 @@
 //! `[store]`: where the authorization server's state lives. SQLite (one file, the default) or
 //! memory serve one replica; Redis, one node or a Cluster, is shared by several.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::file::{StoreFile, StoreKind};
 use super::{ConfigError, Errors};
@@ -23,6 +26,17 @@ pub struct RedisSettings {
     pub key_prefix: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// For `rediss://`: what to trust and what to show, beyond the system's roots.
+    pub tls: RedisTls,
+}
+
+/// PEM, read from the files `store.tls_*_file` name and checked to hold what they should.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// CA certificates to trust instead of the system's.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate chain and its private key.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -31,6 +45,8 @@ impl std::fmt::Debug for RedisSettings {
             .field("url", &self.printable_url())
             .field("cluster", &self.cluster)
             .field("key_prefix", &self.key_prefix)
+            .field("tls_ca", &self.tls.ca.is_some())
+            .field("tls_client_certificate", &self.tls.client.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +76,9 @@ pub(super) fn settings(
         ("key_prefix", store.key_prefix.is_some()),
         ("connect_timeout", store.connect_timeout.is_some()),
         ("response_timeout", store.response_timeout.is_some()),
+        ("tls_ca_file", store.tls_ca_file.is_some()),
+        ("tls_cert_file", store.tls_cert_file.is_some()),
+        ("tls_key_file", store.tls_key_file.is_some()),
     ];
     let kind = store.kind.unwrap_or(StoreKind::Sqlite);
     if kind != StoreKind::Redis
@@ -133,11 +152,57 @@ fn redis(
     if key_prefix.is_empty() || !key_prefix.chars().all(plain) {
         return Err(errors.at("store.key_prefix", "letters, digits and - _ . : only"));
     }
+    let tls = tls(store, url.scheme() == "rediss", errors)?;
     Ok(RedisSettings {
         url: url.to_string(),
         cluster: store.cluster,
         key_prefix,
         connect_timeout: store.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
         response_timeout: store.response_timeout.unwrap_or(DEFAULT_TIMEOUT),
+        tls,
     })
+}
+
+/// Reads the TLS files now, so that `check` names the one that is wrong.
+fn tls(store: &StoreFile, rediss: bool, errors: &Errors) -> Result<RedisTls, ConfigError> {
+    let given = [
+        ("tls_ca_file", &store.tls_ca_file),
+        ("tls_cert_file", &store.tls_cert_file),
+        ("tls_key_file", &store.tls_key_file),
+    ];
+    if !rediss && let Some((key, _)) = given.iter().find(|(_, path)| path.is_some()) {
+        return Err(errors.at(&format!("store.{key}"), "is only for a rediss:// (TLS) url"));
+    }
+    let read = |key: &str, path: &Path, holds: fn(&[u8]) -> bool, what: &str| {
+        let at = format!("store.{key}");
+        let pem = std::fs::read(path)
+            .map_err(|e| errors.at(&at, format!("cannot read {}: {e}", path.display())))?;
+        if !holds(&pem) {
+            return Err(errors.at(&at, format!("{} holds no {what}", path.display())));
+        }
+        Ok(pem)
+    };
+    let certificates = |pem: &[u8]| {
+        let mut all = CertificateDer::pem_slice_iter(pem);
+        all.next().is_some_and(|c| c.is_ok()) && all.all(|c| c.is_ok())
+    };
+    let private_key = |pem: &[u8]| PrivateKeyDer::from_pem_slice(pem).is_ok();
+    let ca = match &store.tls_ca_file {
+        Some(path) => Some(read("tls_ca_file", path, certificates, "PEM certificate")?),
+        None => None,
+    };
+    let client = match (&store.tls_cert_file, &store.tls_key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some((
+            read("tls_cert_file", cert, certificates, "PEM certificate")?,
+            read("tls_key_file", key, private_key, "PEM private key")?,
+        )),
+        (Some(_), None) => {
+            return Err(errors.at("store.tls_key_file", "is needed with tls_cert_file"));
+        }
+        (None, Some(_)) => {
+            return Err(errors.at("store.tls_cert_file", "is needed with tls_key_file"));
+        }
+    };
+    Ok(RedisTls { ca, client })
 }

@@ -95,6 +95,7 @@ impl RedisServer {
             key_prefix: "test".into(),
             connect_timeout: std::time::Duration::from_secs(2),
             response_timeout: std::time::Duration::from_secs(2),
+            tls: Default::default(),
         };
         super::redis::RedisStore::connect(&settings).await.unwrap()
     }

@@ -19,4 +19,5 @@ mod oauth_oidc;
 mod oauth_rules;
 mod quickstart;
 mod replicas;
+mod store_redis_tls;
 mod store_sqlite;

@@ -12,14 +12,16 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncCommands as _, Cmd, Pipeline, RedisFuture, Value};
+use redis::{
+    AsyncCommands as _, ClientTlsConfig, Cmd, Pipeline, RedisFuture, TlsCertificates, Value,
+};
 use sha2::{Digest as _, Sha256};
 
 use super::{
     ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
     StoreError, StoreResult, StoredKey, json, parse,
 };
-use crate::config::RedisSettings;
+use crate::config::{RedisSettings, RedisTls};
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
@@ -102,14 +104,32 @@ impl RedisStore {
     }
 
     async fn connect_here(settings: &RedisSettings) -> StoreResult<Self> {
+        let certificates = (settings.tls != RedisTls::default()).then(|| TlsCertificates {
+            root_cert: settings.tls.ca.clone(),
+            client_tls: settings
+                .tls
+                .client
+                .clone()
+                .map(|(cert, key)| ClientTlsConfig {
+                    client_cert: cert,
+                    client_key: key,
+                }),
+        });
         let connection = if settings.cluster {
-            let client = redis::cluster::ClusterClient::builder(vec![settings.url.as_str()])
+            let mut builder = redis::cluster::ClusterClient::builder(vec![settings.url.as_str()])
                 .connection_timeout(settings.connect_timeout)
-                .response_timeout(settings.response_timeout)
-                .build()?;
-            Connection::Cluster(client.get_async_connection().await?)
+                .response_timeout(settings.response_timeout);
+            if let Some(certificates) = certificates {
+                builder = builder.certs(certificates);
+            }
+            Connection::Cluster(builder.build()?.get_async_connection().await?)
         } else {
-            let client = redis::Client::open(settings.url.as_str())?;
+            let client = match certificates {
+                Some(certificates) => {
+                    redis::Client::build_with_tls(settings.url.as_str(), certificates)?
+                }
+                None => redis::Client::open(settings.url.as_str())?,
+            };
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(settings.connect_timeout))
                 .set_response_timeout(Some(settings.response_timeout))
