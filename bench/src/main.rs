@@ -10,6 +10,7 @@ mod instructions;
 mod paced;
 mod procs;
 mod refresh;
+mod replicas;
 mod report;
 mod scenarios;
 mod sse;

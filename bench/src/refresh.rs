@@ -53,23 +53,23 @@ pub async fn signed_in(gateway: &str) -> Result<String> {
     Ok(access.to_owned())
 }
 
-/// Refreshes every grant in its own loop for `duration`; returns how many refreshes succeeded and the
-/// seconds it took. Any refusal fails the run: a rotation that loses a grant is a bug, not a slow answer.
-pub async fn run(gateway: &str, grants: Grants, duration: Duration) -> Result<(u64, f64)> {
+/// Refreshes every grant in its own loop for `duration`, each loop sending its refreshes to the
+/// `gateways` in turn (replicas of one gateway, or just one); returns how many refreshes succeeded and
+/// the seconds it took. Any refusal fails the run: a rotation that loses a grant is a bug, not a slow
+/// answer.
+pub async fn run(gateways: &[String], grants: Grants, duration: Duration) -> Result<(u64, f64)> {
     let client = reqwest::Client::new();
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for mut refresh in grants.refresh_tokens {
-        let (client, url, client_id) = (
-            client.clone(),
-            format!("{gateway}/token"),
-            grants.client_id.clone(),
-        );
+    for (i, mut refresh) in grants.refresh_tokens.into_iter().enumerate() {
+        let urls: Vec<String> = gateways.iter().map(|g| format!("{g}/token")).collect();
+        let (client, client_id) = (client.clone(), grants.client_id.clone());
         workers.spawn(async move {
             let mut done = 0u64;
             while start.elapsed() < duration {
+                let url = &urls[(i + done as usize) % urls.len()];
                 let answer: Value = client
-                    .post(&url)
+                    .post(url)
                     .form(&[
                         ("grant_type", "refresh_token"),
                         ("refresh_token", refresh.as_str()),

@@ -10,13 +10,13 @@ use crate::procs::{Proc, version};
 use crate::report::{Report, Row, median};
 use crate::targets::{GatewayRoutes, Store, Target, Workdir};
 use crate::wrk::{self, Request};
-use crate::{Cli, instructions, paced, refresh, sibling, sse, token};
+use crate::{Cli, instructions, paced, refresh, replicas, sibling, sse, token};
 
 /// The `tools/call` every protected request sends.
 const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"show_auth_token","arguments":{}}}"#;
 
 /// A `POST` of [`TOOLS_CALL`] to `url` with `bearer` as its `Authorization`.
-fn tools_call(url: String, bearer: String) -> Request<'static> {
+pub fn tools_call(url: String, bearer: String) -> Request<'static> {
     Request {
         method: "POST",
         url,
@@ -34,7 +34,7 @@ pub fn today() -> String {
 }
 
 /// A program on the PATH or in the system directories Debian puts daemons in.
-fn program(name: &str) -> Result<PathBuf> {
+pub fn program(name: &str) -> Result<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
         .chain(["/usr/sbin", "/sbin"])
@@ -239,7 +239,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
     // The refresh_token grant on the sqlite store.
     let grants = refresh::grants(&origin, 16).await?;
     let g0 = gateway.proc.cpu_seconds();
-    let (refreshed, seconds) = refresh::run(&origin, grants, cli.duration).await?;
+    let (refreshed, seconds) = refresh::run(std::slice::from_ref(&origin), grants, cli.duration).await?;
     let g1 = gateway.proc.cpu_seconds();
     extra.push((
         "`refresh_token` grant, sqlite store, 16 grants refreshed in loops".to_owned(),
@@ -250,7 +250,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         ),
     ));
 
-    extra.extend(redis_store(cli, &work, &private_key, &routes, &gateway).await?);
+    extra.extend(replicas::run(cli, &work, &private_key, &routes, &gateway).await?);
 
     // Idle SSE streams: each holds a client connection and an upstream connection, so a proxy needs
     // two file descriptors per stream. The bare Pingora holds the same streams, for the floor.
@@ -348,7 +348,12 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
 }
 
 /// One closed-loop `wrk` run, with the CPU time `measured` spent on it.
-async fn measure(request: &Request<'_>, cli: &Cli, work: &Path, measured: &Proc) -> Result<Row> {
+pub async fn measure(
+    request: &Request<'_>,
+    cli: &Cli,
+    work: &Path,
+    measured: &Proc,
+) -> Result<Row> {
     let before = measured.cpu_seconds();
     let load = wrk::run(request, cli.connections, cli.duration, work).await?;
     let cpu = measured.cpu_seconds() - before;
@@ -453,75 +458,4 @@ fn setup(cli: &Cli, nginx: &Path, haproxy: &Path) -> Vec<String> {
          /proc/<pid>/stat over the run, divided by the requests answered."
             .to_owned(),
     ]
-}
-
-/// The gateway on the Redis store beside itself on SQLite: CPU per proxied request with an access
-/// token from the real flow (whose grant a replica on a shared store checks once a second), and the
-/// `refresh_token` grant's rate.
-async fn redis_store(
-    cli: &Cli,
-    work: &Workdir,
-    private_key: &Path,
-    routes: &GatewayRoutes,
-    sqlite: &Target,
-) -> Result<Vec<(String, String)>> {
-    program("redis-server")?;
-    let redis = work.redis().await?;
-    let (on_redis, _) = work
-        .gateway(
-            "gateway-redis",
-            &sibling("mcp-auth-gateway")?,
-            private_key,
-            routes,
-            &Store::Redis(redis.port),
-            &[],
-        )
-        .await?;
-    let mut cpu = [Vec::new(), Vec::new()];
-    let targets = [sqlite, &on_redis];
-    let mut requests = Vec::new();
-    for target in targets {
-        let access = refresh::signed_in(&target.url("")).await?;
-        requests.push(tools_call(target.url("/mcp"), format!("Bearer {access}")));
-    }
-    for run in 0..cli.runs {
-        for (i, target) in targets.iter().enumerate() {
-            if run == 0 {
-                wrk::run(
-                    &requests[i],
-                    cli.connections,
-                    Duration::from_secs(1),
-                    &work.dir,
-                )
-                .await?;
-            }
-            cpu[i].push(measure(&requests[i], cli, &work.dir, &target.proc).await?);
-        }
-    }
-    let (on_sqlite, redis_row) = (median(&cpu[0]), median(&cpu[1]));
-    let grants = refresh::grants(&on_redis.url(""), 16).await?;
-    let g0 = on_redis.proc.cpu_seconds();
-    let (refreshed, seconds) = refresh::run(&on_redis.url(""), grants, cli.duration).await?;
-    let g1 = on_redis.proc.cpu_seconds();
-    Ok(vec![
-        (
-            "c on the Redis store beside c on SQLite, token from the real flow".to_owned(),
-            format!(
-                "CPU µs per request: {:.1} on Redis, {:.1} on SQLite (ratio {:.2}); {:.0} and {:.0} requests/s",
-                redis_row.cpu_us,
-                on_sqlite.cpu_us,
-                redis_row.cpu_us / on_sqlite.cpu_us,
-                redis_row.rate,
-                on_sqlite.rate
-            ),
-        ),
-        (
-            "`refresh_token` grant, Redis store, 16 grants refreshed in loops".to_owned(),
-            format!(
-                "{:.0} refreshes/s, {:.0} gateway CPU µs per refresh",
-                refreshed as f64 / seconds,
-                (g1 - g0) * 1e6 / refreshed as f64
-            ),
-        ),
-    ])
 }

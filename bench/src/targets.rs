@@ -199,7 +199,7 @@ backend upstream
         let conf = format!(
             r#"[server]
 listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
+public_url = "{public_url}"
 threads = 1
 grace_period = "1s"
 
@@ -239,12 +239,19 @@ upstream = "http://127.0.0.1:{sse}/mcp"
 read_timeout = "1h"
 "#,
             key = signing_key.display(),
+            public_url = match store {
+                Store::Redis {
+                    public_url: Some(url),
+                    ..
+                } => url.clone(),
+                _ => format!("http://127.0.0.1:{port}"),
+            },
             store = match store {
                 Store::Sqlite => format!(
                     "kind = \"sqlite\"\npath = {:?}",
                     self.path(&format!("{name}.db"))
                 ),
-                Store::Redis(port) =>
+                Store::Redis { port, .. } =>
                     format!("kind = \"redis\"\nurl = \"redis://127.0.0.1:{port}\""),
             },
             users = users.display(),
@@ -300,10 +307,14 @@ read_timeout = "1h"
     }
 }
 
-/// Where the gateway keeps its state: a SQLite file of its own, or the Redis on this port.
+/// Where the gateway keeps its state: a SQLite file of its own, or the Redis on `port`. A replica
+/// beside others takes their `public_url`, the name a load balancer would give them all.
 pub enum Store {
     Sqlite,
-    Redis(u16),
+    Redis {
+        port: u16,
+        public_url: Option<String>,
+    },
 }
 
 /// The ports the gateway's routes point at.

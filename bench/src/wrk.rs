@@ -37,7 +37,13 @@ pub async fn run(
     duration: Duration,
     workdir: &Path,
 ) -> Result<Load> {
-    let script = workdir.join("wrk.lua");
+    // One script per target, since several `wrk` may load several targets at once.
+    let name: String = request
+        .url
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let script = workdir.join(format!("wrk-{name}.lua"));
     std::fs::write(&script, lua(request))?;
     let output = tokio::process::Command::new("wrk")
         .args([
