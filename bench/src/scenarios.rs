@@ -239,7 +239,8 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
     // The refresh_token grant on the sqlite store.
     let grants = refresh::grants(&origin, 16).await?;
     let g0 = gateway.proc.cpu_seconds();
-    let (refreshed, seconds) = refresh::run(std::slice::from_ref(&origin), grants, cli.duration).await?;
+    let (refreshed, seconds) =
+        refresh::run(std::slice::from_ref(&origin), grants, cli.duration).await?;
     let g1 = gateway.proc.cpu_seconds();
     extra.push((
         "`refresh_token` grant, sqlite store, 16 grants refreshed in loops".to_owned(),

@@ -7,8 +7,16 @@ use std::path::Path;
 
 /// The layers, lowest first; a module may use only modules of lower layers (and itself).
 const LAYERS: &[&str] = &["config", "store", "tokens", "idp", "oauth", "proxy"];
-/// Leaves any layer may use: the clock, the cache type, and the telemetry every part reports to.
-const LEAVES: &[&str] = &["clock", "cache", "metrics", "access_log", "log_writer"];
+/// Leaves any layer may use: the clock, the cache type, the rate limiter, and the telemetry every part
+/// reports to.
+const LEAVES: &[&str] = &[
+    "clock",
+    "cache",
+    "rate_limit",
+    "metrics",
+    "access_log",
+    "log_writer",
+];
 
 /// The crate modules `source` names in code (`crate::<module>`), comments left out.
 fn used_modules(source: &str) -> BTreeSet<String> {

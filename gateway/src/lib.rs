@@ -21,6 +21,7 @@ mod metrics;
 mod oauth;
 mod process;
 mod proxy;
+mod rate_limit;
 mod store;
 mod supervise;
 mod tokens;

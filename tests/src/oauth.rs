@@ -77,9 +77,21 @@ impl Default for Agent {
 
 impl Agent {
     pub fn new() -> Self {
+        Self::with_headers(http::HeaderMap::new())
+    }
+
+    /// A browser behind a proxy that says it is at `address` (in `X-Forwarded-For`).
+    pub fn behind_proxy(address: &str) -> Self {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        Self::with_headers(headers)
+    }
+
+    fn with_headers(headers: http::HeaderMap) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
                 .build()
                 .unwrap(),
             cookies: HashMap::new(),

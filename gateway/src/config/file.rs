@@ -53,6 +53,12 @@ pub struct RateLimitsFile {
     pub token: Option<u32>,
     pub authorize: Option<u32>,
     pub login: Option<u32>,
+    pub consent: Option<u32>,
+    pub callback: Option<u32>,
+    pub revoke: Option<u32>,
+    pub introspect: Option<u32>,
+    /// Sign-in attempts a minute for one user name, from wherever they come.
+    pub login_per_user: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +183,13 @@ pub struct ServerFile {
     pub allowed_origins: Vec<String>,
     /// A line printed at start, under the URLs (the quickstart says how to sign in).
     pub welcome: Option<String>,
+    /// The proxies in front of the gateway (addresses or CIDRs) whose word on the client's address
+    /// is believed; from anyone else the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// The header those proxies write the client's address in: "X-Forwarded-For" (default) or
+    /// "Forwarded".
+    pub client_address_header: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

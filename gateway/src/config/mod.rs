@@ -24,6 +24,7 @@ pub(crate) use redirects::PrivateUseSchemes;
 pub(crate) use routes::is_reserved;
 pub(crate) use routes::{Command, Credentials, Route};
 pub(crate) use runtime::Config;
+pub(crate) use server::{ClientAddressHeader, TrustedProxies};
 pub(crate) use store::{RedisSettings, RedisTls, StoreSettings};
 pub(crate) use tokens::{KeySource, TokenSettings};
 

@@ -28,13 +28,19 @@ pub struct Config {
     pub rate_limits: RateLimits,
 }
 
-/// Requests per minute per client IP on the authorization server's endpoints; 0 is no limit.
+/// Requests per minute per client address (an IPv6 client's /64) on the authorization server's
+/// endpoints, and sign-in attempts per minute per user name; 0 is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     pub register: u32,
     pub token: u32,
     pub authorize: u32,
     pub login: u32,
+    pub consent: u32,
+    pub callback: u32,
+    pub revoke: u32,
+    pub introspect: u32,
+    pub login_per_user: u32,
 }
 
 impl Config {
@@ -71,6 +77,11 @@ impl Config {
             token: file.rate_limits.token.unwrap_or(120),
             authorize: file.rate_limits.authorize.unwrap_or(60),
             login: file.rate_limits.login.unwrap_or(30),
+            consent: file.rate_limits.consent.unwrap_or(60),
+            callback: file.rate_limits.callback.unwrap_or(60),
+            revoke: file.rate_limits.revoke.unwrap_or(120),
+            introspect: file.rate_limits.introspect.unwrap_or(600),
+            login_per_user: file.rate_limits.login_per_user.unwrap_or(10),
         };
         Ok(Config {
             clients,

@@ -352,3 +352,56 @@ fn a_redis_store_over_tls_reads_its_certificate_files_and_names_the_wrong_one() 
         "{err}"
     );
 }
+
+#[test]
+fn trusted_proxies_are_addresses_or_blocks_and_name_the_header_they_write() {
+    let with_server = |lines: &str| {
+        MINIMAL.replace(
+            "public_url = \"http://127.0.0.1:8080\"",
+            &format!("public_url = \"http://127.0.0.1:8080\"\n{lines}"),
+        )
+    };
+    let config = validate(&with_server(
+        "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\"]\nclient_address_header = \"forwarded\"",
+    ))
+    .unwrap();
+    let proxies = &config.server.trusted_proxies;
+    assert!(proxies.contains("10.20.30.40".parse().unwrap()));
+    assert!(proxies.contains("192.0.2.7".parse().unwrap()));
+    assert!(!proxies.contains("192.0.2.8".parse().unwrap()));
+    assert!(proxies.contains("fd00::1".parse().unwrap()));
+    assert_eq!(
+        proxies.header,
+        crate::config::ClientAddressHeader::Forwarded
+    );
+    assert!(
+        validate(MINIMAL)
+            .unwrap()
+            .server
+            .trusted_proxies
+            .networks
+            .is_empty()
+    );
+
+    for (lines, needle) in [
+        (
+            "trusted_proxies = [\"10.0.0.0/33\"]",
+            "`server.trusted_proxies[0]`: \"10.0.0.0/33\" is not an address or a CIDR block",
+        ),
+        (
+            "trusted_proxies = [\"proxy.internal\"]",
+            "`server.trusted_proxies[0]`",
+        ),
+        (
+            "trusted_proxies = [\"10.0.0.1\"]\nclient_address_header = \"X-Real-IP\"",
+            "`server.client_address_header`: \"X-Real-IP\" is neither",
+        ),
+        (
+            "client_address_header = \"Forwarded\"",
+            "`server.client_address_header`: is read only from trusted_proxies",
+        ),
+    ] {
+        let err = validate(&with_server(lines)).unwrap_err();
+        assert!(err.contains(needle), "{lines}: {err}");
+    }
+}

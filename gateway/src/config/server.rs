@@ -27,6 +27,28 @@ pub struct ServerSettings {
     pub max_request_body_bytes: u64,
     pub max_request_header_bytes: usize,
     pub welcome: Option<String>,
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// The proxies whose word on the client's address is believed, and the header they write it in.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    pub networks: Vec<ipnet::IpNet>,
+    pub header: ClientAddressHeader,
+}
+
+impl TrustedProxies {
+    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+        self.networks.iter().any(|n| n.contains(&address))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientAddressHeader {
+    #[default]
+    XForwardedFor,
+    /// RFC 7239's `Forwarded: for=…`.
+    Forwarded,
 }
 
 pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSettings, ConfigError> {
@@ -53,6 +75,7 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
         return Err(errors.at("metrics.listen", "must differ from server.listen"));
     }
     let (max_request_body_bytes, max_request_header_bytes) = limits(file, errors)?;
+    let trusted_proxies = trusted_proxies(file, errors)?;
     Ok(ServerSettings {
         listen,
         public_url,
@@ -63,7 +86,45 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
         max_request_body_bytes,
         max_request_header_bytes,
         welcome: file.server.welcome.clone(),
+        trusted_proxies,
     })
+}
+
+/// `server.trusted_proxies` and `server.client_address_header`.
+fn trusted_proxies(file: &FileConfig, errors: &Errors) -> Result<TrustedProxies, ConfigError> {
+    let mut networks = Vec::new();
+    for (i, text) in file.server.trusted_proxies.iter().enumerate() {
+        let network = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                errors.at(
+                    &format!("server.trusted_proxies[{i}]"),
+                    format!("{text:?} is not an address or a CIDR block (10.0.0.0/8, fd00::/8)"),
+                )
+            })?;
+        networks.push(network.trunc());
+    }
+    let header = match file.server.client_address_header.as_deref() {
+        None => ClientAddressHeader::XForwardedFor,
+        Some(name) if name.eq_ignore_ascii_case("x-forwarded-for") => {
+            ClientAddressHeader::XForwardedFor
+        }
+        Some(name) if name.eq_ignore_ascii_case("forwarded") => ClientAddressHeader::Forwarded,
+        Some(other) => {
+            return Err(errors.at(
+                "server.client_address_header",
+                format!("{other:?} is neither \"X-Forwarded-For\" nor \"Forwarded\""),
+            ));
+        }
+    };
+    if file.server.client_address_header.is_some() && networks.is_empty() {
+        return Err(errors.at(
+            "server.client_address_header",
+            "is read only from trusted_proxies, and there are none",
+        ));
+    }
+    Ok(TrustedProxies { networks, header })
 }
 
 /// `metrics.listen`: an address, or `"off"`.

@@ -5,9 +5,13 @@ use super::errors::OAuthError;
 use super::pages::{error_page, login_page};
 use super::pending::{Proof, continued, issue_code};
 use super::{AsEndpoint, AuthServer, Request, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::Digest as _;
+
 use crate::clock::now;
-use crate::store::PendingAuthorization;
 use crate::store::records::UserIdentity;
+use crate::store::{PendingAuthorization, within_shared_limit};
 
 /// Wrong passwords allowed per authorization request before it is abandoned.
 const MAX_FAILED_LOGINS: u32 = 5;
@@ -31,6 +35,21 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     let (id, mut pending) = continued(server, request, form.get("pending"), proof).await?;
     let username = form.get("username").map(String::as_str).unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
+    if let Err(wait) = attempt_allowed(server, username).await {
+        tracing::warn!("sign-in attempts for one user name are over the limit");
+        let label = server.client_label(&pending.client_id).await?;
+        let problem =
+            format!("Too many sign-in attempts for this user name; try again in {wait} seconds.");
+        let mut page = login_page(
+            &id,
+            &pending.csrf,
+            &label,
+            &pending.redirect_uri,
+            Some(&problem),
+        );
+        page.status = 429;
+        return Ok(page.with_header("retry-after", wait.to_string()));
+    }
     let Some(identity) = server.users.sign_in(username, password).await else {
         return wrong_password(server, &id, pending).await;
     };
@@ -43,6 +62,24 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     server.store.put_pending(&id, &pending).await?;
     let consent = server.url(AsEndpoint::Consent);
     Ok(Response::redirect(format!("{consent}?pending={id}")))
+}
+
+/// `Err` with the seconds to wait when `username` has had its sign-in attempts for now, from any
+/// address: guessing one user's password from many addresses is limited too. Replicas that share a
+/// store count together.
+async fn attempt_allowed(server: &AuthServer, username: &str) -> Result<(), u64> {
+    let key = username.trim().to_lowercase();
+    let per_minute = server.config.rate_limits.login_per_user;
+    if server.store.is_shared() {
+        // Hashed: a user name is anyone's string, and a bucket's name goes into a key.
+        let digest = sha2::Sha256::digest(key.as_bytes());
+        let bucket = format!("login-user:{}", URL_SAFE_NO_PAD.encode(digest));
+        if let Some(answer) = within_shared_limit(server.store.as_ref(), &bucket, per_minute).await
+        {
+            return answer;
+        }
+    }
+    server.login_limiter.check(key, std::time::Instant::now())
 }
 
 /// The login page again, saying so; after [`MAX_FAILED_LOGINS`], the authorization is abandoned.

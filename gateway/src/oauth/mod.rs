@@ -50,6 +50,7 @@ use crate::config::Provider;
 use crate::idp::IdentityProvider;
 use crate::idp::local::LocalUsers;
 use crate::oauth::errors::OAuthError;
+use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::keys::KeyRing;
@@ -201,6 +202,8 @@ pub struct AuthServer {
     idp_token_cache: Cache<String, Arc<str>>,
     /// One refresh at the identity provider at a time per grant.
     refresh_locks: Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Sign-in attempts per user name, wherever they come from (when the store is not shared).
+    login_limiter: RateLimiter<String>,
 }
 
 impl AuthServer {
@@ -233,6 +236,7 @@ impl AuthServer {
                 config.auth.private_use_schemes.clone(),
             ),
             grant_revoked_cache: Cache::new(GRANTS_KEPT),
+            login_limiter: RateLimiter::new(config.rate_limits.login_per_user),
             config,
             store,
             keys,

@@ -2,16 +2,19 @@
 //! answers: CORS for the endpoints browsers call, the per-client-IP rate limits, and a bound on the
 //! body read.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 use pingora::Error;
 use pingora::proxy::Session;
 
+use super::client_address::limit_key;
 use super::cors;
 use super::respond::{self, json_error};
 use super::state::Gateway;
 use crate::oauth::AsEndpoint;
+use crate::store::within_shared_limit;
 
 /// The largest body the authorization server's endpoints read.
 const MAX_AS_BODY: usize = 64 * 1024;
@@ -21,6 +24,7 @@ pub async fn serve(
     gateway: &Gateway,
     session: &mut Session,
     endpoint: AsEndpoint,
+    client: Option<IpAddr>,
 ) -> pingora::Result<()> {
     let Some(auth) = &gateway.auth else {
         let body = json_error("not_found", "Nothing is served at this path");
@@ -40,7 +44,7 @@ pub async fn serve(
         )
         .await;
     }
-    if let Err(wait) = rate_limited(gateway, session, endpoint).await {
+    if let Err(wait) = rate_limited(gateway, client, endpoint).await {
         let mut headers = cors;
         headers.push(("retry-after", wait.to_string()));
         let body = json_error(
@@ -78,36 +82,28 @@ pub async fn serve(
     respond::exact(session, response.status, response.body, &headers).await
 }
 
-/// `Err` with the seconds to wait when the client's address is over `endpoint`'s limit. Replicas
-/// that share a store count together there (a window from an address's first request); when the
-/// store cannot count, or there is none, each replica limits on its own.
+/// `Err` with the seconds to wait when the client's address (an IPv6 client's /64) is over
+/// `endpoint`'s limit. Replicas that share a store count together there (a window from an address's
+/// first request); when the store cannot count, or there is none, each replica limits on its own.
 async fn rate_limited(
     gateway: &Gateway,
-    session: &Session,
+    client: Option<IpAddr>,
     endpoint: AsEndpoint,
 ) -> Result<(), u64> {
-    let client_ip = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    let (Some(ip), Some((_, limiter))) = (
-        client_ip,
-        gateway.limits.iter().find(|(e, _)| *e == endpoint),
-    ) else {
+    let Some((_, limiter)) = gateway.limits.iter().find(|(e, _)| *e == endpoint) else {
         return Ok(());
     };
-    let per_minute = u64::from(limiter.per_minute());
-    if let Some(store) = &gateway.shared_store
-        && per_minute > 0
-    {
-        let bucket = format!("{}:{ip}", endpoint.path());
-        match store.count_hit(&bucket, 60).await {
-            Ok((hits, _)) if hits <= per_minute => return Ok(()),
-            Ok((_, left)) => return Err(left.max(1)),
-            Err(error) => {
-                tracing::warn!(%error, "rate limits are counted per replica while the store cannot count")
-            }
+    // A peer with no address (a Unix socket) is the operator's own.
+    let Some(key) = client.map(limit_key) else {
+        return Ok(());
+    };
+    if let Some(store) = &gateway.shared_store {
+        let bucket = format!("{}:{key}", endpoint.path());
+        if let Some(answer) =
+            within_shared_limit(store.as_ref(), &bucket, limiter.per_minute()).await
+        {
+            return answer;
         }
     }
-    limiter.check(ip, Instant::now())
+    limiter.check(key, Instant::now())
 }

@@ -1,5 +1,6 @@
 //! Per-request state, carried from phase to phase.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +12,8 @@ use crate::tokens::backend::BackendCredentials;
 
 pub struct RequestCtx {
     pub started: Instant,
+    /// Whom the request comes from, by address ([`super::client_address`]).
+    pub client: Option<IpAddr>,
     /// A v4 UUID, kept as the header value the backend is sent.
     pub request_id: http::HeaderValue,
     pub endpoint: Endpoint,
@@ -37,6 +40,7 @@ impl RequestCtx {
     pub fn new() -> Self {
         Self {
             started: Instant::now(),
+            client: None,
             request_id: new_request_id(),
             endpoint: Endpoint::NotFound,
             caller: None,

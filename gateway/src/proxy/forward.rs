@@ -1,5 +1,6 @@
-//! The request the backend sees, and how it is reached: the client's credentials and every
-//! client-sent copy of the internal headers removed, the route's credentials added, path and `Host`
+//! The request the backend sees, and how it is reached: the client's credentials, every client-sent
+//! copy of the internal headers and every claim about the client's address removed, the route's
+//! credentials and the gateway's own `X-Forwarded-For`/`-Proto`/`-Host` added, path and `Host`
 //! rewritten for the backend; the peer with the route's timeouts.
 
 use std::net::SocketAddr;
@@ -22,20 +23,32 @@ const USERNAME: HeaderName = HeaderName::from_static(USERNAME_HEADER);
 const ASSERTION: HeaderName = HeaderName::from_static(ASSERTION_HEADER);
 const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
-/// Headers only the gateway may set, and client credentials the backend must never see. Removal is by
-/// name, so it takes every copy whatever its case. Parsed names, so that removing them parses nothing
-/// per request; a static, so that a use does not build and drop a copy of the array.
-static STRIPPED: [HeaderName; 9] = [
-    http::header::AUTHORIZATION,
-    http::header::PROXY_AUTHORIZATION,
-    http::header::COOKIE,
-    TOKEN,
-    USER,
-    EMAIL,
-    USERNAME,
-    ASSERTION,
-    REQUEST_ID,
+/// Headers only the gateway may set, and client credentials the backend must never see, besides every
+/// `X-Forwarded-*` (the identity headers among them): lower case, as names are held.
+const STRIPPED: [&[u8]; 7] = [
+    b"authorization",
+    b"proxy-authorization",
+    b"cookie",
+    b"forwarded",
+    b"x-real-ip",
+    ASSERTION_HEADER.as_bytes(),
+    REQUEST_ID_HEADER.as_bytes(),
 ];
+
+/// The start of the names of every header a backend may take as a proxy's word about the client.
+const FORWARDED_PREFIX: &[u8] = b"x-forwarded-";
+
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What the gateway tells the backend about the client's request: the client's address (as
+/// [`super::client_address`] found it), and the scheme and host it reached the gateway at.
+pub struct ForwardedFor<'a> {
+    pub client: Option<&'a HeaderValue>,
+    pub proto: &'a HeaderValue,
+    pub host: &'a HeaderValue,
+}
 
 /// The peer for `route`'s backend at `address`, with the route's timeouts.
 pub fn peer(route: &Route, address: SocketAddr) -> HttpPeer {
@@ -60,10 +73,11 @@ pub fn prepare(
     route: &Route,
     credentials: Option<&BackendCredentials>,
     request_id: &HeaderValue,
+    forwarded: &ForwardedFor,
 ) -> pingora::Result<()> {
     let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
     let mut parts = http::request::Parts::from(std::mem::replace(request, placeholder));
-    let rewritten = rewrite(&mut parts, route, credentials, request_id);
+    let rewritten = rewrite(&mut parts, route, credentials, request_id, forwarded);
     *request = RequestHeader::from(parts);
     rewritten
 }
@@ -73,14 +87,20 @@ fn rewrite(
     route: &Route,
     credentials: Option<&BackendCredentials>,
     request_id: &HeaderValue,
+    forwarded: &ForwardedFor,
 ) -> pingora::Result<()> {
     strip(&mut parts.headers);
     parts.uri = target(&parts.uri, route)?;
     let headers = &mut parts.headers;
-    // At most seven inserts follow: one growth of the map instead of several.
-    headers.reserve(7);
+    // At most ten inserts follow: one growth of the map instead of several.
+    headers.reserve(10);
     headers.insert(http::header::HOST, route.backend.host_header.clone());
     headers.insert(REQUEST_ID, request_id.clone());
+    if let Some(client) = forwarded.client {
+        headers.insert(FORWARDED_FOR, client.clone());
+    }
+    headers.insert(FORWARDED_PROTO, forwarded.proto.clone());
+    headers.insert(FORWARDED_HOST, forwarded.host.clone());
     match (route.credentials, credentials) {
         (Credentials::Headers, Some(c)) => insert_identity(headers, c)?,
         (Credentials::Bearer, Some(c)) => {
@@ -94,21 +114,24 @@ fn rewrite(
     Ok(())
 }
 
-/// Removes every [`STRIPPED`] header. One pass over the request's few names finds which are to go,
-/// instead of a lookup for each of the nine; one removal then takes every value under a name,
-/// whatever its case.
+/// Removes every header the backend must not take from the client: [`STRIPPED`] and every
+/// `X-Forwarded-*`, each compared with `_` as `-`, since WSGI and CGI servers fold both to one
+/// variable (`X_Forwarded_User` would reach a Python backend as `X-Forwarded-User`). One pass over
+/// the request's few names finds which are to go; one removal then takes every value under a name.
 fn strip(headers: &mut http::HeaderMap) {
-    let mut carried = 0u16;
-    for name in headers.keys() {
-        if let Some(i) = STRIPPED.iter().position(|stripped| stripped == name) {
-            carried |= 1 << i;
-        }
+    let doomed: Vec<HeaderName> = headers.keys().filter(|n| is_stripped(n)).cloned().collect();
+    for name in &doomed {
+        headers.remove(name);
     }
-    for (i, name) in STRIPPED.iter().enumerate() {
-        if carried & (1 << i) != 0 {
-            headers.remove(name);
-        }
-    }
+}
+
+fn is_stripped(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    let folded = |b: u8| if b == b'_' { b'-' } else { b };
+    let starts = |prefix: &[u8]| {
+        name.len() >= prefix.len() && name.iter().zip(prefix).all(|(a, b)| folded(*a) == *b)
+    };
+    starts(FORWARDED_PREFIX) || STRIPPED.iter().any(|s| s.len() == name.len() && starts(s))
 }
 
 /// The backend's path, with the request's query.
@@ -147,4 +170,54 @@ fn insert_identity(
         headers.insert(USERNAME, username.clone());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_look_alike_of_a_stripped_name_goes_and_nothing_else() {
+        let stripped = [
+            "authorization",
+            "cookie",
+            "x-forwarded-user",
+            "x_forwarded_user",
+            "x-forwarded_email",
+            "x_forwarded_for",
+            "x-forwarded-host",
+            "x-forwarded-anything",
+            "forwarded",
+            "x-real-ip",
+            "x_real_ip",
+            "x-gateway_assertion",
+            "x_request_id",
+            "proxy_authorization",
+        ];
+        let kept = [
+            "accept",
+            "content-type",
+            "mcp-session-id",
+            "x-forwarded",
+            "x-realip",
+        ];
+        let mut headers = http::HeaderMap::new();
+        for name in stripped.iter().chain(&kept) {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                "v".parse().unwrap(),
+            );
+        }
+        strip(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        let kept = [
+            "accept",
+            "content-type",
+            "mcp-session-id",
+            "x-forwarded",
+            "x-realip",
+        ];
+        assert_eq!(left, kept);
+    }
 }

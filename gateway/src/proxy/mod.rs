@@ -7,7 +7,8 @@
 //!   [`cors`] and [`sessions`] (who owns a session, and the order of its requests); [`credentials`]
 //!   makes what an admitted caller's request carries to the backend.
 //! - [`local`] serves the gateway's own endpoints (health, readiness, JWKS, [`metadata`]);
-//!   [`auth_endpoints`] hands the authorization server its requests, behind [`rate_limit`].
+//!   [`auth_endpoints`] hands the authorization server its requests, behind rate limits per
+//!   [`client_address`].
 //! - [`forward`] rewrites the request for the backend found by [`resolve`]; [`mcp_peek`] notes the
 //!   MCP method on the way; [`response`] handles the backend's answer.
 //! - [`failure`] answers and logs a failed request, [`observe`] records every request; [`respond`]
@@ -16,6 +17,7 @@
 mod admission;
 mod auth_endpoints;
 mod bearer;
+mod client_address;
 mod cors;
 mod credentials;
 mod ctx;
@@ -25,7 +27,6 @@ mod local;
 mod mcp_peek;
 mod metadata;
 mod observe;
-mod rate_limit;
 mod resolve;
 mod respond;
 mod response;
@@ -62,10 +63,18 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         ctx.endpoint = self.router.classify(session.req_header().uri.path());
+        ctx.client = client_address::client_address(
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            &session.req_header().headers,
+            &self.config.server.trusted_proxies,
+        );
         let (index, route) = match ctx.endpoint {
             Endpoint::Mcp(index) => (index, &self.config.routes[index]),
             Endpoint::AuthServer(endpoint) => {
-                auth_endpoints::serve(self, session, endpoint).await?;
+                auth_endpoints::serve(self, session, endpoint, ctx.client).await?;
                 return Ok(true);
             }
             endpoint => {
@@ -130,11 +139,20 @@ impl ProxyHttp for Gateway {
                 "proxying an unadmitted request",
             ));
         };
+        let client = ctx
+            .client
+            .and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok());
+        let forwarded = forward::ForwardedFor {
+            client: client.as_ref(),
+            proto: &self.forwarded_proto,
+            host: &self.forwarded_host,
+        };
         forward::prepare(
             upstream_request,
             route,
             ctx.credentials.as_deref(),
             &ctx.request_id,
+            &forwarded,
         )
     }
 

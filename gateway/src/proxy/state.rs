@@ -1,13 +1,14 @@
 //! The data plane's shared state, one per process: the config, the router, the token verifier and
 //! signer, session bindings, the documents it serves, and what it keeps per route.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
+use http::HeaderValue;
 
 use super::metadata;
-use super::rate_limit::RateLimiter;
 use super::resolve::BackendAddress;
 use super::router::{Endpoint, Router};
 use super::sessions::SessionBindings;
@@ -15,6 +16,7 @@ use crate::access_log::AccessLog;
 use crate::config::{Config, Route};
 use crate::metrics::{GATEWAY_ROUTE, RouteMetrics};
 use crate::oauth::{AsEndpoint, AuthServer};
+use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::backend::BackendSigner;
@@ -36,8 +38,12 @@ pub struct Gateway {
     pub(super) auth: Option<Arc<AuthServer>>,
     /// The store other replicas share, where a session opened through one of them is found.
     pub(super) shared_store: Option<Arc<dyn Store>>,
-    /// Per-client-IP limits on `/register`, `/token`, `/authorize` and `/login`.
-    pub(super) limits: [(AsEndpoint, RateLimiter); 4],
+    /// Per-client-address limits on each of the authorization server's endpoints.
+    pub(super) limits: [(AsEndpoint, RateLimiter<IpAddr>); 8],
+    /// The scheme and host clients reach the gateway at, as `X-Forwarded-Proto` and `-Host` tell
+    /// the backends.
+    pub(super) forwarded_proto: HeaderValue,
+    pub(super) forwarded_host: HeaderValue,
     pub(super) access_log: AccessLog,
     /// What is kept per route, by route number.
     pub(super) routes: Vec<RouteState>,
@@ -51,6 +57,12 @@ pub(super) struct RouteState {
     pub address: Arc<BackendAddress>,
     /// The route's metric series.
     pub metrics: RouteMetrics,
+}
+
+/// A part of the public URL as a header value.
+fn forwarded(public_url: &str, part: impl Fn(&url::Url) -> String) -> HeaderValue {
+    let url = url::Url::parse(public_url).expect("a validated public URL");
+    HeaderValue::from_str(&part(&url)).expect("a URL's part is a header value")
 }
 
 impl Gateway {
@@ -89,7 +101,16 @@ impl Gateway {
                 (AsEndpoint::Token, RateLimiter::new(limits.token)),
                 (AsEndpoint::Authorize, RateLimiter::new(limits.authorize)),
                 (AsEndpoint::Login, RateLimiter::new(limits.login)),
+                (AsEndpoint::Consent, RateLimiter::new(limits.consent)),
+                (AsEndpoint::Callback, RateLimiter::new(limits.callback)),
+                (AsEndpoint::Revoke, RateLimiter::new(limits.revoke)),
+                (AsEndpoint::Introspect, RateLimiter::new(limits.introspect)),
             ],
+            forwarded_proto: forwarded(&config.server.public_url, |u| u.scheme().to_owned()),
+            forwarded_host: forwarded(&config.server.public_url, |u| {
+                let host = u.host_str().unwrap_or_default();
+                u.port().map_or(host.to_owned(), |p| format!("{host}:{p}"))
+            }),
             access_log,
             routes: config
                 .routes

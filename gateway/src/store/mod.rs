@@ -204,6 +204,27 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Counts a hit on `bucket` against `per_minute` in the shared store: `Some(Ok)` to go ahead,
+/// `Some(Err(seconds))` to wait, `None` when there is no limit or the store cannot count now (the
+/// caller then limits on its own).
+pub async fn within_shared_limit(
+    store: &dyn Store,
+    bucket: &str,
+    per_minute: u32,
+) -> Option<Result<(), u64>> {
+    if per_minute == 0 {
+        return None;
+    }
+    match store.count_hit(bucket, 60).await {
+        Ok((hits, _)) if hits <= u64::from(per_minute) => Some(Ok(())),
+        Ok((_, left)) => Some(Err(left.max(1))),
+        Err(error) => {
+            tracing::warn!(%error, "rate limits are counted per replica while the store cannot count");
+            None
+        }
+    }
+}
+
 /// A record as the stores keep it: JSON.
 fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     Ok(serde_json::to_string(value)?)

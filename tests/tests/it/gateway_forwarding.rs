@@ -161,6 +161,68 @@ async fn spoofed_internal_headers_never_reach_the_backend() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn what_a_client_claims_about_itself_never_reaches_the_backend_and_the_gateway_says_its_own()
+{
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
+    // On every credentials mode, `none` included, where nothing of the gateway's would replace them.
+    for route in ["/echo/mcp", "/none/mcp"] {
+        let token = gateway.token(route, "alice");
+        let response = reqwest::Client::new()
+            .post(gateway.url(route))
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("X-Forwarded-Host", "evil.test")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-port", "443")
+            .header("x-forwarded-prefix", "/admin")
+            .header("forwarded", "for=6.6.6.6;host=evil.test;proto=https")
+            .header("x-real-ip", "6.6.6.6")
+            // WSGI and CGI servers fold these onto the same variables as the dashed names.
+            .header("x_forwarded_user", "mallory")
+            .header("X_Forwarded_Email", "mallory@evil.test")
+            .header("x-forwarded_access_token", "stolen")
+            .header("x_gateway_assertion", "forged")
+            .header("x_real_ip", "6.6.6.6")
+            .header("x_forwarded_for", "6.6.6.6")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{route}");
+        let seen = backend.requests();
+        let seen = seen.last().expect("the request arrived");
+        let names: Vec<&str> = seen.keys().map(http::HeaderName::as_str).collect();
+        for name in &names {
+            let folded = name.replace('_', "-");
+            assert!(
+                !folded.starts_with("x-forwarded-")
+                    || ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"].contains(name)
+                    || (route == "/echo/mcp"
+                        && ["x-forwarded-user", "x-forwarded-access-token"].contains(name)),
+                "{route}: {name} reached the backend"
+            );
+            assert!(!name.contains('_'), "{route}: {name} reached the backend");
+        }
+        assert!(header(seen, "forwarded").is_empty(), "{route}");
+        assert!(header(seen, "x-real-ip").is_empty(), "{route}");
+        // The gateway's own word: the client's address as the gateway saw it, and its public URL.
+        assert_eq!(
+            header(seen, "x-forwarded-for"),
+            vec!["127.0.0.1"],
+            "{route}"
+        );
+        assert_eq!(header(seen, "x-forwarded-proto"), vec!["http"], "{route}");
+        let host = gateway.origin.trim_start_matches("http://");
+        assert_eq!(header(seen, "x-forwarded-host"), vec![host], "{route}");
+        if route == "/echo/mcp" {
+            assert_eq!(header(seen, "x-forwarded-user"), vec!["alice"]);
+            assert_ne!(header(seen, "x-forwarded-access-token"), vec!["stolen"]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn odd_spellings_of_internal_headers_are_refused_or_stripped() {
     let backend = ScriptedBackend::start().await;
     let gateway = start(&backend, "").await;

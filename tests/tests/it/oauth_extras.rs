@@ -150,3 +150,112 @@ async fn too_many_requests_from_one_address_get_429_with_retry_after() {
     let (status, _, _) = agent.get(&url).await;
     assert_eq!(status, 429, "the third is not");
 }
+
+/// The status of a registration sent through a proxy that says the client is at `address`.
+async fn register_from(gateway: &integration_tests::GatewayUnderTest, forwarded_for: &str) -> u16 {
+    let metadata = json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" });
+    reqwest::Client::new()
+        .post(gateway.url("/register"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&metadata)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_trusted_proxies_each_client_has_its_own_limit_and_an_ipv6_client_its_64() {
+    let behind = GatewayBuilder::new().server("trusted_proxies = [\"127.0.0.0/8\"]");
+    let stack = auth_stack_with("[rate_limits]\nregister = 2\nrevoke = 2", behind).await;
+    let gateway = &stack.gateway;
+    // Two proxies deep: the nearest (127.0.0.1) is trusted, the address before it is the client's.
+    for (client, expected) in [
+        ("198.51.100.1, 127.0.0.1", 201),
+        ("198.51.100.1", 201),
+        ("198.51.100.1", 429),
+        // Another client behind the same proxy is not held back by the first.
+        ("198.51.100.2", 201),
+        // An IPv6 client is counted by its /64: a host holds a whole one.
+        ("2001:db8::1", 201),
+        ("2001:db8::2", 201),
+        ("2001:db8::3", 429),
+        ("2001:db8:0:1::1", 201),
+    ] {
+        assert_eq!(register_from(gateway, client).await, expected, "{client}");
+    }
+    // /revoke is limited too, as every endpoint of the authorization server.
+    let client = public_client(gateway).await;
+    let statuses = futures::future::join_all((0..3).map(|_| {
+        reqwest::Client::new()
+            .post(gateway.url("/revoke"))
+            .header("x-forwarded-for", "198.51.100.3")
+            .form(&[("token", "x"), ("client_id", client.as_str())])
+            .send()
+    }))
+    .await;
+    let mut statuses: Vec<u16> = statuses
+        .iter()
+        .map(|r| r.as_ref().unwrap().status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 429]);
+
+    // Where no proxy is trusted, the header is anyone's word and counts for nothing: one bucket.
+    let direct = auth_stack("[rate_limits]\nregister = 2").await;
+    for (i, client) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        let expected = if i < 2 { 201 } else { 429 };
+        assert_eq!(
+            register_from(&direct.gateway, client).await,
+            expected,
+            "{client}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_user_name_is_limited_wherever_its_sign_in_attempts_come_from() {
+    let behind = GatewayBuilder::new().server("trusted_proxies = [\"127.0.0.1\"]");
+    let stack = auth_stack_with("[rate_limits]\nlogin = 0\nlogin_per_user = 3", behind).await;
+    let gateway = &stack.gateway;
+    let client = public_client(gateway).await;
+    // Each attempt from another address, each with a fresh authorization request.
+    let attempt = async |address: &str, user: &str, password: &str| {
+        let mut agent = Agent::behind_proxy(address);
+        let url = authorize_url(gateway, &client, &Pkce::new(), &[]);
+        let (_, login, _) = agent.get(&url).await;
+        let (_, _, page) = agent.get(&login.unwrap()).await;
+        agent
+            .post_form(
+                &gateway.url("/login"),
+                &[
+                    (
+                        "pending",
+                        &integration_tests::oauth::hidden(&page, "pending"),
+                    ),
+                    ("csrf", &integration_tests::oauth::hidden(&page, "csrf")),
+                    ("username", user),
+                    ("password", password),
+                ],
+            )
+            .await
+    };
+    for i in 0..3 {
+        let (status, _, page) = attempt(&format!("198.51.100.{i}"), "alice", "guess").await;
+        assert_eq!(status, 401, "{page}");
+        assert!(page.contains("wrong"), "{page}");
+    }
+    let (status, _, page) = attempt("198.51.100.9", "Alice", "guess").await;
+    assert_eq!(status, 429, "{page}");
+    assert!(page.contains("Too many sign-in attempts"), "{page}");
+    // Even the right password waits: the limit is what stops the guessing.
+    let (status, _, _) = attempt("198.51.100.10", "alice", "wonderland").await;
+    assert_eq!(status, 429);
+    // Another user name is not held back.
+    let (status, _, page) = attempt("198.51.100.11", "bob", "guess").await;
+    assert_eq!(status, 401, "{page}");
+}

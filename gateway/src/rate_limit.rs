@@ -1,28 +1,29 @@
-//! Per-client-IP rate limits on the authorization server's endpoints: a token bucket per address,
-//! refilled continuously, answering how long to wait when empty.
+//! Rate limits kept by one replica: a token bucket per key (a client's address, a user name),
+//! refilled continuously, answering how long to wait when empty. Replicas that share a store count
+//! there instead ([`crate::store`]'s `count_hit`) and fall back to these while it cannot count.
 
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use crate::cache::Cache;
 
-/// Addresses tracked at most; beyond it, full buckets are forgotten first, then the fullest.
-const ADDRESSES_KEPT: usize = 100_000;
+/// Keys tracked at most; beyond it, full buckets are forgotten first, then the fullest.
+const KEYS_KEPT: usize = 100_000;
 
 /// A bucket's tokens when it was last used, and when that was; it expires once full again.
 type Bucket = (f64, Instant);
 
-pub struct RateLimiter {
+pub struct RateLimiter<K> {
     per_minute: u32,
-    buckets: Cache<IpAddr, Bucket, Instant>,
+    buckets: Cache<K, Bucket, Instant>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// `per_minute` requests a minute, in bursts of up to as many; 0 never limits.
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute,
-            buckets: Cache::new(ADDRESSES_KEPT),
+            buckets: Cache::new(KEYS_KEPT),
         }
     }
 
@@ -32,7 +33,7 @@ impl RateLimiter {
     }
 
     /// `Ok` to go ahead, or `Err(seconds)` to wait before the next request.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+    pub fn check(&self, key: K, now: Instant) -> Result<(), u64> {
         if self.per_minute == 0 {
             return Ok(());
         }
@@ -40,7 +41,7 @@ impl RateLimiter {
         let full = f64::from(self.per_minute);
         // A bucket that has expired is full again: the same as a new one.
         let new = || ((full, now), now);
-        self.buckets.upsert(ip, now, new, |(tokens, at), full_at| {
+        self.buckets.upsert(key, now, new, |(tokens, at), full_at| {
             *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(full);
             *at = now;
             let answer = if *tokens >= 1.0 {
@@ -57,6 +58,7 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
     use std::time::Duration;
 
     use super::*;
