@@ -12,7 +12,7 @@ use super::bearer::{self, BearerError};
 use super::cors;
 use super::ctx::RequestCtx;
 use super::respond::{self, Headers, json_error};
-use super::sessions::{Order, PendingStream, StreamOpening};
+use super::sessions::{Order, PendingStream, StreamOpening, session_key};
 use super::state::Gateway;
 use crate::clock::now;
 use crate::config::Route;
@@ -57,6 +57,12 @@ pub enum Refusal {
     Bearer { error: BearerError, cors: Headers },
     /// 404: a session another user opened, or that the gateway never saw opened.
     ForeignSession { cors: Headers },
+    /// 400: `Mcp-Session-Id` sent twice, or with a character other than visible ASCII, which a
+    /// session id may not hold: the backend could read another copy than the one checked here.
+    BadSessionId { cors: Headers },
+    /// 400: an `Upgrade` to another protocol, which would turn the request into a tunnel that no
+    /// later request's admission sees.
+    Upgrade,
 }
 
 /// Checks every rule, in order, for a request to `route`.
@@ -76,6 +82,10 @@ pub async fn admit(
         }
         origin => origin.map(str::to_owned),
     };
+    // An upgrade would turn the request into a tunnel no later request's admission sees.
+    if header.headers.contains_key(http::header::UPGRADE) {
+        return Err(Refusal::Upgrade);
+    }
     if header.method == http::Method::OPTIONS {
         return Err(Refusal::Preflight(cors::route_preflight(
             cors_origin.as_deref(),
@@ -111,7 +121,8 @@ pub async fn admit(
             cors: cors(),
         });
     }
-    let place = place_in_session(gateway, header, &caller.sub)
+    let id = session_id(header).map_err(|()| Refusal::BadSessionId { cors: cors() })?;
+    let place = place_in_session(gateway, header, id, route, &caller.sub)
         .await
         .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
     Ok(Admitted {
@@ -121,20 +132,55 @@ pub async fn admit(
     })
 }
 
-/// Where a request of `sub` stands in the session it names (the default without one); `None` for a
-/// session another user opened, or that the gateway never saw opened.
+/// The `Mcp-Session-Id` a request names, if any: one copy, of visible ASCII (MCP's rule for a
+/// session id), or `Err`.
+fn session_id(header: &RequestHeader) -> Result<Option<&str>, ()> {
+    let mut values = header.headers.get_all(&SESSION_ID).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let visible = |b: &u8| (0x21..=0x7e).contains(b);
+    if values.next().is_some() || value.is_empty() || !value.as_bytes().iter().all(visible) {
+        return Err(());
+    }
+    Ok(Some(value.to_str().map_err(|_| ())?))
+}
+
+/// Drops an `Upgrade` to `h2c` (and its settings), which a server may ignore (RFC 9110 §7.8): left
+/// in place, Pingora would read the request as an upgrade. Any other upgrade stays, to be refused.
+pub fn ignore_h2c_upgrade(header: &mut RequestHeader) {
+    let h2c_only = {
+        let mut values = header
+            .headers
+            .get_all(http::header::UPGRADE)
+            .iter()
+            .peekable();
+        values.peek().is_some()
+            && values.all(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.split(',').all(|p| p.trim().eq_ignore_ascii_case("h2c")))
+            })
+    };
+    if h2c_only {
+        header.remove_header(&http::header::UPGRADE);
+        header.remove_header("http2-settings");
+    }
+}
+
+/// Where a request of `sub` stands in the session `id` of `route`, keyed by both (the default
+/// without one); `None` for a session another user opened, or that the gateway never saw opened
+/// on this route.
 async fn place_in_session(
     gateway: &Gateway,
     header: &RequestHeader,
+    id: Option<&str>,
+    route: &Route,
     sub: &str,
 ) -> Option<SessionPlace> {
-    let Some(id) = header
-        .headers
-        .get(&SESSION_ID)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(id) = id else {
         return Some(SessionPlace::default());
     };
+    let id = &session_key(&route.path, id);
     let opens_stream = header.method == http::Method::GET;
     let mut place = SessionPlace::default();
     let order = match gateway.sessions.admit(id, sub, opens_stream) {
@@ -179,7 +225,11 @@ impl Refusal {
             Refusal::Origin => Some("origin"),
             Refusal::Bearer { error, .. } => Some(error.reason()),
             Refusal::ForeignSession { .. } => Some("foreign_session"),
-            Refusal::HeadersTooLarge | Refusal::Preflight(_) | Refusal::BodyTooLarge { .. } => None,
+            Refusal::BadSessionId { .. } => Some("bad_session_id"),
+            Refusal::HeadersTooLarge
+            | Refusal::Preflight(_)
+            | Refusal::BodyTooLarge { .. }
+            | Refusal::Upgrade => None,
         }
     }
 
@@ -217,6 +267,17 @@ impl Refusal {
             Refusal::Bearer { error, mut cors } => {
                 cors.push(("www-authenticate", error.challenge(route)));
                 respond::json(session, error.status(), &error.body(), &cors).await
+            }
+            Refusal::BadSessionId { cors } => {
+                let body = json_error(
+                    "invalid_request",
+                    "Send one Mcp-Session-Id, of visible ASCII characters",
+                );
+                respond::json(session, 400, &body, &cors).await
+            }
+            Refusal::Upgrade => {
+                let body = json_error("invalid_request", "Upgrades are not served here");
+                respond::json(session, 400, &body, &[]).await
             }
             Refusal::ForeignSession { cors } => {
                 let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Session not found"}});

@@ -82,6 +82,7 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         };
+        admission::ignore_h2c_upgrade(session.req_header_mut());
         let admitted = match admission::admit(self, session, route).await {
             Ok(admitted) => admitted,
             Err(refusal) => {

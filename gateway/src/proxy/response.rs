@@ -8,6 +8,7 @@ use pingora::proxy::Session;
 use super::admission::SESSION_ID;
 use super::cors;
 use super::ctx::RequestCtx;
+use super::sessions::session_key;
 use super::state::Gateway;
 
 /// Takes note of `response` and sets the headers the client needs.
@@ -27,10 +28,12 @@ pub async fn filter(
             .get(&SESSION_ID)
             .and_then(|v| v.to_str().ok()),
     );
-    if let (Some(caller), Some(id)) = opened
-        && gateway.sessions.bind(id, &caller.sub)
-    {
-        share_session(gateway, id, &caller.sub).await;
+    let route = gateway.route_label(ctx.endpoint);
+    if let (Some(caller), Some(id)) = opened {
+        let key = session_key(route, id);
+        if gateway.sessions.bind(&key, &caller.sub) {
+            share_session(gateway, &key, &caller.sub).await;
+        }
     }
     if let Some(id) = &ctx.ending_session
         && response.status.is_success()
@@ -51,7 +54,7 @@ pub async fn filter(
             .get(&SESSION_ID)
             .and_then(|v| v.to_str().ok())
     {
-        gateway.sessions.expect_stream(id);
+        gateway.sessions.expect_stream(&session_key(route, id));
     }
     if is_sse(response) {
         // Nothing between here and the client may buffer or compress the stream.

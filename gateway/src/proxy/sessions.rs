@@ -47,6 +47,12 @@ struct StreamWait {
     expected: Option<watch::Sender<bool>>,
 }
 
+/// The key a session is bound under: its route and its id, so that an id one backend issued means
+/// nothing on another route. A route's path holds no space, and a session id only visible ASCII.
+pub fn session_key(route: &str, id: &str) -> String {
+    format!("{route} {id}")
+}
+
 /// Each session's binding, until it has been idle for [`IDLE`].
 pub struct SessionBindings {
     map: Cache<String, Binding, Instant>,

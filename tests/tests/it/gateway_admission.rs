@@ -267,3 +267,140 @@ async fn no_token_or_another_scheme_gets_a_bare_challenge() {
     );
     assert!(backend.requests().is_empty());
 }
+
+/// A POST to `path` as `token` with `headers` added; the status, and whether the backend saw it.
+async fn post_with(
+    gateway: &GatewayUnderTest,
+    backend: &ScriptedBackend,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &[u8])],
+) -> (u16, bool) {
+    let before = backend.requests().len();
+    let mut request = reqwest::Client::new()
+        .post(gateway.url(path))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(
+            *name,
+            reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    let status = request
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    (status, backend.requests().len() > before)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_id_sent_twice_or_not_in_visible_ascii_is_refused_and_reaches_nothing() {
+    let (backend, gateway) = start().await;
+    let token = gateway.token("/a/mcp", "alice");
+    // alice opens her session.
+    assert_eq!(
+        post_with(&gateway, &backend, "/a/mcp", &token, &[]).await,
+        (200, true)
+    );
+    let ours: &[u8] = b"echo-session";
+    for (what, headers) in [
+        (
+            "twice",
+            vec![("mcp-session-id", ours), ("mcp-session-id", b"other")],
+        ),
+        (
+            "twice, the first unknown",
+            vec![("mcp-session-id", b"other"), ("mcp-session-id", ours)],
+        ),
+        (
+            "with a byte beyond ASCII",
+            vec![("mcp-session-id", "echo-séssion".as_bytes())],
+        ),
+        ("with a space", vec![("mcp-session-id", b"echo session")]),
+        ("with a tab", vec![("mcp-session-id", b"echo\tsession")]),
+        ("empty", vec![("mcp-session-id", b"")]),
+    ] {
+        let outcome = post_with(&gateway, &backend, "/a/mcp", &token, &headers).await;
+        assert_eq!(outcome, (400, false), "a session id {what}");
+    }
+    assert_eq!(
+        post_with(
+            &gateway,
+            &backend,
+            "/a/mcp",
+            &token,
+            &[("mcp-session-id", ours)]
+        )
+        .await,
+        (200, true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_opened_on_one_route_is_unknown_on_another() {
+    let (backend, gateway) = start().await;
+    let on_a = gateway.token("/a/mcp", "alice");
+    assert_eq!(
+        post_with(&gateway, &backend, "/a/mcp", &on_a, &[]).await,
+        (200, true)
+    );
+    let claims = gateway.claims("/b/mcp", "alice", "mcp admin");
+    let on_b = gateway.sign(&claims);
+    let session: &[u8] = b"echo-session";
+    assert_eq!(
+        post_with(
+            &gateway,
+            &backend,
+            "/b/mcp",
+            &on_b,
+            &[("mcp-session-id", session)]
+        )
+        .await,
+        (404, false),
+        "the id /a's backend issued means nothing to /b's"
+    );
+    assert_eq!(
+        post_with(
+            &gateway,
+            &backend,
+            "/a/mcp",
+            &on_a,
+            &[("mcp-session-id", session)]
+        )
+        .await,
+        (200, true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_is_refused_and_one_to_h2c_is_ignored() {
+    let (backend, gateway) = start().await;
+    let token = gateway.token("/a/mcp", "alice");
+    for upgrade in [&b"websocket"[..], b"h2c, websocket", b"TLS/1.0"] {
+        let headers = [("connection", &b"upgrade"[..]), ("upgrade", upgrade)];
+        let outcome = post_with(&gateway, &backend, "/a/mcp", &token, &headers).await;
+        assert_eq!(
+            outcome,
+            (400, false),
+            "{}",
+            String::from_utf8_lossy(upgrade)
+        );
+    }
+    let h2c = [
+        ("connection", &b"Upgrade, HTTP2-Settings"[..]),
+        ("upgrade", b"h2c"),
+        ("http2-settings", b"AAMAAABkAAQCAAAAAAIAAAAA"),
+    ];
+    assert_eq!(
+        post_with(&gateway, &backend, "/a/mcp", &token, &h2c).await,
+        (200, true)
+    );
+    let seen = backend.requests();
+    let seen = seen.last().unwrap();
+    assert!(seen.get("upgrade").is_none());
+    assert!(seen.get("http2-settings").is_none());
+}
