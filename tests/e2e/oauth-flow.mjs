@@ -176,6 +176,11 @@ try {
   const clientFields = { client_id: provider._client.client_id, ...(provider._client.client_secret ? { client_secret: provider._client.client_secret } : {}) };
 
   // 5. Revocation: revoking the refresh token ends the grant; the access token is refused at once.
+  // A plan with `keepGrant` stops before it, and reports the tokens it holds.
+  if (plan.keepGrant) {
+    report.kept = after;
+    throw null;
+  }
   const revoke = await fetch(revokeUrl, form({ token: after.refresh_token, token_type_hint: 'refresh_token', ...clientFields }));
   report.revokeStatus = revoke.status;
   const probe = await fetch(plan.url, {
@@ -187,6 +192,6 @@ try {
   const reuse = await fetch(tokenUrl, form({ grant_type: 'refresh_token', refresh_token: after.refresh_token, ...clientFields }));
   report.refreshAfterRevoke = { status: reuse.status, body: await reuse.json() };
 } catch (e) {
-  report.error = String(e?.stack ?? e);
+  if (e !== null) report.error = String(e?.stack ?? e);
 }
 process.stdout.write(JSON.stringify(report));

@@ -190,6 +190,10 @@ pub struct ServerFile {
     /// The header those proxies write the client's address in: "X-Forwarded-For" (default) or
     /// "Forwarded".
     pub client_address_header: Option<String>,
+    /// For development only: accept a plain `http` public URL on a host that is not loopback, which
+    /// OAuth 2.1 and MCP forbid for an authorization server (default false).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -75,6 +75,19 @@ pub(super) fn settings(
         }
         routes.push(route);
     }
+    // A token minted for a backend names it as audience: were that a route's resource, the backend
+    // could replay it to the gateway as an access token of that route.
+    for (i, route) in routes.iter().enumerate() {
+        if let Some(other) = routes.iter().find(|r| r.resource == route.backend_audience) {
+            return Err(errors.at(
+                &format!("routes[{i}].backend_audience"),
+                format!(
+                    "{} is the resource of the route {}: a backend could replay its tokens there",
+                    route.backend_audience, other.path
+                ),
+            ));
+        }
+    }
     let defaults: Vec<usize> = files
         .iter()
         .enumerate()

@@ -405,3 +405,50 @@ fn trusted_proxies_are_addresses_or_blocks_and_name_the_header_they_write() {
         assert!(err.contains(needle), "{lines}: {err}");
     }
 }
+
+#[test]
+fn an_authorization_server_off_loopback_must_be_https_unless_the_operator_says_it_is_for_development()
+ {
+    let with_url = |url: &str, extra: &str| {
+        MINIMAL.replace(
+            "public_url = \"http://127.0.0.1:8080\"",
+            &format!("public_url = \"{url}\"\n{extra}"),
+        )
+    };
+    for fine in [
+        "https://mcp.example.com",
+        "http://localhost:8080",
+        "http://app.localhost",
+        "http://127.0.0.2:8080",
+        "http://[::1]:8080",
+    ] {
+        assert!(validate(&with_url(fine, "")).is_ok(), "{fine}");
+    }
+    for insecure in [
+        "http://mcp.example.com",
+        "http://10.0.0.5:8080",
+        "http://[fd00::1]",
+    ] {
+        let err = validate(&with_url(insecure, "")).unwrap_err();
+        assert!(
+            err.contains("`server.public_url`: must be https")
+                && err.contains("allow_insecure_http"),
+            "{insecure}: {err}"
+        );
+        assert!(validate(&with_url(insecure, "allow_insecure_http = true")).is_ok());
+    }
+}
+
+#[test]
+fn a_backend_audience_may_not_be_a_routes_resource() {
+    let text = MINIMAL.replace(
+        "upstream = \"http://127.0.0.1:9000/mcp\"",
+        "upstream = \"http://127.0.0.1:9000/mcp\"\nbackend_audience = \"http://127.0.0.1:8080/other\"\n\n\
+         [[routes]]\npath = \"/other\"\nupstream = \"http://127.0.0.1:9001/mcp\"",
+    );
+    let err = validate(&text).unwrap_err();
+    assert!(
+        err.contains("`routes[0].backend_audience`: http://127.0.0.1:8080/other is the resource of the route /other"),
+        "{err}"
+    );
+}

@@ -60,6 +60,13 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
     })?;
     let public_url = origin_of(&file.server.public_url)
         .map_err(|reason| errors.at("server.public_url", reason))?;
+    if !file.server.allow_insecure_http && !secure_enough(&public_url) {
+        return Err(errors.at(
+            "server.public_url",
+            "must be https (plain http only on loopback: localhost, 127.0.0.1, [::1]); \
+             set server.allow_insecure_http = true for development",
+        ));
+    }
     let threads = file.server.threads.unwrap_or(2);
     if !(1..=256).contains(&threads) {
         return Err(errors.at("server.threads", "must be between 1 and 256"));
@@ -163,6 +170,21 @@ fn limits(file: &FileConfig, errors: &Errors) -> Result<(u64, usize), ConfigErro
         ));
     }
     Ok((body, headers))
+}
+
+/// Whether an origin may serve an authorization server: https, or http on a loopback host, as
+/// OAuth 2.1 (§1.5) and the MCP authorization spec require.
+fn secure_enough(origin: &str) -> bool {
+    let Ok(url) = Url::parse(origin) else {
+        return false;
+    };
+    url.scheme() == "https"
+        || match url.host() {
+            Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
 }
 
 /// `scheme://host[:port]` of an http(s) URL that has no path, query or fragment; lowercase scheme and host.

@@ -2,8 +2,10 @@
 //! while the user signs in and consents.
 //!
 //! Errors found before the client and its redirect URI are known to be good show an error page: the
-//! browser is never sent to a URI nobody vouched for. Later errors go back to the client's redirect URI
-//! with `error`, `state` and `iss` (RFC 9207), as success does.
+//! browser is never sent to a URI nobody vouched for. Later errors of the request go back to the
+//! redirect URI with `error`, `state` and `iss` (RFC 9207) only for a client the operator
+//! configured; a self-registered or metadata-document client's stay on the page until the user has
+//! acted here (RFC 9700 §4.11.1).
 
 use std::collections::HashMap;
 
@@ -46,7 +48,8 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     let checked = match check(server, &params, &client) {
         Ok(checked) => checked,
         Err((error, description)) => {
-            return refuse(server, &redirect_uri, error, description, state.as_deref());
+            let answer = (&client, redirect_uri.as_str());
+            return refuse(server, answer, error, description, state.as_deref());
         }
     };
     let browser = random_token(24);
@@ -160,20 +163,22 @@ fn check<'a>(
     })
 }
 
-/// An error for the client. A native app's redirect launches a program outside the browser, so until
-/// the user has acted here its errors stay on this server's page (RFC 9700 §4.11.1): a link cannot
-/// make the gateway launch an app.
+/// An error for the client. Until the user has acted on one of this server's pages, a redirect goes
+/// only to a client the operator configured: any other's redirect URI is whatever its registrant or
+/// its metadata document chose, and a link to `/authorize` would make this server an open redirector
+/// to it (RFC 9700 §4.11.1), or launch an app. Their errors stay on this server's page.
 fn refuse(
     server: &AuthServer,
-    redirect_uri: &str,
+    (client, redirect_uri): (&ClientRecord, &str),
     error: &str,
     description: &str,
     state: Option<&str>,
 ) -> Result<Response, OAuthError> {
-    if matches!(
+    let app = matches!(
         redirect::destination(redirect_uri),
         redirect::Destination::App(_)
-    ) {
+    );
+    if app || client.origin != "config" {
         return Err(page(400, &format!("{description} ({error})")));
     }
     let location = error_redirect(server, redirect_uri, error, description, state);

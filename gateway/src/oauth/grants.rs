@@ -243,7 +243,7 @@ mod tests {
     /// An authorization server with GitHub (at `port`) as its identity provider, on `store`.
     fn server(port: u16, store: Arc<dyn Store>) -> AuthServer {
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://gw.example\"\n\
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"https://gw.example\"\n\
              [store]\nkind = \"memory\"\ntoken_key_env = \"KEY\"\n\
              [provider]\nkind = \"github\"\nclient_id = \"id\"\nclient_secret_env = \"SECRET\"\n\
              web_url = \"http://127.0.0.1:{port}\"\napi_url = \"http://127.0.0.1:{port}\"\n\
@@ -263,7 +263,7 @@ mod tests {
         let keys = Arc::new(keys);
         let verifier = Arc::new(AccessTokenVerifier::new(
             keys.clone(),
-            "http://gw.example".into(),
+            "https://gw.example".into(),
             60,
         ));
         AuthServer::new(config, store, keys, verifier)
@@ -281,7 +281,7 @@ mod tests {
             grant_id: "g1".into(),
             client_id: "c1".into(),
             scope: "mcp".into(),
-            resource: "http://gw.example/mcp".into(),
+            resource: "https://gw.example/mcp".into(),
             user: UserIdentity {
                 sub: "github:1".into(),
                 email: None,

@@ -1,5 +1,7 @@
-//! `/introspect` (RFC 7662), for backends that check tokens by asking: confidential clients only; an
-//! unknown, expired or revoked token is `{"active": false}` and nothing more.
+//! `/introspect` (RFC 7662), for backends that check tokens by asking: confidential clients only; a
+//! token is active only if it would be taken where it is used (an access token by the data plane, a
+//! refresh token by `/token`): an unknown, expired, revoked or rotated one is `{"active": false}`
+//! and nothing more.
 
 use serde_json::json;
 
@@ -23,7 +25,14 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("No token"))?;
-    if let Ok(claims) = server.verifier.verify(token, now()) {
+    // Active only if the data plane and the token endpoint would take it: a grant revoked before
+    // a restart, or on another replica, is asked of the store.
+    if let Ok(claims) = server.verifier.verify(token, now())
+        && !match &claims.gid {
+            Some(grant) => server.grant_revoked(grant).await,
+            None => false,
+        }
+    {
         let aud = match &claims.aud {
             Audience::One(aud) => json!(aud),
             Audience::Many(auds) => json!(auds),
@@ -47,7 +56,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     }
     if let Some(grant_id) = server
         .store
-        .refresh_grant(&hash_secret(token), now())
+        .current_refresh_grant(&hash_secret(token), now())
         .await?
         && let Some(grant) = server.store.grant(&grant_id).await?.filter(|g| !g.revoked)
     {

@@ -22,9 +22,23 @@ pub async fn for_caller(
     if route.credentials == Credentials::None {
         return Ok(None);
     }
-    // With GitHub or an OIDC provider, the grant holds the user's token there.
-    let idp_token = match (&gateway.auth, &caller.gid) {
-        (Some(auth), Some(grant)) if auth.keeps_idp_tokens() => auth.idp_token(grant).await,
+    // With GitHub or an OIDC provider, the grant holds the user's token there, and the backend
+    // expects it: without it the request fails (502) rather than carry a token of the gateway's
+    // own in its place.
+    let idp_token = match &gateway.auth {
+        Some(auth) if auth.keeps_idp_tokens() => {
+            let token = match &caller.gid {
+                Some(grant) => auth.idp_token(grant).await,
+                None => None,
+            };
+            if token.is_none() {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(502),
+                    "the caller's token at the identity provider is not available",
+                ));
+            }
+            token
+        }
         _ => None,
     };
     gateway

@@ -18,6 +18,10 @@ pub async fn answer(
     let code = status(e);
     if code > 0 && session.response_written().is_none() {
         let (error, description) = match code {
+            502 if e.esource() != &ErrorSource::Upstream => (
+                "bad_gateway",
+                "Your sign-in at the identity provider is not available; sign in again",
+            ),
             502 => (
                 "bad_gateway",
                 "The MCP server behind the gateway could not be reached",
@@ -69,6 +73,10 @@ fn log(e: &Error, route: &str, request_id: &http::HeaderValue, stream_open: bool
         ErrorType::HTTPStatus(code) => *code < 500,
         _ => e.esource() == &ErrorSource::Downstream,
     };
+    if matches!(e.etype(), ErrorType::HTTPStatus(502)) && !client_side {
+        tracing::warn!(route, request_id, error = %e, "a request was refused for want of the caller's identity provider token");
+        return;
+    }
     let upstream = e.esource() == &ErrorSource::Upstream;
     if client_side {
         tracing::debug!(route, request_id, error = %e, "the client went away or sent a request that cannot be served");

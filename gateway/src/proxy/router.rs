@@ -95,8 +95,8 @@ mod tests {
         std::fs::write(&users, "[[users]]\nusername = \"a\"\npassword_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA\"\n").unwrap();
         let path = dir.path().join("gw.toml");
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://gw.example\"\n\
-             [tokens]\nissuer = \"http://gw.example/tenant\"\n\
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"https://gw.example\"\n\
+             [tokens]\nissuer = \"https://gw.example/tenant\"\n\
              [provider]\nkind = \"local\"\nusers_file = {users:?}\n\
              [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n",
             users = users.display().to_string()

@@ -182,6 +182,21 @@ async fn refresh_tokens_rotate_once_and_replays_within_the_grace_get_the_same_su
                 "{later} s later"
             );
         }
+        // Introspection sees only the current token of the chain.
+        assert_eq!(store.current_refresh_grant("r1", NOW).await.unwrap(), None);
+        assert_eq!(
+            store
+                .current_refresh_grant("r2", NOW)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("g1")
+        );
+        assert_eq!(
+            store.current_refresh_grant("r2", NOW + 3000).await.unwrap(),
+            None,
+            "expired"
+        );
         // Within the grace but for another successor: not a second chain.
         assert_eq!(rotate("r2b", NOW + 3).await, Rotation::Unknown);
         assert_eq!(store.refresh_grant("r2b", NOW).await.unwrap(), None);

@@ -204,6 +204,19 @@ impl Store for MemoryStore {
             .map(|e| e.grant_id.clone()))
     }
 
+    async fn current_refresh_grant(
+        &self,
+        token_hash: &str,
+        now: u64,
+    ) -> StoreResult<Option<String>> {
+        Ok(self
+            .lock()
+            .refresh
+            .get(token_hash)
+            .filter(|e| e.expires_at > now && e.rotated_at.is_none())
+            .map(|e| e.grant_id.clone()))
+    }
+
     async fn put_consent(
         &self,
         sub: &str,

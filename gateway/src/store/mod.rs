@@ -129,6 +129,13 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Rotation>;
     /// The grant of a live refresh token, for revocation.
     async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>>;
+    /// The grant of a live refresh token that has not been rotated: one the token endpoint would
+    /// still take as the client's current token, for introspection.
+    async fn current_refresh_grant(
+        &self,
+        token_hash: &str,
+        now: u64,
+    ) -> StoreResult<Option<String>>;
 
     async fn put_consent(
         &self,

@@ -18,7 +18,8 @@ async fn a_first_party_client_from_the_config_skips_consent_and_a_confidential_o
          [[clients]]\nclient_id = \"backend\"\nredirect_uris = [\"https://backend.example/cb\"]\n\
          token_endpoint_auth_method = \"client_secret_basic\"\nclient_secret_env = \"BACKEND_SECRET\"\n"
     );
-    let stack = auth_stack_with(&extra, GatewayBuilder::new().env("BACKEND_SECRET", SECRET)).await;
+    let mut stack =
+        auth_stack_with(&extra, GatewayBuilder::new().env("BACKEND_SECRET", SECRET)).await;
     let gateway = &stack.gateway;
 
     // Straight from login to the app: no consent page.
@@ -52,8 +53,9 @@ async fn a_first_party_client_from_the_config_skips_consent_and_a_confidential_o
     assert_eq!(status, 200, "{tokens}");
 
     // The confidential client from the config introspects that token with its secret.
+    let introspect_url = gateway.url("/introspect");
     let introspect = |token: String, secret: &'static str| {
-        let url = gateway.url("/introspect");
+        let url = introspect_url.clone();
         async move {
             let response = reqwest::Client::new()
                 .post(url)
@@ -84,17 +86,35 @@ async fn a_first_party_client_from_the_config_skips_consent_and_a_confidential_o
     let (_, body) = introspect("garbage".into(), SECRET).await;
     assert_eq!(body, json!({ "active": false }));
 
+    // A rotated refresh token is inactive; its successor is the active one.
+    let first = tokens["refresh_token"].as_str().unwrap();
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", first),
+        ("client_id", "first-party"),
+    ];
+    let (status, refreshed) = token(gateway, &refresh).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let (_, body) = introspect(first.to_owned(), SECRET).await;
+    assert_eq!(body, json!({ "active": false }), "rotated");
+    let current = refreshed["refresh_token"].as_str().unwrap();
+    let (_, body) = introspect(current.to_owned(), SECRET).await;
+    assert_eq!(body["active"], true);
+
     // Revoked: inactive.
-    let refresh = tokens["refresh_token"].as_str().unwrap();
     let response = reqwest::Client::new()
         .post(gateway.url("/revoke"))
-        .form(&[("token", refresh), ("client_id", "first-party")])
+        .form(&[("token", current), ("client_id", "first-party")])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let (_, body) = introspect(access, SECRET).await;
+    let (_, body) = introspect(access.clone(), SECRET).await;
     assert_eq!(body, json!({ "active": false }));
+    // And still after a restart, when only the store remembers the revocation.
+    stack.gateway.restart().await;
+    let (_, body) = introspect(access, SECRET).await;
+    assert_eq!(body, json!({ "active": false }), "after a restart");
 }
 
 #[tokio::test(flavor = "multi_thread")]

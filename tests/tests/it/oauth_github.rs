@@ -22,6 +22,11 @@ async fn github_stack(allowlists: &str) -> Stack {
         .env(
             "TOKEN_KEY",
             &base64::engine::general_purpose::STANDARD.encode([42u8; 32]),
+        )
+        // Another key, for a test that turns the sealed tokens unreadable.
+        .env(
+            "OTHER_TOKEN_KEY",
+            &base64::engine::general_purpose::STANDARD.encode([43u8; 32]),
         );
     let origin = builder.origin();
     let backend_port = free_port();
@@ -49,8 +54,10 @@ fn plan(stack: &Stack) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn users_sign_in_at_github_and_the_backend_gets_their_github_token() {
-    let stack = github_stack("").await;
-    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    let mut stack = github_stack("").await;
+    let mut plan = plan(&stack);
+    plan["keepGrant"] = json!(true);
+    let report = node::run("oauth-flow.mjs", &plan).await;
     assert!(report.get("error").is_none(), "{report:#}");
 
     // Consent came before the browser went to GitHub.
@@ -129,6 +136,27 @@ async fn users_sign_in_at_github_and_the_backend_gets_their_github_token() {
             );
         }
     }
+
+    // Sealed with another key, the GitHub token cannot be read: the request fails closed (502),
+    // where it used to go on with a token of the gateway's own in the GitHub token's place.
+    let config = stack.gateway.config.replace(
+        "token_key_env = \"TOKEN_KEY\"",
+        "token_key_env = \"OTHER_TOKEN_KEY\"",
+    );
+    stack.gateway.rewrite_config(&config).await;
+    let kept = report["kept"]["access_token"].as_str().unwrap();
+    let response = reqwest::Client::new()
+        .post(stack.gateway.url("/mcp"))
+        .header("authorization", format!("Bearer {kept}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "bad_gateway", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -58,9 +58,9 @@ async fn authorize_errors_before_the_redirect_is_trusted_show_a_page() {
 }
 
 #[tokio::test]
-async fn later_authorize_errors_go_back_with_state_and_iss() {
+async fn later_authorize_errors_go_back_to_a_configured_client_with_state_and_iss() {
     let harness = Harness::new();
-    let client = harness.public_client().await;
+    let client = harness.configured_client().await;
     let pkce = Pkce::new();
     let mut browser = Browser::default();
     for (overrides, error) in [
@@ -91,6 +91,16 @@ async fn later_authorize_errors_go_back_with_state_and_iss() {
         assert_eq!(query["state"], "st");
         assert_eq!(query["iss"], ORIGIN);
         assert!(!query.contains_key("code"));
+        // A client anyone registered gets the same error on this server's page, not at its URI.
+        let registered = harness.public_client().await;
+        let query = authorize_query(&registered, &pkce, &overrides);
+        let response = browser.get(&harness, AsEndpoint::Authorize, &query).await;
+        assert_eq!(response.status, 400, "{overrides:?}");
+        assert!(
+            !has_location(&response),
+            "no redirect before the user acted"
+        );
+        assert!(text_of(&response).contains(error), "{overrides:?}");
     }
     // A long state goes through whole; a loopback redirect may use another port; the resource may
     // carry a trailing slash.

@@ -20,7 +20,7 @@ use crate::store::memory::MemoryStore;
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::keys::KeyRing;
 
-const ORIGIN: &str = "http://gw.example";
+const ORIGIN: &str = "https://gw.example";
 const REDIRECT: &str = "http://127.0.0.1:1/callback";
 
 /// An authorization server with the `local` provider (`alice`, password `wonderland`), a route at
@@ -114,6 +114,28 @@ impl Harness {
             .await;
         assert_eq!(status, 201, "{body}");
         body["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A public client with [`REDIRECT`] that the operator configured, as `[[clients]]` writes it.
+    async fn configured_client(&self) -> String {
+        let client = crate::store::ClientRecord {
+            client_id: "first-party".into(),
+            secret_hash: None,
+            secret_expires_at: 0,
+            redirect_uris: vec![REDIRECT.into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            response_types: vec!["code".into()],
+            token_endpoint_auth_method: "none".into(),
+            client_name: Some("Ours".into()),
+            client_uri: None,
+            scope: None,
+            application_type: None,
+            issued_at: 0,
+            origin: "config".into(),
+            skip_consent: false,
+        };
+        self.server.store.put_client(&client).await.unwrap();
+        client.client_id
     }
 
     async fn token(&self, form: &[(&str, &str)]) -> (u16, Value) {

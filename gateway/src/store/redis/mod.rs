@@ -355,6 +355,23 @@ impl Store for RedisStore {
         Ok(grant.filter(|_| exp.is_some_and(|exp| exp > now)))
     }
 
+    async fn current_refresh_grant(
+        &self,
+        token_hash: &str,
+        now: u64,
+    ) -> StoreResult<Option<String>> {
+        let key = self.grant_slot("refresh", token_hash);
+        let (grant, exp, rotated): (Option<String>, Option<u64>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(key)
+                .arg("grant")
+                .arg("exp")
+                .arg("rotated_at")
+                .query_async(&mut self.conn())
+                .await?;
+        Ok(grant.filter(|_| exp.is_some_and(|exp| exp > now) && rotated.is_none()))
+    }
+
     async fn put_consent(
         &self,
         sub: &str,

@@ -317,6 +317,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn current_refresh_grant(
+        &self,
+        token_hash: &str,
+        now: u64,
+    ) -> StoreResult<Option<String>> {
+        let token_hash = token_hash.to_owned();
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT grant_id FROM refresh_tokens
+                 WHERE hash = ?1 AND expires_at > ?2 AND rotated_at IS NULL",
+                params![token_hash, now],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
     async fn put_consent(
         &self,
         sub: &str,
