@@ -122,6 +122,14 @@ fn open_state(
         for client in clients {
             store.put_client(&oauth::configured_client(client)).await?;
         }
+        // And a client taken out of the config stops working.
+        let keep: Vec<String> = clients.iter().map(|c| c.client_id.clone()).collect();
+        for client_id in store.retain_config_clients(&keep).await? {
+            tracing::info!(
+                client_id,
+                "removed a client that is no longer in the config"
+            );
+        }
         Ok((store, keys))
     })
 }

@@ -45,7 +45,7 @@ impl GitHubStandIn {
                                      {"email": "octocat@example.com", "primary": true, "verified": true}]))
                 }),
             )
-            .route("/user/orgs", get(|h: HeaderMap, s: State<Arc<Mutex<Inner>>>| api(h, s, json!([{"login": "acme"}]))))
+            .route("/user/orgs", get(|h: HeaderMap, s: State<Arc<Mutex<Inner>>>| api(h, s, json!([{"id": 777, "login": "acme"}]))))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

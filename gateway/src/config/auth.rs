@@ -15,6 +15,8 @@ pub struct AuthSettings {
     pub refresh_token_lifetime: Duration,
     pub code_lifetime: Duration,
     pub refresh_grace: Duration,
+    /// The longest a grant lives, however often it is refreshed.
+    pub grant_max_lifetime: Duration,
     pub dynamic_registration: bool,
     pub cimd: CimdSettings,
     /// The private-use schemes accepted in redirect URIs.
@@ -81,6 +83,12 @@ pub(super) fn settings(
             Some(d) => d,
             None => Duration::from_secs(10),
         },
+        grant_max_lifetime: lifetime(
+            auth.grant_max_lifetime,
+            "auth.grant_max_lifetime",
+            90 * day,
+            3650 * day,
+        )?,
         dynamic_registration: auth.dynamic_registration.unwrap_or(true),
         cimd: CimdSettings {
             enabled: auth.client_id_metadata_documents.unwrap_or(true),

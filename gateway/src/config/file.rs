@@ -107,6 +107,10 @@ pub struct AuthFile {
     /// How long a just-rotated refresh token still works, for concurrent refreshes (default 10s).
     #[serde(default, with = "humantime_serde")]
     pub refresh_grace: Option<Duration>,
+    /// The longest a grant lives however often it is refreshed; the user then signs in again
+    /// (default 90 days).
+    #[serde(default, with = "humantime_serde")]
+    pub grant_max_lifetime: Option<Duration>,
     /// Accept RFC 7591 dynamic client registration (default true).
     pub dynamic_registration: Option<bool>,
     /// Accept Client ID Metadata Documents: https URLs as client ids (default true).
@@ -136,10 +140,15 @@ pub struct ProviderFile {
     /// For "github": GitHub's web and API roots, for GitHub Enterprise Server (default github.com).
     pub web_url: Option<String>,
     pub api_url: Option<String>,
-    /// For "github": only these logins may sign in (default: anyone).
+    /// For "github": only these logins may sign in (default: anyone). Logins can be renamed and
+    /// then taken by someone else: prefer `allowed_user_ids`.
     pub allowed_users: Option<Vec<String>>,
-    /// For "github": only members of these organisations may sign in (default: anyone).
+    /// For "github": only these users, by numeric id (`gh api users/<login> --jq .id`).
+    pub allowed_user_ids: Option<Vec<u64>>,
+    /// For "github": only members of these organisations may sign in (default: anyone); by login,
+    /// or, which no rename changes, by numeric id in `allowed_org_ids`.
     pub allowed_orgs: Option<Vec<String>>,
+    pub allowed_org_ids: Option<Vec<u64>>,
     /// For "oidc": the provider's issuer; its configuration is discovered from it.
     pub issuer: Option<String>,
     /// For "oidc": send the route's `resource` to the provider too (default false: Entra rejects it).

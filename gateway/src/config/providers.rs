@@ -47,7 +47,9 @@ pub struct GitHubSettings {
     pub token_url: String,
     pub api_url: String,
     pub allowed_users: Vec<String>,
+    pub allowed_user_ids: Vec<u64>,
     pub allowed_orgs: Vec<String>,
+    pub allowed_org_ids: Vec<u64>,
     /// The key that encrypts the provider's tokens at rest.
     pub token_key: [u8; 32],
 }
@@ -206,7 +208,9 @@ fn github_settings(
         token_url: format!("{web}/login/oauth/access_token"),
         api_url,
         allowed_users: provider.allowed_users.clone().unwrap_or_default(),
+        allowed_user_ids: provider.allowed_user_ids.clone().unwrap_or_default(),
         allowed_orgs: provider.allowed_orgs.clone().unwrap_or_default(),
+        allowed_org_ids: provider.allowed_org_ids.clone().unwrap_or_default(),
         token_key: key,
     })
 }

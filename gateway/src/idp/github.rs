@@ -31,6 +31,7 @@ struct Email {
 
 #[derive(Deserialize)]
 struct Org {
+    id: u64,
     login: String,
 }
 
@@ -99,29 +100,38 @@ impl GitHub {
         })
     }
 
-    /// Who the token belongs to, checked against the allowlists.
+    /// Whether any allowlist is set: then a refresh asks GitHub again who the user is.
+    pub fn has_allowlists(&self) -> bool {
+        let s = &self.settings;
+        !(s.allowed_users.is_empty()
+            && s.allowed_user_ids.is_empty()
+            && s.allowed_orgs.is_empty()
+            && s.allowed_org_ids.is_empty())
+    }
+
+    /// Who the token belongs to, checked against the allowlists: users by numeric id (or login),
+    /// organisations by numeric id (or login). Ids survive renames; logins do not.
     pub async fn identity(&self, token: &str) -> Result<UserIdentity, IdpError> {
         let user: User = self.get(token, "/user").await?;
-        if !self.settings.allowed_users.is_empty()
-            && !self
-                .settings
-                .allowed_users
-                .iter()
-                .any(|u| u.eq_ignore_ascii_case(&user.login))
+        let s = &self.settings;
+        let listed =
+            |logins: &[String], login: &str| logins.iter().any(|a| a.eq_ignore_ascii_case(login));
+        let by_user = !s.allowed_users.is_empty() || !s.allowed_user_ids.is_empty();
+        if by_user
+            && !s.allowed_user_ids.contains(&user.id)
+            && !listed(&s.allowed_users, &user.login)
         {
             return Err(IdpError::NotAllowed(format!(
                 "The GitHub user {} may not use this gateway",
                 user.login
             )));
         }
-        if !self.settings.allowed_orgs.is_empty() {
+        if !s.allowed_orgs.is_empty() || !s.allowed_org_ids.is_empty() {
             let orgs: Vec<Org> = self.get(token, "/user/orgs").await?;
-            if !orgs.iter().any(|o| {
-                self.settings
-                    .allowed_orgs
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(&o.login))
-            }) {
+            if !orgs
+                .iter()
+                .any(|o| s.allowed_org_ids.contains(&o.id) || listed(&s.allowed_orgs, &o.login))
+            {
                 return Err(IdpError::NotAllowed(format!(
                     "The GitHub user {} is in none of the organisations allowed here",
                     user.login

@@ -28,6 +28,11 @@ impl LocalUsers {
         Self(users)
     }
 
+    /// Whether the users file still has the user whose subject is `sub`.
+    pub fn knows(&self, sub: &str) -> bool {
+        self.0.iter().any(|u| u.username == sub)
+    }
+
     /// The user `username` is, when `password` is theirs. As slow for an unknown name as for a
     /// wrong password, and off the proxy's worker threads: hashing is deliberately slow.
     pub async fn sign_in(&self, username: &str, password: &str) -> Option<UserIdentity> {

@@ -120,6 +120,34 @@ impl IdentityProvider {
         }
     }
 
+    /// Whether checking that a user may still sign in needs their token at the provider: at GitHub
+    /// with allowlists, whose answer may have changed (a user left the organisation).
+    pub fn recheck_needs_token(&self) -> bool {
+        matches!(&self.kind, Kind::GitHub(github) if github.has_allowlists())
+    }
+
+    /// Whether `user`, who signed in earlier, would still be let in by today's rules: GitHub is
+    /// asked again (with `token`, when [`Self::recheck_needs_token`]), an OIDC user's verified
+    /// email is checked against today's allowlists.
+    pub async fn recheck(&self, user: &UserIdentity, token: Option<&str>) -> Result<(), IdpError> {
+        match &self.kind {
+            Kind::GitHub(github) if github.has_allowlists() => {
+                let token = token.ok_or_else(|| {
+                    IdpError::Unavailable("the user's GitHub token is not available".into())
+                })?;
+                let now = github.identity(token).await?;
+                if now.sub != user.sub {
+                    return Err(IdpError::NotAllowed(
+                        "The GitHub token belongs to another user".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Kind::GitHub(_) => Ok(()),
+            Kind::Oidc(oidc) => oidc.check_email(user.email.as_deref()),
+        }
+    }
+
     /// Whether these tokens have expired (or will within a minute) and can be refreshed.
     pub fn needs_refresh(tokens: &ProviderTokens, now: u64) -> bool {
         let expiring = tokens
@@ -185,7 +213,9 @@ mod tests {
                 token_url: "https://github.com/login/oauth/access_token".into(),
                 api_url: "https://api.github.com".into(),
                 allowed_users: vec![],
+                allowed_user_ids: vec![],
                 allowed_orgs: vec![],
+                allowed_org_ids: vec![],
                 token_key: [key; 32],
             }),
             "http://gw/callback",

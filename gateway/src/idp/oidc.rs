@@ -233,6 +233,15 @@ impl Oidc {
     }
 
     fn check_allowlists(&self, claims: &IdClaims) -> Result<(), IdpError> {
+        let verified = claims
+            .email
+            .as_deref()
+            .filter(|_| claims.email_verified == Some(true));
+        self.check_email(verified)
+    }
+
+    /// Whether a user with this verified email (if any) passes the allowlists.
+    pub fn check_email(&self, verified: Option<&str>) -> Result<(), IdpError> {
         let (emails, domains) = (
             &self.settings.allowed_emails,
             &self.settings.allowed_domains,
@@ -240,13 +249,9 @@ impl Oidc {
         if emails.is_empty() && domains.is_empty() {
             return Ok(());
         }
-        let email = claims
-            .email
-            .as_deref()
-            .filter(|_| claims.email_verified == Some(true))
-            .ok_or_else(|| {
-                IdpError::NotAllowed("A verified email is needed to sign in here".into())
-            })?;
+        let email = verified.ok_or_else(|| {
+            IdpError::NotAllowed("A verified email is needed to sign in here".into())
+        })?;
         let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
         if emails.iter().any(|e| e.eq_ignore_ascii_case(email))
             || domains.iter().any(|d| d.eq_ignore_ascii_case(domain))

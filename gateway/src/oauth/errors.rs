@@ -25,6 +25,9 @@ pub enum OAuthError {
     InvalidRedirectUri(String),
     #[error("{0}")]
     InvalidClientMetadata(String),
+    /// A dependency (the identity provider) cannot answer now: 503, to retry.
+    #[error("{0}")]
+    TemporarilyUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A page, already rendered (for the browser endpoints).
@@ -48,6 +51,7 @@ impl OAuthError {
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::InvalidRedirectUri(_) => "invalid_redirect_uri",
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
+            OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::Store(error) if error.is_unreachable() => "temporarily_unavailable",
             OAuthError::Store(_) | OAuthError::Page(_) => "server_error",
         }
@@ -59,6 +63,10 @@ impl OAuthError {
         }
         let status = match &self {
             OAuthError::InvalidClient(_) => 401,
+            OAuthError::TemporarilyUnavailable(reason) => {
+                tracing::warn!(%reason, "a dependency is unavailable");
+                503
+            }
             OAuthError::Store(error) if error.is_unreachable() => {
                 tracing::warn!(%error, "the store is unreachable");
                 503
@@ -72,6 +80,9 @@ impl OAuthError {
         let description = match &self {
             OAuthError::Store(error) if error.is_unreachable() => {
                 "The server cannot complete the request now; try again shortly".to_owned()
+            }
+            OAuthError::TemporarilyUnavailable(_) => {
+                "The identity provider cannot be asked now; try again shortly".to_owned()
             }
             OAuthError::Store(_) => "The server could not complete the request".to_owned(),
             other => other.to_string(),

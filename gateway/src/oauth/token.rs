@@ -13,6 +13,7 @@ use super::client_auth::authenticate;
 use super::errors::OAuthError;
 use super::{AuthServer, Request, Response, hash_secret, pkce, random_token, scope};
 use crate::clock::now;
+use crate::idp::IdpError;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, CodeTake, GrantRecord, Rotation};
 use crate::tokens::access::{AccessClaims, Audience, mint};
@@ -181,8 +182,17 @@ async fn refresh_token(
     }
     check_resource(form, &grant.resource)?;
     let scope = narrowed_scope(form, &grant.scope)?;
+    // A grant ends at its maximum age, however often it was refreshed, and with the user's right to
+    // sign in: a refresh asks again whether today's rules let them in.
+    let ends_at = grant.created_at + server.config.auth.grant_max_lifetime.as_secs();
+    if now() >= ends_at {
+        return Err(OAuthError::InvalidGrant(
+            "The grant has reached its maximum age; sign in again".into(),
+        ));
+    }
+    still_allowed(server, &grant).await?;
     let new = successor(&server.refresh_key, old);
-    let expires = now() + server.config.auth.refresh_token_lifetime.as_secs();
+    let expires = (now() + server.config.auth.refresh_token_lifetime.as_secs()).min(ends_at);
     let grace = server.config.auth.refresh_grace.as_secs();
     match server
         .store
@@ -202,6 +212,34 @@ async fn refresh_token(
         Rotation::Unknown => Err(OAuthError::InvalidGrant(
             "The refresh token is unknown, expired or revoked".into(),
         )),
+    }
+}
+
+/// Whether the grant's user would still be let in: still in the users file, or, at GitHub or an OIDC
+/// provider, still passing the allowlists. One who no longer is loses the grant.
+async fn still_allowed(server: &AuthServer, grant: &GrantRecord) -> Result<(), OAuthError> {
+    let verdict = match &server.idp {
+        None if server.users.knows(&grant.user.sub) => Ok(()),
+        None => Err(IdpError::NotAllowed(
+            "The user is no longer in the users file".into(),
+        )),
+        Some(idp) => {
+            let token = match idp.recheck_needs_token() {
+                true => server.idp_token(&grant.grant_id).await,
+                false => None,
+            };
+            idp.recheck(&grant.user, token.as_deref()).await
+        }
+    };
+    match verdict {
+        Ok(()) => Ok(()),
+        Err(IdpError::Unavailable(reason)) => Err(OAuthError::TemporarilyUnavailable(reason)),
+        Err(refusal) => {
+            revoke_grant(server, &grant.grant_id).await?;
+            let (user, grant_id) = (&grant.user.sub, &grant.grant_id);
+            tracing::info!(%user, grant = %grant_id, reason = %refusal, "a grant ended: its user may no longer sign in");
+            Err(OAuthError::InvalidGrant(refusal.to_string()))
+        }
     }
 }
 

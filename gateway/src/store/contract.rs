@@ -293,7 +293,28 @@ async fn clients_consents_and_keys_are_kept() {
             skip_consent: false,
         };
         store.put_client(&client).await.unwrap();
+        assert_eq!(store.client("c1").await.unwrap(), Some(client.clone()));
+        // Clients from the config: the ones it no longer names go, and nothing else does.
+        for id in ["kept", "dropped"] {
+            let configured = ClientRecord {
+                client_id: id.into(),
+                origin: "config".into(),
+                ..client.clone()
+            };
+            store.put_client(&configured).await.unwrap();
+        }
+        let removed = store.retain_config_clients(&["kept".into()]).await.unwrap();
+        assert_eq!(removed, ["dropped"]);
+        assert!(store.client("dropped").await.unwrap().is_none());
+        assert!(store.client("kept").await.unwrap().is_some());
         assert_eq!(store.client("c1").await.unwrap(), Some(client));
+        assert!(
+            store
+                .retain_config_clients(&["kept".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             store.consent("alice", "c1", "http://gw/mcp").await.unwrap(),
             None

@@ -54,6 +54,18 @@ impl Store for MemoryStore {
         Ok(self.lock().clients.get(client_id).cloned())
     }
 
+    async fn retain_config_clients(&self, keep: &[String]) -> StoreResult<Vec<String>> {
+        let mut removed = Vec::new();
+        self.lock().clients.retain(|id, client| {
+            let stays = client.origin != "config" || keep.contains(id);
+            if !stays {
+                removed.push(id.clone());
+            }
+            stays
+        });
+        Ok(removed)
+    }
+
     async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()> {
         self.lock().pending.insert(id.to_owned(), pending.clone());
         Ok(())

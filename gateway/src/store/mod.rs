@@ -91,6 +91,9 @@ pub enum Rotation {
 pub trait Store: Send + Sync {
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()>;
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
+    /// Removes the clients the config once declared (`origin` "config") that are not in `keep`,
+    /// and returns their ids: a client taken out of the config stops working.
+    async fn retain_config_clients(&self, keep: &[String]) -> StoreResult<Vec<String>>;
 
     /// Keeps an authorization in progress (between `/authorize` and the code) until `expires_at`.
     async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()>;

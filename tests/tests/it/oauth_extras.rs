@@ -115,6 +115,18 @@ async fn a_first_party_client_from_the_config_skips_consent_and_a_confidential_o
     stack.gateway.restart().await;
     let (_, body) = introspect(access, SECRET).await;
     assert_eq!(body, json!({ "active": false }), "after a restart");
+
+    // A client taken out of the config stops working at the next start.
+    let first_party = format!(
+        "[[clients]]\nclient_id = \"first-party\"\nclient_name = \"Our App\"\nredirect_uris = [\"{REDIRECT}\"]\nskip_consent = true\n"
+    );
+    assert!(stack.gateway.config.contains(&first_party));
+    let without = stack.gateway.config.replace(&first_party, "");
+    stack.gateway.rewrite_config(&without).await;
+    let url = authorize_url(&stack.gateway, "first-party", &Pkce::new(), &[]);
+    let (status, _, page) = Agent::new().get(&url).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("not registered"), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -278,4 +290,59 @@ async fn one_user_name_is_limited_wherever_its_sign_in_attempts_come_from() {
     // Another user name is not held back.
     let (status, _, page) = attempt("198.51.100.11", "bob", "guess").await;
     assert_eq!(status, 401, "{page}");
+}
+
+/// The refresh grant's form for `refresh` of `client`.
+fn refresh_form<'a>(client: &'a str, refresh: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh),
+        ("client_id", client),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_taken_out_of_the_users_file_loses_their_grant_at_the_next_refresh() {
+    let mut stack = auth_stack("").await;
+    let gateway = &stack.gateway;
+    let client = public_client(gateway).await;
+    let pkce = Pkce::new();
+    let url = authorize_url(gateway, &client, &pkce, &[]);
+    let back = authorize(gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
+    let (_, tokens) = token(gateway, &exchange(&client, &back["code"], &pkce.verifier)).await;
+    let (access, refresh) = (
+        tokens["access_token"].as_str().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
+    );
+    // The operator takes alice out (bob stays) and restarts.
+    let users = gateway
+        .config
+        .lines()
+        .find_map(|l| l.strip_prefix("users_file = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let bob = crate::oauth_flow::hash_password("builder");
+    std::fs::write(
+        &users,
+        format!("[[users]]\nusername = \"bob\"\npassword_hash = \"{bob}\"\n"),
+    )
+    .unwrap();
+    stack.gateway.restart().await;
+    let gateway = &stack.gateway;
+    let (status, body) = token(gateway, &refresh_form(&client, refresh)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("users file"),
+        "{body}"
+    );
+    // The grant is gone with it: the access token issued from it is refused now.
+    assert_eq!(crate::oauth_rules::mcp_status(gateway, access).await, 401);
 }

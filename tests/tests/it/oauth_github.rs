@@ -179,3 +179,57 @@ async fn a_user_outside_the_allowlists_is_turned_away() {
         "{report:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_no_longer_allowed_loses_their_grant_at_the_next_refresh() {
+    // Allowed by numeric ids, which no rename changes: the user 4242 in the organisation 777.
+    let mut stack = github_stack("allowed_user_ids = [4242]\nallowed_org_ids = [777]").await;
+    let mut plan = plan(&stack);
+    plan["keepGrant"] = json!(true);
+    let report = node::run("oauth-flow.mjs", &plan).await;
+    assert!(
+        report.get("error").is_none() && report.get("denied").is_none(),
+        "{report:#}"
+    );
+    let client = report["registered"]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let origin = stack.gateway.origin.clone();
+    let refresh = |token: String| {
+        let (origin, client) = (origin.clone(), client.clone());
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+                ("client_id", client.as_str()),
+            ];
+            integration_tests::oauth::token(origin.as_str(), &form).await
+        }
+    };
+    // While GitHub still says yes, a refresh asks it and goes through.
+    let kept = report["kept"]["refresh_token"].as_str().unwrap().to_owned();
+    let (status, tokens) = refresh(kept).await;
+    assert_eq!(status, 200, "{tokens}");
+    let next = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // The operator narrows the organisations: the next refresh ends the grant.
+    let config = stack
+        .gateway
+        .config
+        .replace("allowed_org_ids = [777]", "allowed_org_ids = [778]");
+    stack.gateway.rewrite_config(&config).await;
+    let (status, body) = refresh(next).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("organisations"),
+        "{body}"
+    );
+}

@@ -225,3 +225,53 @@ async fn refreshes_racing_with_one_token_all_get_its_one_successor() {
     let (status, body) = harness.token(&next).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_grant_ends_at_its_maximum_age_however_often_it_was_refreshed() {
+    let harness = Harness::new();
+    let (client, code, pkce) = harness.code().await;
+    let (_, tokens) = harness
+        .token(&exchange(&client, &code, &pkce.verifier))
+        .await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims = harness
+        .server
+        .verifier
+        .verify(access, crate::clock::now())
+        .unwrap();
+    let grant_id = claims.gid.clone().unwrap();
+    let refresh_with = |token| {
+        [
+            ("grant_type", "refresh_token"),
+            ("client_id", client.as_str()),
+            ("refresh_token", token),
+        ]
+    };
+    let first = tokens["refresh_token"].as_str().unwrap();
+    let (status, refreshed) = harness.token(&refresh_with(first)).await;
+    assert_eq!(status, 200, "{refreshed}");
+    // Made 90 days and a second ago, by the default auth.grant_max_lifetime.
+    let mut grant = harness
+        .server
+        .store
+        .grant(&grant_id)
+        .await
+        .unwrap()
+        .unwrap();
+    grant.created_at = crate::clock::now() - 90 * 86_400 - 1;
+    harness.server.store.put_grant(&grant).await.unwrap();
+    let second = refreshed["refresh_token"].as_str().unwrap();
+    let (status, body) = harness.token(&refresh_with(second)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("maximum age"),
+        "{body}"
+    );
+}

@@ -161,6 +161,11 @@ impl RedisStore {
         format!("{}{id}", self.grants(family))
     }
 
+    /// The set of the clients the config declared.
+    fn config_clients(&self) -> String {
+        format!("{}:config-clients", self.prefix)
+    }
+
     /// An MCP session's key: its id hashed, since clients send it and a key must name one slot.
     fn session_key(&self, session: &str) -> String {
         self.key("session", &hex(&Sha256::digest(session.as_bytes())))
@@ -188,7 +193,24 @@ impl Store for RedisStore {
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
         let key = self.key("client", &client.client_id);
         let () = self.conn().set(key, json(client)?).await?;
+        // The config's clients are listed, so that one taken out of the config can be found.
+        if client.origin == "config" {
+            let _: i64 = self
+                .conn()
+                .sadd(self.config_clients(), &client.client_id)
+                .await?;
+        }
         Ok(())
+    }
+
+    async fn retain_config_clients(&self, keep: &[String]) -> StoreResult<Vec<String>> {
+        let listed: Vec<String> = self.conn().smembers(self.config_clients()).await?;
+        let removed: Vec<String> = listed.into_iter().filter(|id| !keep.contains(id)).collect();
+        for id in &removed {
+            let _: i64 = self.conn().del(self.key("client", id)).await?;
+            let _: i64 = self.conn().srem(self.config_clients(), id).await?;
+        }
+        Ok(removed)
     }
 
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {

@@ -87,6 +87,29 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn retain_config_clients(&self, keep: &[String]) -> StoreResult<Vec<String>> {
+        let keep = keep.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let configured: Vec<String> = tx
+                .prepare(
+                    "SELECT client_id FROM clients WHERE json_extract(body, '$.origin') = 'config'",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let removed: Vec<String> = configured
+                .into_iter()
+                .filter(|id| !keep.contains(id))
+                .collect();
+            for id in &removed {
+                tx.execute("DELETE FROM clients WHERE client_id = ?1", [id])?;
+            }
+            tx.commit()?;
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn put_pending(&self, id: &str, pending: &PendingAuthorization) -> StoreResult<()> {
         let body = json(pending)?;
         let id = id.to_owned();
