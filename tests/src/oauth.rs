@@ -331,3 +331,16 @@ pub async fn token(gateway: &(impl Origin + ?Sized), form: &[(&str, &str)]) -> (
         response.json().await.unwrap_or(Value::Null),
     )
 }
+
+/// Asserts an OAuth error answer: `status`, the `error` code, and a description that mentions
+/// `mentions`.
+pub fn assert_oauth_error(answer: &(u16, Value), status: u16, error: &str, mentions: &str) {
+    let (got, body) = answer;
+    assert_eq!(
+        (*got, body["error"].as_str()),
+        (status, Some(error)),
+        "{body}"
+    );
+    let description = body["error_description"].as_str().unwrap_or_default();
+    assert!(description.contains(mentions), "{body}");
+}

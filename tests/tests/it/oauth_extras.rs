@@ -2,8 +2,8 @@
 
 use integration_tests::GatewayBuilder;
 use integration_tests::oauth::{
-    Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, public_client, register,
-    register_response, token,
+    Agent, Pkce, REDIRECT, assert_oauth_error, authorize, authorize_url, exchange, public_client,
+    register, register_response, token,
 };
 use serde_json::{Value, json};
 
@@ -330,19 +330,8 @@ async fn a_user_taken_out_of_the_users_file_loses_their_grant_at_the_next_refres
     .unwrap();
     stack.gateway.restart().await;
     let gateway = &stack.gateway;
-    let (status, body) = token(gateway, &refresh_form(&client, refresh)).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("users file"),
-        "{body}"
-    );
+    let answer = token(gateway, &refresh_form(&client, refresh)).await;
+    assert_oauth_error(&answer, 400, "invalid_grant", "users file");
     // The grant is gone with it: the access token issued from it is refused now.
     assert_eq!(crate::oauth_rules::mcp_status(gateway, access).await, 401);
 }

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use integration_tests::github::{CLIENT_ID, CLIENT_SECRET, GitHubStandIn};
+use integration_tests::oauth::assert_oauth_error;
 use integration_tests::{
     EchoTarget, GatewayBuilder, free_port, node, supervised_backend_route, wait_for_port,
 };
@@ -219,17 +220,6 @@ async fn a_user_no_longer_allowed_loses_their_grant_at_the_next_refresh() {
         .config
         .replace("allowed_org_ids = [777]", "allowed_org_ids = [778]");
     stack.gateway.rewrite_config(&config).await;
-    let (status, body) = refresh(next).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("organisations"),
-        "{body}"
-    );
+    let answer = refresh(next).await;
+    assert_oauth_error(&answer, 400, "invalid_grant", "organisations");
 }
