@@ -84,7 +84,7 @@ async fn client_and_redirect(
     let client_id = params
         .get("client_id")
         .ok_or_else(|| page(400, "The request names no client_id"))?;
-    let client = match server.client(client_id).await {
+    let client = match server.client_at_authorize(client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return Err(page(400, "The client is not registered with this server")),
         // A metadata document that cannot be used: say why, on a page.

@@ -1,8 +1,10 @@
 //! Client ID Metadata Documents: a `client_id` that is an https URL names a JSON document, served by
-//! the client, that describes it. The gateway fetches it with SSRF guards — the host must resolve only
-//! to public addresses (unless the operator allows private ones), the connection goes to the address
-//! that was checked, no redirects, a size and a time limit — caches it as its HTTP headers say, and
-//! believes it only if its `client_id` is the URL itself.
+//! the client, that describes it. The gateway fetches it only at `/authorize`, with SSRF guards — the
+//! host must resolve only to public addresses (unless the operator allows private ones), checked again
+//! by the one HTTP client's resolver when it connects, no redirects, a size and a time limit — and
+//! believes it only if its `client_id` is the URL itself. The client it describes is kept in the
+//! store (shared by replicas) for as long as its HTTP headers say, an hour at least, a day at most; a
+//! failure is remembered for a minute, so that a flood of one URL fetches it once.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -16,11 +18,13 @@ use crate::store::ClientRecord;
 
 const MAX_BYTES: usize = 64 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(3);
-/// Documents kept at most.
-const DOCUMENTS_KEPT: usize = 10_000;
-/// Cache lifetimes: at least this (even with no-cache, to blunt floods), at most a day.
-const MIN_CACHE: u64 = 60;
-const MAX_CACHE: u64 = 86_400;
+/// Failed URLs remembered at most, and for how long.
+const FAILURES_KEPT: usize = 10_000;
+const FAILURE_SECS: u64 = 60;
+/// How long a fetched client is kept: at least an hour (even with no-cache, so that a sign-in that
+/// started with it can finish, and to blunt floods), at most a day.
+const MIN_KEPT: u64 = 3_600;
+const MAX_KEPT: u64 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CimdError {
@@ -34,6 +38,9 @@ pub enum CimdError {
     Fetch(String),
     #[error("the client's metadata document is invalid: {0}")]
     Invalid(String),
+    /// The same URL failed moments ago: not fetched again yet.
+    #[error("{0} (tried moments ago)")]
+    Recent(String),
 }
 
 #[derive(Deserialize)]
@@ -51,15 +58,31 @@ pub struct Cimd {
     settings: CimdSettings,
     /// The app schemes a document's redirect URIs may use.
     schemes: PrivateUseSchemes,
-    cache: Cache<String, ClientRecord>,
+    /// URLs whose fetch failed lately, and why.
+    failures: Cache<String, String>,
+    /// One client for every fetch, whose resolver refuses what [`Cimd::address`] refuses.
+    http: reqwest::Client,
 }
 
 impl Cimd {
     pub fn new(settings: CimdSettings, schemes: PrivateUseSchemes) -> Self {
+        let resolver = PublicOnly {
+            allow_private: settings.allow_private_network,
+        };
+        let http = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(resolver))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the host again, past the resolver's check.
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client");
         Self {
             settings,
             schemes,
-            cache: Cache::new(DOCUMENTS_KEPT),
+            failures: Cache::new(FAILURES_KEPT),
+            http,
         }
     }
 
@@ -72,23 +95,32 @@ impl Cimd {
         client_id.starts_with("https://") || client_id.starts_with("http://")
     }
 
-    /// The client a metadata document URL describes, from the cache or fetched.
-    pub async fn client(&self, url: &str, now: u64) -> Result<ClientRecord, CimdError> {
-        if let Some(client) = self.cache.get(url, now) {
-            return Ok(client);
+    /// The client a metadata document URL describes, fetched now, to be kept until its
+    /// `expires_at`; or why not (remembered for a minute).
+    pub async fn fetch_client(&self, url: &str, now: u64) -> Result<ClientRecord, CimdError> {
+        if let Some(reason) = self.failures.get(url, now) {
+            return Err(CimdError::Recent(reason));
         }
-        let (client, max_age) = self.fetch(url, now).await?;
-        let until = now + max_age.clamp(MIN_CACHE, MAX_CACHE);
-        self.cache
-            .insert(url.to_owned(), client.clone(), until, now);
-        Ok(client)
+        match self.fetch(url, now).await {
+            Ok((mut client, max_age)) => {
+                client.expires_at = now + max_age.clamp(MIN_KEPT, MAX_KEPT);
+                Ok(client)
+            }
+            Err(error) => {
+                let until = now + FAILURE_SECS;
+                self.failures
+                    .insert(url.to_owned(), error.to_string(), until, now);
+                Err(error)
+            }
+        }
     }
 
     async fn fetch(&self, raw: &str, now: u64) -> Result<(ClientRecord, u64), CimdError> {
         let (url, host) = self.checked_url(raw)?;
         let port = url.port_or_known_default().unwrap_or(443);
-        let address = self.address(&host, port).await?;
-        let (body, max_age) = download(url, &host, address).await?;
+        // Checked here for a clear error; the resolver checks again when the client connects.
+        self.address(&host, port).await?;
+        let (body, max_age) = download(&self.http, url).await?;
         let document: Document =
             serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(e.to_string()))?;
         Ok((self.described(raw, document, now)?, max_age))
@@ -192,26 +224,14 @@ impl Cimd {
             issued_at: now,
             origin: "metadata_document".into(),
             skip_consent: false,
+            expires_at: 0,
         })
     }
 }
 
 /// The document's bytes (at most [`MAX_BYTES`], each read within [`TIMEOUT`]) and how long it may be
-/// kept. Connects to the address just checked, so a second DNS answer cannot point elsewhere.
-async fn download(
-    url: url::Url,
-    host: &str,
-    address: SocketAddr,
-) -> Result<(Vec<u8>, u64), CimdError> {
-    let http = reqwest::Client::builder()
-        .resolve(host, address)
-        .redirect(reqwest::redirect::Policy::none())
-        // A proxy would resolve the host again, undoing the check.
-        .no_proxy()
-        .timeout(TIMEOUT)
-        .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| CimdError::Fetch(e.to_string()))?;
+/// kept.
+async fn download(http: &reqwest::Client, url: url::Url) -> Result<(Vec<u8>, u64), CimdError> {
     let mut response = http
         .get(url)
         .header(http::header::ACCEPT, "application/json")
@@ -243,6 +263,29 @@ async fn download(
         }
     }
     Ok((body, max_age))
+}
+
+/// The fetching client's resolver: a host resolves only if every address it has is public (unless
+/// private networks are allowed), so that the address the connection goes to is one that was
+/// checked, whatever a second DNS answer says.
+struct PublicOnly {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !allow_private && addresses.iter().any(|a| !is_public(a.ip())) {
+                return Err(CimdError::PrivateAddress(host).into());
+            }
+            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
+            Ok(addresses)
+        })
+    }
 }
 
 /// `max-age` from `Cache-Control` (`no-store`/`no-cache`: 0).
@@ -291,9 +334,10 @@ pub fn is_public(ip: IpAddr) -> bool {
             }
             let segments = v6.segments();
             let first = segments[0];
-            // NAT64 (64:ff9b::/96), 6to4 (2002::/16) and IPv4-compatible (::/96) addresses carry an
-            // IPv4 address that may be private.
-            let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            // NAT64 (64:ff9b::/96, and the local-use 64:ff9b:1::/48 of RFC 8215), 6to4 (2002::/16)
+            // and IPv4-compatible (::/96) addresses carry an IPv4 address that may be private.
+            let nat64 =
+                segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..3] == [0x64, 0xff9b, 1];
             let compatible = segments[..6] == [0; 6];
             !(nat64
                 || first == 0x2002
@@ -326,6 +370,8 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
             "224.0.0.1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");

@@ -45,10 +45,16 @@ pub async fn authenticate(
             "The client_id differs from the authenticated client".into(),
         ));
     }
-    let client = server
-        .client(&client_id)
-        .await?
-        .ok_or_else(|| OAuthError::InvalidClient("Unknown client".into()))?;
+    let client = match server.client(&client_id).await? {
+        Some(client) => client,
+        // A metadata-document client whose document is no longer kept (it is kept a day at most)
+        // is public, and may only refresh or revoke what it holds: the grant behind its refresh
+        // token must be its own. Its document is not fetched again here.
+        None if method == "none" && server.is_document_client(&client_id) => {
+            document_client(client_id)
+        }
+        None => return Err(OAuthError::InvalidClient("Unknown client".into())),
+    };
     if client.token_endpoint_auth_method != method {
         return Err(OAuthError::InvalidClient(format!(
             "The client must authenticate with {}",
@@ -69,6 +75,27 @@ pub async fn authenticate(
         }
     }
     Ok(client)
+}
+
+/// What a metadata-document client is known as without its document: public, refreshing only.
+fn document_client(client_id: String) -> ClientRecord {
+    ClientRecord {
+        client_id,
+        secret_hash: None,
+        secret_expires_at: 0,
+        redirect_uris: Vec::new(),
+        grant_types: vec!["refresh_token".into()],
+        response_types: Vec::new(),
+        token_endpoint_auth_method: "none".into(),
+        client_name: None,
+        client_uri: None,
+        scope: None,
+        application_type: None,
+        issued_at: 0,
+        origin: "metadata_document".into(),
+        skip_consent: false,
+        expires_at: 0,
+    }
 }
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).

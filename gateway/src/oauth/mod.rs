@@ -271,25 +271,50 @@ impl AuthServer {
             .unwrap_or_else(|| client_id.to_owned()))
     }
 
-    /// A client by id: registered (in the config or dynamically), or, when enabled, described by the
-    /// metadata document its URL names.
+    /// A client this server knows: registered (in the config or dynamically), or described by a
+    /// metadata document fetched at an `/authorize` lately. Nothing is fetched: an unknown URL at
+    /// any other endpoint costs no request to it.
     async fn client(
         &self,
         client_id: &str,
     ) -> Result<Option<crate::store::ClientRecord>, OAuthError> {
-        if let Some(client) = self.store.client(client_id).await? {
+        let now = crate::clock::now();
+        Ok(self
+            .store
+            .client(client_id)
+            .await?
+            .filter(|c| !c.expired(now)))
+    }
+
+    /// The client of an `/authorize` request: one this server knows, or, when enabled, the one
+    /// the metadata document its URL names describes, fetched now and kept in the store (shared by
+    /// replicas) for the rest of the sign-in and after.
+    async fn client_at_authorize(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<crate::store::ClientRecord>, OAuthError> {
+        if let Some(client) = self.client(client_id).await? {
             return Ok(Some(client));
         }
         if !self.cimd.enabled() || !cimd::Cimd::is_document_url(client_id) {
             return Ok(None);
         }
-        match self.cimd.client(client_id, crate::clock::now()).await {
-            Ok(client) => Ok(Some(client)),
+        match self.cimd.fetch_client(client_id, crate::clock::now()).await {
+            Ok(client) => {
+                self.store.put_client(&client).await?;
+                Ok(Some(client))
+            }
             Err(error) => {
                 tracing::warn!(client_id, %error, "a client metadata document was refused");
                 Err(OAuthError::InvalidClient(error.to_string()))
             }
         }
+    }
+
+    /// Whether `client_id` names a metadata document, as this server accepts them: such a client is
+    /// public, and one whose document is no longer kept is known by the grant it presents.
+    fn is_document_client(&self, client_id: &str) -> bool {
+        self.cimd.enabled() && cimd::Cimd::is_document_url(client_id)
     }
 
     fn url(&self, endpoint: AsEndpoint) -> String {

@@ -32,6 +32,7 @@ pub fn configured(client: &ClientSettings) -> ClientRecord {
         issued_at: 0,
         origin: "config".into(),
         skip_consent: client.skip_consent,
+        expires_at: 0,
     }
 }
 
@@ -82,6 +83,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         issued_at,
         origin: "dynamic".into(),
         skip_consent: false,
+        expires_at: 0,
     };
     server.store.put_client(&client).await?;
     let name = client.client_name.as_deref().unwrap_or("-");

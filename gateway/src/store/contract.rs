@@ -291,6 +291,7 @@ async fn clients_consents_and_keys_are_kept() {
             issued_at: NOW,
             origin: "dynamic".into(),
             skip_consent: false,
+            expires_at: 0,
         };
         store.put_client(&client).await.unwrap();
         assert_eq!(store.client("c1").await.unwrap(), Some(client.clone()));

@@ -274,6 +274,7 @@ impl Store for MemoryStore {
         // Used codes are kept a while past expiry, so that a late replay is still recognised.
         inner.codes.retain(|_, (c, _, _)| c.expires_at + 3600 > now);
         inner.refresh.retain(|_, r| r.expires_at > now);
+        inner.clients.retain(|_, c| !c.expired(now));
         Ok(())
     }
 }

@@ -24,6 +24,21 @@ pub struct ClientRecord {
     /// A first-party client from the config whose users are not asked to consent.
     #[serde(default)]
     pub skip_consent: bool,
+    /// When a client described by a metadata document is to be fetched again (the record is gone
+    /// then); 0 for a client that stays.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expires_at: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl ClientRecord {
+    /// Whether the record is past its time: a metadata document's, to be fetched again.
+    pub fn expired(&self, now: u64) -> bool {
+        self.expires_at != 0 && self.expires_at <= now
+    }
 }
 
 /// An authorization between `/authorize` and the code: what was asked, and who logged in.

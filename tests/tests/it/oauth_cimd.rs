@@ -187,3 +187,93 @@ async fn a_metadata_document_may_name_an_app_scheme() {
         "{location:?}"
     );
 }
+
+/// Serves `/counted.json` (a good document) and `/gone.json` (404), counting the fetches of each.
+async fn counted_documents() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let fetched = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, base) = (fetched.clone(), origin.clone());
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let (seen, base) = (seen.clone(), base.clone());
+        async move {
+            seen.lock().unwrap().push(uri.path().to_owned());
+            if uri.path() != "/counted.json" {
+                return axum::http::StatusCode::NOT_FOUND.into_response();
+            }
+            let body = json!({ "client_id": format!("{base}/counted.json"), "client_name": "Counted",
+                               "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" });
+            ([("cache-control", "no-cache")], axum::Json(body)).into_response()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (origin, fetched)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_are_fetched_only_at_authorize_and_a_failing_one_once_a_minute() {
+    let (origin, fetched) = counted_documents().await;
+    let stack = auth_stack("[auth]\nclient_id_metadata_allow_private_network = true").await;
+    let gateway = &stack.gateway;
+    let client = format!("{origin}/counted.json");
+    let post = async |path: &str, form: &[(&str, &str)]| {
+        reqwest::Client::new()
+            .post(gateway.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Elsewhere than /authorize, a URL nobody signed in with is not fetched.
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "x"),
+        ("client_id", client.as_str()),
+    ];
+    assert_eq!(post("/token", &refresh).await, 400);
+    assert_eq!(
+        post("/revoke", &[("token", "x"), ("client_id", &client)]).await,
+        200
+    );
+    let secret = [
+        ("token", "x"),
+        ("client_id", client.as_str()),
+        ("client_secret", "s"),
+    ];
+    assert_eq!(post("/introspect", &secret).await, 401);
+    assert!(
+        fetched.lock().unwrap().is_empty(),
+        "{:?}",
+        fetched.lock().unwrap()
+    );
+
+    // At /authorize it is fetched once, and kept for the sign-in and the code (even with
+    // no-cache); the refresh after needs no fetch either.
+    let pkce = Pkce::new();
+    let url = authorize_url(gateway, &client, &pkce, &[]);
+    let back = authorize(gateway, &mut Agent::new(), &url, "alice", "wonderland").await;
+    let (status, tokens) = token(gateway, &exchange(&client, &back["code"], &pkce.verifier)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", client.as_str()),
+    ];
+    let (status, refreshed) = token(gateway, &refresh).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(*fetched.lock().unwrap(), ["/counted.json"]);
+
+    // A document that fails is fetched once, and its failure given again for a while.
+    let gone = format!("{origin}/gone.json");
+    for attempt in 0..3 {
+        let (status, _, page) = Agent::new()
+            .get(&authorize_url(gateway, &gone, &Pkce::new(), &[]))
+            .await;
+        assert_eq!(status, 400, "{page}");
+        assert!(page.contains("HTTP 404"), "attempt {attempt}: {page}");
+    }
+    assert_eq!(*fetched.lock().unwrap(), ["/counted.json", "/gone.json"]);
+}

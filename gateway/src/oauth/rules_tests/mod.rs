@@ -133,6 +133,7 @@ impl Harness {
             issued_at: 0,
             origin: "config".into(),
             skip_consent: false,
+            expires_at: 0,
         };
         self.server.store.put_client(&client).await.unwrap();
         client.client_id

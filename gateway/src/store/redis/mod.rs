@@ -192,7 +192,19 @@ fn hex(bytes: &[u8]) -> String {
 impl Store for RedisStore {
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()> {
         let key = self.key("client", &client.client_id);
-        let () = self.conn().set(key, json(client)?).await?;
+        let body = json(client)?;
+        let () = match client.expires_at {
+            0 => self.conn().set(key, body).await?,
+            at => {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(body)
+                    .arg("EXAT")
+                    .arg(at)
+                    .query_async(&mut self.conn())
+                    .await?
+            }
+        };
         // The config's clients are listed, so that one taken out of the config can be found.
         if client.origin == "config" {
             let _: i64 = self

@@ -431,6 +431,10 @@ impl Store for SqliteStore {
             c.execute("DELETE FROM pending WHERE expires_at <= ?1", [now])?;
             c.execute("DELETE FROM codes WHERE expires_at + 3600 <= ?1", [now])?;
             c.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?1", [now])?;
+            c.execute(
+                "DELETE FROM clients WHERE json_extract(body, '$.expires_at') BETWEEN 1 AND ?1",
+                [now],
+            )?;
             Ok(())
         })
         .await
