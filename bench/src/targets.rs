@@ -221,6 +221,7 @@ users_file = "{users}"
 token = 0
 authorize = 0
 login = 0
+login_per_user = 0
 register = 0
 
 [[routes]]

@@ -3,7 +3,7 @@
 //! credentials and the gateway's own `X-Forwarded-For`/`-Proto`/`-Host` added, path and `Host`
 //! rewritten for the backend; the peer with the route's timeouts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
@@ -41,6 +41,24 @@ const FORWARDED_PREFIX: &[u8] = b"x-forwarded-";
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The `X-Forwarded-For` value of a client's address. The last one made on this thread is kept: a
+/// connection's requests come from one client, and formatting an address on every request cost
+/// more than the rest of the header's handling.
+pub fn forwarded_for_value(client: IpAddr) -> Option<HeaderValue> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((ip, value)) if *ip == client => Some(value.clone()),
+        _ => {
+            let value = HeaderValue::from_str(&client.to_string()).ok()?;
+            *last = Some((client, value.clone()));
+            Some(value)
+        }
+    })
+}
 
 /// What the gateway tells the backend about the client's request: the client's address (as
 /// [`super::client_address`] found it), and the scheme and host it reached the gateway at.
@@ -119,8 +137,17 @@ fn rewrite(
 /// variable (`X_Forwarded_User` would reach a Python backend as `X-Forwarded-User`). One pass over
 /// the request's few names finds which are to go; one removal then takes every value under a name.
 fn strip(headers: &mut http::HeaderMap) {
-    let doomed: Vec<HeaderName> = headers.keys().filter(|n| is_stripped(n)).cloned().collect();
-    for name in &doomed {
+    // On the stack: a request carries few such names (its Authorization, at least), and this runs
+    // on every request.
+    let mut doomed: [Option<HeaderName>; 8] = Default::default();
+    let mut more = Vec::new();
+    for (i, name) in headers.keys().filter(|n| is_stripped(n)).enumerate() {
+        match doomed.get_mut(i) {
+            Some(slot) => *slot = Some(name.clone()),
+            None => more.push(name.clone()),
+        }
+    }
+    for name in doomed.iter().flatten().chain(&more) {
         headers.remove(name);
     }
 }
@@ -219,5 +246,13 @@ mod tests {
             "x-realip",
         ];
         assert_eq!(left, kept);
+    }
+
+    #[test]
+    fn the_forwarded_for_value_is_the_address_asked_for_whatever_was_kept() {
+        for ip in ["192.0.2.1", "192.0.2.1", "2001:db8::1", "192.0.2.1"] {
+            let value = forwarded_for_value(ip.parse().unwrap()).unwrap();
+            assert_eq!(value, ip);
+        }
     }
 }

@@ -140,9 +140,7 @@ impl ProxyHttp for Gateway {
                 "proxying an unadmitted request",
             ));
         };
-        let client = ctx
-            .client
-            .and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok());
+        let client = ctx.client.and_then(forward::forwarded_for_value);
         let forwarded = forward::ForwardedFor {
             client: client.as_ref(),
             proto: &self.forwarded_proto,
