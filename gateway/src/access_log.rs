@@ -25,6 +25,8 @@ pub struct AccessLine<'a> {
     pub route: &'a str,
     pub method: &'a str,
     pub path: &'a str,
+    /// The client's address, as the trusted proxies tell it (`-` when unknown).
+    pub client_ip: &'a str,
     pub status: u16,
     pub duration_ms: f64,
     /// The caller's `sub` and client, and Pingora's error type: `-` when there is none. Quoted and
@@ -92,6 +94,7 @@ impl AccessLine<'_> {
                 route = self.route,
                 method = self.method,
                 path = self.path,
+                client_ip = self.client_ip,
                 status = self.status,
                 duration_ms = self.duration_ms,
                 user = self.user,
@@ -101,13 +104,15 @@ impl AccessLine<'_> {
         }
     }
 
-    /// `request_id=… route=… method=… path=… status=… duration_ms=… user="…" client_id="…" error="…"`
+    /// `request_id=… route=… method=… path=… client_ip=… status=… duration_ms=… user="…"
+    /// client_id="…" error="…"`
     fn write_text(&self, line: &mut String) {
         for (name, value) in [
             ("request_id=", self.request_id),
             (" route=", self.route),
             (" method=", self.method),
             (" path=", self.path),
+            (" client_ip=", self.client_ip),
         ] {
             line.push_str(name);
             line.push_str(value);
@@ -156,6 +161,7 @@ mod tests {
             route: "/mcp",
             method: "POST",
             path: "/mcp",
+            client_ip: "192.0.2.1",
             status: 200,
             duration_ms: 0.25,
             user: "mallory\" status=500\n",
@@ -165,7 +171,7 @@ mod tests {
         .write_text(&mut line);
         assert_eq!(
             line,
-            r#"request_id=r1 route=/mcp method=POST path=/mcp status=200 duration_ms=0.25 user="mallory\" status=500\n" client_id="-" error="-""#
+            r#"request_id=r1 route=/mcp method=POST path=/mcp client_ip=192.0.2.1 status=200 duration_ms=0.25 user="mallory\" status=500\n" client_id="-" error="-""#
         );
     }
 

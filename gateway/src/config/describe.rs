@@ -36,6 +36,31 @@ impl Config {
             "listen {} (public URL {}), {} threads\n",
             self.server.listen, self.server.public_url, self.server.threads
         );
+        let proxies = &self.server.trusted_proxies;
+        out += &if proxies.networks.is_empty() {
+            "client address: the TCP peer (no trusted proxies)\n".to_owned()
+        } else {
+            let networks: Vec<String> = proxies.networks.iter().map(|n| n.to_string()).collect();
+            format!(
+                "client address: from {:?} when the peer is one of [{}]\n",
+                proxies.header,
+                networks.join(", ")
+            )
+        };
+        let limits = &self.rate_limits;
+        out += &format!(
+            "rate limits a minute per client address: authorize {}, login {}, consent {}, callback {}, \
+             token {}, register {}, revoke {}, introspect {}; sign-ins per user name {} (0: none)\n",
+            limits.authorize,
+            limits.login,
+            limits.consent,
+            limits.callback,
+            limits.token,
+            limits.register,
+            limits.revoke,
+            limits.introspect,
+            limits.login_per_user
+        );
         out += &format!(
             "metrics {}\n",
             self.server

@@ -78,7 +78,12 @@ pub(super) fn settings(
     // A token minted for a backend names it as audience: were that a route's resource, the backend
     // could replay it to the gateway as an access token of that route.
     for (i, route) in routes.iter().enumerate() {
-        if let Some(other) = routes.iter().find(|r| r.resource == route.backend_audience) {
+        // Compared as the token check compares an audience: a trailing slash is the same resource.
+        let audience = route.backend_audience.trim_end_matches('/');
+        if let Some(other) = routes
+            .iter()
+            .find(|r| r.resource.trim_end_matches('/') == audience)
+        {
             return Err(errors.at(
                 &format!("routes[{i}].backend_audience"),
                 format!(

@@ -375,6 +375,13 @@ fn trusted_proxies_are_addresses_or_blocks_and_name_the_header_they_write() {
         crate::config::ClientAddressHeader::Forwarded
     );
     assert!(
+        config.describe().contains(
+            "client address: from Forwarded when the peer is one of [10.0.0.0/8, 192.0.2.7/32, fd00::/8]"
+        ),
+        "{}",
+        config.describe()
+    );
+    assert!(
         validate(MINIMAL)
             .unwrap()
             .server
@@ -451,4 +458,7 @@ fn a_backend_audience_may_not_be_a_routes_resource() {
         err.contains("`routes[0].backend_audience`: http://127.0.0.1:8080/other is the resource of the route /other"),
         "{err}"
     );
+    // With a trailing slash it is the same resource to the token check, and to this one.
+    let err = validate(&text.replace("8080/other\"\n", "8080/other/\"\n")).unwrap_err();
+    assert!(err.contains("is the resource of the route /other"), "{err}");
 }

@@ -165,6 +165,12 @@ impl GitHub {
             .send()
             .await
             .map_err(|e| IdpError::Unavailable(e.to_string()))?;
+        // GitHub no longer takes the token: the user revoked the app, or the token expired.
+        if response.status() == http::StatusCode::UNAUTHORIZED {
+            return Err(IdpError::Refused(format!(
+                "GitHub no longer accepts the user's token ({path} answered HTTP 401)"
+            )));
+        }
         if !response.status().is_success() {
             return Err(IdpError::Unavailable(format!(
                 "{path} answered HTTP {}",

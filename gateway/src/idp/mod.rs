@@ -120,15 +120,9 @@ impl IdentityProvider {
         }
     }
 
-    /// Whether checking that a user may still sign in needs their token at the provider: at GitHub
-    /// with allowlists, whose answer may have changed (a user left the organisation).
-    pub fn recheck_needs_token(&self) -> bool {
-        matches!(&self.kind, Kind::GitHub(github) if github.has_allowlists())
-    }
-
-    /// Whether `user`, who signed in earlier, would still be let in by today's rules: GitHub is
-    /// asked again (with `token`, when [`Self::recheck_needs_token`]), an OIDC user's verified
-    /// email is checked against today's allowlists.
+    /// Whether `user`, who signed in earlier, would still be let in by today's rules: GitHub, when
+    /// it has allowlists, is asked again with the user's `token`; an OIDC user's verified email is
+    /// checked against today's allowlists.
     pub async fn recheck(&self, user: &UserIdentity, token: Option<&str>) -> Result<(), IdpError> {
         match &self.kind {
             Kind::GitHub(github) if github.has_allowlists() => {

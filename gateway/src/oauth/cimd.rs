@@ -3,8 +3,8 @@
 //! host must resolve only to public addresses (unless the operator allows private ones), checked again
 //! by the one HTTP client's resolver when it connects, no redirects, a size and a time limit — and
 //! believes it only if its `client_id` is the URL itself. The client it describes is kept in the
-//! store (shared by replicas) for as long as its HTTP headers say, an hour at least, a day at most; a
-//! failure is remembered for a minute, so that a flood of one URL fetches it once.
+//! store (shared by replicas) for the length of a sign-in; a failure is remembered for a minute, so
+//! that a flood of one URL fetches it once.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -16,15 +16,17 @@ use crate::cache::Cache;
 use crate::config::{CimdSettings, PrivateUseSchemes};
 use crate::store::ClientRecord;
 
-const MAX_BYTES: usize = 64 * 1024;
+/// Real documents are a few hundred bytes; each one fetched is kept in the store for a while.
+const MAX_BYTES: usize = 16 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// Failed URLs remembered at most, and for how long.
 const FAILURES_KEPT: usize = 10_000;
 const FAILURE_SECS: u64 = 60;
-/// How long a fetched client is kept: at least an hour (even with no-cache, so that a sign-in that
-/// started with it can finish, and to blunt floods), at most a day.
-const MIN_KEPT: u64 = 3_600;
-const MAX_KEPT: u64 = 86_400;
+/// How long a fetched client is kept in the store: as long as a sign-in with it may take (the
+/// pending authorization's ten minutes, then the code's minute), whatever its `Cache-Control` says.
+/// The next `/authorize` after that fetches it again, so a flood of documents costs the store at
+/// most a quarter of an hour's worth, and a client that changed its document is read anew.
+const KEPT: u64 = 900;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CimdError {
@@ -90,6 +92,12 @@ impl Cimd {
         self.settings.enabled
     }
 
+    /// Whether `raw` is a document URL this server would fetch: https (or http where private
+    /// networks are allowed), a path, on an allowed domain.
+    pub fn accepts_url(&self, raw: &str) -> bool {
+        self.checked_url(raw).is_ok()
+    }
+
     /// Whether a `client_id` is meant as a metadata document URL.
     pub fn is_document_url(client_id: &str) -> bool {
         client_id.starts_with("https://") || client_id.starts_with("http://")
@@ -102,8 +110,8 @@ impl Cimd {
             return Err(CimdError::Recent(reason));
         }
         match self.fetch(url, now).await {
-            Ok((mut client, max_age)) => {
-                client.expires_at = now + max_age.clamp(MIN_KEPT, MAX_KEPT);
+            Ok(mut client) => {
+                client.expires_at = now + KEPT;
                 Ok(client)
             }
             Err(error) => {
@@ -115,15 +123,15 @@ impl Cimd {
         }
     }
 
-    async fn fetch(&self, raw: &str, now: u64) -> Result<(ClientRecord, u64), CimdError> {
+    async fn fetch(&self, raw: &str, now: u64) -> Result<ClientRecord, CimdError> {
         let (url, host) = self.checked_url(raw)?;
         let port = url.port_or_known_default().unwrap_or(443);
         // Checked here for a clear error; the resolver checks again when the client connects.
         self.address(&host, port).await?;
-        let (body, max_age) = download(&self.http, url).await?;
+        let body = download(&self.http, url).await?;
         let document: Document =
             serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(e.to_string()))?;
-        Ok((self.described(raw, document, now)?, max_age))
+        self.described(raw, document, now)
     }
 
     /// The document's URL and host, if it may be fetched: https (http only where private networks
@@ -229,9 +237,8 @@ impl Cimd {
     }
 }
 
-/// The document's bytes (at most [`MAX_BYTES`], each read within [`TIMEOUT`]) and how long it may be
-/// kept.
-async fn download(http: &reqwest::Client, url: url::Url) -> Result<(Vec<u8>, u64), CimdError> {
+/// The document's bytes: at most [`MAX_BYTES`], each read within [`TIMEOUT`].
+async fn download(http: &reqwest::Client, url: url::Url) -> Result<Vec<u8>, CimdError> {
     let mut response = http
         .get(url)
         .header(http::header::ACCEPT, "application/json")
@@ -247,7 +254,6 @@ async fn download(http: &reqwest::Client, url: url::Url) -> Result<(Vec<u8>, u64
     if !response.status().is_success() {
         return Err(CimdError::Fetch(format!("HTTP {}", response.status())));
     }
-    let max_age = max_age(response.headers());
     let mut body = Vec::new();
     loop {
         let chunk = tokio::time::timeout(TIMEOUT, response.chunk())
@@ -262,7 +268,7 @@ async fn download(http: &reqwest::Client, url: url::Url) -> Result<(Vec<u8>, u64
             )));
         }
     }
-    Ok((body, max_age))
+    Ok(body)
 }
 
 /// The fetching client's resolver: a host resolves only if every address it has is public (unless
@@ -286,27 +292,6 @@ impl reqwest::dns::Resolve for PublicOnly {
             Ok(addresses)
         })
     }
-}
-
-/// `max-age` from `Cache-Control` (`no-store`/`no-cache`: 0).
-fn max_age(headers: &http::HeaderMap) -> u64 {
-    let Some(value) = headers
-        .get(http::header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return 0;
-    };
-    let mut age = 0;
-    for directive in value.split(',').map(str::trim) {
-        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache")
-        {
-            return 0;
-        }
-        if let Some(seconds) = directive.strip_prefix("max-age=") {
-            age = seconds.parse().unwrap_or(0);
-        }
-    }
-    age
 }
 
 /// Whether an address is on the public internet: not private, loopback, link-local, unspecified,
@@ -379,15 +364,5 @@ mod tests {
         for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
-    }
-
-    #[test]
-    fn cache_lifetimes_follow_cache_control() {
-        let mut headers = http::HeaderMap::new();
-        assert_eq!(max_age(&headers), 0);
-        headers.insert("cache-control", "public, max-age=600".parse().unwrap());
-        assert_eq!(max_age(&headers), 600);
-        headers.insert("cache-control", "no-store".parse().unwrap());
-        assert_eq!(max_age(&headers), 0);
     }
 }

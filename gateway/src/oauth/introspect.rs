@@ -27,11 +27,14 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         .ok_or_else(|| OAuthError::invalid_request("No token"))?;
     // Active only if the data plane and the token endpoint would take it: a grant revoked before
     // a restart, or on another replica, is asked of the store.
+    // Asking about the grant also learns the tokens revoked on their own on other replicas, so the
+    // token is verified again after it.
     if let Ok(claims) = server.verifier.verify(token, now())
         && !match &claims.gid {
             Some(grant) => server.grant_revoked(grant).await,
             None => false,
         }
+        && server.verifier.verify(token, now()).is_ok()
     {
         let aud = match &claims.aud {
             Audience::One(aud) => json!(aud),
@@ -58,7 +61,9 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         .store
         .current_refresh_grant(&hash_secret(token), now())
         .await?
-        && let Some(grant) = server.store.grant(&grant_id).await?.filter(|g| !g.revoked)
+        && let Some(grant) = server.store.grant(&grant_id).await?.filter(|g| {
+            !g.revoked && g.created_at + server.config.auth.grant_max_lifetime.as_secs() > now()
+        })
     {
         return Ok(Response::json(
             200,

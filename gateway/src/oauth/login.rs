@@ -68,12 +68,12 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
 /// address: guessing one user's password from many addresses is limited too. Replicas that share a
 /// store count together.
 async fn attempt_allowed(server: &AuthServer, username: &str) -> Result<(), u64> {
-    let key = username.trim().to_lowercase();
+    // Hashed: a user name is anyone's string, of any length, and becomes a key here and in the store.
+    let digest = sha2::Sha256::digest(username.trim().to_lowercase().as_bytes());
+    let key = URL_SAFE_NO_PAD.encode(digest);
     let per_minute = server.config.rate_limits.login_per_user;
     if server.store.is_shared() {
-        // Hashed: a user name is anyone's string, and a bucket's name goes into a key.
-        let digest = sha2::Sha256::digest(key.as_bytes());
-        let bucket = format!("login-user:{}", URL_SAFE_NO_PAD.encode(digest));
+        let bucket = format!("login-user:{key}");
         if let Some(answer) = within_shared_limit(server.store.as_ref(), &bucket, per_minute).await
         {
             return answer;

@@ -288,7 +288,7 @@ impl AuthServer {
 
     /// The client of an `/authorize` request: one this server knows, or, when enabled, the one
     /// the metadata document its URL names describes, fetched now and kept in the store (shared by
-    /// replicas) for the rest of the sign-in and after.
+    /// replicas) for the rest of the sign-in.
     async fn client_at_authorize(
         &self,
         client_id: &str,
@@ -314,7 +314,7 @@ impl AuthServer {
     /// Whether `client_id` names a metadata document, as this server accepts them: such a client is
     /// public, and one whose document is no longer kept is known by the grant it presents.
     fn is_document_client(&self, client_id: &str) -> bool {
-        self.cimd.enabled() && cimd::Cimd::is_document_url(client_id)
+        self.cimd.enabled() && self.cimd.accepts_url(client_id)
     }
 
     fn url(&self, endpoint: AsEndpoint) -> String {

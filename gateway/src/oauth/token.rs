@@ -223,13 +223,15 @@ async fn still_allowed(server: &AuthServer, grant: &GrantRecord) -> Result<(), O
         None => Err(IdpError::NotAllowed(
             "The user is no longer in the users file".into(),
         )),
-        Some(idp) => {
-            let token = match idp.recheck_needs_token() {
-                true => server.idp_token(&grant.grant_id).await,
-                false => None,
-            };
-            idp.recheck(&grant.user, token.as_deref()).await
-        }
+        // The grant is worth nothing without the user's token at the provider, which the backends
+        // are sent: one that cannot be read (its key changed, the provider revoked it) ends it, so
+        // that the client signs in again rather than refresh into a 502 on every request.
+        Some(idp) => match server.idp_token(&grant.grant_id).await {
+            None => Err(IdpError::NotAllowed(
+                "The user's sign-in at the identity provider is no longer available".into(),
+            )),
+            Some(token) => idp.recheck(&grant.user, Some(&token)).await,
+        },
     };
     match verdict {
         Ok(()) => Ok(()),

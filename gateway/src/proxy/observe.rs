@@ -43,11 +43,16 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
             .inc();
     }
     let caller = ctx.caller.as_deref();
+    let client_ip = ctx.client.and_then(super::forward::forwarded_for_value);
     AccessLine {
         request_id: ctx.request_id.to_str().unwrap_or("-"),
         route,
         method: session.req_header().method.as_str(),
         path: session.req_header().uri.path(),
+        client_ip: client_ip
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-"),
         status,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         user: caller.map_or("-", |c| c.sub.as_str()),

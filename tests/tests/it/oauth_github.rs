@@ -158,6 +158,21 @@ async fn users_sign_in_at_github_and_the_backend_gets_their_github_token() {
     assert_eq!(response.status(), 502);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "bad_gateway", "{body}");
+    // And the grant is over: a refresh ends it, so that the client signs in again instead of
+    // refreshing into a 502 on every request.
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        (
+            "refresh_token",
+            report["kept"]["refresh_token"].as_str().unwrap(),
+        ),
+        (
+            "client_id",
+            report["registered"]["client_id"].as_str().unwrap(),
+        ),
+    ];
+    let answer = integration_tests::oauth::token(&stack.gateway, &refresh).await;
+    assert_oauth_error(&answer, 400, "invalid_grant", "no longer available");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -68,7 +68,7 @@ const TRACK: &str = r"
         redis.call('ZADD', set, exp, hash)
         redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
         local last = redis.call('ZRANGE', set, -1, -1, 'WITHSCORES')
-        redis.call('EXPIREAT', set, last[2])
+        if last[2] then redis.call('EXPIREAT', set, last[2]) end
     end
 ";
 
