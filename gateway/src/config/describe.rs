@@ -41,9 +41,12 @@ impl Config {
             "client address: the TCP peer (no trusted proxies)\n".to_owned()
         } else {
             let networks: Vec<String> = proxies.networks.iter().map(|n| n.to_string()).collect();
+            let header = match proxies.header {
+                super::ClientAddressHeader::XForwardedFor => "X-Forwarded-For",
+                super::ClientAddressHeader::Forwarded => "Forwarded",
+            };
             format!(
-                "client address: from {:?} when the peer is one of [{}]\n",
-                proxies.header,
+                "client address: from {header} when the peer is one of [{}]\n",
                 networks.join(", ")
             )
         };
