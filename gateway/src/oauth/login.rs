@@ -11,7 +11,7 @@ use sha2::Digest as _;
 
 use crate::clock::now;
 use crate::store::records::UserIdentity;
-use crate::store::{PendingAuthorization, within_shared_limit};
+use crate::store::{PendingAuthorization, count_against};
 
 /// Wrong passwords allowed per authorization request before it is abandoned.
 const MAX_FAILED_LOGINS: u32 = 5;
@@ -71,15 +71,9 @@ async fn attempt_allowed(server: &AuthServer, username: &str) -> Result<(), u64>
     // Hashed: a user name is anyone's string, of any length, and becomes a key here and in the store.
     let digest = sha2::Sha256::digest(username.trim().to_lowercase().as_bytes());
     let key = URL_SAFE_NO_PAD.encode(digest);
-    let per_minute = server.config.rate_limits.login_per_user;
-    if server.store.is_shared() {
-        let bucket = format!("login-user:{key}");
-        if let Some(answer) = within_shared_limit(server.store.as_ref(), &bucket, per_minute).await
-        {
-            return answer;
-        }
-    }
-    server.login_limiter.check(key, std::time::Instant::now())
+    let bucket = format!("login-user:{key}");
+    let shared = server.store.is_shared().then_some(server.store.as_ref());
+    count_against(shared, &bucket, &server.login_limiter, key).await
 }
 
 /// The login page again, saying so; after [`MAX_FAILED_LOGINS`], the authorization is abandoned.

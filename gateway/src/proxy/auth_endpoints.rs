@@ -3,7 +3,6 @@
 //! body read.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 use pingora::Error;
@@ -14,7 +13,7 @@ use super::cors;
 use super::respond::{self, json_error};
 use super::state::Gateway;
 use crate::oauth::AsEndpoint;
-use crate::store::within_shared_limit;
+use crate::store::count_against;
 
 /// The largest body the authorization server's endpoints read.
 const MAX_AS_BODY: usize = 64 * 1024;
@@ -97,13 +96,6 @@ async fn rate_limited(
     let Some(key) = client.map(limit_key) else {
         return Ok(());
     };
-    if let Some(store) = &gateway.shared_store {
-        let bucket = format!("{}:{key}", endpoint.path());
-        if let Some(answer) =
-            within_shared_limit(store.as_ref(), &bucket, limiter.per_minute()).await
-        {
-            return answer;
-        }
-    }
-    limiter.check(key, Instant::now())
+    let bucket = format!("{}:{key}", endpoint.path());
+    count_against(gateway.shared_store.as_deref(), &bucket, limiter, key).await
 }

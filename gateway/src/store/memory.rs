@@ -207,26 +207,17 @@ impl Store for MemoryStore {
         Ok(outcome)
     }
 
-    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
+    async fn refresh_token(
+        &self,
+        token_hash: &str,
+        now: u64,
+    ) -> StoreResult<Option<(String, bool)>> {
         Ok(self
             .lock()
             .refresh
             .get(token_hash)
             .filter(|e| e.expires_at > now)
-            .map(|e| e.grant_id.clone()))
-    }
-
-    async fn current_refresh_grant(
-        &self,
-        token_hash: &str,
-        now: u64,
-    ) -> StoreResult<Option<String>> {
-        Ok(self
-            .lock()
-            .refresh
-            .get(token_hash)
-            .filter(|e| e.expires_at > now && e.rotated_at.is_none())
-            .map(|e| e.grant_id.clone()))
+            .map(|e| (e.grant_id.clone(), e.rotated_at.is_some())))
     }
 
     async fn put_consent(

@@ -130,15 +130,29 @@ pub trait Store: Send + Sync {
         now: u64,
         grace_secs: u64,
     ) -> StoreResult<Rotation>;
-    /// The grant of a live refresh token, for revocation.
-    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>>;
+    /// A live refresh token's grant, and whether the token has been rotated.
+    async fn refresh_token(
+        &self,
+        token_hash: &str,
+        now: u64,
+    ) -> StoreResult<Option<(String, bool)>>;
+    /// The grant of a live refresh token, rotated or not, for revocation.
+    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
+        Ok(self
+            .refresh_token(token_hash, now)
+            .await?
+            .map(|(grant, _)| grant))
+    }
     /// The grant of a live refresh token that has not been rotated: one the token endpoint would
     /// still take as the client's current token, for introspection.
     async fn current_refresh_grant(
         &self,
         token_hash: &str,
         now: u64,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<Option<String>> {
+        let token = self.refresh_token(token_hash, now).await?;
+        Ok(token.and_then(|(grant, rotated)| (!rotated).then_some(grant)))
+    }
 
     async fn put_consent(
         &self,
@@ -214,25 +228,26 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// Counts a hit on `bucket` against `per_minute` in the shared store: `Some(Ok)` to go ahead,
-/// `Some(Err(seconds))` to wait, `None` when there is no limit or the store cannot count now (the
-/// caller then limits on its own).
-pub async fn within_shared_limit(
-    store: &dyn Store,
+/// Counts a hit on `key` against `limiter`: `Ok` to go ahead, `Err(seconds)` to wait. Replicas
+/// that share a store count together there, under `bucket` (a window from its first hit); without
+/// one, or while it cannot count, each limits on its own in `limiter`'s buckets.
+pub async fn count_against<K: std::hash::Hash + Eq + Clone>(
+    shared: Option<&dyn Store>,
     bucket: &str,
-    per_minute: u32,
-) -> Option<Result<(), u64>> {
-    if per_minute == 0 {
-        return None;
-    }
-    match store.count_hit(bucket, 60).await {
-        Ok((hits, _)) if hits <= u64::from(per_minute) => Some(Ok(())),
-        Ok((_, left)) => Some(Err(left.max(1))),
-        Err(error) => {
-            tracing::warn!(%error, "rate limits are counted per replica while the store cannot count");
-            None
+    limiter: &crate::rate_limit::RateLimiter<K>,
+    key: K,
+) -> Result<(), u64> {
+    let per_minute = u64::from(limiter.per_minute());
+    if let (Some(store), true) = (shared, per_minute > 0) {
+        match store.count_hit(bucket, 60).await {
+            Ok((hits, _)) if hits <= per_minute => return Ok(()),
+            Ok((_, left)) => return Err(left.max(1)),
+            Err(error) => {
+                tracing::warn!(%error, "rate limits are counted per replica while the store cannot count")
+            }
         }
     }
+    limiter.check(key, std::time::Instant::now())
 }
 
 /// A record as the stores keep it: JSON.

@@ -378,22 +378,11 @@ impl Store for RedisStore {
         })
     }
 
-    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
-        let key = self.grant_slot("refresh", token_hash);
-        let (grant, exp): (Option<String>, Option<u64>) = redis::cmd("HMGET")
-            .arg(key)
-            .arg("grant")
-            .arg("exp")
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(grant.filter(|_| exp.is_some_and(|exp| exp > now)))
-    }
-
-    async fn current_refresh_grant(
+    async fn refresh_token(
         &self,
         token_hash: &str,
         now: u64,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<Option<(String, bool)>> {
         let key = self.grant_slot("refresh", token_hash);
         let (grant, exp, rotated): (Option<String>, Option<u64>, Option<String>) =
             redis::cmd("HMGET")
@@ -403,7 +392,8 @@ impl Store for RedisStore {
                 .arg("rotated_at")
                 .query_async(&mut self.conn())
                 .await?;
-        Ok(grant.filter(|_| exp.is_some_and(|exp| exp > now) && rotated.is_none()))
+        let live = exp.is_some_and(|exp| exp > now);
+        Ok(grant.filter(|_| live).map(|g| (g, rotated.is_some())))
     }
 
     async fn put_consent(

@@ -327,31 +327,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn refresh_grant(&self, token_hash: &str, now: u64) -> StoreResult<Option<String>> {
-        let token_hash = token_hash.to_owned();
-        self.with(move |c| {
-            Ok(c.query_row(
-                "SELECT grant_id FROM refresh_tokens WHERE hash = ?1 AND expires_at > ?2",
-                params![token_hash, now],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    async fn current_refresh_grant(
+    async fn refresh_token(
         &self,
         token_hash: &str,
         now: u64,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<Option<(String, bool)>> {
         let token_hash = token_hash.to_owned();
         self.with(move |c| {
             Ok(c.query_row(
-                "SELECT grant_id FROM refresh_tokens
-                 WHERE hash = ?1 AND expires_at > ?2 AND rotated_at IS NULL",
+                "SELECT grant_id, rotated_at IS NOT NULL FROM refresh_tokens
+                 WHERE hash = ?1 AND expires_at > ?2",
                 params![token_hash, now],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
         })
