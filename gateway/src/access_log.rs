@@ -12,11 +12,13 @@ use std::time::SystemTime;
 
 use crate::log_writer::{ACCESS, LogFormat, LogWriter};
 
-/// Where access lines go, and in which format.
+/// Where access lines go, and in which format; and the audit trail of policy decisions, when the
+/// config asks for one.
 #[derive(Clone)]
 pub struct AccessLog {
     pub format: LogFormat,
     pub writer: LogWriter,
+    pub audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
 }
 
 /// What is logged of one request.

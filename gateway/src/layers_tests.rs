@@ -1,12 +1,12 @@
 //! The crate's layers, read from its own `use` lines: dependencies run one way, binary → data plane
-//! (`proxy`) → authorization server (`oauth`) → identity providers (`idp`) → `tokens` → `store` →
-//! `config`, so that each layer can be read, tested and changed without the ones above it.
+//! (`proxy`) → authorization server (`oauth`) → the routes' policies (`policy`) → identity providers
+//! (`idp`) → `tokens` → `store` → `config`, so that each layer can be read, tested and changed without the ones above it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The layers, lowest first; a module may use only modules of lower layers (and itself).
-const LAYERS: &[&str] = &["config", "store", "tokens", "idp", "oauth", "proxy"];
+const LAYERS: &[&str] = &["config", "store", "tokens", "idp", "policy", "oauth", "proxy"];
 /// Leaves any layer may use: the clock, the cache type, the rate limiter, and the telemetry every part
 /// reports to.
 const LEAVES: &[&str] = &[
@@ -15,6 +15,7 @@ const LEAVES: &[&str] = &[
     "rate_limit",
     "metrics",
     "access_log",
+    "audit",
     "log_writer",
 ];
 

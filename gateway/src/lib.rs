@@ -8,6 +8,7 @@
 //! else, and the compiler then reports whatever nothing uses.
 
 mod access_log;
+mod audit;
 mod cache;
 pub mod cli;
 mod clock;
@@ -19,6 +20,7 @@ mod log_filter;
 mod log_writer;
 mod metrics;
 mod oauth;
+mod policy;
 mod process;
 mod proxy;
 mod rate_limit;
@@ -164,9 +166,19 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         "store purge",
         store::Purger(store.clone()),
     ));
+    let audit = match &config.audit {
+        None => None,
+        Some(file) => Some(Arc::new(audit::AuditLog::open(file.as_deref()).map_err(
+            |e| {
+                let file = file.as_deref().map_or("stdout".into(), |f| f.display().to_string());
+                anyhow::anyhow!("cannot open the audit trail {file}: {e}")
+            },
+        )?)),
+    };
     let access_log = access_log::AccessLog {
         format: log_format,
         writer: log.clone(),
+        audit,
     };
     let gateway = data_plane(config.clone(), store, keys, supervised, access_log);
     add_listeners(&mut server, gateway, &config);

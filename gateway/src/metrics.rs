@@ -22,6 +22,7 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     pub active_streams: IntGaugeVec,
     pub mcp_requests: IntCounterVec,
+    pub policy_decisions: IntCounterVec,
     /// Tool names are few (at most [`MAX_TOOL_NAMES`]), so a client choosing them cannot make
     /// lookups slow: foldhash rather than SipHash.
     tools_seen: Mutex<HashSet<String, foldhash::fast::RandomState>>,
@@ -89,6 +90,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "mcp_gateway_mcp_requests_total",
         "MCP messages forwarded, by route, MCP method and tool.",
         &["route", "mcp_method", "tool"]
+    )
+    .expect("registers once"),
+    policy_decisions: register_int_counter_vec!(
+        "mcp_gateway_policy_decisions_total",
+        "MCP messages a route's policy decided, by route, kind (tool, resource, prompt, list), tool and decision (allow, deny, step_up).",
+        &["route", "kind", "tool", "decision"]
     )
     .expect("registers once"),
     tools_seen: Mutex::new(HashSet::default()),

@@ -4,7 +4,10 @@
 // A plan is one client, or an array of clients run concurrently:
 //   { "transport": { "type": "http", "url": "...", "headers": { ... } }
 //               | { "type": "stdio", "command": "...", "args": [...], "env": { ... } },
-//     "steps": [ { "op": "listTools" } | { "op": "callTool", "name": "...", "arguments": { ... } } ],
+//     "steps": [ { "op": "listTools" } | { "op": "callTool", "name": "...", "arguments": { ... } }
+//              | { "op": "listPrompts" } | { "op": "getPrompt", "name": "...", "arguments": { ... } }
+//              | { "op": "listResources" } | { "op": "listResourceTemplates" }
+//              | { "op": "readResource", "uri": "..." } ],
 //     "repeat": 1 }
 // Prints one JSON document on stdout: per client, the result of each step in order (a thrown error
 // becomes { "error": "..." }). Exits 0 whenever it could print that document.
@@ -37,6 +40,16 @@ async function step(client, s) {
       return await client.listTools();
     case 'callTool':
       return await client.callTool({ name: s.name, arguments: s.arguments ?? {} });
+    case 'listPrompts':
+      return await client.listPrompts();
+    case 'getPrompt':
+      return await client.getPrompt({ name: s.name, arguments: s.arguments ?? {} });
+    case 'listResources':
+      return await client.listResources();
+    case 'listResourceTemplates':
+      return await client.listResourceTemplates();
+    case 'readResource':
+      return await client.readResource({ uri: s.uri });
     default:
       throw new Error(`unknown op ${s.op}`);
   }

@@ -186,6 +186,11 @@ pub struct GatewayUnderTest {
 }
 
 impl GatewayUnderTest {
+    /// The directory of the gateway's config file, where relative paths in it lead.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// The gateway's SQLite store.
     pub fn store_path(&self) -> std::path::PathBuf {
         self._dir.path().join("gateway.db")

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 #[derive(Clone, Default)]
 struct Shared {
     seen: Arc<Mutex<Vec<HeaderMap>>>,
+    bodies: Arc<Mutex<Vec<axum::body::Bytes>>>,
     release: Arc<Notify>,
 }
 
@@ -64,6 +65,11 @@ impl ScriptedBackend {
         self.shared.seen.lock().expect("not poisoned").clone()
     }
 
+    /// The body of every `POST /mcp` so far, as it arrived.
+    pub fn bodies(&self) -> Vec<axum::body::Bytes> {
+        self.shared.bodies.lock().expect("not poisoned").clone()
+    }
+
     /// Lets a held `/sse` stream send its second event and end.
     pub fn release(&self) {
         self.shared.release.notify_waiters();
@@ -80,7 +86,7 @@ impl Drop for ScriptedBackend {
 async fn record(
     State(shared): State<Shared>,
     headers: HeaderMap,
-    _body: axum::body::Bytes,
+    body: axum::body::Bytes,
 ) -> Response {
     let echoed: serde_json::Map<String, serde_json::Value> = headers
         .iter()
@@ -99,6 +105,7 @@ async fn record(
             .unwrap_or_else(|| axum::http::HeaderValue::from_static("echo-session")),
     );
     shared.seen.lock().expect("not poisoned").push(headers);
+    shared.bodies.lock().expect("not poisoned").push(body);
     let mut response =
         axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"headers": echoed}}))
             .into_response();

@@ -111,6 +111,31 @@ impl Config {
                 route.credentials,
                 route.backend_audience,
             );
+            match &route.policy {
+                None => out += "  policy: none (every admitted caller may use every tool, resource and prompt)\n",
+                Some(policy) => {
+                    out += "  policy: rules in order, the first that matches decides\n";
+                    for rule in &policy.rules {
+                        out += &format!("    {}\n", rule.describe());
+                    }
+                    out += &format!(
+                        "    otherwise {}\n",
+                        match policy.default {
+                            super::Effect::Allow => "allow",
+                            super::Effect::Deny => "deny",
+                        }
+                    );
+                    let mut reserved: Vec<&str> = policy.restricted_scopes().collect();
+                    reserved.sort_unstable();
+                    reserved.dedup();
+                    if !reserved.is_empty() {
+                        out += &format!(
+                            "    scopes granted only to the callers their rules match: {}\n",
+                            reserved.join(" ")
+                        );
+                    }
+                }
+            }
             if let Some(command) = &route.command {
                 out += &format!(
                     "  command: {} {}\n",
@@ -119,6 +144,11 @@ impl Config {
                 );
             }
         }
+        out += &match &self.audit {
+            None => "audit trail: off\n".to_owned(),
+            Some(None) => "audit trail: stdout\n".to_owned(),
+            Some(Some(file)) => format!("audit trail: {}\n", file.display()),
+        };
         out
     }
 }

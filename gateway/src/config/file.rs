@@ -29,6 +29,16 @@ pub struct FileConfig {
     pub clients: Vec<ClientFile>,
     #[serde(default)]
     pub rate_limits: RateLimitsFile,
+    /// The audit trail of the routes' policy decisions (default: none).
+    pub audit: Option<AuditFile>,
+}
+
+/// `[audit]`: where each policy decision is recorded, one JSON line each.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFile {
+    /// A file to append to, relative to the config file; "-" for stdout.
+    pub file: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +166,8 @@ pub struct ProviderFile {
     /// For "oidc": only these (verified) emails, or emails at these domains, may sign in.
     pub allowed_emails: Option<Vec<String>>,
     pub allowed_domains: Option<Vec<String>>,
+    /// For "oidc": the ID token claim that lists the user's groups (default "groups").
+    pub groups_claim: Option<String>,
 }
 
 /// The users file of the `local` provider.
@@ -173,6 +185,9 @@ pub struct UserFile {
     /// `mcp-auth-gateway hash-password` prints one.
     pub password_hash: String,
     pub email: Option<String>,
+    /// Groups the user is in, for the routes' policies.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +284,57 @@ pub struct RouteFile {
     pub write_timeout: Option<Duration>,
     /// A local MCP server the gateway starts, supervises and stops with itself.
     pub command: Option<CommandFile>,
+    /// Who may call which tool, read which resource and get which prompt (default: anyone the
+    /// route admits may use everything).
+    pub policy: Option<PolicyFile>,
+}
+
+/// `[routes.policy]`: rules tried in order, the first that matches decides; `default` when none does.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// What happens when no rule matches (default "deny").
+    pub default: Option<Effect>,
+    #[serde(default)]
+    pub rules: Vec<RuleFile>,
+}
+
+/// `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// One rule: what it is about (tools, resources, prompts; all of them when none is given), whom
+/// it matches (every condition given must hold; any name in a list will do), and its effect.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Shown in `check`, the audit trail and the metric (default "rules[N]").
+    pub name: Option<String>,
+    pub effect: Effect,
+    /// Tool names, exact or glob (`*`, `?`, `[…]`, `{a,b}`).
+    pub tools: Option<Vec<String>>,
+    /// Resource URIs, exact or glob.
+    pub resources: Option<Vec<String>>,
+    /// Prompt names, exact or glob.
+    pub prompts: Option<Vec<String>>,
+    /// The caller's `sub` or user name, exact or glob.
+    pub users: Option<Vec<String>>,
+    /// The caller's verified email, exact or glob (`*@example.com`), in any case.
+    pub emails: Option<Vec<String>>,
+    /// Groups the caller is in: the users file's groups, the OIDC groups claim, GitHub
+    /// organisations and `org/team`.
+    pub groups: Option<Vec<String>>,
+    /// The OAuth client the caller uses, by client id.
+    pub clients: Option<Vec<String>>,
+    /// Scopes the caller's token must all hold. A caller without them is asked to step up (403
+    /// `insufficient_scope`), and only callers this rule matches are granted them.
+    pub scopes: Option<Vec<String>>,
+    /// A CEL expression that must be true, over `user`, `client`, `scopes` and `mcp`.
+    pub when: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,13 +1,14 @@
 //! The gateway's configuration, in two layers: [`file`] holds the TOML exactly as written (unknown keys
 //! refused, closed choices as enums), [`Config`] the validated settings the rest of the code uses,
-//! one module per section ([`server`], [`tokens`], [`routes`], [`auth`], [`providers`],
-//! [`redirects`], [`clients`]). Every error names the file, the key and the reason, on one line.
+//! one module per section ([`server`], [`tokens`], [`routes`] with their [`policy`] and its CEL
+//! conditions ([`when`]), [`auth`], [`providers`], [`redirects`], [`clients`]). Every error names the file, the key and the reason, on one line.
 //! A leaf: it uses nothing else of the crate.
 
 mod auth;
 mod clients;
 mod describe;
 pub(crate) mod file;
+mod policy;
 mod providers;
 pub(crate) mod redirects;
 mod routes;
@@ -15,9 +16,11 @@ mod runtime;
 mod server;
 mod store;
 mod tokens;
+mod when;
 
 pub(crate) use auth::CimdSettings;
 pub(crate) use clients::ClientSettings;
+pub(crate) use policy::{Effect, Kind, Policy, Rule};
 pub(crate) use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};
 pub(crate) use redirects::PrivateUseSchemes;
 #[cfg(test)]
@@ -27,6 +30,7 @@ pub(crate) use runtime::Config;
 pub(crate) use server::{ClientAddressHeader, TrustedProxies};
 pub(crate) use store::{RedisSettings, RedisTls, StoreSettings};
 pub(crate) use tokens::{KeySource, TokenSettings};
+pub(crate) use when::Facts;
 
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,8 @@ pub struct OidcSettings {
     pub send_resource: bool,
     pub allowed_emails: Vec<String>,
     pub allowed_domains: Vec<String>,
+    /// The ID token claim that lists the user's groups.
+    pub groups_claim: String,
     pub token_key: [u8; 32],
 }
 
@@ -50,6 +52,9 @@ pub struct GitHubSettings {
     pub allowed_user_ids: Vec<u64>,
     pub allowed_orgs: Vec<String>,
     pub allowed_org_ids: Vec<u64>,
+    /// Learn the user's organisations and teams at sign-in, as groups (set when a route's policy
+    /// names groups; it asks GitHub for `read:org`).
+    pub groups: bool,
     /// The key that encrypts the provider's tokens at rest.
     pub token_key: [u8; 32],
 }
@@ -70,6 +75,7 @@ pub struct LocalUser {
     pub username: String,
     pub password_hash: String,
     pub email: Option<String>,
+    pub groups: Vec<String>,
 }
 
 impl std::fmt::Debug for LocalUser {
@@ -153,6 +159,10 @@ fn oidc_settings(
         send_resource: provider.send_resource.unwrap_or(false),
         allowed_emails: provider.allowed_emails.clone().unwrap_or_default(),
         allowed_domains: provider.allowed_domains.clone().unwrap_or_default(),
+        groups_claim: provider
+            .groups_claim
+            .clone()
+            .unwrap_or_else(|| "groups".into()),
         token_key: github.token_key,
     })
 }
@@ -211,6 +221,7 @@ fn github_settings(
         allowed_user_ids: provider.allowed_user_ids.clone().unwrap_or_default(),
         allowed_orgs: provider.allowed_orgs.clone().unwrap_or_default(),
         allowed_org_ids: provider.allowed_org_ids.clone().unwrap_or_default(),
+        groups: false,
         token_key: key,
     })
 }
@@ -272,6 +283,7 @@ fn load_users(path: &Path) -> Result<Vec<LocalUser>, String> {
             username: user.username,
             password_hash: user.password_hash,
             email: user.email,
+            groups: user.groups,
         });
     }
     if users.is_empty() {

@@ -9,6 +9,7 @@ use url::Url;
 
 pub use super::file::Credentials;
 use super::file::{CommandFile, RouteFile};
+use super::policy::Policy;
 use super::{ConfigError, Errors};
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct Route {
     pub backend_audience: String,
     pub backend: Backend,
     pub command: Option<Command>,
+    /// Who may use which tool, resource and prompt; `None`: anyone admitted may use everything.
+    pub policy: Option<Policy>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +125,19 @@ fn validate_route(
     let path = route_path(&route.path).map_err(|reason| errors.at(&key("path"), reason))?;
     let backend = backend(route, errors, at)?;
     let (scopes_supported, required_scopes) = scopes(route, errors, at)?;
+    let policy = route
+        .policy
+        .as_ref()
+        .map(|policy| {
+            super::policy::settings(
+                policy,
+                &scopes_supported,
+                &required_scopes,
+                errors,
+                &key("policy"),
+            )
+        })
+        .transpose()?;
     let command = route
         .command
         .as_ref()
@@ -145,6 +161,7 @@ fn validate_route(
             .unwrap_or_else(|| route.upstream.clone()),
         backend,
         command,
+        policy,
         path,
     })
 }

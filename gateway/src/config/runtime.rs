@@ -26,6 +26,8 @@ pub struct Config {
     /// Clients registered in the config.
     pub clients: Vec<ClientSettings>,
     pub rate_limits: RateLimits,
+    /// The audit trail of policy decisions: `Some(None)` is stdout.
+    pub audit: Option<Option<PathBuf>>,
 }
 
 /// Requests per minute per client address (an IPv6 client's /64) on the authorization server's
@@ -69,7 +71,22 @@ impl Config {
         let (routes, default_route) =
             super::routes::settings(&file.routes, &server.public_url, &errors)?;
         let store = super::store::settings(&file.store, &errors, env)?;
-        let auth = super::auth::settings(&file, path, &errors, env)?;
+        let mut auth = super::auth::settings(&file, path, &errors, env)?;
+        // A policy that asks for GitHub groups needs the user's organisations and teams.
+        if let Some(super::Provider::GitHub(github)) = &mut auth.provider
+            && routes
+                .iter()
+                .any(|r| r.policy.as_ref().is_some_and(|p| p.uses_groups()))
+        {
+            github.groups = true;
+            if file
+                .provider
+                .as_ref()
+                .is_none_or(|p| p.scopes.is_none())
+            {
+                github.scopes.push("read:org".into());
+            }
+        }
         let clients =
             super::clients::settings(&file.clients, &auth.private_use_schemes, &errors, env)?;
         let rate_limits = RateLimits {
@@ -83,7 +100,21 @@ impl Config {
             introspect: file.rate_limits.introspect.unwrap_or(600),
             login_per_user: file.rate_limits.login_per_user.unwrap_or(10),
         };
+        let audit = match &file.audit {
+            None => None,
+            Some(audit) if audit.file == "-" => Some(None),
+            Some(audit) if audit.file.trim().is_empty() => {
+                return Err(errors.at("audit.file", "a file, or \"-\" for stdout"));
+            }
+            // Relative to the config file, so a config works from any directory.
+            Some(audit) => Some(Some(
+                path.parent()
+                    .unwrap_or(Path::new("."))
+                    .join(&audit.file),
+            )),
+        };
         Ok(Config {
+            audit,
             clients,
             rate_limits,
             store,

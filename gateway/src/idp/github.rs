@@ -35,6 +35,28 @@ struct Org {
     login: String,
 }
 
+/// A team of `/user/teams`.
+#[derive(Deserialize)]
+struct Team {
+    slug: String,
+    organization: TeamOrg,
+}
+
+#[derive(Deserialize)]
+struct TeamOrg {
+    login: String,
+}
+
+/// The groups of a GitHub user: each organisation's login and each team as `org/team`, lowercased
+/// (GitHub's names are case-insensitive).
+fn github_groups(orgs: &[Org], teams: &[Team]) -> Vec<String> {
+    let orgs = orgs.iter().map(|o| o.login.to_ascii_lowercase());
+    let teams = teams.iter().map(|t| {
+        format!("{}/{}", t.organization.login, t.slug).to_ascii_lowercase()
+    });
+    super::bounded_groups(orgs.chain(teams))
+}
+
 impl GitHub {
     pub fn new(settings: GitHubSettings, http: reqwest::Client, callback: String) -> Self {
         Self {
@@ -126,8 +148,11 @@ impl GitHub {
                 user.login
             )));
         }
+        let mut orgs: Vec<Org> = Vec::new();
+        if s.groups || !s.allowed_orgs.is_empty() || !s.allowed_org_ids.is_empty() {
+            orgs = self.get(token, "/user/orgs?per_page=100").await?;
+        }
         if !s.allowed_orgs.is_empty() || !s.allowed_org_ids.is_empty() {
-            let orgs: Vec<Org> = self.get(token, "/user/orgs").await?;
             if !orgs
                 .iter()
                 .any(|o| s.allowed_org_ids.contains(&o.id) || listed(&s.allowed_orgs, &o.login))
@@ -145,10 +170,17 @@ impl GitHub {
             .find(|e| e.primary && e.verified)
             .map(|e| e.email);
         let _ = user.email;
+        let groups = if s.groups {
+            let teams: Vec<Team> = self.get(token, "/user/teams?per_page=100").await?;
+            github_groups(&orgs, &teams)
+        } else {
+            Vec::new()
+        };
         Ok(UserIdentity {
             sub: format!("github:{}", user.id),
             email,
             preferred_username: Some(user.login),
+            groups,
         })
     }
 

@@ -33,6 +33,14 @@ impl LocalUsers {
         self.0.iter().any(|u| u.username == sub)
     }
 
+    /// The groups the users file gives the user whose subject is `sub`.
+    pub fn groups(&self, sub: &str) -> Option<Vec<String>> {
+        self.0
+            .iter()
+            .find(|u| u.username == sub)
+            .map(|u| u.groups.clone())
+    }
+
     /// The user `username` is, when `password` is theirs. As slow for an unknown name as for a
     /// wrong password, and off the proxy's worker threads: hashing is deliberately slow.
     pub async fn sign_in(&self, username: &str, password: &str) -> Option<UserIdentity> {
@@ -55,6 +63,7 @@ impl LocalUsers {
             sub: user.username.clone(),
             email: user.email.clone(),
             preferred_username: Some(user.username.clone()),
+            groups: user.groups.clone(),
         })
     }
 }
@@ -69,6 +78,7 @@ mod tests {
             username: "ada".into(),
             password_hash: hash_password("correct horse").unwrap(),
             email: Some("ada@example.com".into()),
+            groups: vec!["admins".into()],
         }]);
         let ada = users
             .sign_in("ada", "correct horse")
@@ -76,6 +86,7 @@ mod tests {
             .expect("signed in");
         assert_eq!(ada.sub, "ada");
         assert_eq!(ada.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(ada.groups, ["admins"]);
         assert!(users.sign_in("ada", "wrong").await.is_none());
         assert!(users.sign_in("bob", "correct horse").await.is_none());
         assert!(users.sign_in("ada", "").await.is_none());

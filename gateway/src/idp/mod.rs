@@ -24,6 +24,35 @@ use oidc::Oidc;
 /// A token is refreshed when it has this little time left.
 pub const REFRESH_BEFORE_SECS: u64 = 60;
 
+/// The most groups kept of a user, and the longest name: what a token can carry.
+const MAX_GROUPS: usize = 200;
+const MAX_GROUP_NAME: usize = 256;
+
+/// The groups an identity provider's claim lists: an array of strings, or one string; anything
+/// else is no group. Capped, so that an account in thousands of groups still gets a usable token.
+pub(crate) fn groups_claim(value: Option<&serde_json::Value>) -> Vec<String> {
+    let names: Vec<&str> = match value {
+        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
+        Some(serde_json::Value::String(one)) => vec![one.as_str()],
+        _ => Vec::new(),
+    };
+    bounded_groups(names.into_iter().map(str::to_owned))
+}
+
+/// `groups`, without empty or overlong names and repeats, at most [`MAX_GROUPS`].
+fn bounded_groups(groups: impl Iterator<Item = String>) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for group in groups {
+        if !group.is_empty() && group.len() <= MAX_GROUP_NAME && !kept.contains(&group) {
+            kept.push(group);
+            if kept.len() == MAX_GROUPS {
+                break;
+            }
+        }
+    }
+    kept
+}
+
 /// What a GitHub or OIDC provider issued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderTokens {
@@ -210,11 +239,25 @@ mod tests {
                 allowed_user_ids: vec![],
                 allowed_orgs: vec![],
                 allowed_org_ids: vec![],
+                groups: false,
                 token_key: [key; 32],
             }),
             "http://gw/callback",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn groups_come_from_an_array_or_one_string_and_are_bounded() {
+        use serde_json::json;
+        assert_eq!(groups_claim(Some(&json!(["a", "b", "a", "", 7]))), ["a", "b"]);
+        assert_eq!(groups_claim(Some(&json!("admins"))), ["admins"]);
+        assert!(groups_claim(Some(&json!({"a": 1}))).is_empty());
+        assert!(groups_claim(None).is_empty());
+        let many: Vec<String> = (0..500).map(|i| format!("g{i}")).collect();
+        assert_eq!(groups_claim(Some(&json!(many))).len(), MAX_GROUPS);
+        let long = "x".repeat(MAX_GROUP_NAME + 1);
+        assert!(groups_claim(Some(&json!([long]))).is_empty());
     }
 
     #[test]

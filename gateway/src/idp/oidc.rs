@@ -38,6 +38,9 @@ struct IdClaims {
     email: Option<String>,
     email_verified: Option<bool>,
     preferred_username: Option<String>,
+    /// Every other claim, the groups claim among them.
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 pub struct Oidc {
@@ -151,10 +154,12 @@ impl Oidc {
             return Err(IdpError::Refused("the ID token's nonce is not ours".into()));
         }
         self.check_allowlists(&claims)?;
+        let groups = super::groups_claim(claims.other.get(&self.settings.groups_claim));
         let user = UserIdentity {
             sub: claims.sub,
             email: claims.email.filter(|_| claims.email_verified == Some(true)),
             preferred_username: claims.preferred_username,
+            groups,
         };
         let tokens = ProviderTokens {
             access_token: issued.access_token,

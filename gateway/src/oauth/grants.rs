@@ -286,6 +286,7 @@ mod tests {
                 sub: "github:1".into(),
                 email: None,
                 preferred_username: None,
+                groups: Vec::new(),
             },
             created_at: now,
             revoked: false,

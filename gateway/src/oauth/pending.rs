@@ -85,12 +85,17 @@ pub async fn issue_code(
     idp_tokens: Option<String>,
 ) -> Result<Response, OAuthError> {
     let code = random_token(32);
+    let route = super::authorize::route_for(server, &pending.resource);
+    let scope = super::scope::for_user(route, &user, &pending.client_id, &pending.scope);
+    if scope != pending.scope {
+        tracing::info!(user = %user.sub, asked = %pending.scope, granted = %scope, "scopes the route's policy reserves for others were not granted");
+    }
     let record = CodeRecord {
         client_id: pending.client_id.clone(),
         redirect_uri: pending.redirect_uri.clone(),
         redirect_uri_given: pending.redirect_uri_given,
         code_challenge: pending.code_challenge.clone(),
-        scope: pending.scope.clone(),
+        scope,
         resource: pending.resource.clone(),
         user,
         expires_at: now() + server.config.auth.code_lifetime.as_secs(),

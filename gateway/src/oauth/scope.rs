@@ -5,6 +5,13 @@
 //! `profile` and `email` out of OIDC habit. RFC 6749 §3.3 lets an authorization server grant less
 //! than was asked, so those are dropped rather than failing the request (refresh tokens follow the
 //! client's grant types, as always); any other scope the resource does not offer is refused.
+//!
+//! A scope a route's policy reserves (an allow rule requires it) is granted only to the users that
+//! rule names: the rest are granted the other scopes they asked for ([`for_user`]).
+
+use crate::config::Route;
+use crate::policy::{Caller, may_be_granted};
+use crate::store::records::UserIdentity;
 
 /// Standard scopes the gateway never issues, unless a route offers one of that name itself.
 const DROPPED: &[&str] = &["offline_access", "openid", "profile", "email"];
@@ -24,6 +31,26 @@ pub fn grantable<'a>(asked: &'a str, offered: &[impl AsRef<str>]) -> Result<Vec<
         }
     }
     Ok(granted)
+}
+
+/// Of `scope` (space-separated), what `user`, through `client_id`, may be granted on `route`.
+pub fn for_user(route: Option<&Route>, user: &UserIdentity, client_id: &str, scope: &str) -> String {
+    let Some(policy) = route.and_then(|r| r.policy.as_ref()) else {
+        return scope.to_owned();
+    };
+    let caller = Caller {
+        sub: &user.sub,
+        name: user.preferred_username.as_deref().unwrap_or_default(),
+        email: user.email.as_deref().unwrap_or_default(),
+        groups: &user.groups,
+        client_id,
+        scopes: Vec::new(),
+    };
+    scope
+        .split_ascii_whitespace()
+        .filter(|s| may_be_granted(policy, &caller, s))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -181,7 +181,20 @@ async fn refresh_token(
         ));
     }
     check_resource(form, &grant.resource)?;
-    let scope = narrowed_scope(form, &grant.scope)?;
+    let mut grant = grant;
+    // The users file may have moved the user to other groups since: tokens carry today's, and a
+    // reserved scope goes on only while the policy still grants it.
+    if server.idp.is_none()
+        && let Some(groups) = server.users.groups(&grant.user.sub)
+    {
+        grant.user.groups = groups;
+    }
+    let scope = scope::for_user(
+        super::authorize::route_for(server, &grant.resource),
+        &grant.user,
+        &grant.client_id,
+        &narrowed_scope(form, &grant.scope)?,
+    );
     // A grant ends at its maximum age, however often it was refreshed, and with the user's right to
     // sign in: a refresh asks again whether today's rules let them in.
     let ends_at = grant.created_at + server.config.auth.grant_max_lifetime.as_secs();
@@ -299,6 +312,7 @@ fn token_response(
         sub,
         email,
         preferred_username,
+        groups,
     } = grant.user.clone();
     let claims = AccessClaims {
         iss: server.config.tokens.issuer.clone(),
@@ -312,6 +326,7 @@ fn token_response(
         jti: random_token(16),
         email,
         preferred_username,
+        groups,
         gid: Some(grant.grant_id.clone()),
     };
     let access = mint(&server.keys, &claims)

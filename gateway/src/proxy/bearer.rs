@@ -62,9 +62,7 @@ impl BearerError {
             BearerError::InvalidToken(_) => format!(
                 "Bearer error=\"invalid_token\", error_description=\"{self}\", resource_metadata=\"{metadata}\""
             ),
-            BearerError::InsufficientScope => format!(
-                "Bearer error=\"insufficient_scope\", scope=\"{needed}\", resource_metadata=\"{metadata}\", error_description=\"{self}\""
-            ),
+            BearerError::InsufficientScope => insufficient_scope_challenge(route, &needed),
         }
     }
 
@@ -78,6 +76,15 @@ impl BearerError {
         };
         super::respond::json_error(error, &self.to_string())
     }
+}
+
+/// The challenge of a 403 for want of `scope` (space-separated): what a client steps up to.
+pub fn insufficient_scope_challenge(route: &Route, scope: &str) -> String {
+    format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", error_description=\"{}\"",
+        route.metadata_url,
+        BearerError::InsufficientScope
+    )
 }
 
 /// Checks the bearer token of a request to `route`, returning the caller's verified claims.

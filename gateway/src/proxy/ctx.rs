@@ -4,9 +4,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::list_filter::ListFilter;
 use super::mcp_peek::McpPeek;
 use super::router::Endpoint;
 use super::sessions::{PendingStream, StreamOpening};
+use crate::config::Kind;
 use crate::tokens::access::AccessClaims;
 use crate::tokens::backend::BackendCredentials;
 
@@ -24,6 +26,12 @@ pub struct RequestCtx {
     pub cors_origin: Option<String>,
     pub peek: McpPeek,
     pub body_bytes: u64,
+    /// The body was read whole before forwarding ([`super::inspect`]): counted and peeked at.
+    pub body_read: bool,
+    /// What the route's policy decided of each message, for the audit trail.
+    pub audit: Vec<AuditEntry>,
+    /// The list answers to cut down to what the caller may use.
+    pub list_filter: Option<ListFilter>,
     pub backend_started: Option<Instant>,
     /// The response is an SSE stream, counted among the route's active streams.
     pub stream_open: bool,
@@ -48,6 +56,9 @@ impl RequestCtx {
             cors_origin: None,
             peek: McpPeek::default(),
             body_bytes: 0,
+            body_read: false,
+            audit: Vec::new(),
+            list_filter: None,
             backend_started: None,
             stream_open: false,
             ending_session: None,
@@ -55,6 +66,19 @@ impl RequestCtx {
             after_stream: None,
         }
     }
+}
+
+/// One message a policy decided.
+pub struct AuditEntry {
+    pub method: String,
+    pub kind: Option<Kind>,
+    /// The tool, resource or prompt ("" for a list).
+    pub name: String,
+    /// "allow", "deny" or "step_up".
+    pub outcome: &'static str,
+    pub rule: String,
+    /// Set for a list: filled in with what its answer lost.
+    pub hidden: Option<usize>,
 }
 
 /// A new request id: a v4 UUID written straight into its header value.

@@ -55,6 +55,22 @@ impl McpPeek {
         }
     }
 
+    /// What a body read whole says: its first message's method, and tool.
+    pub fn known(messages: &super::mcp_message::Messages) -> Self {
+        let first = messages.messages.first();
+        let method = first.and_then(|m| m.method.as_deref()).map(str::to_owned);
+        let tool = first
+            .and_then(|m| m.target())
+            .filter(|t| t.kind == crate::config::Kind::Tool)
+            .map(|t| t.name.to_owned());
+        Self {
+            method,
+            tool,
+            buffer: Vec::new(),
+            done: true,
+        }
+    }
+
     /// Feeds a body chunk; parses once the body ends or the buffer is full.
     pub fn feed(&mut self, chunk: Option<&[u8]>, end_of_stream: bool) {
         if self.done {

@@ -23,7 +23,10 @@ mod credentials;
 mod ctx;
 mod failure;
 mod forward;
+mod inspect;
+mod list_filter;
 mod local;
+mod mcp_message;
 mod mcp_peek;
 mod metadata;
 mod observe;
@@ -44,7 +47,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use ctx::RequestCtx;
-use mcp_peek::McpPeek;
+use crate::metrics::METRICS;
 use router::Endpoint;
 pub(crate) use state::Gateway;
 
@@ -92,8 +95,15 @@ impl ProxyHttp for Gateway {
         };
         let caller = admitted.caller.clone();
         admitted.record(ctx);
+        if let Some(refusal) = inspect::inspect(session, route, ctx).await? {
+            METRICS
+                .auth_failures
+                .with_label_values(&[route.path.as_str(), refusal.reason()])
+                .inc();
+            refusal.answer(session, route, ctx).await?;
+            return Ok(true);
+        }
         ctx.credentials = credentials::for_caller(self, route, index, &caller).await?;
-        ctx.peek = McpPeek::from_headers(&session.req_header().headers);
         Ok(false)
     }
 
@@ -152,7 +162,12 @@ impl ProxyHttp for Gateway {
             ctx.credentials.as_deref(),
             &ctx.request_id,
             &forwarded,
-        )
+        )?;
+        // A list answer is filtered as JSON: it must come uncompressed.
+        if ctx.list_filter.is_some() {
+            upstream_request.remove_header(&http::header::ACCEPT_ENCODING);
+        }
+        Ok(())
     }
 
     /// The body as it passes: bounded, and peeked at for the MCP method.
@@ -163,6 +178,10 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        // A body read before forwarding comes once more, whole, from Pingora's copy.
+        if ctx.body_read {
+            return Ok(());
+        }
         if let Some(chunk) = body {
             ctx.body_bytes += chunk.len() as u64;
             if ctx.body_bytes > self.config.server.max_request_body_bytes {
@@ -185,7 +204,35 @@ impl ProxyHttp for Gateway {
         if self.route(ctx.endpoint).is_none() {
             return Ok(());
         }
+        if let Some(filter) = &mut ctx.list_filter {
+            filter.start(response)?;
+        }
         response::filter(self, session, response, ctx).await
+    }
+
+    /// A list answer on a route with a policy: cut down to what the caller may use.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<std::time::Duration>> {
+        let (Some(filter), Some(caller), Some(policy)) = (
+            &mut ctx.list_filter,
+            &ctx.caller,
+            self.route(ctx.endpoint).and_then(|r| r.policy.as_ref()),
+        ) else {
+            return Ok(None);
+        };
+        let caller = crate::policy::Caller::of(caller);
+        filter.filter(body, end_of_stream, &|kind, name| {
+            !matches!(
+                crate::policy::decide(policy, &caller, kind.call_method(), crate::policy::Target { kind, name }),
+                crate::policy::Decision::Deny(_)
+            )
+        });
+        Ok(None)
     }
 
     /// Pingora's own line for a failed request is an ERROR whatever the cause, and a client that

@@ -1,4 +1,5 @@
-//! What every request leaves behind when it ends: its metrics and its access line.
+//! What every request leaves behind when it ends: its metrics, its access line, and the audit
+//! lines of what a policy decided of its messages.
 
 use pingora::Error;
 use pingora::proxy::Session;
@@ -6,6 +7,7 @@ use pingora::proxy::Session;
 use super::ctx::RequestCtx;
 use super::state::Gateway;
 use crate::access_log::AccessLine;
+use crate::audit::AuditLine;
 use crate::metrics::{METRICS, mcp_method_label, method_label};
 
 /// Counts the request in its route's metrics and writes its access line.
@@ -29,7 +31,9 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
     if ctx.stream_open {
         series.active_streams.dec();
     }
+    // Messages forwarded: not those the gateway answered itself.
     if ctx.caller.is_some()
+        && ctx.backend_started.is_some()
         && let Some(method) = ctx.peek.method.as_deref()
     {
         let mcp_method = mcp_method_label(method);
@@ -43,6 +47,41 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
             .inc();
     }
     let caller = ctx.caller.as_deref();
+    let (user, client_id) = caller.map_or(("-", "-"), |c| (c.sub.as_str(), c.client_id.as_str()));
+    let hidden = ctx.list_filter.as_ref().map_or(0, |f| f.hidden);
+    for entry in &ctx.audit {
+        let kind = entry.kind.filter(|_| entry.hidden.is_none());
+        let tool = match kind {
+            Some(crate::config::Kind::Tool) => METRICS.tool_label(&entry.name),
+            _ => "",
+        };
+        METRICS
+            .policy_decisions
+            .with_label_values(&[
+                route,
+                kind.map_or("list", |k| k.as_str()),
+                tool,
+                entry.outcome,
+            ])
+            .inc();
+        if let Some(audit) = &gateway.access_log.audit {
+            audit.write(&AuditLine {
+                request_id: ctx.request_id.to_str().unwrap_or("-"),
+                route,
+                user,
+                client_id,
+                method: &entry.method,
+                kind: kind.map(|k| k.as_str()),
+                name: &entry.name,
+                decision: entry.outcome,
+                rule: &entry.rule,
+                // Every list of the request shares the count: they are answered together.
+                hidden: entry.hidden.map(|_| hidden),
+                status,
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+            });
+        }
+    }
     let client_ip = ctx.client.and_then(super::forward::forwarded_for_value);
     AccessLine {
         request_id: ctx.request_id.to_str().unwrap_or("-"),
@@ -55,8 +94,8 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
             .unwrap_or("-"),
         status,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
-        user: caller.map_or("-", |c| c.sub.as_str()),
-        client_id: caller.map_or("-", |c| c.client_id.as_str()),
+        user,
+        client_id,
         error: error.map(|e| e.etype().as_str()).unwrap_or("-"),
     }
     .emit(&gateway.access_log);

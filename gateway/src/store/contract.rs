@@ -14,6 +14,7 @@ fn user() -> UserIdentity {
         sub: "alice".into(),
         email: Some("alice@example.com".into()),
         preferred_username: None,
+        groups: vec!["staff".into()],
     }
 }
 

@@ -83,6 +83,9 @@ pub struct UserIdentity {
     pub sub: String,
     pub email: Option<String>,
     pub preferred_username: Option<String>,
+    /// Groups or organisations (and `org/team` at GitHub), for the routes' policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// An issued authorization code.

@@ -34,6 +34,9 @@ pub struct AccessClaims {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    /// The user's groups, as the routes' policies read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// The grant the token was issued under, so that revoking the grant revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,

@@ -27,6 +27,7 @@ fn claims() -> AccessClaims {
         jti: "j1".into(),
         email: None,
         preferred_username: None,
+        groups: Vec::new(),
         gid: Some("g1".into()),
     }
 }

@@ -151,6 +151,7 @@ impl BackendSigner {
             jti: uuid::Uuid::new_v4().to_string(),
             email: caller.email.clone(),
             preferred_username: caller.preferred_username.clone(),
+            groups: caller.groups.clone(),
             gid: caller.gid.clone(),
         };
         let backend_token = match idp_token {
@@ -207,6 +208,7 @@ mod tests {
             jti: format!("{sub:?}{email:?}"),
             email: email.map(str::to_owned),
             preferred_username: None,
+            groups: Vec::new(),
             gid: None,
         }
     }

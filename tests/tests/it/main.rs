@@ -18,6 +18,7 @@ mod oauth_flow;
 mod oauth_github;
 mod oauth_oidc;
 mod oauth_rules;
+mod policy;
 mod quickstart;
 mod replicas;
 mod store_redis_tls;

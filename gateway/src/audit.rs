@@ -1,0 +1,138 @@
+//! The audit trail: one JSON line per MCP message a route's policy decided — when, which request,
+//! route, user and client, the method and the tool, resource or prompt, the decision and the rule
+//! that made it, the HTTP status and the duration. Never a token, and never a call's arguments.
+//!
+//! Lines go to their own file (appended, one `write` each, so that a line is on disk, or in the
+//! kernel's hands, before the next request's) or to stdout, apart from the log.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+pub struct AuditLog {
+    sink: Mutex<Sink>,
+}
+
+enum Sink {
+    File(File),
+    Stdout,
+}
+
+/// One decision, as written.
+#[derive(Serialize)]
+pub struct AuditLine<'a> {
+    pub request_id: &'a str,
+    pub route: &'a str,
+    pub user: &'a str,
+    pub client_id: &'a str,
+    pub method: &'a str,
+    /// "tool", "resource" or "prompt"; absent for a list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+    /// The tool's or prompt's name, or the resource's URI.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub name: &'a str,
+    /// "allow", "deny" or "step_up".
+    pub decision: &'a str,
+    /// The rule's name, "default", or "filtered" for a list.
+    pub rule: &'a str,
+    /// For a list: how many items the caller was not shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<usize>,
+    pub status: u16,
+    pub duration_ms: f64,
+}
+
+#[derive(Serialize)]
+struct Stamped<'a> {
+    time: String,
+    #[serde(flatten)]
+    line: &'a AuditLine<'a>,
+}
+
+impl AuditLog {
+    /// Opens the trail at `file` (created if need be, and appended to), or on stdout.
+    pub fn open(file: Option<&Path>) -> io::Result<Self> {
+        let sink = match file {
+            None => Sink::Stdout,
+            Some(path) => Sink::File(open_append(path)?),
+        };
+        Ok(Self {
+            sink: Mutex::new(sink),
+        })
+    }
+
+    /// Writes one line. A failed write is reported in the log; the request it records is done.
+    pub fn write(&self, line: &AuditLine) {
+        let stamped = Stamped {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            line,
+        };
+        let mut bytes = serde_json::to_vec(&stamped).expect("JSON");
+        bytes.push(b'\n');
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        let written = match &mut *sink {
+            Sink::File(file) => file.write_all(&bytes),
+            Sink::Stdout => io::stdout().lock().write_all(&bytes),
+        };
+        if let Err(error) = written {
+            tracing::error!(%error, "an audit line could not be written");
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_decision_is_one_json_line_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "earlier\n").unwrap();
+        let log = AuditLog::open(Some(&path)).unwrap();
+        let line = AuditLine {
+            request_id: "r1",
+            route: "/mcp",
+            user: "ada",
+            client_id: "c1",
+            method: "tools/call",
+            kind: Some("tool"),
+            name: "delete_repo",
+            decision: "deny",
+            rule: "default",
+            hidden: None,
+            status: 200,
+            duration_ms: 1.5,
+        };
+        log.write(&line);
+        log.write(&AuditLine {
+            method: "tools/list",
+            kind: None,
+            name: "",
+            decision: "allow",
+            rule: "filtered",
+            hidden: Some(3),
+            ..line
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "earlier");
+        let first: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(first["name"], "delete_repo");
+        assert_eq!(first["decision"], "deny");
+        assert!(first["time"].as_str().unwrap().ends_with('Z'));
+        assert!(first.get("hidden").is_none());
+        let second: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(second["hidden"], 3);
+        assert!(second.get("name").is_none() && second.get("kind").is_none());
+    }
+}

@@ -1,0 +1,321 @@
+//! `[routes.policy]`: who may call which tool, read which resource and get which prompt on a
+//! route. Rules are tried in order and the first that matches decides; `default` decides when none
+//! does. Names are compiled to glob sets here, once; a rule that could never match is an error,
+//! so that `check` catches it rather than the first caller refused.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+pub use super::file::Effect;
+use super::file::{PolicyFile, RuleFile};
+use super::when::Condition;
+use super::{ConfigError, Errors};
+
+/// A route's policy, validated.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub default: Effect,
+    pub rules: Vec<Rule>,
+}
+
+/// What a rule is about: a kind of named thing MCP lets a caller use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tool,
+    Resource,
+    Prompt,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Tool => "tool",
+            Kind::Resource => "resource",
+            Kind::Prompt => "prompt",
+        }
+    }
+
+    /// The method that uses a thing of this kind.
+    pub fn call_method(self) -> &'static str {
+        match self {
+            Kind::Tool => "tools/call",
+            Kind::Resource => "resources/read",
+            Kind::Prompt => "prompts/get",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its `name`, or `rules[N]`.
+    pub name: String,
+    pub effect: Effect,
+    /// The tools, resources and prompts it is about; `None` for each when the rule names none of
+    /// the three (it is about everything).
+    pub tools: Option<Names>,
+    pub resources: Option<Names>,
+    pub prompts: Option<Names>,
+    pub users: Option<Names>,
+    /// Matched lowercased.
+    pub emails: Option<Names>,
+    pub groups: Option<Vec<String>>,
+    pub clients: Option<Vec<String>>,
+    /// Scopes the caller's token must hold (empty: none).
+    pub scopes: Vec<String>,
+    pub when: Option<Condition>,
+}
+
+/// Names as written (exact or glob), and the set they compile to.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub written: Vec<String>,
+    set: GlobSet,
+}
+
+impl Names {
+    pub fn matches(&self, name: &str) -> bool {
+        self.set.is_match(name)
+    }
+
+    /// Whether every name `other` can match, this matches too (checked for plain names and for
+    /// `*`; a glob in `other` is taken to be covered only by `*`).
+    fn covers(&self, other: &Names) -> bool {
+        self.written.iter().any(|w| w == "*")
+            || other
+                .written
+                .iter()
+                .all(|name| !is_glob(name) && self.matches(name))
+    }
+}
+
+impl Rule {
+    /// The names this rule is about for `kind`; `None` when it is not about `kind` at all.
+    pub fn names(&self, kind: Kind) -> Option<Option<&Names>> {
+        let any = self.tools.is_none() && self.resources.is_none() && self.prompts.is_none();
+        if any {
+            return Some(None);
+        }
+        match kind {
+            Kind::Tool => self.tools.as_ref().map(Some),
+            Kind::Resource => self.resources.as_ref().map(Some),
+            Kind::Prompt => self.prompts.as_ref().map(Some),
+        }
+    }
+
+    /// Whether the rule is about `name` of `kind`.
+    pub fn is_about(&self, kind: Kind, name: &str) -> bool {
+        match self.names(kind) {
+            None => false,
+            Some(None) => true,
+            Some(Some(names)) => names.matches(name),
+        }
+    }
+
+    /// Whether the rule holds for every caller (no condition on who, no scope, no expression).
+    fn unconditional(&self) -> bool {
+        self.users.is_none()
+            && self.emails.is_none()
+            && self.groups.is_none()
+            && self.clients.is_none()
+            && self.scopes.is_empty()
+            && self.when.is_none()
+    }
+
+    /// Whether this rule is about everything `later` is about.
+    fn covers(&self, later: &Rule) -> bool {
+        [Kind::Tool, Kind::Resource, Kind::Prompt]
+            .into_iter()
+            .all(|kind| match (self.names(kind), later.names(kind)) {
+                (_, None) => true,
+                (None, Some(_)) => false,
+                (Some(None), Some(_)) => true,
+                (Some(Some(_)), Some(None)) => false,
+                (Some(Some(mine)), Some(Some(theirs))) => mine.covers(theirs),
+            })
+    }
+
+    /// One line for `check`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!(
+            "{} {}",
+            self.name,
+            match self.effect {
+                Effect::Allow => "allow",
+                Effect::Deny => "deny",
+            }
+        )];
+        let list = |label: &str, names: &[String]| format!("{label} [{}]", names.join(", "));
+        if self.tools.is_none() && self.resources.is_none() && self.prompts.is_none() {
+            parts.push("everything".into());
+        }
+        for (label, names) in [
+            ("tools", &self.tools),
+            ("resources", &self.resources),
+            ("prompts", &self.prompts),
+            ("users", &self.users),
+            ("emails", &self.emails),
+        ] {
+            if let Some(names) = names {
+                parts.push(list(label, &names.written));
+            }
+        }
+        for (label, names) in [("groups", &self.groups), ("clients", &self.clients)] {
+            if let Some(names) = names {
+                parts.push(list(label, names));
+            }
+        }
+        if !self.scopes.is_empty() {
+            parts.push(list("with scopes", &self.scopes));
+        }
+        if let Some(when) = &self.when {
+            parts.push(format!("when {}", when.source()));
+        }
+        parts.join(" ")
+    }
+}
+
+impl Policy {
+    /// Scopes only some callers are granted: those an allow rule requires.
+    pub fn restricted_scopes(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .filter(|r| r.effect == Effect::Allow)
+            .flat_map(|r| r.scopes.iter().map(String::as_str))
+    }
+
+    /// Whether a rule asks which groups a caller is in.
+    pub fn uses_groups(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.groups.is_some() || r.when.as_ref().is_some_and(Condition::uses_groups))
+    }
+}
+
+/// Validates `[routes.policy]` of a route offering `supported` scopes and requiring `required`.
+pub(super) fn settings(
+    file: &PolicyFile,
+    supported: &[String],
+    required: &[String],
+    errors: &Errors,
+    at: &str,
+) -> Result<Policy, ConfigError> {
+    let mut rules: Vec<Rule> = Vec::with_capacity(file.rules.len());
+    for (i, rule) in file.rules.iter().enumerate() {
+        let at = format!("{at}.rules[{i}]");
+        let rule = validate_rule(rule, i, supported, required, errors, &at)?;
+        if let Some(earlier) = rules.iter().find(|e| e.unconditional() && e.covers(&rule)) {
+            return Err(errors.at(
+                &at,
+                format!(
+                    "can never match: {} before it decides for every caller of what it is about",
+                    earlier.name
+                ),
+            ));
+        }
+        rules.push(rule);
+    }
+    Ok(Policy {
+        default: file.default.unwrap_or(Effect::Deny),
+        rules,
+    })
+}
+
+fn validate_rule(
+    rule: &RuleFile,
+    index: usize,
+    supported: &[String],
+    required: &[String],
+    errors: &Errors,
+    at: &str,
+) -> Result<Rule, ConfigError> {
+    let key = |k: &str| format!("{at}.{k}");
+    let names = |list: &Option<Vec<String>>, k: &str, lowercase: bool| {
+        list.as_ref()
+            .map(|list| compile(list, lowercase).map_err(|reason| errors.at(&key(k), reason)))
+            .transpose()
+    };
+    let exact = |list: &Option<Vec<String>>, k: &str| match list {
+        Some(list) if list.is_empty() => Err(errors.at(&key(k), EMPTY)),
+        Some(list) if list.iter().any(|n| n.trim().is_empty()) => {
+            Err(errors.at(&key(k), "an empty name matches nobody"))
+        }
+        list => Ok(list.clone()),
+    };
+    let scopes = rule.scopes.clone().unwrap_or_default();
+    if rule.scopes.as_ref().is_some_and(Vec::is_empty) {
+        return Err(errors.at(&key("scopes"), EMPTY));
+    }
+    for scope in &scopes {
+        if !supported.contains(scope) {
+            return Err(errors.at(
+                &key("scopes"),
+                format!("{scope:?} is not in the route's scopes_supported: no token can hold it"),
+            ));
+        }
+        if rule.effect == Effect::Allow && required.contains(scope) {
+            return Err(errors.at(
+                &key("scopes"),
+                format!(
+                    "{scope:?} is a required scope, which every caller holds; a rule cannot reserve it"
+                ),
+            ));
+        }
+    }
+    let name = match &rule.name {
+        Some(name) if name.trim().is_empty() || name.len() > 64 => {
+            return Err(errors.at(&key("name"), "must be 1 to 64 characters"));
+        }
+        Some(name) => name.clone(),
+        None => format!("rules[{index}]"),
+    };
+    let when = rule
+        .when
+        .as_deref()
+        .map(|source| Condition::compile(source).map_err(|reason| errors.at(&key("when"), reason)))
+        .transpose()?;
+    Ok(Rule {
+        name,
+        effect: rule.effect,
+        tools: names(&rule.tools, "tools", false)?,
+        resources: names(&rule.resources, "resources", false)?,
+        prompts: names(&rule.prompts, "prompts", false)?,
+        users: names(&rule.users, "users", false)?,
+        emails: names(&rule.emails, "emails", true)?,
+        groups: exact(&rule.groups, "groups")?,
+        clients: exact(&rule.clients, "clients")?,
+        scopes,
+        when,
+    })
+}
+
+const EMPTY: &str = "an empty list matches nothing; leave the key out to match any";
+
+/// Compiles names, each exact or a glob, into one set.
+fn compile(list: &[String], lowercase: bool) -> Result<Names, String> {
+    if list.is_empty() {
+        return Err(EMPTY.into());
+    }
+    let mut set = GlobSetBuilder::new();
+    let mut written = Vec::with_capacity(list.len());
+    for name in list {
+        if name.is_empty() {
+            return Err("an empty name matches nothing".into());
+        }
+        let name = if lowercase {
+            name.to_lowercase()
+        } else {
+            name.clone()
+        };
+        let glob = Glob::new(&name).map_err(|e| format!("{name:?} is not a valid glob: {e}"))?;
+        set.add(glob);
+        written.push(name);
+    }
+    let set = set
+        .build()
+        .map_err(|e| format!("the names cannot be matched: {e}"))?;
+    Ok(Names { written, set })
+}
+
+/// Whether a name holds a glob's special characters.
+fn is_glob(name: &str) -> bool {
+    name.contains(['*', '?', '[', '{'])
+}

@@ -1,0 +1,242 @@
+use super::*;
+use crate::config::Config;
+use crate::config::file::FileConfig;
+
+/// The policy of a route `/mcp` offering `mcp`, `tools:admin` and `files:write`, whose
+/// `[routes.policy]` section is `policy`.
+fn policy(policy: &str) -> Result<Policy, String> {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+         [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n\
+         scopes_supported = [\"mcp\", \"tools:admin\", \"files:write\"]\nrequired_scopes = [\"mcp\"]\n\
+         [routes.policy]\n{policy}"
+    );
+    let path = std::path::Path::new("gw.toml");
+    let file = FileConfig::parse(&text).map_err(|(_, reason)| reason)?;
+    let config = Config::validate(file, path, &|_| None).map_err(|e| e.to_string())?;
+    Ok(config.routes[0].policy.clone().expect("a policy"))
+}
+
+fn caller<'a>(sub: &'a str, groups: &'a [String], scopes: &[&'a str]) -> Caller<'a> {
+    Caller {
+        sub,
+        name: sub,
+        email: "",
+        groups,
+        client_id: "c1",
+        scopes: scopes.to_vec(),
+    }
+}
+
+fn tool(name: &str) -> Target<'_> {
+    Target {
+        kind: Kind::Tool,
+        name,
+    }
+}
+
+const RULES: &str = r#"
+default = "deny"
+[[routes.policy.rules]]
+name = "no-deletes-for-contractors"
+effect = "deny"
+tools = ["delete_*"]
+groups = ["contractors"]
+[[routes.policy.rules]]
+name = "admins"
+effect = "allow"
+tools = ["delete_*", "admin_*"]
+groups = ["admins"]
+scopes = ["tools:admin"]
+[[routes.policy.rules]]
+name = "readers"
+effect = "allow"
+tools = ["get_*", "list_*"]
+resources = ["file:///public/*"]
+[[routes.policy.rules]]
+name = "bob-echo"
+effect = "allow"
+tools = ["echo"]
+users = ["bob"]
+"#;
+
+#[test]
+fn the_first_rule_that_matches_decides() {
+    let policy = policy(RULES).unwrap();
+    let none: Vec<String> = vec![];
+    let admins = vec!["admins".to_owned()];
+    let both = vec!["contractors".to_owned(), "admins".to_owned()];
+    let d = |c: &Caller, t| decide(&policy, c, "tools/call", t);
+
+    assert_eq!(
+        d(&caller("ada", &none, &["mcp"]), tool("get_weather")),
+        Decision::Allow(Reason::Rule("readers"))
+    );
+    assert_eq!(
+        d(&caller("ada", &admins, &["mcp", "tools:admin"]), tool("delete_repo")),
+        Decision::Allow(Reason::Rule("admins"))
+    );
+    assert_eq!(
+        d(&caller("ada", &both, &["mcp", "tools:admin"]), tool("delete_repo")),
+        Decision::Deny(Reason::Rule("no-deletes-for-contractors")),
+        "the deny rule comes first"
+    );
+    assert_eq!(
+        d(&caller("ada", &none, &["mcp"]), tool("delete_repo")),
+        Decision::Deny(Reason::Default)
+    );
+    assert_eq!(
+        d(&caller("bob", &none, &["mcp"]), tool("echo")),
+        Decision::Allow(Reason::Rule("bob-echo"))
+    );
+    assert_eq!(
+        d(&caller("carol", &none, &["mcp"]), tool("echo")),
+        Decision::Deny(Reason::Default)
+    );
+    // Resources and prompts are matched by their own lists.
+    let resource = |name| Target {
+        kind: Kind::Resource,
+        name,
+    };
+    let prompt = |name| Target {
+        kind: Kind::Prompt,
+        name,
+    };
+    assert!(d(&caller("ada", &none, &[]), resource("file:///public/a/b.txt")).allows());
+    assert!(!d(&caller("ada", &none, &[]), resource("file:///private/a")).allows());
+    assert!(!d(&caller("ada", &none, &[]), prompt("get_x")).allows());
+}
+
+#[test]
+fn a_missing_scope_that_would_allow_asks_for_a_step_up() {
+    let policy = policy(RULES).unwrap();
+    let admins = vec!["admins".to_owned()];
+    assert_eq!(
+        decide(
+            &policy,
+            &caller("ada", &admins, &["mcp"]),
+            "tools/call",
+            tool("admin_reset")
+        ),
+        Decision::StepUp {
+            scopes: &["tools:admin".to_owned()],
+            rule: "admins"
+        }
+    );
+    // Only those the rule matches may step up, and be granted the scope.
+    assert!(may_be_granted(&policy, &caller("ada", &admins, &[]), "tools:admin"));
+    assert!(!may_be_granted(&policy, &caller("eve", &[], &[]), "tools:admin"));
+    assert!(may_be_granted(&policy, &caller("eve", &[], &[]), "files:write"), "not reserved");
+    assert!(may_be_granted(&policy, &caller("eve", &[], &[]), "mcp"));
+}
+
+#[test]
+fn identities_match_by_user_name_email_client_and_expression() {
+    let policy = policy(
+        r#"
+[[routes.policy.rules]]
+effect = "allow"
+emails = ["*@Example.com"]
+tools = ["mail"]
+[[routes.policy.rules]]
+effect = "allow"
+clients = ["c1"]
+tools = ["client_tool"]
+[[routes.policy.rules]]
+effect = "allow"
+tools = ["ops_*"]
+when = 'user.groups.exists(g, g.endsWith("-ops")) && mcp.name != "ops_nuke"'
+[[routes.policy.rules]]
+effect = "deny"
+when = 'user.department == "x"'
+[[routes.policy.rules]]
+effect = "allow"
+tools = ["after_a_broken_deny"]
+"#,
+    )
+    .unwrap();
+    let mut ada = caller("ada", &[], &["mcp"]);
+    let d = |c: &Caller, t| decide(&policy, c, "tools/call", t).allows();
+    assert!(!d(&ada, tool("mail")), "no verified email");
+    ada.email = "ada@EXAMPLE.com";
+    assert!(d(&ada, tool("mail")));
+    assert!(d(&ada, tool("client_tool")));
+    ada.client_id = "c2";
+    assert!(!d(&ada, tool("client_tool")));
+    let ops = vec!["db-ops".to_owned()];
+    assert!(d(&caller("ada", &ops, &[]), tool("ops_restart")));
+    assert!(!d(&caller("ada", &ops, &[]), tool("ops_nuke")));
+    assert!(!d(&caller("ada", &[], &[]), tool("ops_restart")));
+    assert!(
+        !d(&caller("ada", &[], &[]), tool("after_a_broken_deny")),
+        "a deny rule whose expression fails holds"
+    );
+}
+
+#[test]
+fn rules_that_cannot_match_are_refused_with_the_reason() {
+    for (rules, expected) in [
+        (
+            "[[routes.policy.rules]]\neffect = \"allow\"\ntools = []\n",
+            "rules[0].tools`: an empty list matches nothing",
+        ),
+        (
+            "[[routes.policy.rules]]\neffect = \"allow\"\ngroups = []\n",
+            "rules[0].groups`: an empty list",
+        ),
+        (
+            "[[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"a\"]\nscopes = [\"nope\"]\n",
+            "\"nope\" is not in the route's scopes_supported",
+        ),
+        (
+            "[[routes.policy.rules]]\neffect = \"allow\"\nscopes = [\"mcp\"]\n",
+            "\"mcp\" is a required scope",
+        ),
+        (
+            "[[routes.policy.rules]]\neffect = \"deny\"\ntools = [\"*\"]\n\
+             [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"echo\"]\ngroups = [\"a\"]\n",
+            "rules[1]`: can never match: rules[0] before it",
+        ),
+        (
+            "[[routes.policy.rules]]\neffect = \"deny\"\ntools = [\"a\", \"b\"]\n\
+             [[routes.policy.rules]]\nname = \"late\"\neffect = \"allow\"\ntools = [\"b\"]\n",
+            "rules[1]`: can never match",
+        ),
+        (
+            "[[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"a[\"]\n",
+            "is not a valid glob",
+        ),
+        (
+            "[[routes.policy.rules]]\neffect = \"allow\"\nwhen = \"request.ip == 1\"\n",
+            "rules[0].when`: request is not a variable here",
+        ),
+        (
+            "[[routes.policy.rules]]\neffect = \"allow\"\nwhen = \"user.groups.exists(\"\n",
+            "rules[0].when`: not a CEL expression",
+        ),
+        ("default = \"maybe\"\n", "unknown variant"),
+        (
+            "[[routes.policy.rules]]\neffect = \"allow\"\ntool = [\"a\"]\n",
+            "unknown field `tool`",
+        ),
+    ] {
+        let error = policy(rules).unwrap_err();
+        assert!(error.contains(expected), "{rules}: {error}");
+    }
+    // A rule narrower in who it matches is no shadow, nor is one about other things.
+    policy(
+        "[[routes.policy.rules]]\neffect = \"deny\"\ntools = [\"a\"]\ngroups = [\"x\"]\n\
+         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"a\"]\n\
+         [[routes.policy.rules]]\neffect = \"allow\"\nprompts = [\"a\"]\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn without_rules_the_default_decides() {
+    let deny = policy("").unwrap();
+    assert_eq!(deny.default, Effect::Deny);
+    assert!(!decide(&deny, &caller("a", &[], &[]), "tools/call", tool("x")).allows());
+    let allow = policy("default = \"allow\"\n").unwrap();
+    assert!(decide(&allow, &caller("a", &[], &[]), "tools/call", tool("x")).allows());
+}
