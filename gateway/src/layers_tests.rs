@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The layers, lowest first; a module may use only modules of lower layers (and itself).
-const LAYERS: &[&str] = &["config", "store", "tokens", "idp", "policy", "oauth", "proxy"];
+const LAYERS: &[&str] = &[
+    "config", "store", "tokens", "idp", "policy", "oauth", "proxy",
+];
 /// Leaves any layer may use: the clock, the cache type, the rate limiter, and the telemetry every part
 /// reports to.
 const LEAVES: &[&str] = &[

@@ -170,7 +170,9 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         None => None,
         Some(file) => Some(Arc::new(audit::AuditLog::open(file.as_deref()).map_err(
             |e| {
-                let file = file.as_deref().map_or("stdout".into(), |f| f.display().to_string());
+                let file = file
+                    .as_deref()
+                    .map_or("stdout".into(), |f| f.display().to_string());
                 anyhow::anyhow!("cannot open the audit trail {file}: {e}")
             },
         )?)),

@@ -4,7 +4,11 @@
 //
 // Usage: node oauth-flow.mjs '<plan JSON>'
 //   { "url": "<MCP server URL>", "username": "...", "password": "...",
-//     "consent": "approve" | "deny", "tokenAuth": "none" | "client_secret_post" | "client_secret_basic" }
+//     "consent": "approve" | "deny", "tokenAuth": "none" | "client_secret_post" | "client_secret_basic",
+//     "noRefresh": true (a client without the refresh_token grant),
+//     "stepUp": { "name": "<tool>", "arguments": {...} } (after signing in, call a tool that may
+//       need more scopes: on 403 insufficient_scope the SDK authorizes again, then it is retried;
+//       the flow ends there) }
 // Prints one JSON report on stdout; a failure becomes { "error": "...", ...the report so far }.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -105,7 +109,7 @@ class AppProvider {
     return {
       client_name: 'Integration Test App',
       redirect_uris: [REDIRECT],
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: plan.noRefresh ? ['authorization_code'] : ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: plan.tokenAuth ?? 'none',
     };
@@ -131,6 +135,42 @@ async function connect(provider) {
   return { client, transport };
 }
 
+/**
+ * Calls `call` as a signed-in app would: if the server asks for more scopes (403
+ * insufficient_scope), the SDK sends the user through the authorization again and throws
+ * UnauthorizedError; the app finishes that authorization and calls again.
+ */
+async function stepUp(provider, call) {
+  const out = {};
+  const before = provider.redirected;
+  let { client } = await connect(provider);
+  try {
+    out.first = await client.callTool(call);
+  } catch (e) {
+    out.firstError = String(e?.message ?? e);
+    // Its GET stream would keep this process alive until the gateway timed it out.
+    await client.close();
+    if (!(e instanceof UnauthorizedError) || provider.redirected === before) return out;
+    out.authorizeUrl = report.authorizeUrl;
+    const back = provider.redirected;
+    if (back.error) {
+      out.denied = back;
+      return out;
+    }
+    const finish = new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider });
+    await finish.finishAuth(back.code);
+    ({ client } = await connect(provider));
+    out.scope = provider.tokens().scope;
+    try {
+      out.second = await client.callTool(call);
+    } catch (e) {
+      out.secondError = String(e?.message ?? e);
+    }
+  }
+  await client.close();
+  return out;
+}
+
 const provider = new AppProvider();
 try {
   // 1. No token: 401 -> discovery -> registration -> authorize -> login -> consent -> redirect.
@@ -152,6 +192,12 @@ try {
   await first.finishAuth(back.code);
   const { client } = await connect(provider);
   report.tools = (await client.listTools()).tools.map((t) => t.name).sort();
+  if (plan.stepUp) {
+    await client.close();
+    report.firstScope = provider.tokens().scope;
+    report.stepUp = await stepUp(provider, plan.stepUp);
+    throw null;
+  }
   report.shown = await client.callTool({ name: 'show_auth_token', arguments: {} });
   report.request = await client.callTool({ name: 'make_authenticated_request', arguments: { message: 'from the oauth flow' } });
   await client.close();

@@ -46,6 +46,12 @@ impl GitHubStandIn {
                 }),
             )
             .route("/user/orgs", get(|h: HeaderMap, s: State<Arc<Mutex<Inner>>>| api(h, s, json!([{"id": 777, "login": "acme"}]))))
+            .route(
+                "/user/teams",
+                get(|h: HeaderMap, s: State<Arc<Mutex<Inner>>>| {
+                    api(h, s, json!([{"slug": "Platform", "organization": {"id": 777, "login": "Acme"}}]))
+                }),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -112,7 +112,9 @@ impl Config {
                 route.backend_audience,
             );
             match &route.policy {
-                None => out += "  policy: none (every admitted caller may use every tool, resource and prompt)\n",
+                None => {
+                    out += "  policy: none (every admitted caller may use every tool, resource and prompt)\n"
+                }
                 Some(policy) => {
                     out += "  policy: rules in order, the first that matches decides\n";
                     for rule in &policy.rules {

@@ -79,11 +79,7 @@ impl Config {
                 .any(|r| r.policy.as_ref().is_some_and(|p| p.uses_groups()))
         {
             github.groups = true;
-            if file
-                .provider
-                .as_ref()
-                .is_none_or(|p| p.scopes.is_none())
-            {
+            if file.provider.as_ref().is_none_or(|p| p.scopes.is_none()) {
                 github.scopes.push("read:org".into());
             }
         }
@@ -108,9 +104,7 @@ impl Config {
             }
             // Relative to the config file, so a config works from any directory.
             Some(audit) => Some(Some(
-                path.parent()
-                    .unwrap_or(Path::new("."))
-                    .join(&audit.file),
+                path.parent().unwrap_or(Path::new(".")).join(&audit.file),
             )),
         };
         Ok(Config {

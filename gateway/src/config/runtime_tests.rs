@@ -462,3 +462,42 @@ fn a_backend_audience_may_not_be_a_routes_resource() {
     let err = validate(&text.replace("8080/other\"\n", "8080/other/\"\n")).unwrap_err();
     assert!(err.contains("is the resource of the route /other"), "{err}");
 }
+
+#[test]
+fn a_policy_naming_groups_asks_github_for_organisations_and_check_prints_the_rules() {
+    let text = MINIMAL.replace(
+        "[[routes]]",
+        "[provider]\nkind = \"github\"\nclient_id = \"id\"\nclient_secret_env = \"SECRET\"\n\
+         [store]\ntoken_key_env = \"KEY\"\n[audit]\nfile = \"audit.jsonl\"\n[[routes]]",
+    ) + "scopes_supported = [\"mcp\", \"tools:admin\"]\nrequired_scopes = [\"mcp\"]\n\
+         [routes.policy]\n[[routes.policy.rules]]\nname = \"team\"\neffect = \"allow\"\n\
+         tools = [\"deploy_*\"]\ngroups = [\"acme/platform\"]\nscopes = [\"tools:admin\"]\n";
+    let path = Path::new("conf/gw.toml");
+    let file = FileConfig::parse(&text).unwrap();
+    let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+    let config = Config::validate(file, path, &|name| match name {
+        "SECRET" => Some("s".into()),
+        "KEY" => Some(key.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let Some(crate::config::Provider::GitHub(github)) = &config.auth.provider else {
+        panic!("a GitHub provider");
+    };
+    assert!(github.groups);
+    assert_eq!(github.scopes, ["read:user", "user:email", "read:org"]);
+    assert_eq!(
+        config.audit,
+        Some(Some(Path::new("conf/audit.jsonl").to_owned()))
+    );
+    let described = config.describe();
+    for line in [
+        "policy: rules in order, the first that matches decides",
+        "team allow tools [deploy_*] groups [acme/platform] with scopes [tools:admin]",
+        "otherwise deny",
+        "scopes granted only to the callers their rules match: tools:admin",
+        "audit trail: conf/audit.jsonl",
+    ] {
+        assert!(described.contains(line), "{line}: {described}");
+    }
+}

@@ -82,7 +82,11 @@ impl Condition {
     /// Whether the expression is true for `facts`; `Err` says why it could not be run.
     pub fn holds(&self, facts: &Facts) -> Result<bool, String> {
         let mut context = Context::with_env(Arc::clone(&ENV));
-        let groups: Vec<Value> = facts.groups.iter().map(|g| Value::from(g.as_str())).collect();
+        let groups: Vec<Value> = facts
+            .groups
+            .iter()
+            .map(|g| Value::from(g.as_str()))
+            .collect();
         context.add_variable_from_value(
             "user",
             map([

@@ -51,9 +51,9 @@ struct TeamOrg {
 /// (GitHub's names are case-insensitive).
 fn github_groups(orgs: &[Org], teams: &[Team]) -> Vec<String> {
     let orgs = orgs.iter().map(|o| o.login.to_ascii_lowercase());
-    let teams = teams.iter().map(|t| {
-        format!("{}/{}", t.organization.login, t.slug).to_ascii_lowercase()
-    });
+    let teams = teams
+        .iter()
+        .map(|t| format!("{}/{}", t.organization.login, t.slug).to_ascii_lowercase());
     super::bounded_groups(orgs.chain(teams))
 }
 
@@ -152,16 +152,15 @@ impl GitHub {
         if s.groups || !s.allowed_orgs.is_empty() || !s.allowed_org_ids.is_empty() {
             orgs = self.get(token, "/user/orgs?per_page=100").await?;
         }
-        if !s.allowed_orgs.is_empty() || !s.allowed_org_ids.is_empty() {
-            if !orgs
+        if (!s.allowed_orgs.is_empty() || !s.allowed_org_ids.is_empty())
+            && !orgs
                 .iter()
                 .any(|o| s.allowed_org_ids.contains(&o.id) || listed(&s.allowed_orgs, &o.login))
-            {
-                return Err(IdpError::NotAllowed(format!(
-                    "The GitHub user {} is in none of the organisations allowed here",
-                    user.login
-                )));
-            }
+        {
+            return Err(IdpError::NotAllowed(format!(
+                "The GitHub user {} is in none of the organisations allowed here",
+                user.login
+            )));
         }
         // The primary verified address; the profile's public one is not verified.
         let emails: Vec<Email> = self.get(token, "/user/emails").await.unwrap_or_default();

@@ -250,7 +250,10 @@ mod tests {
     #[test]
     fn groups_come_from_an_array_or_one_string_and_are_bounded() {
         use serde_json::json;
-        assert_eq!(groups_claim(Some(&json!(["a", "b", "a", "", 7]))), ["a", "b"]);
+        assert_eq!(
+            groups_claim(Some(&json!(["a", "b", "a", "", 7]))),
+            ["a", "b"]
+        );
         assert_eq!(groups_claim(Some(&json!("admins"))), ["admins"]);
         assert!(groups_claim(Some(&json!({"a": 1}))).is_empty());
         assert!(groups_claim(None).is_empty());

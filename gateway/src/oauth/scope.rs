@@ -34,7 +34,12 @@ pub fn grantable<'a>(asked: &'a str, offered: &[impl AsRef<str>]) -> Result<Vec<
 }
 
 /// Of `scope` (space-separated), what `user`, through `client_id`, may be granted on `route`.
-pub fn for_user(route: Option<&Route>, user: &UserIdentity, client_id: &str, scope: &str) -> String {
+pub fn for_user(
+    route: Option<&Route>,
+    user: &UserIdentity,
+    client_id: &str,
+    scope: &str,
+) -> String {
     let Some(policy) = route.and_then(|r| r.policy.as_ref()) else {
         return scope.to_owned();
     };

@@ -48,7 +48,10 @@ pub enum Decision<'p> {
     Allow(Reason<'p>),
     Deny(Reason<'p>),
     /// Allowed with these scopes, which the token lacks and the caller may be granted.
-    StepUp { scopes: &'p [String], rule: &'p str },
+    StepUp {
+        scopes: &'p [String],
+        rule: &'p str,
+    },
 }
 
 /// What decided: a rule, by name, or the policy's default.
@@ -122,7 +125,11 @@ pub fn decide<'p>(
                 continue;
             }
         }
-        if !rule.scopes.iter().all(|s| caller.scopes.contains(&s.as_str())) {
+        if !rule
+            .scopes
+            .iter()
+            .all(|s| caller.scopes.contains(&s.as_str()))
+        {
             // A deny rule reserved to some scopes does not apply without them; an allow rule
             // would, with them.
             if rule.effect == Effect::Allow && step_up.is_none() {

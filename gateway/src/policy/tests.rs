@@ -73,11 +73,17 @@ fn the_first_rule_that_matches_decides() {
         Decision::Allow(Reason::Rule("readers"))
     );
     assert_eq!(
-        d(&caller("ada", &admins, &["mcp", "tools:admin"]), tool("delete_repo")),
+        d(
+            &caller("ada", &admins, &["mcp", "tools:admin"]),
+            tool("delete_repo")
+        ),
         Decision::Allow(Reason::Rule("admins"))
     );
     assert_eq!(
-        d(&caller("ada", &both, &["mcp", "tools:admin"]), tool("delete_repo")),
+        d(
+            &caller("ada", &both, &["mcp", "tools:admin"]),
+            tool("delete_repo")
+        ),
         Decision::Deny(Reason::Rule("no-deletes-for-contractors")),
         "the deny rule comes first"
     );
@@ -102,7 +108,13 @@ fn the_first_rule_that_matches_decides() {
         kind: Kind::Prompt,
         name,
     };
-    assert!(d(&caller("ada", &none, &[]), resource("file:///public/a/b.txt")).allows());
+    assert!(
+        d(
+            &caller("ada", &none, &[]),
+            resource("file:///public/a/b.txt")
+        )
+        .allows()
+    );
     assert!(!d(&caller("ada", &none, &[]), resource("file:///private/a")).allows());
     assert!(!d(&caller("ada", &none, &[]), prompt("get_x")).allows());
 }
@@ -124,9 +136,20 @@ fn a_missing_scope_that_would_allow_asks_for_a_step_up() {
         }
     );
     // Only those the rule matches may step up, and be granted the scope.
-    assert!(may_be_granted(&policy, &caller("ada", &admins, &[]), "tools:admin"));
-    assert!(!may_be_granted(&policy, &caller("eve", &[], &[]), "tools:admin"));
-    assert!(may_be_granted(&policy, &caller("eve", &[], &[]), "files:write"), "not reserved");
+    assert!(may_be_granted(
+        &policy,
+        &caller("ada", &admins, &[]),
+        "tools:admin"
+    ));
+    assert!(!may_be_granted(
+        &policy,
+        &caller("eve", &[], &[]),
+        "tools:admin"
+    ));
+    assert!(
+        may_be_granted(&policy, &caller("eve", &[], &[]), "files:write"),
+        "not reserved"
+    );
     assert!(may_be_granted(&policy, &caller("eve", &[], &[]), "mcp"));
 }
 

@@ -69,9 +69,7 @@ pub async fn inspect(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let policy = route.policy.as_ref();
-    if declared.is_some_and(|len| len > MAX_INSPECTED)
-        || (declared.is_none() && policy.is_none())
-    {
+    if declared.is_some_and(|len| len > MAX_INSPECTED) || (declared.is_none() && policy.is_none()) {
         // Without a policy, headers are checked only on a body that can be held.
         if policy.is_some() {
             return Ok(Some(Refusal::TooLarge));
@@ -242,9 +240,7 @@ impl Refusal {
         ctx: &RequestCtx,
     ) -> pingora::Result<()> {
         let mut headers = super::cors::route_headers(ctx.cors_origin.as_deref());
-        let rpc_error = |id: Value, code: i64, message: &str| {
-            json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-        };
+        let rpc_error = |id: Value, code: i64, message: &str| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
         match self {
             Refusal::TooLarge => {
                 let body = rpc_error(
@@ -255,7 +251,11 @@ impl Refusal {
                 respond::json(session, 413, &body, &headers).await
             }
             Refusal::Slow => {
-                let body = rpc_error(Value::Null, -32600, "The request body did not arrive in time");
+                let body = rpc_error(
+                    Value::Null,
+                    -32600,
+                    "The request body did not arrive in time",
+                );
                 headers.push(("connection", "close".into()));
                 respond::json(session, 408, &body, &headers).await
             }

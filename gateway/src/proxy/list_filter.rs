@@ -118,9 +118,9 @@ impl ListFilter {
             return held;
         };
         let changed = match &mut value {
-            Value::Array(items) => items
-                .iter_mut()
-                .fold(false, |changed, item| self.filter_message(item, allowed) | changed),
+            Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+                self.filter_message(item, allowed) | changed
+            }),
             one => self.filter_message(one, allowed),
         };
         if changed {
@@ -165,7 +165,11 @@ impl ListFilter {
     }
 
     /// Filters one JSON-RPC message if it answers a list request; whether it did.
-    fn filter_message(&mut self, message: &mut Value, allowed: &dyn Fn(Kind, &str) -> bool) -> bool {
+    fn filter_message(
+        &mut self,
+        message: &mut Value,
+        allowed: &dyn Fn(Kind, &str) -> bool,
+    ) -> bool {
         let Some(id) = message.get("id") else {
             return false;
         };
@@ -239,7 +243,9 @@ mod tests {
 
     fn header(content_type: &str) -> ResponseHeader {
         let mut response = ResponseHeader::build(200, None).unwrap();
-        response.insert_header("content-type", content_type).unwrap();
+        response
+            .insert_header("content-type", content_type)
+            .unwrap();
         response.insert_header("content-length", "10").unwrap();
         response
     }
@@ -264,9 +270,15 @@ mod tests {
             {"name": "get_a", "inputSchema": {}}, {"name": "delete_b"}, {"title": "no name"}
         ], "nextCursor": "c"}})
         .to_string();
-        let out = run(&mut filter, &[&body.as_bytes()[..20], &body.as_bytes()[20..]]);
+        let out = run(
+            &mut filter,
+            &[&body.as_bytes()[..20], &body.as_bytes()[20..]],
+        );
         let out: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(out["result"]["tools"], json!([{"name": "get_a", "inputSchema": {}}]));
+        assert_eq!(
+            out["result"]["tools"],
+            json!([{"name": "get_a", "inputSchema": {}}])
+        );
         assert_eq!(out["result"]["cacheScope"], "private");
         assert_eq!(out["result"]["nextCursor"], "c");
         assert_eq!(filter.hidden, 2);
@@ -292,7 +304,10 @@ mod tests {
             let rewritten = &out[progress.len()..out.len() - after.len()];
             assert!(rewritten.starts_with("id: 1\n"), "{rewritten}");
             let data: Value = serde_json::from_str(
-                rewritten.lines().find_map(|l| l.strip_prefix("data: ")).unwrap(),
+                rewritten
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap(),
             )
             .unwrap();
             assert_eq!(data["result"]["tools"], json!([{"name": "get_a"}]));

@@ -110,17 +110,19 @@ fn message(wire: Wire<'_>) -> Message<'_> {
     let target = match (wire.method.as_deref(), wire.params) {
         (Some("tools/call"), Some(p)) => p.name.map(|n| (Kind::Tool, n)),
         (Some("prompts/get"), Some(p)) => p.name.map(|n| (Kind::Prompt, n)),
-        (
-            Some("resources/read" | "resources/subscribe" | "resources/unsubscribe"),
-            Some(p),
-        ) => p.uri.map(|u| (Kind::Resource, u)),
-        (Some("completion/complete"), Some(Params { reference: Some(r), .. })) => {
-            match r.kind.as_deref() {
-                Some("ref/prompt") => r.name.map(|n| (Kind::Prompt, n)),
-                Some("ref/resource") => r.uri.map(|u| (Kind::Resource, u)),
-                _ => None,
-            }
+        (Some("resources/read" | "resources/subscribe" | "resources/unsubscribe"), Some(p)) => {
+            p.uri.map(|u| (Kind::Resource, u))
         }
+        (
+            Some("completion/complete"),
+            Some(Params {
+                reference: Some(r), ..
+            }),
+        ) => match r.kind.as_deref() {
+            Some("ref/prompt") => r.name.map(|n| (Kind::Prompt, n)),
+            Some("ref/resource") => r.uri.map(|u| (Kind::Resource, u)),
+            _ => None,
+        },
         // A call without its name is a call of the tool "" to the policy.
         (Some("tools/call"), None) => Some((Kind::Tool, Cow::Borrowed(""))),
         (Some("prompts/get"), None) => Some((Kind::Prompt, Cow::Borrowed(""))),
@@ -190,11 +192,16 @@ pub fn check_headers(headers: &http::HeaderMap, body: &Messages) -> Result<(), M
 }
 
 /// The one value of `name`; sent twice is a mismatch in itself.
-fn one<'h>(headers: &'h http::HeaderMap, name: &http::HeaderName) -> Result<Option<&'h [u8]>, Mismatch> {
+fn one<'h>(
+    headers: &'h http::HeaderMap,
+    name: &http::HeaderName,
+) -> Result<Option<&'h [u8]>, Mismatch> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(Mismatch(format!("Header mismatch: {name} header sent twice")));
+        return Err(Mismatch(format!(
+            "Header mismatch: {name} header sent twice"
+        )));
     }
     Ok(first.map(http::HeaderValue::as_bytes))
 }
@@ -246,16 +253,40 @@ mod tests {
         let parsed = parse(body).unwrap();
         assert!(parsed.batch);
         let m = &parsed.messages;
-        assert_eq!(m[0].target(), Some(Target { kind: Kind::Tool, name: "echo" }));
+        assert_eq!(
+            m[0].target(),
+            Some(Target {
+                kind: Kind::Tool,
+                name: "echo"
+            })
+        );
         assert_eq!(m[0].id, Some(serde_json::json!(1)));
-        assert_eq!(m[1].target(), Some(Target { kind: Kind::Resource, name: "file:///a" }));
-        assert_eq!(m[2].target(), Some(Target { kind: Kind::Prompt, name: "p" }));
+        assert_eq!(
+            m[1].target(),
+            Some(Target {
+                kind: Kind::Resource,
+                name: "file:///a"
+            })
+        );
+        assert_eq!(
+            m[2].target(),
+            Some(Target {
+                kind: Kind::Prompt,
+                name: "p"
+            })
+        );
         assert_eq!(m[2].id, Some(serde_json::Value::Null));
         assert_eq!(m[3].id, None);
         assert_eq!(m[3].target(), None);
         assert_eq!(m[4].list(), Some(Kind::Tool));
         let call = parse(br#"{"id":1,"method":"tools/call"}"#).unwrap();
-        assert_eq!(call.messages[0].target(), Some(Target { kind: Kind::Tool, name: "" }));
+        assert_eq!(
+            call.messages[0].target(),
+            Some(Target {
+                kind: Kind::Tool,
+                name: ""
+            })
+        );
     }
 
     #[test]
@@ -275,24 +306,44 @@ mod tests {
 
     #[test]
     fn headers_must_say_what_the_body_says() {
-        let call = parse(br#"{"id":1,"method":"tools/call","params":{"name":"get weather"}}"#).unwrap();
+        let call =
+            parse(br#"{"id":1,"method":"tools/call","params":{"name":"get weather"}}"#).unwrap();
         let check = |pairs: &[(&'static str, &str)]| check_headers(&headers(pairs), &call);
         assert_eq!(check(&[]), Ok(()), "older versions send neither");
         assert_eq!(
-            check(&[("mcp-method", "tools/call"), ("mcp-name", "=?base64?Z2V0IHdlYXRoZXI=?=")]),
+            check(&[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "=?base64?Z2V0IHdlYXRoZXI=?=")
+            ]),
             Ok(())
         );
-        let error = check(&[("mcp-method", "tools/call"), ("mcp-name", "get_weather")]).unwrap_err();
+        let error =
+            check(&[("mcp-method", "tools/call"), ("mcp-name", "get_weather")]).unwrap_err();
         assert_eq!(
             error.0,
             "Header mismatch: Mcp-Name header value 'get_weather' does not match body value 'get weather'"
         );
         assert!(check(&[("mcp-method", "tools/list"), ("mcp-name", "get weather")]).is_err());
-        assert!(check(&[("mcp-method", "tools/call")]).unwrap_err().0.contains("required"));
+        assert!(
+            check(&[("mcp-method", "tools/call")])
+                .unwrap_err()
+                .0
+                .contains("required")
+        );
         assert!(check(&[("mcp-name", "=?base64?!!?=")]).is_err());
-        assert!(check(&[("mcp-method", "tools/call"), ("mcp-method", "tools/call"), ("mcp-name", "x")]).is_err());
+        assert!(
+            check(&[
+                ("mcp-method", "tools/call"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "x")
+            ])
+            .is_err()
+        );
         let list = parse(br#"{"id":1,"method":"tools/list"}"#).unwrap();
-        assert_eq!(check_headers(&headers(&[("mcp-method", "tools/list")]), &list), Ok(()));
+        assert_eq!(
+            check_headers(&headers(&[("mcp-method", "tools/list")]), &list),
+            Ok(())
+        );
         let batch = parse(br#"[{"id":1,"method":"tools/list"}]"#).unwrap();
         assert!(check_headers(&headers(&[("mcp-method", "tools/list")]), &batch).is_err());
     }

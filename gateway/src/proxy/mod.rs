@@ -46,8 +46,8 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
-use ctx::RequestCtx;
 use crate::metrics::METRICS;
+use ctx::RequestCtx;
 use router::Endpoint;
 pub(crate) use state::Gateway;
 
@@ -228,7 +228,12 @@ impl ProxyHttp for Gateway {
         let caller = crate::policy::Caller::of(caller);
         filter.filter(body, end_of_stream, &|kind, name| {
             !matches!(
-                crate::policy::decide(policy, &caller, kind.call_method(), crate::policy::Target { kind, name }),
+                crate::policy::decide(
+                    policy,
+                    &caller,
+                    kind.call_method(),
+                    crate::policy::Target { kind, name }
+                ),
                 crate::policy::Decision::Deny(_)
             )
         });

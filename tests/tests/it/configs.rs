@@ -131,6 +131,22 @@ fn a_bad_gateway_config_fails_with_one_line_naming_the_file_and_key() {
             "`tokens.signing_key_env`",
             "not set",
         ),
+        (
+            format!(
+                "{good}[routes.policy]\n[[routes.policy.rules]]\neffect = \"allow\"\n\
+                 when = 'user.groups.exists(g, g == \"ops\"'\n"
+            ),
+            "`routes[0].policy.rules[0].when`",
+            "not a CEL expression",
+        ),
+        (
+            format!(
+                "{good}[routes.policy]\n[[routes.policy.rules]]\neffect = \"deny\"\n\
+                 [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"echo\"]\n"
+            ),
+            "`routes[0].policy.rules[1]`",
+            "can never match",
+        ),
     ];
     for (text, key, reason) in cases {
         let path = dir.path().join("gateway.toml");

@@ -35,15 +35,18 @@ pub async fn auth_stack(extra: &str) -> AuthStack {
     auth_stack_with(extra, GatewayBuilder::new()).await
 }
 
-/// A users file for the `local` provider with `alice` (password `wonderland`). It is left behind in
-/// the temporary directory: the gateway reads it when it starts, and again when a test restarts it.
+/// A users file for the `local` provider with `alice` (password `wonderland`, in the group
+/// `admins`) and `bob` (password `builder`, in no group). It is left behind in the temporary
+/// directory: the gateway reads it when it starts, and again when a test restarts it.
 pub fn users_file() -> std::path::PathBuf {
     let users = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         users.path(),
         format!(
-            "[[users]]\nusername = \"alice\"\npassword_hash = \"{}\"\nemail = \"alice@example.com\"\n",
-            hash_password("wonderland")
+            "[[users]]\nusername = \"alice\"\npassword_hash = \"{}\"\nemail = \"alice@example.com\"\ngroups = [\"admins\"]\n\n\
+             [[users]]\nusername = \"bob\"\npassword_hash = \"{}\"\n",
+            hash_password("wonderland"),
+            hash_password("builder")
         ),
     )
     .unwrap();

@@ -16,6 +16,11 @@ struct Stack {
 }
 
 async fn github_stack(allowlists: &str) -> Stack {
+    github_stack_routed(allowlists, "").await
+}
+
+/// The same, with `route_extra` lines in the `/mcp` route's table (its policy, say).
+async fn github_stack_routed(allowlists: &str, route_extra: &str) -> Stack {
     let github = GitHubStandIn::start().await;
     let echo = EchoTarget::start().await;
     let builder = GatewayBuilder::new()
@@ -36,7 +41,7 @@ async fn github_stack(allowlists: &str) -> Stack {
             "[provider]\nkind = \"github\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_env = \"GITHUB_SECRET\"\n\
              web_url = \"{gh}\"\napi_url = \"{gh}\"\n{allowlists}\n\n{route}",
             gh = github.origin,
-            route = supervised_backend_route(&origin, backend_port, &echo.url(), ""),
+            route = supervised_backend_route(&origin, backend_port, &echo.url(), route_extra),
         ))
         .store("token_key_env = \"TOKEN_KEY\"")
         .start()
@@ -237,4 +242,32 @@ async fn a_user_no_longer_allowed_loses_their_grant_at_the_next_refresh() {
     stack.gateway.rewrite_config(&config).await;
     let answer = refresh(next).await;
     assert_oauth_error(&answer, 400, "invalid_grant", "organisations");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_organisations_and_teams_are_groups_a_policy_can_name() {
+    let stack = github_stack_routed(
+        "",
+        "[routes.policy]\n\
+         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"show_auth_token\"]\n\
+         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"make_authenticated_request\"]\ngroups = [\"acme/platform\"]\n",
+    )
+    .await;
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    // The team's members may make requests: GitHub's teams became groups, lowercased.
+    assert_ne!(report["request"]["isError"], true, "{}", report["request"]);
+    assert!(
+        report["request"]["content"].is_array(),
+        "{}",
+        report["request"]
+    );
+    let access = report["tokens"][0]["access_token"].as_str().unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(access.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["groups"], json!(["acme", "acme/platform"]));
 }

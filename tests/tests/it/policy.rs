@@ -178,20 +178,43 @@ async fn two_users_see_only_what_they_may_use_and_are_refused_the_rest() {
     assert_eq!(bob[7]["resourceTemplates"], json!([]), "{}", bob[7]);
 
     // Calls: allowed ones are served, the rest refused with the name and nothing of the rules.
-    assert_eq!(ada[1]["content"][0]["text"].as_str().map(|t| t.contains('3')), Some(true), "{}", ada[1]);
+    assert_eq!(
+        ada[1]["content"][0]["text"]
+            .as_str()
+            .map(|t| t.contains('3')),
+        Some(true),
+        "{}",
+        ada[1]
+    );
     assert_eq!(bob[1]["isError"], Value::Null, "{}", bob[1]);
-    assert!(ada[2]["content"].is_array(), "ada may get the image: {}", ada[2]);
+    assert!(
+        ada[2]["content"].is_array(),
+        "ada may get the image: {}",
+        ada[2]
+    );
     let refused = error(&bob[2]);
-    assert!(refused.contains("-32602") && refused.contains("get-tiny-image"), "{refused}");
-    assert!(!refused.contains("staff") && !refused.contains("rule"), "no detail of the rules: {refused}");
-    assert!(error(&ada[3]).contains("get-env"), "a deny rule wins over the later allow");
+    assert!(
+        refused.contains("-32602") && refused.contains("get-tiny-image"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("staff") && !refused.contains("rule"),
+        "no detail of the rules: {refused}"
+    );
+    assert!(
+        error(&ada[3]).contains("get-env"),
+        "a deny rule wins over the later allow"
+    );
     assert!(error(&bob[5]).contains("args-prompt"));
     assert!(bob[8]["contents"].is_array(), "{}", bob[8]);
     assert!(error(&bob[9]).contains("demo://resource/dynamic/text/1"));
 
     // The audit trail: one line per decision, with the rule that made it and never an argument.
     let audit = std::fs::read_to_string(gateway.dir().join("audit.jsonl")).unwrap();
-    let lines: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let find = |user: &str, name: &str| {
         lines
             .iter()
@@ -213,7 +236,10 @@ async fn two_users_see_only_what_they_may_use_and_are_refused_the_rest() {
         .expect("the list is audited");
     assert_eq!(list["rule"], "filtered");
     assert!(list["hidden"].as_u64().unwrap() >= 10, "{list}");
-    assert!(!audit.contains("Paris") && !audit.contains("eyJ"), "no arguments, no tokens: {audit}");
+    assert!(
+        !audit.contains("Paris") && !audit.contains("eyJ"),
+        "no arguments, no tokens: {audit}"
+    );
 
     let metrics = gateway.metrics().await;
     let deny = metrics
@@ -238,23 +264,39 @@ async fn a_json_backend_lists_per_caller_and_a_refused_call_never_reaches_it() {
         { "op": "callTool", "name": "make_authenticated_request", "arguments": { "message": "hi" } },
         { "op": "callTool", "name": "show_auth_token" },
     ]);
-    let bob_results = node::run("mcp-client.mjs", &client(gateway, "/mcp", &bob, steps.clone())).await;
+    let bob_results = node::run(
+        "mcp-client.mjs",
+        &client(gateway, "/mcp", &bob, steps.clone()),
+    )
+    .await;
     assert_eq!(names(&bob_results[0], "tools", "name"), ["show_auth_token"]);
     assert_eq!(bob_results[0]["cacheScope"], "private");
     assert!(error(&bob_results[1]).contains("make_authenticated_request"));
     assert!(bob_results[2]["content"].is_array(), "{}", bob_results[2]);
-    assert!(stack.echo.authorizations().is_empty(), "the refused call reached the backend's tool");
+    assert!(
+        stack.echo.authorizations().is_empty(),
+        "the refused call reached the backend's tool"
+    );
 
     let carol_results = node::run("mcp-client.mjs", &client(gateway, "/mcp", &carol, steps)).await;
     assert_eq!(
         names(&carol_results[0], "tools", "name"),
         ["make_authenticated_request", "show_auth_token"]
     );
-    assert_eq!(carol_results[1]["structuredContent"]["args"]["message"], "hi", "{}", carol_results[1]);
+    assert_eq!(
+        carol_results[1]["structuredContent"]["args"]["message"], "hi",
+        "{}",
+        carol_results[1]
+    );
     assert_eq!(stack.echo.authorizations().len(), 1);
 }
 
-async fn post(gateway: &GatewayUnderTest, token: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+async fn post(
+    gateway: &GatewayUnderTest,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .post(gateway.url("/scripted/mcp"))
         .header("authorization", format!("Bearer {token}"))
@@ -266,7 +308,10 @@ async fn post(gateway: &GatewayUnderTest, token: &str, headers: &[(&str, &str)],
     let response = request.body(body.to_owned()).send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -274,7 +319,9 @@ async fn headers_must_match_the_body_and_policy_reads_only_the_body() {
     let stack = stack().await;
     let gateway = &stack.gateway;
     let token = gateway.token("/scripted/mcp", "ada");
-    let call = |name: &str| json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": {"x": 1}}}).to_string();
+    let call = |name: &str| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": {"x": 1}}}).to_string()
+    };
 
     // Older versions send no headers: decided on the body, and forwarded byte for byte.
     let body = call("safe");
@@ -282,34 +329,77 @@ async fn headers_must_match_the_body_and_policy_reads_only_the_body() {
     assert_eq!(stack.scripted.bodies().last().unwrap(), body.as_bytes());
 
     // 2026-07-28 headers that agree, plain or Base64-encoded.
-    let agree = post(gateway, &token, &[("mcp-method", "tools/call"), ("mcp-name", "safe")], &body).await;
+    let agree = post(
+        gateway,
+        &token,
+        &[("mcp-method", "tools/call"), ("mcp-name", "safe")],
+        &body,
+    )
+    .await;
     assert_eq!(agree.0, 200, "{agree:?}");
-    let encoded = post(gateway, &token, &[("mcp-method", "tools/call"), ("mcp-name", "=?base64?c2FmZQ==?=")], &body).await;
+    let encoded = post(
+        gateway,
+        &token,
+        &[
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?c2FmZQ==?="),
+        ],
+        &body,
+    )
+    .await;
     assert_eq!(encoded.0, 200, "{encoded:?}");
     let forwarded = stack.scripted.requests();
-    assert_eq!(forwarded.last().unwrap()["mcp-name"], "=?base64?c2FmZQ==?=", "forwarded untouched");
+    assert_eq!(
+        forwarded.last().unwrap()["mcp-name"],
+        "=?base64?c2FmZQ==?=",
+        "forwarded untouched"
+    );
 
     let reached = stack.scripted.bodies().len();
     // A header that names an allowed tool over a body that calls another: refused, whatever the header says.
     for (headers, mentions) in [
-        (vec![("mcp-method", "tools/call"), ("mcp-name", "safe")], "Mcp-Name header value 'safe' does not match body value 'delete_all'"),
-        (vec![("mcp-method", "tools/list"), ("mcp-name", "delete_all")], "Mcp-Method header value 'tools/list'"),
-        (vec![("mcp-method", "tools/call")], "Mcp-Name header is required"),
+        (
+            vec![("mcp-method", "tools/call"), ("mcp-name", "safe")],
+            "Mcp-Name header value 'safe' does not match body value 'delete_all'",
+        ),
+        (
+            vec![("mcp-method", "tools/list"), ("mcp-name", "delete_all")],
+            "Mcp-Method header value 'tools/list'",
+        ),
+        (
+            vec![("mcp-method", "tools/call")],
+            "Mcp-Name header is required",
+        ),
     ] {
         let (status, answer) = post(gateway, &token, &headers, &call("delete_all")).await;
         assert_eq!(status, 400, "{answer}");
         assert_eq!(answer["error"]["code"], -32020, "{answer}");
         assert_eq!(answer["id"], 7);
-        assert!(answer["error"]["message"].as_str().unwrap().contains(mentions), "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(mentions),
+            "{answer}"
+        );
     }
     // No header at all: the body decides, and the call is refused.
     let (status, answer) = post(gateway, &token, &[], &call("delete_all")).await;
     assert_eq!(status, 200);
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
     // Mcp-Param-* headers are forwarded untouched.
-    let (status, _) = post(gateway, &token, &[("mcp-param-region", "=?base64?ZXU=?=")], &call("safe")).await;
+    let (status, _) = post(
+        gateway,
+        &token,
+        &[("mcp-param-region", "=?base64?ZXU=?=")],
+        &call("safe"),
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(stack.scripted.requests().last().unwrap()["mcp-param-region"], "=?base64?ZXU=?=");
+    assert_eq!(
+        stack.scripted.requests().last().unwrap()["mcp-param-region"],
+        "=?base64?ZXU=?="
+    );
 
     // Bodies that cannot be read one way only are refused, not guessed at.
     for body in [
@@ -326,7 +416,11 @@ async fn headers_must_match_the_body_and_policy_reads_only_the_body() {
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "safe", "arguments": {"pad": "x".repeat(70_000)}}}).to_string();
     let (status, _) = post(gateway, &token, &[], &big).await;
     assert_eq!(status, 413);
-    assert_eq!(stack.scripted.bodies().len(), reached + 1, "only the call with an Mcp-Param header got through");
+    assert_eq!(
+        stack.scripted.bodies().len(),
+        reached + 1,
+        "only the call with an Mcp-Param header got through"
+    );
 
     // A batch (2025-03-26) with one refused call: nothing of it is forwarded, each request answered.
     let batch = json!([
@@ -340,9 +434,23 @@ async fn headers_must_match_the_body_and_policy_reads_only_the_body() {
     let answers = answer.as_array().unwrap_or_else(|| panic!("{answer}"));
     assert_eq!(answers.len(), 2, "{answer}");
     assert_eq!(answers[0]["id"], 1);
-    assert!(answers[0]["error"]["message"].as_str().unwrap().contains("Not processed"));
-    assert!(answers[1]["error"]["message"].as_str().unwrap().contains("delete_all"));
-    assert_eq!(stack.scripted.bodies().len(), reached + 1, "nothing of the batch was forwarded");
+    assert!(
+        answers[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Not processed")
+    );
+    assert!(
+        answers[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("delete_all")
+    );
+    assert_eq!(
+        stack.scripted.bodies().len(),
+        reached + 1,
+        "nothing of the batch was forwarded"
+    );
     let allowed = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "safe"}},
         {"jsonrpc": "2.0", "id": 2, "method": "ping"},
@@ -350,4 +458,79 @@ async fn headers_must_match_the_body_and_policy_reads_only_the_body() {
     .to_string();
     assert_eq!(post(gateway, &token, &[], &allowed).await.0, 200);
     assert_eq!(stack.scripted.bodies().last().unwrap(), allowed.as_bytes());
+}
+
+/// `/mcp` offering `tools:admin`, which the rule that lets `admins` make requests reserves.
+const STEP_UP_ROUTE: &str = "scopes_supported = [\"mcp\", \"tools:admin\"]\nrequired_scopes = [\"mcp\"]\n\
+    [routes.policy]\n\
+    [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"show_auth_token\"]\n\
+    [[routes.policy.rules]]\nname = \"admins\"\neffect = \"allow\"\ntools = [\"make_authenticated_request\"]\n\
+    groups = [\"admins\"]\nscopes = [\"tools:admin\"]\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_steps_up_to_a_reserved_scope_through_the_real_oauth_flow() {
+    let stack =
+        crate::oauth_flow::auth_stack_routed("", STEP_UP_ROUTE, GatewayBuilder::new()).await;
+    let plan = |user: &str, password: &str| {
+        json!({
+            "url": stack.gateway.url("/mcp"), "username": user, "password": password,
+            // The SDK (1.x) refreshes rather than re-authorizes when it holds a refresh token,
+            // without the new scope (typescript-sdk #2255): an app that steps up has none.
+            "noRefresh": true,
+            "stepUp": { "name": "make_authenticated_request", "arguments": { "message": "stepped up" } },
+        })
+    };
+    let (alice_plan, bob_plan) = (plan("alice", "wonderland"), plan("bob", "builder"));
+    let (alice, bob) = tokio::join!(
+        node::run("oauth-flow.mjs", &alice_plan),
+        node::run("oauth-flow.mjs", &bob_plan),
+    );
+
+    // alice (in `admins`) signs in with the route's scope, sees the tool she may step up to, is
+    // asked for `tools:admin` on calling it, authorizes again, and is served.
+    assert_eq!(alice.get("error"), None, "{alice:#}");
+    assert_eq!(alice["firstScope"], "mcp");
+    assert_eq!(
+        alice["tools"],
+        json!(["make_authenticated_request", "show_auth_token"])
+    );
+    let step = &alice["stepUp"];
+    assert!(
+        step["firstError"]
+            .as_str()
+            .unwrap()
+            .contains("Unauthorized"),
+        "{step}"
+    );
+    let asked = url::Url::parse(step["authorizeUrl"].as_str().unwrap()).unwrap();
+    let scope = asked
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(
+        scope, "mcp tools:admin",
+        "the challenge names what the call needs"
+    );
+    assert_eq!(step["scope"], "mcp tools:admin");
+    assert_eq!(
+        step["second"]["structuredContent"]["args"]["message"], "stepped up",
+        "{step}"
+    );
+
+    // bob may not step up: the tool is not listed, and calling it is refused without a challenge.
+    assert_eq!(bob.get("error"), None, "{bob:#}");
+    assert_eq!(bob["tools"], json!(["show_auth_token"]));
+    let step = &bob["stepUp"];
+    let refused = step["firstError"].as_str().unwrap();
+    assert!(
+        refused.contains("-32602") && refused.contains("make_authenticated_request"),
+        "{step}"
+    );
+    assert_eq!(
+        step.get("authorizeUrl"),
+        None,
+        "no second authorization: {step}"
+    );
 }

@@ -32,12 +32,18 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::configured("", "")
+    }
+
+    /// The same, with `user_lines` in alice's `[[users]]` entry and `route_lines` in the route's
+    /// table (its scopes and policy, say).
+    fn configured(user_lines: &str, route_lines: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let users = dir.path().join("users.toml");
         let hash = crate::idp::local::hash_password("wonderland").unwrap();
         std::fs::write(
             &users,
-            format!("[[users]]\nusername = \"alice\"\npassword_hash = \"{hash}\"\n"),
+            format!("[[users]]\nusername = \"alice\"\npassword_hash = \"{hash}\"\n{user_lines}\n"),
         )
         .unwrap();
         let config_path = dir.path().join("gw.toml");
@@ -46,7 +52,7 @@ impl Harness {
             format!(
                 "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"{ORIGIN}\"\n\n\
                  [provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
-                 [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n",
+                 [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n{route_lines}\n",
                 users = users.display().to_string(),
             ),
         )

@@ -275,3 +275,45 @@ async fn a_grant_ends_at_its_maximum_age_however_often_it_was_refreshed() {
         "{body}"
     );
 }
+
+/// `/mcp` offering `tools:admin`, which its policy reserves for the group `admins`.
+const RESERVED: &str = "scopes_supported = [\"mcp\", \"tools:admin\"]\nrequired_scopes = [\"mcp\"]\n\
+    [routes.policy]\n[[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"admin_*\"]\n\
+    groups = [\"admins\"]\nscopes = [\"tools:admin\"]\n";
+
+/// The scope alice is granted when she asks for `mcp tools:admin`, and after a refresh.
+async fn granted(harness: &Harness) -> (String, String) {
+    let client = harness.public_client().await;
+    let pkce = Pkce::new();
+    let query = authorize_query(&client, &pkce, &[("scope", "mcp tools:admin")]);
+    let code = Browser::default().authorize(harness, &query).await["code"].clone();
+    let (status, tokens) = harness
+        .token(&exchange(&client, &code, &pkce.verifier))
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client.as_str()),
+        ("refresh_token", refresh),
+    ];
+    let (status, refreshed) = harness.token(&form).await;
+    assert_eq!(status, 200, "{refreshed}");
+    let scope = |t: &serde_json::Value| t["scope"].as_str().unwrap().to_owned();
+    (scope(&tokens), scope(&refreshed))
+}
+
+#[tokio::test]
+async fn a_scope_a_policy_reserves_is_granted_only_to_the_users_its_rule_names() {
+    let outsider = Harness::configured("", RESERVED);
+    assert_eq!(
+        granted(&outsider).await,
+        ("mcp".to_owned(), "mcp".to_owned()),
+        "asked for, not granted: the rest of the request stands"
+    );
+    let admin = Harness::configured("groups = [\"admins\"]", RESERVED);
+    assert_eq!(
+        granted(&admin).await,
+        ("mcp tools:admin".to_owned(), "mcp tools:admin".to_owned())
+    );
+}
