@@ -24,12 +24,14 @@ pub fn under_callgrind(valgrind: &Path, out: &Path) -> Vec<String> {
 }
 
 /// Counts the instructions `target` (started with [`under_callgrind`] writing to `out`) spends per
-/// answer to `request`, over `duration` of load from 8 connections.
+/// answer to `request`, over `duration` of load from 8 connections. `dump` numbers the dumps of one
+/// process (the first is 1).
 pub async fn per_request(
     target: &Target,
     request: &Request<'_>,
     duration: Duration,
     out: &Path,
+    dump: u32,
     workdir: &Path,
 ) -> Result<f64> {
     let pid = target.proc.pid().to_string();
@@ -39,7 +41,7 @@ pub async fn per_request(
     control(&pid, "--zero")?;
     let load = wrk::run(request, 8, duration, workdir).await?;
     control(&pid, "--dump")?;
-    let dump = PathBuf::from(format!("{}.1", out.display()));
+    let dump = PathBuf::from(format!("{}.{dump}", out.display()));
     let instructions = totals(&dump)?;
     Ok(instructions / load.requests as f64)
 }

@@ -171,6 +171,40 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         format!("{:.1} MiB", idle_rss as f64 / 1048576.0),
     ));
 
+    // The same call on the route with 20 policy rules, beside c again (measured in turn, so that
+    // drift touches both alike).
+    let policy_request = tools_call(
+        gateway.url("/policy"),
+        format!(
+            "Bearer {}",
+            token::mint(&key, &origin, &gateway.url("/policy"))?
+        ),
+    );
+    wrk::run(
+        &policy_request,
+        cli.connections,
+        Duration::from_secs(1),
+        &work.dir,
+    )
+    .await?;
+    let (mut plain, mut ruled) = (Vec::new(), Vec::new());
+    for _ in 0..cli.runs {
+        plain.push(measure(&post(&gateway), cli, &work.dir, &gateway.proc).await?);
+        ruled.push(measure(&policy_request, cli, &work.dir, &gateway.proc).await?);
+    }
+    let (plain, ruled) = (median(&plain), median(&ruled));
+    extra.push((
+        "c on a route with 20 policy rules (`/policy`), beside c's `/mcp`".to_owned(),
+        format!(
+            "{:.0} against {:.0} requests/s; CPU µs per request {:.1} against {:.1}: {:.3}×",
+            ruled.rate,
+            plain.rate,
+            ruled.cpu_us,
+            plain.cpu_us,
+            ruled.cpu_us / plain.cpu_us
+        ),
+    ));
+
     // Latency at half of the gateway's maximum rate, open loop, against the direct path.
     let rate = (c.rate / 2.0).max(100.0);
     // The bare Pingora at the same rate shows how much of the tail is the framework's on this machine.
@@ -293,6 +327,9 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
     // Instructions per request, p and c each under callgrind: repeatable where CPU time is not.
     let valgrind = program("valgrind")?;
     let mut counted = Vec::new();
+    let mut policy_bearer = String::new();
+    let mut allow_bearer = String::new();
+    let mut gateway_callgrind = None;
     for which in ["p", "c"] {
         let out = work.dir.join(format!("{which}.callgrind"));
         let wrapper = instructions::under_callgrind(&valgrind, &out);
@@ -323,13 +360,34 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
                 "Bearer {}",
                 token::mint(&key, &origin, &target.url("/mcp"))?
             );
+            policy_bearer = format!(
+                "Bearer {}",
+                token::mint(&key, &origin, &target.url("/policy"))?
+            );
+            allow_bearer = format!(
+                "Bearer {}",
+                token::mint(&key, &origin, &target.url("/allow"))?
+            );
             (target, bearer)
         };
         let request = tools_call(target.url("/mcp"), bearer);
         let count =
-            instructions::per_request(&target, &request, cli.duration, &out, &work.dir).await?;
+            instructions::per_request(&target, &request, cli.duration, &out, 1, &work.dir).await?;
         counted.push(count);
+        if which == "c" {
+            gateway_callgrind = Some((target, out));
+        }
     }
+    // The same gateway, the same call, on the route with 20 rules: the body is read before it is
+    // forwarded and every rule is tried.
+    let (target, out) = gateway_callgrind.context("the gateway ran under callgrind")?;
+    let request = tools_call(target.url("/policy"), policy_bearer);
+    let with_rules =
+        instructions::per_request(&target, &request, cli.duration, &out, 2, &work.dir).await?;
+    // And on a route whose policy has no rule: what reading and parsing the body costs alone.
+    let request = tools_call(target.url("/allow"), allow_bearer);
+    let read_only =
+        instructions::per_request(&target, &request, cli.duration, &out, 3, &work.dir).await?;
     extra.push((
         "Instructions per request (callgrind, user space only; 8 connections)".to_owned(),
         format!(
@@ -337,6 +395,15 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
             counted[0],
             counted[1],
             counted[1] / counted[0]
+        ),
+    ));
+    extra.push((
+        "c on a route with 20 policy rules (callgrind, as above)".to_owned(),
+        format!(
+            "{with_rules:.0} instructions per request: {:.3}× the route without a policy; \
+             a policy without rules (the body read and parsed before forwarding): {read_only:.0}, {:.3}×",
+            with_rules / counted[1],
+            read_only / counted[1]
         ),
     ));
 

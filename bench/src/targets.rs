@@ -238,7 +238,19 @@ backend_audience = "http://127.0.0.1:{backend}/mcp"
 path = "/sse"
 upstream = "http://127.0.0.1:{sse}/mcp"
 read_timeout = "1h"
+
+[[routes]]
+path = "/policy"
+upstream = "http://127.0.0.1:{upstream}/mcp"
+{policy}
+
+[[routes]]
+path = "/allow"
+upstream = "http://127.0.0.1:{upstream}/mcp"
+[routes.policy]
+default = "allow"
 "#,
+            policy = twenty_rules(),
             key = signing_key.display(),
             public_url = match store {
                 Store::Redis {
@@ -316,6 +328,31 @@ pub enum Store {
         port: u16,
         public_url: Option<String>,
     },
+}
+
+/// The policy of `/policy`: 20 rules, the last of which allows the bench's `show_auth_token` to
+/// anyone, so that every request tries them all — ten about other tools (globs), nine about every
+/// tool but for other users, emails, groups or clients.
+fn twenty_rules() -> String {
+    let mut rules = String::from("[routes.policy]\ndefault = \"deny\"\n");
+    for i in 0..10 {
+        let effect = if i % 2 == 0 { "deny" } else { "allow" };
+        rules += &format!(
+            "[[routes.policy.rules]]\neffect = \"{effect}\"\ntools = [\"admin_{i}_*\", \"delete_{i}\", \"*_{i}_danger\"]\n"
+        );
+    }
+    for i in 0..9 {
+        let who = match i % 4 {
+            0 => format!("users = [\"user-{i}\", \"robot-{i}-*\"]"),
+            1 => format!("emails = [\"*@team{i}.example.com\"]"),
+            2 => format!("groups = [\"team-{i}\", \"oncall-{i}\"]"),
+            _ => format!("clients = [\"client-{i}\"]"),
+        };
+        rules += &format!("[[routes.policy.rules]]\neffect = \"deny\"\n{who}\n");
+    }
+    rules +=
+        "[[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"show_auth_token\", \"list_*\"]\n";
+    rules
 }
 
 /// The ports the gateway's routes point at.

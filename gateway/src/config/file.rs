@@ -315,15 +315,15 @@ pub struct RuleFile {
     /// Shown in `check`, the audit trail and the metric (default "rules[N]").
     pub name: Option<String>,
     pub effect: Effect,
-    /// Tool names, exact or glob (`*`, `?`, `[…]`, `{a,b}`).
+    /// Tool names, exact or with wildcards (`*` any run of characters, `?` any one).
     pub tools: Option<Vec<String>>,
-    /// Resource URIs, exact or glob.
+    /// Resource URIs, exact or with wildcards.
     pub resources: Option<Vec<String>>,
-    /// Prompt names, exact or glob.
+    /// Prompt names, exact or with wildcards.
     pub prompts: Option<Vec<String>>,
-    /// The caller's `sub` or user name, exact or glob.
+    /// The caller's `sub` or user name, exact or with wildcards.
     pub users: Option<Vec<String>>,
-    /// The caller's verified email, exact or glob (`*@example.com`), in any case.
+    /// The caller's verified email, exact or with wildcards (`*@example.com`), in any case.
     pub emails: Option<Vec<String>>,
     /// Groups the caller is in: the users file's groups, the OIDC groups claim, GitHub
     /// organisations and `org/team`.

@@ -1,9 +1,10 @@
 //! `[routes.policy]`: who may call which tool, read which resource and get which prompt on a
 //! route. Rules are tried in order and the first that matches decides; `default` decides when none
-//! does. Names are compiled to glob sets here, once; a rule that could never match is an error,
-//! so that `check` catches it rather than the first caller refused.
+//! does. Names are exact or hold wildcards (`*` any run of characters, `?` any one), compiled here
+//! once; a rule that could never match is an error, so that `check` catches it rather than the
+//! first caller refused.
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use wildmatch::WildMatch;
 
 pub use super::file::Effect;
 use super::file::{PolicyFile, RuleFile};
@@ -54,6 +55,8 @@ pub struct Rule {
     pub tools: Option<Names>,
     pub resources: Option<Names>,
     pub prompts: Option<Names>,
+    /// It names none of the three, and is about everything.
+    about_everything: bool,
     pub users: Option<Names>,
     /// Matched lowercased.
     pub emails: Option<Names>,
@@ -64,34 +67,68 @@ pub struct Rule {
     pub when: Option<Condition>,
 }
 
-/// Names as written (exact or glob), and the set they compile to.
+/// Names as written (exact or with wildcards), and their matchers. Matching runs on every message
+/// for every rule tried (and for every item of a list), so the common forms — an exact name, a
+/// prefix (`get_*`), a suffix (`*@example.com`) — are compared as strings, and only other
+/// patterns go through a wildcard matcher.
 #[derive(Debug, Clone)]
 pub struct Names {
     pub written: Vec<String>,
-    set: GlobSet,
+    patterns: Vec<Pattern>,
+}
+
+#[derive(Debug, Clone)]
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Any,
+    Wild(WildMatch),
+}
+
+impl Pattern {
+    fn new(written: &str) -> Self {
+        let plain = |s: &str| !has_wildcard(s);
+        match (written.strip_prefix('*'), written.strip_suffix('*')) {
+            _ if written == "*" => Pattern::Any,
+            _ if plain(written) => Pattern::Exact(written.to_owned()),
+            (None, Some(prefix)) if plain(prefix) => Pattern::Prefix(prefix.to_owned()),
+            (Some(suffix), None) if plain(suffix) => Pattern::Suffix(suffix.to_owned()),
+            _ => Pattern::Wild(WildMatch::new(written)),
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Pattern::Exact(exact) => name == exact,
+            Pattern::Prefix(prefix) => name.starts_with(prefix.as_str()),
+            Pattern::Suffix(suffix) => name.ends_with(suffix.as_str()),
+            Pattern::Any => true,
+            Pattern::Wild(wild) => wild.matches(name),
+        }
+    }
 }
 
 impl Names {
     pub fn matches(&self, name: &str) -> bool {
-        self.set.is_match(name)
+        self.patterns.iter().any(|p| p.matches(name))
     }
 
     /// Whether every name `other` can match, this matches too (checked for plain names and for
-    /// `*`; a glob in `other` is taken to be covered only by `*`).
+    /// `*`; a wildcard in `other` is taken to be covered only by `*`).
     fn covers(&self, other: &Names) -> bool {
         self.written.iter().any(|w| w == "*")
             || other
                 .written
                 .iter()
-                .all(|name| !is_glob(name) && self.matches(name))
+                .all(|name| !has_wildcard(name) && self.matches(name))
     }
 }
 
 impl Rule {
     /// The names this rule is about for `kind`; `None` when it is not about `kind` at all.
     pub fn names(&self, kind: Kind) -> Option<Option<&Names>> {
-        let any = self.tools.is_none() && self.resources.is_none() && self.prompts.is_none();
-        if any {
+        if self.about_everything {
             return Some(None);
         }
         match kind {
@@ -102,6 +139,7 @@ impl Rule {
     }
 
     /// Whether the rule is about `name` of `kind`.
+    #[inline]
     pub fn is_about(&self, kind: Kind, name: &str) -> bool {
         match self.names(kind) {
             None => false,
@@ -144,7 +182,7 @@ impl Rule {
             }
         )];
         let list = |label: &str, names: &[String]| format!("{label} [{}]", names.join(", "));
-        if self.tools.is_none() && self.resources.is_none() && self.prompts.is_none() {
+        if self.about_everything {
             parts.push("everything".into());
         }
         for (label, names) in [
@@ -275,6 +313,9 @@ fn validate_rule(
     Ok(Rule {
         name,
         effect: rule.effect,
+        about_everything: rule.tools.is_none()
+            && rule.resources.is_none()
+            && rule.prompts.is_none(),
         tools: names(&rule.tools, "tools", false)?,
         resources: names(&rule.resources, "resources", false)?,
         prompts: names(&rule.prompts, "prompts", false)?,
@@ -289,33 +330,80 @@ fn validate_rule(
 
 const EMPTY: &str = "an empty list matches nothing; leave the key out to match any";
 
-/// Compiles names, each exact or a glob, into one set.
+/// Compiles names, each exact or with wildcards.
 fn compile(list: &[String], lowercase: bool) -> Result<Names, String> {
     if list.is_empty() {
         return Err(EMPTY.into());
     }
-    let mut set = GlobSetBuilder::new();
     let mut written = Vec::with_capacity(list.len());
     for name in list {
         if name.is_empty() {
             return Err("an empty name matches nothing".into());
         }
-        let name = if lowercase {
+        written.push(if lowercase {
             name.to_lowercase()
         } else {
             name.clone()
-        };
-        let glob = Glob::new(&name).map_err(|e| format!("{name:?} is not a valid glob: {e}"))?;
-        set.add(glob);
-        written.push(name);
+        });
     }
-    let set = set
-        .build()
-        .map_err(|e| format!("the names cannot be matched: {e}"))?;
-    Ok(Names { written, set })
+    let patterns = written.iter().map(|n| Pattern::new(n)).collect();
+    Ok(Names { written, patterns })
 }
 
-/// Whether a name holds a glob's special characters.
-fn is_glob(name: &str) -> bool {
-    name.contains(['*', '?', '[', '{'])
+/// Whether a name holds a wildcard.
+fn has_wildcard(name: &str) -> bool {
+    name.contains(['*', '?'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_form_of_name_matches_as_a_wildcard_would() {
+        let names = [
+            "echo",
+            "get_*",
+            "*@example.com",
+            "*",
+            "a*b",
+            "*mid*",
+            "?x",
+            "get_",
+            "x*y*z",
+            "**",
+        ];
+        let candidates = [
+            "echo",
+            "echoes",
+            "get_",
+            "get_a",
+            "ada@example.com",
+            "@example.com",
+            "ab",
+            "a_b",
+            "ba",
+            "mid",
+            "xmidx",
+            "ax",
+            "x",
+            "",
+            "xyz",
+            "x_y_z",
+            "get",
+            "é*",
+            "\u{1F600}x",
+        ];
+        for name in names {
+            let pattern = Pattern::new(name);
+            let wild = WildMatch::new(name);
+            for candidate in candidates {
+                assert_eq!(
+                    pattern.matches(candidate),
+                    wild.matches(candidate),
+                    "{name:?} against {candidate:?}: {pattern:?}"
+                );
+            }
+        }
+    }
 }

@@ -43,14 +43,13 @@ pub fn for_user(
     let Some(policy) = route.and_then(|r| r.policy.as_ref()) else {
         return scope.to_owned();
     };
-    let caller = Caller {
-        sub: &user.sub,
-        name: user.preferred_username.as_deref().unwrap_or_default(),
-        email: user.email.as_deref().unwrap_or_default(),
-        groups: &user.groups,
+    let caller = Caller::new(
+        &user.sub,
+        user.preferred_username.as_deref(),
+        user.email.as_deref(),
+        &user.groups,
         client_id,
-        scopes: Vec::new(),
-    };
+    );
     scope
         .split_ascii_whitespace()
         .filter(|s| may_be_granted(policy, &caller, s))

@@ -8,6 +8,8 @@
 //! to callers the rule matches. A `when` expression that cannot be run holds for a deny rule and
 //! not for an allow rule: an error never lets a call through.
 
+use std::borrow::Cow;
+
 use crate::config::{Effect, Facts, Kind, Policy, Rule};
 use crate::tokens::access::AccessClaims;
 
@@ -15,23 +17,54 @@ use crate::tokens::access::AccessClaims;
 pub struct Caller<'a> {
     pub sub: &'a str,
     pub name: &'a str,
-    pub email: &'a str,
+    /// Lowercased, as `emails` rules are.
+    pub email: Cow<'a, str>,
     pub groups: &'a [String],
     pub client_id: &'a str,
-    /// The token's scopes (empty when granting: the grant is being decided).
-    pub scopes: Vec<&'a str>,
+    /// The token's scopes, space-separated (empty when granting: the grant is being decided).
+    pub scope: &'a str,
 }
 
 impl<'a> Caller<'a> {
     pub fn of(claims: &'a AccessClaims) -> Self {
         Self {
-            sub: &claims.sub,
-            name: claims.preferred_username.as_deref().unwrap_or_default(),
-            email: claims.email.as_deref().unwrap_or_default(),
-            groups: &claims.groups,
-            client_id: &claims.client_id,
-            scopes: claims.scopes().collect(),
+            scope: &claims.scope,
+            ..Self::new(
+                &claims.sub,
+                claims.preferred_username.as_deref(),
+                claims.email.as_deref(),
+                &claims.groups,
+                &claims.client_id,
+            )
         }
+    }
+
+    /// A caller holding no scopes yet (what the authorization server asks about).
+    pub fn new(
+        sub: &'a str,
+        name: Option<&'a str>,
+        email: Option<&'a str>,
+        groups: &'a [String],
+        client_id: &'a str,
+    ) -> Self {
+        let email = email.unwrap_or_default();
+        Self {
+            sub,
+            name: name.unwrap_or_default(),
+            email: if email.chars().any(char::is_uppercase) {
+                Cow::Owned(email.to_lowercase())
+            } else {
+                Cow::Borrowed(email)
+            },
+            groups,
+            client_id,
+            scope: "",
+        }
+    }
+
+    /// The token's scopes.
+    pub fn scopes(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.scope.split_ascii_whitespace()
     }
 }
 
@@ -45,26 +78,29 @@ pub struct Target<'a> {
 /// What the policy says of one use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision<'p> {
-    Allow(Reason<'p>),
-    Deny(Reason<'p>),
-    /// Allowed with these scopes, which the token lacks and the caller may be granted.
+    Allow(Reason),
+    Deny(Reason),
+    /// Allowed by the rule `rule` with these scopes, which the token lacks and the caller may be
+    /// granted.
     StepUp {
         scopes: &'p [String],
-        rule: &'p str,
+        rule: usize,
     },
 }
 
-/// What decided: a rule, by name, or the policy's default.
+/// What decided: a rule, by its place in the policy, or the policy's default. Kept as a number
+/// (the audit trail names it when it is written), so that deciding allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason<'p> {
-    Rule(&'p str),
+pub enum Reason {
+    Rule(usize),
     Default,
 }
 
-impl Reason<'_> {
-    pub fn as_str(&self) -> &str {
+impl Reason {
+    /// The rule's name, or "default".
+    pub fn name(self, policy: &Policy) -> &str {
         match self {
-            Reason::Rule(name) => name,
+            Reason::Rule(i) => policy.rules.get(i).map_or("?", |r| r.name.as_str()),
             Reason::Default => "default",
         }
     }
@@ -75,11 +111,11 @@ impl Decision<'_> {
         matches!(self, Decision::Allow(_))
     }
 
-    /// The rule (or "default") that decided, for the audit trail.
-    pub fn rule(&self) -> &str {
+    /// The rule (or the default) that decided, for the audit trail.
+    pub fn reason(&self) -> Reason {
         match self {
-            Decision::Allow(reason) | Decision::Deny(reason) => reason.as_str(),
-            Decision::StepUp { rule, .. } => rule,
+            Decision::Allow(reason) | Decision::Deny(reason) => *reason,
+            Decision::StepUp { rule, .. } => Reason::Rule(*rule),
         }
     }
 
@@ -100,19 +136,20 @@ pub fn decide<'p>(
     method: &str,
     target: Target,
 ) -> Decision<'p> {
-    let mut step_up: Option<&'p Rule> = None;
-    for rule in &policy.rules {
+    let mut step_up: Option<(usize, &'p Rule)> = None;
+    for (index, rule) in policy.rules.iter().enumerate() {
         if !rule.is_about(target.kind, target.name) || !matches_who(rule, caller) {
             continue;
         }
         if let Some(when) = &rule.when {
+            let scopes: Vec<&str> = caller.scopes().collect();
             let facts = Facts {
                 sub: caller.sub,
                 name: caller.name,
-                email: caller.email,
+                email: &caller.email,
                 groups: caller.groups,
                 client_id: caller.client_id,
-                scopes: &caller.scopes,
+                scopes: &scopes,
                 method,
                 kind: target.kind.as_str(),
                 target: target.name,
@@ -128,18 +165,18 @@ pub fn decide<'p>(
         if !rule
             .scopes
             .iter()
-            .all(|s| caller.scopes.contains(&s.as_str()))
+            .all(|s| caller.scopes().any(|held| held == s))
         {
             // A deny rule reserved to some scopes does not apply without them; an allow rule
             // would, with them.
             if rule.effect == Effect::Allow && step_up.is_none() {
-                step_up = Some(rule);
+                step_up = Some((index, rule));
             }
             continue;
         }
         return match rule.effect {
-            Effect::Allow => Decision::Allow(Reason::Rule(&rule.name)),
-            Effect::Deny => denied(step_up, Reason::Rule(&rule.name)),
+            Effect::Allow => Decision::Allow(Reason::Rule(index)),
+            Effect::Deny => denied(step_up, Reason::Rule(index)),
         };
     }
     match policy.default {
@@ -149,11 +186,11 @@ pub fn decide<'p>(
 }
 
 /// A denial, or a step-up when an earlier allow rule would have allowed with more scopes.
-fn denied<'p>(step_up: Option<&'p Rule>, reason: Reason<'p>) -> Decision<'p> {
+fn denied(step_up: Option<(usize, &Rule)>, reason: Reason) -> Decision<'_> {
     match step_up {
-        Some(rule) => Decision::StepUp {
+        Some((index, rule)) => Decision::StepUp {
             scopes: &rule.scopes,
-            rule: &rule.name,
+            rule: index,
         },
         None => Decision::Deny(reason),
     }
@@ -183,7 +220,7 @@ fn matches_who(rule: &Rule, caller: &Caller) -> bool {
         return false;
     }
     if let Some(emails) = &rule.emails
-        && (caller.email.is_empty() || !emails.matches(&caller.email.to_lowercase()))
+        && (caller.email.is_empty() || !emails.matches(&caller.email))
     {
         return false;
     }

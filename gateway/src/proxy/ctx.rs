@@ -9,6 +9,7 @@ use super::mcp_peek::McpPeek;
 use super::router::Endpoint;
 use super::sessions::{PendingStream, StreamOpening};
 use crate::config::Kind;
+use crate::policy::Reason;
 use crate::tokens::access::AccessClaims;
 use crate::tokens::backend::BackendCredentials;
 
@@ -70,13 +71,15 @@ impl RequestCtx {
 
 /// One message a policy decided.
 pub struct AuditEntry {
-    pub method: String,
+    /// One of the MCP methods a policy decides on (all known by name).
+    pub method: &'static str,
     pub kind: Option<Kind>,
     /// The tool, resource or prompt ("" for a list).
     pub name: String,
     /// "allow", "deny" or "step_up".
     pub outcome: &'static str,
-    pub rule: String,
+    /// The rule that decided, or the default; `None` for a list, which is filtered.
+    pub rule: Option<Reason>,
     /// Set for a list: filled in with what its answer lost.
     pub hidden: Option<usize>,
 }

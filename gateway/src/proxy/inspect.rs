@@ -17,8 +17,10 @@ use super::ctx::{AuditEntry, RequestCtx};
 use super::list_filter::ListFilter;
 use super::mcp_message::{self, MCP_METHOD, MCP_NAME, Messages};
 use super::mcp_peek::McpPeek;
+use super::observe::count_decision;
 use super::respond;
 use crate::config::Route;
+use crate::metrics::mcp_method_label;
 use crate::policy::{self, Caller, Decision};
 
 /// The most of a body read before it is forwarded: Pingora's copy for resending holds no more.
@@ -43,22 +45,24 @@ pub enum Refusal {
     Denied(Bytes),
 }
 
-/// Whether the request's body must be read before it is forwarded.
-fn must_read(session: &Session, route: &Route) -> bool {
-    let header = session.req_header();
-    header.method == http::Method::POST
-        && (route.policy.is_some()
-            || header.headers.contains_key(&MCP_METHOD)
-            || header.headers.contains_key(&MCP_NAME))
+/// Whether the request carries `Mcp-Method` or `Mcp-Name`.
+fn has_mcp_headers(session: &Session) -> bool {
+    let headers = &session.req_header().headers;
+    headers.contains_key(&MCP_METHOD) || headers.contains_key(&MCP_NAME)
 }
 
-/// Reads and decides on the request's messages when it must; `Ok(None)` lets it go on.
+/// Reads and decides on the request's messages when it must; `Ok(None)` lets it go on. With
+/// `auditing`, each decision is kept for the audit trail.
 pub async fn inspect(
     session: &mut Session,
     route: &Route,
     ctx: &mut RequestCtx,
+    auditing: bool,
 ) -> pingora::Result<Option<Refusal>> {
-    if !must_read(session, route) {
+    let mcp_headers = has_mcp_headers(session);
+    let must_read = session.req_header().method == http::Method::POST
+        && (route.policy.is_some() || mcp_headers);
+    if !must_read {
         ctx.peek = McpPeek::from_headers(&session.req_header().headers);
         return Ok(None);
     }
@@ -90,7 +94,9 @@ pub async fn inspect(
         return Ok(None);
     };
     ctx.peek = McpPeek::known(&messages);
-    if let Err(mismatch) = mcp_message::check_headers(&session.req_header().headers, &messages) {
+    if mcp_headers
+        && let Err(mismatch) = mcp_message::check_headers(&session.req_header().headers, &messages)
+    {
         let id = match messages.messages.as_slice() {
             [one] if !messages.batch => one.id.clone().unwrap_or(Value::Null),
             _ => Value::Null,
@@ -129,14 +135,22 @@ pub async fn inspect(
                 }
             }
         }
-        ctx.audit.push(AuditEntry {
-            method: method.to_owned(),
-            kind: Some(target.kind),
-            name: target.name.to_owned(),
-            outcome: decision.outcome(),
-            rule: decision.rule().to_owned(),
-            hidden: None,
-        });
+        count_decision(
+            &route.path,
+            Some(target.kind),
+            target.name,
+            decision.outcome(),
+        );
+        if auditing {
+            ctx.audit.push(AuditEntry {
+                method: mcp_method_label(method),
+                kind: Some(target.kind),
+                name: target.name.to_owned(),
+                outcome: decision.outcome(),
+                rule: Some(decision.reason()),
+                hidden: None,
+            });
+        }
         decisions.push(Some(decision));
     }
     if denied {
@@ -146,7 +160,7 @@ pub async fn inspect(
         // The scopes the call needs: the route's, the token's, and the rule's (clients of
         // 2025-11-25 ask for exactly what the challenge names).
         let mut scopes: Vec<&str> = route.required_scopes.iter().map(String::as_str).collect();
-        for scope in caller.scopes.iter().copied().chain(step_up) {
+        for scope in caller.scopes().chain(step_up) {
             if !scopes.contains(&scope) {
                 scopes.push(scope);
             }
@@ -157,12 +171,16 @@ pub async fn inspect(
     }
     for message in &messages.messages {
         if let (Some(kind), Some(method)) = (message.list(), message.method.as_deref()) {
+            count_decision(&route.path, None, "", "allow");
+            if !auditing {
+                continue;
+            }
             ctx.audit.push(AuditEntry {
-                method: method.to_owned(),
+                method: mcp_method_label(method),
                 kind: Some(kind),
                 name: String::new(),
                 outcome: "allow",
-                rule: "filtered".into(),
+                rule: None,
                 hidden: Some(0),
             });
         }
@@ -176,17 +194,29 @@ pub async fn inspect(
 /// Reads the whole body into Pingora's copy (and ours), within the size and time allowed.
 async fn read_body(session: &mut Session) -> pingora::Result<Result<Bytes, Refusal>> {
     session.enable_retry_buffering();
-    let read = async {
-        let mut body = BytesMut::new();
+    // Most bodies come whole in the first read, which Pingora's own read timeout bounds, and are
+    // kept as they came.
+    let Some(first) = session.read_request_body().await? else {
+        return Ok(Ok(Bytes::new()));
+    };
+    if first.len() > MAX_INSPECTED {
+        return Ok(Err(Refusal::TooLarge));
+    }
+    if session.is_body_done() {
+        return Ok(Ok(first));
+    }
+    // The rest must come within the time allowed, however it trickles in.
+    let rest = async {
+        let mut joined = BytesMut::from(&first[..]);
         while let Some(chunk) = session.read_request_body().await? {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_INSPECTED {
+            joined.extend_from_slice(&chunk);
+            if joined.len() > MAX_INSPECTED {
                 return Ok(Err(Refusal::TooLarge));
             }
         }
-        Ok(Ok(body.freeze()))
+        Ok(Ok(joined.freeze()))
     };
-    match tokio::time::timeout(READ_TIMEOUT, read).await {
+    match pingora_timeout::fast_timeout::fast_timeout(READ_TIMEOUT, rest).await {
         Ok(result) => result,
         Err(_) => Ok(Err(Refusal::Slow)),
     }

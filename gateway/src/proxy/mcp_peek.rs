@@ -11,7 +11,8 @@ const MAX_PEEK: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
 pub struct McpPeek {
-    pub method: Option<String>,
+    /// Borrowed for the methods MCP defines (see [`crate::metrics::mcp_method_label`]).
+    pub method: Option<Cow<'static, str>>,
     pub tool: Option<String>,
     buffer: Vec<u8>,
     done: bool,
@@ -44,7 +45,7 @@ impl McpPeek {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let method = get(&METHOD);
+        let method = get(&METHOD).map(Cow::Owned);
         let tool = get(&NAME);
         let done = method.is_some();
         Self {
@@ -58,7 +59,7 @@ impl McpPeek {
     /// What a body read whole says: its first message's method, and tool.
     pub fn known(messages: &super::mcp_message::Messages) -> Self {
         let first = messages.messages.first();
-        let method = first.and_then(|m| m.method.as_deref()).map(str::to_owned);
+        let method = first.and_then(|m| m.method.as_deref()).map(known_method);
         let tool = first
             .and_then(|m| m.target())
             .filter(|t| t.kind == crate::config::Kind::Tool)
@@ -100,11 +101,19 @@ impl McpPeek {
 
     fn parse(&mut self, body: &[u8]) {
         if let Ok(message) = serde_json::from_slice::<Message>(body) {
-            self.method = message.method.map(Cow::into_owned);
+            self.method = message.method.as_deref().map(known_method);
             if self.method.as_deref() == Some("tools/call") {
                 self.tool = message.params.and_then(|p| p.name).map(Cow::into_owned);
             }
         }
+    }
+}
+
+/// A method as kept: the label's own text when MCP defines it, which costs no allocation.
+fn known_method(method: &str) -> Cow<'static, str> {
+    match crate::metrics::mcp_method_label(method) {
+        "other" => Cow::Owned(method.to_owned()),
+        known => Cow::Borrowed(known),
     }
 }
 

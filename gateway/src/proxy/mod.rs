@@ -95,7 +95,8 @@ impl ProxyHttp for Gateway {
         };
         let caller = admitted.caller.clone();
         admitted.record(ctx);
-        if let Some(refusal) = inspect::inspect(session, route, ctx).await? {
+        let auditing = self.access_log.audit.is_some();
+        if let Some(refusal) = inspect::inspect(session, route, ctx, auditing).await? {
             METRICS
                 .auth_failures
                 .with_label_values(&[route.path.as_str(), refusal.reason()])

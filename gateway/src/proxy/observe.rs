@@ -1,13 +1,17 @@
 //! What every request leaves behind when it ends: its metrics, its access line, and the audit
 //! lines of what a policy decided of its messages.
 
+use std::cell::RefCell;
+
 use pingora::Error;
 use pingora::proxy::Session;
+use pingora_prometheus::prometheus::IntCounter;
 
 use super::ctx::RequestCtx;
 use super::state::Gateway;
 use crate::access_log::AccessLine;
 use crate::audit::AuditLine;
+use crate::config::Kind;
 use crate::metrics::{METRICS, mcp_method_label, method_label};
 
 /// Counts the request in its route's metrics and writes its access line.
@@ -49,32 +53,23 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
     let caller = ctx.caller.as_deref();
     let (user, client_id) = caller.map_or(("-", "-"), |c| (c.sub.as_str(), c.client_id.as_str()));
     let hidden = ctx.list_filter.as_ref().map_or(0, |f| f.hidden);
+    let policy = gateway.route(ctx.endpoint).and_then(|r| r.policy.as_ref());
     for entry in &ctx.audit {
         let kind = entry.kind.filter(|_| entry.hidden.is_none());
-        let tool = match kind {
-            Some(crate::config::Kind::Tool) => METRICS.tool_label(&entry.name),
-            _ => "",
-        };
-        METRICS
-            .policy_decisions
-            .with_label_values(&[
-                route,
-                kind.map_or("list", |k| k.as_str()),
-                tool,
-                entry.outcome,
-            ])
-            .inc();
         if let Some(audit) = &gateway.access_log.audit {
             audit.write(&AuditLine {
                 request_id: ctx.request_id.to_str().unwrap_or("-"),
                 route,
                 user,
                 client_id,
-                method: &entry.method,
+                method: entry.method,
                 kind: kind.map(|k| k.as_str()),
                 name: &entry.name,
                 decision: entry.outcome,
-                rule: &entry.rule,
+                rule: match (entry.rule, policy) {
+                    (Some(reason), Some(policy)) => reason.name(policy),
+                    _ => "filtered",
+                },
                 // Every list of the request shares the count: they are answered together.
                 hidden: entry.hidden.map(|_| hidden),
                 status,
@@ -99,4 +94,55 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
         error: error.map(|e| e.etype().as_str()).unwrap_or("-"),
     }
     .emit(&gateway.access_log);
+}
+
+thread_local! {
+    /// The series of the last policy decision counted on this thread: a run of one tool's calls
+    /// counts without hashing its labels each time.
+    static LAST_DECISION: RefCell<Option<(DecisionLabels, IntCounter)>> = const { RefCell::new(None) };
+}
+
+#[derive(PartialEq, Eq)]
+struct DecisionLabels {
+    route: String,
+    kind: Option<Kind>,
+    tool: String,
+    outcome: &'static str,
+}
+
+/// Counts one decision in `mcp_gateway_policy_decisions_total`; `kind` is `None` for a list.
+pub fn count_decision(route: &str, kind: Option<Kind>, name: &str, outcome: &'static str) {
+    let tool = match kind {
+        Some(Kind::Tool) => name,
+        _ => "",
+    };
+    LAST_DECISION.with_borrow_mut(|last| {
+        if let Some((labels, counter)) = last.as_ref()
+            && labels.route == route
+            && labels.kind == kind
+            && labels.tool == tool
+            && labels.outcome == outcome
+        {
+            counter.inc();
+            return;
+        }
+        let counter = METRICS.policy_decisions.with_label_values(&[
+            route,
+            kind.map_or("list", |k| k.as_str()),
+            if tool.is_empty() {
+                ""
+            } else {
+                METRICS.tool_label(tool)
+            },
+            outcome,
+        ]);
+        counter.inc();
+        let labels = DecisionLabels {
+            route: route.to_owned(),
+            kind,
+            tool: tool.to_owned(),
+            outcome,
+        };
+        *last = Some((labels, counter));
+    });
 }
