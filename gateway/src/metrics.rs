@@ -154,6 +154,15 @@ pub fn mcp_method_label(method: &str) -> &'static str {
 }
 
 impl Metrics {
+    /// A tool name as a label if it already is one, else "other".
+    pub fn known_tool_label<'a>(&self, name: &'a str) -> &'a str {
+        if self.tools_seen.lock().expect("not poisoned").contains(name) {
+            name
+        } else {
+            "other"
+        }
+    }
+
     /// A tool name as a label: well-formed names up to the cap, then "other".
     pub fn tool_label<'a>(&self, name: &'a str) -> &'a str {
         let well_formed = !name.is_empty()

@@ -123,12 +123,15 @@ impl GitHub {
     }
 
     /// Whether any allowlist is set: then a refresh asks GitHub again who the user is.
-    pub fn has_allowlists(&self) -> bool {
+    /// Whether a refresh must ask GitHub about the user again: for its allowlists, or for the
+    /// groups a policy reads.
+    pub fn asks_again(&self) -> bool {
         let s = &self.settings;
-        !(s.allowed_users.is_empty()
-            && s.allowed_user_ids.is_empty()
-            && s.allowed_orgs.is_empty()
-            && s.allowed_org_ids.is_empty())
+        s.groups
+            || !(s.allowed_users.is_empty()
+                && s.allowed_user_ids.is_empty()
+                && s.allowed_orgs.is_empty()
+                && s.allowed_org_ids.is_empty())
     }
 
     /// Who the token belongs to, checked against the allowlists: users by numeric id (or login),

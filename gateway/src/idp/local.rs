@@ -28,12 +28,8 @@ impl LocalUsers {
         Self(users)
     }
 
-    /// Whether the users file still has the user whose subject is `sub`.
-    pub fn knows(&self, sub: &str) -> bool {
-        self.0.iter().any(|u| u.username == sub)
-    }
-
-    /// The groups the users file gives the user whose subject is `sub`.
+    /// The groups the users file gives the user whose subject is `sub`; `None` when the file no
+    /// longer has them.
     pub fn groups(&self, sub: &str) -> Option<Vec<String>> {
         self.0
             .iter()

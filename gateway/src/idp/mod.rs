@@ -150,11 +150,16 @@ impl IdentityProvider {
     }
 
     /// Whether `user`, who signed in earlier, would still be let in by today's rules: GitHub, when
-    /// it has allowlists, is asked again with the user's `token`; an OIDC user's verified email is
-    /// checked against today's allowlists.
-    pub async fn recheck(&self, user: &UserIdentity, token: Option<&str>) -> Result<(), IdpError> {
+    /// it has allowlists or a policy reads groups, is asked again with the user's `token`; an OIDC
+    /// user's verified email is checked against today's allowlists. `Ok` holds the user's groups
+    /// today, when the provider was asked (an OIDC provider's are those of the sign-in).
+    pub async fn recheck(
+        &self,
+        user: &UserIdentity,
+        token: Option<&str>,
+    ) -> Result<Option<Vec<String>>, IdpError> {
         match &self.kind {
-            Kind::GitHub(github) if github.has_allowlists() => {
+            Kind::GitHub(github) if github.asks_again() => {
                 let token = token.ok_or_else(|| {
                     IdpError::Unavailable("the user's GitHub token is not available".into())
                 })?;
@@ -164,10 +169,10 @@ impl IdentityProvider {
                         "The GitHub token belongs to another user".into(),
                     ));
                 }
-                Ok(())
+                Ok(Some(now.groups))
             }
-            Kind::GitHub(_) => Ok(()),
-            Kind::Oidc(oidc) => oidc.check_email(user.email.as_deref()),
+            Kind::GitHub(_) => Ok(None),
+            Kind::Oidc(oidc) => oidc.check_email(user.email.as_deref()).map(|()| None),
         }
     }
 

@@ -181,20 +181,6 @@ async fn refresh_token(
         ));
     }
     check_resource(form, &grant.resource)?;
-    let mut grant = grant;
-    // The users file may have moved the user to other groups since: tokens carry today's, and a
-    // reserved scope goes on only while the policy still grants it.
-    if server.idp.is_none()
-        && let Some(groups) = server.users.groups(&grant.user.sub)
-    {
-        grant.user.groups = groups;
-    }
-    let scope = scope::for_user(
-        super::authorize::route_for(server, &grant.resource),
-        &grant.user,
-        &grant.client_id,
-        &narrowed_scope(form, &grant.scope)?,
-    );
     // A grant ends at its maximum age, however often it was refreshed, and with the user's right to
     // sign in: a refresh asks again whether today's rules let them in.
     let ends_at = grant.created_at + server.config.auth.grant_max_lifetime.as_secs();
@@ -203,7 +189,18 @@ async fn refresh_token(
             "The grant has reached its maximum age; sign in again".into(),
         ));
     }
-    still_allowed(server, &grant).await?;
+    let mut grant = grant;
+    // The users file or GitHub may have moved the user to other groups since: tokens carry today's,
+    // and a reserved scope goes on only while the policy still grants it.
+    if let Some(groups) = still_allowed(server, &grant).await? {
+        grant.user.groups = groups;
+    }
+    let scope = scope::for_user(
+        super::authorize::route_for(server, &grant.resource),
+        &grant.user,
+        &grant.client_id,
+        &narrowed_scope(form, &grant.scope)?,
+    );
     let new = successor(&server.refresh_key, old);
     let expires = (now() + server.config.auth.refresh_token_lifetime.as_secs()).min(ends_at);
     let grace = server.config.auth.refresh_grace.as_secs();
@@ -229,13 +226,19 @@ async fn refresh_token(
 }
 
 /// Whether the grant's user would still be let in: still in the users file, or, at GitHub or an OIDC
-/// provider, still passing the allowlists. One who no longer is loses the grant.
-async fn still_allowed(server: &AuthServer, grant: &GrantRecord) -> Result<(), OAuthError> {
+/// provider, still passing the allowlists. One who no longer is loses the grant. `Ok` holds the
+/// user's groups today, where they were learnt again.
+async fn still_allowed(
+    server: &AuthServer,
+    grant: &GrantRecord,
+) -> Result<Option<Vec<String>>, OAuthError> {
     let verdict = match &server.idp {
-        None if server.users.knows(&grant.user.sub) => Ok(()),
-        None => Err(IdpError::NotAllowed(
-            "The user is no longer in the users file".into(),
-        )),
+        None => match server.users.groups(&grant.user.sub) {
+            Some(groups) => Ok(Some(groups)),
+            None => Err(IdpError::NotAllowed(
+                "The user is no longer in the users file".into(),
+            )),
+        },
         // The grant is worth nothing without the user's token at the provider, which the backends
         // are sent: one that cannot be read (its key changed, the provider revoked it) ends it, so
         // that the client signs in again rather than refresh into a 502 on every request.
@@ -247,7 +250,7 @@ async fn still_allowed(server: &AuthServer, grant: &GrantRecord) -> Result<(), O
         },
     };
     match verdict {
-        Ok(()) => Ok(()),
+        Ok(groups) => Ok(groups),
         Err(IdpError::Unavailable(reason)) => Err(OAuthError::TemporarilyUnavailable(reason)),
         Err(refusal) => {
             revoke_grant(server, &grant.grant_id).await?;

@@ -111,6 +111,11 @@ impl Decision<'_> {
         matches!(self, Decision::Allow(_))
     }
 
+    /// Whether a list shows the thing: the caller may use it, or step up to.
+    pub fn shows(&self) -> bool {
+        !matches!(self, Decision::Deny(_))
+    }
+
     /// The rule (or the default) that decided, for the audit trail.
     pub fn reason(&self) -> Reason {
         match self {

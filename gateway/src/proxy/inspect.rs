@@ -1,11 +1,12 @@
 //! The MCP messages of a request, read before it is forwarded when something must be decided on
-//! them: a route with a policy (who may use which tool, resource and prompt), or a request that
+//! them: a POST to a route with a policy (who may use which tool, resource and prompt), or one that
 //! carries the 2026-07-28 `Mcp-Method` / `Mcp-Name` headers, which must say what its body says.
 //! Policy is decided on the body, never on a header alone.
 //!
 //! The body is read whole (Pingora keeps a copy and forwards it unchanged), at most 64 KiB: that
 //! is the copy's limit. A larger body on a route with a policy is refused; on a route without one
-//! it goes on unread, as before, and the backend checks its headers itself.
+//! it goes on unread, as before, and the backend checks its headers itself. On a route with a
+//! policy only a POST may carry a body, and a GET stream's lists are filtered too.
 
 use std::time::Duration;
 
@@ -19,15 +20,16 @@ use super::mcp_message::{self, MCP_METHOD, MCP_NAME, Messages};
 use super::mcp_peek::McpPeek;
 use super::observe::count_decision;
 use super::respond;
-use crate::config::Route;
+use super::state::Gateway;
+use crate::config::{Policy, Route};
 use crate::metrics::mcp_method_label;
 use crate::policy::{self, Caller, Decision};
 
 /// The most of a body read before it is forwarded: Pingora's copy for resending holds no more.
 pub const MAX_INSPECTED: usize = 64 * 1024;
 
-/// The longest a client may take to send a body that is read before forwarding.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a client may take to send the rest of a body that is read before forwarding.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a request is answered here instead of forwarded.
 pub enum Refusal {
@@ -35,63 +37,68 @@ pub enum Refusal {
     TooLarge,
     /// 408: the body did not arrive in time.
     Slow,
+    /// 400: a body on a route with a policy, sent with another method than POST.
+    BodyNotPosted,
     /// 400, JSON-RPC -32700: a body the policy cannot read unambiguously.
     Unreadable,
     /// 400, JSON-RPC -32020: `Mcp-Method` or `Mcp-Name` says other than the body.
     HeaderMismatch { id: Value, message: String },
     /// 403 `insufficient_scope`: a scope would allow what was asked.
     StepUp { scope: String },
-    /// 200 with a JSON-RPC error for each request: what was asked is not allowed.
+    /// 200 with a JSON-RPC error for each request (202 when there is none): what was asked is not
+    /// allowed.
     Denied(Bytes),
 }
 
-/// Whether the request carries `Mcp-Method` or `Mcp-Name`.
-fn has_mcp_headers(session: &Session) -> bool {
-    let headers = &session.req_header().headers;
-    headers.contains_key(&MCP_METHOD) || headers.contains_key(&MCP_NAME)
-}
-
-/// Reads and decides on the request's messages when it must; `Ok(None)` lets it go on. With
-/// `auditing`, each decision is kept for the audit trail.
+/// Reads and decides on the request's messages when it must; `Ok(None)` lets it go on.
 pub async fn inspect(
+    gateway: &Gateway,
     session: &mut Session,
     route: &Route,
     ctx: &mut RequestCtx,
-    auditing: bool,
 ) -> pingora::Result<Option<Refusal>> {
-    let mcp_headers = has_mcp_headers(session);
-    let must_read = session.req_header().method == http::Method::POST
-        && (route.policy.is_some() || mcp_headers);
-    if !must_read {
-        ctx.peek = McpPeek::from_headers(&session.req_header().headers);
+    let header = session.req_header();
+    let mcp_headers =
+        header.headers.contains_key(&MCP_METHOD) || header.headers.contains_key(&MCP_NAME);
+    let policy = route.policy.as_ref();
+    if header.method != http::Method::POST {
+        if policy.is_some() && has_body(&header.headers) {
+            return Ok(Some(Refusal::BodyNotPosted));
+        }
+        if policy.is_some() && header.method == http::Method::GET {
+            // A resumed stream may replay the answer to a list.
+            ctx.list_filter = Some(ListFilter::new(Vec::new()));
+        }
+        ctx.peek = McpPeek::from_headers(&header.headers);
         return Ok(None);
     }
-    let declared = session
-        .req_header()
+    if policy.is_none() && !mcp_headers {
+        ctx.peek = McpPeek::from_headers(&header.headers);
+        return Ok(None);
+    }
+    let limit = MAX_INSPECTED
+        .min(usize::try_from(gateway.config.server.max_request_body_bytes).unwrap_or(usize::MAX));
+    let declared = header
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let policy = route.policy.as_ref();
-    if declared.is_some_and(|len| len > MAX_INSPECTED) || (declared.is_none() && policy.is_none()) {
+    if declared.is_some_and(|len| len > limit) || (declared.is_none() && policy.is_none()) {
         // Without a policy, headers are checked only on a body that can be held.
         if policy.is_some() {
             return Ok(Some(Refusal::TooLarge));
         }
-        ctx.peek = McpPeek::from_headers(&session.req_header().headers);
+        ctx.peek = McpPeek::from_headers(&header.headers);
         return Ok(None);
     }
-    let body = match read_body(session).await? {
+    let body = match read_body(session, limit).await? {
         Ok(body) => body,
         Err(refusal) => return Ok(Some(refusal)),
     };
     ctx.body_read = true;
     ctx.body_bytes = body.len() as u64;
     let Some(messages) = mcp_message::parse(&body) else {
-        if policy.is_some() {
-            return Ok(Some(Refusal::Unreadable));
-        }
-        return Ok(None);
+        return Ok(policy.map(|_| Refusal::Unreadable));
     };
     ctx.peek = McpPeek::known(&messages);
     if mcp_headers
@@ -106,24 +113,49 @@ pub async fn inspect(
             message: mismatch.0,
         }));
     }
-    let (Some(policy), Some(claims)) = (policy, ctx.caller.clone()) else {
-        return Ok(None);
-    };
-    let caller = Caller::of(&claims);
+    match (policy, ctx.caller.clone()) {
+        (Some(policy), Some(claims)) => {
+            let auditing = gateway.access_log.audit.is_some();
+            Ok(decide(
+                policy,
+                route,
+                &Caller::of(&claims),
+                &messages,
+                ctx,
+                auditing,
+            ))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether a request declares a body.
+fn has_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// Decides on every message; a refusal if any may not go, else the lists to filter in the answer.
+fn decide(
+    policy: &Policy,
+    route: &Route,
+    caller: &Caller,
+    messages: &Messages,
+    ctx: &mut RequestCtx,
+    auditing: bool,
+) -> Option<Refusal> {
     let mut denied = false;
     let mut step_up: Vec<&str> = Vec::new();
-    let mut lists = Vec::new();
     let mut decisions = Vec::with_capacity(messages.messages.len());
     for message in &messages.messages {
         let method = message.method.as_deref().unwrap_or_default();
-        if let (Some(kind), Some(id)) = (message.list(), &message.id) {
-            lists.push((id.clone(), kind));
-        }
         let Some(target) = message.target() else {
             decisions.push(None);
             continue;
         };
-        let decision = policy::decide(policy, &caller, method, target);
+        let decision = policy::decide(policy, caller, method, target);
         match &decision {
             Decision::Allow(_) => {}
             Decision::Deny(_) => denied = true,
@@ -154,7 +186,7 @@ pub async fn inspect(
         decisions.push(Some(decision));
     }
     if denied {
-        return Ok(Some(Refusal::Denied(denial(&messages, &decisions))));
+        return Some(Refusal::Denied(denial(messages, &decisions)));
     }
     if !step_up.is_empty() {
         // The scopes the call needs: the route's, the token's, and the rule's (clients of
@@ -165,58 +197,63 @@ pub async fn inspect(
                 scopes.push(scope);
             }
         }
-        return Ok(Some(Refusal::StepUp {
+        return Some(Refusal::StepUp {
             scope: scopes.join(" "),
-        }));
+        });
     }
-    for message in &messages.messages {
-        if let (Some(kind), Some(method)) = (message.list(), message.method.as_deref()) {
-            count_decision(&route.path, None, "", "allow");
-            if !auditing {
-                continue;
-            }
+    let mut lists = Vec::new();
+    for message in messages.messages.iter().filter(|m| m.list().is_some()) {
+        count_decision(&route.path, None, "", "allow");
+        if auditing {
             ctx.audit.push(AuditEntry {
-                method: mcp_method_label(method),
-                kind: Some(kind),
+                method: mcp_method_label(message.method.as_deref().unwrap_or_default()),
+                kind: message.list(),
                 name: String::new(),
                 outcome: "allow",
                 rule: None,
                 hidden: Some(0),
             });
         }
+        lists.extend(message.id.clone());
     }
     if !lists.is_empty() {
         ctx.list_filter = Some(ListFilter::new(lists));
     }
-    Ok(None)
+    None
 }
 
-/// Reads the whole body into Pingora's copy (and ours), within the size and time allowed.
-async fn read_body(session: &mut Session) -> pingora::Result<Result<Bytes, Refusal>> {
+/// Reads the whole body into Pingora's copy (and ours), within `limit` and the time allowed.
+async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Result<Bytes, Refusal>> {
+    // A client waiting for leave to send its body gets it here: the body is read before the
+    // backend is asked (and `Expect` is not forwarded).
+    let expects = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects {
+        session.write_continue_response().await?;
+    }
     session.enable_retry_buffering();
-    // Most bodies come whole in the first read, which Pingora's own read timeout bounds, and are
-    // kept as they came.
-    let Some(first) = session.read_request_body().await? else {
-        return Ok(Ok(Bytes::new()));
-    };
-    if first.len() > MAX_INSPECTED {
-        return Ok(Err(Refusal::TooLarge));
-    }
-    if session.is_body_done() {
-        return Ok(Ok(first));
-    }
-    // The rest must come within the time allowed, however it trickles in.
-    let rest = async {
-        let mut joined = BytesMut::from(&first[..]);
+    let read = async {
+        let mut body: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
         while let Some(chunk) = session.read_request_body().await? {
-            joined.extend_from_slice(&chunk);
-            if joined.len() > MAX_INSPECTED {
+            // The usual body comes in one chunk, kept as it came; more are put together.
+            match body.take() {
+                None if joined.is_empty() => body = Some(chunk),
+                first => {
+                    joined.extend_from_slice(&first.unwrap_or_default());
+                    joined.extend_from_slice(&chunk);
+                }
+            }
+            if body.as_ref().map_or(joined.len(), Bytes::len) > limit {
                 return Ok(Err(Refusal::TooLarge));
             }
         }
-        Ok(Ok(joined.freeze()))
+        Ok(Ok(body.unwrap_or_else(|| joined.freeze())))
     };
-    match pingora_timeout::fast_timeout::fast_timeout(READ_TIMEOUT, rest).await {
+    match pingora_timeout::fast_timeout::fast_timeout(READ_TIMEOUT, read).await {
         Ok(result) => result,
         Err(_) => Ok(Err(Refusal::Slow)),
     }
@@ -255,6 +292,7 @@ impl Refusal {
         match self {
             Refusal::TooLarge => "body_too_large",
             Refusal::Slow => "body_timeout",
+            Refusal::BodyNotPosted => "body_not_posted",
             Refusal::Unreadable => "unreadable",
             Refusal::HeaderMismatch { .. } => "header_mismatch",
             Refusal::StepUp { .. } => "insufficient_scope",
@@ -271,56 +309,62 @@ impl Refusal {
     ) -> pingora::Result<()> {
         let mut headers = super::cors::route_headers(ctx.cors_origin.as_deref());
         let rpc_error = |id: Value, code: i64, message: &str| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
-        match self {
-            Refusal::TooLarge => {
-                let body = rpc_error(
+        let (status, body) = match self {
+            Refusal::TooLarge => (
+                413,
+                rpc_error(
                     Value::Null,
                     -32600,
-                    "The request body is larger than this route reads (64 KiB)",
-                );
-                respond::json(session, 413, &body, &headers).await
-            }
+                    "The request body is larger than this route reads before forwarding",
+                ),
+            ),
             Refusal::Slow => {
-                let body = rpc_error(
+                headers.push(("connection", "close".into()));
+                (
+                    408,
+                    rpc_error(
+                        Value::Null,
+                        -32600,
+                        "The request body did not arrive in time",
+                    ),
+                )
+            }
+            Refusal::BodyNotPosted => (
+                400,
+                rpc_error(
                     Value::Null,
                     -32600,
-                    "The request body did not arrive in time",
-                );
-                headers.push(("connection", "close".into()));
-                respond::json(session, 408, &body, &headers).await
-            }
-            Refusal::Unreadable => {
-                let body = rpc_error(
+                    "Only a POST may carry a body on this route",
+                ),
+            ),
+            Refusal::Unreadable => (
+                400,
+                rpc_error(
                     Value::Null,
                     -32700,
                     "Parse error: the body is not JSON-RPC that can be read unambiguously",
-                );
-                respond::json(session, 400, &body, &headers).await
-            }
-            Refusal::HeaderMismatch { id, message } => {
-                let body = rpc_error(id, -32020, &message);
-                respond::json(session, 400, &body, &headers).await
-            }
+                ),
+            ),
+            Refusal::HeaderMismatch { id, message } => (400, rpc_error(id, -32020, &message)),
             Refusal::StepUp { scope } => {
                 headers.push((
                     "www-authenticate",
                     super::bearer::insufficient_scope_challenge(route, &scope),
                 ));
-                let body = respond::json_error(
-                    "insufficient_scope",
-                    "The access token lacks a scope this call requires",
-                );
-                respond::json(session, 403, &body, &headers).await
+                (
+                    403,
+                    respond::json_error(
+                        "insufficient_scope",
+                        "The access token lacks a scope this call requires",
+                    ),
+                )
             }
             // Only notifications were refused: nothing to answer them with.
             Refusal::Denied(body) if body.is_empty() => {
-                respond::local(session, 202, body, &headers).await
+                return respond::local(session, 202, body, &headers).await;
             }
-            Refusal::Denied(body) => {
-                headers.push(("content-type", "application/json".into()));
-                headers.push(("cache-control", "no-store".into()));
-                respond::exact(session, 200, body, &headers).await
-            }
-        }
+            Refusal::Denied(body) => return respond::local(session, 200, body, &headers).await,
+        };
+        respond::json(session, status, &body, &headers).await
     }
 }

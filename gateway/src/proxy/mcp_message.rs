@@ -107,26 +107,18 @@ pub fn parse(body: &[u8]) -> Option<Messages<'_>> {
 }
 
 fn message(wire: Wire<'_>) -> Message<'_> {
-    let target = match (wire.method.as_deref(), wire.params) {
-        (Some("tools/call"), Some(p)) => p.name.map(|n| (Kind::Tool, n)),
-        (Some("prompts/get"), Some(p)) => p.name.map(|n| (Kind::Prompt, n)),
-        (Some("resources/read" | "resources/subscribe" | "resources/unsubscribe"), Some(p)) => {
-            p.uri.map(|u| (Kind::Resource, u))
+    let params = wire.params;
+    let target = match wire.method.as_deref() {
+        Some("tools/call") => named(Kind::Tool, params.and_then(|p| p.name)),
+        Some("prompts/get") => named(Kind::Prompt, params.and_then(|p| p.name)),
+        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
+            named(Kind::Resource, params.and_then(|p| p.uri))
         }
-        (
-            Some("completion/complete"),
-            Some(Params {
-                reference: Some(r), ..
-            }),
-        ) => match r.kind.as_deref() {
-            Some("ref/prompt") => r.name.map(|n| (Kind::Prompt, n)),
-            Some("ref/resource") => r.uri.map(|u| (Kind::Resource, u)),
-            _ => None,
+        Some("completion/complete") => match params.and_then(|p| p.reference) {
+            Some(r) if r.kind.as_deref() == Some("ref/resource") => named(Kind::Resource, r.uri),
+            Some(r) => named(Kind::Prompt, r.name),
+            None => named(Kind::Prompt, None),
         },
-        // A call without its name is a call of the tool "" to the policy.
-        (Some("tools/call"), None) => Some((Kind::Tool, Cow::Borrowed(""))),
-        (Some("prompts/get"), None) => Some((Kind::Prompt, Cow::Borrowed(""))),
-        (Some("resources/read"), None) => Some((Kind::Resource, Cow::Borrowed(""))),
         _ => None,
     };
     Message {
@@ -134,6 +126,12 @@ fn message(wire: Wire<'_>) -> Message<'_> {
         method: wire.method,
         target,
     }
+}
+
+/// The target of a use of `name`: one without its name (no `params`, no `name`, a `null` one) is
+/// a use of "" to the policy.
+fn named(kind: Kind, name: Option<Cow<'_, str>>) -> Option<(Kind, Cow<'_, str>)> {
+    Some((kind, name.unwrap_or(Cow::Borrowed(""))))
 }
 
 /// Why the headers and the body disagree: the `-32020` error's message.
@@ -163,14 +161,13 @@ pub fn check_headers(headers: &http::HeaderMap, body: &Messages) -> Result<(), M
             shown(method.as_bytes())
         )));
     }
-    let named = matches!(method, "tools/call" | "resources/read" | "prompts/get");
-    let body_name = message
-        .target
-        .as_ref()
-        .filter(|_| named)
-        .map(|(_, name)| name.as_ref());
+    // What `Mcp-Name` names: required for these three, compared wherever a method names something
+    // (`resources/subscribe`, say, where a client following later drafts sends it).
+    let required = matches!(method, "tools/call" | "resources/read" | "prompts/get");
+    let body_name = message.target.as_ref().map(|(_, name)| name.as_ref());
     match (name_header, body_name) {
         (None, None) => Ok(()),
+        (None, Some(_)) if !required => Ok(()),
         (None, Some(_)) => Err(Mismatch(format!(
             "Header mismatch: Mcp-Name header is required for {method}"
         ))),
@@ -279,14 +276,18 @@ mod tests {
         assert_eq!(m[3].id, None);
         assert_eq!(m[3].target(), None);
         assert_eq!(m[4].list(), Some(Kind::Tool));
-        let call = parse(br#"{"id":1,"method":"tools/call"}"#).unwrap();
-        assert_eq!(
-            call.messages[0].target(),
-            Some(Target {
+        for body in [
+            &br#"{"id":1,"method":"tools/call"}"#[..],
+            br#"{"id":1,"method":"tools/call","params":{}}"#,
+            br#"{"id":1,"method":"tools/call","params":{"name":null}}"#,
+        ] {
+            let call = parse(body).unwrap();
+            let nameless = Target {
                 kind: Kind::Tool,
-                name: ""
-            })
-        );
+                name: "",
+            };
+            assert_eq!(call.messages[0].target(), Some(nameless));
+        }
     }
 
     #[test]

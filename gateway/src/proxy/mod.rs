@@ -47,6 +47,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use crate::metrics::METRICS;
+use crate::policy::{self, Caller, Target};
 use ctx::RequestCtx;
 use router::Endpoint;
 pub(crate) use state::Gateway;
@@ -95,8 +96,7 @@ impl ProxyHttp for Gateway {
         };
         let caller = admitted.caller.clone();
         admitted.record(ctx);
-        let auditing = self.access_log.audit.is_some();
-        if let Some(refusal) = inspect::inspect(session, route, ctx, auditing).await? {
+        if let Some(refusal) = inspect::inspect(self, session, route, ctx).await? {
             METRICS
                 .auth_failures
                 .with_label_values(&[route.path.as_str(), refusal.reason()])
@@ -166,7 +166,11 @@ impl ProxyHttp for Gateway {
         )?;
         // A list answer is filtered as JSON: it must come uncompressed.
         if ctx.list_filter.is_some() {
-            upstream_request.remove_header(&http::header::ACCEPT_ENCODING);
+            upstream_request.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
+        }
+        // The client was told to go on when its body was read.
+        if ctx.body_read {
+            upstream_request.remove_header(&http::header::EXPECT);
         }
         Ok(())
     }
@@ -226,17 +230,9 @@ impl ProxyHttp for Gateway {
         ) else {
             return Ok(None);
         };
-        let caller = crate::policy::Caller::of(caller);
+        let caller = Caller::of(caller);
         filter.filter(body, end_of_stream, &|kind, name| {
-            !matches!(
-                crate::policy::decide(
-                    policy,
-                    &caller,
-                    kind.call_method(),
-                    crate::policy::Target { kind, name }
-                ),
-                crate::policy::Decision::Deny(_)
-            )
+            policy::decide(policy, &caller, kind.call_method(), Target { kind, name }).shows()
         });
         Ok(None)
     }

@@ -10,7 +10,7 @@ use pingora_prometheus::prometheus::IntCounter;
 use super::ctx::RequestCtx;
 use super::state::Gateway;
 use crate::access_log::AccessLine;
-use crate::audit::AuditLine;
+use crate::audit::{AuditLine, AuditLog};
 use crate::config::Kind;
 use crate::metrics::{METRICS, mcp_method_label, method_label};
 
@@ -52,30 +52,8 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
     }
     let caller = ctx.caller.as_deref();
     let (user, client_id) = caller.map_or(("-", "-"), |c| (c.sub.as_str(), c.client_id.as_str()));
-    let hidden = ctx.list_filter.as_ref().map_or(0, |f| f.hidden);
-    let policy = gateway.route(ctx.endpoint).and_then(|r| r.policy.as_ref());
-    for entry in &ctx.audit {
-        let kind = entry.kind.filter(|_| entry.hidden.is_none());
-        if let Some(audit) = &gateway.access_log.audit {
-            audit.write(&AuditLine {
-                request_id: ctx.request_id.to_str().unwrap_or("-"),
-                route,
-                user,
-                client_id,
-                method: entry.method,
-                kind: kind.map(|k| k.as_str()),
-                name: &entry.name,
-                decision: entry.outcome,
-                rule: match (entry.rule, policy) {
-                    (Some(reason), Some(policy)) => reason.name(policy),
-                    _ => "filtered",
-                },
-                // Every list of the request shares the count: they are answered together.
-                hidden: entry.hidden.map(|_| hidden),
-                status,
-                duration_ms: elapsed.as_secs_f64() * 1000.0,
-            });
-        }
+    if let Some(audit) = &gateway.access_log.audit {
+        write_audit(audit, gateway, ctx, (user, client_id), status);
     }
     let client_ip = ctx.client.and_then(super::forward::forwarded_for_value);
     AccessLine {
@@ -94,6 +72,43 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
         error: error.map(|e| e.etype().as_str()).unwrap_or("-"),
     }
     .emit(&gateway.access_log);
+}
+
+/// The audit lines of what the route's policy decided of the request's messages.
+fn write_audit(
+    audit: &AuditLog,
+    gateway: &Gateway,
+    ctx: &RequestCtx,
+    (user, client_id): (&str, &str),
+    status: u16,
+) {
+    let route = gateway.route_label(ctx.endpoint);
+    let policy = gateway.route(ctx.endpoint).and_then(|r| r.policy.as_ref());
+    // Every list of the request shares the count: they are answered together.
+    let hidden = ctx.list_filter.as_ref().map_or(0, |f| f.hidden);
+    let duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+    for entry in &ctx.audit {
+        audit.write(&AuditLine {
+            request_id: ctx.request_id.to_str().unwrap_or("-"),
+            route,
+            user,
+            client_id,
+            method: entry.method,
+            kind: entry
+                .kind
+                .filter(|_| entry.hidden.is_none())
+                .map(Kind::as_str),
+            name: &entry.name,
+            decision: entry.outcome,
+            rule: match (entry.rule, policy) {
+                (Some(reason), Some(policy)) => reason.name(policy),
+                _ => "filtered",
+            },
+            hidden: entry.hidden.map(|_| hidden),
+            status,
+            duration_ms,
+        });
+    }
 }
 
 thread_local! {
@@ -126,14 +141,17 @@ pub fn count_decision(route: &str, kind: Option<Kind>, name: &str, outcome: &'st
             counter.inc();
             return;
         }
+        // A name the caller was refused may be any name: it is labelled only if the tool is known
+        // (was called before), so that made-up names cannot use up the labels of real tools.
+        let label = match outcome {
+            _ if tool.is_empty() => "",
+            "allow" => METRICS.tool_label(tool),
+            _ => METRICS.known_tool_label(tool),
+        };
         let counter = METRICS.policy_decisions.with_label_values(&[
             route,
             kind.map_or("list", |k| k.as_str()),
-            if tool.is_empty() {
-                ""
-            } else {
-                METRICS.tool_label(tool)
-            },
+            label,
             outcome,
         ]);
         counter.inc();
