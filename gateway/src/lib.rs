@@ -177,6 +177,7 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
             },
         )?)),
     };
+    let audit_trail = audit.clone();
     let access_log = access_log::AccessLog {
         format: log_format,
         writer: log.clone(),
@@ -191,8 +192,11 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     }
     print!("{}", config.banner());
     server.run(RunArgs::default());
-    // Pingora has stopped every service: the last access lines can go out.
+    // Pingora has stopped every service: the last access and audit lines can go out.
     log.flush();
+    if let Some(audit) = &audit_trail {
+        audit.flush();
+    }
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! Where log lines go: stderr, with the access log written in batches. One `write` to stderr per
+//! Where log lines go: stderr, with the access log written in batches (and the audit trail, to its
+//! own file or stdout, in batches the same way). One `write` to stderr per
 //! request was the largest single cost in the gateway's own code (BENCHMARKS.md), so `access` lines
 //! collect in a buffer that reaches stderr when it holds 32 KiB, every 100 ms, or just before any
 //! other line, which is written at once: warnings, errors and start-up lines are never held back, and
@@ -48,13 +49,46 @@ struct Shared {
     buffer: Mutex<Vec<u8>>,
     /// Signalled when the buffer reaches a batch.
     full: Condvar,
+    sink: Sink,
+    /// Held from taking a batch until it is written to a file or stdout: batches keep their order.
+    writing: Mutex<()>,
+}
+
+/// Where a writer's batches go.
+#[derive(Default)]
+pub enum Sink {
+    #[default]
+    Stderr,
+    Stdout,
+    /// A file opened for appending.
+    File(std::fs::File),
+}
+
+impl Sink {
+    fn write_all(&self, batch: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stderr => io::stderr().lock().write_all(batch),
+            Sink::Stdout => io::stdout().lock().write_all(batch),
+            Sink::File(file) => (&*file).write_all(batch),
+        }
+    }
 }
 
 impl LogWriter {
-    /// A writer, with a thread of its own that writes out each batch, and whatever waited longer
-    /// than [`FLUSH_EVERY`].
+    /// A writer to stderr, with a thread of its own that writes out each batch, and whatever
+    /// waited longer than [`FLUSH_EVERY`].
     pub fn start() -> Self {
-        let writer = Self::default();
+        Self::start_to(Sink::Stderr)
+    }
+
+    /// The same, to `sink`.
+    pub fn start_to(sink: Sink) -> Self {
+        let writer = Self {
+            shared: Arc::new(Shared {
+                sink,
+                ..Shared::default()
+            }),
+        };
         let flusher = writer.clone();
         std::thread::Builder::new()
             .name("log-flush".into())
@@ -66,7 +100,7 @@ impl LogWriter {
                         .full
                         .wait_timeout_while(buffer, FLUSH_EVERY, |b| b.len() < CAPACITY)
                         .unwrap_or_else(PoisonError::into_inner);
-                    write_out(buffer);
+                    write_out(buffer, &flusher.shared);
                 }
             })
             .expect("a thread to flush the log");
@@ -75,7 +109,7 @@ impl LogWriter {
 
     /// Writes out whatever is waiting (before the process exits).
     pub fn flush(&self) {
-        write_out(self.lock());
+        write_out(self.lock(), &self.shared);
     }
 
     /// Adds whole lines to the batch, as an `access` event's would be.
@@ -84,7 +118,7 @@ impl LogWriter {
         let before = buffer.len();
         buffer.extend_from_slice(lines);
         if buffer.len() >= BACKLOG {
-            write_out(buffer);
+            write_out(buffer, &self.shared);
         } else if before < CAPACITY && buffer.len() >= CAPACITY {
             // Once per batch: waking the thread is a system call.
             drop(buffer);
@@ -100,18 +134,32 @@ impl LogWriter {
     }
 }
 
-/// Takes what the buffer holds and writes it to stderr after letting go of the buffer, so that
-/// requests can go on adding lines meanwhile. Stderr is locked before the buffer is let go: whoever
-/// takes the next batch writes it after this one, and lines keep their order.
-fn write_out(mut buffer: MutexGuard<'_, Vec<u8>>) {
+/// Takes what the buffer holds and writes it to the sink after letting go of the buffer, so that
+/// requests can go on adding lines meanwhile. The sink (stderr's lock, or the writer's own) is
+/// taken before the buffer is let go: whoever takes the next batch writes it after this one, and
+/// lines keep their order.
+fn write_out(mut buffer: MutexGuard<'_, Vec<u8>>, shared: &Shared) {
     if buffer.is_empty() {
         return;
     }
     let batch = std::mem::replace(&mut *buffer, Vec::with_capacity(CAPACITY));
-    let mut stderr = io::stderr().lock();
+    if let Sink::Stderr = shared.sink {
+        let mut stderr = io::stderr().lock();
+        drop(buffer);
+        // Nowhere to report a failed write to stderr; the lines are dropped either way.
+        let _ = stderr.write_all(&batch);
+        return;
+    }
+    let writing = shared
+        .writing
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     drop(buffer);
-    // Nowhere to report a failed write to stderr; the lines are dropped either way.
-    let _ = stderr.write_all(&batch);
+    let written = shared.sink.write_all(&batch);
+    drop(writing);
+    if let Err(error) = written {
+        tracing::error!(%error, "lines of the audit trail could not be written");
+    }
 }
 
 /// One log line's writer: `tracing` formats the line and hands it over in one `write`.
@@ -127,7 +175,7 @@ impl Write for Line<'_> {
         } else {
             let mut buffer = self.writer.lock();
             buffer.extend_from_slice(bytes);
-            write_out(buffer);
+            write_out(buffer, &self.writer.shared);
         }
         Ok(bytes.len())
     }

@@ -210,7 +210,25 @@ async fn two_users_see_only_what_they_may_use_and_are_refused_the_rest() {
     assert!(error(&bob[9]).contains("demo://resource/dynamic/text/1"));
 
     // The audit trail: one line per decision, with the rule that made it and never an argument.
-    let audit = std::fs::read_to_string(gateway.dir().join("audit.jsonl")).unwrap();
+    // Written in batches within 100 ms: read once the last decisions are there.
+    let wanted = ["\"get-tiny-image\"", "\"get-env\"", "\"filtered\""];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let audit = loop {
+        let text = std::fs::read_to_string(gateway.dir().join("audit.jsonl")).unwrap_or_default();
+        let lines_of = |user: &str| {
+            text.lines()
+                .filter(|l| l.contains(&format!("\"user\":\"{user}\"")))
+                .collect::<Vec<_>>()
+        };
+        let complete = ["ada", "bob"].iter().all(|user| {
+            let lines = lines_of(user);
+            wanted.iter().all(|w| lines.iter().any(|l| l.contains(w)))
+        });
+        if complete || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let lines: Vec<Value> = audit
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
