@@ -5,7 +5,8 @@
 //! closing the connection, for what is not HTTP at all), within seconds; the gateway must not panic,
 //! must keep serving while slow and idle connections pile up, must hold no more memory after the
 //! suite than a stated bound above what it held before, and must not grow round after round or
-//! flood after flood. The seed is printed; `HOSTILE_SEED` replays a run.
+//! flood after flood. The MCP route has a policy, so its bodies are read and decided on before they
+//! are forwarded. The seed is printed; `HOSTILE_SEED` replays a run.
 
 use std::time::{Duration, Instant};
 
@@ -309,7 +310,9 @@ async fn stack() -> Stack {
              [rate_limits]\nregister = 0\ntoken = 0\nauthorize = 0\nlogin = 0\nconsent = 0\n\
              callback = 0\nrevoke = 0\nintrospect = 0\nlogin_per_user = 0\n\n\
              [auth]\nclient_id_metadata_allow_private_network = true\n\n\
-             [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n",
+             [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n\
+             [routes.policy]\ndefault = \"allow\"\n\
+             [[routes.policy.rules]]\neffect = \"deny\"\ntools = [\"delete_*\"]\n",
             users = users_file().display().to_string(),
             backend = backend.url("/mcp"),
         ))
