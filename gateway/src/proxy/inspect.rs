@@ -235,10 +235,26 @@ async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Resul
         session.write_continue_response().await?;
     }
     session.enable_retry_buffering();
+    // Over HTTP/1 Pingora bounds each read (60 s) and the usual body comes whole in the first, which
+    // then needs no timer of its own; the rest, and HTTP/2's reads, which Pingora does not bound,
+    // must come within the time allowed.
+    let mut first = None;
+    if !session.is_http2() {
+        first = session.read_request_body().await?;
+        if session.is_body_done() {
+            return Ok(match first {
+                Some(body) if body.len() > limit => Err(Refusal::TooLarge),
+                body => Ok(body.unwrap_or_default()),
+            });
+        }
+    }
     let read = async {
         let mut body: Option<Bytes> = None;
         let mut joined = BytesMut::new();
-        while let Some(chunk) = session.read_request_body().await? {
+        while let Some(chunk) = match first.take() {
+            Some(chunk) => Some(chunk),
+            None => session.read_request_body().await?,
+        } {
             // The usual body comes in one chunk, kept as it came; more are put together.
             match body.take() {
                 None if joined.is_empty() => body = Some(chunk),
