@@ -78,46 +78,7 @@ impl Config {
                 .iter()
                 .any(|r| r.policy.as_ref().is_some_and(|p| p.uses_groups()))
         {
-            // GitHub's groups are lowercased (its names are case-insensitive): a rule naming
-            // `Acme/SRE` would match no one, and a deny rule would let everyone by.
-            for (i, route) in routes.iter().enumerate() {
-                let rules = route.policy.iter().flat_map(|p| p.rules.iter());
-                for (j, rule) in rules.enumerate() {
-                    if let Some(group) = rule
-                        .groups
-                        .iter()
-                        .flatten()
-                        .find(|g| g.chars().any(char::is_uppercase))
-                    {
-                        return Err(errors.at(
-                            &format!("routes[{i}].policy.rules[{j}].groups"),
-                            format!(
-                                "{group:?}: GitHub groups are lowercase (organisations, and teams as org/team)"
-                            ),
-                        ));
-                    }
-                }
-            }
-            // GitHub's groups are lowercased (its names are case-insensitive): a rule naming
-            // `Acme/SRE` would match no one, and a deny rule would let everyone by.
-            for (i, route) in routes.iter().enumerate() {
-                let rules = route.policy.iter().flat_map(|p| p.rules.iter());
-                for (j, rule) in rules.enumerate() {
-                    if let Some(group) = rule
-                        .groups
-                        .iter()
-                        .flatten()
-                        .find(|g| g.chars().any(char::is_uppercase))
-                    {
-                        return Err(errors.at(
-                            &format!("routes[{i}].policy.rules[{j}].groups"),
-                            format!(
-                                "{group:?}: GitHub groups are lowercase (organisations, and teams as org/team)"
-                            ),
-                        ));
-                    }
-                }
-            }
+            lowercase_github_groups(&routes, &errors)?;
             github.groups = true;
             if file.provider.as_ref().is_none_or(|p| p.scopes.is_none()) {
                 github.scopes.push("read:org".into());
@@ -177,6 +138,30 @@ impl Config {
         }
         paths
     }
+}
+
+/// GitHub's groups are lowercased (its names are case-insensitive): a rule naming `Acme/SRE` would
+/// match no one, and a deny rule would let everyone by.
+fn lowercase_github_groups(routes: &[Route], errors: &Errors) -> Result<(), ConfigError> {
+    for (i, route) in routes.iter().enumerate() {
+        let rules = route.policy.iter().flat_map(|p| p.rules.iter());
+        for (j, rule) in rules.enumerate() {
+            if let Some(group) = rule
+                .groups
+                .iter()
+                .flatten()
+                .find(|g| g.chars().any(char::is_uppercase))
+            {
+                return Err(errors.at(
+                    &format!("routes[{i}].policy.rules[{j}].groups"),
+                    format!(
+                        "{group:?}: GitHub groups are lowercase (organisations, and teams as org/team)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `[store]`: SQLite (the default, at `data/gateway.db`) or memory.

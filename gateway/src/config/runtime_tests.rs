@@ -504,24 +504,6 @@ fn a_policy_naming_groups_asks_github_for_organisations_and_check_prints_the_rul
         ),
         "{error}"
     );
-    let upper = text.replace("acme/platform", "Acme/Platform");
-    let error = Config::validate(
-        FileConfig::parse(&upper).unwrap(),
-        path,
-        &|name| match name {
-            "SECRET" => Some("s".into()),
-            "KEY" => Some(key.clone()),
-            _ => None,
-        },
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        error.contains(
-            "routes[0].policy.rules[0].groups`: \"Acme/Platform\": GitHub groups are lowercase"
-        ),
-        "{error}"
-    );
     assert_eq!(
         config.audit,
         Some(Some(Path::new("conf/audit.jsonl").to_owned()))
