@@ -240,4 +240,5 @@ try {
 } catch (e) {
   if (e !== null) report.error = String(e?.stack ?? e);
 }
-process.stdout.write(JSON.stringify(report));
+// Then exit: a client left open by a failed step (its GET stream) would keep the process alive.
+process.stdout.write(JSON.stringify(report), () => process.exit(0));

@@ -1,7 +1,8 @@
 // A real OpenID Connect provider (npm oidc-provider) for the gateway's `oidc` tests.
 // Usage: node oidc-provider.mjs '{"port": N, "clientId": "...", "clientSecret": "...", "redirectUri": "..."}'
 // Its development login form accepts any login with any password; the account's sub is the login,
-// its email <login>@example.com (verified). Grants are created without a consent screen.
+// its email <login>@example.com (verified), its groups ["staff"] (and "oidc-admins" for alice), in the
+// ID token's `groups` claim. Grants are created without a consent screen.
 import Provider from 'oidc-provider';
 
 const plan = JSON.parse(process.argv[2]);
@@ -15,7 +16,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
   }],
-  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username'] },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['preferred_username', 'groups'] },
   conformIdTokenClaims: false,
   features: { devInteractions: { enabled: true } },
   issueRefreshToken: async () => true,
@@ -24,7 +25,8 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: `${id}@example.com`, email_verified: true, preferred_username: id };
+        const groups = id === 'alice' ? ['staff', 'oidc-admins'] : ['staff'];
+        return { sub: id, email: `${id}@example.com`, email_verified: true, preferred_username: id, groups };
       },
     };
   },

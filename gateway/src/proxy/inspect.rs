@@ -201,8 +201,12 @@ fn decide(
             scope: scopes.join(" "),
         });
     }
+    // The answer to any list asked is filtered, even to one asked without an id (a notification,
+    // which a backend should not answer, but might).
     let mut lists = Vec::new();
+    let mut asks_lists = false;
     for message in messages.messages.iter().filter(|m| m.list().is_some()) {
+        asks_lists = true;
         count_decision(&route.path, None, "", "allow");
         if auditing {
             ctx.audit.push(AuditEntry {
@@ -216,7 +220,7 @@ fn decide(
         }
         lists.extend(message.id.clone());
     }
-    if !lists.is_empty() {
+    if asks_lists {
         ctx.list_filter = Some(ListFilter::new(lists));
     }
     None

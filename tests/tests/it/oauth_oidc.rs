@@ -17,6 +17,11 @@ struct Stack {
 }
 
 async fn oidc_stack(extra: &str) -> Stack {
+    oidc_stack_routed(extra, "").await
+}
+
+/// The same, with `route_extra` lines in the `/mcp` route's table (its policy, say).
+async fn oidc_stack_routed(extra: &str, route_extra: &str) -> Stack {
     let echo = EchoTarget::start().await;
     let builder = GatewayBuilder::new()
         .env("OIDC_SECRET", SECRET)
@@ -47,7 +52,7 @@ async fn oidc_stack(extra: &str) -> Stack {
         .section(&format!(
             "[provider]\nkind = \"oidc\"\nissuer = \"http://127.0.0.1:{provider_port}\"\nclient_id = \"gateway\"\n\
              client_secret_env = \"OIDC_SECRET\"\n{extra}\n\n{route}",
-            route = supervised_backend_route(&origin, backend_port, &echo.url(), ""),
+            route = supervised_backend_route(&origin, backend_port, &echo.url(), route_extra),
         ))
         .start()
         .await;
@@ -126,4 +131,34 @@ async fn an_email_outside_the_allowlists_is_turned_away() {
         report.get("denied").is_none() && report.get("error").is_none(),
         "{report:#}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_providers_groups_claim_is_what_a_policy_names() {
+    let stack = oidc_stack_routed(
+        "",
+        "[routes.policy]\n\
+         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"show_auth_token\"]\n\
+         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"make_authenticated_request\"]\ngroups = [\"oidc-admins\"]\n",
+    )
+    .await;
+    // alice is in oidc-admins at the provider: she sees and calls both tools.
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    assert_eq!(
+        report["tools"],
+        json!(["make_authenticated_request", "show_auth_token"])
+    );
+    assert!(
+        report["request"]["content"].is_array(),
+        "{}",
+        report["request"]
+    );
+    // bob is not: the tool is not listed, and his app's call of it is refused.
+    let mut bob = plan(&stack);
+    bob["username"] = json!("bob");
+    let report = node::run("oauth-flow.mjs", &bob).await;
+    assert_eq!(report["tools"], json!(["show_auth_token"]), "{report:#}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(error.contains("make_authenticated_request"), "{report:#}");
 }
