@@ -72,3 +72,16 @@ fn pages(report: &Value) -> impl Iterator<Item = &Value> {
         .expect("the report lists the pages")
         .iter()
 }
+
+/// `@modelcontextprotocol/server-everything` (a third-party MCP server) serving Streamable HTTP at
+/// `/mcp` on a free port, once it listens; and the port.
+pub async fn server_everything() -> (crate::Running, u16) {
+    let port = crate::free_port();
+    let server = crate::Running::start(
+        &workspace_root().join("tests/e2e/node_modules/.bin/mcp-server-everything"),
+        &["streamableHttp"],
+        &[("PORT", &port.to_string())],
+    );
+    crate::wait_for_port(port, "server-everything").await;
+    (server, port)
+}

@@ -344,3 +344,12 @@ pub fn assert_oauth_error(answer: &(u16, Value), status: u16, error: &str, menti
     let description = body["error_description"].as_str().unwrap_or_default();
     assert!(description.contains(mentions), "{body}");
 }
+
+/// The claims of a JWT (an access token the gateway issued, say), unverified.
+pub fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}

@@ -127,7 +127,7 @@ impl Names {
 
 impl Rule {
     /// The names this rule is about for `kind`; `None` when it is not about `kind` at all.
-    pub fn names(&self, kind: Kind) -> Option<Option<&Names>> {
+    fn names(&self, kind: Kind) -> Option<Option<&Names>> {
         if self.about_everything {
             return Some(None);
         }
@@ -272,16 +272,12 @@ fn validate_rule(
             .transpose()
     };
     let exact = |list: &Option<Vec<String>>, k: &str| match list {
-        Some(list) if list.is_empty() => Err(errors.at(&key(k), EMPTY)),
-        Some(list) if list.iter().any(|n| n.trim().is_empty()) => {
-            Err(errors.at(&key(k), "an empty name matches nobody"))
-        }
-        list => Ok(list.clone()),
+        Some(list) => listed(list)
+            .map(|()| Some(list.clone()))
+            .map_err(|reason| errors.at(&key(k), reason)),
+        None => Ok(None),
     };
-    let scopes = rule.scopes.clone().unwrap_or_default();
-    if rule.scopes.as_ref().is_some_and(Vec::is_empty) {
-        return Err(errors.at(&key("scopes"), EMPTY));
-    }
+    let scopes = exact(&rule.scopes, "scopes")?.unwrap_or_default();
     for scope in &scopes {
         if !supported.contains(scope) {
             return Err(errors.at(
@@ -328,18 +324,22 @@ fn validate_rule(
     })
 }
 
-const EMPTY: &str = "an empty list matches nothing; leave the key out to match any";
+/// Whether a list a rule gives can match: it holds names, none of them blank.
+fn listed(list: &[String]) -> Result<(), &'static str> {
+    if list.is_empty() {
+        return Err("an empty list matches nothing; leave the key out to match any");
+    }
+    if list.iter().any(|n| n.trim().is_empty()) {
+        return Err("an empty name matches nothing");
+    }
+    Ok(())
+}
 
 /// Compiles names, each exact or with wildcards.
-fn compile(list: &[String], lowercase: bool) -> Result<Names, String> {
-    if list.is_empty() {
-        return Err(EMPTY.into());
-    }
+fn compile(list: &[String], lowercase: bool) -> Result<Names, &'static str> {
+    listed(list)?;
     let mut written = Vec::with_capacity(list.len());
     for name in list {
-        if name.is_empty() {
-            return Err("an empty name matches nothing".into());
-        }
         written.push(if lowercase {
             name.to_lowercase()
         } else {

@@ -73,6 +73,7 @@ impl RequestCtx {
 pub struct AuditEntry {
     /// One of the MCP methods a policy decides on (all known by name).
     pub method: &'static str,
+    /// What it uses; `None` for a list.
     pub kind: Option<Kind>,
     /// The tool, resource or prompt ("" for a list).
     pub name: String,
@@ -80,8 +81,6 @@ pub struct AuditEntry {
     pub outcome: &'static str,
     /// The rule that decided, or the default; `None` for a list, which is filtered.
     pub rule: Option<Reason>,
-    /// Set for a list: filled in with what its answer lost.
-    pub hidden: Option<usize>,
 }
 
 /// A new request id: a v4 UUID written straight into its header value.

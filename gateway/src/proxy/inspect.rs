@@ -58,6 +58,8 @@ pub async fn inspect(
     ctx: &mut RequestCtx,
 ) -> pingora::Result<Option<Refusal>> {
     let header = session.req_header();
+    // What the headers name, until a body read whole says better.
+    ctx.peek = McpPeek::from_headers(&header.headers);
     let mcp_headers =
         header.headers.contains_key(&MCP_METHOD) || header.headers.contains_key(&MCP_NAME);
     let policy = route.policy.as_ref();
@@ -69,11 +71,9 @@ pub async fn inspect(
             // A resumed stream may replay the answer to a list.
             ctx.list_filter = Some(ListFilter::new(Vec::new()));
         }
-        ctx.peek = McpPeek::from_headers(&header.headers);
         return Ok(None);
     }
     if policy.is_none() && !mcp_headers {
-        ctx.peek = McpPeek::from_headers(&header.headers);
         return Ok(None);
     }
     let limit = MAX_INSPECTED
@@ -85,11 +85,7 @@ pub async fn inspect(
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) || (declared.is_none() && policy.is_none()) {
         // Without a policy, headers are checked only on a body that can be held.
-        if policy.is_some() {
-            return Ok(Some(Refusal::TooLarge));
-        }
-        ctx.peek = McpPeek::from_headers(&header.headers);
-        return Ok(None);
+        return Ok(policy.map(|_| Refusal::TooLarge));
     }
     let body = match read_body(session, limit).await? {
         Ok(body) => body,
@@ -180,7 +176,6 @@ fn decide(
                 name: target.name.to_owned(),
                 outcome: decision.outcome(),
                 rule: Some(decision.reason()),
-                hidden: None,
             });
         }
         decisions.push(Some(decision));
@@ -211,11 +206,10 @@ fn decide(
         if auditing {
             ctx.audit.push(AuditEntry {
                 method: mcp_method_label(message.method.as_deref().unwrap_or_default()),
-                kind: message.list(),
+                kind: None,
                 name: String::new(),
                 outcome: "allow",
                 rule: None,
-                hidden: Some(0),
             });
         }
         lists.extend(message.id.clone());

@@ -11,7 +11,7 @@ use super::ctx::RequestCtx;
 use super::state::Gateway;
 use crate::access_log::AccessLine;
 use crate::audit::{AuditLine, AuditLog};
-use crate::config::Kind;
+use crate::config::{Kind, Policy};
 use crate::metrics::{METRICS, mcp_method_label, method_label};
 
 /// Counts the request in its route's metrics and writes its access line.
@@ -53,7 +53,22 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
     let caller = ctx.caller.as_deref();
     let (user, client_id) = caller.map_or(("-", "-"), |c| (c.sub.as_str(), c.client_id.as_str()));
     if let Some(audit) = &gateway.access_log.audit {
-        write_audit(audit, gateway, ctx, (user, client_id), status);
+        let policy = gateway.route(ctx.endpoint).and_then(|r| r.policy.as_ref());
+        let mut line = AuditLine {
+            request_id: ctx.request_id.to_str().unwrap_or("-"),
+            route,
+            user,
+            client_id,
+            status,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            method: "",
+            kind: None,
+            name: "",
+            decision: "",
+            rule: "",
+            hidden: None,
+        };
+        write_audit(audit, policy, ctx, &mut line);
     }
     let client_ip = ctx.client.and_then(super::forward::forwarded_for_value);
     AccessLine {
@@ -74,40 +89,26 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
     .emit(&gateway.access_log);
 }
 
-/// The audit lines of what the route's policy decided of the request's messages.
-fn write_audit(
+/// The audit lines of what the route's `policy` decided of the request's messages: `line` holds
+/// what they share (the request's), each entry adds its own.
+fn write_audit<'a>(
     audit: &AuditLog,
-    gateway: &Gateway,
-    ctx: &RequestCtx,
-    (user, client_id): (&str, &str),
-    status: u16,
+    policy: Option<&'a Policy>,
+    ctx: &'a RequestCtx,
+    line: &mut AuditLine<'a>,
 ) {
-    let route = gateway.route_label(ctx.endpoint);
-    let policy = gateway.route(ctx.endpoint).and_then(|r| r.policy.as_ref());
     // Every list of the request shares the count: they are answered together.
     let hidden = ctx.list_filter.as_ref().map_or(0, |f| f.hidden);
-    let duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
     for entry in &ctx.audit {
-        audit.write(&AuditLine {
-            request_id: ctx.request_id.to_str().unwrap_or("-"),
-            route,
-            user,
-            client_id,
-            method: entry.method,
-            kind: entry
-                .kind
-                .filter(|_| entry.hidden.is_none())
-                .map(Kind::as_str),
-            name: &entry.name,
-            decision: entry.outcome,
-            rule: match (entry.rule, policy) {
-                (Some(reason), Some(policy)) => reason.name(policy),
-                _ => "filtered",
-            },
-            hidden: entry.hidden.map(|_| hidden),
-            status,
-            duration_ms,
-        });
+        line.method = entry.method;
+        line.kind = entry.kind.map(Kind::as_str);
+        line.name = &entry.name;
+        line.decision = entry.outcome;
+        (line.rule, line.hidden) = match (entry.rule, policy) {
+            (Some(reason), Some(policy)) => (reason.name(policy), None),
+            _ => ("filtered", Some(hidden)),
+        };
+        audit.write(line);
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::{
     GatewayBuilder, GatewayUnderTest, Running, free_port, node, supervised_backend_route,
-    wait_for_port, workspace_root,
+    wait_for_port,
 };
 use serde_json::{Value, json};
 
@@ -21,13 +21,7 @@ struct Stack {
 
 async fn stack() -> Stack {
     let echo = integration_tests::EchoTarget::start().await;
-    let everything_port = free_port();
-    let everything = Running::start(
-        &workspace_root().join("tests/e2e/node_modules/.bin/mcp-server-everything"),
-        &["streamableHttp"],
-        &[("PORT", &everything_port.to_string())],
-    );
-    wait_for_port(everything_port, "server-everything").await;
+    let (everything, everything_port) = node::server_everything().await;
 
     let builder = GatewayBuilder::new();
     let backend_port = free_port();

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use integration_tests::github::{CLIENT_ID, CLIENT_SECRET, GitHubStandIn};
-use integration_tests::oauth::assert_oauth_error;
+use integration_tests::oauth::{assert_oauth_error, jwt_claims};
 use integration_tests::{
     EchoTarget, GatewayBuilder, free_port, node, supervised_backend_route, wait_for_port,
 };
@@ -108,14 +108,7 @@ async fn users_sign_in_at_github_and_the_backend_gets_their_github_token() {
     assert_ne!(report["request"]["isError"], true, "{}", report["request"]);
 
     // The access token names the GitHub user.
-    let access = report["tokens"][0]["access_token"].as_str().unwrap();
-    let body = access.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(body)
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = jwt_claims(report["tokens"][0]["access_token"].as_str().unwrap());
     assert_eq!(claims["sub"], "github:4242");
     assert_eq!(claims["preferred_username"], "octocat");
     assert_eq!(
@@ -246,13 +239,7 @@ async fn a_user_no_longer_allowed_loses_their_grant_at_the_next_refresh() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn github_organisations_and_teams_are_groups_a_policy_can_name() {
-    let stack = github_stack_routed(
-        "",
-        "[routes.policy]\n\
-         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"show_auth_token\"]\n\
-         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"make_authenticated_request\"]\ngroups = [\"acme/platform\"]\n",
-    )
-    .await;
+    let stack = github_stack_routed("", &crate::policy::requests_only_for("acme/platform")).await;
     let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
     assert!(report.get("error").is_none(), "{report:#}");
     // The team's members may make requests: GitHub's teams became groups, lowercased.
@@ -262,12 +249,6 @@ async fn github_organisations_and_teams_are_groups_a_policy_can_name() {
         "{}",
         report["request"]
     );
-    let access = report["tokens"][0]["access_token"].as_str().unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(access.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = jwt_claims(report["tokens"][0]["access_token"].as_str().unwrap());
     assert_eq!(claims["groups"], json!(["acme", "acme/platform"]));
 }

@@ -90,13 +90,8 @@ async fn users_sign_in_at_an_openid_provider_and_its_token_is_forwarded_and_refr
     assert!(paths.contains(&"/callback"), "{paths:?}");
 
     // The ID token's user, and a verified email, are who the access token names.
-    let access = report["tokens"][0]["access_token"].as_str().unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(access.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims =
+        integration_tests::oauth::jwt_claims(report["tokens"][0]["access_token"].as_str().unwrap());
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["email"], "alice@example.com");
 
@@ -135,13 +130,7 @@ async fn an_email_outside_the_allowlists_is_turned_away() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_providers_groups_claim_is_what_a_policy_names() {
-    let stack = oidc_stack_routed(
-        "",
-        "[routes.policy]\n\
-         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"show_auth_token\"]\n\
-         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"make_authenticated_request\"]\ngroups = [\"oidc-admins\"]\n",
-    )
-    .await;
+    let stack = oidc_stack_routed("", &crate::policy::requests_only_for("oidc-admins")).await;
     // alice is in oidc-admins at the provider: she sees and calls both tools.
     let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
     assert!(report.get("error").is_none(), "{report:#}");

@@ -6,7 +6,7 @@
 
 use integration_tests::{
     EchoTarget, GatewayBuilder, GatewayUnderTest, Running, ScriptedBackend, binary, free_port,
-    node, wait_for_port, workspace_root,
+    node, wait_for_port,
 };
 use serde_json::{Value, json};
 
@@ -43,13 +43,7 @@ tools = ["get-*"]
 async fn stack() -> Stack {
     let echo = EchoTarget::start().await;
     let scripted = ScriptedBackend::start().await;
-    let everything_port = free_port();
-    let everything = Running::start(
-        &workspace_root().join("tests/e2e/node_modules/.bin/mcp-server-everything"),
-        &["streamableHttp"],
-        &[("PORT", &everything_port.to_string())],
-    );
-    wait_for_port(everything_port, "server-everything").await;
+    let (everything, everything_port) = node::server_everything().await;
 
     let builder = GatewayBuilder::new();
     let origin = builder.origin();
@@ -86,6 +80,16 @@ async fn stack() -> Stack {
         _everything: everything,
         _backend_config: backend_config,
     }
+}
+
+/// The `[routes.policy]` of a route to mcp-backend on which anyone may show their token and only
+/// members of `group` may make requests.
+pub fn requests_only_for(group: &str) -> String {
+    format!(
+        "[routes.policy]\n\
+         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"show_auth_token\"]\n\
+         [[routes.policy.rules]]\neffect = \"allow\"\ntools = [\"make_authenticated_request\"]\ngroups = [\"{group}\"]\n"
+    )
 }
 
 /// An access token of `sub` in `groups` for the route at `path`.
