@@ -24,8 +24,10 @@ mod policy;
 mod process;
 mod proxy;
 mod rate_limit;
+mod reload;
 mod store;
 mod supervise;
+mod tls;
 mod tokens;
 
 use std::sync::Arc;
@@ -184,7 +186,22 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         audit,
     };
     let gateway = data_plane(config.clone(), store, keys, supervised, access_log);
-    add_listeners(&mut server, gateway, &config);
+    let certificate = match &config.server.tls {
+        Some(files) => {
+            let certificate = tls::ServedCertificate::load(files)?;
+            server.add_service(pingora::services::background::background_service(
+                "TLS certificate watch",
+                tls::CertificateWatch(certificate.clone()),
+            ));
+            Some(certificate)
+        }
+        None => None,
+    };
+    add_listeners(&mut server, gateway, &config, certificate.as_ref())?;
+    server.add_service(pingora::services::background::background_service(
+        "reload on SIGHUP",
+        reload::Reloader { certificate },
+    ));
 
     for route in &config.routes {
         let (path, backend, resource) = (&route.path, &route.backend.url, &route.resource);
@@ -253,8 +270,14 @@ fn data_plane(
     )
 }
 
-/// The data plane on the public listener, and Prometheus on its own when configured.
-fn add_listeners(server: &mut Server, gateway: proxy::Gateway, config: &Config) {
+/// The data plane on the public listener (HTTPS with `certificate`), and Prometheus on its own
+/// when configured.
+fn add_listeners(
+    server: &mut Server,
+    gateway: proxy::Gateway,
+    config: &Config,
+    certificate: Option<&Arc<tls::ServedCertificate>>,
+) -> anyhow::Result<()> {
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         gateway,
@@ -263,16 +286,19 @@ fn add_listeners(server: &mut Server, gateway: proxy::Gateway, config: &Config) 
     // No read buffer in front of client connections: Pingora's default one is 64 KiB, zero-filled
     // on accept, so each idle SSE stream held 64 KiB of RSS, while the HTTP/1 session reads into
     // its own header and body buffers anyway.
-    proxy.add_listener(
-        ListenerConfig::tcp(config.server.listen.to_string())
-            .l4_buffer(L4BufferSettings::default().read(0)),
-    );
+    let mut listener = ListenerConfig::tcp(config.server.listen.to_string())
+        .l4_buffer(L4BufferSettings::default().read(0));
+    if let Some(certificate) = certificate {
+        listener = listener.tls(certificate.listener_settings()?);
+    }
+    proxy.add_listener(listener);
     server.add_service(proxy);
     if let Some(addr) = config.server.metrics_listen {
         let mut prometheus = pingora_prometheus::prometheus_http_service();
         prometheus.add_tcp(&addr.to_string());
         server.add_service(prometheus);
     }
+    Ok(())
 }
 
 /// Logs go to stderr, the access log in batches; Pingora's own `log` records are bridged into

@@ -8,7 +8,7 @@ use std::sync::{LazyLock, Mutex};
 
 use pingora_prometheus::prometheus::{
     Histogram, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, register_histogram_vec,
-    register_int_counter_vec, register_int_gauge_vec,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
 };
 
 /// The route label of the gateway's own endpoints.
@@ -100,6 +100,16 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("registers once"),
     tools_seen: Mutex::new(HashSet::default()),
 }
+});
+
+/// When the certificate the HTTPS listener serves expires: registered on first use, so that without
+/// `server.tls` there is no series (a 0 would look like an expired certificate to an alert).
+pub static TLS_CERTIFICATE_EXPIRY: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "mcp_gateway_tls_certificate_expiry_timestamp_seconds",
+        "When the certificate the gateway's HTTPS listener serves expires, in Unix seconds."
+    )
+    .expect("registers once")
 });
 
 /// The HTTP method as a bounded label.

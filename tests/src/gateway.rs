@@ -25,6 +25,27 @@ pub struct GatewayBuilder {
     public_url: Option<String>,
     /// Signing keys made by the gateway and kept in its store, instead of a key file.
     key_in_store: bool,
+    /// HTTPS on the gateway's own listener.
+    tls: Option<GatewayTls>,
+}
+
+/// The files of a gateway's own HTTPS: what it serves, and the CA its clients trust.
+#[derive(Clone)]
+pub struct GatewayTls {
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    pub ca_file: std::path::PathBuf,
+}
+
+impl GatewayTls {
+    /// A client that trusts the CA, negotiating HTTP/2 or HTTP/1.1 by ALPN, reporting each
+    /// connection's certificate (`reqwest::tls::TlsInfo`).
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let ca = std::fs::read(&self.ca_file).expect("the CA certificate");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a PEM certificate"))
+            .tls_info(true)
+    }
 }
 
 impl GatewayBuilder {
@@ -40,6 +61,7 @@ impl GatewayBuilder {
             key: None,
             public_url: None,
             key_in_store: false,
+            tls: None,
         }
     }
 
@@ -60,9 +82,24 @@ impl GatewayBuilder {
         self
     }
 
-    /// `http://127.0.0.1:PORT`: the gateway's public URL and issuer.
+    /// `http://127.0.0.1:PORT` (`https` with [`Self::tls`]): the gateway's public URL and issuer.
     pub fn origin(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Serves HTTPS with these files (`[server.tls]`); the harness's own requests trust the CA.
+    pub fn tls(mut self, tls: &GatewayTls) -> Self {
+        self.tls = Some(tls.clone());
+        self
+    }
+
+    /// A client for this gateway: one trusting its CA when it serves HTTPS.
+    fn client(&self) -> reqwest::Client {
+        match &self.tls {
+            Some(tls) => tls.client_builder().build().expect("a client"),
+            None => reqwest::Client::new(),
+        }
     }
 
     /// Adds lines to the `[server]` table.
@@ -99,9 +136,10 @@ impl GatewayBuilder {
             &envs,
         );
         process
-            .wait_ready(&format!("{}/readyz", self.origin()))
+            .wait_ready_with(&self.client(), &format!("{}/readyz", self.origin()))
             .await;
         GatewayUnderTest {
+            http: self.client(),
             origin: self.origin(),
             metrics_port: self.metrics_port,
             key,
@@ -141,12 +179,17 @@ impl GatewayBuilder {
         let key_path = dir.path().join("signing-key.pem");
         std::fs::write(&key_path, key.pkcs8_pem()).expect("the key file");
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\ngrace_period = \"1s\"\n{extra}\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\ngrace_period = \"1s\"\n{extra}\n{tls}\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\n{key}\n\n\
              [store]\n{store}\n{store_extra}\n{sections}",
             port = self.port,
             origin = self.public_url.clone().unwrap_or_else(|| self.origin()),
             extra = self.server_extra,
+            tls = self.tls.as_ref().map_or(String::new(), |tls| format!(
+                "[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+                tls.cert_file.display().to_string(),
+                tls.key_file.display().to_string()
+            )),
             metrics = self.metrics_port,
             key = if self.key_in_store {
                 String::new()
@@ -176,6 +219,8 @@ impl Default for GatewayBuilder {
 
 pub struct GatewayUnderTest {
     pub origin: String,
+    /// A client for it (trusting its CA when it serves HTTPS).
+    pub http: reqwest::Client,
     pub metrics_port: u16,
     pub key: SigningKey,
     pub process: Running,
@@ -208,7 +253,7 @@ impl GatewayUnderTest {
             .collect();
         self.process = Running::start(&binary, &args, &envs);
         self.process
-            .wait_ready(&format!("{}/readyz", self.origin))
+            .wait_ready_with(&self.http, &format!("{}/readyz", self.origin))
             .await;
     }
 

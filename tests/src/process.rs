@@ -125,7 +125,11 @@ impl Running {
 
     /// Polls `url` until it answers 2xx; panics with the process's logs if it exits or 30 s pass.
     pub async fn wait_ready(&mut self, url: &str) {
-        let http = reqwest::Client::new();
+        self.wait_ready_with(&reqwest::Client::new(), url).await;
+    }
+
+    /// The same, with a client of the caller's (trusting a test CA, say).
+    pub async fn wait_ready_with(&mut self, http: &reqwest::Client, url: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -44,20 +44,37 @@ impl TestCa {
 
     /// A server certificate for 127.0.0.1 and `localhost`, as `<name>.pem` and `<name>.key`.
     pub fn server(&self, name: &str) -> Issued {
-        self.issue(name, ExtendedKeyUsagePurpose::ServerAuth)
+        self.issue(name, ExtendedKeyUsagePurpose::ServerAuth, None)
+    }
+
+    /// The same, valid until midnight (UTC) of the day `(year, month, day)`.
+    pub fn server_until(&self, name: &str, (year, month, day): (i32, u8, u8)) -> Issued {
+        self.issue(
+            name,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            Some((year, month, day)),
+        )
     }
 
     /// A client certificate, for servers that ask for one.
     pub fn client(&self, name: &str) -> Issued {
-        self.issue(name, ExtendedKeyUsagePurpose::ClientAuth)
+        self.issue(name, ExtendedKeyUsagePurpose::ClientAuth, None)
     }
 
-    fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Issued {
+    fn issue(
+        &self,
+        name: &str,
+        usage: ExtendedKeyUsagePurpose,
+        not_after: Option<(i32, u8, u8)>,
+    ) -> Issued {
         let mut params =
             CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
                 .expect("certificate parameters");
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![usage];
+        if let Some((year, month, day)) = not_after {
+            params.not_after = rcgen::date_time_ymd(year, month, day);
+        }
         let key = KeyPair::generate().expect("a key");
         let cert = params.signed_by(&key, &self.issuer).expect("a certificate");
         let issued = Issued {

@@ -36,6 +36,13 @@ impl Config {
             "listen {} (public URL {}), {} threads\n",
             self.server.listen, self.server.public_url, self.server.threads
         );
+        if let Some(tls) = &self.server.tls {
+            out += &format!(
+                "https (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1) with {} and {}, re-read when they change\n",
+                tls.cert_file.display(),
+                tls.key_file.display()
+            );
+        }
         let proxies = &self.server.trusted_proxies;
         out += &if proxies.networks.is_empty() {
             "client address: the TCP peer (no trusted proxies)\n".to_owned()

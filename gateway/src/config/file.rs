@@ -218,6 +218,18 @@ pub struct ServerFile {
     /// OAuth 2.1 and MCP forbid for an authorization server (default false).
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// Serve HTTPS on `listen` with this certificate (HTTP/2 and HTTP/1.1, TLS 1.2 and 1.3).
+    pub tls: Option<TlsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// The certificate chain, PEM: the server's certificate first, then its intermediates
+    /// (certbot's `fullchain.pem`). Re-read when it changes.
+    pub cert_file: PathBuf,
+    /// The certificate's private key, PEM (certbot's `privkey.pem`). Re-read when it changes.
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]

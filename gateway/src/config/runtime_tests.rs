@@ -519,3 +519,100 @@ fn a_policy_naming_groups_asks_github_for_organisations_and_check_prints_the_rul
         assert!(described.contains(line), "{line}: {described}");
     }
 }
+
+#[test]
+fn server_tls_loads_its_files_and_names_what_is_wrong_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert_file = write("cert.pem", &cert.pem());
+    let key_file = write("key.pem", &key.serialize_pem());
+    let other_key_file = write("other.key", &other_key.serialize_pem());
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let with_tls = |public_url: &str, cert: &str, key: &str| {
+        MINIMAL
+            .replace("http://127.0.0.1:8080", public_url)
+            .replace(
+                "[[routes]]",
+                &format!("[server.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\n[[routes]]"),
+            )
+    };
+
+    let config = validate(&with_tls("https://127.0.0.1:8080", &cert_file, &key_file)).unwrap();
+    let tls = config.server.tls.as_ref().expect("server.tls");
+    assert_eq!(tls.cert_file.display().to_string(), cert_file);
+    assert_eq!(tls.key_file.display().to_string(), key_file);
+    assert!(
+        config
+            .describe()
+            .contains("https (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1)")
+    );
+
+    for (public_url, cert, key, needle) in [
+        (
+            "https://127.0.0.1:8080",
+            cert_file.as_str(),
+            other_key_file.as_str(),
+            "`server.tls.key_file`: the private key in",
+        ),
+        (
+            "https://127.0.0.1:8080",
+            &key_file,
+            &key_file,
+            "`server.tls.cert_file`: ",
+        ),
+        (
+            "https://127.0.0.1:8080",
+            &cert_file,
+            &cert_file,
+            "`server.tls.key_file`: ",
+        ),
+        (
+            "https://127.0.0.1:8080",
+            &missing,
+            &key_file,
+            "`server.tls.cert_file`: cannot read",
+        ),
+        (
+            "https://127.0.0.1:8080",
+            &cert_file,
+            &missing,
+            "`server.tls.key_file`: cannot read",
+        ),
+        (
+            "http://127.0.0.1:8080",
+            &cert_file,
+            &key_file,
+            "`server.public_url`: is http, but server.tls",
+        ),
+    ] {
+        let err = validate(&with_tls(public_url, cert, key)).unwrap_err();
+        assert!(err.contains(needle), "{cert} {key}: {err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+    // The mismatch names both files.
+    let err = validate(&with_tls(
+        "https://127.0.0.1:8080",
+        &cert_file,
+        &other_key_file,
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("is not the key of the first certificate in") && err.contains(&cert_file),
+        "{err}"
+    );
+    // A key file with a certificate in it holds no key; a certificate file with a key, no certificate.
+    let err = validate(&with_tls("https://127.0.0.1:8080", &cert_file, &cert_file)).unwrap_err();
+    assert!(err.contains("holds no PEM private key"), "{err}");
+    let err = validate(&with_tls("https://127.0.0.1:8080", &key_file, &key_file)).unwrap_err();
+    assert!(err.contains("holds no PEM certificate"), "{err}");
+}

@@ -1,5 +1,6 @@
-//! `[server]`, `[metrics]` and `[limits]`: where the gateway listens, the origin clients use, the
-//! browser origins it allows, and the size limits of a request.
+//! `[server]`, `[metrics]` and `[limits]`: where the gateway listens (and with which certificate,
+//! [`super::tls`]), the origin clients use, the browser origins it allows, and the size limits of a
+//! request.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::file::FileConfig;
+use super::tls::TlsFiles;
 use super::{ConfigError, Errors};
 
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
@@ -28,6 +30,8 @@ pub struct ServerSettings {
     pub max_request_header_bytes: usize,
     pub welcome: Option<String>,
     pub trusted_proxies: TrustedProxies,
+    /// HTTPS on `listen`, with these files.
+    pub tls: Option<TlsFiles>,
 }
 
 /// The proxies whose word on the client's address is believed, and the header they write it in.
@@ -83,6 +87,13 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
     }
     let (max_request_body_bytes, max_request_header_bytes) = limits(file, errors)?;
     let trusted_proxies = trusted_proxies(file, errors)?;
+    let tls = super::tls::settings(file.server.tls.as_ref(), errors)?;
+    if tls.is_some() && public_url.starts_with("http:") {
+        return Err(errors.at(
+            "server.public_url",
+            "is http, but server.tls makes the gateway serve https",
+        ));
+    }
     Ok(ServerSettings {
         listen,
         public_url,
@@ -94,6 +105,7 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
         max_request_header_bytes,
         welcome: file.server.welcome.clone(),
         trusted_proxies,
+        tls,
     })
 }
 

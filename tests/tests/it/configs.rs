@@ -1,5 +1,6 @@
 //! Every example config in `config/` validates, and a bad one fails with one line naming the key.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use integration_tests::{binary, workspace_root};
@@ -23,6 +24,9 @@ fn every_example_config_validates() {
             c.arg("check");
             c
         };
+        // An example that names certbot's files is checked against a certificate made here, at
+        // the same paths under a temporary root: the only change to the file.
+        let (_certificates, path) = with_certificates_made(&path);
         // The secrets the examples name come from the environment; here, placeholders.
         let output = command
             .arg("--config")
@@ -45,6 +49,36 @@ fn every_example_config_validates() {
         checked += 1;
     }
     assert!(checked > 0, "no example configs were found");
+}
+
+/// `path` itself when it names no `/etc/letsencrypt/` files; else a copy naming files a test CA made at
+/// the same paths under a temporary directory (returned, to keep it alive).
+fn with_certificates_made(path: &std::path::Path) -> (Option<tempfile::TempDir>, PathBuf) {
+    const CERTBOT: &str = "/etc/letsencrypt/";
+    let text = std::fs::read_to_string(path).unwrap();
+    if !text.contains(CERTBOT) {
+        return (None, path.to_owned());
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ca = integration_tests::tls::TestCa::new(root.path());
+    let issued = ca.server("example");
+    let moved = text.replace(CERTBOT, &format!("{}{CERTBOT}", root.path().display()));
+    for line in moved.lines() {
+        let Some((key, value)) = line.split_once(" = ") else {
+            continue;
+        };
+        let file = match key.trim() {
+            "cert_file" => &issued.cert,
+            "key_file" => &issued.key,
+            _ => continue,
+        };
+        let target = PathBuf::from(value.trim().trim_matches('"'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(file, &target).unwrap();
+    }
+    let copy = root.path().join(path.file_name().unwrap());
+    std::fs::write(&copy, moved).unwrap();
+    (Some(root), copy)
 }
 
 #[test]

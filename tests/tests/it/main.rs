@@ -10,6 +10,7 @@ mod gateway_discovery;
 mod gateway_e2e;
 mod gateway_forwarding;
 mod gateway_logging;
+mod gateway_tls;
 mod hostile;
 mod oauth_cimd;
 mod oauth_clients;
