@@ -100,7 +100,8 @@ fn open_state(
                     })?,
             ),
         };
-        let keys = match config.tokens.key {
+        let store: Arc<dyn store::Store> = Arc::new(store::metered::Metered::new(store));
+        let keys = match &config.tokens.key {
             config::KeySource::Generated => {
                 let stored = store.keys().await?;
                 // What a key signed lives at most this long: access tokens, and the backend tokens
@@ -110,18 +111,37 @@ fn open_state(
                 let (ring, new) =
                     KeyRing::from_stored(&config.tokens, &stored, lifetime, clock::now())?;
                 match new {
-                    None => ring,
+                    None => (ring, stored.first().map(|k| k.created_at)),
                     // Replicas starting together may each make one: all read the store again and
                     // sign with the same newest, verifying the others'.
                     Some(new) => {
                         store.put_key(&new).await?;
                         let stored = store.keys().await?;
-                        KeyRing::from_stored(&config.tokens, &stored, lifetime, clock::now())?.0
+                        let ring =
+                            KeyRing::from_stored(&config.tokens, &stored, lifetime, clock::now())?
+                                .0;
+                        (ring, stored.first().map(|k| k.created_at))
                     }
                 }
             }
-            _ => KeyRing::load(&config.tokens).context("loading the signing key")?,
+            source => {
+                let ring = KeyRing::load(&config.tokens).context("loading the signing key")?;
+                // A key file is as old as its last write; a key from the environment, unknown.
+                let written = match source {
+                    config::KeySource::File(path) => std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs()),
+                    _ => None,
+                };
+                (ring, written)
+            }
         };
+        if let Some(created_at) = keys.1 {
+            metrics::auth::register_signing_key_age(created_at);
+        }
+        let keys = keys.0;
         // Clients from the config are (re)written on every start, so that edits take effect.
         for client in clients {
             store.put_client(&oauth::configured_client(client)).await?;
@@ -164,6 +184,10 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     let supervised = add_supervisors(&mut server, &config);
     // Register the metrics before the first scrape can come.
     std::sync::LazyLock::force(&metrics::METRICS);
+    if let Some(provider) = &config.auth.provider {
+        std::sync::LazyLock::force(&metrics::auth::AUTH);
+        metrics::auth::count_logins_of(provider.label());
+    }
     server.add_service(pingora::services::background::background_service(
         "store purge",
         store::Purger(store.clone()),

@@ -15,6 +15,17 @@ pub enum Provider {
     Oidc(OidcSettings),
 }
 
+impl Provider {
+    /// Its kind, as the config names it and metrics label it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Provider::Local { .. } => "local",
+            Provider::GitHub(_) => "github",
+            Provider::Oidc(_) => "oidc",
+        }
+    }
+}
+
 /// Any OpenID Connect provider, found by discovery from its issuer. The secret is never printed.
 #[derive(Clone)]
 pub struct OidcSettings {

@@ -17,6 +17,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Provider;
+use crate::metrics::auth::AUTH;
 use crate::store::records::UserIdentity;
 use github::GitHub;
 use oidc::Oidc;
@@ -119,7 +120,10 @@ impl IdentityProvider {
     ) -> Result<String, IdpError> {
         match &self.kind {
             Kind::GitHub(github) => github.authorize_url(state, verifier),
-            Kind::Oidc(oidc) => oidc.authorize_url(state, verifier, nonce, resource).await,
+            Kind::Oidc(oidc) => {
+                let url = oidc.authorize_url(state, verifier, nonce, resource);
+                timed("oidc", "authorize_url", url).await
+            }
         }
     }
 
@@ -139,14 +143,17 @@ impl IdentityProvider {
         nonce: &str,
         now: u64,
     ) -> Result<(ProviderTokens, UserIdentity), IdpError> {
-        match &self.kind {
-            Kind::GitHub(github) => {
-                let tokens = github.exchange(code, verifier, now).await?;
-                let user = github.identity(&tokens.access_token).await?;
-                Ok((tokens, user))
+        let signed_in = async {
+            match &self.kind {
+                Kind::GitHub(github) => {
+                    let tokens = github.exchange(code, verifier, now).await?;
+                    let user = github.identity(&tokens.access_token).await?;
+                    Ok((tokens, user))
+                }
+                Kind::Oidc(oidc) => oidc.sign_in(code, verifier, nonce, now).await,
             }
-            Kind::Oidc(oidc) => oidc.sign_in(code, verifier, nonce, now).await,
-        }
+        };
+        timed(self.label(), "sign_in", signed_in).await
     }
 
     /// Whether `user`, who signed in earlier, would still be let in by today's rules: GitHub, when
@@ -163,7 +170,7 @@ impl IdentityProvider {
                 let token = token.ok_or_else(|| {
                     IdpError::Unavailable("the user's GitHub token is not available".into())
                 })?;
-                let now = github.identity(token).await?;
+                let now = timed("github", "recheck", github.identity(token)).await?;
                 if now.sub != user.sub {
                     return Err(IdpError::NotAllowed(
                         "The GitHub token belongs to another user".into(),
@@ -190,11 +197,14 @@ impl IdentityProvider {
             .refresh_token
             .as_deref()
             .filter(|_| Self::needs_refresh(tokens, now))?;
-        let result = match &self.kind {
-            Kind::Oidc(oidc) => oidc.refresh(refresh, now).await,
-            // GitHub Apps' user tokens expire and come with refresh tokens; OAuth apps' do not expire.
-            Kind::GitHub(github) => github.refresh(refresh, now).await,
+        let refreshed = async {
+            match &self.kind {
+                Kind::Oidc(oidc) => oidc.refresh(refresh, now).await,
+                // GitHub Apps' user tokens expire and come with refresh tokens; OAuth apps' do not.
+                Kind::GitHub(github) => github.refresh(refresh, now).await,
+            }
         };
+        let result = timed(self.label(), "refresh", refreshed).await;
         result
             .inspect_err(
                 |error| tracing::warn!(%error, "refreshing an identity provider's token failed"),
@@ -204,6 +214,14 @@ impl IdentityProvider {
 }
 
 impl IdentityProvider {
+    /// The provider as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self.kind {
+            Kind::GitHub(_) => "github",
+            Kind::Oidc(_) => "oidc",
+        }
+    }
+
     /// Encrypts tokens for the store: base64url(nonce || AES-256-GCM ciphertext).
     pub fn seal(&self, tokens: &ProviderTokens) -> String {
         let mut nonce = [0u8; 12];
@@ -224,6 +242,30 @@ impl IdentityProvider {
         let plain = self.cipher.decrypt(&Nonce::from(nonce), ciphertext).ok()?;
         serde_json::from_slice(&plain).ok()
     }
+}
+
+/// Times a call to the provider (`mcp_gateway_idp_request_duration_seconds`) and counts its result
+/// (`mcp_gateway_idp_requests_total`).
+async fn timed<T>(
+    provider: &'static str,
+    call: &'static str,
+    work: impl std::future::Future<Output = Result<T, IdpError>>,
+) -> Result<T, IdpError> {
+    let started = std::time::Instant::now();
+    let result = work.await;
+    AUTH.idp_duration
+        .with_label_values(&[provider, call])
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(IdpError::Unavailable(_)) => "unavailable",
+        Err(IdpError::Refused(_)) => "refused",
+        Err(IdpError::NotAllowed(_)) => "not_allowed",
+    };
+    AUTH.idp_calls
+        .with_label_values(&[provider, call, outcome])
+        .inc();
+    result
 }
 
 #[cfg(test)]

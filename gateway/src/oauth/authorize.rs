@@ -17,6 +17,7 @@ use super::{
 };
 use crate::clock::now;
 use crate::config::Route;
+use crate::metrics::auth::AUTH;
 use crate::store::{ClientRecord, PendingAuthorization};
 
 /// How long a user has to log in and consent.
@@ -73,6 +74,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     };
     let cookie = auth_cookie(&browser, PENDING_SECS);
     let next = next_step(server, request, pending).await?;
+    AUTH.authorizations_started.inc();
     Ok(Response::redirect(next).with_header("set-cookie", cookie))
 }
 

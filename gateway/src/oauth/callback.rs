@@ -3,10 +3,11 @@
 
 use super::errors::OAuthError;
 use super::pages::error_page;
-use super::pending::{Proof, continued, error_redirect, issue_code};
+use super::pending::{Proof, completed, continued, error_redirect, issue_code};
 use super::{AuthServer, Request, Response};
 use crate::clock::now;
 use crate::idp::IdpError;
+use crate::metrics::auth::AUTH;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     let Some(idp) = &server.idp else {
@@ -28,17 +29,23 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             pending.state.as_deref(),
         )))
     };
+    let provider = idp.label();
     if !pending.consented {
+        completed("denied");
         return back("access_denied", "The user did not approve the client");
     }
     if let Some(error) = params.get("error") {
         tracing::info!(%error, client_id = %pending.client_id, "the identity provider did not sign the user in");
+        login(provider, "refused");
+        completed("denied");
         return back(
             "access_denied",
             "The sign-in at the identity provider did not complete",
         );
     }
     let (Some(code), Some(verifier)) = (params.get("code"), pending.idp_verifier.as_deref()) else {
+        login(provider, "refused");
+        completed("denied");
         return back("access_denied", "The identity provider returned no code");
     };
     let nonce = pending.idp_nonce.as_deref().unwrap_or_default();
@@ -47,16 +54,25 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         Ok(found) => found,
         Err(IdpError::NotAllowed(reason)) => {
             tracing::warn!(%reason, "a sign-in was refused by the allowlists");
+            login(provider, "not_allowed");
+            completed("denied");
             return back("access_denied", &reason);
         }
         Err(error) => {
             tracing::warn!(%error, "the sign-in at the identity provider failed");
+            let (result, ended) = match error {
+                IdpError::Refused(_) => ("refused", "denied"),
+                _ => ("unavailable", "failed"),
+            };
+            login(provider, result);
+            completed(ended);
             return back(
                 "server_error",
                 "The sign-in at the identity provider failed",
             );
         }
     };
+    login(provider, "success");
     let (client_id, resource) = (&pending.client_id, &pending.resource);
     let store = &server.store;
     store
@@ -64,4 +80,9 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         .await?;
     tracing::info!(user = %user.sub, client_id = %pending.client_id, "signed in through the identity provider");
     issue_code(server, &pending, user, Some(idp.seal(&tokens))).await
+}
+
+/// Counts a sign-in at the identity provider.
+fn login(provider: &'static str, result: &'static str) {
+    AUTH.logins.with_label_values(&[provider, result]).inc();
 }

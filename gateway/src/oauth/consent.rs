@@ -4,7 +4,7 @@
 
 use super::errors::OAuthError;
 use super::pages::{ConsentView, consent_page, error_page};
-use super::pending::{Proof, auth_cookie, continued, error_redirect, issue_code};
+use super::pending::{Proof, auth_cookie, completed, continued, error_redirect, issue_code};
 use super::{AuthServer, Request, Response};
 use crate::clock::now;
 
@@ -87,6 +87,7 @@ async fn decide(server: &AuthServer, request: &Request) -> Result<Response, OAut
         return Ok(error_page(400, message));
     }
     if decision != Some("approve") {
+        completed("denied");
         let location = error_redirect(
             server,
             &pending.redirect_uri,
@@ -118,6 +119,7 @@ async fn decision_before_sign_in(
     }
     if decision != Some("approve") {
         server.store.take_pending(&id, now()).await?;
+        completed("denied");
         return Ok(Response::redirect(error_redirect(
             server,
             &pending.redirect_uri,

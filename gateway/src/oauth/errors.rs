@@ -40,7 +40,8 @@ impl OAuthError {
         OAuthError::InvalidRequest("invalid_request", description.into())
     }
 
-    fn code(&self) -> &'static str {
+    /// The OAuth error code ("server_error" for a failed store, and a page).
+    pub fn code(&self) -> &'static str {
         match self {
             OAuthError::InvalidRequest(code, _) => code,
             OAuthError::InvalidClient(_) => "invalid_client",

@@ -3,13 +3,14 @@
 
 use super::errors::OAuthError;
 use super::pages::{error_page, login_page};
-use super::pending::{Proof, continued, issue_code};
+use super::pending::{Proof, completed, continued, issue_code};
 use super::{AsEndpoint, AuthServer, Request, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest as _;
 
 use crate::clock::now;
+use crate::metrics::auth::AUTH;
 use crate::store::records::UserIdentity;
 use crate::store::{PendingAuthorization, count_against};
 
@@ -37,6 +38,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     let password = form.get("password").map(String::as_str).unwrap_or_default();
     if let Err(wait) = attempt_allowed(server, username).await {
         tracing::warn!("sign-in attempts for one user name are over the limit");
+        login("rate_limited");
         let label = server.client_label(&pending.client_id).await?;
         let problem =
             format!("Too many sign-in attempts for this user name; try again in {wait} seconds.");
@@ -51,8 +53,10 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         return Ok(page.with_header("retry-after", wait.to_string()));
     }
     let Some(identity) = server.users.sign_in(username, password).await else {
+        login("wrong_password");
         return wrong_password(server, &id, pending).await;
     };
+    login("success");
     if !asks_consent(server, &identity, &pending).await?
         && server.store.take_pending(&id, now()).await?.is_some()
     {
@@ -62,6 +66,11 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     server.store.put_pending(&id, &pending).await?;
     let consent = server.url(AsEndpoint::Consent);
     Ok(Response::redirect(format!("{consent}?pending={id}")))
+}
+
+/// Counts a sign-in attempt with the `local` provider.
+fn login(result: &'static str) {
+    AUTH.logins.with_label_values(&["local", result]).inc();
 }
 
 /// `Err` with the seconds to wait when `username` has had its sign-in attempts for now, from any
@@ -86,6 +95,7 @@ async fn wrong_password(
     pending.failed_logins += 1;
     if pending.failed_logins >= MAX_FAILED_LOGINS {
         server.store.take_pending(id, now()).await?;
+        completed("denied");
         let message = "Too many wrong passwords; start again from the app";
         return Ok(error_page(401, message));
     }

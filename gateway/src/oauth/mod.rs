@@ -49,6 +49,7 @@ use crate::config::Config;
 use crate::config::Provider;
 use crate::idp::IdentityProvider;
 use crate::idp::local::LocalUsers;
+use crate::metrics::auth::AUTH;
 use crate::oauth::errors::OAuthError;
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
@@ -259,6 +260,7 @@ impl AuthServer {
             AsEndpoint::Introspect => introspect::handle(self, &request).await,
             AsEndpoint::Callback => callback::handle(self, &request).await,
         };
+        observe(endpoint, &response);
         response.unwrap_or_else(|error| error.into_response())
     }
 
@@ -350,4 +352,25 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// What an endpoint's answer counts for: a registration made or refused, a revocation, an error.
+fn observe(endpoint: AsEndpoint, response: &Result<Response, OAuthError>) {
+    match (endpoint, response) {
+        (AsEndpoint::Register, Ok(answer)) if answer.status == 201 => {
+            AUTH.registrations.with_label_values(&["created"]).inc();
+        }
+        (AsEndpoint::Register, _) => AUTH.registrations.with_label_values(&["refused"]).inc(),
+        (AsEndpoint::Revoke, Ok(answer)) if answer.status == 200 => AUTH.revocations.inc(),
+        _ => {}
+    }
+    if let Err(error) = response {
+        let code = match error {
+            OAuthError::Page(_) => "page",
+            other => other.code(),
+        };
+        AUTH.oauth_errors
+            .with_label_values(&[endpoint.path().trim_start_matches('/'), code])
+            .inc();
+    }
 }

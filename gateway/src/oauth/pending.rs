@@ -6,6 +6,7 @@ use super::errors::OAuthError;
 use super::pages::error_page;
 use super::{AuthServer, Request, Response, hash_secret, random_token};
 use crate::clock::now;
+use crate::metrics::auth::AUTH;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, PendingAuthorization};
 
@@ -102,6 +103,7 @@ pub async fn issue_code(
         idp_tokens,
     };
     server.store.put_code(&hash_secret(&code), &record).await?;
+    completed("approved");
     let mut extra = vec![("code", code.as_str())];
     if let Some(state) = &pending.state {
         extra.push(("state", state));
@@ -110,6 +112,13 @@ pub async fn issue_code(
         Response::redirect(client_redirect(server, &pending.redirect_uri, &extra))
             .with_header("set-cookie", auth_cookie("", 0)),
     )
+}
+
+/// Counts an authorization that ended: `approved`, `denied` or `failed`.
+pub fn completed(result: &'static str) {
+    AUTH.authorizations_completed
+        .with_label_values(&[result])
+        .inc();
 }
 
 /// What a login or consent request must prove besides the browser's cookie.

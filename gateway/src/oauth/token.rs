@@ -14,6 +14,7 @@ use super::errors::OAuthError;
 use super::{AuthServer, Request, Response, hash_secret, pkce, random_token, scope};
 use crate::clock::now;
 use crate::idp::IdpError;
+use crate::metrics::auth::AUTH;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, CodeTake, GrantRecord, Rotation};
 use crate::tokens::access::{AccessClaims, Audience, mint};
@@ -40,7 +41,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
             "The client may not use the {grant_type} grant"
         )));
     }
-    match grant_type {
+    let issued = match grant_type {
         "authorization_code" => {
             let refreshable = client.grant_types.iter().any(|g| g == "refresh_token");
             authorization_code(server, &client.client_id, refreshable, &form).await
@@ -50,7 +51,9 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "The {other} grant is not supported"
         ))),
-    }
+    }?;
+    AUTH.tokens_issued.with_label_values(&[grant_type]).inc();
+    Ok(issued)
 }
 
 async fn authorization_code(
@@ -107,6 +110,7 @@ async fn take_code(
     match server.store.take_code(code_hash, now()).await? {
         CodeTake::Taken(record) => Ok(*record),
         CodeTake::Replayed { grant_id } => {
+            AUTH.code_replays.inc();
             if let Some(grant_id) = grant_id {
                 revoke_grant(server, &grant_id).await?;
             }
@@ -213,6 +217,7 @@ async fn refresh_token(
             token_response(server, &grant, &scope, Some(&new))
         }
         Rotation::Reused { grant_id } => {
+            AUTH.refresh_reuse.inc();
             revoke_grant(server, &grant_id).await?;
             tracing::warn!(client_id, grant = %grant_id, "a rotated refresh token was reused; the grant is revoked");
             Err(OAuthError::InvalidGrant(

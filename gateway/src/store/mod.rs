@@ -5,9 +5,10 @@
 //! login is *taken* exactly once, a refresh token is *rotated* by compare-and-swap, and whatever
 //! expires carries its own expiry, so a store with TTLs can drop it unaided. Secrets are never stored
 //! in the clear: codes and refresh tokens by SHA-256, client secrets by SHA-256 of a high-entropy
-//! value.
+//! value. Whichever it is runs [`metered`], each operation timed.
 
 pub(crate) mod memory;
+pub(crate) mod metered;
 pub(crate) mod records;
 pub(crate) mod redis;
 pub(crate) mod sqlite;

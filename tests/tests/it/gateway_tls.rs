@@ -54,6 +54,13 @@ impl Certbot {
     }
 }
 
+/// A gateway builder serving HTTPS with a certificate from a CA made in `dir`, and the files.
+pub fn https(dir: &Path) -> (GatewayBuilder, GatewayTls) {
+    let ca = TestCa::new(dir);
+    let tls = Certbot::new(&dir.join("letsencrypt"), &ca, &ca.server("gateway")).tls();
+    (GatewayBuilder::new().tls(&tls), tls)
+}
+
 /// The DER of the first certificate in a PEM file.
 fn leaf_of(pem_file: &Path) -> Vec<u8> {
     CertificateDer::from_pem_file(pem_file)
@@ -97,13 +104,9 @@ fn curl(ca: &Path, protocol: &str, url: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sdk_client_signs_in_and_calls_tools_over_the_gateways_own_https() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new(dir.path());
-    let certbot = Certbot::new(&dir.path().join("letsencrypt"), &ca, &ca.server("gateway"));
-    let tls = certbot.tls();
+    let (builder, tls) = https(dir.path());
     // The supervised mcp-backend fetches the gateway's JWKS over HTTPS: it trusts the CA too.
-    let builder = GatewayBuilder::new()
-        .tls(&tls)
-        .env("SSL_CERT_FILE", tls.ca_file.to_str().unwrap());
+    let builder = builder.env("SSL_CERT_FILE", tls.ca_file.to_str().unwrap());
     let stack = auth_stack_with("", builder).await;
     let gateway = &stack.gateway;
     assert!(gateway.origin.starts_with("https://"), "{}", gateway.origin);

@@ -12,6 +12,7 @@ mod gateway_forwarding;
 mod gateway_logging;
 mod gateway_tls;
 mod hostile;
+mod metrics_prometheus;
 mod oauth_cimd;
 mod oauth_clients;
 mod oauth_extras;

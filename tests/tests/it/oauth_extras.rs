@@ -290,6 +290,18 @@ async fn one_user_name_is_limited_wherever_its_sign_in_attempts_come_from() {
     // Another user name is not held back.
     let (status, _, page) = attempt("198.51.100.11", "bob", "guess").await;
     assert_eq!(status, 401, "{page}");
+    let metrics = gateway.metrics().await;
+    let logins = |result: &str| {
+        metrics[&format!("mcp_gateway_logins_total{{provider=\"local\",result=\"{result}\"}}")]
+    };
+    assert_eq!(
+        (
+            logins("wrong_password"),
+            logins("rate_limited"),
+            logins("success")
+        ),
+        (4.0, 2.0, 0.0)
+    );
 }
 
 /// The refresh grant's form for `refresh` of `client`.

@@ -10,8 +10,8 @@ use serde_json::json;
 
 const SECRET: &str = "oidc-client-secret-0123456789";
 
-struct Stack {
-    gateway: integration_tests::GatewayUnderTest,
+pub struct Stack {
+    pub gateway: integration_tests::GatewayUnderTest,
     _provider: Running,
     _echo: EchoTarget,
 }
@@ -21,7 +21,7 @@ async fn oidc_stack(extra: &str) -> Stack {
 }
 
 /// The same, with `route_extra` lines in the `/mcp` route's table (its policy, say).
-async fn oidc_stack_routed(extra: &str, route_extra: &str) -> Stack {
+pub async fn oidc_stack_routed(extra: &str, route_extra: &str) -> Stack {
     let echo = EchoTarget::start().await;
     let builder = GatewayBuilder::new()
         .env("OIDC_SECRET", SECRET)
@@ -64,7 +64,7 @@ async fn oidc_stack_routed(extra: &str, route_extra: &str) -> Stack {
     }
 }
 
-fn plan(stack: &Stack) -> serde_json::Value {
+pub fn plan(stack: &Stack) -> serde_json::Value {
     json!({ "url": stack.gateway.url("/mcp"), "username": "alice", "password": "any" })
 }
 

@@ -62,6 +62,18 @@ async fn a_replayed_code_revokes_what_it_issued() {
         (400, Some("invalid_grant")),
         "and its refresh token"
     );
+    // Counted: one replay, one code exchanged (not the replay), two refusals at the token endpoint.
+    let metrics = gateway.metrics().await;
+    assert_eq!(metrics["mcp_gateway_authorization_code_replays_total"], 1.0);
+    assert_eq!(
+        metrics["mcp_gateway_tokens_issued_total{grant=\"authorization_code\"}"],
+        1.0
+    );
+    assert_eq!(
+        metrics["mcp_gateway_oauth_errors_total{endpoint=\"token\",error=\"invalid_grant\"}"],
+        2.0
+    );
+    assert_eq!(metrics["mcp_gateway_refresh_token_reuse_total"], 0.0);
 }
 
 /// The status of an MCP initialize at `/mcp` with the access token `access`.
@@ -138,6 +150,12 @@ async fn concurrent_refreshes_pass_but_a_late_reuse_revokes_the_grant() {
     assert_eq!(
         mcp_status(gateway, rotated["access_token"].as_str().unwrap()).await,
         401
+    );
+    let metrics = gateway.metrics().await;
+    assert_eq!(metrics["mcp_gateway_refresh_token_reuse_total"], 1.0);
+    assert_eq!(
+        metrics["mcp_gateway_tokens_issued_total{grant=\"refresh_token\"}"],
+        1.0
     );
     // A refresh may narrow the scope, never widen it.
     let (client, code, pkce) = code_for(&strict).await;

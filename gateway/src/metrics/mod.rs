@@ -1,7 +1,10 @@
 //! The Prometheus metrics, in the default registry that `pingora-prometheus` serves on its own
 //! listener. Every label value comes from a bounded set: configured route paths, a fixed list of
 //! methods, numeric statuses, the auth failure reasons, known MCP methods, and at most
-//! [`MAX_TOOL_NAMES`] tool names.
+//! [`MAX_TOOL_NAMES`] tool names. These are the data plane's; the authorization server's are in
+//! [`auth`].
+
+pub mod auth;
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
