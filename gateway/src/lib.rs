@@ -13,6 +13,7 @@ mod cache;
 pub mod cli;
 mod clock;
 mod config;
+mod file_stamp;
 mod idp;
 #[cfg(test)]
 mod layers_tests;
@@ -142,20 +143,28 @@ fn open_state(
             metrics::auth::register_signing_key_age(created_at);
         }
         let keys = keys.0;
-        // Clients from the config are (re)written on every start, so that edits take effect.
-        for client in clients {
-            store.put_client(&oauth::configured_client(client)).await?;
-        }
-        // And a client taken out of the config stops working.
-        let keep: Vec<String> = clients.iter().map(|c| c.client_id.clone()).collect();
-        for client_id in store.retain_config_clients(&keep).await? {
-            tracing::info!(
-                client_id,
-                "removed a client that is no longer in the config"
-            );
-        }
+        write_config_clients(store.as_ref(), clients).await?;
         Ok((store, keys))
     })
+}
+
+/// Writes the config's clients to the store, on every start and reload so that edits take effect,
+/// and removes those taken out of the config, which stop working.
+async fn write_config_clients(
+    store: &dyn store::Store,
+    clients: &[config::ClientSettings],
+) -> Result<(), store::StoreError> {
+    for client in clients {
+        store.put_client(&oauth::configured_client(client)).await?;
+    }
+    let keep: Vec<String> = clients.iter().map(|c| c.client_id.clone()).collect();
+    for client_id in store.retain_config_clients(&keep).await? {
+        tracing::info!(
+            client_id,
+            "removed a client that is no longer in the config"
+        );
+    }
+    Ok(())
 }
 
 fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
@@ -181,7 +190,9 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let supervised = add_supervisors(&mut server, &config);
+    let mut readiness = add_supervisors(&mut server, &config);
+    let reloader_listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    readiness.push(reloader_listening.clone());
     // Register the metrics before the first scrape can come.
     std::sync::LazyLock::force(&metrics::METRICS);
     if let Some(provider) = &config.auth.provider {
@@ -209,7 +220,9 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         writer: log.clone(),
         audit,
     };
-    let gateway = data_plane(config.clone(), store, keys, supervised, access_log);
+    metrics::METRICS.config_loaded.set(clock::now() as i64);
+    let gateway = data_plane(config.clone(), store.clone(), keys, readiness, access_log);
+    let generations = proxy::Generations::new(gateway);
     let certificate = match &config.server.tls {
         Some(files) => {
             let certificate = tls::ServedCertificate::load(files)?;
@@ -221,10 +234,21 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         }
         None => None,
     };
-    add_listeners(&mut server, gateway, &config, certificate.as_ref())?;
+    add_listeners(
+        &mut server,
+        proxy::LiveGateway(generations.clone()),
+        &config,
+        certificate.as_ref(),
+    )?;
     server.add_service(pingora::services::background::background_service(
-        "reload on SIGHUP",
-        reload::Reloader { certificate },
+        "config reload",
+        reload::Reloader {
+            path: config.source.clone(),
+            generations,
+            store,
+            certificate,
+            listening: reloader_listening,
+        },
     ));
 
     for route in &config.routes {
@@ -265,7 +289,7 @@ fn data_plane(
     config: Arc<Config>,
     store: Arc<dyn store::Store>,
     keys: KeyRing,
-    supervised: Vec<Arc<std::sync::atomic::AtomicBool>>,
+    readiness: Vec<Arc<std::sync::atomic::AtomicBool>>,
     access_log: access_log::AccessLog,
 ) -> proxy::Gateway {
     let keys = Arc::new(keys);
@@ -289,7 +313,7 @@ fn data_plane(
         verifier,
         auth,
         shared_store,
-        supervised,
+        readiness,
         access_log,
     )
 }
@@ -298,7 +322,7 @@ fn data_plane(
 /// when configured.
 fn add_listeners(
     server: &mut Server,
-    gateway: proxy::Gateway,
+    gateway: proxy::LiveGateway,
     config: &Config,
     certificate: Option<&Arc<tls::ServedCertificate>>,
 ) -> anyhow::Result<()> {

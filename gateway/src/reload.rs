@@ -1,17 +1,159 @@
-//! `SIGHUP`: re-read what can change while the gateway runs, without dropping a connection. Today that
-//! is the HTTPS listener's certificate ([`crate::tls`]); the rest of the config still needs a restart.
+//! Reloading the config while the gateway runs, on `SIGHUP` or, with `server.watch_config`, when the
+//! config file or the users file changes. The new config is read and checked first: a bad one is
+//! refused with one log line and the old one keeps serving. A good one applies to new requests —
+//! routes, backends, clients, users, policies, allowlists, limits, the certificate files — while
+//! requests and streams already open carry on under the old ([`crate::proxy::LiveGateway`]). What
+//! only a restart changes (listen addresses, threads, the store, the signing keys, the audit trail,
+//! the routes' commands) keeps its running value and is named in the log.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::config::{self, Config, Provider};
+use crate::file_stamp::{Stamp, stamp};
+use crate::metrics::METRICS;
+use crate::proxy::Generations;
+use crate::store::Store;
 use crate::tls::ServedCertificate;
 
+/// How often the watched files are looked at, with `server.watch_config`.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
 pub struct Reloader {
+    pub path: PathBuf,
+    pub generations: Generations,
+    pub store: Arc<dyn Store>,
     pub certificate: Option<Arc<ServedCertificate>>,
+    /// Set once SIGHUP is listened for: until then `/readyz` says 503, so that whoever waits for it
+    /// may signal.
+    pub listening: Arc<AtomicBool>,
+}
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error(transparent)]
+    Invalid(#[from] config::ConfigError),
+    #[error(
+        "server.public_url changed ({0} to {1}): it is the issuer of every token, so it changes only with a restart"
+    )]
+    PublicUrl(String, String),
+    #[error("writing the config's clients to the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl Reloader {
+    /// Reads the config again and, if it is good, serves it: what only a restart changes is returned.
+    async fn reload(&self) -> Result<Vec<&'static str>, Refusal> {
+        let mut next = config::load(&self.path)?;
+        let current = self.generations.current();
+        let running = current.config();
+        if next.server.public_url != running.server.public_url {
+            return Err(Refusal::PublicUrl(
+                running.server.public_url.clone(),
+                next.server.public_url.clone(),
+            ));
+        }
+        let kept = keep_what_needs_a_restart(&mut next, running);
+        // The plain secrets of the config's clients go to the store hashed, and go no further.
+        let clients = std::mem::take(&mut next.clients);
+        crate::write_config_clients(self.store.as_ref(), &clients).await?;
+        drop(clients);
+        if let (Some(certificate), Some(files)) = (&self.certificate, &next.server.tls) {
+            certificate.refresh(Some(files));
+        }
+        self.generations
+            .replace(current.reconfigured(Arc::new(next), &self.store));
+        Ok(kept)
+    }
+
+    /// Reloads, and says how it went in one log line and the metrics.
+    async fn reload_and_log(&self, why: &str) {
+        match self.reload().await {
+            Ok(kept) => {
+                METRICS.config_reloads.with_label_values(&["applied"]).inc();
+                METRICS.config_loaded.set(crate::clock::now() as i64);
+                let routes = self.generations.current().config().routes.len();
+                if kept.is_empty() {
+                    tracing::info!("{why}: reloaded {}, {routes} routes", self.path.display());
+                } else {
+                    tracing::warn!(
+                        "{why}: reloaded {}, {routes} routes; unchanged until a restart: {}",
+                        self.path.display(),
+                        kept.join(", ")
+                    );
+                }
+            }
+            Err(error) => {
+                METRICS.config_reloads.with_label_values(&["refused"]).inc();
+                tracing::error!(
+                    "{why}: reload refused, still serving the previous config: {error}"
+                );
+            }
+        }
+    }
+
+    /// The files whose change reloads, with `server.watch_config`: the config and its users file.
+    fn watched(&self) -> Vec<PathBuf> {
+        let config = self.generations.current().config().clone();
+        let mut files = vec![self.path.clone()];
+        if let Some(Provider::Local { file, .. }) = &config.auth.provider {
+            files.push(file.clone());
+        }
+        files
+    }
+}
+
+fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
+    files.iter().map(|f| stamp(f)).collect()
+}
+
+/// Puts the running values back into `next` where only a restart changes them, and names those
+/// that differed.
+fn keep_what_needs_a_restart(next: &mut Config, running: &Config) -> Vec<&'static str> {
+    let mut kept = Vec::new();
+    let mut keep = |name: &'static str, differs: bool| {
+        if differs {
+            kept.push(name);
+        }
+    };
+    let (new, old) = (&mut next.server, &running.server);
+    keep("server.listen", new.listen != old.listen);
+    new.listen = old.listen;
+    keep("server.threads", new.threads != old.threads);
+    new.threads = old.threads;
+    keep("server.grace_period", new.grace_period != old.grace_period);
+    new.grace_period = old.grace_period;
+    keep("metrics.listen", new.metrics_listen != old.metrics_listen);
+    new.metrics_listen = old.metrics_listen;
+    // The certificate files may change; HTTPS cannot be turned on or off.
+    if new.tls.is_some() != old.tls.is_some() {
+        keep("server.tls", true);
+        new.tls = old.tls.clone();
+    }
+    keep("store", next.store != running.store);
+    next.store = running.store.clone();
+    keep("tokens", next.tokens != running.tokens);
+    next.tokens = running.tokens.clone();
+    keep("audit", next.audit != running.audit);
+    next.audit = running.audit.clone();
+    let commands = |config: &Config| -> Vec<(String, Option<config::Command>)> {
+        config
+            .routes
+            .iter()
+            .filter(|r| r.command.is_some())
+            .map(|r| (r.path.clone(), r.command.clone()))
+            .collect()
+    };
+    keep("routes.command", commands(next) != commands(running));
+    kept
 }
 
 #[async_trait]
@@ -25,16 +167,47 @@ impl BackgroundService for Reloader {
                 return;
             }
         };
+        self.listening.store(true, Ordering::Release);
+        let watch = self.generations.current().config().server.watch_config;
+        let mut files = self.watched();
+        let mut seen = stamps(&files);
+        let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(()) = hangups.recv() => {
-                    tracing::info!("SIGHUP: re-reading the TLS certificate");
+                    self.reload_and_log("SIGHUP").await;
                     if let Some(certificate) = &self.certificate {
                         certificate.refresh(None);
                     }
                 }
+                _ = ticks.tick(), if watch => {
+                    let now = stamps(&files);
+                    if now == seen {
+                        continue;
+                    }
+                    self.reload_and_log(&changed(&files, &seen, &now)).await;
+                    // The next change is one after the versions just read.
+                    seen = now;
+                }
                 _ = shutdown.changed() => return,
+            }
+            // The files the config in force names, should that have changed.
+            let next = self.watched();
+            if next != files {
+                seen = stamps(&next);
+                files = next;
             }
         }
     }
+}
+
+/// "<file> changed", naming the first watched file that did.
+fn changed(files: &[PathBuf], before: &[Stamp], now: &[Stamp]) -> String {
+    let file = files
+        .iter()
+        .zip(before.iter().zip(now))
+        .find(|(_, (b, n))| b != n)
+        .map_or(Path::new("a watched file"), |(f, _)| f.as_path());
+    format!("{} changed", file.display())
 }

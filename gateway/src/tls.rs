@@ -3,9 +3,8 @@
 //! when they change (a certbot renewal) or on reload. A connection already open keeps the
 //! certificate it was made with; a pair of files that does not load is logged and the old one stays.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -16,19 +15,10 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::config::TlsFiles;
+use crate::file_stamp::{Stamp, stamp};
 
 /// How often the files are looked at: a `stat` of each, so cheap enough to notice a renewal at once.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What identifies a version of a file without reading it (`stat`, following symlinks as certbot's
-/// `live/` links are).
-type Stamp = Option<(SystemTime, u64, u64)>;
-
-fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len(), meta.ino()))
-}
 
 #[derive(Debug)]
 pub struct ServedCertificate {

@@ -257,6 +257,34 @@ impl GatewayUnderTest {
             .await;
     }
 
+    /// Replaces the config file with `config`, and sends SIGHUP to reload it: returns the log line
+    /// that says how the reload went (`reloaded …` or `reload refused …`).
+    pub async fn reload(&mut self, config: &str) -> String {
+        std::fs::write(&self.config_path, config).expect("the config file");
+        self.config = config.to_owned();
+        self.reloaded_after(|process| process.signal("HUP")).await
+    }
+
+    /// Runs `cause` (a signal, a file edited) and waits for the next reload's log line.
+    pub async fn reloaded_after(&mut self, cause: impl FnOnce(&Running)) -> String {
+        let outcome = |log: &str| -> Vec<String> {
+            log.lines()
+                .filter(|l| l.contains(": reloaded ") || l.contains(": reload refused"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let before = outcome(&self.process.stderr()).len();
+        cause(&self.process);
+        let log = self
+            .process
+            .wait_for_output(|log| outcome(log).len() > before)
+            .await;
+        outcome(&log)
+            .get(before)
+            .cloned()
+            .unwrap_or_else(|| panic!("no reload was logged:\n{log}"))
+    }
+
     /// Replaces the config file with `config` and restarts on it (same store and key).
     pub async fn rewrite_config(&mut self, config: &str) {
         std::fs::write(&self.config_path, config).expect("the config file");

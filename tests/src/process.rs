@@ -98,6 +98,20 @@ impl Running {
         }
     }
 
+    /// Sends the process `signal` (`"HUP"`, `"QUIT"`, …).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {}", self.name);
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends the process `signal` (`"TERM"`, `"INT"`, …) and waits up to 30 s for it to exit.
     pub async fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
         let status = Command::new("kill")

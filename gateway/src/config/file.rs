@@ -220,6 +220,9 @@ pub struct ServerFile {
     pub allow_insecure_http: bool,
     /// Serve HTTPS on `listen` with this certificate (HTTP/2 and HTTP/1.1, TLS 1.2 and 1.3).
     pub tls: Option<TlsFile>,
+    /// Reload when this file or the users file changes, as on SIGHUP (default false).
+    #[serde(default)]
+    pub watch_config: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,11 @@ use super::{ConfigError, Errors};
 
 #[derive(Debug, Clone)]
 pub enum Provider {
-    Local { users: Vec<LocalUser> },
+    Local {
+        users: Vec<LocalUser>,
+        /// Where they were read from, which a reload reads again.
+        file: std::path::PathBuf,
+    },
     GitHub(GitHubSettings),
     Oidc(OidcSettings),
 }
@@ -127,6 +131,7 @@ pub(super) fn settings(
             Provider::Local {
                 users: load_users(&users_path)
                     .map_err(|reason| errors.at("provider.users_file", reason))?,
+                file: users_path,
             }
         }
     }))

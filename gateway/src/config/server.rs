@@ -32,6 +32,8 @@ pub struct ServerSettings {
     pub trusted_proxies: TrustedProxies,
     /// HTTPS on `listen`, with these files.
     pub tls: Option<TlsFiles>,
+    /// Reload when the config file or the users file changes.
+    pub watch_config: bool,
 }
 
 /// The proxies whose word on the client's address is believed, and the header they write it in.
@@ -106,6 +108,7 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
         welcome: file.server.welcome.clone(),
         trusted_proxies,
         tls,
+        watch_config: file.server.watch_config,
     })
 }
 

@@ -13,7 +13,7 @@ use super::{ConfigError, Errors};
 pub const MAX_ASSERTION_LIFETIME: Duration =
     Duration::from_secs(gateway_assertion::MAX_LIFETIME_SECS);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSettings {
     pub issuer: String,
     pub key: KeySource,
@@ -24,7 +24,7 @@ pub struct TokenSettings {
 }
 
 /// Where the signing key comes from. The PEM itself is never printed.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
     File(PathBuf),
     Env {

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub active_streams: IntGaugeVec,
     pub mcp_requests: IntCounterVec,
     pub policy_decisions: IntCounterVec,
+    /// Reloads of the config, by result (`applied`, `refused`).
+    pub config_reloads: IntCounterVec,
+    /// When the config in force was read (at start, or by the last reload applied).
+    pub config_loaded: IntGauge,
     /// Tool names are few (at most [`MAX_TOOL_NAMES`]), so a client choosing them cannot make
     /// lookups slow: foldhash rather than SipHash.
     tools_seen: Mutex<HashSet<String, foldhash::fast::RandomState>>,
@@ -99,6 +103,23 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "mcp_gateway_policy_decisions_total",
         "MCP messages a route's policy decided, by route, kind (tool, resource, prompt, list), tool and decision (allow, deny, step_up).",
         &["route", "kind", "tool", "decision"]
+    )
+    .expect("registers once"),
+    config_reloads: {
+        let reloads = register_int_counter_vec!(
+            "mcp_gateway_config_reloads_total",
+            "Config reloads (SIGHUP, or a change of the watched files), by result (applied, refused).",
+            &["result"]
+        )
+        .expect("registers once");
+        for result in ["applied", "refused"] {
+            reloads.with_label_values(&[result]);
+        }
+        reloads
+    },
+    config_loaded: register_int_gauge!(
+        "mcp_gateway_config_last_reload_success_timestamp_seconds",
+        "When the config in force was read, at start or by the last reload applied (Unix seconds)."
     )
     .expect("registers once"),
     tools_seen: Mutex::new(HashSet::default()),

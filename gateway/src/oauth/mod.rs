@@ -191,8 +191,9 @@ pub struct AuthServer {
     users: LocalUsers,
     /// The GitHub or OIDC provider, when users sign in there.
     idp: Option<IdentityProvider>,
-    /// What the store said of each grant's revocation, by grant id.
-    grant_revoked_cache: Cache<String, bool>,
+    /// What the store said of each grant's revocation, by grant id. This and the other caches
+    /// and limits below are kept across config reloads ([`AuthServer::reconfigured`]).
+    grant_revoked_cache: Arc<Cache<String, bool>>,
     /// Client ID Metadata Documents.
     cimd: cimd::Cimd,
     /// The key that signs consent cookies.
@@ -200,11 +201,11 @@ pub struct AuthServer {
     /// The key refresh tokens' successors are derived with.
     refresh_key: [u8; 32],
     /// Unsealed identity provider tokens by grant, so the data plane asks the store once per grant.
-    idp_token_cache: Cache<String, Arc<str>>,
+    idp_token_cache: Arc<Cache<String, Arc<str>>>,
     /// One refresh at the identity provider at a time per grant.
-    refresh_locks: Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    refresh_locks: Arc<Cache<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Sign-in attempts per user name, wherever they come from (when the store is not shared).
-    login_limiter: RateLimiter<String>,
+    login_limiter: Arc<RateLimiter<String>>,
 }
 
 impl AuthServer {
@@ -215,7 +216,7 @@ impl AuthServer {
         verifier: Arc<AccessTokenVerifier>,
     ) -> Self {
         let users = match &config.auth.provider {
-            Some(Provider::Local { users }) => LocalUsers::new(users.clone()),
+            Some(Provider::Local { users, .. }) => LocalUsers::new(users.clone()),
             _ => LocalUsers::default(),
         };
         let idp = match &config.auth.provider {
@@ -236,17 +237,36 @@ impl AuthServer {
                 config.auth.cimd.clone(),
                 config.auth.private_use_schemes.clone(),
             ),
-            grant_revoked_cache: Cache::new(GRANTS_KEPT),
-            login_limiter: RateLimiter::new(config.rate_limits.login_per_user),
+            grant_revoked_cache: Arc::new(Cache::new(GRANTS_KEPT)),
+            login_limiter: Arc::new(RateLimiter::new(config.rate_limits.login_per_user)),
             config,
             store,
             keys,
             verifier,
             users,
             idp,
-            idp_token_cache: Cache::new(IDP_TOKENS_KEPT),
-            refresh_locks: Cache::new(GRANTS_KEPT),
+            idp_token_cache: Arc::new(Cache::new(IDP_TOKENS_KEPT)),
+            refresh_locks: Arc::new(Cache::new(GRANTS_KEPT)),
         }
+    }
+
+    /// The authorization server of a reloaded `config`, on the same store and keys, remembering
+    /// what this one does: grants' revocations, the provider's tokens, the refresh locks, and the
+    /// sign-in attempts per user name (unless their limit changed).
+    pub fn reconfigured(&self, config: Arc<Config>) -> Self {
+        let mut next = Self::new(
+            config,
+            self.store.clone(),
+            self.keys.clone(),
+            self.verifier.clone(),
+        );
+        next.grant_revoked_cache = self.grant_revoked_cache.clone();
+        next.idp_token_cache = self.idp_token_cache.clone();
+        next.refresh_locks = self.refresh_locks.clone();
+        if next.login_limiter.per_minute() == self.login_limiter.per_minute() {
+            next.login_limiter = self.login_limiter.clone();
+        }
+        next
     }
 
     pub async fn handle(&self, endpoint: AsEndpoint, request: Request) -> Response {

@@ -8,12 +8,15 @@ use super::list_filter::ListFilter;
 use super::mcp_peek::McpPeek;
 use super::router::Endpoint;
 use super::sessions::{PendingStream, StreamOpening};
+use super::state::Gateway;
 use crate::config::Kind;
 use crate::policy::Reason;
 use crate::tokens::access::AccessClaims;
 use crate::tokens::backend::BackendCredentials;
 
 pub struct RequestCtx {
+    /// The gateway of the config in force when the request arrived, which serves it to its end.
+    pub gateway: Arc<Gateway>,
     pub started: Instant,
     /// Whom the request comes from, by address ([`super::client_address`]).
     pub client: Option<IpAddr>,
@@ -46,8 +49,9 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new() -> Self {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
         Self {
+            gateway,
             started: Instant::now(),
             client: None,
             request_id: new_request_id(),

@@ -39,7 +39,7 @@ pub async fn serve(
         Endpoint::Health => (200, Bytes::from_static(br#"{"status":"ok"}"#), &[]),
         Endpoint::Ready
             if gateway
-                .supervised
+                .readiness
                 .iter()
                 .all(|up| up.load(Ordering::Acquire)) =>
         {

@@ -1,6 +1,6 @@
 //! The data plane: a Pingora `ProxyHttp` that implements only the phases it needs, in pipeline order,
-//! each handing its work to the module that owns it. Shared state is [`Gateway`] ([`state`]);
-//! per-request state is [`ctx::RequestCtx`].
+//! each handing its work to the module that owns it. Shared state is [`Gateway`] ([`state`]), one
+//! per config, which [`live`] swaps on a reload; per-request state is [`ctx::RequestCtx`].
 //!
 //! - [`router`] classifies a request by its path: an MCP route, or one of the gateway's own endpoints.
 //! - [`admission`] holds every rule a request to a route must pass, with [`bearer`] (the token),
@@ -25,6 +25,7 @@ mod failure;
 mod forward;
 mod inspect;
 mod list_filter;
+mod live;
 mod local;
 mod mcp_message;
 mod mcp_peek;
@@ -39,27 +40,22 @@ mod state;
 
 use std::time::Instant;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, Session};
 use pingora::{Error, ErrorType};
 
 use crate::metrics::METRICS;
 use crate::policy::{self, Caller, Target};
 use ctx::RequestCtx;
+pub(crate) use live::{Generations, LiveGateway};
 use router::Endpoint;
 pub(crate) use state::Gateway;
 
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
-
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
-    }
-
+/// The phases Pingora runs, in pipeline order, as [`live::LiveGateway`] hands them to the gateway of
+/// the config a request began under.
+impl Gateway {
     /// A request to a route is admitted or refused; anything else is answered here.
     async fn request_filter(
         &self,
@@ -235,13 +231,6 @@ impl ProxyHttp for Gateway {
             policy::decide(policy, &caller, kind.call_method(), Target { kind, name }).shows()
         });
         Ok(None)
-    }
-
-    /// Pingora's own line for a failed request is an ERROR whatever the cause, and a client that
-    /// closes its SSE stream is a failure to Pingora: [`Self::fail_to_proxy`] logs instead, at the
-    /// level the cause deserves.
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
-        true
     }
 
     async fn fail_to_proxy(

@@ -1,5 +1,6 @@
-//! The data plane's shared state, one per process: the config, the router, the token verifier and
-//! signer, session bindings, the documents it serves, and what it keeps per route.
+//! The data plane's shared state, one per config: the config, the router, the token verifier and
+//! signer, session bindings, the documents it serves, and what it keeps per route. A reload builds
+//! the next one from the last ([`Gateway::reconfigured`]), keeping what outlives a config.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,24 +23,26 @@ use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::backend::BackendSigner;
 use crate::tokens::keys::KeyRing;
 
-/// The gateway's shared state; one per process.
+/// The gateway's shared state; one per config, the requests begun under it keeping it.
 pub struct Gateway {
     pub(super) config: Arc<Config>,
     pub(super) router: Router,
     pub(super) verifier: Arc<AccessTokenVerifier>,
     pub(super) signer: BackendSigner,
-    pub(super) sessions: SessionBindings,
+    /// Kept across reloads, as are the keys, the verifier, the readiness flags and the logs.
+    pub(super) sessions: Arc<SessionBindings>,
     pub(super) keys: Arc<KeyRing>,
     pub(super) as_metadata: Bytes,
     pub(super) resource_metadata: Vec<Bytes>,
-    /// One flag per supervised command: `/readyz` is 200 only when all are up.
-    pub(super) supervised: Vec<Arc<AtomicBool>>,
+    /// One flag per part that must be up for `/readyz` to say 200: each supervised command, and
+    /// the reloader once it listens for SIGHUP.
+    pub(super) readiness: Vec<Arc<AtomicBool>>,
     /// The authorization server, when a login provider is configured.
     pub(super) auth: Option<Arc<AuthServer>>,
     /// The store other replicas share, where a session opened through one of them is found.
     pub(super) shared_store: Option<Arc<dyn Store>>,
     /// Per-client-address limits on each of the authorization server's endpoints.
-    pub(super) limits: [(AsEndpoint, RateLimiter<IpAddr>); 8],
+    pub(super) limits: Arc<[(AsEndpoint, RateLimiter<IpAddr>); 8]>,
     /// The scheme and host clients reach the gateway at, as `X-Forwarded-Proto` and `-Host` tell
     /// the backends.
     pub(super) forwarded_proto: HeaderValue,
@@ -72,7 +75,7 @@ impl Gateway {
         verifier: Arc<AccessTokenVerifier>,
         auth: Option<Arc<AuthServer>>,
         shared_store: Option<Arc<dyn Store>>,
-        supervised: Vec<Arc<AtomicBool>>,
+        readiness: Vec<Arc<AtomicBool>>,
         access_log: AccessLog,
     ) -> Self {
         let signer = BackendSigner::new(
@@ -91,12 +94,12 @@ impl Gateway {
                 .collect(),
             verifier,
             signer,
-            sessions: SessionBindings::default(),
+            sessions: Arc::default(),
             keys,
-            supervised,
+            readiness,
             auth,
             shared_store,
-            limits: [
+            limits: Arc::new([
                 (AsEndpoint::Register, RateLimiter::new(limits.register)),
                 (AsEndpoint::Token, RateLimiter::new(limits.token)),
                 (AsEndpoint::Authorize, RateLimiter::new(limits.authorize)),
@@ -105,7 +108,7 @@ impl Gateway {
                 (AsEndpoint::Callback, RateLimiter::new(limits.callback)),
                 (AsEndpoint::Revoke, RateLimiter::new(limits.revoke)),
                 (AsEndpoint::Introspect, RateLimiter::new(limits.introspect)),
-            ],
+            ]),
             forwarded_proto: forwarded(&config.server.public_url, |u| u.scheme().to_owned()),
             forwarded_host: forwarded(&config.server.public_url, |u| {
                 let host = u.host_str().unwrap_or_default();
@@ -123,6 +126,42 @@ impl Gateway {
             gateway_metrics: RouteMetrics::new(GATEWAY_ROUTE),
             config,
         }
+    }
+
+    /// The gateway of a reloaded `config`. Its authorization server, routes, policies and limits
+    /// are the new config's; the sessions, the grants' revocations, the rate limits' counts (unless
+    /// the limits changed) carry over, and so does what cannot change without a restart (the
+    /// store, the keys). Requests begun before keep the gateway they began with.
+    pub fn reconfigured(&self, config: Arc<Config>, store: &Arc<dyn Store>) -> Self {
+        let auth = match (&self.auth, config.auth.provider.is_some()) {
+            (Some(auth), true) => Some(Arc::new(auth.reconfigured(config.clone()))),
+            (None, true) => Some(Arc::new(AuthServer::new(
+                config.clone(),
+                store.clone(),
+                self.keys.clone(),
+                self.verifier.clone(),
+            ))),
+            (_, false) => None,
+        };
+        let mut next = Self::new(
+            config,
+            self.keys.clone(),
+            self.verifier.clone(),
+            auth,
+            self.shared_store.clone(),
+            self.readiness.clone(),
+            self.access_log.clone(),
+        );
+        next.sessions = self.sessions.clone();
+        if next.config.rate_limits == self.config.rate_limits {
+            next.limits = self.limits.clone();
+        }
+        next
+    }
+
+    /// The config it serves.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// The route an endpoint is, if it is one.

@@ -10,6 +10,7 @@ mod gateway_discovery;
 mod gateway_e2e;
 mod gateway_forwarding;
 mod gateway_logging;
+mod gateway_reload;
 mod gateway_tls;
 mod hostile;
 mod metrics_prometheus;
