@@ -25,6 +25,12 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// Take over the listening sockets of a gateway running on the same config (at its
+    /// `server.upgrade_socket`), then send that one SIGQUIT: it hands them over, stops accepting
+    /// and finishes what it serves. No connection is refused in between.
+    #[arg(long)]
+    pub upgrade: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::HashPassword) => unreachable!("handled before the config is read"),
-        None => serve(config, cli.log_format),
+        None => serve(config, cli.log_format, cli.upgrade),
     }
 }
 
@@ -167,7 +167,7 @@ async fn write_config_clients(
     Ok(())
 }
 
-fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
+fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result<()> {
     process::return_large_allocations();
     process::choose_tls_provider();
     let log = init_tracing(log_format);
@@ -186,9 +186,14 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         threads: config.server.threads,
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
+        upgrade_sock: config.server.upgrade_socket.display().to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let mut readiness = add_supervisors(&mut server, &config);
     let reloader_listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -221,6 +226,7 @@ fn serve(config: Config, log_format: LogFormat) -> anyhow::Result<()> {
         audit,
     };
     metrics::METRICS.config_loaded.set(clock::now() as i64);
+    metrics::METRICS.config_reload_ok.set(1);
     let gateway = data_plane(config.clone(), store.clone(), keys, readiness, access_log);
     let generations = proxy::Generations::new(gateway);
     let certificate = match &config.server.tls {

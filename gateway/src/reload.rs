@@ -80,6 +80,7 @@ impl Reloader {
             Ok(kept) => {
                 METRICS.config_reloads.with_label_values(&["applied"]).inc();
                 METRICS.config_loaded.set(crate::clock::now() as i64);
+                METRICS.config_reload_ok.set(1);
                 let routes = self.generations.current().config().routes.len();
                 if kept.is_empty() {
                     tracing::info!("{why}: reloaded {}, {routes} routes", self.path.display());
@@ -93,6 +94,7 @@ impl Reloader {
             }
             Err(error) => {
                 METRICS.config_reloads.with_label_values(&["refused"]).inc();
+                METRICS.config_reload_ok.set(0);
                 tracing::error!(
                     "{why}: reload refused, still serving the previous config: {error}"
                 );
@@ -133,6 +135,11 @@ fn keep_what_needs_a_restart(next: &mut Config, running: &Config) -> Vec<&'stati
     new.grace_period = old.grace_period;
     keep("metrics.listen", new.metrics_listen != old.metrics_listen);
     new.metrics_listen = old.metrics_listen;
+    keep(
+        "server.upgrade_socket",
+        new.upgrade_socket != old.upgrade_socket,
+    );
+    new.upgrade_socket = old.upgrade_socket.clone();
     // The certificate files may change; HTTPS cannot be turned on or off.
     if new.tls.is_some() != old.tls.is_some() {
         keep("server.tls", true);
@@ -168,12 +175,13 @@ impl BackgroundService for Reloader {
             }
         };
         self.listening.store(true, Ordering::Release);
-        let watch = self.generations.current().config().server.watch_config;
         let mut files = self.watched();
         let mut seen = stamps(&files);
         let mut ticks = tokio::time::interval(WATCH_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Whether to watch is the config in force's to say.
+            let watch = self.generations.current().config().server.watch_config;
             tokio::select! {
                 Some(()) = hangups.recv() => {
                     self.reload_and_log("SIGHUP").await;

@@ -179,12 +179,19 @@ impl GatewayBuilder {
         let key_path = dir.path().join("signing-key.pem");
         std::fs::write(&key_path, key.pkcs8_pem()).expect("the key file");
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\ngrace_period = \"1s\"\n{extra}\n{tls}\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\n{grace}upgrade_socket = {socket:?}\n{extra}\n{tls}\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\n{key}\n\n\
              [store]\n{store}\n{store_extra}\n{sections}",
             port = self.port,
             origin = self.public_url.clone().unwrap_or_else(|| self.origin()),
             extra = self.server_extra,
+            // A test may set its own.
+            grace = if self.server_extra.contains("grace_period") {
+                ""
+            } else {
+                "grace_period = \"1s\"\n"
+            },
+            socket = dir.path().join("upgrade.sock").display().to_string(),
             tls = self.tls.as_ref().map_or(String::new(), |tls| format!(
                 "[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
                 tls.cert_file.display().to_string(),
@@ -283,6 +290,42 @@ impl GatewayUnderTest {
             .get(before)
             .cloned()
             .unwrap_or_else(|| panic!("no reload was logged:\n{log}"))
+    }
+
+    /// A zero-downtime upgrade: starts a new gateway on the same config with `--upgrade`, has this
+    /// one hand it the listening sockets (SIGQUIT) once it waits for them, and waits for this one
+    /// to finish and exit. Returns the old process, exited, for its logs.
+    pub async fn upgrade(&mut self) -> Running {
+        let socket = self._dir.path().join("upgrade.sock");
+        let args = [
+            "--config",
+            self.config_path.to_str().expect("UTF-8"),
+            "--upgrade",
+        ];
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let new = Running::start(&binary("mcp-auth-gateway"), &args, &envs);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the new gateway never waited for the sockets:\n{}",
+                new.stderr()
+            );
+            // Polling interval while waiting for the new process, not a guess at its start.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.process.signal("QUIT");
+        let mut old = std::mem::replace(&mut self.process, new);
+        let status = old.wait_exit().await;
+        assert!(status.success(), "the old gateway exited with {status}");
+        self.process
+            .wait_ready_with(&self.http, &format!("{}/readyz", self.origin))
+            .await;
+        old
     }
 
     /// Replaces the config file with `config` and restarts on it (same store and key).

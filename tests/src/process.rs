@@ -114,11 +114,12 @@ impl Running {
 
     /// Sends the process `signal` (`"TERM"`, `"INT"`, …) and waits up to 30 s for it to exit.
     pub async fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} {}", self.name);
+        self.signal(signal);
+        self.wait_exit().await
+    }
+
+    /// Waits up to 30 s for the process to exit.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self
@@ -130,9 +131,11 @@ impl Running {
             }
             assert!(
                 Instant::now() < deadline,
-                "{} still running 30 s after SIG{signal}",
-                self.name
+                "{} still running after 30 s:\n{}",
+                self.name,
+                self.stderr()
             );
+            // Polling interval while waiting for the exit, not a guess at how long it takes.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -78,6 +78,16 @@ impl Config {
                 .map_or("off".into(), |a| format!("http://{a}/metrics"))
         );
         out += &format!(
+            "reload on SIGHUP{}; upgrade socket {}; grace period {:?}\n",
+            if self.server.watch_config {
+                " and when the config or users file changes"
+            } else {
+                ""
+            },
+            self.server.upgrade_socket.display(),
+            self.server.grace_period
+        );
+        out += &format!(
             "issuer {}, signing key: {:?} ({:?})\n",
             self.tokens.issuer, self.tokens.key, self.tokens.algorithm
         );

@@ -223,6 +223,9 @@ pub struct ServerFile {
     /// Reload when this file or the users file changes, as on SIGHUP (default false).
     #[serde(default)]
     pub watch_config: bool,
+    /// The Unix socket a new gateway started with `--upgrade` receives the listening sockets on
+    /// (default `/tmp/mcp-auth-gateway-<listen port>.sock`).
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

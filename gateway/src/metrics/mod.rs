@@ -30,6 +30,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// When the config in force was read (at start, or by the last reload applied).
     pub config_loaded: IntGauge,
+    /// 1 when the last reload was applied (or none was tried), 0 when it was refused.
+    pub config_reload_ok: IntGauge,
     /// Tool names are few (at most [`MAX_TOOL_NAMES`]), so a client choosing them cannot make
     /// lookups slow: foldhash rather than SipHash.
     tools_seen: Mutex<HashSet<String, foldhash::fast::RandomState>>,
@@ -120,6 +122,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     config_loaded: register_int_gauge!(
         "mcp_gateway_config_last_reload_success_timestamp_seconds",
         "When the config in force was read, at start or by the last reload applied (Unix seconds)."
+    )
+    .expect("registers once"),
+    config_reload_ok: register_int_gauge!(
+        "mcp_gateway_config_last_reload_successful",
+        "1 when the last config reload was applied (or none was tried), 0 when it was refused: the file differs from what is served."
     )
     .expect("registers once"),
     tools_seen: Mutex::new(HashSet::default()),

@@ -193,10 +193,13 @@ async fn a_bad_config_is_refused_with_one_line_and_the_old_one_keeps_serving() {
         metrics["mcp_gateway_config_reloads_total{result=\"applied\"}"],
         0.0
     );
+    assert_eq!(metrics["mcp_gateway_config_last_reload_successful"], 0.0);
     // And the good one again is taken.
     let line = gateway.reload(&good).await;
     assert!(line.contains("SIGHUP: reloaded"), "{line}");
     assert!(!line.contains("until a restart"), "{line}");
+    let metrics = gateway.metrics().await;
+    assert_eq!(metrics["mcp_gateway_config_last_reload_successful"], 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

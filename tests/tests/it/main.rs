@@ -9,6 +9,7 @@ mod gateway_admission;
 mod gateway_discovery;
 mod gateway_e2e;
 mod gateway_forwarding;
+mod gateway_lifecycle;
 mod gateway_logging;
 mod gateway_reload;
 mod gateway_tls;

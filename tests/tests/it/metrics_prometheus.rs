@@ -147,7 +147,7 @@ async fn a_real_prometheus_scrapes_every_metric_the_readme_lists() {
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap())
         .collect();
-    assert_eq!(evaluated.len(), 10, "{rules:#}");
+    assert_eq!(evaluated.len(), 11, "{rules:#}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let rules = prometheus.api("rules").await;
