@@ -10,7 +10,7 @@ const LAYERS: &[&str] = &[
     "config", "store", "tokens", "idp", "policy", "oauth", "proxy",
 ];
 /// Leaves any layer may use: the clock, the cache type, the rate limiter, and the telemetry every part
-/// reports to.
+/// reports to (metrics, logs, audit, trace spans).
 const LEAVES: &[&str] = &[
     "clock",
     "cache",
@@ -19,6 +19,7 @@ const LEAVES: &[&str] = &[
     "access_log",
     "audit",
     "log_writer",
+    "trace",
 ];
 
 /// The crate modules `source` names in code (`crate::<module>`), comments left out.

@@ -28,8 +28,10 @@ mod rate_limit;
 mod reload;
 mod store;
 mod supervise;
+mod telemetry;
 mod tls;
 mod tokens;
+mod trace;
 
 use std::sync::Arc;
 
@@ -87,6 +89,11 @@ fn open_state(
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let system = match &config.store {
+            config::StoreSettings::Sqlite(_) => "sqlite",
+            config::StoreSettings::Memory => "memory",
+            config::StoreSettings::Redis(_) => "redis",
+        };
         let store: Arc<dyn store::Store> = match &config.store {
             config::StoreSettings::Sqlite(path) => Arc::new(
                 store::sqlite::SqliteStore::open(path)
@@ -101,7 +108,7 @@ fn open_state(
                     })?,
             ),
         };
-        let store: Arc<dyn store::Store> = Arc::new(store::metered::Metered::new(store));
+        let store: Arc<dyn store::Store> = Arc::new(store::metered::Metered::new(store, system));
         let keys = match &config.tokens.key {
             config::KeySource::Generated => {
                 let stored = store.keys().await?;
@@ -170,7 +177,7 @@ async fn write_config_clients(
 fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result<()> {
     process::return_large_allocations();
     process::choose_tls_provider();
-    let log = init_tracing(log_format);
+    let (log, exporter) = init_tracing(log_format, config.telemetry.as_ref())?;
     match process::raise_open_files_limit() {
         Ok(limit) => tracing::debug!("open files limit: {limit}"),
         Err(error) => tracing::warn!("could not raise the open files limit: {error}"),
@@ -263,10 +270,13 @@ fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result
     }
     print!("{}", config.banner());
     server.run(RunArgs::default());
-    // Pingora has stopped every service: the last access and audit lines can go out.
+    // Pingora has stopped every service: the last access and audit lines, and spans, can go out.
     log.flush();
     if let Some(audit) = &audit_trail {
         audit.flush();
+    }
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
     }
     Ok(())
 }
@@ -358,22 +368,41 @@ fn add_listeners(
 /// Logs go to stderr, the access log in batches; Pingora's own `log` records are bridged into
 /// `tracing`, less its lines about clients that went away ([`log_filter`]). Returns the writer, to
 /// flush before exit.
-fn init_tracing(format: LogFormat) -> log_writer::LogWriter {
+fn init_tracing(
+    format: LogFormat,
+    telemetry: Option<&config::TelemetrySettings>,
+) -> anyhow::Result<(log_writer::LogWriter, Option<telemetry::Exporter>)> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{Layer as _, fmt};
 
     let writer = log_writer::LogWriter::start();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    // The spans meant for traces are not the log's.
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("{directives},{}=off", trace::SPANS))
+            .or_else(|_| {
+                tracing_subscriber::EnvFilter::try_new(format!("info,{}=off", trace::SPANS))
+            })?;
     let layer = fmt::layer().with_writer(writer.clone()).with_ansi(false);
     let layer = match format {
         LogFormat::Text => layer.boxed(),
         LogFormat::Json => layer.json().boxed(),
     };
+    let (traces, exporter) = match telemetry {
+        Some(settings) => {
+            let (layer, exporter) = telemetry::layer(settings)?;
+            (Some(layer), Some(exporter))
+        }
+        None => (None, None),
+    };
     tracing_subscriber::registry()
-        .with(filter)
-        .with(layer.with_filter(log_filter::QuietClientDisconnects))
+        .with(
+            layer
+                .with_filter(filter)
+                .with_filter(log_filter::QuietClientDisconnects),
+        )
+        .with(traces)
         .init();
-    writer
+    Ok((writer, exporter))
 }

@@ -151,6 +151,8 @@ fn keep_what_needs_a_restart(next: &mut Config, running: &Config) -> Vec<&'stati
     next.tokens = running.tokens.clone();
     keep("audit", next.audit != running.audit);
     next.audit = running.audit.clone();
+    keep("telemetry", next.telemetry != running.telemetry);
+    next.telemetry = running.telemetry.clone();
     let commands = |config: &Config| -> Vec<(String, Option<config::Command>)> {
         config
             .routes

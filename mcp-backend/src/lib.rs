@@ -12,6 +12,7 @@ pub mod http_server;
 pub mod mask;
 pub mod stdio_server;
 pub mod target;
+pub mod telemetry;
 pub mod tools;
 pub mod trust;
 
@@ -26,25 +27,52 @@ pub async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         print!("{}", settings.describe());
         return Ok(());
     }
-    init_tracing(cli.log_format);
+    let exporter = init_tracing(cli.log_format, cli.otlp_endpoint.as_deref())?;
     let target =
         target::Target::new(settings.target.clone()).context("building the HTTP client")?;
-    match settings.mode {
+    let served = match settings.mode {
         Mode::Http(http) => http_server::serve(*http, target).await,
         Mode::Stdio { token_env } => stdio_server::serve(&token_env, target).await,
+    };
+    if let Some(exporter) = exporter {
+        // The batch exporter blocks while it sends what is left.
+        let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
     }
+    served
 }
 
-/// Logs go to stderr, so that stdout stays free for the stdio transport.
-fn init_tracing(format: cli::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// Logs go to stderr, so that stdout stays free for the stdio transport; spans go to the collector.
+fn init_tracing(
+    format: cli::LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Option<telemetry::Exporter>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("{directives},{}=off", telemetry::SPANS))
+            .or_else(|_| {
+                tracing_subscriber::EnvFilter::try_new(format!("info,{}=off", telemetry::SPANS))
+            })?;
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false);
-    match format {
-        cli::LogFormat::Text => builder.init(),
-        cli::LogFormat::Json => builder.json().init(),
-    }
+    let log = match format {
+        cli::LogFormat::Text => log.boxed(),
+        cli::LogFormat::Json => log.json().boxed(),
+    };
+    let (spans, exporter) = match otlp_endpoint {
+        Some(endpoint) => {
+            let (layer, exporter) = telemetry::layer(endpoint)?;
+            (Some(layer), Some(exporter))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(spans)
+        .init();
+    Ok(exporter)
 }

@@ -13,10 +13,12 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 use crate::caller::Caller;
 use crate::mask::mask_token;
 use crate::target::{EchoSummary, Target};
+use crate::telemetry::tool_span;
 
 /// Arguments of `make_authenticated_request`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -70,11 +72,13 @@ impl AuthTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<EchoSummary>, String> {
         let caller = self.caller(&ctx).unwrap_or_default();
+        let span = tool_span("make_authenticated_request", &ctx);
         let outcome = match &caller.token {
             None => Err(NO_TOKEN.to_owned()),
             Some(token) => self
                 .target
                 .call(&args.message, token)
+                .instrument(span)
                 .await
                 .map_err(|e| e.to_string()),
         };
@@ -89,6 +93,7 @@ impl AuthTools {
 
     #[tool(description = "Show the current authentication token")]
     async fn show_auth_token(&self, ctx: RequestContext<RoleServer>) -> CallToolResult {
+        let _span = tool_span("show_auth_token", &ctx).entered();
         let caller = self.caller(&ctx).unwrap_or_default();
         let result = match &caller.token {
             Some(token) => Ok(mask_token(token.secret())),

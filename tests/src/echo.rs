@@ -25,15 +25,8 @@ impl EchoTarget {
         let app = axum::Router::new()
             .route("/anything", get(echo))
             .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
-        let addr = listener.local_addr().expect("an address");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("the echo target serves");
-        });
+        let (port, server) = crate::process::serve_on_free_port(app).await;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         Self { addr, seen, server }
     }
 

@@ -53,15 +53,8 @@ impl GitHubStandIn {
                 }),
             )
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
-        let origin = format!("http://{}", listener.local_addr().expect("an address"));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("the stand-in serves");
-        });
+        let (port, server) = crate::process::serve_on_free_port(app).await;
+        let origin = format!("http://127.0.0.1:{port}");
         Self {
             origin,
             inner,

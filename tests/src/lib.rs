@@ -1,7 +1,7 @@
 //! The shared harness of the integration tests: the real binaries built once and started on free
 //! ports (killed on drop), readiness by polling, a local echo target, test signing keys standing in
 //! for the gateway's, the Node clients under `tests/e2e`, the shipped quickstart,
-//! MCP Inspector, and a real Prometheus.
+//! MCP Inspector, a real Prometheus, and an OTLP receiver.
 
 pub mod binaries;
 pub mod conformance;
@@ -12,6 +12,7 @@ pub mod github;
 pub mod inspector;
 pub mod node;
 pub mod oauth;
+pub mod otlp;
 pub mod process;
 pub mod prometheus;
 pub mod quickstart;

@@ -16,6 +16,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Serves `app` on a free port of 127.0.0.1 on the current runtime: the port, and the task to abort.
+pub async fn serve_on_free_port(app: axum::Router) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let port = listener.local_addr().expect("an address").port();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .await
+            .expect("the test server serves");
+    });
+    (port, server)
+}
+
 /// Waits until something accepts TCP connections on 127.0.0.1:`port` (for servers with no health URL).
 pub async fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);

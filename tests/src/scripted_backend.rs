@@ -40,15 +40,7 @@ impl ScriptedBackend {
             .route("/keepalive", get(keepalive))
             .route("/hang", any(std::future::pending::<Response>))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
-        let port = listener.local_addr().expect("an address").port();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("the backend serves");
-        });
+        let (port, server) = crate::process::serve_on_free_port(app).await;
         Self {
             port,
             shared,

@@ -77,6 +77,13 @@ impl Config {
                 .metrics_listen
                 .map_or("off".into(), |a| format!("http://{a}/metrics"))
         );
+        out += &match &self.telemetry {
+            Some(t) => format!(
+                "traces to {} as {} (keeping {} of those started here)\n",
+                t.traces_url, t.service_name, t.sample_ratio
+            ),
+            None => "traces: off\n".to_owned(),
+        };
         out += &format!(
             "reload on SIGHUP{}; upgrade socket {}; grace period {:?}\n",
             if self.server.watch_config {

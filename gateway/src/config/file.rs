@@ -31,6 +31,22 @@ pub struct FileConfig {
     pub rate_limits: RateLimitsFile,
     /// The audit trail of the routes' policy decisions (default: none).
     pub audit: Option<AuditFile>,
+    /// Traces, sent over OTLP (default: none).
+    pub telemetry: Option<TelemetryFile>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces of each request, sent to a collector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryFile {
+    /// The collector's OTLP/HTTP base URL, e.g. "http://127.0.0.1:4318"; spans go to
+    /// `<otlp_endpoint>/v1/traces` as protobuf.
+    pub otlp_endpoint: String,
+    /// The `service.name` of the spans (default "mcp-auth-gateway").
+    pub service_name: Option<String>,
+    /// The share of the traces that start here to keep, 0 to 1 (default 1); a client's own
+    /// sampling decision (its `traceparent`) stands.
+    pub sample_ratio: Option<f64>,
 }
 
 /// `[audit]`: where each policy decision is recorded, one JSON line each.

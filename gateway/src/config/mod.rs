@@ -1,8 +1,8 @@
 //! The gateway's configuration, in two layers: [`file`] holds the TOML exactly as written (unknown keys
 //! refused, closed choices as enums), [`Config`] the validated settings the rest of the code uses,
 //! one module per section ([`server`], [`tokens`], [`routes`] with their [`policy`] and its CEL
-//! conditions ([`when`]), [`auth`], [`providers`], [`redirects`], [`clients`], and the listener's
-//! certificate, [`tls`]). Every error names the file, the key and the reason, on one line.
+//! conditions ([`when`]), [`auth`], [`providers`], [`redirects`], [`clients`], the listener's
+//! certificate, [`tls`], and where traces go, [`telemetry`]). Every error names the file, the key and the reason, on one line.
 //! A leaf: it uses nothing else of the crate.
 
 mod auth;
@@ -16,6 +16,7 @@ mod routes;
 mod runtime;
 mod server;
 mod store;
+mod telemetry;
 mod tls;
 mod tokens;
 mod when;
@@ -31,6 +32,7 @@ pub(crate) use routes::{Command, Credentials, Route};
 pub(crate) use runtime::Config;
 pub(crate) use server::{ClientAddressHeader, TrustedProxies};
 pub(crate) use store::{RedisSettings, RedisTls, StoreSettings};
+pub(crate) use telemetry::TelemetrySettings;
 pub(crate) use tls::TlsFiles;
 pub(crate) use tokens::{KeySource, TokenSettings};
 pub(crate) use when::Facts;

@@ -9,6 +9,7 @@ use super::file::FileConfig;
 use super::routes::Route;
 use super::server::ServerSettings;
 use super::store::StoreSettings;
+use super::telemetry::TelemetrySettings;
 use super::tokens::TokenSettings;
 use super::{ConfigError, Errors};
 
@@ -28,6 +29,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// The audit trail of policy decisions: `Some(None)` is stdout.
     pub audit: Option<Option<PathBuf>>,
+    /// Where traces go, if anywhere.
+    pub telemetry: Option<TelemetrySettings>,
 }
 
 /// Requests per minute per client address (an IPv6 client's /64) on the authorization server's
@@ -108,8 +111,10 @@ impl Config {
                 path.parent().unwrap_or(Path::new(".")).join(&audit.file),
             )),
         };
+        let telemetry = super::telemetry::settings(file.telemetry.as_ref(), &errors)?;
         Ok(Config {
             audit,
+            telemetry,
             clients,
             rate_limits,
             store,

@@ -252,7 +252,16 @@ async fn timed<T>(
     work: impl std::future::Future<Output = Result<T, IdpError>>,
 ) -> Result<T, IdpError> {
     let started = std::time::Instant::now();
-    let result = work.await;
+    let span = tracing::info_span!(
+        target: crate::trace::SPANS,
+        "idp",
+        otel.name = %format_args!("idp {provider} {call}"),
+        otel.kind = "client",
+        idp.provider = provider,
+        idp.call = call,
+        error.type = tracing::field::Empty,
+    );
+    let result = tracing::Instrument::instrument(work, span.clone()).await;
     AUTH.idp_duration
         .with_label_values(&[provider, call])
         .observe(started.elapsed().as_secs_f64());
@@ -265,6 +274,9 @@ async fn timed<T>(
     AUTH.idp_calls
         .with_label_values(&[provider, call, outcome])
         .inc();
+    if result.is_err() {
+        span.record("error.type", outcome);
+    }
     result
 }
 

@@ -43,6 +43,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
+use tracing::Instrument as _;
 
 use crate::cache::Cache;
 use crate::config::Config;
@@ -55,6 +56,7 @@ use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::keys::KeyRing;
+use crate::trace::SPANS;
 
 /// The authorization server's endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +272,25 @@ impl AuthServer {
     }
 
     pub async fn handle(&self, endpoint: AsEndpoint, request: Request) -> Response {
-        let response = match endpoint {
+        let span = tracing::info_span!(
+            target: SPANS,
+            "oauth",
+            otel.name = %format_args!("oauth {}", endpoint.path()),
+            error.type = tracing::field::Empty,
+        );
+        let answer = self
+            .answer(endpoint, request)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &answer {
+            span.record("error.type", error_label(error));
+        }
+        observe(endpoint, &answer);
+        answer.unwrap_or_else(|error| error.into_response())
+    }
+
+    async fn answer(&self, endpoint: AsEndpoint, request: Request) -> Result<Response, OAuthError> {
+        match endpoint {
             AsEndpoint::Authorize => authorize::handle(self, &request).await,
             AsEndpoint::Login => login::handle(self, &request).await,
             AsEndpoint::Consent => consent::handle(self, &request).await,
@@ -279,9 +299,7 @@ impl AuthServer {
             AsEndpoint::Revoke => revoke::handle(self, &request).await,
             AsEndpoint::Introspect => introspect::handle(self, &request).await,
             AsEndpoint::Callback => callback::handle(self, &request).await,
-        };
-        observe(endpoint, &response);
-        response.unwrap_or_else(|error| error.into_response())
+        }
     }
 
     /// How a client is named to the user: the name it gave, else its id.
@@ -385,12 +403,16 @@ fn observe(endpoint: AsEndpoint, response: &Result<Response, OAuthError>) {
         _ => {}
     }
     if let Err(error) = response {
-        let code = match error {
-            OAuthError::Page(_) => "page",
-            other => other.code(),
-        };
         AUTH.oauth_errors
-            .with_label_values(&[endpoint.path().trim_start_matches('/'), code])
+            .with_label_values(&[endpoint.path().trim_start_matches('/'), error_label(error)])
             .inc();
+    }
+}
+
+/// An error's OAuth code, or `page` for an error page.
+fn error_label(error: &OAuthError) -> &'static str {
+    match error {
+        OAuthError::Page(_) => "page",
+        other => other.code(),
     }
 }

@@ -220,7 +220,7 @@ impl Admitted {
 
 impl Refusal {
     /// The `reason` label of `mcp_gateway_auth_failures_total`, for the refusals counted there.
-    fn reason(&self) -> Option<&'static str> {
+    pub fn reason(&self) -> Option<&'static str> {
         match self {
             Refusal::Origin => Some("origin"),
             Refusal::Bearer { error, .. } => Some(error.reason()),

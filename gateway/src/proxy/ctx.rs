@@ -17,6 +17,10 @@ use crate::tokens::backend::BackendCredentials;
 pub struct RequestCtx {
     /// The gateway of the config in force when the request arrived, which serves it to its end.
     pub gateway: Arc<Gateway>,
+    /// The request's span, and the backend call's within it ([`crate::trace`]; disabled unless
+    /// traces are sent).
+    pub span: tracing::Span,
+    pub upstream_span: tracing::Span,
     pub started: Instant,
     /// Whom the request comes from, by address ([`super::client_address`]).
     pub client: Option<IpAddr>,
@@ -52,6 +56,8 @@ impl RequestCtx {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         Self {
             gateway,
+            span: tracing::Span::none(),
+            upstream_span: tracing::Span::none(),
             started: Instant::now(),
             client: None,
             request_id: new_request_id(),

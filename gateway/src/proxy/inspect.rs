@@ -97,6 +97,15 @@ pub async fn inspect(
         return Ok(policy.map(|_| Refusal::Unreadable));
     };
     ctx.peek = McpPeek::known(&messages);
+    // A trace the message names, when the headers named none.
+    if !session.req_header().headers.contains_key("traceparent")
+        && let Some(traceparent) = messages
+            .messages
+            .iter()
+            .find_map(|m| m.traceparent.as_deref())
+    {
+        crate::trace::link_to(&ctx.span, traceparent);
+    }
     if mcp_headers
         && let Err(mismatch) = mcp_message::check_headers(&session.req_header().headers, &messages)
     {

@@ -12,8 +12,10 @@ use pingora::Error;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use tracing::Instrument as _;
 
 use super::ctx::RequestCtx;
+use super::span;
 use super::state::Gateway;
 
 /// The gateway in force, shared by the proxy and whoever reloads it.
@@ -51,8 +53,11 @@ impl ProxyHttp for LiveGateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
-        let gateway = ctx.gateway.clone();
-        gateway.request_filter(session, ctx).await
+        let header = session.req_header();
+        ctx.endpoint = ctx.gateway.router.classify(header.uri.path());
+        ctx.span = span::request(header, &ctx.gateway, ctx.endpoint);
+        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
+        gateway.request_filter(session, ctx).instrument(span).await
     }
 
     async fn upstream_peer(
@@ -60,8 +65,8 @@ impl ProxyHttp for LiveGateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let gateway = ctx.gateway.clone();
-        gateway.upstream_peer(session, ctx).await
+        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
+        gateway.upstream_peer(session, ctx).instrument(span).await
     }
 
     async fn upstream_request_filter(
@@ -70,9 +75,10 @@ impl ProxyHttp for LiveGateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let gateway = ctx.gateway.clone();
+        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
         gateway
             .upstream_request_filter(session, upstream_request, ctx)
+            .instrument(span)
             .await
     }
 
@@ -83,9 +89,10 @@ impl ProxyHttp for LiveGateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let gateway = ctx.gateway.clone();
+        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
         gateway
             .request_body_filter(session, body, end_of_stream, ctx)
+            .instrument(span)
             .await
     }
 
@@ -95,8 +102,11 @@ impl ProxyHttp for LiveGateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let gateway = ctx.gateway.clone();
-        gateway.response_filter(session, response, ctx).await
+        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
+        gateway
+            .response_filter(session, response, ctx)
+            .instrument(span)
+            .await
     }
 
     fn response_body_filter(
@@ -123,12 +133,15 @@ impl ProxyHttp for LiveGateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let gateway = ctx.gateway.clone();
-        gateway.fail_to_proxy(session, e, ctx).await
+        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
+        gateway
+            .fail_to_proxy(session, e, ctx)
+            .instrument(span)
+            .await
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        let gateway = ctx.gateway.clone();
-        gateway.logging(session, error, ctx).await;
+        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
+        gateway.logging(session, error, ctx).instrument(span).await;
     }
 }

@@ -25,6 +25,8 @@ pub struct Message<'a> {
     pub id: Option<serde_json::Value>,
     pub method: Option<Cow<'a, str>>,
     pub target: Option<(Kind, Cow<'a, str>)>,
+    /// `params._meta.traceparent`: the W3C trace context the message carries (MCP 2026-07-28).
+    pub traceparent: Option<Cow<'a, str>>,
 }
 
 impl Message<'_> {
@@ -71,6 +73,14 @@ struct Params<'a> {
     /// `completion/complete`'s reference to a prompt or a resource template.
     #[serde(borrow, rename = "ref")]
     reference: Option<Reference<'a>>,
+    #[serde(borrow, rename = "_meta")]
+    meta: Option<Meta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(borrow)]
+    traceparent: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -107,7 +117,11 @@ pub fn parse(body: &[u8]) -> Option<Messages<'_>> {
 }
 
 fn message(wire: Wire<'_>) -> Message<'_> {
-    let params = wire.params;
+    let mut params = wire.params;
+    let traceparent = params
+        .as_mut()
+        .and_then(|p| p.meta.take())
+        .and_then(|m| m.traceparent);
     let target = match wire.method.as_deref() {
         Some("tools/call") => named(Kind::Tool, params.and_then(|p| p.name)),
         Some("prompts/get") => named(Kind::Prompt, params.and_then(|p| p.name)),
@@ -125,6 +139,7 @@ fn message(wire: Wire<'_>) -> Message<'_> {
         id: wire.id,
         method: wire.method,
         target,
+        traceparent,
     }
 }
 

@@ -36,6 +36,7 @@ mod respond;
 mod response;
 mod router;
 mod sessions;
+mod span;
 mod state;
 
 use std::time::Instant;
@@ -45,6 +46,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::{Error, ErrorType};
+
+use tracing::Instrument as _;
 
 use crate::metrics::METRICS;
 use crate::policy::{self, Caller, Target};
@@ -62,7 +65,6 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
-        ctx.endpoint = self.router.classify(session.req_header().uri.path());
         ctx.client = client_address::client_address(
             session
                 .client_addr()
@@ -83,16 +85,26 @@ impl Gateway {
             }
         };
         admission::ignore_h2c_upgrade(session.req_header_mut());
-        let admitted = match admission::admit(self, session, route).await {
+        let admission = span::admission();
+        let admitted = match admission::admit(self, session, route)
+            .instrument(admission.clone())
+            .await
+        {
             Ok(admitted) => admitted,
             Err(refusal) => {
+                admission.record("error.type", refusal.reason().unwrap_or("refused"));
                 refusal.answer(session, route).await?;
                 return Ok(true);
             }
         };
         let caller = admitted.caller.clone();
         admitted.record(ctx);
-        if let Some(refusal) = inspect::inspect(self, session, route, ctx).await? {
+        let inspection = span::inspection();
+        let inspected = inspect::inspect(self, session, route, ctx)
+            .instrument(inspection.clone())
+            .await?;
+        if let Some(refusal) = inspected {
+            inspection.record("error.type", refusal.reason());
             METRICS
                 .auth_failures
                 .with_label_values(&[route.path.as_str(), refusal.reason()])
@@ -132,6 +144,7 @@ impl Gateway {
             .into_up()
         })?;
         ctx.backend_started = Some(Instant::now());
+        ctx.upstream_span = span::backend(&ctx.span, route);
         Ok(Box::new(forward::peer(route, address)))
     }
 
@@ -160,6 +173,10 @@ impl Gateway {
             &ctx.request_id,
             &forwarded,
         )?;
+        // The backend continues the trace from the gateway's call to it.
+        for (name, value) in crate::trace::headers_for(&ctx.upstream_span).unwrap_or_default() {
+            upstream_request.insert_header(name, value)?;
+        }
         // A list answer is filtered as JSON: it must come uncompressed.
         if ctx.list_filter.is_some() {
             upstream_request.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
@@ -205,6 +222,8 @@ impl Gateway {
         if self.route(ctx.endpoint).is_none() {
             return Ok(());
         }
+        ctx.upstream_span
+            .record("http.response.status_code", response.status.as_u16());
         if let Some(filter) = &mut ctx.list_filter {
             filter.start(response)?;
         }

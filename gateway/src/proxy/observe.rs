@@ -87,6 +87,30 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
         error: error.map(|e| e.etype().as_str()).unwrap_or("-"),
     }
     .emit(&gateway.access_log);
+    if !ctx.span.is_disabled() {
+        let session_id = |headers: &http::HeaderMap| {
+            headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let session_id = session_id(&session.req_header().headers).or_else(|| {
+            session
+                .response_written()
+                .and_then(|r| session_id(&r.headers))
+        });
+        super::span::finish(
+            &ctx.span,
+            &super::span::Outcome {
+                status,
+                failed: error.is_some(),
+                mcp_method: ctx.peek.method.as_deref(),
+                tool: ctx.peek.tool.as_deref(),
+                session: session_id.as_deref(),
+                user: caller.map(|c| c.sub.as_str()),
+            },
+        );
+    }
 }
 
 /// The audit lines of what the route's `policy` decided of the request's messages: `line` holds

@@ -1,29 +1,51 @@
 //! [`Metered`]: any store, with each operation timed and its failures counted by operation
-//! (`mcp_gateway_store_operation_duration_seconds`, `mcp_gateway_store_errors_total`). Every
-//! operation of [`Store`] is forwarded, the defaults too, so the inner store's own versions run.
+//! (`mcp_gateway_store_operation_duration_seconds`, `mcp_gateway_store_errors_total`), and a span
+//! for each one a traced request makes. Every operation of [`Store`] is forwarded, the defaults
+//! too, so the inner store's own versions run.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use tracing::{Instrument as _, Span};
 
 use super::{
     ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
     StoreResult, StoredKey,
 };
 use crate::metrics::auth::AUTH;
+use crate::trace::SPANS;
 
-pub struct Metered(Arc<dyn Store>);
+pub struct Metered {
+    inner: Arc<dyn Store>,
+    /// `sqlite`, `redis` or `memory`, as spans name the database.
+    system: &'static str,
+}
 
 impl Metered {
     /// Wraps `store`; its error series start at 0, so that they exist before the first failure.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(inner: Arc<dyn Store>, system: &'static str) -> Self {
         for operation in OPERATIONS {
             for kind in ["unreachable", "error"] {
                 AUTH.store_errors.with_label_values(&[operation, kind]);
             }
         }
-        Self(store)
+        Self { inner, system }
+    }
+
+    /// The span of an operation, within a traced request only: the background purge is no trace.
+    fn span(&self, operation: &'static str) -> Span {
+        if Span::current().is_disabled() {
+            return Span::none();
+        }
+        tracing::info_span!(
+            target: SPANS,
+            "store",
+            otel.name = %format_args!("store {operation}"),
+            otel.kind = "client",
+            db.system.name = self.system,
+            db.operation.name = operation,
+        )
     }
 }
 
@@ -56,14 +78,15 @@ macro_rules! metered {
             $(
                 async fn $operation(&self, $($arg: $type),*) -> StoreResult<$result> {
                     let started = Instant::now();
-                    let result = self.0.$operation($($arg),*).await;
+                    let span = self.span(stringify!($operation));
+                    let result = self.inner.$operation($($arg),*).instrument(span).await;
                     observe(stringify!($operation), started, &result);
                     result
                 }
             )*
 
             fn is_shared(&self) -> bool {
-                self.0.is_shared()
+                self.inner.is_shared()
             }
         }
     };

@@ -27,3 +27,4 @@ mod quickstart;
 mod replicas;
 mod store_redis_tls;
 mod store_sqlite;
+mod traces;

@@ -1,0 +1,51 @@
+//! The spans of a request, as every part makes them: `tracing` spans of the target [`SPANS`], which
+//! only the OpenTelemetry layer wants (when `[telemetry]` names a collector; the log never shows
+//! them). Without that layer no subscriber is interested in the target, so each span costs the
+//! hot path one cached check and nothing is built. Here too: the W3C `traceparent` a request brings
+//! (its header, or a message's `_meta`), and the one a backend is sent.
+
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// The target of every span meant for traces.
+pub const SPANS: &str = "spans";
+
+/// Continues the trace whose `traceparent` (and `tracestate`) `headers` carry, if they do.
+pub fn continue_from(span: &Span, headers: &http::HeaderMap) {
+    if span.is_disabled() || !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent =
+        TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// Links `span` to the trace a message's `_meta.traceparent` names (MCP 2026-07-28): a request
+/// span has begun by the time its body is read, so the message's trace is linked, not continued.
+pub fn link_to(span: &Span, traceparent: &str) {
+    if span.is_disabled() {
+        return;
+    }
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let linked = TraceContextPropagator::new().extract(&carrier);
+    let linked = linked.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
+/// The `traceparent` (and `tracestate`) naming `span`, for the backend: `None` when not traced.
+pub fn headers_for(span: &Span) -> Option<Vec<(String, String)>> {
+    if span.is_disabled() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    Some(carrier.into_iter().collect())
+}
