@@ -3,9 +3,10 @@
 //! [`run`] reads the config ([`config`]), opens the store ([`store`]) and loads the signing keys
 //! ([`tokens`]), and builds one Pingora server from our own settings: the data plane ([`proxy`],
 //! with the authorization server, [`oauth`], and the identity providers, [`idp`]) on the public
-//! listener, the Prometheus endpoint ([`metrics`]) on its own listener, and a supervisor
-//! ([`supervise`]) per `command` route. Only [`cli`] and [`run`] are public: the binary needs nothing
-//! else, and the compiler then reports whatever nothing uses.
+//! listener, HTTPS when configured ([`tls`]), the Prometheus endpoint ([`metrics`]) on its own
+//! listener, a supervisor ([`supervise`]) per `command` route, and the [`reload`] of the config on
+//! SIGHUP; traces ([`trace`]) go out through [`telemetry`]. Only [`cli`] and [`run`] are public:
+//! the binary needs nothing else, and the compiler then reports whatever nothing uses.
 
 mod access_log;
 mod audit;
