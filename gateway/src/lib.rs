@@ -5,7 +5,8 @@
 //! with the authorization server, [`oauth`], and the identity providers, [`idp`]) on the public
 //! listener, HTTPS when configured ([`tls`]), the Prometheus endpoint ([`metrics`]) on its own
 //! listener, a supervisor ([`supervise`]) per `command` route, and the [`reload`] of the config on
-//! SIGHUP; traces ([`trace`]) go out through [`telemetry`]. Only [`cli`] and [`run`] are public:
+//! SIGHUP; traces ([`trace`]) go out through [`telemetry`]; a stop or an upgrade loses no request
+//! ([`draining`], [`defer_accept`]). Only [`cli`] and [`run`] are public:
 //! the binary needs nothing else, and the compiler then reports whatever nothing uses.
 
 mod access_log;
@@ -14,6 +15,8 @@ mod cache;
 pub mod cli;
 mod clock;
 mod config;
+mod defer_accept;
+mod draining;
 mod file_stamp;
 mod idp;
 #[cfg(test)]
@@ -248,9 +251,24 @@ fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result
         }
         None => None,
     };
+    server.add_service(pingora::services::background::background_service(
+        "TCP_DEFER_ACCEPT",
+        defer_accept::DeferAccept(config.server.listen),
+    ));
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    server.add_service(pingora::services::background::background_service(
+        "draining watch",
+        draining::Watch {
+            phases: std::sync::Mutex::new(Some(server.watch_execution_phase())),
+            draining: draining.clone(),
+        },
+    ));
     add_listeners(
         &mut server,
-        proxy::LiveGateway(generations.clone()),
+        proxy::LiveGateway {
+            generations: generations.clone(),
+            draining,
+        },
         &config,
         certificate.as_ref(),
     )?;
@@ -379,31 +397,36 @@ fn init_tracing(
 
     let writer = log_writer::LogWriter::start();
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
-    // The spans meant for traces are not the log's.
+    // The spans meant for traces are wanted only when they are sent. Off, no subscriber is
+    // interested in them and `tracing` builds none; nor does any layer stand by unused (an absent
+    // layer would declare itself interested in everything).
+    let spans = if telemetry.is_some() { "info" } else { "off" };
     let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("{directives},{}=off", trace::SPANS))
+        tracing_subscriber::EnvFilter::try_new(format!("{directives},{}={spans}", trace::SPANS))
             .or_else(|_| {
-                tracing_subscriber::EnvFilter::try_new(format!("info,{}=off", trace::SPANS))
+                tracing_subscriber::EnvFilter::try_new(format!("info,{}={spans}", trace::SPANS))
             })?;
     let layer = fmt::layer().with_writer(writer.clone()).with_ansi(false);
     let layer = match format {
         LogFormat::Text => layer.boxed(),
         LogFormat::Json => layer.json().boxed(),
     };
-    let (traces, exporter) = match telemetry {
+    // The log shows neither the spans nor, in its lines, their names.
+    let log = layer
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target() != trace::SPANS
+        }))
+        .with_filter(log_filter::QuietClientDisconnects);
+    let registry = tracing_subscriber::registry().with(filter).with(log);
+    match telemetry {
         Some(settings) => {
-            let (layer, exporter) = telemetry::layer(settings)?;
-            (Some(layer), Some(exporter))
+            let (traces, exporter) = telemetry::layer(settings)?;
+            registry.with(traces).init();
+            Ok((writer, Some(exporter)))
         }
-        None => (None, None),
-    };
-    tracing_subscriber::registry()
-        .with(
-            layer
-                .with_filter(filter)
-                .with_filter(log_filter::QuietClientDisconnects),
-        )
-        .with(traces)
-        .init();
-    Ok((writer, exporter))
+        None => {
+            registry.init();
+            Ok((writer, None))
+        }
+    }
 }

@@ -13,9 +13,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 /// The target of every span meant for traces.
 pub const SPANS: &str = "spans";
 
+/// The W3C trace context header.
+pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// Continues the trace whose `traceparent` (and `tracestate`) `headers` carry, if they do.
 pub fn continue_from(span: &Span, headers: &http::HeaderMap) {
-    if span.is_disabled() || !headers.contains_key("traceparent") {
+    if span.is_disabled() || !headers.contains_key(TRACEPARENT) {
         return;
     }
     let parent =
@@ -49,3 +52,18 @@ pub fn headers_for(span: &Span) -> Option<Vec<(String, String)>> {
     TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
     Some(carrier.into_iter().collect())
 }
+
+/// Awaits `$future` within `$span` when traces are sent; otherwise awaits it as it is, where it is
+/// built, rather than moving it into an `Instrumented` wrapper first: a future of kilobytes copied
+/// twice on every request was most of what tracing cost while off.
+macro_rules! traced {
+    ($span:expr, $future:expr) => {{
+        let span: &tracing::Span = &$span;
+        if span.is_disabled() {
+            $future.await
+        } else {
+            tracing::Instrument::instrument($future, span.clone()).await
+        }
+    }};
+}
+pub(crate) use traced;

@@ -51,11 +51,19 @@ fn init_tracing(
     use tracing_subscriber::util::SubscriberInitExt as _;
 
     let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("{directives},{}=off", telemetry::SPANS))
-            .or_else(|_| {
-                tracing_subscriber::EnvFilter::try_new(format!("info,{}=off", telemetry::SPANS))
-            })?;
+    // The spans are wanted only when they are sent (an absent layer would want everything).
+    let spans = if otlp_endpoint.is_some() {
+        "info"
+    } else {
+        "off"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{directives},{}={spans}",
+        telemetry::SPANS
+    ))
+    .or_else(|_| {
+        tracing_subscriber::EnvFilter::try_new(format!("info,{}={spans}", telemetry::SPANS))
+    })?;
     let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false);
@@ -63,16 +71,19 @@ fn init_tracing(
         cli::LogFormat::Text => log.boxed(),
         cli::LogFormat::Json => log.json().boxed(),
     };
-    let (spans, exporter) = match otlp_endpoint {
+    let log = log.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+        meta.target() != telemetry::SPANS
+    }));
+    let registry = tracing_subscriber::registry().with(filter).with(log);
+    match otlp_endpoint {
         Some(endpoint) => {
             let (layer, exporter) = telemetry::layer(endpoint)?;
-            (Some(layer), Some(exporter))
+            registry.with(layer).init();
+            Ok(Some(exporter))
         }
-        None => (None, None),
-    };
-    tracing_subscriber::registry()
-        .with(log.with_filter(filter))
-        .with(spans)
-        .init();
-    Ok(exporter)
+        None => {
+            registry.init();
+            Ok(None)
+        }
+    }
 }

@@ -261,7 +261,7 @@ async fn timed<T>(
         idp.call = call,
         error.type = tracing::field::Empty,
     );
-    let result = tracing::Instrument::instrument(work, span.clone()).await;
+    let result = crate::trace::traced!(span, work);
     AUTH.idp_duration
         .with_label_values(&[provider, call])
         .observe(started.elapsed().as_secs_f64());

@@ -43,7 +43,6 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
-use tracing::Instrument as _;
 
 use crate::cache::Cache;
 use crate::config::Config;
@@ -56,7 +55,7 @@ use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::keys::KeyRing;
-use crate::trace::SPANS;
+use crate::trace::{SPANS, traced};
 
 /// The authorization server's endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,10 +277,7 @@ impl AuthServer {
             otel.name = %format_args!("oauth {}", endpoint.path()),
             error.type = tracing::field::Empty,
         );
-        let answer = self
-            .answer(endpoint, request)
-            .instrument(span.clone())
-            .await;
+        let answer = traced!(span, self.answer(endpoint, request));
         if let Err(error) = &answer {
             span.record("error.type", error_label(error));
         }

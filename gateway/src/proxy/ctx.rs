@@ -15,8 +15,9 @@ use crate::tokens::access::AccessClaims;
 use crate::tokens::backend::BackendCredentials;
 
 pub struct RequestCtx {
-    /// The gateway of the config in force when the request arrived, which serves it to its end.
-    pub gateway: Arc<Gateway>,
+    /// The gateway of the config in force when the request arrived, which serves it to its end
+    /// (out of here while one of its phases runs: [`super::live`]).
+    pub gateway: Option<Arc<Gateway>>,
     /// The request's span, and the backend call's within it ([`crate::trace`]; disabled unless
     /// traces are sent).
     pub span: tracing::Span,
@@ -55,7 +56,7 @@ pub struct RequestCtx {
 impl RequestCtx {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         Self {
-            gateway,
+            gateway: Some(gateway),
             span: tracing::Span::none(),
             upstream_span: tracing::Span::none(),
             started: Instant::now(),

@@ -97,8 +97,12 @@ pub async fn inspect(
         return Ok(policy.map(|_| Refusal::Unreadable));
     };
     ctx.peek = McpPeek::known(&messages);
-    // A trace the message names, when the headers named none.
-    if !session.req_header().headers.contains_key("traceparent")
+    // A trace the message names, when the headers named none (and traces are sent at all).
+    if !ctx.span.is_disabled()
+        && !session
+            .req_header()
+            .headers
+            .contains_key(crate::trace::TRACEPARENT)
         && let Some(traceparent) = messages
             .messages
             .iter()

@@ -4,6 +4,7 @@
 //! under the config it began with, and its gateway goes when its last request does.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -38,14 +39,42 @@ impl Generations {
     }
 }
 
-pub struct LiveGateway(pub Generations);
+pub struct LiveGateway {
+    pub generations: Generations,
+    /// Set once the gateway is on its way out ([`crate::draining`]): responses then close their
+    /// connections.
+    pub draining: Arc<AtomicBool>,
+}
+
+impl LiveGateway {
+    /// The request's gateway, moved out of its state while a phase runs (and put back after), so
+    /// that no phase touches the reference count every thread shares.
+    fn take(&self, ctx: &mut RequestCtx) -> Arc<Gateway> {
+        // Only a phase that panicked leaves none; the gateway in force then serves what is left.
+        ctx.gateway
+            .take()
+            .unwrap_or_else(|| self.generations.current())
+    }
+}
+
+/// Runs a phase of the request's gateway, and puts the gateway back. The phases that make spans of
+/// their own name the request's as their parent; only `request_filter`'s calls (the admission, the
+/// authorization server, the store) find it as the current span.
+macro_rules! phase {
+    ($live:expr, $ctx:ident, $gateway:ident => $call:expr) => {{
+        let $gateway = $live.take($ctx);
+        let result = $call.await;
+        $ctx.gateway = Some($gateway);
+        result
+    }};
+}
 
 #[async_trait]
 impl ProxyHttp for LiveGateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.0.current())
+        RequestCtx::new(self.generations.current())
     }
 
     async fn request_filter(
@@ -53,11 +82,21 @@ impl ProxyHttp for LiveGateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
+        if self.draining.load(Ordering::Acquire) {
+            session.set_keepalive(None);
+        }
+        let gateway = self.take(ctx);
         let header = session.req_header();
-        ctx.endpoint = ctx.gateway.router.classify(header.uri.path());
-        ctx.span = span::request(header, &ctx.gateway, ctx.endpoint);
-        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
-        gateway.request_filter(session, ctx).instrument(span).await
+        ctx.endpoint = gateway.router.classify(header.uri.path());
+        ctx.span = span::request(header, &gateway, ctx.endpoint);
+        let result = if ctx.span.is_disabled() {
+            gateway.request_filter(session, ctx).await
+        } else {
+            let span = ctx.span.clone();
+            gateway.request_filter(session, ctx).instrument(span).await
+        };
+        ctx.gateway = Some(gateway);
+        result
     }
 
     async fn upstream_peer(
@@ -65,8 +104,7 @@ impl ProxyHttp for LiveGateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
-        gateway.upstream_peer(session, ctx).instrument(span).await
+        phase!(self, ctx, gateway => gateway.upstream_peer(session, ctx))
     }
 
     async fn upstream_request_filter(
@@ -75,11 +113,7 @@ impl ProxyHttp for LiveGateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
-        gateway
-            .upstream_request_filter(session, upstream_request, ctx)
-            .instrument(span)
-            .await
+        phase!(self, ctx, gateway => gateway.upstream_request_filter(session, upstream_request, ctx))
     }
 
     async fn request_body_filter(
@@ -89,11 +123,7 @@ impl ProxyHttp for LiveGateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
-        gateway
-            .request_body_filter(session, body, end_of_stream, ctx)
-            .instrument(span)
-            .await
+        phase!(self, ctx, gateway => gateway.request_body_filter(session, body, end_of_stream, ctx))
     }
 
     async fn response_filter(
@@ -102,11 +132,7 @@ impl ProxyHttp for LiveGateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
-        gateway
-            .response_filter(session, response, ctx)
-            .instrument(span)
-            .await
+        phase!(self, ctx, gateway => gateway.response_filter(session, response, ctx))
     }
 
     fn response_body_filter(
@@ -116,8 +142,10 @@ impl ProxyHttp for LiveGateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Option<std::time::Duration>> {
-        let gateway = ctx.gateway.clone();
-        gateway.response_body_filter(session, body, end_of_stream, ctx)
+        let gateway = self.take(ctx);
+        let result = gateway.response_body_filter(session, body, end_of_stream, ctx);
+        ctx.gateway = Some(gateway);
+        result
     }
 
     /// Pingora's own line for a failed request is an ERROR whatever the cause, and a client that
@@ -133,15 +161,10 @@ impl ProxyHttp for LiveGateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
-        gateway
-            .fail_to_proxy(session, e, ctx)
-            .instrument(span)
-            .await
+        phase!(self, ctx, gateway => gateway.fail_to_proxy(session, e, ctx))
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        let (gateway, span) = (ctx.gateway.clone(), ctx.span.clone());
-        gateway.logging(session, error, ctx).instrument(span).await;
+        phase!(self, ctx, gateway => gateway.logging(session, error, ctx));
     }
 }

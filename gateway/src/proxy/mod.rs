@@ -47,10 +47,9 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::{Error, ErrorType};
 
-use tracing::Instrument as _;
-
 use crate::metrics::METRICS;
 use crate::policy::{self, Caller, Target};
+use crate::trace::traced;
 use ctx::RequestCtx;
 pub(crate) use live::{Generations, LiveGateway};
 use router::Endpoint;
@@ -73,43 +72,40 @@ impl Gateway {
             &session.req_header().headers,
             &self.config.server.trusted_proxies,
         );
+        // What is not an MCP route's is boxed: the authorization server's work is large, and inline
+        // it would make every MCP request's future as large, to be moved about on each.
         let (index, route) = match ctx.endpoint {
             Endpoint::Mcp(index) => (index, &self.config.routes[index]),
             Endpoint::AuthServer(endpoint) => {
-                auth_endpoints::serve(self, session, endpoint, ctx.client).await?;
+                Box::pin(auth_endpoints::serve(self, session, endpoint, ctx.client)).await?;
                 return Ok(true);
             }
             endpoint => {
-                local::serve(self, session, endpoint).await?;
+                Box::pin(local::serve(self, session, endpoint)).await?;
                 return Ok(true);
             }
         };
         admission::ignore_h2c_upgrade(session.req_header_mut());
         let admission = span::admission();
-        let admitted = match admission::admit(self, session, route)
-            .instrument(admission.clone())
-            .await
-        {
+        let admitted = match traced!(admission, admission::admit(self, session, route)) {
             Ok(admitted) => admitted,
             Err(refusal) => {
                 admission.record("error.type", refusal.reason().unwrap_or("refused"));
-                refusal.answer(session, route).await?;
+                Box::pin(refusal.answer(session, route)).await?;
                 return Ok(true);
             }
         };
         let caller = admitted.caller.clone();
         admitted.record(ctx);
         let inspection = span::inspection();
-        let inspected = inspect::inspect(self, session, route, ctx)
-            .instrument(inspection.clone())
-            .await?;
+        let inspected = traced!(inspection, inspect::inspect(self, session, route, ctx))?;
         if let Some(refusal) = inspected {
             inspection.record("error.type", refusal.reason());
             METRICS
                 .auth_failures
                 .with_label_values(&[route.path.as_str(), refusal.reason()])
                 .inc();
-            refusal.answer(session, route, ctx).await?;
+            Box::pin(refusal.answer(session, route, ctx)).await?;
             return Ok(true);
         }
         ctx.credentials = credentials::for_caller(self, route, index, &caller).await?;

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use tracing::{Instrument as _, Span};
+use tracing::Span;
 
 use super::{
     ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
     StoreResult, StoredKey,
 };
 use crate::metrics::auth::AUTH;
-use crate::trace::SPANS;
+use crate::trace::{SPANS, traced};
 
 pub struct Metered {
     inner: Arc<dyn Store>,
@@ -79,7 +79,7 @@ macro_rules! metered {
                 async fn $operation(&self, $($arg: $type),*) -> StoreResult<$result> {
                     let started = Instant::now();
                     let span = self.span(stringify!($operation));
-                    let result = self.inner.$operation($($arg),*).instrument(span).await;
+                    let result = traced!(span, self.inner.$operation($($arg),*));
                     observe(stringify!($operation), started, &result);
                     result
                 }

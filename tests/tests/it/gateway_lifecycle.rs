@@ -98,7 +98,7 @@ async fn an_upgrade_under_load_hands_the_sockets_over_and_loses_no_request() {
         .map(|http| {
             let (url, token, stop) = (url.clone(), token.clone(), stop.clone());
             tokio::spawn(async move {
-                let (mut served, mut failed) = (0u32, Vec::new());
+                let (mut served, mut closed, mut failed) = (0u32, 0u32, Vec::new());
                 while !stop.load(Ordering::Relaxed) {
                     let answer = http
                         .post(&url)
@@ -109,12 +109,19 @@ async fn an_upgrade_under_load_hands_the_sockets_over_and_loses_no_request() {
                         .send()
                         .await;
                     match answer {
-                        Ok(response) if response.status() == 200 => served += 1,
+                        Ok(response) if response.status() == 200 => {
+                            served += 1;
+                            let close = response
+                                .headers()
+                                .get("connection")
+                                .is_some_and(|v| v == "close");
+                            closed += u32::from(close);
+                        }
                         Ok(response) => failed.push(format!("status {}", response.status())),
                         Err(error) => failed.push(format!("{error:?}")),
                     }
                 }
-                (served, failed)
+                (served, closed, failed)
             })
         })
         .collect();
@@ -129,10 +136,15 @@ async fn an_upgrade_under_load_hands_the_sockets_over_and_loses_no_request() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
-    for client in busy {
-        let (served, failed) = client.await.unwrap();
+    for (i, client) in busy.into_iter().enumerate() {
+        let (served, closed, failed) = client.await.unwrap();
         assert!(failed.is_empty(), "{} lost: {failed:?}", failed.len());
         assert!(served > 20, "{served}");
+        // The old gateway told the client that keeps its connection to open a new one, rather
+        // than close under it a connection it might be sending on.
+        if i == 0 {
+            assert!(closed > 0, "no response said Connection: close");
+        }
     }
     // Both processes served: the old one up to the hand-over, the new one after.
     let lines = |log: &str| log.lines().filter(|l| l.contains("/a/mcp")).count();

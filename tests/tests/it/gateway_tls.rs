@@ -15,7 +15,7 @@ use crate::oauth_flow::auth_stack_with;
 
 /// certbot's layout: `archive/` keeps every version of the files, `live/` links to the current one,
 /// and the gateway is given the `live/` paths.
-struct Certbot {
+pub struct Certbot {
     dir: PathBuf,
     ca_file: PathBuf,
 }
@@ -54,11 +54,27 @@ impl Certbot {
     }
 }
 
-/// A gateway builder serving HTTPS with a certificate from a CA made in `dir`, and the files.
-pub fn https(dir: &Path) -> (GatewayBuilder, GatewayTls) {
+/// A gateway builder serving HTTPS with a certificate from a CA made in `dir`; the certbot-style
+/// files it serves, and the CA, to renew them.
+pub fn https(dir: &Path) -> (GatewayBuilder, Certbot, TestCa) {
     let ca = TestCa::new(dir);
-    let tls = Certbot::new(&dir.join("letsencrypt"), &ca, &ca.server("gateway")).tls();
-    (GatewayBuilder::new().tls(&tls), tls)
+    let certbot = Certbot::new(&dir.join("letsencrypt"), &ca, &ca.server("gateway"));
+    (GatewayBuilder::new().tls(&certbot.tls()), certbot, ca)
+}
+
+/// Waits until a new connection to `url` is served `cert`'s certificate.
+async fn wait_for_certificate(tls: &GatewayTls, url: &str, cert: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let fresh = tls.client_builder().build().unwrap();
+        let response = fresh.get(url).send().await.unwrap();
+        if served_by(&response) == leaf_of(cert) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the renewal was not picked up");
+        // Polling interval while waiting for the watch, not a guess at how long it takes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The DER of the first certificate in a PEM file.
@@ -104,7 +120,8 @@ fn curl(ca: &Path, protocol: &str, url: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sdk_client_signs_in_and_calls_tools_over_the_gateways_own_https() {
     let dir = tempfile::tempdir().unwrap();
-    let (builder, tls) = https(dir.path());
+    let (builder, certbot, ca) = https(dir.path());
+    let tls = certbot.tls();
     // The supervised mcp-backend fetches the gateway's JWKS over HTTPS: it trusts the CA too.
     let builder = builder.env("SSL_CERT_FILE", tls.ca_file.to_str().unwrap());
     let stack = auth_stack_with("", builder).await;
@@ -137,8 +154,9 @@ async fn the_sdk_client_signs_in_and_calls_tools_over_the_gateways_own_https() {
     // speaks it.
     let plan = json!({ "url": gateway.url("/mcp"), "username": "alice", "password": "wonderland" });
     let ca_file = tls.ca_file.to_str().unwrap();
-    let report =
-        node::run_with_env("oauth-flow.mjs", &plan, &[("NODE_EXTRA_CA_CERTS", ca_file)]).await;
+    let trust = [("NODE_EXTRA_CA_CERTS", ca_file)];
+    let flow = || node::run_with_env("oauth-flow.mjs", &plan, &trust);
+    let report = flow().await;
     assert!(report.get("error").is_none(), "{report:#}");
     assert_eq!(report["redirect"]["iss"], gateway.origin);
     assert_eq!(
@@ -147,6 +165,36 @@ async fn the_sdk_client_signs_in_and_calls_tools_over_the_gateways_own_https() {
     );
     assert_ne!(report["request"]["isError"], true, "{}", report["request"]);
     assert_eq!(report["refresh"]["result"], "AUTHORIZED", "{report:#}");
+
+    // MCP itself over HTTP/2: an initialize through to mcp-backend.
+    let initialize = gateway
+        .http
+        .post(gateway.url("/mcp"))
+        .header(
+            "authorization",
+            format!("Bearer {}", gateway.token("/mcp", "alice")),
+        )
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"h2","version":"1"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(initialize.version(), reqwest::Version::HTTP_2);
+    assert_eq!(initialize.status(), 200);
+    let answer = initialize.text().await.unwrap();
+    assert!(answer.contains("mcp-backend"), "{answer}");
+
+    // A renewed certificate, and the whole flow again over it.
+    let renewed = ca.server("gateway-renewed");
+    certbot.renew(&renewed, 2);
+    wait_for_certificate(&tls, &metadata, &renewed.cert).await;
+    let report = flow().await;
+    assert!(
+        report.get("error").is_none(),
+        "after the renewal: {report:#}"
+    );
+    assert_ne!(report["request"]["isError"], true, "{}", report["request"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,17 +220,7 @@ async fn a_renewed_certificate_is_served_to_new_connections_while_open_ones_carr
     let second = ca.server_until("gateway-2", (2031, 1, 1));
     certbot.renew(&second, 2);
     // New connections get the new certificate once the gateway has seen the files change.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let fresh = tls.client_builder().build().unwrap();
-        let response = fresh.get(gateway.url("/healthz")).send().await.unwrap();
-        if served_by(&response) == leaf_of(&second.cert) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the renewal was not picked up");
-        // Polling interval while waiting for the watch, not a guess at how long it takes.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_certificate(&tls, &gateway.url("/healthz"), &second.cert).await;
     assert_eq!(gateway.metrics().await[expiry], 1_924_992_000.0);
     // The connection opened before is still the same one, answering with the old certificate.
     let after = open.get(gateway.url("/healthz")).send().await.unwrap();

@@ -46,7 +46,7 @@ async fn a_real_prometheus_scrapes_every_metric_the_readme_lists() {
     let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
     assert!(report.get("error").is_none(), "{report:#}");
     let dir = tempfile::tempdir().unwrap();
-    let (https, _tls) = crate::gateway_tls::https(dir.path());
+    let (https, _certbot, _ca) = crate::gateway_tls::https(dir.path());
     let https = https
         .section("[[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n")
         .start()
