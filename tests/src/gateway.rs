@@ -339,6 +339,20 @@ impl GatewayUnderTest {
         format!("{}{path}", self.origin)
     }
 
+    /// A POST of `body` to the route at `path`, as an MCP client sends one, with a valid token of
+    /// `alice` for it.
+    pub fn mcp_post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url(path))
+            .header(
+                "authorization",
+                format!("Bearer {}", self.token(path, "alice")),
+            )
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+    }
+
     /// Access token claims as the gateway issues them, for the route at `path`.
     pub fn claims(&self, path: &str, sub: &str, scope: &str) -> Value {
         access_claims(&self.origin, &self.url(path), sub, scope, 600)

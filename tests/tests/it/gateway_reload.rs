@@ -23,15 +23,8 @@ fn routes(backend: &ScriptedBackend) -> String {
 
 /// A POST to `path` with a token for it and `body`: the status.
 async fn post(gateway: &GatewayUnderTest, path: &str, body: String) -> u16 {
-    reqwest::Client::new()
-        .post(gateway.url(path))
-        .header(
-            "authorization",
-            format!("Bearer {}", gateway.token(path, "alice")),
-        )
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(body)
+    gateway
+        .mcp_post(path, body)
         .send()
         .await
         .unwrap()
@@ -103,15 +96,8 @@ async fn a_reload_applies_to_new_requests_while_an_open_stream_carries_on() {
     assert_eq!(post(&gateway, "/b/mcp", call("echo")).await, 200);
     assert_eq!(post(&gateway, "/b/mcp", big).await, 413);
     let forwarded = backend.bodies().len();
-    let denied = reqwest::Client::new()
-        .post(gateway.url("/b/mcp"))
-        .header(
-            "authorization",
-            format!("Bearer {}", gateway.token("/b/mcp", "alice")),
-        )
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(call("danger"))
+    let denied = gateway
+        .mcp_post("/b/mcp", call("danger"))
         .send()
         .await
         .unwrap();

@@ -168,15 +168,7 @@ async fn the_sdk_client_signs_in_and_calls_tools_over_the_gateways_own_https() {
 
     // MCP itself over HTTP/2: an initialize through to mcp-backend.
     let initialize = gateway
-        .http
-        .post(gateway.url("/mcp"))
-        .header(
-            "authorization",
-            format!("Bearer {}", gateway.token("/mcp", "alice")),
-        )
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"h2","version":"1"}}}"#)
+        .mcp_post("/mcp", r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"h2","version":"1"}}}"#)
         .send()
         .await
         .unwrap();
