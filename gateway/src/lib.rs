@@ -36,6 +36,7 @@ mod telemetry;
 mod tls;
 mod tokens;
 mod trace;
+mod upgrade_socket;
 
 use std::sync::Arc;
 
@@ -197,7 +198,12 @@ fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result
         threads: config.server.threads,
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
-        upgrade_sock: config.server.upgrade_socket.display().to_string(),
+        upgrade_sock: upgrade_socket::resolve(
+            config.server.upgrade_socket.as_deref(),
+            config.server.listen.port(),
+        )?
+        .display()
+        .to_string(),
         ..ServerConf::default()
     };
     let opt = pingora::server::configuration::Opt {
@@ -211,9 +217,8 @@ fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result
     readiness.push(reloader_listening.clone());
     // Register the metrics before the first scrape can come.
     std::sync::LazyLock::force(&metrics::METRICS);
-    if let Some(provider) = &config.auth.provider {
+    if config.auth.provider.is_some() {
         std::sync::LazyLock::force(&metrics::auth::AUTH);
-        metrics::auth::count_logins_of(provider.label());
     }
     server.add_service(pingora::services::background::background_service(
         "store purge",

@@ -45,7 +45,9 @@ enum Refusal {
         "server.public_url changed ({0} to {1}): it is the issuer of every token, so it changes only with a restart"
     )]
     PublicUrl(String, String),
-    #[error("writing the config's clients to the store: {0}")]
+    #[error(
+        "writing the config's clients to the store (those before the failure are written): {0}"
+    )]
     Store(#[from] crate::store::StoreError),
 }
 
@@ -153,16 +155,53 @@ fn keep_what_needs_a_restart(next: &mut Config, running: &Config) -> Vec<&'stati
     next.audit = running.audit.clone();
     keep("telemetry", next.telemetry != running.telemetry);
     next.telemetry = running.telemetry.clone();
-    let commands = |config: &Config| -> Vec<(String, Option<config::Command>)> {
-        config
+    // The key the provider's tokens are sealed with: those in the store were sealed with this one.
+    if let (Some(key), Some(running_key)) = (
+        token_key(next.auth.provider.as_mut()),
+        running.auth.provider.as_ref().and_then(running_token_key),
+    ) {
+        keep("store.token_key_env", *key != running_key);
+        *key = running_key;
+    }
+    // The supervised commands run as they started: a route keeps its running one, if any.
+    let mut commands_differ = false;
+    for route in &mut next.routes {
+        let running_command = running
             .routes
             .iter()
-            .filter(|r| r.command.is_some())
-            .map(|r| (r.path.clone(), r.command.clone()))
-            .collect()
-    };
-    keep("routes.command", commands(next) != commands(running));
+            .find(|r| r.path == route.path)
+            .and_then(|r| r.command.clone());
+        commands_differ |= route.command != running_command;
+        route.command = running_command;
+    }
+    let running_commands = running
+        .routes
+        .iter()
+        .filter(|r| r.command.is_some())
+        .count();
+    let kept_commands = next.routes.iter().filter(|r| r.command.is_some()).count();
+    keep(
+        "routes.command",
+        commands_differ || kept_commands != running_commands,
+    );
     kept
+}
+
+/// The key a GitHub or OIDC provider seals its tokens with.
+fn token_key(provider: Option<&mut Provider>) -> Option<&mut [u8; 32]> {
+    match provider? {
+        Provider::GitHub(github) => Some(&mut github.token_key),
+        Provider::Oidc(oidc) => Some(&mut oidc.token_key),
+        Provider::Local { .. } => None,
+    }
+}
+
+fn running_token_key(provider: &Provider) -> Option<[u8; 32]> {
+    match provider {
+        Provider::GitHub(github) => Some(github.token_key),
+        Provider::Oidc(oidc) => Some(oidc.token_key),
+        Provider::Local { .. } => None,
+    }
 }
 
 #[async_trait]
@@ -186,7 +225,10 @@ impl BackgroundService for Reloader {
             let watch = self.generations.current().config().server.watch_config;
             tokio::select! {
                 Some(()) = hangups.recv() => {
+                    let now = stamps(&files);
                     self.reload_and_log("SIGHUP").await;
+                    // What the signal read, the watch need not read again.
+                    seen = now;
                     if let Some(certificate) = &self.certificate {
                         certificate.refresh(None);
                     }

@@ -80,7 +80,9 @@ impl Config {
         out += &match &self.telemetry {
             Some(t) => format!(
                 "traces to {} as {} (keeping {} of those started here)\n",
-                t.traces_url, t.service_name, t.sample_ratio
+                t.printable_url(),
+                t.service_name,
+                t.sample_ratio
             ),
             None => "traces: off\n".to_owned(),
         };
@@ -91,7 +93,10 @@ impl Config {
             } else {
                 ""
             },
-            self.server.upgrade_socket.display(),
+            self.server.upgrade_socket.as_ref().map_or(
+                "mcp-auth-gateway-<port>.sock in the runtime directory".to_owned(),
+                |p| p.display().to_string()
+            ),
             self.server.grace_period
         );
         out += &format!(

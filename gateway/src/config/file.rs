@@ -239,8 +239,9 @@ pub struct ServerFile {
     /// Reload when this file or the users file changes, as on SIGHUP (default false).
     #[serde(default)]
     pub watch_config: bool,
-    /// The Unix socket a new gateway started with `--upgrade` receives the listening sockets on
-    /// (default `/tmp/mcp-auth-gateway-<listen port>.sock`).
+    /// The Unix socket a new gateway started with `--upgrade` receives the listening sockets on,
+    /// in a directory only the gateway's user can write (default: `mcp-auth-gateway-<port>.sock`
+    /// in `$RUNTIME_DIRECTORY`, `$XDG_RUNTIME_DIR`, or a private `/tmp/mcp-auth-gateway-<uid>/`).
     pub upgrade_socket: Option<PathBuf>,
 }
 

@@ -34,8 +34,9 @@ pub struct ServerSettings {
     pub tls: Option<TlsFiles>,
     /// Reload when the config file or the users file changes.
     pub watch_config: bool,
-    /// Where the listening sockets are handed to a new gateway (`--upgrade`).
-    pub upgrade_socket: std::path::PathBuf,
+    /// Where the listening sockets are handed to a new gateway (`--upgrade`); `None`: in the
+    /// runtime directory (resolved at start).
+    pub upgrade_socket: Option<std::path::PathBuf>,
 }
 
 /// The proxies whose word on the client's address is believed, and the header they write it in.
@@ -111,11 +112,7 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
         trusted_proxies,
         tls,
         watch_config: file.server.watch_config,
-        upgrade_socket: file
-            .server
-            .upgrade_socket
-            .clone()
-            .unwrap_or_else(|| format!("/tmp/mcp-auth-gateway-{}.sock", listen.port()).into()),
+        upgrade_socket: file.server.upgrade_socket.clone(),
     })
 }
 

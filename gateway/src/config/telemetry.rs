@@ -13,6 +13,20 @@ pub struct TelemetrySettings {
     pub sample_ratio: f64,
 }
 
+impl TelemetrySettings {
+    /// Where spans go, without any credentials the URL carries: for printing.
+    pub fn printable_url(&self) -> String {
+        match url::Url::parse(&self.traces_url) {
+            Ok(mut url) => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            Err(_) => "(unprintable)".to_owned(),
+        }
+    }
+}
+
 pub(super) fn settings(
     telemetry: Option<&TelemetryFile>,
     errors: &Errors,
@@ -26,10 +40,8 @@ pub(super) fn settings(
         .ok_or_else(|| {
             errors.at(
                 "telemetry.otlp_endpoint",
-                format!(
-                    "{:?} is not an http(s) URL (an OTLP/HTTP collector, e.g. \"http://127.0.0.1:4318\")",
-                    telemetry.otlp_endpoint
-                ),
+                // Not echoed: a URL may carry credentials.
+                "is not an http(s) URL (an OTLP/HTTP collector, e.g. \"http://127.0.0.1:4318\")",
             )
         })?;
     let sample_ratio = telemetry.sample_ratio.unwrap_or(1.0);

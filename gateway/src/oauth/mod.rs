@@ -220,6 +220,9 @@ impl AuthServer {
             Some(Provider::Local { users, .. }) => LocalUsers::new(users.clone()),
             _ => LocalUsers::default(),
         };
+        if let Some(provider) = &config.auth.provider {
+            crate::metrics::auth::count_logins_of(provider.label());
+        }
         let idp = match &config.auth.provider {
             Some(provider) => IdentityProvider::new(
                 provider,

@@ -42,6 +42,11 @@ pub async fn answer(
     }
 }
 
+/// Whether the client went away (closed its stream, say): a request's end, not its failure.
+pub fn client_went_away(e: &Error) -> bool {
+    status(e) == 0
+}
+
 /// The status for a failure: 504 for a backend that timed out, 502 for one that failed otherwise,
 /// 0 (nothing to answer) for a client that went away.
 fn status(e: &Error) -> u16 {

@@ -251,7 +251,10 @@ async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Resul
     // must come within the time allowed.
     let mut first = None;
     if !session.is_http2() {
-        first = session.read_request_body().await?;
+        first = session
+            .read_request_body()
+            .await
+            .map_err(|e| e.into_down())?;
         if session.is_body_done() {
             return Ok(match first {
                 Some(body) if body.len() > limit => Err(Refusal::TooLarge),
@@ -264,7 +267,10 @@ async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Resul
         let mut joined = BytesMut::new();
         while let Some(chunk) = match first.take() {
             Some(chunk) => Some(chunk),
-            None => session.read_request_body().await?,
+            None => session
+                .read_request_body()
+                .await
+                .map_err(|e| e.into_down())?,
         } {
             // The usual body comes in one chunk, kept as it came; more are put together.
             match body.take() {

@@ -73,14 +73,18 @@ struct Params<'a> {
     /// `completion/complete`'s reference to a prompt or a resource template.
     #[serde(borrow, rename = "ref")]
     reference: Option<Reference<'a>>,
-    #[serde(borrow, rename = "_meta")]
-    meta: Option<Meta<'a>>,
+    /// Read leniently: a `_meta` of any shape is the backend's business, never a reason to refuse.
+    #[serde(default, rename = "_meta", deserialize_with = "traceparent_of")]
+    meta: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Meta<'a> {
-    #[serde(borrow)]
-    traceparent: Option<Cow<'a, str>>,
+/// `_meta.traceparent` when `_meta` is an object holding it as a string; else nothing.
+fn traceparent_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let meta = serde_json::Value::deserialize(d)?;
+    Ok(meta
+        .get("traceparent")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned))
 }
 
 #[derive(Deserialize)]
@@ -118,10 +122,7 @@ pub fn parse(body: &[u8]) -> Option<Messages<'_>> {
 
 fn message(wire: Wire<'_>) -> Message<'_> {
     let mut params = wire.params;
-    let traceparent = params
-        .as_mut()
-        .and_then(|p| p.meta.take())
-        .and_then(|m| m.traceparent);
+    let traceparent = params.as_mut().and_then(|p| p.meta.take()).map(Cow::Owned);
     let target = match wire.method.as_deref() {
         Some("tools/call") => named(Kind::Tool, params.and_then(|p| p.name)),
         Some("prompts/get") => named(Kind::Prompt, params.and_then(|p| p.name)),
@@ -253,6 +254,24 @@ mod tests {
             map.append(*name, value.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn a_meta_traceparent_is_read_and_a_meta_of_another_shape_refuses_nothing() {
+        let traced = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":1,"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}}"#;
+        let parsed = parse(traced).unwrap();
+        assert_eq!(
+            parsed.messages[0].traceparent.as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+        for meta in [r#""text""#, "[1]", "null", r#"{"traceparent":7}"#, "{}"] {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","_meta":{meta}}}}}"#
+            );
+            let parsed = parse(body.as_bytes()).unwrap_or_else(|| panic!("{meta}"));
+            assert_eq!(parsed.messages[0].target().unwrap().name, "t", "{meta}");
+            assert_eq!(parsed.messages[0].traceparent, None, "{meta}");
+        }
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
             &ctx.span,
             &super::span::Outcome {
                 status,
-                failed: error.is_some(),
+                failed: error.is_some_and(|e| !super::failure::client_went_away(e)),
                 mcp_method: ctx.peek.method.as_deref(),
                 tool: ctx.peek.tool.as_deref(),
                 session: session_id.as_deref(),

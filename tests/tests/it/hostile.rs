@@ -418,6 +418,32 @@ async fn flood(stack: &Stack) {
     still_serves(stack).await;
 }
 
+/// A body that breaks its framing (a bad chunk, under both Content-Length and chunked), on a route
+/// whose policy reads bodies: the client's fault, `400`, never the gateway's `500` (the hostile
+/// suite found this with HOSTILE_SEED=16565872979769951289).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_with_broken_framing_is_the_clients_fault() {
+    let stack = stack().await;
+    let token = stack.gateway.token("/mcp", "alice");
+    for framing in [
+        "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n0\r\n\r\n",
+        "Transfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n0\r\n\r\n",
+    ] {
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n{framing}"
+        );
+        let answer = exchange_raw(stack.port, request.as_bytes())
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status, 400, "{framing:?}");
+    }
+    assert!(
+        stack._backend.requests().is_empty(),
+        "nothing reached the backend"
+    );
+    still_serves(&stack).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn thousands_of_hostile_requests_get_no_5xx_no_panic_no_hang_and_bounded_memory() {
     let seed: u64 = std::env::var("HOSTILE_SEED")
