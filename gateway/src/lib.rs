@@ -94,27 +94,32 @@ fn open_state(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let system = match &config.store {
-            config::StoreSettings::Sqlite(_) => "sqlite",
-            config::StoreSettings::Memory => "memory",
-            config::StoreSettings::Redis(_) => "redis",
-        };
-        let store: Arc<dyn store::Store> = match &config.store {
-            config::StoreSettings::Sqlite(path) => Arc::new(
-                store::sqlite::SqliteStore::open(path)
-                    .with_context(|| format!("opening the store {}", path.display()))?,
+        // Each store, and its name as spans give it (`db.system.name`).
+        let (store, system): (Arc<dyn store::Store>, _) = match &config.store {
+            config::StoreSettings::Sqlite(path) => (
+                Arc::new(
+                    store::sqlite::SqliteStore::open(path)
+                        .with_context(|| format!("opening the store {}", path.display()))?,
+                ),
+                "sqlite",
             ),
-            config::StoreSettings::Memory => Arc::new(store::memory::MemoryStore::default()),
-            config::StoreSettings::Redis(settings) => Arc::new(
-                store::redis::RedisStore::connect(settings)
-                    .await
-                    .with_context(|| {
-                        format!("connecting to Redis at {}", settings.printable_url())
-                    })?,
+            config::StoreSettings::Memory => {
+                (Arc::new(store::memory::MemoryStore::default()), "memory")
+            }
+            config::StoreSettings::Redis(settings) => (
+                Arc::new(
+                    store::redis::RedisStore::connect(settings)
+                        .await
+                        .with_context(|| {
+                            format!("connecting to Redis at {}", settings.printable_url())
+                        })?,
+                ),
+                "redis",
             ),
         };
         let store: Arc<dyn store::Store> = Arc::new(store::metered::Metered::new(store, system));
-        let keys = match &config.tokens.key {
+        // The ring, and when its signing key was made, if known.
+        let (keys, created_at) = match &config.tokens.key {
             config::KeySource::Generated => {
                 let stored = store.keys().await?;
                 // What a key signed lives at most this long: access tokens, and the backend tokens
@@ -151,10 +156,9 @@ fn open_state(
                 (ring, written)
             }
         };
-        if let Some(created_at) = keys.1 {
+        if let Some(created_at) = created_at {
             metrics::auth::register_signing_key_age(created_at);
         }
-        let keys = keys.0;
         write_config_clients(store.as_ref(), clients).await?;
         Ok((store, keys))
     })
@@ -241,8 +245,7 @@ fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result
         writer: log.clone(),
         audit,
     };
-    metrics::METRICS.config_loaded.set(clock::now() as i64);
-    metrics::METRICS.config_reload_ok.set(1);
+    metrics::METRICS.config_in_force();
     let gateway = data_plane(config.clone(), store.clone(), keys, readiness, access_log);
     let generations = proxy::Generations::new(gateway);
     let certificate = match &config.server.tls {

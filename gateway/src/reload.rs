@@ -81,8 +81,7 @@ impl Reloader {
         match self.reload().await {
             Ok(kept) => {
                 METRICS.config_reloads.with_label_values(&["applied"]).inc();
-                METRICS.config_loaded.set(crate::clock::now() as i64);
-                METRICS.config_reload_ok.set(1);
+                METRICS.config_in_force();
                 let routes = self.generations.current().config().routes.len();
                 if kept.is_empty() {
                     tracing::info!("{why}: reloaded {}, {routes} routes", self.path.display());

@@ -43,14 +43,13 @@ pub fn link_to(span: &Span, traceparent: &str) {
     }
 }
 
-/// The `traceparent` (and `tracestate`) naming `span`, for the backend: `None` when not traced.
-pub fn headers_for(span: &Span) -> Option<Vec<(String, String)>> {
-    if span.is_disabled() {
-        return None;
-    }
+/// The `traceparent` (and `tracestate`) naming `span`, for the backend: none when not traced.
+pub fn headers_for(span: &Span) -> std::collections::HashMap<String, String> {
     let mut carrier = std::collections::HashMap::new();
-    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
-    Some(carrier.into_iter().collect())
+    if !span.is_disabled() {
+        TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    }
+    carrier
 }
 
 /// Awaits `$future` within `$span` when traces are sent; otherwise awaits it as it is, where it is

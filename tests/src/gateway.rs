@@ -353,6 +353,17 @@ impl GatewayUnderTest {
             .body(body)
     }
 
+    /// A GET of the route at `path` asking for its SSE stream, with a valid token of `alice`.
+    pub fn stream_get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(self.url(path))
+            .header("accept", "text/event-stream")
+            .header(
+                "authorization",
+                format!("Bearer {}", self.token(path, "alice")),
+            )
+    }
+
     /// Access token claims as the gateway issues them, for the route at `path`.
     pub fn claims(&self, path: &str, sub: &str, scope: &str) -> Value {
         access_claims(&self.origin, &self.url(path), sub, scope, 600)

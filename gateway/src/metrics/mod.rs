@@ -195,6 +195,12 @@ pub fn mcp_method_label(method: &str) -> &'static str {
 }
 
 impl Metrics {
+    /// The config just read is in force: at start, or after a reload applied.
+    pub fn config_in_force(&self) {
+        self.config_loaded.set(crate::clock::now() as i64);
+        self.config_reload_ok.set(1);
+    }
+
     /// A tool name as a label if it already is one, else "other".
     pub fn known_tool_label<'a>(&self, name: &'a str) -> &'a str {
         if self.tools_seen.lock().expect("not poisoned").contains(name) {

@@ -13,11 +13,11 @@ use pingora::Error;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use tracing::Instrument as _;
 
 use super::ctx::RequestCtx;
 use super::span;
 use super::state::Gateway;
+use crate::trace::traced;
 
 /// The gateway in force, shared by the proxy and whoever reloads it.
 #[derive(Clone)]
@@ -89,12 +89,8 @@ impl ProxyHttp for LiveGateway {
         let header = session.req_header();
         ctx.endpoint = gateway.router.classify(header.uri.path());
         ctx.span = span::request(header, &gateway, ctx.endpoint);
-        let result = if ctx.span.is_disabled() {
-            gateway.request_filter(session, ctx).await
-        } else {
-            let span = ctx.span.clone();
-            gateway.request_filter(session, ctx).instrument(span).await
-        };
+        let span = ctx.span.clone();
+        let result = traced!(span, gateway.request_filter(session, ctx));
         ctx.gateway = Some(gateway);
         result
     }

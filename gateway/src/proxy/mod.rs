@@ -170,7 +170,7 @@ impl Gateway {
             &forwarded,
         )?;
         // The backend continues the trace from the gateway's call to it.
-        for (name, value) in crate::trace::headers_for(&ctx.upstream_span).unwrap_or_default() {
+        for (name, value) in crate::trace::headers_for(&ctx.upstream_span) {
             upstream_request.insert_header(name, value)?;
         }
         // A list answer is filtered as JSON: it must come uncompressed.

@@ -341,16 +341,7 @@ fn jsonwebtoken_typ(jwt: &str) -> String {
 async fn an_sse_event_arrives_before_the_backend_ends_the_stream() {
     let backend = ScriptedBackend::start().await;
     let gateway = start(&backend, "").await;
-    let mut response = reqwest::Client::new()
-        .get(gateway.url("/sse/mcp"))
-        .header("accept", "text/event-stream")
-        .header(
-            "authorization",
-            format!("Bearer {}", gateway.token("/sse/mcp", "alice")),
-        )
-        .send()
-        .await
-        .unwrap();
+    let mut response = gateway.stream_get("/sse/mcp").send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(response.headers()["x-accel-buffering"], "no");
@@ -393,16 +384,7 @@ async fn a_long_stream_outlives_the_timeouts_while_keep_alives_flow() {
     let backend = ScriptedBackend::start().await;
     let gateway = start(&backend, "").await;
     let started = std::time::Instant::now();
-    let response = reqwest::Client::new()
-        .get(gateway.url("/keepalive/mcp"))
-        .header("accept", "text/event-stream")
-        .header(
-            "authorization",
-            format!("Bearer {}", gateway.token("/keepalive/mcp", "alice")),
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = gateway.stream_get("/keepalive/mcp").send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.text().await.expect("the stream ends cleanly");
     // 8 keep-alives 400 ms apart: 3.2 s, over three times the route's 1 s read and write timeouts.

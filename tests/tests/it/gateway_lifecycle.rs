@@ -22,16 +22,7 @@ async fn sigterm_stops_accepting_lets_requests_finish_and_ends_streams_within_th
         .start()
         .await;
     let port: u16 = gateway.origin.rsplit(':').next().unwrap().parse().unwrap();
-    let get = |path: &str| {
-        reqwest::Client::new()
-            .get(gateway.url(path))
-            .header("accept", "text/event-stream")
-            .header(
-                "authorization",
-                format!("Bearer {}", gateway.token(path, "alice")),
-            )
-            .send()
-    };
+    let get = |path: &str| gateway.stream_get(path).send();
     // A stream that ends by itself after 1.5 s, and one its backend holds open.
     let finishing = get("/finishing/mcp").await.unwrap();
     let mut held = get("/held/mcp").await.unwrap();

@@ -47,16 +47,7 @@ async fn a_reload_applies_to_new_requests_while_an_open_stream_carries_on() {
         ))
         .start()
         .await;
-    let mut stream = reqwest::Client::new()
-        .get(gateway.url("/sse/mcp"))
-        .header("accept", "text/event-stream")
-        .header(
-            "authorization",
-            format!("Bearer {}", gateway.token("/sse/mcp", "alice")),
-        )
-        .send()
-        .await
-        .unwrap();
+    let mut stream = gateway.stream_get("/sse/mcp").send().await.unwrap();
     assert_eq!(stream.status(), 200);
     let first = stream.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("data: first"));
