@@ -38,6 +38,17 @@ pub struct GatewayTls {
 }
 
 impl GatewayTls {
+    /// A certificate for 127.0.0.1 from a CA made in `dir`, with that CA's file.
+    pub fn issued(dir: &std::path::Path) -> Self {
+        let ca = crate::tls::TestCa::new(dir);
+        let issued = ca.server("gateway");
+        Self {
+            cert_file: issued.cert,
+            key_file: issued.key,
+            ca_file: ca.ca_file(),
+        }
+    }
+
     /// A client that trusts the CA, negotiating HTTP/2 or HTTP/1.1 by ALPN, reporting each
     /// connection's certificate (`reqwest::tls::TlsInfo`).
     pub fn client_builder(&self) -> reqwest::ClientBuilder {
@@ -342,7 +353,17 @@ impl GatewayUnderTest {
     /// A POST of `body` to the route at `path`, as an MCP client sends one, with a valid token of
     /// `alice` for it.
     pub fn mcp_post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-        self.http
+        self.mcp_post_on(&self.http, path, body)
+    }
+
+    /// The same, sent by `client` (one speaking only HTTP/1.1, say).
+    pub fn mcp_post_on(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::RequestBuilder {
+        client
             .post(self.url(path))
             .header(
                 "authorization",

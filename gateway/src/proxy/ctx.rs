@@ -90,8 +90,20 @@ pub struct AuditEntry {
     pub name: String,
     /// "allow", "deny" or "step_up".
     pub outcome: &'static str,
-    /// The rule that decided, or the default; `None` for a list, which is filtered.
-    pub rule: Option<Reason>,
+    /// The rule that decided, or why the message was not decided on.
+    pub ruling: Ruling,
+}
+
+/// What an audit entry says decided.
+#[derive(Clone, Copy)]
+pub enum Ruling {
+    /// A rule of the route's policy, or its default.
+    Policy(Reason),
+    /// A list, filtered in the answer.
+    Filtered,
+    /// A message refused unread: `ambiguous` (another parser would read another message) or
+    /// `unreadable` (not JSON-RPC).
+    Refused(&'static str),
 }
 
 /// A new request id: a v4 UUID written straight into its header value.

@@ -14,9 +14,9 @@ use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 use serde_json::{Value, json};
 
-use super::ctx::{AuditEntry, RequestCtx};
+use super::ctx::{AuditEntry, RequestCtx, Ruling};
 use super::list_filter::ListFilter;
-use super::mcp_message::{self, MCP_METHOD, MCP_NAME, Messages};
+use super::mcp_message::{self, MCP_METHOD, MCP_NAME, Messages, Unreadable};
 use super::mcp_peek::McpPeek;
 use super::observe::count_decision;
 use super::respond;
@@ -39,8 +39,10 @@ pub enum Refusal {
     Slow,
     /// 400: a body on a route with a policy, sent with another method than POST.
     BodyNotPosted,
-    /// 400, JSON-RPC -32700: a body the policy cannot read unambiguously.
+    /// 400, JSON-RPC -32700: a body that is not JSON-RPC, on a route with a policy.
     Unreadable,
+    /// 400, JSON-RPC -32600: a body another parser would read as another message (why).
+    Ambiguous(String),
     /// 400, JSON-RPC -32020: `Mcp-Method` or `Mcp-Name` says other than the body.
     HeaderMismatch { id: Value, message: String },
     /// 403 `insufficient_scope`: a scope would allow what was asked.
@@ -73,6 +75,16 @@ pub async fn inspect(
         }
         return Ok(None);
     }
+    if !header.headers.contains_key(&MCP_METHOD)
+        && mcp_message::requires_method_header(&header.headers)
+    {
+        return Ok(Some(Refusal::HeaderMismatch {
+            id: Value::Null,
+            message:
+                "Header mismatch: Mcp-Method header is required from protocol version 2026-07-28"
+                    .into(),
+        }));
+    }
     if policy.is_none() && !mcp_headers {
         return Ok(None);
     }
@@ -93,8 +105,27 @@ pub async fn inspect(
     };
     ctx.body_read = true;
     ctx.body_bytes = body.len() as u64;
-    let Some(messages) = mcp_message::parse(&body) else {
-        return Ok(policy.map(|_| Refusal::Unreadable));
+    let auditing = gateway.access_log.audit.is_some();
+    let messages = match mcp_message::parse(&body) {
+        Ok(messages) => messages,
+        // Without a policy only the headers were to be checked, and the backend reads the rest.
+        Err(Unreadable::NotJsonRpc) if policy.is_none() => return Ok(None),
+        Err(unreadable) => {
+            let (refusal, why) = match unreadable {
+                Unreadable::NotJsonRpc => (Refusal::Unreadable, "unreadable"),
+                Unreadable::Ambiguous(why) => (Refusal::Ambiguous(why.0), "ambiguous"),
+            };
+            if auditing {
+                ctx.audit.push(AuditEntry {
+                    method: "other",
+                    kind: None,
+                    name: String::new(),
+                    outcome: "deny",
+                    ruling: Ruling::Refused(why),
+                });
+            }
+            return Ok(Some(refusal));
+        }
     };
     ctx.peek = McpPeek::known(&messages);
     // A trace the message names, when the headers named none (and traces are sent at all).
@@ -123,17 +154,14 @@ pub async fn inspect(
         }));
     }
     match (policy, ctx.caller.clone()) {
-        (Some(policy), Some(claims)) => {
-            let auditing = gateway.access_log.audit.is_some();
-            Ok(decide(
-                policy,
-                route,
-                &Caller::of(&claims),
-                &messages,
-                ctx,
-                auditing,
-            ))
-        }
+        (Some(policy), Some(claims)) => Ok(decide(
+            policy,
+            route,
+            &Caller::of(&claims),
+            &messages,
+            ctx,
+            auditing,
+        )),
         _ => Ok(None),
     }
 }
@@ -188,7 +216,7 @@ fn decide(
                 kind: Some(target.kind),
                 name: target.name.to_owned(),
                 outcome: decision.outcome(),
-                rule: Some(decision.reason()),
+                ruling: Ruling::Policy(decision.reason()),
             });
         }
         decisions.push(Some(decision));
@@ -222,7 +250,7 @@ fn decide(
                 kind: None,
                 name: String::new(),
                 outcome: "allow",
-                rule: None,
+                ruling: Ruling::Filtered,
             });
         }
         lists.extend(message.id.clone());
@@ -327,6 +355,7 @@ impl Refusal {
             Refusal::Slow => "body_timeout",
             Refusal::BodyNotPosted => "body_not_posted",
             Refusal::Unreadable => "unreadable",
+            Refusal::Ambiguous(_) => "ambiguous",
             Refusal::HeaderMismatch { .. } => "header_mismatch",
             Refusal::StepUp { .. } => "insufficient_scope",
             Refusal::Denied(_) => "denied",
@@ -376,6 +405,14 @@ impl Refusal {
                     Value::Null,
                     -32700,
                     "Parse error: the body is not JSON-RPC that can be read unambiguously",
+                ),
+            ),
+            Refusal::Ambiguous(why) => (
+                400,
+                rpc_error(
+                    Value::Null,
+                    -32600,
+                    &format!("Invalid Request: the message can be read more than one way ({why})"),
                 ),
             ),
             Refusal::HeaderMismatch { id, message } => (400, rpc_error(id, -32020, &message)),

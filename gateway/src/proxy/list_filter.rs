@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use serde_json::Value;
 
+use super::key_folding::fold;
 use crate::config::Kind;
 
 /// The most of an answer, or of one SSE event, held to filter it.
@@ -203,10 +204,9 @@ impl ListFilter {
     }
 
     /// An SSE event (with its blank line), its data rewritten when it holds a list. Only an event
-    /// whose data mentions a result is parsed.
+    /// that may hold a result is parsed.
     fn rewrite_event(&mut self, event: Bytes, allowed: &dyn Fn(Kind, &str) -> bool) -> Bytes {
-        const RESULT: &[u8] = b"\"result\"";
-        if !event.windows(RESULT.len()).any(|w| w == RESULT) {
+        if !may_hold_result(&event) {
             return event;
         }
         let Ok(text) = std::str::from_utf8(&event) else {
@@ -249,31 +249,67 @@ impl ListFilter {
             Value::Array(items) => items.iter_mut().fold(false, |found, item| {
                 self.filter_value(item, allowed) | found
             }),
+            // Keys are matched as a client that folds them would read them (Go's
+            // `encoding/json`): a `Result` or a `Tools` is filtered as `result` and `tools` are.
             Value::Object(message) => {
-                let Some(Value::Object(result)) = message.get_mut("result") else {
-                    return false;
-                };
                 let mut found = false;
-                for (field, key, kind) in LISTS {
-                    if let Some(Value::Array(items)) = result.get_mut(*field) {
-                        found = true;
-                        let before = items.len();
-                        items.retain(|item| {
-                            item.get(*key)
-                                .and_then(Value::as_str)
-                                .is_some_and(|name| allowed(*kind, name))
-                        });
-                        self.hidden += before - items.len();
+                for (key, result) in message.iter_mut() {
+                    let Value::Object(result) = result else {
+                        continue;
+                    };
+                    if fold(key) != "result" {
+                        continue;
                     }
-                }
-                if found {
-                    result.insert("cacheScope".into(), Value::from("private"));
+                    let mut lists = false;
+                    for (field, items) in result.iter_mut() {
+                        let folded = fold(field);
+                        let Some((_, key, kind)) = LISTS.iter().find(|(f, ..)| fold(f) == folded)
+                        else {
+                            continue;
+                        };
+                        lists = true;
+                        match items {
+                            Value::Array(items) => {
+                                let before = items.len();
+                                items.retain(|item| shown(item, key, *kind, allowed));
+                                self.hidden += before - items.len();
+                            }
+                            // A list that is not one is no list to show.
+                            other => *other = Value::Array(Vec::new()),
+                        }
+                    }
+                    if lists {
+                        result.insert("cacheScope".into(), Value::from("private"));
+                    }
+                    found |= lists;
                 }
                 found
             }
             _ => false,
         }
     }
+}
+
+/// Whether an event may hold a key a client reads as `result`: one that spells it in any case, or
+/// could spell it otherwise (an escape, a character outside ASCII such as `ſ`).
+fn may_hold_result(event: &[u8]) -> bool {
+    event.windows(6).any(|w| w.eq_ignore_ascii_case(b"result"))
+        || event.windows(2).any(|w| w == b"\\u")
+        || !event.is_ascii()
+}
+
+/// Whether the caller is shown a list's `item`, named by its `key`: an item named one way only
+/// (no other key a client could read as its name), that the caller may use.
+fn shown(item: &Value, key: &str, kind: Kind, allowed: &dyn Fn(Kind, &str) -> bool) -> bool {
+    let Value::Object(fields) = item else {
+        return false;
+    };
+    let name_keys = fields.keys().filter(|k| fold(k) == fold(key)).count();
+    name_keys == 1
+        && fields
+            .get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|name| allowed(kind, name))
 }
 
 /// Where the first complete SSE event in `buffer` ends (after its blank line; lines end in CRLF,

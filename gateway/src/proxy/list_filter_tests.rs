@@ -170,3 +170,33 @@ fn what_cannot_be_read_is_not_passed_on() {
     );
     assert_eq!(out, b"Session not found");
 }
+
+/// A client that folds keys (Go's `encoding/json`) reads `Result`, `Tools` and `Name` as `result`,
+/// `tools` and `name`: they are filtered as those are, and an item named two ways is not shown.
+#[test]
+fn lists_are_filtered_as_a_client_that_folds_keys_reads_them() {
+    let answer = json!({"jsonrpc": "2.0", "id": 1,
+    "Result": {"Tools": [{"name": "get_a"}, {"name": "rm"}]},
+    "result": {"toolſ": [{"name": "rm"}], "tools": [
+        {"name": "get_b", "Name": "rm"}, {"name": "get_c"}, {"NAME": "rm"}
+    ]}})
+    .to_string();
+    let (out, hidden) = run(vec![json!(1)], &mut json_header(), &[answer.as_bytes()]);
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["Result"]["Tools"], json!([{"name": "get_a"}]));
+    assert_eq!(out["result"]["toolſ"], json!([]));
+    assert_eq!(out["result"]["tools"], json!([{"name": "get_c"}]));
+    assert_eq!(hidden, 4);
+    // On a stream, an event spelling the result otherwise is read too.
+    let event = format!(
+        "data: {}\n\n",
+        json!({"jsonrpc": "2.0", "id": 2, "RESULT": {"tools": [{"name": "rm"}]}})
+    );
+    let (out, _) = run(vec![], &mut sse_header(), &[event.as_bytes()]);
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("\"rm\""), "{out}");
+    let escaped =
+        "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"r\\u0065sult\":{\"tools\":[{\"name\":\"rm\"}]}}\n\n";
+    let (out, _) = run(vec![], &mut sse_header(), &[escaped.as_bytes()]);
+    assert!(!String::from_utf8(out).unwrap().contains("\"rm\""));
+}

@@ -3,13 +3,18 @@
 //! which the route's policy decides on; and the check that the 2026-07-28 headers `Mcp-Method` and
 //! `Mcp-Name` say what the body says.
 //!
-//! A field given twice (`"name"` twice in `params`) makes the body unreadable rather than letting
-//! the policy read one copy and the backend another.
+//! The body is read one way only: within each object the gateway reads (a message, its `params`,
+//! a completion's `ref`), a key given twice, or one that another parser would read as another key
+//! ([`super::key_folding`]), makes the body ambiguous, and it is refused rather than decided on
+//! one reading and forwarded to a backend that reads another.
 
 use std::borrow::Cow;
 
 use base64::Engine as _;
 use serde::Deserialize;
+use serde::de::{Error as _, IgnoredAny, MapAccess, Visitor};
+
+use super::key_folding::{Ambiguous, Keys, fold};
 
 use crate::config::Kind;
 use crate::policy::Target;
@@ -54,75 +59,230 @@ pub struct Messages<'a> {
     pub messages: Vec<Message<'a>>,
 }
 
-#[derive(Deserialize)]
+/// Why a body is not read: not JSON-RPC at all (`-32700`), or JSON that another parser could
+/// read as another message (`-32600`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unreadable {
+    NotJsonRpc,
+    Ambiguous(Ambiguous),
+}
+
+/// The fields read of a message, of its `params` and of a `completion/complete` reference.
+const MESSAGE_FIELDS: &[&str] = &["jsonrpc", "id", "method", "params"];
+const PARAMS_FIELDS: &[&str] = &["name", "uri", "ref", "_meta"];
+const REFERENCE_FIELDS: &[&str] = &["type", "name", "uri"];
+
+/// The methods whose message a policy decides on: a method that folds to one of them without
+/// being it may be routed to it by a backend that matches methods loosely.
+const DECIDED_METHODS: &[&str] = &[
+    "tools/call",
+    "tools/list",
+    "prompts/get",
+    "prompts/list",
+    "resources/read",
+    "resources/list",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+];
+
+/// The marker of an ambiguity in serde's error, which carries no value of ours.
+const AMBIGUOUS: &str = "ambiguous: ";
+
+#[derive(Default)]
 struct Wire<'a> {
-    #[serde(default, deserialize_with = "present")]
     id: Option<serde_json::Value>,
-    #[serde(borrow)]
     method: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     params: Option<Params<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Params<'a> {
-    #[serde(borrow)]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     uri: Option<Cow<'a, str>>,
     /// `completion/complete`'s reference to a prompt or a resource template.
-    #[serde(borrow, rename = "ref")]
     reference: Option<Reference<'a>>,
-    /// Read leniently: a `_meta` of any shape is the backend's business, never a reason to refuse.
-    #[serde(default, rename = "_meta", deserialize_with = "traceparent_of")]
-    meta: Option<String>,
+    /// `_meta.traceparent`, read leniently: a `_meta` of any shape is the backend's business,
+    /// never a reason to refuse (and only a trace's link depends on it).
+    traceparent: Option<String>,
 }
 
-/// `_meta.traceparent` when `_meta` is an object holding it as a string; else nothing.
-fn traceparent_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let meta = serde_json::Value::deserialize(d)?;
-    Ok(meta
-        .get("traceparent")
-        .and_then(|t| t.as_str())
-        .map(str::to_owned))
-}
-
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Reference<'a> {
-    #[serde(borrow, rename = "type")]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     uri: Option<Cow<'a, str>>,
 }
 
-/// `"id": null` is an id (of an error about an unreadable request), unlike no `id` at all.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
-    serde_json::Value::deserialize(d).map(Some)
-}
+/// A string, borrowed from the body where it needs no unescaping.
+struct Text<'a>(Cow<'a, str>);
 
-/// Reads the messages of `body`; `None` when it is not JSON-RPC that can be read unambiguously.
-pub fn parse(body: &[u8]) -> Option<Messages<'_>> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    let (batch, wire) = if *first == b'[' {
-        let wire: Vec<Wire> = serde_json::from_slice(body).ok()?;
-        if wire.is_empty() {
-            return None;
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
         }
-        (true, wire)
-    } else {
-        (false, vec![serde_json::from_slice::<Wire>(body).ok()?])
-    };
-    Some(Messages {
-        batch,
-        messages: wire.into_iter().map(message).collect(),
-    })
+        d.deserialize_str(Visit)
+    }
 }
 
-fn message(wire: Wire<'_>) -> Message<'_> {
+/// An optional string field's value (`null` is none).
+fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
+    Ok(map.next_value::<Option<Text<'de>>>()?.map(|t| t.0))
+}
+
+/// Reads the keys of an object the gateway reads, field by field: each key is checked against
+/// `fields` ([`Keys`]) and `read` takes the value of a known one; others are skipped.
+fn read_object<'de, A: MapAccess<'de>>(
+    mut map: A,
+    fields: &[&str],
+    at: &str,
+    mut read: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut keys = Keys::new(fields);
+    while let Some(key) = map.next_key::<Text<'de>>()? {
+        match keys.field(&key.0, at) {
+            Ok(Some(field)) => read(field, &mut map)?,
+            Ok(None) => {
+                map.next_value::<IgnoredAny>()?;
+            }
+            Err(ambiguous) => return Err(A::Error::custom(format!("{AMBIGUOUS}{ambiguous}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Implements `Deserialize` for one of the objects read, through [`read_object`].
+macro_rules! object {
+    ($type:ident, $fields:expr, $at:literal, |$value:ident, $field:ident, $map:ident| $read:block) => {
+        impl<'de> Deserialize<'de> for $type<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visit;
+                impl<'de> Visitor<'de> for Visit {
+                    type Value = $type<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                        let mut $value = $type::default();
+                        read_object(map, $fields, $at, |$field, $map: &mut A| $read)?;
+                        Ok($value)
+                    }
+                }
+                d.deserialize_map(Visit)
+            }
+        }
+    };
+}
+
+object!(Wire, MESSAGE_FIELDS, "the message", |wire, field, map| {
+    match field {
+        // `"id": null` is an id (of an error about an unreadable request), unlike no `id` at all.
+        1 => wire.id = Some(map.next_value()?),
+        2 => wire.method = text(map)?,
+        3 => wire.params = map.next_value()?,
+        _ => {
+            map.next_value::<IgnoredAny>()?;
+        }
+    }
+    Ok(())
+});
+
+object!(Params, PARAMS_FIELDS, "params", |params, field, map| {
+    match field {
+        0 => params.name = text(map)?,
+        1 => params.uri = text(map)?,
+        2 => params.reference = map.next_value()?,
+        _ => {
+            let meta: serde_json::Value = map.next_value()?;
+            params.traceparent = meta
+                .get("traceparent")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned);
+        }
+    }
+    Ok(())
+});
+
+object!(
+    Reference,
+    REFERENCE_FIELDS,
+    "params.ref",
+    |reference, field, map| {
+        match field {
+            0 => reference.kind = text(map)?,
+            1 => reference.name = text(map)?,
+            _ => reference.uri = text(map)?,
+        }
+        Ok(())
+    }
+);
+
+/// Reads the messages of `body`, or why it cannot be read one way only.
+pub fn parse(body: &[u8]) -> Result<Messages<'_>, Unreadable> {
+    let first = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .ok_or(Unreadable::NotJsonRpc)?;
+    let wire = if *first == b'[' {
+        serde_json::from_slice::<Vec<Wire>>(body)
+    } else {
+        serde_json::from_slice::<Wire>(body).map(|one| vec![one])
+    }
+    .map_err(|error| {
+        let text = error.to_string();
+        match text.strip_prefix(AMBIGUOUS) {
+            // serde adds where in the body it was: the detail ends before it.
+            Some(detail) => Unreadable::Ambiguous(Ambiguous(
+                detail
+                    .rsplit_once(" at line ")
+                    .map_or(detail, |(detail, _)| detail)
+                    .to_owned(),
+            )),
+            None => Unreadable::NotJsonRpc,
+        }
+    })?;
+    if wire.is_empty() {
+        return Err(Unreadable::NotJsonRpc);
+    }
+    let batch = *first == b'[';
+    let messages = wire
+        .into_iter()
+        .map(message)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Unreadable::Ambiguous)?;
+    Ok(Messages { batch, messages })
+}
+
+fn message(wire: Wire<'_>) -> Result<Message<'_>, Ambiguous> {
+    if let Some(method) = wire.method.as_deref() {
+        let folded = fold(method);
+        if folded != method && DECIDED_METHODS.contains(&folded.as_ref()) {
+            return Err(Ambiguous(format!(
+                "the method {method:?} reads as {:?} to some servers",
+                folded.as_ref()
+            )));
+        }
+    }
     let mut params = wire.params;
-    let traceparent = params.as_mut().and_then(|p| p.meta.take()).map(Cow::Owned);
+    let traceparent = params
+        .as_mut()
+        .and_then(|p| p.traceparent.take())
+        .map(Cow::Owned);
     let target = match wire.method.as_deref() {
         Some("tools/call") => named(Kind::Tool, params.and_then(|p| p.name)),
         Some("prompts/get") => named(Kind::Prompt, params.and_then(|p| p.name)),
@@ -136,12 +296,21 @@ fn message(wire: Wire<'_>) -> Message<'_> {
         },
         _ => None,
     };
-    Message {
+    // A name with control characters (a NUL a C server stops at, say) names no tool of its own.
+    if let Some((kind, name)) = &target
+        && name.chars().any(char::is_control)
+    {
+        return Err(Ambiguous(format!(
+            "the {} name holds a control character",
+            kind.as_str()
+        )));
+    }
+    Ok(Message {
         id: wire.id,
         method: wire.method,
         target,
         traceparent,
-    }
+    })
 }
 
 /// The target of a use of `name`: one without its name (no `params`, no `name`, a `null` one) is
@@ -202,6 +371,29 @@ pub fn check_headers(headers: &http::HeaderMap, body: &Messages) -> Result<(), M
             }
         }
     }
+}
+
+/// `MCP-Protocol-Version`, parsed once.
+const PROTOCOL_VERSION: http::HeaderName = http::HeaderName::from_static("mcp-protocol-version");
+
+/// Whether a POST's protocol version requires `Mcp-Method` (2026-07-28 and later; versions are
+/// dates, compared as text once they have a date's shape).
+pub fn requires_method_header(headers: &http::HeaderMap) -> bool {
+    let Some(version) = headers
+        .get(&PROTOCOL_VERSION)
+        .map(http::HeaderValue::as_bytes)
+    else {
+        return false;
+    };
+    let dated = version.len() == 10
+        && version.iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    dated && version >= b"2026-07-28".as_slice()
 }
 
 /// The one value of `name`; sent twice is a mismatch in itself.
@@ -268,7 +460,7 @@ mod tests {
             let body = format!(
                 r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","_meta":{meta}}}}}"#
             );
-            let parsed = parse(body.as_bytes()).unwrap_or_else(|| panic!("{meta}"));
+            let parsed = parse(body.as_bytes()).unwrap_or_else(|_| panic!("{meta}"));
             assert_eq!(parsed.messages[0].target().unwrap().name, "t", "{meta}");
             assert_eq!(parsed.messages[0].traceparent, None, "{meta}");
         }
@@ -325,18 +517,79 @@ mod tests {
     }
 
     #[test]
-    fn an_ambiguous_body_is_unreadable() {
+    fn what_is_not_json_rpc_is_unreadable() {
         for body in [
-            &br#"{"id":1,"method":"tools/call","params":{"name":"safe","name":"delete_repo"}}"#[..],
-            br#"{"id":1,"method":"tools/list","method":"tools/call","params":{"name":"x"}}"#,
-            br#"{"id":1,"method":"tools/call","params":{"name":7}}"#,
+            &br#"{"id":1,"method":"tools/call","params":{"name":7}}"#[..],
+            br#"{"id":1,"method":"tools/call","params":["delete_repo"]}"#,
             br#"[]"#,
             b"",
             b"not json",
             br#"{"id":1,"method":"tools/call"} trailing"#,
         ] {
-            assert!(parse(body).is_none(), "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                parse(body).err(),
+                Some(Unreadable::NotJsonRpc),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
+    }
+
+    /// Each of these reads as another message to a parser that folds keys (Go's `encoding/json`:
+    /// case-insensitive, Unicode folding, the last key winning) or drops NUL bytes from them.
+    #[test]
+    fn a_body_another_parser_reads_otherwise_is_ambiguous() {
+        for body in [
+            &br#"{"id":1,"method":"tools/call","params":{"name":"get_weather","Name":"delete_repo"}}"#[..],
+            br#"{"id":1,"method":"tools/call","params":{"name":"safe","name":"delete_repo"}}"#,
+            br#"{"id":1,"method":"tools/list","method":"tools/call","params":{"name":"x"}}"#,
+            br#"{"id":1,"method":"ping","METHOD":"tools/list"}"#,
+            br#"{"id":1,"METHOD":"tools/list"}"#,
+            "{\"id\":1,\"method\":\"tools/call\",\"param\u{17f}\":{\"name\":\"delete_repo\"},\"params\":{\"name\":\"x\"}}".as_bytes(),
+            br#"{"id":1,"method":"tools/call","params":{"name":"x"},"method\u0000":"tools/call"}"#,
+            br#"{"id":1,"method":"tools/call","params":{"name":"x","arguments":{},"arguments":{}}}"#,
+            br#"{"id":1,"Id":2,"method":"tools/list"}"#,
+            br#"{"id":1,"method":"tools/call","params":{"n\u0061me":"x","name":"y"}}"#,
+            br#"{"id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","NAME":"b"}}}"#,
+            br#"{"id":1,"method":"resources/read","params":{"uri":"file:///a","URI":"file:///b"}}"#,
+            br#"{"id":1,"method":"Tools/Call","params":{"name":"delete_repo"}}"#,
+            br#"{"id":1,"method":"tools/call","params":{"name":"delete_repo\u0000"}}"#,
+            br#"[{"id":1,"method":"tools/list"},{"id":2,"method":"tools/call","params":{"name":"a","nAme":"b"}}]"#,
+        ] {
+            assert!(
+                matches!(parse(body), Err(Unreadable::Ambiguous(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let Err(Unreadable::Ambiguous(why)) = parse(
+            br#"{"id":1,"method":"tools/call","params":{"name":"get_weather","Name":"delete_repo"}}"#,
+        ) else {
+            panic!("ambiguous")
+        };
+        assert_eq!(why.0, "params has two keys that read as \"name\"");
+        // What the gateway does not read may hold any keys: a tool's arguments are the tool's.
+        let arguments = br#"{"id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":1,"A":2,"a":3}}}"#;
+        assert_eq!(
+            parse(arguments).unwrap().messages[0].target().unwrap().name,
+            "x"
+        );
+    }
+
+    #[test]
+    fn mcp_method_is_required_from_2026_07_28() {
+        for (version, required) in [
+            ("2026-07-28", true),
+            ("2027-01-01", true),
+            ("2025-11-25", false),
+            ("2025-06-18", false),
+            ("draft", false),
+            ("2026-7-28", false),
+        ] {
+            let sent = headers(&[("mcp-protocol-version", version)]);
+            assert_eq!(requires_method_header(&sent), required, "{version}");
+        }
+        assert!(!requires_method_header(&headers(&[])));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod ctx;
 mod failure;
 mod forward;
 mod inspect;
+mod key_folding;
 mod list_filter;
 mod live;
 mod local;

@@ -7,7 +7,7 @@ use pingora::Error;
 use pingora::proxy::Session;
 use pingora_prometheus::prometheus::IntCounter;
 
-use super::ctx::RequestCtx;
+use super::ctx::{RequestCtx, Ruling};
 use super::state::Gateway;
 use crate::access_log::AccessLine;
 use crate::audit::{AuditLine, AuditLog};
@@ -128,8 +128,9 @@ fn write_audit<'a>(
         line.kind = entry.kind.map(Kind::as_str);
         line.name = &entry.name;
         line.decision = entry.outcome;
-        (line.rule, line.hidden) = match (entry.rule, policy) {
-            (Some(reason), Some(policy)) => (reason.name(policy), None),
+        (line.rule, line.hidden) = match (entry.ruling, policy) {
+            (Ruling::Policy(reason), Some(policy)) => (reason.name(policy), None),
+            (Ruling::Refused(why), _) => (why, None),
             _ => ("filtered", Some(hidden)),
         };
         audit.write(line);

@@ -507,3 +507,46 @@ async fn oversize_bodies_and_headers_get_413_and_431() {
         "nothing oversized was forwarded"
     );
 }
+
+/// MCP 2026-07-28 makes `Mcp-Method` required: a POST declaring that version (or a later one)
+/// without it is refused with `400` and `-32020`, on a route without a policy too, and never
+/// reaches the backend; older versions send none and go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2026_07_28_request_without_mcp_method_is_refused() {
+    let backend = ScriptedBackend::start().await;
+    let gateway = start(&backend, "").await;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    for version in ["2026-07-28", "2027-03-01"] {
+        let response = gateway
+            .mcp_post("/none/mcp", body)
+            .header("mcp-protocol-version", version)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{version}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], -32020, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Mcp-Method header is required"),
+            "{answer}"
+        );
+    }
+    assert!(backend.requests().is_empty(), "nothing reached the backend");
+    for (version, method) in [("2026-07-28", Some("tools/list")), ("2025-11-25", None)] {
+        let mut request = gateway
+            .mcp_post("/none/mcp", body)
+            .header("mcp-protocol-version", version);
+        if let Some(method) = method {
+            request = request.header("mcp-method", method);
+        }
+        assert_eq!(
+            request.send().await.unwrap().status(),
+            StatusCode::OK,
+            "{version}"
+        );
+    }
+    assert_eq!(backend.requests().len(), 2);
+}

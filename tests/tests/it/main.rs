@@ -23,6 +23,7 @@ mod oauth_github;
 mod oauth_oidc;
 mod oauth_rules;
 mod policy;
+mod policy_one_reading;
 mod quickstart;
 mod replicas;
 mod store_redis_tls;

@@ -432,16 +432,26 @@ async fn headers_must_match_the_body_and_policy_reads_only_the_body() {
         "=?base64?ZXU=?="
     );
 
-    // Bodies that cannot be read one way only are refused, not guessed at.
-    for body in [
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"safe","name":"delete_all"}}"#,
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"safe"}} {"x":1}"#,
-        "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"safe\"}}",
-        "not json",
+    // Bodies that cannot be read one way only are refused, not guessed at: one that is not
+    // JSON-RPC (-32700), and one another parser would read otherwise (-32600).
+    for (body, code) in [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"safe","name":"delete_all"}}"#,
+            -32600,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"safe"}} {"x":1}"#,
+            -32700,
+        ),
+        (
+            "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"safe\"}}",
+            -32700,
+        ),
+        ("not json", -32700),
     ] {
         let (status, answer) = post(gateway, &token, &[], body).await;
         assert_eq!(status, 400, "{body}: {answer}");
-        assert_eq!(answer["error"]["code"], -32700, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
     }
     // Only a POST carries a body on a route with a policy: another method's would go unread.
     let response = reqwest::Client::new()
