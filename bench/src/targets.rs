@@ -224,6 +224,11 @@ login = 0
 login_per_user = 0
 register = 0
 
+# The load comes from one address: thousands of streams from it are what is measured.
+[limits]
+max_connections_per_client = 0
+max_requests_per_client = 0
+
 [[routes]]
 path = "/mcp"
 upstream = "http://127.0.0.1:{upstream}/mcp"

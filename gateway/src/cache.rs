@@ -113,6 +113,14 @@ where
         self.entries.write().expect("not poisoned").remove(key);
     }
 
+    /// Keeps only the entries `keep` says to.
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.entries
+            .write()
+            .expect("not poisoned")
+            .retain(|k, e| keep(k, &e.value));
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.read().expect("not poisoned").len()

@@ -247,7 +247,15 @@ fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result
     };
     metrics::METRICS.config_in_force();
     let gateway = data_plane(config.clone(), store.clone(), keys, readiness, access_log);
+    let watchdog = gateway.watchdog().clone();
     let generations = proxy::Generations::new(gateway);
+    server.add_service(pingora::services::background::background_service(
+        "watchdog",
+        proxy::Watch {
+            watchdog,
+            generations: generations.clone(),
+        },
+    ));
     let certificate = match &config.server.tls {
         Some(files) => {
             let certificate = tls::ServedCertificate::load(files)?;
@@ -277,6 +285,7 @@ fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result
             generations: generations.clone(),
             draining,
         },
+        generations.clone(),
         &config,
         certificate.as_ref(),
     )?;
@@ -361,18 +370,28 @@ fn data_plane(
     )
 }
 
-/// The data plane on the public listener (HTTPS with `certificate`), and Prometheus on its own
-/// when configured.
+/// The data plane on the public listener (HTTPS with `certificate`), behind a count of each client
+/// address's connections, and Prometheus on its own when configured.
 fn add_listeners(
     server: &mut Server,
     gateway: proxy::LiveGateway,
+    generations: proxy::Generations,
     config: &Config,
     certificate: Option<&Arc<tls::ServedCertificate>>,
 ) -> anyhow::Result<()> {
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        gateway,
-        "mcp-auth-gateway",
+    let mut http = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut options = pingora::apps::HttpServerOptions::default();
+    // An HTTP/2 connection with no request open is closed after this (HTTP/1.1's keep-alive
+    // has Pingora's own 60 s).
+    options.h2_idle_timeout = Some(config.server.http2_idle_timeout);
+    http.server_options = Some(options);
+    let mut proxy = pingora::services::listening::Service::new(
+        "mcp-auth-gateway".to_owned(),
+        proxy::PerClientConnections {
+            proxy: Arc::new(http),
+            generations,
+            counts: Arc::default(),
+        },
     );
     // No read buffer in front of client connections: Pingora's default one is 64 KiB, zero-filled
     // on accept, so each idle SSE stream held 64 KiB of RSS, while the HTTP/1 session reads into

@@ -137,6 +137,11 @@ fn keep_what_needs_a_restart(next: &mut Config, running: &Config) -> Vec<&'stati
     keep("metrics.listen", new.metrics_listen != old.metrics_listen);
     new.metrics_listen = old.metrics_listen;
     keep(
+        "limits.http2_idle_timeout",
+        new.http2_idle_timeout != old.http2_idle_timeout,
+    );
+    new.http2_idle_timeout = old.http2_idle_timeout;
+    keep(
         "server.upgrade_socket",
         new.upgrade_socket != old.upgrade_socket,
     );

@@ -15,6 +15,7 @@ pub struct GatewayBuilder {
     pub metrics_port: u16,
     server_extra: String,
     store_extra: String,
+    tokens_extra: String,
     sections: String,
     envs: Vec<(String, String)>,
     /// The `[store]` table instead of a SQLite file of its own.
@@ -66,6 +67,7 @@ impl GatewayBuilder {
             metrics_port: free_port(),
             server_extra: String::new(),
             store_extra: String::new(),
+            tokens_extra: String::new(),
             sections: String::new(),
             envs: Vec::new(),
             store_table: None,
@@ -117,6 +119,13 @@ impl GatewayBuilder {
     pub fn server(mut self, lines: &str) -> Self {
         self.server_extra += lines;
         self.server_extra += "\n";
+        self
+    }
+
+    /// Adds lines to the `[tokens]` table.
+    pub fn tokens(mut self, lines: &str) -> Self {
+        self.tokens_extra += lines;
+        self.tokens_extra += "\n";
         self
     }
 
@@ -191,7 +200,7 @@ impl GatewayBuilder {
         std::fs::write(&key_path, key.pkcs8_pem()).expect("the key file");
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{origin}\"\n{grace}upgrade_socket = {socket:?}\n{extra}\n{tls}\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\n{key}\n\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n\n[tokens]\n{key}\n{tokens_extra}\n\
              [store]\n{store}\n{store_extra}\n{sections}",
             port = self.port,
             origin = self.public_url.clone().unwrap_or_else(|| self.origin()),
@@ -222,6 +231,7 @@ impl GatewayBuilder {
             }),
             sections = self.sections,
             store_extra = self.store_extra,
+            tokens_extra = self.tokens_extra,
         );
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, &config).expect("the config file");

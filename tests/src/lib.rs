@@ -19,6 +19,7 @@ pub mod prometheus;
 pub mod quickstart;
 pub mod redis;
 pub mod scripted_backend;
+pub mod sse;
 pub mod tls;
 
 pub use binaries::{binary, workspace_root};

@@ -332,6 +332,42 @@ pub async fn token(gateway: &(impl Origin + ?Sized), form: &[(&str, &str)]) -> (
     )
 }
 
+/// Signs `user` in through the whole flow for the route at `path` as a new public client: the
+/// tokens it is issued (`access_token`, `refresh_token`) and its `client_id`.
+pub async fn signed_in(
+    gateway: &(impl Origin + ?Sized),
+    path: &str,
+    user: &str,
+    password: &str,
+) -> Value {
+    let client = public_client(gateway).await;
+    let pkce = Pkce::new();
+    let url = authorize_url(gateway, &client, &pkce, &[("resource", &gateway.url(path))]);
+    let redirect = authorize(gateway, &mut Agent::new(), &url, user, password).await;
+    let (status, mut tokens) = token(
+        gateway,
+        &exchange(&client, &redirect["code"], &pkce.verifier),
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["client_id"] = json!(client);
+    tokens
+}
+
+/// Revokes the refresh token of `tokens` (as [`signed_in`] gave them) at `/revoke`: its grant ends.
+pub async fn revoke(gateway: &(impl Origin + ?Sized), tokens: &Value) {
+    let response = reqwest::Client::new()
+        .post(gateway.url("/revoke"))
+        .form(&[
+            ("token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", tokens["client_id"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 /// Asserts an OAuth error answer: `status`, the `error` code, and a description that mentions
 /// `mentions`.
 pub fn assert_oauth_error(answer: &(u16, Value), status: u16, error: &str, mentions: &str) {

@@ -1,7 +1,7 @@
 //! A scripted backend for the gateway's tests, on a free port of the current runtime:
 //! - `POST /mcp` records the headers of a request whose body arrived whole, and echoes them (and
 //!   its `Mcp-Session-Id`);
-//! - `GET /sse` (and `GET /mcp`, a session's stream) sends one event, then holds the stream open until
+//! - `GET /sse` and `POST /sse` (and `GET /mcp`, a session's stream) send one event, then hold the stream open until
 //!   [`ScriptedBackend::release`];
 //! - `GET /keepalive?ms=N&count=K` sends K SSE comments N ms apart, then a final event;
 //! - anything under `/hang` never answers.
@@ -36,7 +36,7 @@ impl ScriptedBackend {
         let shared = Shared::default();
         let app = axum::Router::new()
             .route("/mcp", post(record).get(sse_held))
-            .route("/sse", get(sse_held))
+            .route("/sse", get(sse_held).post(sse_held))
             .route("/keepalive", get(keepalive))
             .route("/hang", any(std::future::pending::<Response>))
             .with_state(shared.clone());

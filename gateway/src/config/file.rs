@@ -292,6 +292,19 @@ pub struct LimitsFile {
     pub max_request_body_bytes: Option<u64>,
     /// Largest request header section, in bytes (default 32 KiB).
     pub max_request_header_bytes: Option<usize>,
+    /// The longest a request's body may take to arrive whole, over HTTP/1.1 and HTTP/2 alike
+    /// (default 10s; 408 after).
+    #[serde(default, with = "humantime_serde")]
+    pub body_timeout: Option<Duration>,
+    /// How long an HTTP/2 connection with no request open is kept (default 60s).
+    #[serde(default, with = "humantime_serde")]
+    pub http2_idle_timeout: Option<Duration>,
+    /// Connections open at once from one client address (an IPv6 client's /64; default 256; 0:
+    /// no limit). Trusted proxies are not limited.
+    pub max_connections_per_client: Option<u32>,
+    /// Requests in flight at once from one client address, streams included (default 512; 0: no
+    /// limit; 429 after).
+    pub max_requests_per_client: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

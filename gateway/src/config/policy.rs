@@ -16,6 +16,8 @@ use super::{ConfigError, Errors};
 pub struct Policy {
     pub default: Effect,
     pub rules: Vec<Rule>,
+    /// The policy as written, to tell whether a reload changed it.
+    pub written: String,
 }
 
 /// What a rule is about: a kind of named thing MCP lets a caller use.
@@ -254,6 +256,7 @@ pub(super) fn settings(
     Ok(Policy {
         default: file.default.unwrap_or(Effect::Deny),
         rules,
+        written: format!("{file:?}"),
     })
 }
 

@@ -14,6 +14,10 @@ use super::{ConfigError, Errors};
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 32 * 1024;
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HTTP2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_CONNECTIONS_PER_CLIENT: u32 = 256;
+pub const DEFAULT_REQUESTS_PER_CLIENT: u32 = 512;
 
 /// The server's settings, as [`super::Config`] holds them.
 #[derive(Debug, Clone)]
@@ -28,6 +32,12 @@ pub struct ServerSettings {
     pub metrics_listen: Option<SocketAddr>,
     pub max_request_body_bytes: u64,
     pub max_request_header_bytes: usize,
+    /// The longest a request body may take to arrive whole.
+    pub body_timeout: Duration,
+    pub http2_idle_timeout: Duration,
+    /// Per client address (0: no limit).
+    pub max_connections_per_client: u32,
+    pub max_requests_per_client: u32,
     pub welcome: Option<String>,
     pub trusted_proxies: TrustedProxies,
     /// HTTPS on `listen`, with these files.
@@ -108,6 +118,19 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
         metrics_listen,
         max_request_body_bytes,
         max_request_header_bytes,
+        body_timeout: file.limits.body_timeout.unwrap_or(DEFAULT_BODY_TIMEOUT),
+        http2_idle_timeout: file
+            .limits
+            .http2_idle_timeout
+            .unwrap_or(DEFAULT_HTTP2_IDLE_TIMEOUT),
+        max_connections_per_client: file
+            .limits
+            .max_connections_per_client
+            .unwrap_or(DEFAULT_CONNECTIONS_PER_CLIENT),
+        max_requests_per_client: file
+            .limits
+            .max_requests_per_client
+            .unwrap_or(DEFAULT_REQUESTS_PER_CLIENT),
         welcome: file.server.welcome.clone(),
         trusted_proxies,
         tls,
@@ -181,6 +204,14 @@ fn limits(file: &FileConfig, errors: &Errors) -> Result<(u64, usize), ConfigErro
         .unwrap_or(DEFAULT_MAX_HEADERS);
     if body == 0 {
         return Err(errors.at("limits.max_request_body_bytes", "must be more than zero"));
+    }
+    for (key, timeout) in [
+        ("limits.body_timeout", file.limits.body_timeout),
+        ("limits.http2_idle_timeout", file.limits.http2_idle_timeout),
+    ] {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(errors.at(key, "must be more than zero"));
+        }
     }
     if !(1024..=64 * 1024).contains(&headers) {
         return Err(errors.at(

@@ -4,6 +4,7 @@
 //! revocation that landed meanwhile (the store keeps a revoked grant revoked).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::Mutex;
 
@@ -22,6 +23,8 @@ const REFRESH_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 /// How long a grant's refresh lock is kept once made: far longer than a refresh can take.
 const LOCK_SECS: u64 = 60;
+/// The revocation count before the store was first read.
+pub const UNREAD: u64 = u64::MAX;
 
 impl AuthServer {
     /// Whether grants hold an identity provider's token (GitHub, OIDC), which [`Self::idp_token`]
@@ -139,6 +142,25 @@ impl AuthServer {
                 tracing::warn!(%error, "access tokens revoked on other replicas are not known here")
             }
         }
+    }
+
+    /// Whether a revocation was made since this was last asked, by anyone: another replica, or
+    /// `mcp-auth-gateway revoke` on the store. What this gateway remembered of grants in force is
+    /// then forgotten, so that each is read again where it is next used. One read of the store.
+    pub async fn revocations_changed(&self) -> bool {
+        let epoch = match self.store.revocation_epoch().await {
+            Ok(epoch) => epoch,
+            Err(error) => {
+                tracing::debug!(%error, "the store's count of revocations cannot be read");
+                return false;
+            }
+        };
+        let before = self.revocation_epoch.swap(epoch, Ordering::AcqRel);
+        if before == epoch || before == UNREAD {
+            return false;
+        }
+        self.grant_revoked_cache.retain(|_, revoked| *revoked);
+        true
     }
 
     /// Whether a grant is revoked, for the data plane. Revocations made by this process reach the

@@ -207,6 +207,8 @@ pub struct AuthServer {
     refresh_locks: Arc<Cache<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Sign-in attempts per user name, wherever they come from (when the store is not shared).
     login_limiter: Arc<RateLimiter<String>>,
+    /// The store's count of revocations when last read ([`grants::UNREAD`] before the first).
+    revocation_epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AuthServer {
@@ -251,6 +253,7 @@ impl AuthServer {
             idp,
             idp_token_cache: Arc::new(Cache::new(IDP_TOKENS_KEPT)),
             refresh_locks: Arc::new(Cache::new(GRANTS_KEPT)),
+            revocation_epoch: Arc::new(std::sync::atomic::AtomicU64::new(grants::UNREAD)),
         }
     }
 
@@ -267,6 +270,7 @@ impl AuthServer {
         next.grant_revoked_cache = self.grant_revoked_cache.clone();
         next.idp_token_cache = self.idp_token_cache.clone();
         next.refresh_locks = self.refresh_locks.clone();
+        next.revocation_epoch = self.revocation_epoch.clone();
         if next.login_limiter.per_minute() == self.login_limiter.per_minute() {
             next.login_limiter = self.login_limiter.clone();
         }

@@ -3,6 +3,7 @@
 //! body read.
 
 use std::net::IpAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 use pingora::Error;
@@ -24,6 +25,7 @@ pub async fn serve(
     session: &mut Session,
     endpoint: AsEndpoint,
     client: Option<IpAddr>,
+    body_deadline: Instant,
 ) -> pingora::Result<()> {
     let Some(auth) = &gateway.auth else {
         let body = json_error("not_found", "Nothing is served at this path");
@@ -56,19 +58,37 @@ pub async fn serve(
     let method = header.method.clone();
     let query = header.uri.query().map(str::to_owned);
     let headers = header.headers.clone();
-    let mut body = Vec::new();
-    // A failure to read is the client's (it went away), and is logged as such.
-    while let Some(chunk) = session
-        .read_request_body()
-        .await
-        .map_err(Error::into_down)?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_AS_BODY {
+    // The whole body by the deadline, over HTTP/1.1 and HTTP/2 alike. A failure to read is the
+    // client's (it went away), and is logged as such.
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = session
+            .read_request_body()
+            .await
+            .map_err(Error::into_down)?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_AS_BODY {
+                return Ok(None);
+            }
+        }
+        Ok::<_, Box<Error>>(Some(body))
+    };
+    let left = body_deadline.saturating_duration_since(Instant::now());
+    let body = match pingora_timeout::fast_timeout::fast_timeout(left, read).await {
+        Ok(Ok(Some(body))) => body,
+        Ok(Ok(None)) => {
             let error = json_error("payload_too_large", "The request body is too large");
             return respond::json(session, 413, &error, &cors).await;
         }
-    }
+        Ok(Err(error)) => return Err(error),
+        Err(_) => {
+            let error = json_error("request_timeout", "The request body did not arrive in time");
+            let mut headers = cors;
+            headers.push(("connection", "close".into()));
+            return respond::json(session, 408, &error, &headers).await;
+        }
+    };
     let request = crate::oauth::Request {
         method,
         query,

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use super::list_filter::ListFilter;
 use super::mcp_peek::McpPeek;
+use super::per_client::Held;
 use super::router::Endpoint;
 use super::sessions::{PendingStream, StreamOpening};
 use super::state::Gateway;
+use super::watchdog::WatchHandle;
 use crate::config::Kind;
 use crate::policy::Reason;
 use crate::tokens::access::AccessClaims;
@@ -51,6 +53,14 @@ pub struct RequestCtx {
     pub opening_stream: Option<StreamOpening>,
     /// The session's GET stream that this request must not overtake, and the session.
     pub after_stream: Option<(PendingStream, String)>,
+    /// The request's place among those its client address has in flight.
+    pub in_flight: Option<Held<IpAddr>>,
+    /// A watch over a body still to come, or a stream to end when its access does.
+    pub watch: Option<WatchHandle>,
+    /// The descriptor of the backend connection, while the request holds it.
+    pub backend_fd: Option<std::os::fd::RawFd>,
+    /// The body read before forwarding, on a route with a policy: what a stream carries.
+    pub inspected_body: Option<bytes::Bytes>,
 }
 
 impl RequestCtx {
@@ -76,6 +86,10 @@ impl RequestCtx {
             ending_session: None,
             opening_stream: None,
             after_stream: None,
+            in_flight: None,
+            watch: None,
+            backend_fd: None,
+            inspected_body: None,
         }
     }
 }

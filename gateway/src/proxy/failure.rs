@@ -6,6 +6,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 
 use super::ctx::RequestCtx;
 use super::respond::{self, json_error};
+use super::watchdog::Ending;
 
 /// Answers a failed request, if the client can still be answered, and logs why it failed.
 pub async fn answer(
@@ -31,6 +32,7 @@ pub async fn answer(
                 "The MCP server behind the gateway did not answer in time",
             ),
             413 => ("payload_too_large", "The request body is too large"),
+            408 => ("request_timeout", "The request body did not arrive in time"),
             400 => ("bad_request", "The request could not be read"),
             _ => ("internal_error", "The gateway failed to handle the request"),
         };
@@ -38,6 +40,50 @@ pub async fn answer(
     }
     FailToProxy {
         error_code: code,
+        can_reuse_downstream: false,
+    }
+}
+
+/// Answers a request the gateway ended itself ([`super::watchdog`]): `408` for a body that did
+/// not come in time; a stream whose access ended is ended cleanly (its last chunk, or HTTP/2's end
+/// of stream), so that the client opens it again and meets the answer a new request gets.
+pub async fn ended(
+    session: &mut Session,
+    ending: Ending,
+    ctx: &RequestCtx,
+    route: &str,
+) -> FailToProxy {
+    let request_id = ctx.request_id.to_str().unwrap_or("-");
+    tracing::debug!(
+        route,
+        request_id,
+        reason = ending.reason(),
+        "the gateway ended a request"
+    );
+    let status = match session.response_written() {
+        None if ending == Ending::BodyTimeout => {
+            let body = json_error("request_timeout", "The request body did not arrive in time");
+            let close = [("connection", "close".into())];
+            let _ = respond::json(session, 408, &body, &close).await;
+            408
+        }
+        None => {
+            let body = json_error(
+                "invalid_token",
+                "The access this request began with has ended",
+            );
+            let _ = respond::json(session, 401, &body, &[]).await;
+            401
+        }
+        Some(response) => {
+            let status = response.status.as_u16();
+            let _ = session.write_response_body(None, true).await;
+            let _ = session.finish_body().await;
+            status
+        }
+    };
+    FailToProxy {
+        error_code: status,
         can_reuse_downstream: false,
     }
 }
@@ -61,6 +107,8 @@ fn status(e: &Error) -> u16 {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                // A body that stopped coming (Pingora bounds each read by the body timeout).
+                ErrorType::ReadTimedout => 408,
                 _ => 400,
             },
             ErrorSource::Internal | ErrorSource::Unset => 500,

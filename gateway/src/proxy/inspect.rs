@@ -8,7 +8,7 @@
 //! it goes on unread, as before, and the backend checks its headers itself. On a route with a
 //! policy only a POST may carry a body, and a GET stream's lists are filtered too.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
@@ -27,9 +27,6 @@ use crate::policy::{self, Caller, Decision};
 
 /// The most of a body read before it is forwarded: Pingora's copy for resending holds no more.
 pub const MAX_INSPECTED: usize = 64 * 1024;
-
-/// The longest a client may take to send the rest of a body that is read before forwarding.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a request is answered here instead of forwarded.
 pub enum Refusal {
@@ -65,10 +62,17 @@ pub async fn inspect(
     let mcp_headers =
         header.headers.contains_key(&MCP_METHOD) || header.headers.contains_key(&MCP_NAME);
     let policy = route.policy.as_ref();
+    let deadline = ctx.started + gateway.config.server.body_timeout;
     if header.method != http::Method::POST {
-        if policy.is_some() && has_body(&header.headers) {
-            return Ok(Some(Refusal::BodyNotPosted));
+        // However it is framed (a length, chunks, HTTP/2 frames), a body with anything in it.
+        if policy.is_some() && !session.is_body_empty() {
+            match read_body(session, 0, deadline).await? {
+                Ok(_) => {}
+                Err(Refusal::TooLarge) => return Ok(Some(Refusal::BodyNotPosted)),
+                Err(refusal) => return Ok(Some(refusal)),
+            }
         }
+        let header = session.req_header();
         if policy.is_some() && header.method == http::Method::GET {
             // A resumed stream may replay the answer to a list.
             ctx.list_filter = Some(ListFilter::new(Vec::new()));
@@ -99,10 +103,13 @@ pub async fn inspect(
         // Without a policy, headers are checked only on a body that can be held.
         return Ok(policy.map(|_| Refusal::TooLarge));
     }
-    let body = match read_body(session, limit).await? {
+    let body = match read_body(session, limit, deadline).await? {
         Ok(body) => body,
         Err(refusal) => return Ok(Some(refusal)),
     };
+    if policy.is_some() {
+        ctx.inspected_body = Some(body.clone());
+    }
     ctx.body_read = true;
     ctx.body_bytes = body.len() as u64;
     let auditing = gateway.access_log.audit.is_some();
@@ -164,14 +171,6 @@ pub async fn inspect(
         )),
         _ => Ok(None),
     }
-}
-
-/// Whether a request declares a body.
-fn has_body(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(http::header::TRANSFER_ENCODING)
-        || headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// Decides on every message; a refusal if any may not go, else the lists to filter in the answer.
@@ -261,8 +260,12 @@ fn decide(
     None
 }
 
-/// Reads the whole body into Pingora's copy (and ours), within `limit` and the time allowed.
-async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Result<Bytes, Refusal>> {
+/// Reads the whole body into Pingora's copy (and ours), within `limit` and by `deadline`.
+async fn read_body(
+    session: &mut Session,
+    limit: usize,
+    deadline: Instant,
+) -> pingora::Result<Result<Bytes, Refusal>> {
     // A client waiting for leave to send its body gets it here: the body is read before the
     // backend is asked (and `Expect` is not forwarded).
     let expects = session
@@ -274,15 +277,19 @@ async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Resul
         session.write_continue_response().await?;
     }
     session.enable_retry_buffering();
-    // Over HTTP/1 Pingora bounds each read (60 s) and the usual body comes whole in the first, which
-    // then needs no timer of its own; the rest, and HTTP/2's reads, which Pingora does not bound,
-    // must come within the time allowed.
+    // Over HTTP/1 Pingora bounds each read (by the body timeout) and the usual body comes whole in
+    // the first, which then needs no timer of its own; the rest, and HTTP/2's reads, which Pingora
+    // does not bound, must come by the deadline.
     let mut first = None;
     if !session.is_http2() {
-        first = session
-            .read_request_body()
-            .await
-            .map_err(|e| e.into_down())?;
+        first = match session.read_request_body().await {
+            Ok(first) => first,
+            // Pingora's own bound on the read: the body did not come in time.
+            Err(e) if e.etype() == &pingora::ErrorType::ReadTimedout => {
+                return Ok(Err(Refusal::Slow));
+            }
+            Err(e) => return Err(e.into_down()),
+        };
         if session.is_body_done() {
             return Ok(match first {
                 Some(body) if body.len() > limit => Err(Refusal::TooLarge),
@@ -314,7 +321,8 @@ async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Resul
         }
         Ok(Ok(body.unwrap_or_else(|| joined.freeze())))
     };
-    match pingora_timeout::fast_timeout::fast_timeout(READ_TIMEOUT, read).await {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match pingora_timeout::fast_timeout::fast_timeout(left, read).await {
         Ok(result) => result,
         Err(_) => Ok(Err(Refusal::Slow)),
     }

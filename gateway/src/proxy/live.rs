@@ -103,6 +103,21 @@ impl ProxyHttp for LiveGateway {
         phase!(self, ctx, gateway => gateway.upstream_peer(session, ctx))
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let gateway = self.take(ctx);
+        gateway.connected_to_upstream(fd, ctx);
+        ctx.gateway = Some(gateway);
+        Ok(())
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,

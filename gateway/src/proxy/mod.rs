@@ -13,6 +13,8 @@
 //!   MCP method on the way; [`response`] handles the backend's answer.
 //! - [`failure`] answers and logs a failed request, [`observe`] records every request; [`respond`]
 //!   writes every response the gateway makes itself.
+//! - [`watchdog`] ends what the gateway must end itself: a body too slow, a stream whose access
+//!   ended; [`per_client`] bounds the connections and requests one client address holds.
 
 mod admission;
 mod auth_endpoints;
@@ -32,6 +34,7 @@ mod mcp_message;
 mod mcp_peek;
 mod metadata;
 mod observe;
+mod per_client;
 mod resolve;
 mod respond;
 mod response;
@@ -39,6 +42,7 @@ mod router;
 mod sessions;
 mod span;
 mod state;
+mod watchdog;
 
 use std::time::Instant;
 
@@ -53,8 +57,10 @@ use crate::policy::{self, Caller, Target};
 use crate::trace::traced;
 use ctx::RequestCtx;
 pub(crate) use live::{Generations, LiveGateway};
+pub(crate) use per_client::PerClientConnections;
 use router::Endpoint;
 pub(crate) use state::Gateway;
+pub(crate) use watchdog::Watch;
 
 /// The phases Pingora runs, in pipeline order, as [`live::LiveGateway`] hands them to the gateway of
 /// the config a request began under.
@@ -73,12 +79,29 @@ impl Gateway {
             &session.req_header().headers,
             &self.config.server.trusted_proxies,
         );
+        if !self.in_flight(ctx) {
+            let body = respond::json_error(
+                "too_many_requests",
+                "Too many requests in flight from this address; retry when some have ended",
+            );
+            respond::json(session, 429, &body, &[("retry-after", "1".into())]).await?;
+            return Ok(true);
+        }
+        // A body arrives whole within the time allowed, on HTTP/1.1 (Pingora's reads, each) and
+        // HTTP/2 (the watchdog) alike, and so does one Pingora drains.
+        let body_timeout = self.config.server.body_timeout;
+        session.set_read_timeout(Some(body_timeout));
+        session.set_total_drain_timeout(Some(body_timeout));
         // What is not an MCP route's is boxed: the authorization server's work is large, and inline
         // it would make every MCP request's future as large, to be moved about on each.
         let (index, route) = match ctx.endpoint {
             Endpoint::Mcp(index) => (index, &self.config.routes[index]),
             Endpoint::AuthServer(endpoint) => {
-                Box::pin(auth_endpoints::serve(self, session, endpoint, ctx.client)).await?;
+                let deadline = ctx.started + body_timeout;
+                Box::pin(auth_endpoints::serve(
+                    self, session, endpoint, ctx.client, deadline,
+                ))
+                .await?;
                 return Ok(true);
             }
             endpoint => {
@@ -110,7 +133,32 @@ impl Gateway {
             return Ok(true);
         }
         ctx.credentials = credentials::for_caller(self, route, index, &caller).await?;
+        // An HTTP/2 body comes in frames of its own, which nothing else times: watched until it
+        // has come whole (an HTTP/1.1 one, once it comes in more than one read).
+        if !ctx.body_read && session.is_http2() && !session.is_body_done() {
+            ctx.watch = Some(self.watchdog.watch(Some(ctx.started + body_timeout)));
+        }
         Ok(false)
+    }
+
+    /// Counts the request among its client address's in flight; `false` when that address has
+    /// as many as it may. A trusted proxy's own requests are not counted.
+    fn in_flight(&self, ctx: &mut RequestCtx) -> bool {
+        let server = &self.config.server;
+        let Some(client) = ctx.client.filter(|c| !server.trusted_proxies.contains(*c)) else {
+            return true;
+        };
+        let key = client_address::limit_key(client);
+        match self
+            .requests_per_client
+            .acquire(key, server.max_requests_per_client)
+        {
+            Ok(held) => {
+                ctx.in_flight = held;
+                true
+            }
+            Err(()) => false,
+        }
     }
 
     /// The route's backend, once the session's GET stream that came first is open there.
@@ -143,6 +191,14 @@ impl Gateway {
         ctx.backend_started = Some(Instant::now());
         ctx.upstream_span = span::backend(&ctx.span, route);
         Ok(Box::new(forward::peer(route, address)))
+    }
+
+    /// The backend connection: a watched request can be ended there.
+    fn connected_to_upstream(&self, fd: std::os::fd::RawFd, ctx: &mut RequestCtx) {
+        ctx.backend_fd = Some(fd);
+        if let Some(watch) = &ctx.watch {
+            watch.watched.connected(fd);
+        }
     }
 
     async fn upstream_request_filter(
@@ -206,6 +262,20 @@ impl Gateway {
                 ));
             }
         }
+        // A body that did not come whole in its first read is watched until it has: by the time
+        // allowed since the request began.
+        match &ctx.watch {
+            Some(watch) if end_of_stream => watch.watched.body_done(),
+            None if !end_of_stream => {
+                let deadline = ctx.started + self.config.server.body_timeout;
+                let watch = self.watchdog.watch(Some(deadline));
+                if let Some(fd) = ctx.backend_fd {
+                    watch.watched.connected(fd);
+                }
+                ctx.watch = Some(watch);
+            }
+            _ => {}
+        }
         ctx.peek.feed(body.as_deref(), end_of_stream);
         Ok(())
     }
@@ -235,6 +305,11 @@ impl Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Option<std::time::Duration>> {
+        // The end of the response: its backend connection may go on to serve another request,
+        // which a watch must not touch.
+        if end_of_stream && let Some(watch) = &ctx.watch {
+            watch.watched.released();
+        }
         let (Some(filter), Some(caller), Some(policy)) = (
             &mut ctx.list_filter,
             &ctx.caller,
@@ -255,6 +330,9 @@ impl Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if let Some(ending) = ctx.watch.as_ref().and_then(|w| w.watched.ending()) {
+            return failure::ended(session, ending, ctx, self.route_label(ctx.endpoint)).await;
+        }
         failure::answer(session, e, ctx, self.route_label(ctx.endpoint)).await
     }
 

@@ -1,6 +1,6 @@
 //! The backend's response on its way to the client: what the gateway learns from it (the session
-//! it opened or ended, an open GET stream, an initialized session) and what it adds (no buffering of
-//! SSE, CORS).
+//! it opened or ended, an open GET stream, an initialized session, a stream to watch until its
+//! access ends) and what it adds (no buffering of SSE, CORS).
 
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -8,8 +8,10 @@ use pingora::proxy::Session;
 use super::admission::SESSION_ID;
 use super::cors;
 use super::ctx::RequestCtx;
+use super::router::Endpoint;
 use super::sessions::session_key;
 use super::state::Gateway;
+use super::{mcp_message, watchdog};
 
 /// Takes note of `response` and sets the headers the client needs.
 pub async fn filter(
@@ -62,11 +64,46 @@ pub async fn filter(
         response.remove_header(&http::header::CONTENT_LENGTH);
         gateway.route_metrics(ctx.endpoint).active_streams.inc();
         ctx.stream_open = true;
+        watch_stream(gateway, ctx);
     }
     for (name, value) in cors::route_headers(ctx.cors_origin.as_deref()) {
         response.insert_header(name, value)?;
     }
     Ok(())
+}
+
+/// Watches a stream, to end it when its access does: its token, its grant, its route, the
+/// calls it carries and the lists it filters are asked about again while it is open.
+fn watch_stream(gateway: &Gateway, ctx: &mut RequestCtx) {
+    let (Endpoint::Mcp(route), Some(claims)) = (ctx.endpoint, ctx.caller.clone()) else {
+        return;
+    };
+    let calls = ctx
+        .inspected_body
+        .as_deref()
+        .and_then(|body| mcp_message::parse(body).ok())
+        .map(|messages| {
+            messages
+                .messages
+                .iter()
+                .filter_map(|m| m.target().map(|t| (t.kind, t.name.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let access = watchdog::StreamAccess {
+        claims,
+        config: gateway.config.clone(),
+        route,
+        calls,
+        lists: ctx.list_filter.is_some(),
+    };
+    let watch = ctx
+        .watch
+        .get_or_insert_with(|| gateway.watchdog.watch(None));
+    if let Some(fd) = ctx.backend_fd {
+        watch.watched.connected(fd);
+    }
+    watch.watched.stream(access);
 }
 
 /// Whether the response is an SSE stream (`text/event-stream`, in any case).

@@ -10,9 +10,11 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use super::metadata;
+use super::per_client::Concurrency;
 use super::resolve::BackendAddress;
 use super::router::{Endpoint, Router};
 use super::sessions::SessionBindings;
+use super::watchdog::Watchdog;
 use crate::access_log::AccessLog;
 use crate::config::{Config, Route};
 use crate::metrics::{GATEWAY_ROUTE, RouteMetrics};
@@ -29,8 +31,11 @@ pub struct Gateway {
     pub(super) router: Router,
     pub(super) verifier: Arc<AccessTokenVerifier>,
     pub(super) signer: BackendSigner,
-    /// Kept across reloads, as are the keys, the verifier, the readiness flags and the logs.
+    /// Kept across reloads, as are the watched requests, the requests per client, the keys, the
+    /// verifier, the readiness flags and the logs.
     pub(super) sessions: Arc<SessionBindings>,
+    pub(super) watchdog: Arc<Watchdog>,
+    pub(super) requests_per_client: Arc<Concurrency<IpAddr>>,
     pub(super) keys: Arc<KeyRing>,
     pub(super) as_metadata: Bytes,
     pub(super) resource_metadata: Vec<Bytes>,
@@ -95,6 +100,8 @@ impl Gateway {
             verifier,
             signer,
             sessions: Arc::default(),
+            watchdog: Arc::default(),
+            requests_per_client: Arc::default(),
             keys,
             readiness,
             auth,
@@ -153,6 +160,8 @@ impl Gateway {
             self.access_log.clone(),
         );
         next.sessions = self.sessions.clone();
+        next.watchdog = self.watchdog.clone();
+        next.requests_per_client = self.requests_per_client.clone();
         if next.config.rate_limits == self.config.rate_limits {
             next.limits = self.limits.clone();
         }
@@ -162,6 +171,11 @@ impl Gateway {
     /// The config it serves.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// The requests the gateway ends itself when their time or access is up.
+    pub fn watchdog(&self) -> &Arc<Watchdog> {
+        &self.watchdog
     }
 
     /// The route an endpoint is, if it is one.

@@ -228,6 +228,25 @@ async fn refresh_tokens_rotate_once_and_replays_within_the_grace_get_the_same_su
     .await;
 }
 
+/// Each revocation moves the count another gateway reads to learn of it.
+#[tokio::test]
+async fn each_revocation_moves_the_revocation_epoch() {
+    each_store(async |store| {
+        let start = store.revocation_epoch().await.unwrap();
+        store.put_grant(&grant("g1")).await.unwrap();
+        assert_eq!(store.revocation_epoch().await.unwrap(), start);
+        store.revoke_grant("g1").await.unwrap();
+        let after_grant = store.revocation_epoch().await.unwrap();
+        assert!(after_grant > start);
+        store.revoke_token("g1", "jti-1", NOW + 60).await.unwrap();
+        // A store that others do not share keeps token revocations in the process.
+        if store.is_shared() {
+            assert!(store.revocation_epoch().await.unwrap() > after_grant);
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_revoked_grant_stays_revoked_whatever_is_written_over_it() {
     each_store(async |store| {

@@ -25,6 +25,7 @@ struct Inner {
     refresh: HashMap<String, RefreshEntry>,
     consents: HashMap<(String, String, String), String>,
     keys: Vec<StoredKey>,
+    revocations: u64,
 }
 
 struct RefreshEntry {
@@ -136,7 +137,12 @@ impl Store for MemoryStore {
             grant.revoked = true;
         }
         inner.refresh.retain(|_, r| r.grant_id != grant_id);
+        inner.revocations += 1;
         Ok(())
+    }
+
+    async fn revocation_epoch(&self) -> StoreResult<u64> {
+        Ok(self.lock().revocations)
     }
 
     async fn put_refresh(

@@ -129,4 +129,5 @@ metered! {
     revoke_token(grant_id: &str, jti: &str, until: u64) -> ();
     revoked_tokens(grant_id: &str, now: u64) -> Vec<(String, u64)>;
     count_hit(bucket: &str, window_secs: u64) -> (u64, u64);
+    revocation_epoch() -> u64;
 }

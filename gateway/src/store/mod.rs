@@ -221,6 +221,13 @@ pub trait Store: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// A number that grows with every revocation (of a grant, or of an access token on its own),
+    /// so that a gateway learns that one was made elsewhere — by another replica, or by
+    /// `mcp-auth-gateway revoke` — by reading one value.
+    async fn revocation_epoch(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+
     /// Counts one hit on `bucket`, in a window of `window_secs` that starts at its first hit:
     /// the hits so far in the window, and the seconds left in it. Only shared stores count; the
     /// data plane limits on its own otherwise.

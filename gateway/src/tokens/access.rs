@@ -192,6 +192,11 @@ impl AccessTokenVerifier {
         Ok(claims)
     }
 
+    /// Whether a token with these claims has expired by `now` (with the clock skew allowed).
+    pub fn expired(&self, claims: &AccessClaims, now: u64) -> bool {
+        claims.exp + self.skew < now
+    }
+
     fn verify_signed(&self, token: &str, now: u64) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {

@@ -358,3 +358,40 @@ async fn a_stream_cut_by_a_replica_that_died_reopens_through_another() {
     assert!(String::from_utf8_lossy(&first).contains("data: first"));
     stack.backend.release();
 }
+
+/// A grant revoked through one replica ends the streams its tokens opened on the others within a
+/// second, as it refuses their new requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_on_one_replica_ends_the_streams_open_on_the_others_within_a_second() {
+    let stack = three_replicas(Redis::Node(RedisServer::start().await), "").await;
+    let [a, b, c] = &stack.gateways[..] else {
+        unreachable!()
+    };
+    let tokens = integration_tests::oauth::signed_in(a, "/mcp", "alice", "wonderland").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let mut streams = Vec::new();
+    for replica in [b, c] {
+        let response = reqwest::Client::new()
+            .get(replica.url("/mcp"))
+            .bearer_auth(access)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut stream = integration_tests::sse::OpenStream::of(response);
+        stream.until("data: first").await;
+        streams.push(stream);
+    }
+    integration_tests::oauth::revoke(a, &tokens).await;
+    let at = std::time::Instant::now();
+    for stream in &mut streams {
+        stream
+            .ends_cleanly_within(std::time::Duration::from_secs(1))
+            .await;
+    }
+    eprintln!("both streams ended {:?} after the revocation", at.elapsed());
+    for replica in [b, c] {
+        assert_eq!(mcp_status(replica, access).await, 401);
+    }
+}

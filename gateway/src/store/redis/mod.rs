@@ -156,6 +156,11 @@ impl RedisStore {
         format!("{}:{{grants}}:{family}:", self.prefix)
     }
 
+    /// The count of revocations, in the grants' slot so that a revocation's script counts it.
+    fn revocations(&self) -> String {
+        format!("{}:{{grants}}:revocations", self.prefix)
+    }
+
     /// The key of one record of the grants' slot, by its id.
     fn grant_slot(&self, family: &str, id: &str) -> String {
         format!("{}{id}", self.grants(family))
@@ -327,6 +332,7 @@ impl Store for RedisStore {
             .key(self.grant_slot("grant", grant_id))
             .key(self.grant_slot(TOKENS, grant_id))
             .key(self.grant_slot(LEGACY_TOKENS, grant_id))
+            .key(self.revocations())
             .arg(self.grants("refresh"))
             .invoke_async(&mut self.conn())
             .await?;
@@ -500,9 +506,16 @@ impl Store for RedisStore {
             .arg(until)
             .arg("GT")
             .ignore()
+            .incr(self.revocations(), 1)
+            .ignore()
             .query_async(&mut self.conn())
             .await?;
         Ok(())
+    }
+
+    async fn revocation_epoch(&self) -> StoreResult<u64> {
+        let epoch: Option<u64> = self.conn().get(self.revocations()).await?;
+        Ok(epoch.unwrap_or_default())
     }
 
     async fn revoked_tokens(&self, grant_id: &str, now: u64) -> StoreResult<Vec<(String, u64)>> {

@@ -43,12 +43,14 @@ pub static PUT_GRANT: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// KEYS[1] the grant, KEYS[2] its refresh tokens by expiry, KEYS[3] the plain set of them that
-/// versions before the sorted one kept; ARGV[1] the refresh tokens' key prefix. Revokes the grant
-/// and deletes every refresh token issued under it.
+/// versions before the sorted one kept, KEYS[4] the count of revocations; ARGV[1] the refresh
+/// tokens' key prefix. Revokes the grant, deletes every refresh token issued under it, and counts
+/// the revocation.
 pub static REVOKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         redis.call('HSET', KEYS[1], 'revoked', '1')
+        redis.call('INCR', KEYS[4])
         local hashes = redis.call('ZRANGE', KEYS[2], 0, -1)
         for _, hash in ipairs(redis.call('SMEMBERS', KEYS[3])) do table.insert(hashes, hash) end
         for _, hash in ipairs(hashes) do redis.call('DEL', ARGV[1] .. hash) end

@@ -251,6 +251,7 @@ impl Store for SqliteStore {
                 [&grant_id],
             )?;
             tx.execute("DELETE FROM refresh_tokens WHERE grant_id = ?1", [grant_id])?;
+            tx.execute("UPDATE revocations SET epoch = epoch + 1", [])?;
             tx.commit()?;
             Ok(())
         })
@@ -425,5 +426,10 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn revocation_epoch(&self) -> StoreResult<u64> {
+        self.with(|c| Ok(c.query_row("SELECT epoch FROM revocations", [], |r| r.get(0))?))
+            .await
     }
 }

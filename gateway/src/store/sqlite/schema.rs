@@ -33,6 +33,11 @@ const MIGRATIONS: &[&str] = &[
     -- What a token was rotated to: a replay within the grace gets that same successor.
     ALTER TABLE refresh_tokens ADD COLUMN rotated_to TEXT;
 "#,
+    r#"
+    -- A count of revocations, which a gateway reads to learn of one made by another process.
+    CREATE TABLE revocations (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);
+    INSERT INTO revocations (id, epoch) VALUES (1, 0);
+"#,
 ];
 
 pub fn migrate(conn: &Connection) -> StoreResult<()> {

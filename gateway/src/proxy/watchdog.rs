@@ -1,0 +1,364 @@
+//! Requests the gateway ends itself: a body that has not arrived whole within `limits.body_timeout`
+//! (on HTTP/2 nothing else bounds it), and a stream whose access has ended — its token expired, its
+//! grant revoked (here, on another replica, or from the command line), its route removed or
+//! changed by a reload so that the token no longer passes, or a policy that would now refuse what
+//! it carries or filters.
+//!
+//! Pingora lets no one end a request from outside its own task, so the gateway ends it where it
+//! can: at its backend connection. That socket is shut down, the proxying fails at once, and
+//! [`super::failure`] answers `408` for a body too slow, or ends a stream's response cleanly (the
+//! last chunk of HTTP/1.1, `END_STREAM` of HTTP/2), so that the client reconnects and meets the
+//! answer a new request gets. The socket is a copy of the connection's descriptor taken while the
+//! request holds it, so a shut-down never reaches a connection that has moved on.
+//!
+//! [`Watch`], a background service, looks at every watched request five times a second.
+
+use std::collections::HashMap;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use super::live::Generations;
+use super::state::Gateway;
+use crate::config::{Config, Kind};
+use crate::policy::{self, Caller, Target};
+use crate::tokens::access::{AccessClaims, has_scopes};
+
+/// How often watched requests are looked at: a revocation ends a stream well within a second.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Why the gateway ended a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The body did not arrive whole in time.
+    BodyTimeout,
+    /// The stream's token expired.
+    Expired,
+    /// Its token or grant was revoked.
+    Revoked,
+    /// A reload removed its route.
+    RouteRemoved,
+    /// A reload changed its route so that the token no longer passes (its audience or scopes).
+    AccessChanged,
+    /// A reload changed the route's policy: a call the stream carries is no longer allowed, or the
+    /// lists it filters would be filtered otherwise.
+    PolicyChanged,
+}
+
+impl Ending {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Ending::BodyTimeout => "body_timeout",
+            Ending::Expired => "token_expired",
+            Ending::Revoked => "revoked",
+            Ending::RouteRemoved => "route_removed",
+            Ending::AccessChanged => "access_changed",
+            Ending::PolicyChanged => "policy_changed",
+        }
+    }
+}
+
+/// What a stream was let in on, to ask again whether it would be.
+pub struct StreamAccess {
+    pub claims: Arc<AccessClaims>,
+    /// The config the request began under, and its route there.
+    pub config: Arc<Config>,
+    pub route: usize,
+    /// The tools, resources and prompts its request was allowed to use.
+    pub calls: Vec<(Kind, String)>,
+    /// Whether its answers are lists the route's policy filters (a GET stream, or lists asked).
+    pub lists: bool,
+}
+
+/// The backend connection of a watched request.
+enum Backend {
+    NotYet,
+    /// A copy of the connection's socket, shut down to end the request.
+    Connected(std::net::TcpStream),
+    /// The response is done and the connection may serve another request: not to be touched.
+    Released,
+}
+
+struct State {
+    body_deadline: Option<Instant>,
+    stream: Option<StreamAccess>,
+    backend: Backend,
+    ending: Option<Ending>,
+}
+
+/// One watched request.
+pub struct Watched {
+    state: Mutex<State>,
+}
+
+impl Watched {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("not poisoned")
+    }
+
+    /// Why the gateway ended the request, if it did.
+    pub fn ending(&self) -> Option<Ending> {
+        self.state().ending
+    }
+
+    /// Ends the request: its backend connection is shut down (at once, or as soon as it has one).
+    fn end(&self, why: Ending) {
+        let mut state = self.state();
+        if state.ending.is_some() {
+            return;
+        }
+        state.ending = Some(why);
+        if let Backend::Connected(socket) = &state.backend {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// The body has arrived whole.
+    pub fn body_done(&self) {
+        self.state().body_deadline = None;
+    }
+
+    /// The response is done: the backend connection is no longer this request's.
+    pub fn released(&self) {
+        self.state().backend = Backend::Released;
+    }
+
+    /// The request's backend connection: `fd` is its descriptor, open while the request holds it.
+    pub fn connected(&self, fd: RawFd) {
+        let mut state = self.state();
+        if !matches!(state.backend, Backend::NotYet) {
+            return;
+        }
+        // SAFETY: Pingora hands the descriptor of the connection it is about to use for this
+        // request, open for as long as the request holds it; it is only copied here.
+        #[allow(unsafe_code)]
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(copy) = borrowed.try_clone_to_owned() else {
+            return;
+        };
+        let socket = std::net::TcpStream::from(copy);
+        if state.ending.is_some() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+        state.backend = Backend::Connected(socket);
+    }
+
+    /// Watches the request as a stream that ends when its access does.
+    pub fn stream(&self, access: StreamAccess) {
+        self.state().stream = Some(access);
+    }
+}
+
+/// Every watched request, by a number of its own.
+#[derive(Default)]
+pub struct Watchdog {
+    watched: Mutex<HashMap<u64, Arc<Watched>>>,
+    next: AtomicU64,
+}
+
+/// A request's place among the watched; dropped with the request.
+pub struct WatchHandle {
+    id: u64,
+    pub watched: Arc<Watched>,
+    watchdog: Arc<Watchdog>,
+}
+
+impl Drop for WatchHandle {
+    fn drop(&mut self) {
+        self.watchdog
+            .watched
+            .lock()
+            .expect("not poisoned")
+            .remove(&self.id);
+    }
+}
+
+impl Watchdog {
+    /// Watches a request whose body must have arrived by `body_deadline`, if given.
+    pub fn watch(self: &Arc<Self>, body_deadline: Option<Instant>) -> WatchHandle {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let watched = Arc::new(Watched {
+            state: Mutex::new(State {
+                body_deadline,
+                stream: None,
+                backend: Backend::NotYet,
+                ending: None,
+            }),
+        });
+        self.watched
+            .lock()
+            .expect("not poisoned")
+            .insert(id, watched.clone());
+        WatchHandle {
+            id,
+            watched,
+            watchdog: self.clone(),
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<Watched>> {
+        self.watched
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.watched.lock().unwrap().len()
+    }
+}
+
+/// Whether a stream would still be let in by `gateway` (the config in force), as far as can be
+/// told without the store: `None`, or why not.
+fn still_admitted(access: &StreamAccess, gateway: &Gateway, now: u64) -> Option<Ending> {
+    let claims = &access.claims;
+    if gateway.verifier.expired(claims, now) {
+        return Some(Ending::Expired);
+    }
+    if gateway.verifier.revocations.covers(claims) {
+        return Some(Ending::Revoked);
+    }
+    let opened = &access.config.routes[access.route];
+    let config = gateway.config();
+    let Some(route) = config.routes.iter().find(|r| r.path == opened.path) else {
+        return Some(Ending::RouteRemoved);
+    };
+    if !claims.is_for(&route.resource) || !has_scopes(claims.scopes(), &route.required_scopes) {
+        return Some(Ending::AccessChanged);
+    }
+    let written = |route: &crate::config::Route| route.policy.as_ref().map(|p| p.written.clone());
+    if written(route) != written(opened) {
+        if access.lists {
+            return Some(Ending::PolicyChanged);
+        }
+        if let Some(policy) = &route.policy {
+            let caller = Caller::of(claims);
+            let refused = access.calls.iter().any(|(kind, name)| {
+                let target = Target { kind: *kind, name };
+                !policy::decide(policy, &caller, kind.call_method(), target).allows()
+            });
+            if refused {
+                return Some(Ending::PolicyChanged);
+            }
+        }
+    }
+    None
+}
+
+/// Looks at every watched request, five times a second.
+pub struct Watch {
+    pub watchdog: Arc<Watchdog>,
+    pub generations: Generations,
+}
+
+impl Watch {
+    async fn tick(&self) {
+        let gateway = self.generations.current();
+        // A revocation made elsewhere (another replica, the command line) is learnt from the
+        // store; each grant with a stream open is then asked about again, once.
+        let revoked_elsewhere = match &gateway.auth {
+            Some(auth) => auth.revocations_changed().await,
+            None => false,
+        };
+        let now = Instant::now();
+        let seconds = crate::clock::now();
+        let mut grants: HashMap<String, bool> = HashMap::new();
+        for watched in self.watchdog.all() {
+            let (deadline, grant, ending) = {
+                let state = watched.state();
+                if state.ending.is_some() {
+                    continue;
+                }
+                let deadline = state.body_deadline.is_some_and(|d| d <= now);
+                let stream = state.stream.as_ref();
+                let ending = stream.and_then(|s| still_admitted(s, &gateway, seconds));
+                let grant = stream.and_then(|s| s.claims.gid.clone());
+                (deadline, grant, ending)
+            };
+            if deadline {
+                watched.end(Ending::BodyTimeout);
+                continue;
+            }
+            if let Some(ending) = ending {
+                tracing::info!(
+                    reason = ending.reason(),
+                    "ended a stream whose access ended"
+                );
+                watched.end(ending);
+                continue;
+            }
+            if let (true, Some(grant), Some(auth)) = (revoked_elsewhere, grant, &gateway.auth) {
+                let revoked = match grants.get(&grant) {
+                    Some(revoked) => *revoked,
+                    None => {
+                        let revoked = auth.grant_revoked(&grant).await;
+                        grants.insert(grant, revoked);
+                        revoked
+                    }
+                };
+                if revoked {
+                    tracing::info!(reason = "revoked", "ended a stream whose access ended");
+                    watched.end(Ending::Revoked);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Watch {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.tick().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_dropped_is_no_longer_watched() {
+        let watchdog = Arc::new(Watchdog::default());
+        let first = watchdog.watch(None);
+        let second = watchdog.watch(Some(Instant::now()));
+        assert_eq!(watchdog.len(), 2);
+        drop(first);
+        assert_eq!(watchdog.len(), 1);
+        drop(second);
+        assert_eq!(watchdog.len(), 0);
+    }
+
+    #[test]
+    fn ending_shuts_the_backend_socket_down_now_or_once_connected() {
+        use std::io::Read as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let watchdog = Arc::new(Watchdog::default());
+        let handle = watchdog.watch(None);
+        handle.watched.end(Ending::Revoked);
+        handle
+            .watched
+            .connected(std::os::fd::AsRawFd::as_raw_fd(&client));
+        // The backend sees the connection end; the request's own descriptor stays open.
+        let mut buffer = [0u8; 1];
+        assert_eq!(server.read(&mut buffer).unwrap(), 0);
+        assert_eq!(handle.watched.ending(), Some(Ending::Revoked));
+        drop(client);
+    }
+}
