@@ -39,4 +39,25 @@ pub enum Command {
     Check,
     /// Read a password from stdin and print its argon2id hash, for a `local` users file.
     HashPassword,
+    /// List the grants in force in the configured store: whose, which client's, which scopes,
+    /// when made and when last refreshed.
+    Grants {
+        /// Only this user's (the `sub` its tokens carry: a local user's name, `github:<id>`, an
+        /// OIDC provider's subject).
+        #[arg(long, conflicts_with = "client")]
+        user: Option<String>,
+        /// Only this client's.
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// End every grant of a user or of a client: their refresh and access tokens stop working and
+    /// their open streams end, on every gateway that shares the store, within a second.
+    Revoke {
+        /// The user (the `sub` its tokens carry).
+        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        user: Option<String>,
+        /// The client.
+        #[arg(long)]
+        client: Option<String>,
+    },
 }

@@ -10,6 +10,7 @@
 //! the binary needs nothing else, and the compiler then reports whatever nothing uses.
 
 mod access_log;
+mod admin;
 mod audit;
 mod cache;
 pub mod cli;
@@ -64,8 +65,43 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::HashPassword) => unreachable!("handled before the config is read"),
+        Some(Command::Grants { user, client }) => on_the_store(&config, user, client, admin::list),
+        Some(Command::Revoke { user, client }) => {
+            on_the_store(&config, user, client, admin::revoke)
+        }
         None => serve(config, cli.log_format, cli.upgrade),
     }
+}
+
+/// Runs an operator's command about the grants of `user` or `client` on the configured store, on
+/// a runtime of its own, and prints what it says.
+fn on_the_store<F, Fut>(
+    config: &Config,
+    user: Option<String>,
+    client: Option<String>,
+    command: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<dyn store::Store>, admin::Holder) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let holder = match (user, client) {
+        (Some(user), _) => admin::Holder::User(user),
+        (None, Some(client)) => admin::Holder::Client(client),
+        (None, None) => admin::Holder::Everyone,
+    };
+    process::choose_tls_provider();
+    if matches!(config.store, config::StoreSettings::Memory) {
+        bail!(
+            "the store is `memory`: it lives inside the running gateway, where no other process can reach it"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let printed = runtime.block_on(async { command(open_store(config).await?.0, holder).await })?;
+    print!("{printed}");
+    Ok(())
 }
 
 /// `hash-password`: reads a password from stdin (one line) and prints its argon2id hash.
@@ -94,29 +130,7 @@ fn open_state(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        // Each store, and its name as spans give it (`db.system.name`).
-        let (store, system): (Arc<dyn store::Store>, _) = match &config.store {
-            config::StoreSettings::Sqlite(path) => (
-                Arc::new(
-                    store::sqlite::SqliteStore::open(path)
-                        .with_context(|| format!("opening the store {}", path.display()))?,
-                ),
-                "sqlite",
-            ),
-            config::StoreSettings::Memory => {
-                (Arc::new(store::memory::MemoryStore::default()), "memory")
-            }
-            config::StoreSettings::Redis(settings) => (
-                Arc::new(
-                    store::redis::RedisStore::connect(settings)
-                        .await
-                        .with_context(|| {
-                            format!("connecting to Redis at {}", settings.printable_url())
-                        })?,
-                ),
-                "redis",
-            ),
-        };
+        let (store, system) = open_store(config).await?;
         let store: Arc<dyn store::Store> = Arc::new(store::metered::Metered::new(store, system));
         // The ring, and when its signing key was made, if known.
         let (keys, created_at) = match &config.tokens.key {
@@ -161,6 +175,32 @@ fn open_state(
         }
         write_config_clients(store.as_ref(), clients).await?;
         Ok((store, keys))
+    })
+}
+
+/// The configured store, and its name as spans give it (`db.system.name`).
+async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, &'static str)> {
+    Ok(match &config.store {
+        config::StoreSettings::Sqlite(path) => (
+            Arc::new(
+                store::sqlite::SqliteStore::open(path)
+                    .with_context(|| format!("opening the store {}", path.display()))?,
+            ),
+            "sqlite",
+        ),
+        config::StoreSettings::Memory => {
+            (Arc::new(store::memory::MemoryStore::default()), "memory")
+        }
+        config::StoreSettings::Redis(settings) => (
+            Arc::new(
+                store::redis::RedisStore::connect(settings)
+                    .await
+                    .with_context(|| {
+                        format!("connecting to Redis at {}", settings.printable_url())
+                    })?,
+            ),
+            "redis",
+        ),
     })
 }
 

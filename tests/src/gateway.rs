@@ -269,6 +269,26 @@ impl GatewayUnderTest {
         self._dir.path().join("gateway.db")
     }
 
+    /// Runs `mcp-auth-gateway <args> --config <this gateway's config>` beside it, with its
+    /// environment: whether it succeeded, and what it printed (stdout, then stderr).
+    pub async fn command(&self, args: &[&str]) -> (bool, String) {
+        let output = tokio::process::Command::new(binary("mcp-auth-gateway"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("the gateway's binary runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
     /// Kills the gateway and starts it again on the same config, store and key.
     pub async fn restart(&mut self) {
         let binary = binary("mcp-auth-gateway");

@@ -313,6 +313,7 @@ mod tests {
             created_at: now,
             revoked: false,
             idp_tokens: Some(server.idp.as_ref().unwrap().seal(&tokens)),
+            refreshed_at: None,
         };
         server.store.put_grant(&grant).await.unwrap();
     }

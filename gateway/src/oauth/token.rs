@@ -80,6 +80,7 @@ async fn authorization_code(
         created_at: now(),
         revoked: false,
         idp_tokens: record.idp_tokens,
+        refreshed_at: None,
     };
     server.store.put_grant(&grant).await?;
     server

@@ -42,6 +42,7 @@ pub(super) fn grant(id: &str) -> GrantRecord {
         created_at: NOW,
         revoked: false,
         idp_tokens: Some("sealed".into()),
+        refreshed_at: None,
     }
 }
 
@@ -223,6 +224,49 @@ async fn refresh_tokens_rotate_once_and_replays_within_the_grace_get_the_same_su
                 .await
                 .unwrap(),
             Rotation::Unknown
+        );
+    })
+    .await;
+}
+
+/// Every grant is listed, revoked or not, with when its refresh token was last rotated.
+#[tokio::test]
+async fn grants_are_listed_with_when_they_were_last_refreshed() {
+    each_store(async |store| {
+        assert!(store.grants().await.unwrap().is_empty());
+        let mut bobs = grant("g2");
+        bobs.user.sub = "bob".into();
+        store.put_grant(&grant("g1")).await.unwrap();
+        store.put_grant(&bobs).await.unwrap();
+        store.put_refresh("r1", "g1", NOW + 1000).await.unwrap();
+        store
+            .rotate_refresh("r1", "r2", NOW + 2000, NOW + 7, 5)
+            .await
+            .unwrap();
+        store.revoke_grant("g2").await.unwrap();
+        let mut all = store.grants().await.unwrap();
+        all.sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
+        let summary: Vec<(&str, &str, bool, Option<u64>)> = all
+            .iter()
+            .map(|g| {
+                (
+                    g.grant_id.as_str(),
+                    g.user.sub.as_str(),
+                    g.revoked,
+                    g.refreshed_at,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("g1", "alice", false, Some(NOW + 7)),
+                ("g2", "bob", true, None)
+            ]
+        );
+        assert_eq!(
+            store.grant("g1").await.unwrap().unwrap().refreshed_at,
+            Some(NOW + 7)
         );
     })
     .await;

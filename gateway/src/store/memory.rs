@@ -131,6 +131,10 @@ impl Store for MemoryStore {
         Ok(self.lock().grants.get(grant_id).cloned())
     }
 
+    async fn grants(&self) -> StoreResult<Vec<GrantRecord>> {
+        Ok(self.lock().grants.values().cloned().collect())
+    }
+
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         let mut inner = self.lock();
         if let Some(grant) = inner.grants.get_mut(grant_id) {
@@ -194,6 +198,9 @@ impl Store for MemoryStore {
         }
         if inner.grants.get(&grant_id).is_none_or(|g| g.revoked) {
             return Ok(Rotation::Unknown);
+        }
+        if let Some(grant) = inner.grants.get_mut(&grant_id) {
+            grant.refreshed_at = Some(now);
         }
         let entry = inner.refresh.get_mut(old_hash).expect("found above");
         entry.rotated_at = Some(now);

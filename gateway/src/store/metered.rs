@@ -104,6 +104,7 @@ metered! {
     set_code_grant(code_hash: &str, grant_id: &str) -> ();
     put_grant(grant: &GrantRecord) -> ();
     grant(grant_id: &str) -> Option<GrantRecord>;
+    grants() -> Vec<GrantRecord>;
     revoke_grant(grant_id: &str) -> ();
     put_refresh(token_hash: &str, grant_id: &str, expires_at: u64) -> ();
     rotate_refresh(

@@ -111,6 +111,8 @@ pub trait Store: Send + Sync {
     /// Keeps a grant; a revoked one stays revoked, whatever copy is written over it.
     async fn put_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
     async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>>;
+    /// Every grant, revoked or not: what `mcp-auth-gateway grants` lists and `revoke` looks in.
+    async fn grants(&self) -> StoreResult<Vec<GrantRecord>>;
     /// Revokes a grant and with it every refresh token issued under it.
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()>;
 
@@ -120,9 +122,9 @@ pub trait Store: Send + Sync {
         grant_id: &str,
         expires_at: u64,
     ) -> StoreResult<()>;
-    /// Rotates `old_hash` to `new_hash` (valid until `new_expires_at`) by compare-and-swap. A token
-    /// rotated less than `grace_secs` ago to this same `new_hash` reports so (a concurrent refresh);
-    /// 0 allows no grace.
+    /// Rotates `old_hash` to `new_hash` (valid until `new_expires_at`) by compare-and-swap, and
+    /// stamps the grant as refreshed `now`. A token rotated less than `grace_secs` ago to this same
+    /// `new_hash` reports so (a concurrent refresh); 0 allows no grace.
     async fn rotate_refresh(
         &self,
         old_hash: &str,

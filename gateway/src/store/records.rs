@@ -118,6 +118,9 @@ pub struct GrantRecord {
     /// The identity provider's tokens, sealed (encrypted at rest); stored under their first name.
     #[serde(default, rename = "upstream")]
     pub idp_tokens: Option<String>,
+    /// When a refresh token of the grant was last rotated: the store stamps it as it rotates one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_at: Option<u64>,
 }
 
 /// A signing key as stored.

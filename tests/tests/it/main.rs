@@ -15,6 +15,7 @@ mod gateway_reload;
 mod gateway_tls;
 mod hostile;
 mod http2_bounds;
+mod kill_switch;
 mod metrics_prometheus;
 mod oauth_cimd;
 mod oauth_clients;

@@ -371,17 +371,7 @@ async fn a_revocation_on_one_replica_ends_the_streams_open_on_the_others_within_
     let access = tokens["access_token"].as_str().unwrap();
     let mut streams = Vec::new();
     for replica in [b, c] {
-        let response = reqwest::Client::new()
-            .get(replica.url("/mcp"))
-            .bearer_auth(access)
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let mut stream = integration_tests::sse::OpenStream::of(response);
-        stream.until("data: first").await;
-        streams.push(stream);
+        streams.push(crate::kill_switch::stream(replica, access).await);
     }
     integration_tests::oauth::revoke(a, &tokens).await;
     let at = std::time::Instant::now();
@@ -394,4 +384,50 @@ async fn a_revocation_on_one_replica_ends_the_streams_open_on_the_others_within_
     for replica in [b, c] {
         assert_eq!(mcp_status(replica, access).await, 401);
     }
+}
+
+/// `mcp-auth-gateway revoke --user` on the replicas' store (a Redis Cluster, whose grants live on
+/// one slot's node) ends the user's grants on every replica: tokens refused and streams ended
+/// within a second on each; another user's go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoke_user_on_the_store_ends_their_streams_on_every_replica_within_a_second() {
+    use crate::kill_switch::{grant_lines, stream};
+    let stack = three_replicas(Redis::Cluster(RedisCluster::start().await), "").await;
+    let [a, b, c] = &stack.gateways[..] else {
+        unreachable!()
+    };
+    let alice = integration_tests::oauth::signed_in(a, "/mcp", "alice", "wonderland").await;
+    let bob = integration_tests::oauth::signed_in(a, "/mcp", "bob", "builder").await;
+    let (ok, printed) = c.command(&["grants"]).await;
+    assert!(ok, "{printed}");
+    assert_eq!(grant_lines(&printed).len(), 2, "{printed}");
+    let alice_access = alice["access_token"].as_str().unwrap();
+    let bob_access = bob["access_token"].as_str().unwrap();
+    let mut streams = Vec::new();
+    for replica in [a, b, c] {
+        streams.push(stream(replica, alice_access).await);
+    }
+    let mut bobs = stream(c, bob_access).await;
+    let (ok, printed) = b.command(&["revoke", "--user", "alice"]).await;
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains("1 grant of the user alice revoked"),
+        "{printed}"
+    );
+    let at = std::time::Instant::now();
+    for stream in &mut streams {
+        stream
+            .ends_cleanly_within(std::time::Duration::from_secs(1))
+            .await;
+    }
+    eprintln!(
+        "alice's streams ended {:?} after the revocation",
+        at.elapsed()
+    );
+    for replica in [a, b, c] {
+        assert_eq!(mcp_status(replica, alice_access).await, 401);
+        assert_eq!(mcp_status(replica, bob_access).await, 200);
+    }
+    stack.backend.release();
+    bobs.until("data: second").await;
 }

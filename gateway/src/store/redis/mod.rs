@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{
     AsyncCommands as _, ClientTlsConfig, Cmd, Pipeline, RedisFuture, TlsCertificates, Value,
 };
@@ -166,6 +167,36 @@ impl RedisStore {
         format!("{}{id}", self.grants(family))
     }
 
+    /// The keys of the grants' slot that match `pattern`, scanned on the node that holds the slot
+    /// (in a Cluster, that slot's primary).
+    async fn scan_grants_slot(&self, pattern: &str) -> StoreResult<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, found): (u64, Vec<String>) = match &self.connection {
+                Connection::Node(node) => scan.query_async(&mut node.clone()).await?,
+                Connection::Cluster(cluster) => {
+                    let route = Route::with_key(self.grants("grant"), SlotAddr::Master);
+                    let routing =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                    let value = cluster.clone().route_command(scan, routing).await?;
+                    redis::from_redis_value(value).map_err(redis::RedisError::from)?
+                }
+            };
+            keys.extend(found);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
     /// The set of the clients the config declared.
     fn config_clients(&self) -> String {
         format!("{}:config-clients", self.prefix)
@@ -181,6 +212,19 @@ impl RedisStore {
         let id = Sha256::digest(format!("{sub}\0{client_id}\0{resource}").as_bytes());
         self.key("consent", &hex(&id))
     }
+}
+
+/// What is read of a grant's hash: its record, whether it is revoked, when it was last refreshed.
+const GRANT_FIELDS: [&str; 3] = ["body", "revoked", "refreshed_at"];
+type GrantFields = (Option<String>, Option<String>, Option<u64>);
+
+/// A grant as its hash holds it.
+fn grant_of((body, revoked, refreshed_at): GrantFields) -> StoreResult<Option<GrantRecord>> {
+    Ok(parse::<GrantRecord>(body)?.map(|mut grant| {
+        grant.revoked |= revoked.as_deref() == Some("1");
+        grant.refreshed_at = grant.refreshed_at.max(refreshed_at);
+        grant
+    }))
 }
 
 /// The family of each grant's refresh tokens, sorted by expiry.
@@ -315,16 +359,31 @@ impl Store for RedisStore {
 
     async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
         let key = self.grant_slot("grant", grant_id);
-        let (body, revoked): (Option<String>, Option<String>) = redis::cmd("HMGET")
+        let fields: GrantFields = redis::cmd("HMGET")
             .arg(key)
-            .arg("body")
-            .arg("revoked")
+            .arg(&GRANT_FIELDS[..])
             .query_async(&mut self.conn())
             .await?;
-        Ok(parse::<GrantRecord>(body)?.map(|mut grant| {
-            grant.revoked |= revoked.as_deref() == Some("1");
-            grant
-        }))
+        grant_of(fields)
+    }
+
+    async fn grants(&self) -> StoreResult<Vec<GrantRecord>> {
+        let keys = self
+            .scan_grants_slot(&format!("{}*", self.grants("grant")))
+            .await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("HMGET").arg(key).arg(&GRANT_FIELDS[..]);
+        }
+        let all: Vec<GrantFields> = pipe.query_async(&mut self.conn()).await?;
+        let mut grants = Vec::with_capacity(all.len());
+        for fields in all {
+            grants.extend(grant_of(fields)?);
+        }
+        Ok(grants)
     }
 
     async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {

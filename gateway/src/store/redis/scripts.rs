@@ -113,6 +113,7 @@ pub static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
             return {'reused', grant}
         end
         redis.call('HSET', KEYS[1], 'rotated_at', ARGV[3], 'rotated_to', ARGV[1])
+        redis.call('HSET', ARGV[5] .. grant, 'refreshed_at', ARGV[3])
         redis.call('HSET', KEYS[2], 'grant', grant, 'exp', ARGV[2])
         redis.call('EXPIREAT', KEYS[2], ARGV[2])
         track(grant, ARGV[1], ARGV[2], ARGV[3])

@@ -225,19 +225,23 @@ impl Store for SqliteStore {
     async fn grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
         let grant_id = grant_id.to_owned();
         self.with(move |c| {
-            let row: Option<(String, bool)> = c
+            let row = c
                 .query_row(
-                    "SELECT body, revoked FROM grants WHERE grant_id = ?1",
+                    "SELECT body, revoked, refreshed_at FROM grants WHERE grant_id = ?1",
                     [grant_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            let Some((body, revoked)) = row else {
-                return Ok(None);
-            };
-            let mut grant: GrantRecord = serde_json::from_str(&body)?;
-            grant.revoked |= revoked;
-            Ok(Some(grant))
+            row.map(grant_of).transpose()
+        })
+        .await
+    }
+
+    async fn grants(&self) -> StoreResult<Vec<GrantRecord>> {
+        self.with(move |c| {
+            let mut statement = c.prepare("SELECT body, revoked, refreshed_at FROM grants")?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.map(|row| grant_of(row?)).collect()
         })
         .await
     }
@@ -320,6 +324,10 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT INTO refresh_tokens (hash, grant_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![new_hash, grant_id, new_expires_at],
+            )?;
+            tx.execute(
+                "UPDATE grants SET refreshed_at = ?2 WHERE grant_id = ?1",
+                params![grant_id, now],
             )?;
             let outcome = Rotation::Rotated { grant_id };
             tx.commit()?;
@@ -432,4 +440,14 @@ impl Store for SqliteStore {
         self.with(|c| Ok(c.query_row("SELECT epoch FROM revocations", [], |r| r.get(0))?))
             .await
     }
+}
+
+/// A grant as its row holds it: the record, and what the store keeps beside it.
+fn grant_of(
+    (body, revoked, refreshed_at): (String, bool, Option<u64>),
+) -> StoreResult<GrantRecord> {
+    let mut grant: GrantRecord = serde_json::from_str(&body)?;
+    grant.revoked |= revoked;
+    grant.refreshed_at = grant.refreshed_at.max(refreshed_at);
+    Ok(grant)
 }

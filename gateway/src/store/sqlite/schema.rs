@@ -37,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
     -- A count of revocations, which a gateway reads to learn of one made by another process.
     CREATE TABLE revocations (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);
     INSERT INTO revocations (id, epoch) VALUES (1, 0);
+    -- When a grant's refresh token was last rotated, stamped as it is.
+    ALTER TABLE grants ADD COLUMN refreshed_at INTEGER;
 "#,
 ];
 
