@@ -64,6 +64,7 @@ impl Reloader {
             ));
         }
         let kept = keep_what_needs_a_restart(&mut next, running);
+        let changed_users = users_changed(running, &next);
         // The plain secrets of the config's clients go to the store hashed, and go no further.
         let clients = std::mem::take(&mut next.clients);
         crate::write_config_clients(self.store.as_ref(), &clients).await?;
@@ -73,6 +74,16 @@ impl Reloader {
         }
         self.generations
             .replace(current.reconfigured(Arc::new(next), &self.store));
+        // What the users file no longer says of a user ends what they hold under it.
+        let gateway = self.generations.current();
+        if let (false, Some(auth)) = (changed_users.is_empty(), gateway.auth()) {
+            let ended = auth.end_grants_of(&changed_users).await?;
+            tracing::info!(
+                users = changed_users.join(", "),
+                grants = ended,
+                "ended the grants of users the users file removed or changed"
+            );
+        }
         Ok(kept)
     }
 
@@ -189,6 +200,25 @@ fn keep_what_needs_a_restart(next: &mut Config, running: &Config) -> Vec<&'stati
         commands_differ || kept_commands != running_commands,
     );
     kept
+}
+
+/// The users of the running users file whom the next one removes, or gives other groups or another
+/// email: what they hold was granted on what is no longer so.
+fn users_changed(running: &Config, next: &Config) -> Vec<String> {
+    let (Some(Provider::Local { users: before, .. }), Some(Provider::Local { users: after, .. })) =
+        (&running.auth.provider, &next.auth.provider)
+    else {
+        return Vec::new();
+    };
+    before
+        .iter()
+        .filter(|old| {
+            !after.iter().any(|new| {
+                new.username == old.username && new.groups == old.groups && new.email == old.email
+            })
+        })
+        .map(|old| old.username.clone())
+        .collect()
 }
 
 /// The key a GitHub or OIDC provider seals its tokens with.

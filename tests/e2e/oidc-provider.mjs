@@ -2,7 +2,11 @@
 // Usage: node oidc-provider.mjs '{"port": N, "clientId": "...", "clientSecret": "...", "redirectUri": "..."}'
 // Its development login form accepts any login with any password; the account's sub is the login,
 // its email <login>@example.com (verified), its groups ["staff"] (and "oidc-admins" for alice), in the
-// ID token's `groups` claim. Grants are created without a consent screen.
+// ID token's `groups` claim. With `accountsFile`, a JSON file read at each use, an account listed
+// there has the `email` and `groups` it gives instead (`groups: null`: no groups claim at all), so
+// that a test can change what the provider says of a user. Grants are created without a consent
+// screen.
+import fs from 'node:fs';
 import Provider from 'oidc-provider';
 
 const plan = JSON.parse(process.argv[2]);
@@ -26,7 +30,15 @@ const provider = new Provider(issuer, {
       accountId: id,
       async claims() {
         const groups = id === 'alice' ? ['staff', 'oidc-admins'] : ['staff'];
-        return { sub: id, email: `${id}@example.com`, email_verified: true, preferred_username: id, groups };
+        const claims = { sub: id, email: `${id}@example.com`, email_verified: true, preferred_username: id, groups };
+        const today = plan.accountsFile && fs.existsSync(plan.accountsFile)
+          ? JSON.parse(fs.readFileSync(plan.accountsFile, 'utf8'))[id]
+          : undefined;
+        if (today) {
+          Object.assign(claims, today);
+          if (claims.groups === null) delete claims.groups;
+        }
+        return claims;
       },
     };
   },

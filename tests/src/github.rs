@@ -23,6 +23,8 @@ struct Inner {
     codes: HashMap<String, String>,
     /// Access tokens issued.
     tokens: Vec<String>,
+    /// Organisations the user is in besides `acme`, listed 100 to a page.
+    more_orgs: usize,
 }
 
 pub struct GitHubStandIn {
@@ -33,7 +35,16 @@ pub struct GitHubStandIn {
 
 impl GitHubStandIn {
     pub async fn start() -> Self {
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        Self::with_orgs(0).await
+    }
+
+    /// The same, with the user in `more` organisations besides `acme` (id 777), each `org<i>` with
+    /// the id 9000 + i, which GitHub lists 100 to a page.
+    pub async fn with_orgs(more: usize) -> Self {
+        let inner = Arc::new(Mutex::new(Inner {
+            more_orgs: more,
+            ..Inner::default()
+        }));
         let app = axum::Router::new()
             .route("/login/oauth/authorize", get(authorize))
             .route("/login/oauth/access_token", post(access_token))
@@ -45,11 +56,11 @@ impl GitHubStandIn {
                                      {"email": "octocat@example.com", "primary": true, "verified": true}]))
                 }),
             )
-            .route("/user/orgs", get(|h: HeaderMap, s: State<Arc<Mutex<Inner>>>| api(h, s, json!([{"id": 777, "login": "acme"}]))))
+            .route("/user/orgs", get(orgs))
             .route(
                 "/user/teams",
                 get(|h: HeaderMap, s: State<Arc<Mutex<Inner>>>| {
-                    api(h, s, json!([{"slug": "Platform", "organization": {"id": 777, "login": "Acme"}}]))
+                    api(h, s, json!([{"id": 31337, "slug": "Platform", "organization": {"id": 777, "login": "Acme"}}]))
                 }),
             )
             .with_state(inner.clone());
@@ -125,6 +136,42 @@ async fn access_token(
         json!({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"}),
     )
     .into_response()
+}
+
+/// `/user/orgs`, 100 to a page, with GitHub's `Link` to the next.
+async fn orgs(
+    headers: HeaderMap,
+    State(inner): State<Arc<Mutex<Inner>>>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let more = inner.lock().unwrap().more_orgs;
+    let all: Vec<serde_json::Value> = std::iter::once(json!({"id": 777, "login": "acme"}))
+        .chain((0..more).map(|i| json!({"id": 9000 + i, "login": format!("org{i}")})))
+        .collect();
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let items: Vec<_> = all
+        .iter()
+        .skip((page - 1) * 100)
+        .take(100)
+        .cloned()
+        .collect();
+    let mut response = api(headers.clone(), State(inner), json!(items)).await;
+    if page * 100 < all.len() {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let next = format!(
+            "<http://{host}{}?per_page=100&page={}>; rel=\"next\"",
+            uri.path(),
+            page + 1
+        );
+        response
+            .headers_mut()
+            .insert("link", next.parse().expect("a header value"));
+    }
+    response
 }
 
 async fn api(

@@ -19,6 +19,7 @@ mod store;
 mod telemetry;
 mod tls;
 mod tokens;
+pub(crate) mod uri;
 mod when;
 
 pub(crate) use auth::CimdSettings;

@@ -226,7 +226,14 @@ impl Policy {
     pub fn uses_groups(&self) -> bool {
         self.rules
             .iter()
-            .any(|r| r.groups.is_some() || r.when.as_ref().is_some_and(Condition::uses_groups))
+            .any(|r| r.groups.is_some() || r.when.as_ref().is_some_and(Condition::reads_user))
+    }
+
+    /// Whether a rule asks for a caller's email.
+    pub fn uses_emails(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.emails.is_some() || r.when.as_ref().is_some_and(Condition::reads_user))
     }
 }
 
@@ -269,9 +276,9 @@ fn validate_rule(
     at: &str,
 ) -> Result<Rule, ConfigError> {
     let key = |k: &str| format!("{at}.{k}");
-    let names = |list: &Option<Vec<String>>, k: &str, lowercase: bool| {
+    let names = |list: &Option<Vec<String>>, k: &str, form: Form| {
         list.as_ref()
-            .map(|list| compile(list, lowercase).map_err(|reason| errors.at(&key(k), reason)))
+            .map(|list| compile(list, form).map_err(|reason| errors.at(&key(k), reason)))
             .transpose()
     };
     let exact = |list: &Option<Vec<String>>, k: &str| match list {
@@ -281,6 +288,13 @@ fn validate_rule(
         None => Ok(None),
     };
     let scopes = exact(&rule.scopes, "scopes")?.unwrap_or_default();
+    if rule.effect == Effect::Deny && !scopes.is_empty() {
+        return Err(errors.at(
+            &key("scopes"),
+            "a deny rule cannot be about scopes: a caller would step out of it by asking for fewer; \
+             deny by who the caller is (users, groups, clients) instead",
+        ));
+    }
     for scope in &scopes {
         if !supported.contains(scope) {
             return Err(errors.at(
@@ -315,11 +329,11 @@ fn validate_rule(
         about_everything: rule.tools.is_none()
             && rule.resources.is_none()
             && rule.prompts.is_none(),
-        tools: names(&rule.tools, "tools", false)?,
-        resources: names(&rule.resources, "resources", false)?,
-        prompts: names(&rule.prompts, "prompts", false)?,
-        users: names(&rule.users, "users", false)?,
-        emails: names(&rule.emails, "emails", true)?,
+        tools: names(&rule.tools, "tools", Form::AsWritten)?,
+        resources: names(&rule.resources, "resources", Form::Uri)?,
+        prompts: names(&rule.prompts, "prompts", Form::AsWritten)?,
+        users: names(&rule.users, "users", Form::AsWritten)?,
+        emails: names(&rule.emails, "emails", Form::Lowercase)?,
         groups: exact(&rule.groups, "groups")?,
         clients: exact(&rule.clients, "clients")?,
         scopes,
@@ -338,15 +352,23 @@ fn listed(list: &[String]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// How names are compared: as written, in lower case (emails), or as normalised URIs.
+#[derive(Clone, Copy)]
+enum Form {
+    AsWritten,
+    Lowercase,
+    Uri,
+}
+
 /// Compiles names, each exact or with wildcards.
-fn compile(list: &[String], lowercase: bool) -> Result<Names, &'static str> {
+fn compile(list: &[String], form: Form) -> Result<Names, &'static str> {
     listed(list)?;
     let mut written = Vec::with_capacity(list.len());
     for name in list {
-        written.push(if lowercase {
-            name.to_lowercase()
-        } else {
-            name.clone()
+        written.push(match form {
+            Form::AsWritten => name.clone(),
+            Form::Lowercase => name.to_lowercase(),
+            Form::Uri => super::uri::normalise(name).into_owned(),
         });
     }
     let patterns = written.iter().map(|n| Pattern::new(n)).collect();

@@ -75,13 +75,15 @@ impl Config {
             super::routes::settings(&file.routes, &server.public_url, &errors)?;
         let store = super::store::settings(&file.store, &errors, env)?;
         let mut auth = super::auth::settings(&file, path, &errors, env)?;
+        if let Some(super::Provider::GitHub(_)) = &auth.provider {
+            github_names_are_ids(&routes, &errors)?;
+        }
         // A policy that asks for GitHub groups needs the user's organisations and teams.
         if let Some(super::Provider::GitHub(github)) = &mut auth.provider
             && routes
                 .iter()
                 .any(|r| r.policy.as_ref().is_some_and(|p| p.uses_groups()))
         {
-            lowercase_github_groups(&routes, &errors)?;
             github.groups = true;
             if file.provider.as_ref().is_none_or(|p| p.scopes.is_none()) {
                 github.scopes.push("read:org".into());
@@ -145,22 +147,45 @@ impl Config {
     }
 }
 
-/// GitHub's groups are lowercased (its names are case-insensitive): a rule naming `Acme/SRE` would
-/// match no one, and a deny rule would let everyone by.
-fn lowercase_github_groups(routes: &[Route], errors: &Errors) -> Result<(), ConfigError> {
+/// At GitHub, a policy names users and groups by the numeric ids no rename changes: a login, or
+/// an organisation's or team's name, can be given up and then taken by someone else. A user is
+/// `github:<user id>`; a group is an organisation's id, or `<organisation id>/<team id>`.
+fn github_names_are_ids(routes: &[Route], errors: &Errors) -> Result<(), ConfigError> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let wildcard = |s: &str| s.contains(['*', '?']);
     for (i, route) in routes.iter().enumerate() {
         let rules = route.policy.iter().flat_map(|p| p.rules.iter());
         for (j, rule) in rules.enumerate() {
-            if let Some(group) = rule
+            let at = |key: &str| format!("routes[{i}].policy.rules[{j}].{key}");
+            let not_a_group = rule
                 .groups
                 .iter()
                 .flatten()
-                .find(|g| g.chars().any(char::is_uppercase))
-            {
+                .find(|g| !match g.split_once('/') {
+                    Some((org, team)) => digits(org) && digits(team),
+                    None => digits(g),
+                });
+            if let Some(group) = not_a_group {
                 return Err(errors.at(
-                    &format!("routes[{i}].policy.rules[{j}].groups"),
+                    &at("groups"),
                     format!(
-                        "{group:?}: GitHub groups are lowercase (organisations, and teams as org/team)"
+                        "{group:?}: GitHub groups are named by numeric id, which no rename changes: \
+                         an organisation as \"<org id>\", a team as \"<org id>/<team id>\" \
+                         (`gh api orgs/ORG --jq .id`, `gh api orgs/ORG/teams/TEAM --jq .id`)"
+                    ),
+                ));
+            }
+            let users = rule.users.iter().flat_map(|u| u.written.iter());
+            let not_a_user = users.clone().find(|u| {
+                !u.strip_prefix("github:")
+                    .is_some_and(|id| digits(id) || wildcard(id))
+            });
+            if let Some(user) = not_a_user {
+                return Err(errors.at(
+                    &at("users"),
+                    format!(
+                        "{user:?}: GitHub users are named by numeric id, which no rename changes: \
+                         \"github:<user id>\" (`gh api users/LOGIN --jq .id`)"
                     ),
                 ));
             }

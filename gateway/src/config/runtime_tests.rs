@@ -471,7 +471,7 @@ fn a_policy_naming_groups_asks_github_for_organisations_and_check_prints_the_rul
          [store]\ntoken_key_env = \"KEY\"\n[audit]\nfile = \"audit.jsonl\"\n[[routes]]",
     ) + "scopes_supported = [\"mcp\", \"tools:admin\"]\nrequired_scopes = [\"mcp\"]\n\
          [routes.policy]\n[[routes.policy.rules]]\nname = \"team\"\neffect = \"allow\"\n\
-         tools = [\"deploy_*\"]\ngroups = [\"acme/platform\"]\nscopes = [\"tools:admin\"]\n";
+         tools = [\"deploy_*\"]\ngroups = [\"1234/5678\"]\nscopes = [\"tools:admin\"]\n";
     let path = Path::new("conf/gw.toml");
     let file = FileConfig::parse(&text).unwrap();
     let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
@@ -486,24 +486,42 @@ fn a_policy_naming_groups_asks_github_for_organisations_and_check_prints_the_rul
     };
     assert!(github.groups);
     assert_eq!(github.scopes, ["read:user", "user:email", "read:org"]);
-    let upper = text.replace("acme/platform", "Acme/Platform");
-    let error = Config::validate(
-        FileConfig::parse(&upper).unwrap(),
-        path,
-        &|name| match name {
-            "SECRET" => Some("s".into()),
-            "KEY" => Some(key.clone()),
-            _ => None,
-        },
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        error.contains(
-            "routes[0].policy.rules[0].groups`: \"Acme/Platform\": GitHub groups are lowercase"
+    // Names that can be renamed and taken are refused: slugs and logins.
+    let env = |name: &str| match name {
+        "SECRET" => Some("s".into()),
+        "KEY" => Some(key.clone()),
+        _ => None,
+    };
+    for (named, key, says) in [
+        (
+            text.replace("1234/5678", "acme/platform"),
+            "groups",
+            "\"acme/platform\": GitHub groups are named by numeric id",
         ),
-        "{error}"
+        (
+            text.replace("1234/5678", "acme"),
+            "groups",
+            "\"acme\": GitHub groups are named by numeric id",
+        ),
+        (
+            text.replace("groups = [\"1234/5678\"]", "users = [\"octocat\"]"),
+            "users",
+            "\"octocat\": GitHub users are named by numeric id",
+        ),
+    ] {
+        let error = Config::validate(FileConfig::parse(&named).unwrap(), path, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("routes[0].policy.rules[0].{key}`: {says}")),
+            "{error}"
+        );
+    }
+    let by_id = text.replace(
+        "groups = [\"1234/5678\"]",
+        "users = [\"github:583231\", \"github:*\"]",
     );
+    Config::validate(FileConfig::parse(&by_id).unwrap(), path, &env).unwrap();
     assert_eq!(
         config.audit,
         Some(Some(Path::new("conf/audit.jsonl").to_owned()))
@@ -511,7 +529,7 @@ fn a_policy_naming_groups_asks_github_for_organisations_and_check_prints_the_rul
     let described = config.describe();
     for line in [
         "policy: rules in order, the first that matches decides",
-        "team allow tools [deploy_*] groups [acme/platform] with scopes [tools:admin]",
+        "team allow tools [deploy_*] groups [1234/5678] with scopes [tools:admin]",
         "otherwise deny",
         "scopes granted only to the callers their rules match: tools:admin",
         "audit trail: conf/audit.jsonl",

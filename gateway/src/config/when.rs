@@ -24,7 +24,7 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 pub struct Condition {
     source: String,
     program: Arc<Program>,
-    uses_groups: bool,
+    reads_user: bool,
 }
 
 impl std::fmt::Debug for Condition {
@@ -62,11 +62,11 @@ impl Condition {
                 ));
             }
         }
-        let uses_groups = variables.contains(&"user");
+        let reads_user = variables.contains(&"user");
         Ok(Self {
             source: source.to_owned(),
             program: Arc::new(program),
-            uses_groups,
+            reads_user,
         })
     }
 
@@ -74,9 +74,9 @@ impl Condition {
         &self.source
     }
 
-    /// Whether the expression may read the caller's groups.
-    pub fn uses_groups(&self) -> bool {
-        self.uses_groups
+    /// Whether the expression may read who the caller is (their groups, their email: `user`).
+    pub fn reads_user(&self) -> bool {
+        self.reads_user
     }
 
     /// Whether the expression is true for `facts`; `Err` says why it could not be run.
@@ -160,7 +160,7 @@ mod tests {
         .unwrap();
         assert_eq!(rule.holds(&facts(&admins, &["mcp"])), Ok(true));
         assert_eq!(rule.holds(&facts(&[], &["mcp"])), Ok(false));
-        assert!(rule.uses_groups());
+        assert!(rule.reads_user());
         let loops =
             Condition::compile(r#"user.groups.exists(g, g.endsWith("-ops")) || client.id == "c1""#)
                 .unwrap();

@@ -38,23 +38,29 @@ struct Org {
 /// A team of `/user/teams`.
 #[derive(Deserialize)]
 struct Team {
-    slug: String,
+    id: u64,
     organization: TeamOrg,
 }
 
 #[derive(Deserialize)]
 struct TeamOrg {
-    login: String,
+    id: u64,
 }
 
-/// The groups of a GitHub user: each organisation's login and each team as `org/team`, lowercased
-/// (GitHub's names are case-insensitive).
-fn github_groups(orgs: &[Org], teams: &[Team]) -> Vec<String> {
-    let orgs = orgs.iter().map(|o| o.login.to_ascii_lowercase());
+/// The most pages of a list read (of 100 items each): a user in more organisations or teams has
+/// groups left out, and rules that deny by group then hold for them.
+const MAX_PAGES: usize = 10;
+
+/// The groups of a GitHub user: each organisation by its numeric id, and each team as
+/// `<organisation id>/<team id>`. Ids stay when an organisation or team is renamed, and a name
+/// given up cannot be taken with them. `truncated`: GitHub listed more than was read.
+fn github_groups(orgs: &[Org], teams: &[Team], truncated: bool) -> (Vec<String>, bool) {
+    let orgs = orgs.iter().map(|o| o.id.to_string());
     let teams = teams
         .iter()
-        .map(|t| format!("{}/{}", t.organization.login, t.slug).to_ascii_lowercase());
-    super::bounded_groups(orgs.chain(teams))
+        .map(|t| format!("{}/{}", t.organization.id, t.id));
+    let (groups, more) = super::bounded_groups(orgs.chain(teams));
+    (groups, more || truncated)
 }
 
 impl GitHub {
@@ -151,9 +157,9 @@ impl GitHub {
                 user.login
             )));
         }
-        let mut orgs: Vec<Org> = Vec::new();
+        let (mut orgs, mut truncated): (Vec<Org>, bool) = (Vec::new(), false);
         if s.groups || !s.allowed_orgs.is_empty() || !s.allowed_org_ids.is_empty() {
-            orgs = self.get(token, "/user/orgs?per_page=100").await?;
+            (orgs, truncated) = self.get_all(token, "/user/orgs?per_page=100").await?;
         }
         if (!s.allowed_orgs.is_empty() || !s.allowed_org_ids.is_empty())
             && !orgs
@@ -172,18 +178,43 @@ impl GitHub {
             .find(|e| e.primary && e.verified)
             .map(|e| e.email);
         let _ = user.email;
-        let groups = if s.groups {
-            let teams: Vec<Team> = self.get(token, "/user/teams?per_page=100").await?;
-            github_groups(&orgs, &teams)
+        let (groups, groups_truncated) = if s.groups {
+            let (teams, more) = self.get_all(token, "/user/teams?per_page=100").await?;
+            github_groups(&orgs, &teams, truncated || more)
         } else {
-            Vec::new()
+            (Vec::new(), false)
         };
         Ok(UserIdentity {
             sub: format!("github:{}", user.id),
             email,
             preferred_username: Some(user.login),
             groups,
+            groups_truncated,
         })
+    }
+
+    /// Every item of a list GitHub pages, following its `Link: <…>; rel="next"` (on GitHub's own
+    /// API only), up to [`MAX_PAGES`]; and whether more were left unread.
+    async fn get_all<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> Result<(Vec<T>, bool), IdpError> {
+        let mut items = Vec::new();
+        let mut next = Some(format!("{}{path}", self.settings.api_url));
+        for _ in 0..MAX_PAGES {
+            let Some(url) = next.take() else {
+                return Ok((items, false));
+            };
+            let response = self.fetch(token, &url, path).await?;
+            next = next_page(response.headers(), &self.settings.api_url);
+            let page: Vec<T> = response
+                .json()
+                .await
+                .map_err(|e| IdpError::Unavailable(e.to_string()))?;
+            items.extend(page);
+        }
+        Ok((items, next.is_some()))
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -191,9 +222,24 @@ impl GitHub {
         token: &str,
         path: &str,
     ) -> Result<T, IdpError> {
+        let url = format!("{}{path}", self.settings.api_url);
+        self.fetch(token, &url, path)
+            .await?
+            .json()
+            .await
+            .map_err(|e| IdpError::Unavailable(e.to_string()))
+    }
+
+    /// A successful answer of GitHub's API at `url` (`path` names it in errors).
+    async fn fetch(
+        &self,
+        token: &str,
+        url: &str,
+        path: &str,
+    ) -> Result<reqwest::Response, IdpError> {
         let response = self
             .http
-            .get(format!("{}{path}", self.settings.api_url))
+            .get(url)
             .bearer_auth(token)
             .header(http::header::ACCEPT, "application/vnd.github+json")
             .send()
@@ -211,9 +257,64 @@ impl GitHub {
                 response.status()
             )));
         }
-        response
-            .json()
-            .await
-            .map_err(|e| IdpError::Unavailable(e.to_string()))
+        Ok(response)
+    }
+}
+
+/// The next page a `Link` header names, if it is on GitHub's API at `api_url`.
+fn next_page(headers: &http::HeaderMap, api_url: &str) -> Option<String> {
+    let link = headers.get(http::header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\""));
+        let url = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        (is_next && url.starts_with(api_url)).then(|| url.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_page_is_followed_only_on_githubs_api() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::LINK,
+            r#"<https://api.github.com/user/orgs?per_page=100&page=2>; rel="next", <https://api.github.com/user/orgs?per_page=100&page=5>; rel="last""#
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            next_page(&headers, "https://api.github.com").as_deref(),
+            Some("https://api.github.com/user/orgs?per_page=100&page=2")
+        );
+        assert_eq!(next_page(&headers, "https://ghe.example.com/api/v3"), None);
+        headers.insert(
+            http::header::LINK,
+            r#"<https://api.github.com/user/orgs?page=4>; rel="prev""#
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(next_page(&headers, "https://api.github.com"), None);
+    }
+
+    #[test]
+    fn groups_are_ids_and_a_list_cut_short_says_so() {
+        let orgs = [Org {
+            id: 7,
+            login: "Acme".into(),
+        }];
+        let teams = [Team {
+            id: 42,
+            organization: TeamOrg { id: 7 },
+        }];
+        assert_eq!(
+            github_groups(&orgs, &teams, false),
+            (vec!["7".to_owned(), "7/42".to_owned()], false)
+        );
+        assert!(github_groups(&orgs, &teams, true).1);
     }
 }

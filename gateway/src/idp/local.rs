@@ -28,13 +28,10 @@ impl LocalUsers {
         Self(users)
     }
 
-    /// The groups the users file gives the user whose subject is `sub`; `None` when the file no
-    /// longer has them.
-    pub fn groups(&self, sub: &str) -> Option<Vec<String>> {
-        self.0
-            .iter()
-            .find(|u| u.username == sub)
-            .map(|u| u.groups.clone())
+    /// Who the users file says the user whose subject is `sub` is today; `None` when it no longer
+    /// has them.
+    pub fn identity(&self, sub: &str) -> Option<UserIdentity> {
+        self.0.iter().find(|u| u.username == sub).map(identity)
     }
 
     /// The user `username` is, when `password` is theirs. As slow for an unknown name as for a
@@ -54,13 +51,17 @@ impl LocalUsers {
         })
         .await
         .unwrap_or(false);
-        let user = user.filter(|_| verified)?;
-        Some(UserIdentity {
-            sub: user.username.clone(),
-            email: user.email.clone(),
-            preferred_username: Some(user.username.clone()),
-            groups: user.groups.clone(),
-        })
+        user.filter(|_| verified).map(identity)
+    }
+}
+
+fn identity(user: &LocalUser) -> UserIdentity {
+    UserIdentity {
+        sub: user.username.clone(),
+        email: user.email.clone(),
+        preferred_username: Some(user.username.clone()),
+        groups: user.groups.clone(),
+        groups_truncated: false,
     }
 }
 

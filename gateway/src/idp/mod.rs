@@ -30,8 +30,9 @@ const MAX_GROUPS: usize = 200;
 const MAX_GROUP_NAME: usize = 256;
 
 /// The groups an identity provider's claim lists: an array of strings, or one string; anything
-/// else is no group. Capped, so that an account in thousands of groups still gets a usable token.
-pub(crate) fn groups_claim(value: Option<&serde_json::Value>) -> Vec<String> {
+/// else is no group. Capped, so that an account in thousands of groups still gets a usable token;
+/// `true` when some were left out.
+pub(crate) fn groups_claim(value: Option<&serde_json::Value>) -> (Vec<String>, bool) {
     let names: Vec<&str> = match value {
         Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).collect(),
         Some(serde_json::Value::String(one)) => vec![one.as_str()],
@@ -40,18 +41,26 @@ pub(crate) fn groups_claim(value: Option<&serde_json::Value>) -> Vec<String> {
     bounded_groups(names.into_iter().map(str::to_owned))
 }
 
-/// `groups`, without empty or overlong names and repeats, at most [`MAX_GROUPS`].
-fn bounded_groups(groups: impl Iterator<Item = String>) -> Vec<String> {
+/// `groups`, without empty or overlong names and repeats, at most [`MAX_GROUPS`]; and whether
+/// there were more.
+fn bounded_groups(groups: impl Iterator<Item = String>) -> (Vec<String>, bool) {
     let mut kept: Vec<String> = Vec::new();
     for group in groups {
         if !group.is_empty() && group.len() <= MAX_GROUP_NAME && !kept.contains(&group) {
-            kept.push(group);
             if kept.len() == MAX_GROUPS {
-                break;
+                return (kept, true);
             }
+            kept.push(group);
         }
     }
-    kept
+    (kept, false)
+}
+
+/// What of a user's identity a policy depends on, and a refresh must learn again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Depends {
+    pub groups: bool,
+    pub email: bool,
 }
 
 /// What a GitHub or OIDC provider issued.
@@ -156,30 +165,37 @@ impl IdentityProvider {
         timed(self.label(), "sign_in", signed_in).await
     }
 
-    /// Whether `user`, who signed in earlier, would still be let in by today's rules: GitHub, when
-    /// it has allowlists or a policy reads groups, is asked again with the user's `token`; an OIDC
-    /// user's verified email is checked against today's allowlists. `Ok` holds the user's groups
-    /// today, when the provider was asked (an OIDC provider's are those of the sign-in).
+    /// Whether `user`, who signed in earlier, would still be let in by today's rules, asked again
+    /// with the user's `token` at the provider: GitHub, when it has allowlists or a policy reads
+    /// groups; an OIDC provider's userinfo, always (its email and groups are learnt again, and
+    /// what `depends` names must still be given). `Ok` holds who the user is today, when the
+    /// provider was asked.
     pub async fn recheck(
         &self,
         user: &UserIdentity,
         token: Option<&str>,
-    ) -> Result<Option<Vec<String>>, IdpError> {
+        depends: Depends,
+    ) -> Result<Option<UserIdentity>, IdpError> {
+        let token = || {
+            token.ok_or_else(|| {
+                IdpError::Unavailable("the user's token at the provider is not available".into())
+            })
+        };
         match &self.kind {
             Kind::GitHub(github) if github.asks_again() => {
-                let token = token.ok_or_else(|| {
-                    IdpError::Unavailable("the user's GitHub token is not available".into())
-                })?;
-                let now = timed("github", "recheck", github.identity(token)).await?;
+                let now = timed("github", "recheck", github.identity(token()?)).await?;
                 if now.sub != user.sub {
                     return Err(IdpError::NotAllowed(
                         "The GitHub token belongs to another user".into(),
                     ));
                 }
-                Ok(Some(now.groups))
+                Ok(Some(now))
             }
             Kind::GitHub(_) => Ok(None),
-            Kind::Oidc(oidc) => oidc.check_email(user.email.as_deref()).map(|()| None),
+            Kind::Oidc(oidc) => {
+                let learnt = oidc.identity_now(user, token()?, depends);
+                timed("oidc", "recheck", learnt).await
+            }
         }
     }
 
@@ -309,17 +325,18 @@ mod tests {
     #[test]
     fn groups_come_from_an_array_or_one_string_and_are_bounded() {
         use serde_json::json;
-        assert_eq!(
-            groups_claim(Some(&json!(["a", "b", "a", "", 7]))),
-            ["a", "b"]
-        );
-        assert_eq!(groups_claim(Some(&json!("admins"))), ["admins"]);
-        assert!(groups_claim(Some(&json!({"a": 1}))).is_empty());
-        assert!(groups_claim(None).is_empty());
+        let names = |value| groups_claim(Some(&value)).0;
+        assert_eq!(names(json!(["a", "b", "a", "", 7])), ["a", "b"]);
+        assert_eq!(names(json!("admins")), ["admins"]);
+        assert!(names(json!({"a": 1})).is_empty());
+        assert_eq!(groups_claim(None), (vec![], false));
         let many: Vec<String> = (0..500).map(|i| format!("g{i}")).collect();
-        assert_eq!(groups_claim(Some(&json!(many))).len(), MAX_GROUPS);
+        let (kept, truncated) = groups_claim(Some(&json!(many)));
+        assert_eq!((kept.len(), truncated), (MAX_GROUPS, true));
+        let exactly: Vec<String> = (0..MAX_GROUPS).map(|i| format!("g{i}")).collect();
+        assert!(!groups_claim(Some(&json!(exactly))).1);
         let long = "x".repeat(MAX_GROUP_NAME + 1);
-        assert!(groups_claim(Some(&json!([long]))).is_empty());
+        assert!(names(json!([long])).is_empty());
     }
 
     #[test]

@@ -29,6 +29,9 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    /// Where the user's claims are asked again at each refresh.
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -154,12 +157,13 @@ impl Oidc {
             return Err(IdpError::Refused("the ID token's nonce is not ours".into()));
         }
         self.check_allowlists(&claims)?;
-        let groups = super::groups_claim(claims.other.get(&self.settings.groups_claim));
+        let (groups, groups_truncated) = self.groups(&claims.other);
         let user = UserIdentity {
             sub: claims.sub,
             email: claims.email.filter(|_| claims.email_verified == Some(true)),
             preferred_username: claims.preferred_username,
             groups,
+            groups_truncated,
         };
         let tokens = ProviderTokens {
             access_token: issued.access_token,
@@ -167,6 +171,84 @@ impl Oidc {
             expires_at: issued.expires_in.map(|s| now + s),
         };
         Ok((tokens, user))
+    }
+
+    /// The groups the claims give, and whether they are all: a provider with more groups than a
+    /// token holds says so (Entra ID's overage: `_claim_names` naming the claim, or `hasgroups`)
+    /// instead of listing them.
+    fn groups(&self, claims: &serde_json::Map<String, serde_json::Value>) -> (Vec<String>, bool) {
+        let claim = &self.settings.groups_claim;
+        let (groups, truncated) = super::groups_claim(claims.get(claim));
+        let overage = claims
+            .get("_claim_names")
+            .is_some_and(|names| names.get(claim).is_some())
+            || claims.get("hasgroups").is_some_and(|v| v == true);
+        (groups, truncated || overage)
+    }
+
+    /// Who the user is today, as the provider's userinfo endpoint says with their `token`: their
+    /// verified email and groups, learnt again at each refresh. What a policy or an allowlist
+    /// depends on (`depends`) must still be given, or the user is no longer let in. A provider
+    /// that serves no userinfo leaves the sign-in's answer in force.
+    pub async fn identity_now(
+        &self,
+        user: &UserIdentity,
+        token: &str,
+        depends: super::Depends,
+    ) -> Result<Option<UserIdentity>, IdpError> {
+        let Some(endpoint) = self.discovery().await?.userinfo_endpoint.clone() else {
+            self.check_email(user.email.as_deref())?;
+            return Ok(None);
+        };
+        let response = self
+            .http
+            .get(&endpoint)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| IdpError::Unavailable(format!("userinfo: {e}")))?;
+        if matches!(response.status().as_u16(), 401 | 403) {
+            return Err(IdpError::Refused(format!(
+                "the provider no longer accepts the user's token (userinfo answered {})",
+                response.status()
+            )));
+        }
+        let claims: serde_json::Map<String, serde_json::Value> = response
+            .error_for_status()
+            .map_err(|e| IdpError::Unavailable(format!("userinfo: {e}")))?
+            .json()
+            .await
+            .map_err(|e| IdpError::Unavailable(format!("userinfo: {e}")))?;
+        let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+        if text("sub").as_deref() != Some(user.sub.as_str()) {
+            return Err(IdpError::NotAllowed(
+                "The provider's userinfo is another user's".into(),
+            ));
+        }
+        let verified = claims.get("email_verified").is_some_and(|v| v == true);
+        let email = text("email").filter(|_| verified);
+        self.check_email(email.as_deref())?;
+        if depends.email && email.is_none() {
+            return Err(IdpError::NotAllowed(
+                "The provider no longer gives the user's verified email, which a policy reads"
+                    .into(),
+            ));
+        }
+        if depends.groups && !claims.contains_key(&self.settings.groups_claim) {
+            return Err(IdpError::NotAllowed(format!(
+                "The provider no longer gives the user's groups ({}), which a policy reads",
+                self.settings.groups_claim
+            )));
+        }
+        let (groups, groups_truncated) = self.groups(&claims);
+        Ok(Some(UserIdentity {
+            sub: user.sub.clone(),
+            email,
+            preferred_username: text("preferred_username")
+                .or_else(|| user.preferred_username.clone()),
+            groups,
+            groups_truncated,
+        }))
     }
 
     /// New tokens for a refresh token (the old refresh token stays if none is returned).

@@ -144,6 +144,22 @@ impl AuthServer {
         }
     }
 
+    /// Ends every grant in force of the users whose subjects are `subs` (a reload took them out of
+    /// the users file, or changed what it says of them): their tokens are refused from now on and
+    /// their streams end. How many it ended.
+    pub async fn end_grants_of(&self, subs: &[String]) -> Result<usize, crate::store::StoreError> {
+        let mut ended = 0;
+        for grant in self.store.grants().await? {
+            if !grant.revoked && subs.contains(&grant.user.sub) {
+                super::token::revoke_grant(self, &grant.grant_id)
+                    .await
+                    .map_err(|e| crate::store::StoreError::new(e.to_string()))?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Whether a revocation was made since this was last asked, by anyone: another replica, or
     /// `mcp-auth-gateway revoke` on the store. What this gateway remembered of grants in force is
     /// then forgotten, so that each is read again where it is next used. One read of the store.
@@ -309,6 +325,7 @@ mod tests {
                 email: None,
                 preferred_username: None,
                 groups: Vec::new(),
+                groups_truncated: false,
             },
             created_at: now,
             revoked: false,

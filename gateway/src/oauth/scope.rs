@@ -43,13 +43,7 @@ pub fn for_user(
     let Some(policy) = route.and_then(|r| r.policy.as_ref()) else {
         return scope.to_owned();
     };
-    let caller = Caller::new(
-        &user.sub,
-        user.preferred_username.as_deref(),
-        user.email.as_deref(),
-        &user.groups,
-        client_id,
-    );
+    let caller = Caller::of_user(user, client_id);
     scope
         .split_ascii_whitespace()
         .filter(|s| may_be_granted(policy, &caller, s))

@@ -195,10 +195,10 @@ async fn refresh_token(
         ));
     }
     let mut grant = grant;
-    // The users file or GitHub may have moved the user to other groups since: tokens carry today's,
-    // and a reserved scope goes on only while the policy still grants it.
-    if let Some(groups) = still_allowed(server, &grant).await? {
-        grant.user.groups = groups;
+    // The users file or the provider may say otherwise of the user since (their groups, their
+    // email): tokens carry today's, and a reserved scope goes on only while the policy grants it.
+    if let Some(today) = still_allowed(server, &grant).await? {
+        grant.user = today;
     }
     let scope = scope::for_user(
         super::authorize::route_for(server, &grant.resource),
@@ -232,15 +232,24 @@ async fn refresh_token(
 }
 
 /// Whether the grant's user would still be let in: still in the users file, or, at GitHub or an OIDC
-/// provider, still passing the allowlists. One who no longer is loses the grant. `Ok` holds the
-/// user's groups today, where they were learnt again.
+/// provider, still passing the allowlists and still giving what a policy reads. One who no longer
+/// is loses the grant. `Ok` holds who the user is today, where that was learnt again.
 async fn still_allowed(
     server: &AuthServer,
     grant: &GrantRecord,
-) -> Result<Option<Vec<String>>, OAuthError> {
+) -> Result<Option<UserIdentity>, OAuthError> {
+    let policies = server
+        .config
+        .routes
+        .iter()
+        .filter_map(|r| r.policy.as_ref());
+    let depends = crate::idp::Depends {
+        groups: policies.clone().any(|p| p.uses_groups()),
+        email: policies.clone().any(|p| p.uses_emails()),
+    };
     let verdict = match &server.idp {
-        None => match server.users.groups(&grant.user.sub) {
-            Some(groups) => Ok(Some(groups)),
+        None => match server.users.identity(&grant.user.sub) {
+            Some(today) => Ok(Some(today)),
             None => Err(IdpError::NotAllowed(
                 "The user is no longer in the users file".into(),
             )),
@@ -252,7 +261,7 @@ async fn still_allowed(
             None => Err(IdpError::NotAllowed(
                 "The user's sign-in at the identity provider is no longer available".into(),
             )),
-            Some(token) => idp.recheck(&grant.user, Some(&token)).await,
+            Some(token) => idp.recheck(&grant.user, Some(&token), depends).await,
         },
     };
     match verdict {
@@ -322,6 +331,7 @@ fn token_response(
         email,
         preferred_username,
         groups,
+        groups_truncated,
     } = grant.user.clone();
     let claims = AccessClaims {
         iss: server.config.tokens.issuer.clone(),
@@ -336,6 +346,7 @@ fn token_response(
         email,
         preferred_username,
         groups,
+        groups_truncated,
         gid: Some(grant.grant_id.clone()),
     };
     let access = mint(&server.keys, &claims)

@@ -10,7 +10,8 @@
 
 use std::borrow::Cow;
 
-use crate::config::{Effect, Facts, Kind, Policy, Rule};
+use crate::config::{Effect, Facts, Kind, Policy, Rule, uri};
+use crate::store::records::UserIdentity;
 use crate::tokens::access::AccessClaims;
 
 /// Who is calling, as the rules see them.
@@ -20,6 +21,8 @@ pub struct Caller<'a> {
     /// Lowercased, as `emails` rules are.
     pub email: Cow<'a, str>,
     pub groups: &'a [String],
+    /// The provider listed more groups than `groups` holds: deny rules by group hold.
+    pub groups_truncated: bool,
     pub client_id: &'a str,
     /// The token's scopes, space-separated (empty when granting: the grant is being decided).
     pub scope: &'a str,
@@ -34,17 +37,31 @@ impl<'a> Caller<'a> {
                 claims.preferred_username.as_deref(),
                 claims.email.as_deref(),
                 &claims.groups,
+                claims.groups_truncated,
                 &claims.client_id,
             )
         }
     }
 
-    /// A caller holding no scopes yet (what the authorization server asks about).
-    pub fn new(
+    /// A user through `client_id`, holding no scopes yet (what the authorization server asks
+    /// about).
+    pub fn of_user(user: &'a UserIdentity, client_id: &'a str) -> Self {
+        Self::new(
+            &user.sub,
+            user.preferred_username.as_deref(),
+            user.email.as_deref(),
+            &user.groups,
+            user.groups_truncated,
+            client_id,
+        )
+    }
+
+    fn new(
         sub: &'a str,
         name: Option<&'a str>,
         email: Option<&'a str>,
         groups: &'a [String],
+        groups_truncated: bool,
         client_id: &'a str,
     ) -> Self {
         let email = email.unwrap_or_default();
@@ -57,6 +74,7 @@ impl<'a> Caller<'a> {
                 Cow::Borrowed(email)
             },
             groups,
+            groups_truncated,
             client_id,
             scope: "",
         }
@@ -94,14 +112,18 @@ pub enum Decision<'p> {
 pub enum Reason {
     Rule(usize),
     Default,
+    /// A resource URI a rule names that servers read differently as a path (dot segments, encoded
+    /// or back slashes), refused before any rule.
+    AmbiguousUri,
 }
 
 impl Reason {
-    /// The rule's name, or "default".
+    /// The rule's name, "default", or "ambiguous_uri".
     pub fn name(self, policy: &Policy) -> &str {
         match self {
             Reason::Rule(i) => policy.rules.get(i).map_or("?", |r| r.name.as_str()),
             Reason::Default => "default",
+            Reason::AmbiguousUri => "ambiguous_uri",
         }
     }
 }
@@ -134,8 +156,38 @@ impl Decision<'_> {
     }
 }
 
-/// Decides whether `caller` may use `target` (through `method`).
+/// Decides whether `caller` may use `target` (through `method`). A resource is named by its URI
+/// normalised (RFC 3986 §6), as the rules' are; one that servers read differently as a path is
+/// refused when a rule names it, or names where it may lead.
 pub fn decide<'p>(
+    policy: &'p Policy,
+    caller: &Caller,
+    method: &str,
+    target: Target,
+) -> Decision<'p> {
+    if target.kind != Kind::Resource {
+        return decide_named(policy, caller, method, target);
+    }
+    let uri = uri::normalise(target.name);
+    if uri::is_ambiguous(&uri) {
+        let resolved = uri::resolved(&uri);
+        let named = policy.rules.iter().any(|r| {
+            r.resources
+                .as_ref()
+                .is_some_and(|names| names.matches(&uri) || names.matches(&resolved))
+        });
+        if named {
+            return Decision::Deny(Reason::AmbiguousUri);
+        }
+    }
+    let target = Target {
+        kind: Kind::Resource,
+        name: &uri,
+    };
+    decide_named(policy, caller, method, target)
+}
+
+fn decide_named<'p>(
     policy: &'p Policy,
     caller: &Caller,
     method: &str,
@@ -146,7 +198,13 @@ pub fn decide<'p>(
         if !rule.is_about(target.kind, target.name) || !matches_who(rule, caller) {
             continue;
         }
-        if let Some(when) = &rule.when {
+        // A user whose groups were cut short may be in any: a deny rule asking about them holds.
+        let truncated = caller.groups_truncated && rule.effect == Effect::Deny;
+        if let Some(when) = rule
+            .when
+            .as_ref()
+            .filter(|w| !(truncated && w.reads_user()))
+        {
             let scopes: Vec<&str> = caller.scopes().collect();
             let facts = Facts {
                 sub: caller.sub,
@@ -217,10 +275,12 @@ pub fn may_be_granted(policy: &Policy, caller: &Caller, scope: &str) -> bool {
     !reserved
 }
 
-/// Whether every condition of `rule` on who the caller is holds.
+/// Whether every condition of `rule` on who the caller is holds. Users are named by the stable
+/// `sub` tokens carry (a provider's display name can be edited, and a GitHub login taken after a
+/// rename); a user whose groups were cut short counts as in every group a deny rule names.
 fn matches_who(rule: &Rule, caller: &Caller) -> bool {
     if let Some(users) = &rule.users
-        && !(users.matches(caller.sub) || (!caller.name.is_empty() && users.matches(caller.name)))
+        && !users.matches(caller.sub)
     {
         return false;
     }
@@ -230,7 +290,8 @@ fn matches_who(rule: &Rule, caller: &Caller) -> bool {
         return false;
     }
     if let Some(groups) = &rule.groups
-        && !groups.iter().any(|g| caller.groups.contains(g))
+        && !(groups.iter().any(|g| caller.groups.contains(g))
+            || (caller.groups_truncated && rule.effect == Effect::Deny))
     {
         return false;
     }

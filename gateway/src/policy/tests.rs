@@ -23,6 +23,7 @@ fn caller<'a>(sub: &'a str, groups: &'a [String], scope: &'a str) -> Caller<'a> 
         name: sub,
         email: "".into(),
         groups,
+        groups_truncated: false,
         client_id: "c1",
         scope,
     }
@@ -262,4 +263,101 @@ fn without_rules_the_default_decides() {
     assert!(!decide(&deny, &caller("a", &[], ""), "tools/call", tool("x")).allows());
     let allow = policy("default = \"allow\"\n").unwrap();
     assert!(decide(&allow, &caller("a", &[], ""), "tools/call", tool("x")).allows());
+}
+
+/// Names that cannot be taken: users by `sub` only (a display name can be edited to anyone's); a
+/// user whose groups were cut short meets every rule that denies by group, and no rule that allows
+/// by group they were not seen in.
+#[test]
+fn users_match_by_sub_and_a_short_group_list_meets_every_deny() {
+    let rules = policy(RULES).unwrap();
+    let none: Vec<String> = vec![];
+    let admins = vec!["admins".to_owned()];
+    let d = |c: &Caller, t| said(&rules, &decide(&rules, c, "tools/call", t));
+    let carol_named_bob = Caller {
+        name: "bob",
+        ..caller("carol", &none, "mcp")
+    };
+    assert_eq!(d(&carol_named_bob, tool("echo")), "deny default");
+    let cut_short = Caller {
+        groups_truncated: true,
+        ..caller("ada", &admins, "mcp tools:admin")
+    };
+    assert_eq!(
+        d(&cut_short, tool("delete_repo")),
+        "deny no-deletes-for-contractors",
+        "maybe a contractor too"
+    );
+    assert_eq!(d(&cut_short, tool("admin_x")), "allow admins");
+    let no_groups_cut_short = Caller {
+        groups_truncated: true,
+        ..caller("ada", &none, "mcp tools:admin")
+    };
+    assert_eq!(d(&no_groups_cut_short, tool("admin_x")), "deny default");
+    // A deny rule's `when` about the user holds for one whose groups were cut short.
+    let when = policy(
+        "default = \"allow\"\n[[routes.policy.rules]]\nname = \"no-interns\"\neffect = \"deny\"\n\
+         tools = [\"deploy\"]\nwhen = 'user.groups.exists(g, g == \"interns\")'\n",
+    )
+    .unwrap();
+    let decided = |c: &Caller| said(&when, &decide(&when, c, "tools/call", tool("deploy")));
+    assert_eq!(decided(&caller("ada", &admins, "mcp")), "allow default");
+    assert_eq!(
+        decided(&Caller {
+            groups_truncated: true,
+            ..caller("ada", &admins, "mcp")
+        }),
+        "deny no-interns"
+    );
+}
+
+/// Resource URIs are compared normalised (RFC 3986 §6), and one a rule names that servers read
+/// differently as a path is refused, before any rule, even where a rule would allow it.
+#[test]
+fn resource_uris_are_normalised_and_dot_segments_refused_where_a_rule_names_them() {
+    let policy = policy(
+        "default = \"allow\"\n\
+         [[routes.policy.rules]]\nname = \"no-etc\"\neffect = \"deny\"\nresources = [\"FILE:///etc/*\"]\n\
+         [[routes.policy.rules]]\nname = \"runbooks\"\neffect = \"allow\"\nresources = [\"file:///srv/runbooks/*\"]\n",
+    )
+    .unwrap();
+    let none: Vec<String> = vec![];
+    let ada = caller("ada", &none, "mcp");
+    let d = |name| {
+        let target = Target {
+            kind: Kind::Resource,
+            name,
+        };
+        said(&policy, &decide(&policy, &ada, "resources/read", target))
+    };
+    assert_eq!(d("file:///etc/passwd"), "deny no-etc");
+    assert_eq!(
+        d("File:///%65tc/passwd"),
+        "deny no-etc",
+        "an encoded letter"
+    );
+    assert_eq!(d("file:///srv/runbooks/deploy.md"), "allow runbooks");
+    for sneaky in [
+        "file:///srv/runbooks/../../etc/shadow",
+        "file:///srv/runbooks/%2e%2e/%2E%2E/etc/shadow",
+        "file:///srv/runbooks/..%2F..%2Fetc%2Fshadow",
+        "file:///srv/runbooks\\..\\..\\etc\\shadow",
+        "file:///tmp/../etc/shadow",
+    ] {
+        assert_eq!(d(sneaky), "deny ambiguous_uri", "{sneaky}");
+    }
+    // Where no rule leads, the default decides as for any other URI.
+    assert_eq!(d("file:///home/x/../y"), "allow default");
+}
+
+#[test]
+fn a_deny_rule_cannot_be_about_scopes() {
+    let error = policy(
+        "[[routes.policy.rules]]\neffect = \"deny\"\ntools = [\"x\"]\nscopes = [\"tools:admin\"]\n",
+    )
+    .unwrap_err();
+    assert!(
+        error.contains("a deny rule cannot be about scopes"),
+        "{error}"
+    );
 }

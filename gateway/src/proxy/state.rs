@@ -173,6 +173,11 @@ impl Gateway {
         &self.config
     }
 
+    /// The authorization server, when a provider is configured.
+    pub fn auth(&self) -> Option<&Arc<AuthServer>> {
+        self.auth.as_ref()
+    }
+
     /// The requests the gateway ends itself when their time or access is up.
     pub fn watchdog(&self) -> &Arc<Watchdog> {
         &self.watchdog

@@ -15,6 +15,7 @@ fn user() -> UserIdentity {
         email: Some("alice@example.com".into()),
         preferred_username: None,
         groups: vec!["staff".into()],
+        groups_truncated: false,
     }
 }
 

@@ -78,14 +78,18 @@ pub struct PendingAuthorization {
 }
 
 /// Who the user is, as the identity provider said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserIdentity {
     pub sub: String,
     pub email: Option<String>,
     pub preferred_username: Option<String>,
-    /// Groups or organisations (and `org/team` at GitHub), for the routes' policies.
+    /// Groups (at GitHub, organisations and teams by numeric id), for the routes' policies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The provider listed more groups than were read: a rule that denies by group treats the
+    /// user as a member of every group.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub groups_truncated: bool,
 }
 
 /// An issued authorization code.

@@ -37,6 +37,9 @@ pub struct AccessClaims {
     /// The user's groups, as the routes' policies read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// More groups than `groups` holds: rules that deny by group hold for this user.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub groups_truncated: bool,
     /// The grant the token was issued under, so that revoking the grant revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,

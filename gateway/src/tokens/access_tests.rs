@@ -28,6 +28,7 @@ fn claims() -> AccessClaims {
         email: None,
         preferred_username: None,
         groups: Vec::new(),
+        groups_truncated: false,
         gid: Some("g1".into()),
     }
 }

@@ -152,6 +152,7 @@ impl BackendSigner {
             email: caller.email.clone(),
             preferred_username: caller.preferred_username.clone(),
             groups: caller.groups.clone(),
+            groups_truncated: caller.groups_truncated,
             gid: caller.gid.clone(),
         };
         let backend_token = match idp_token {
@@ -209,6 +210,7 @@ mod tests {
             email: email.map(str::to_owned),
             preferred_username: None,
             groups: Vec::new(),
+            groups_truncated: false,
             gid: None,
         }
     }

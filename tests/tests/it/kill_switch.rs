@@ -170,3 +170,76 @@ async fn revoke_client_ends_that_clients_grants_and_a_bad_command_says_why() {
         200
     );
 }
+
+/// A reload that takes a user out of the users file, or gives them other groups, ends what they
+/// hold: their grants, their tokens, their open streams; the others' go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_removes_or_regroups_a_user_ends_their_grants_and_streams() {
+    use crate::oauth_flow::hash_password;
+    let backend = ScriptedBackend::start().await;
+    let users = tempfile::NamedTempFile::new().unwrap();
+    let user = |name: &str, password: &str, groups: &str| {
+        format!(
+            "[[users]]\nusername = \"{name}\"\npassword_hash = \"{}\"\ngroups = [{groups}]\n\n",
+            hash_password(password)
+        )
+    };
+    let (alice, bob, carol) = (
+        user("alice", "wonderland", "\"admins\""),
+        user("bob", "builder", ""),
+        user("carol", "singer", "\"staff\""),
+    );
+    std::fs::write(users.path(), format!("{alice}{bob}{carol}")).unwrap();
+    let mut gateway = GatewayBuilder::new()
+        .section(&format!(
+            "[provider]\nkind = \"local\"\nusers_file = {:?}\n\n\
+             [[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n",
+            users.path().display().to_string(),
+            backend.url("/mcp"),
+        ))
+        .start()
+        .await;
+    let mut held = Vec::new();
+    for (name, password) in [
+        ("alice", "wonderland"),
+        ("bob", "builder"),
+        ("carol", "singer"),
+    ] {
+        let tokens = signed_in(&gateway, "/mcp", name, password).await;
+        let access = tokens["access_token"].as_str().unwrap().to_owned();
+        let open = stream(&gateway, &access).await;
+        held.push((access, open));
+    }
+    // alice is taken out; carol moves to another group; bob stays as he is.
+    let regrouped = user("carol", "singer", "\"contractors\"");
+    std::fs::write(users.path(), format!("{bob}{regrouped}")).unwrap();
+    let config = gateway.config.clone();
+    let line = gateway.reload(&config).await;
+    assert!(line.contains("reloaded"), "{line}");
+    let [
+        (alice, alice_stream),
+        (bob, bob_stream),
+        (carol, carol_stream),
+    ] = &mut held[..]
+    else {
+        unreachable!()
+    };
+    alice_stream
+        .ends_cleanly_within(Duration::from_secs(1))
+        .await;
+    carol_stream
+        .ends_cleanly_within(Duration::from_secs(1))
+        .await;
+    assert_eq!(mcp_status(&gateway, alice).await, 401);
+    assert_eq!(mcp_status(&gateway, carol).await, 401);
+    assert_eq!(mcp_status(&gateway, bob).await, 200);
+    backend.release();
+    bob_stream.until("data: second").await;
+    assert!(
+        gateway
+            .process
+            .stderr()
+            .contains("ended the grants of users the users file removed or changed"),
+        "the log says why"
+    );
+}

@@ -21,7 +21,12 @@ async fn github_stack(allowlists: &str) -> Stack {
 
 /// The same, with `route_extra` lines in the `/mcp` route's table (its policy, say).
 async fn github_stack_routed(allowlists: &str, route_extra: &str) -> Stack {
-    let github = GitHubStandIn::start().await;
+    github_stack_in_orgs(allowlists, route_extra, 0).await
+}
+
+/// The same, with the user in `more_orgs` organisations besides `acme`.
+async fn github_stack_in_orgs(allowlists: &str, route_extra: &str, more_orgs: usize) -> Stack {
+    let github = GitHubStandIn::with_orgs(more_orgs).await;
     let echo = EchoTarget::start().await;
     let builder = GatewayBuilder::new()
         .env("GITHUB_SECRET", CLIENT_SECRET)
@@ -239,10 +244,11 @@ async fn a_user_no_longer_allowed_loses_their_grant_at_the_next_refresh() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn github_organisations_and_teams_are_groups_a_policy_can_name() {
-    let stack = github_stack_routed("", &crate::policy::requests_only_for("acme/platform")).await;
+    let stack = github_stack_routed("", &crate::policy::requests_only_for("777/31337")).await;
     let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
     assert!(report.get("error").is_none(), "{report:#}");
-    // The team's members may make requests: GitHub's teams became groups, lowercased.
+    // The team's members may make requests: GitHub's organisations and teams became groups, by
+    // the ids no rename changes.
     assert_ne!(report["request"]["isError"], true, "{}", report["request"]);
     assert!(
         report["request"]["content"].is_array(),
@@ -250,5 +256,41 @@ async fn github_organisations_and_teams_are_groups_a_policy_can_name() {
         report["request"]
     );
     let claims = jwt_claims(report["tokens"][0]["access_token"].as_str().unwrap());
-    assert_eq!(claims["groups"], json!(["acme", "acme/platform"]));
+    assert_eq!(claims["groups"], json!(["777", "777/31337"]));
+    assert_eq!(claims.get("groups_truncated"), None);
+}
+
+/// GitHub's lists are read page after page: an organisation on the second page is a group; a user in
+/// more organisations than the gateway reads meets every rule that denies by group.
+#[tokio::test(flavor = "multi_thread")]
+async fn github_groups_are_read_across_pages_and_a_list_cut_short_meets_every_deny() {
+    let stack = github_stack_in_orgs("", &crate::policy::requests_only_for("9149"), 150).await;
+    let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    assert!(
+        report["request"]["content"].is_array(),
+        "{}",
+        report["request"]
+    );
+    let claims = jwt_claims(report["tokens"][0]["access_token"].as_str().unwrap());
+    let groups = claims["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 152, "151 organisations and a team");
+    assert!(groups.contains(&json!("9149")));
+
+    let deny_a_group = "[routes.policy]\ndefault = \"allow\"\n\
+        [[routes.policy.rules]]\nname = \"not-contractors\"\neffect = \"deny\"\n\
+        tools = [\"make_authenticated_request\"]\ngroups = [\"555\"]\n";
+    let stack = github_stack_in_orgs("", deny_a_group, 1500).await;
+    let mut plan = plan(&stack);
+    plan["keepGrant"] = json!(true);
+    let report = node::run("oauth-flow.mjs", &plan).await;
+    // Not seen in the group, but maybe in it: the call is refused.
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("-32602") && error.contains("make_authenticated_request"),
+        "{report:#}"
+    );
+    let claims = jwt_claims(report["tokens"][0]["access_token"].as_str().unwrap());
+    assert_eq!(claims["groups_truncated"], true, "{claims}");
+    assert!(!claims["groups"].as_array().unwrap().contains(&json!("555")));
 }

@@ -12,8 +12,11 @@ const SECRET: &str = "oidc-client-secret-0123456789";
 
 pub struct Stack {
     pub gateway: integration_tests::GatewayUnderTest,
+    /// What the provider says of its users from now on: a JSON file it reads at each use.
+    pub accounts: std::path::PathBuf,
     _provider: Running,
     _echo: EchoTarget,
+    _dir: tempfile::TempDir,
 }
 
 async fn oidc_stack(extra: &str) -> Stack {
@@ -32,9 +35,12 @@ pub async fn oidc_stack_routed(extra: &str, route_extra: &str) -> Stack {
         .store("token_key_env = \"TOKEN_KEY\"");
     let origin = builder.origin();
     let provider_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("accounts.json");
     // The provider's access tokens live 30 s, so that every use finds one close to expiry and refreshes it.
     let plan = json!({ "port": provider_port, "clientId": "gateway", "clientSecret": SECRET,
-                       "redirectUri": format!("{origin}/callback"), "accessTokenTtl": 30 });
+                       "redirectUri": format!("{origin}/callback"), "accessTokenTtl": 30,
+                       "accountsFile": accounts.display().to_string() });
     let provider = Running::start(
         std::path::Path::new("node"),
         &[
@@ -59,8 +65,10 @@ pub async fn oidc_stack_routed(extra: &str, route_extra: &str) -> Stack {
     wait_for_port(backend_port, "the supervised mcp-backend").await;
     Stack {
         gateway,
+        accounts,
         _provider: provider,
         _echo: echo,
+        _dir: dir,
     }
 }
 
@@ -150,4 +158,59 @@ async fn the_providers_groups_claim_is_what_a_policy_names() {
     assert_eq!(report["tools"], json!(["show_auth_token"]), "{report:#}");
     let error = report["error"].as_str().unwrap_or_default();
     assert!(error.contains("make_authenticated_request"), "{report:#}");
+}
+
+/// What the provider says of a user is learnt again at each refresh: groups taken away at the
+/// provider leave the next access token, and a provider that no longer says which groups the user
+/// is in, where a policy reads them, ends the grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_and_email_are_learnt_again_at_each_refresh() {
+    use integration_tests::oauth::{jwt_claims, query_of, token};
+    let stack = oidc_stack_routed("", &crate::policy::requests_only_for("oidc-admins")).await;
+    let mut plan = plan(&stack);
+    plan["keepGrant"] = json!(true);
+    let report = node::run("oauth-flow.mjs", &plan).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    let client_id = query_of(report["authorizeUrl"].as_str().unwrap())["client_id"].clone();
+    let gateway = &stack.gateway;
+    let refresh = async |refresh_token: &str| {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", client_id.as_str()),
+        ];
+        token(gateway, &form).await
+    };
+    let claims = jwt_claims(report["kept"]["access_token"].as_str().unwrap());
+    assert_eq!(claims["groups"], json!(["staff", "oidc-admins"]));
+
+    std::fs::write(
+        &stack.accounts,
+        json!({"alice": {"groups": ["staff"], "email": "alice@example.org"}}).to_string(),
+    )
+    .unwrap();
+    let (status, tokens) = refresh(report["kept"]["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = jwt_claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["groups"], json!(["staff"]), "{claims}");
+    assert_eq!(claims["email"], "alice@example.org");
+
+    std::fs::write(
+        &stack.accounts,
+        json!({"alice": {"groups": null}}).to_string(),
+    )
+    .unwrap();
+    let (status, answer) = refresh(tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{answer}"
+    );
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("no longer gives the user's groups"),
+        "{answer}"
+    );
 }

@@ -149,6 +149,18 @@ async fn a_body_a_go_backend_would_read_otherwise_is_refused_over_http1_and_http
             let response = post(client, path, denied.to_string()).await.unwrap();
             let answer: Value = response.json().await.unwrap();
             assert_eq!(answer["error"]["code"], -32602, "{answer}");
+            // A resource the rule allows, by a path another server resolves elsewhere: refused.
+            for uri in [
+                "file:///srv/runbooks/../../etc/shadow",
+                "file:///srv/runbooks/%2e%2e/%2e%2e/etc/shadow",
+                "file:///srv/runbooks/..%2F..%2Fetc%2Fshadow",
+                "FILE:///srv/runbooks/..\\..\\etc\\shadow",
+            ] {
+                let read = json!({"jsonrpc": "2.0", "id": 10, "method": "resources/read", "params": {"uri": uri}});
+                let response = post(client, path, read.to_string()).await.unwrap();
+                let answer: Value = response.json().await.unwrap();
+                assert_eq!(answer["error"]["code"], -32602, "{uri}: {answer}");
+            }
         }
     }
 
@@ -166,6 +178,7 @@ async fn a_body_a_go_backend_would_read_otherwise_is_refused_over_http1_and_http
             entry.method != "tools/call" || entry.name == "get_weather",
             "the backend ran {entry:?}"
         );
+        assert!(entry.uri.is_empty(), "the backend read {entry:?}");
     }
     let lists = ran.iter().filter(|e| e.method.ends_with("/list")).count();
     assert_eq!(lists, 2 * 3 * 3, "only the plain lists reached a backend");
