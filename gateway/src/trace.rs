@@ -16,16 +16,33 @@ pub const SPANS: &str = "spans";
 /// The W3C trace context header.
 pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
-/// Continues the trace whose `traceparent` (and `tracestate`) `headers` carry, if they do.
-pub fn continue_from(span: &Span, headers: &http::HeaderMap) {
+/// Takes up the trace whose `traceparent` (and `tracestate`) `headers` carry, if they do: continued
+/// when it comes from a trusted proxy, whose word on sampling is the gateway's; linked otherwise,
+/// so that any client may say where its call belongs, but none may have every request it makes
+/// traced (a `sampled` flag would force it past `sample_ratio`).
+pub fn continue_from(span: &Span, headers: &http::HeaderMap, trusted: bool) {
     if span.is_disabled() || !headers.contains_key(TRACEPARENT) {
         return;
     }
     let parent =
         TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
+    let context = parent.span().span_context().clone();
+    if !context.is_valid() {
+        return;
     }
+    if trusted {
+        let _ = span.set_parent(parent);
+    } else {
+        span.add_link(context);
+    }
+}
+
+/// What a trace says of an MCP session: a hash of its id, which is a bearer of the session's state
+/// and must not travel to wherever traces are kept.
+pub fn session_hash(session: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(session.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Links `span` to the trace a message's `_meta.traceparent` names (MCP 2026-07-28): a request

@@ -26,8 +26,9 @@ pub struct GatewayBuilder {
     public_url: Option<String>,
     /// Signing keys made by the gateway and kept in its store, instead of a key file.
     key_in_store: bool,
-    /// HTTPS on the gateway's own listener.
+    /// HTTPS on the gateway's own listener, and more lines of its `[server.tls]` table.
     tls: Option<GatewayTls>,
+    tls_extra: String,
 }
 
 /// The files of a gateway's own HTTPS: what it serves, and the CA its clients trust.
@@ -75,6 +76,7 @@ impl GatewayBuilder {
             public_url: None,
             key_in_store: false,
             tls: None,
+            tls_extra: String::new(),
         }
     }
 
@@ -104,6 +106,13 @@ impl GatewayBuilder {
     /// Serves HTTPS with these files (`[server.tls]`); the harness's own requests trust the CA.
     pub fn tls(mut self, tls: &GatewayTls) -> Self {
         self.tls = Some(tls.clone());
+        self
+    }
+
+    /// Adds lines to the `[server.tls]` table (with [`Self::tls`]).
+    pub fn tls_lines(mut self, lines: &str) -> Self {
+        self.tls_extra += lines;
+        self.tls_extra += "\n";
         self
     }
 
@@ -213,9 +222,10 @@ impl GatewayBuilder {
             },
             socket = dir.path().join("upgrade.sock").display().to_string(),
             tls = self.tls.as_ref().map_or(String::new(), |tls| format!(
-                "[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+                "[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n{}",
                 tls.cert_file.display().to_string(),
-                tls.key_file.display().to_string()
+                tls.key_file.display().to_string(),
+                self.tls_extra,
             )),
             metrics = self.metrics_port,
             key = if self.key_in_store {

@@ -253,6 +253,9 @@ pub struct TlsFile {
     pub cert_file: PathBuf,
     /// The certificate's private key, PEM (certbot's `privkey.pem`). Re-read when it changes.
     pub key_file: PathBuf,
+    /// The `Strict-Transport-Security` the gateway's responses carry (default
+    /// "max-age=31536000"; "" sends none).
+    pub hsts: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -566,6 +566,31 @@ fn server_tls_loads_its_files_and_names_what_is_wrong_with_them() {
     };
 
     let config = validate(&with_tls("https://127.0.0.1:8080", &cert_file, &key_file)).unwrap();
+    assert_eq!(config.server.hsts.as_deref(), Some("max-age=31536000"));
+    // Strict-Transport-Security: a value to send as it is, or none; nothing else.
+    let hsts = |value: &str| {
+        validate(
+            &with_tls("https://127.0.0.1:8080", &cert_file, &key_file).replace(
+                "\n\n[[routes]]",
+                &format!("\nhsts = {value:?}\n\n[[routes]]"),
+            ),
+        )
+    };
+    assert_eq!(hsts("").unwrap().server.hsts, None);
+    assert_eq!(
+        hsts("max-age=0").unwrap().server.hsts.as_deref(),
+        Some("max-age=0")
+    );
+    for bad in [
+        "one year",
+        "max-age=",
+        "max-age=1y",
+        "includeSubDomains",
+        " ; max-age=1",
+    ] {
+        let error = hsts(bad).unwrap_err();
+        assert!(error.contains("`server.tls.hsts`: "), "{bad:?}: {error}");
+    }
     let tls = config.server.tls.as_ref().expect("server.tls");
     assert_eq!(tls.cert_file.display().to_string(), cert_file);
     assert_eq!(tls.key_file.display().to_string(), key_file);

@@ -42,6 +42,8 @@ pub struct ServerSettings {
     pub trusted_proxies: TrustedProxies,
     /// HTTPS on `listen`, with these files.
     pub tls: Option<TlsFiles>,
+    /// The `Strict-Transport-Security` value responses carry, with HTTPS.
+    pub hsts: Option<String>,
     /// Reload when the config file or the users file changes.
     pub watch_config: bool,
     /// Where the listening sockets are handed to a new gateway (`--upgrade`); `None`: in the
@@ -103,6 +105,7 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
     let (max_request_body_bytes, max_request_header_bytes) = limits(file, errors)?;
     let trusted_proxies = trusted_proxies(file, errors)?;
     let tls = super::tls::settings(file.server.tls.as_ref(), errors)?;
+    let hsts = hsts(file, errors)?;
     if tls.is_some() && public_url.starts_with("http:") {
         return Err(errors.at(
             "server.public_url",
@@ -134,9 +137,34 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
         welcome: file.server.welcome.clone(),
         trusted_proxies,
         tls,
+        hsts,
         watch_config: file.server.watch_config,
         upgrade_socket: file.server.upgrade_socket.clone(),
     })
+}
+
+/// `server.tls.hsts`: with HTTPS, what browsers are told of it (RFC 6797): a year, by default.
+fn hsts(file: &FileConfig, errors: &Errors) -> Result<Option<String>, ConfigError> {
+    let Some(tls) = &file.server.tls else {
+        return Ok(None);
+    };
+    let value = tls.hsts.as_deref().unwrap_or("max-age=31536000").trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let max_age = value
+        .split(';')
+        .next()
+        .and_then(|first| first.trim().strip_prefix("max-age="))
+        .is_some_and(|age| !age.is_empty() && age.bytes().all(|b| b.is_ascii_digit()));
+    if !max_age || http::HeaderValue::from_str(value).is_err() {
+        return Err(errors.at(
+            "server.tls.hsts",
+            "a Strict-Transport-Security value beginning with max-age=<seconds> \
+             (\"max-age=31536000; includeSubDomains\", say), or \"\" for none",
+        ));
+    }
+    Ok(Some(value.to_owned()))
 }
 
 /// `server.trusted_proxies` and `server.client_address_header`.

@@ -77,6 +77,17 @@ impl ProxyHttp for LiveGateway {
         RequestCtx::new(self.generations.current())
     }
 
+    /// Pingora's own (compression, off), and `Strict-Transport-Security` when serving HTTPS.
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        modules
+            .add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(0));
+        if self.generations.current().config().server.tls.is_some() {
+            modules.add_module(Box::new(super::hsts::StrictTransport(
+                self.generations.clone(),
+            )));
+        }
+    }
+
     async fn request_filter(
         &self,
         session: &mut Session,
@@ -88,7 +99,14 @@ impl ProxyHttp for LiveGateway {
         let gateway = self.take(ctx);
         let header = session.req_header();
         ctx.endpoint = gateway.router.classify(header.uri.path());
-        ctx.span = span::request(header, &gateway, ctx.endpoint);
+        // Only a trusted proxy's word on the trace (and whether to sample it) is taken; asked only
+        // when traces are sent at all.
+        let trusted = tracing::enabled!(target: crate::trace::SPANS, tracing::Level::INFO)
+            && session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .is_some_and(|a| gateway.config().server.trusted_proxies.contains(a.ip()));
+        ctx.span = span::request(header, &gateway, ctx.endpoint, trusted);
         let span = ctx.span.clone();
         let result = traced!(span, gateway.request_filter(session, ctx));
         ctx.gateway = Some(gateway);

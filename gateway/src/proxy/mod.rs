@@ -25,6 +25,7 @@ mod credentials;
 mod ctx;
 mod failure;
 mod forward;
+mod hsts;
 mod inspect;
 mod key_folding;
 mod list_filter;

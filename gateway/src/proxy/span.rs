@@ -1,6 +1,6 @@
 //! The data plane's spans ([`crate::trace`]): the request's, a server span named
-//! `<METHOD> <route>` with the MCP attributes of the semantic conventions (method, tool, session,
-//! the user's id; never a token), and within it the admission's, the body inspection's and the
+//! `<METHOD> <route>` with the MCP attributes of the semantic conventions (method, tool, a hash of
+//! the session's id, the user's id; never a token), and within it the admission's, the body inspection's and the
 //! backend call's, a client span whose context the backend is sent as its `traceparent`.
 
 use pingora::http::RequestHeader;
@@ -12,8 +12,14 @@ use super::state::Gateway;
 use crate::config::Route;
 use crate::trace::SPANS;
 
-/// The request's span, named `<METHOD> <route>`, continuing the client's trace when it names one.
-pub fn request(header: &RequestHeader, gateway: &Gateway, endpoint: Endpoint) -> Span {
+/// The request's span, named `<METHOD> <route>`, taking up the trace the client names: continued
+/// from a trusted proxy (`trusted`), linked from anyone else.
+pub fn request(
+    header: &RequestHeader,
+    gateway: &Gateway,
+    endpoint: Endpoint,
+    trusted: bool,
+) -> Span {
     // The gateway's own endpoints by their path; any other path is not worth a name.
     let route = || match endpoint {
         Endpoint::Mcp(_) | Endpoint::NotFound => gateway.route_label(endpoint),
@@ -35,7 +41,7 @@ pub fn request(header: &RequestHeader, gateway: &Gateway, endpoint: Endpoint) ->
         enduser.id = Empty,
         error.type = Empty,
     );
-    crate::trace::continue_from(&span, &header.headers);
+    crate::trace::continue_from(&span, &header.headers, trusted);
     span
 }
 
@@ -86,7 +92,7 @@ pub fn finish(span: &Span, outcome: &Outcome<'_>) {
         span.record("gen_ai.tool.name", tool);
     }
     if let Some(session) = outcome.session {
-        span.record("mcp.session.id", session);
+        span.record("mcp.session.id", crate::trace::session_hash(session));
     }
     if let Some(user) = outcome.user {
         span.record("enduser.id", user);

@@ -57,6 +57,8 @@ pub struct Gateway {
     pub(super) routes: Vec<RouteState>,
     /// The metric series of the gateway's own endpoints.
     pub(super) gateway_metrics: RouteMetrics,
+    /// What `Strict-Transport-Security` says, when the gateway serves HTTPS.
+    pub(super) hsts: Option<HeaderValue>,
 }
 
 /// What the data plane keeps for one route.
@@ -131,6 +133,11 @@ impl Gateway {
                 })
                 .collect(),
             gateway_metrics: RouteMetrics::new(GATEWAY_ROUTE),
+            hsts: config
+                .server
+                .hsts
+                .as_deref()
+                .map(|v| HeaderValue::from_str(v).expect("a validated header value")),
             config,
         }
     }

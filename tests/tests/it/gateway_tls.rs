@@ -249,3 +249,68 @@ async fn a_renewed_certificate_is_served_to_new_connections_while_open_ones_carr
     assert_eq!(served_by(&response), leaf_of(&second.cert));
     assert_eq!(gateway.metrics().await[expiry], 1_924_992_000.0);
 }
+
+/// Serving HTTPS itself, the gateway tells browsers to keep to it (`Strict-Transport-Security`) on
+/// its own pages and documents, its refusals and what it passes on; `server.tls.hsts` sets what it
+/// says, or (`""`) nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_over_the_gateways_own_https_carry_strict_transport_security() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = integration_tests::GatewayTls::issued(dir.path());
+    let backend = integration_tests::ScriptedBackend::start().await;
+    let route = format!(
+        "[[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n",
+        backend.url("/mcp")
+    );
+    let hsts = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for (lines, expected) in [
+        ("", Some("max-age=31536000")),
+        (
+            "hsts = \"max-age=600; includeSubDomains\"",
+            Some("max-age=600; includeSubDomains"),
+        ),
+        ("hsts = \"\"", None),
+    ] {
+        let gateway = GatewayBuilder::new()
+            .tls(&tls)
+            .tls_lines(lines)
+            .section(&route)
+            .start()
+            .await;
+        for version in [reqwest::Version::HTTP_11, reqwest::Version::HTTP_2] {
+            let mut builder = tls.client_builder();
+            if version == reqwest::Version::HTTP_11 {
+                builder = builder.http1_only();
+            }
+            let client = builder.build().unwrap();
+            let document = client
+                .get(gateway.url("/.well-known/oauth-protected-resource/mcp"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(document.version(), version);
+            assert_eq!(hsts(&document).as_deref(), expected, "{lines}");
+            let refused = client.post(gateway.url("/mcp")).send().await.unwrap();
+            assert_eq!(refused.status(), 401);
+            assert_eq!(hsts(&refused).as_deref(), expected, "{lines}");
+            let proxied = gateway
+                .mcp_post_on(&client, "/mcp", "{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(proxied.status(), 200);
+            assert_eq!(hsts(&proxied).as_deref(), expected, "{lines}");
+        }
+    }
+    // Plain HTTP says nothing of it (RFC 6797 §7.2).
+    let gateway = GatewayBuilder::new().section(&route).start().await;
+    let document = reqwest::get(gateway.url("/.well-known/oauth-protected-resource/mcp"))
+        .await
+        .unwrap();
+    assert_eq!(hsts(&document), None);
+}

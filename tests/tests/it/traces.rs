@@ -54,7 +54,9 @@ async fn a_tool_call_is_one_trace_from_the_client_through_the_gateway_into_the_b
     let echo = EchoTarget::start().await;
     let builder = GatewayBuilder::new()
         // The supervised mcp-backend finds the collector where OpenTelemetry's tools look.
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint());
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint())
+        // The client stands for a trusted proxy, whose trace (and its word on sampling) is taken.
+        .server("trusted_proxies = [\"127.0.0.1\"]");
     let backend_port = free_port();
     let origin = builder.origin();
     let gateway = builder
@@ -146,7 +148,7 @@ async fn a_tool_call_is_one_trace_from_the_client_through_the_gateway_into_the_b
         ("http.response.status_code", "200"),
         ("mcp.method.name", "tools/call"),
         ("gen_ai.tool.name", "make_authenticated_request"),
-        ("mcp.session.id", session.as_str()),
+        ("mcp.session.id", session_hash(&session).as_str()),
         ("enduser.id", "alice"),
     ] {
         assert_eq!(request.attribute(key), Some(value), "{key}: {request:#?}");
@@ -185,6 +187,78 @@ async fn a_tool_call_is_one_trace_from_the_client_through_the_gateway_into_the_b
     for span in &spans {
         for (key, value) in &span.attributes {
             assert!(!value.contains(&token[..20]), "{key} holds the token");
+        }
+    }
+}
+
+/// What a trace says of a session: the first 16 bytes of its id's SHA-256, in hex.
+fn session_hash(session: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(session.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A client that is not a trusted proxy may say where its call belongs, but not have it traced:
+/// its `traceparent` (sampled) is linked from a trace the gateway starts and samples itself, and no
+/// attribute holds its session's id.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_clients_trace_is_linked_not_continued() {
+    let receiver = OtlpReceiver::start().await;
+    let backend = integration_tests::ScriptedBackend::start().await;
+    let gateway = GatewayBuilder::new()
+        .section(&format!(
+            "[telemetry]\notlp_endpoint = \"{}\"\nservice_name = \"gateway-under-test\"\n\n\
+             [[routes]]\npath = \"/mcp\"\nupstream = \"{}\"\n",
+            receiver.endpoint(),
+            backend.url("/mcp"),
+        ))
+        .start()
+        .await;
+    let token = gateway.token("/mcp", "alice");
+    // The backend opens a session on the first request.
+    let (session, _) = rpc(
+        &gateway,
+        &token,
+        None,
+        &[],
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
+    let session = session.expect("a session");
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    rpc(
+        &gateway,
+        &token,
+        Some(&session),
+        &[("traceparent", &traceparent)],
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await;
+    let spans = receiver
+        .wait_for(|spans| {
+            spans
+                .iter()
+                .any(|s| s.links.iter().any(|l| l == CLIENT_TRACE))
+        })
+        .await;
+    assert!(
+        spans.iter().all(|s| s.trace_id != CLIENT_TRACE),
+        "the client's trace was continued: {spans:#?}"
+    );
+    let request = find(&spans, |s| s.links.iter().any(|l| l == CLIENT_TRACE)).unwrap();
+    assert_eq!(request.name, "POST /mcp");
+    assert_eq!(
+        request.attribute("mcp.session.id"),
+        Some(session_hash(&session).as_str())
+    );
+    for span in &spans {
+        for (key, value) in &span.attributes {
+            assert!(
+                !value.contains("a-session-id"),
+                "{key} holds the session id"
+            );
         }
     }
 }
