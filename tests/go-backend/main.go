@@ -8,7 +8,9 @@
 //
 //	go-backend -listen 127.0.0.1:PORT [-nul]
 //
-// POST /mcp answers in JSON, POST /sse on an SSE stream; GET /healthz is its readiness.
+// POST /mcp answers in JSON, POST /sse on an SSE stream; GET /healthz is its readiness. Every
+// other request that reaches it is logged too (GET /requests): its method, path and body length,
+// so that a test sees a request smuggled past the gateway, or a body it did not read.
 package main
 
 import (
@@ -47,10 +49,18 @@ type entry struct {
 	URI    string `json:"uri,omitempty"`
 }
 
+// A request as it arrived.
+type arrival struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Body   int    `json:"body"`
+}
+
 var (
-	mu      sync.Mutex
-	seen    []entry
-	dropNul bool
+	mu       sync.Mutex
+	seen     []entry
+	arrivals []arrival
+	dropNul  bool
 )
 
 var tools = []map[string]any{
@@ -163,6 +173,26 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(append([]entry{}, seen...))
 	})
+	http.HandleFunc("/requests", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(append([]arrival{}, arrivals...))
+	})
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
-	log.Fatal(http.ListenAndServe(*listen, nil))
+	log.Fatal(http.ListenAndServe(*listen, logged(http.DefaultServeMux)))
+}
+
+// logged records each request (but the test's own) before it is served.
+func logged(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/log" && r.URL.Path != "/requests" && r.URL.Path != "/healthz" {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			mu.Lock()
+			arrivals = append(arrivals, arrival{Method: r.Method, Path: r.URL.Path, Body: len(body)})
+			mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
 }

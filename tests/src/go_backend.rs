@@ -48,6 +48,15 @@ fn built() -> &'static PathBuf {
     })
 }
 
+/// A request as it arrived at the Go backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Arrival {
+    pub method: String,
+    pub path: String,
+    /// The body's length.
+    pub body: usize,
+}
+
 impl GoBackend {
     /// Starts it; with `drop_nul`, it also drops NUL bytes from keys before decoding.
     pub async fn start(drop_nul: bool) -> Self {
@@ -69,6 +78,16 @@ impl GoBackend {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Every request that reached it, in order.
+    pub async fn arrivals(&self) -> Vec<Arrival> {
+        reqwest::get(self.url("/requests"))
+            .await
+            .expect("the Go backend answers")
+            .json()
+            .await
+            .expect("its log is JSON")
     }
 
     /// Everything it read and ran so far, in order.

@@ -1,17 +1,25 @@
 //! The hostile-input suite: thousands of malformed and adversarial requests from a seeded generator,
 //! to every endpoint the gateway serves — broken encodings, huge and repeated parameters, odd methods
 //! and headers, request-smuggling shapes, bad tokens and session ids — sent as raw bytes over TCP so
-//! that nothing in between tidies them up. Every one must be answered without a 5xx (or refused by
-//! closing the connection, for what is not HTTP at all), within seconds; the gateway must not panic,
-//! must keep serving while slow and idle connections pile up, must hold no more memory after the
-//! suite than a stated bound above what it held before, and must not grow round after round or
-//! flood after flood. The MCP route has a policy, so its bodies are read and decided on before they
-//! are forwarded. The seed is printed; `HOSTILE_SEED` replays a run.
+//! that nothing in between tidies them up; most carry a valid token and a body aimed at the MCP
+//! route's policy ([`bodies`]: denied tools, prompts and resources, keys other parsers read
+//! otherwise, batches, paths with dot segments). Every one must be answered without a 5xx within
+//! seconds, and a dropped connection fails the suite unless the case expects one (what is not HTTP
+//! at all, or frames its body two ways). Behind the route is a backend written in Go, which reads
+//! JSON as Go servers do and records every request that reaches it: nothing denied may have run
+//! there, nothing smuggled or unread may have arrived, and no answer may show a list unfiltered.
+//! An HTTP/2 round ([`h2`]) sends the same over HTTP/2. The gateway must not panic, must keep
+//! serving while slow and idle connections pile up, must hold no more memory after the suite than
+//! a stated bound above what it held before, and must not grow round after round or flood after
+//! flood. The seed is printed; `HOSTILE_SEED` replays a run.
+
+mod bodies;
+mod h2;
 
 use std::time::{Duration, Instant};
 
 use integration_tests::oauth::public_client;
-use integration_tests::{GatewayBuilder, GatewayUnderTest, ScriptedBackend};
+use integration_tests::{GatewayBuilder, GatewayUnderTest, GoBackend};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom as _;
 use rand::{Rng, SeedableRng as _};
@@ -79,11 +87,15 @@ const PARAMS: &[&str] = &[
     "access_token",
 ];
 
-/// One generated request, and whether it is HTTP at all (else the gateway may just close).
+/// One generated request: whether it is HTTP at all, and whether the gateway may close without an
+/// answer (not HTTP, or a body framed two ways, which no answer can follow safely).
 struct Generated {
     bytes: Vec<u8>,
     is_http: bool,
+    may_close: bool,
     endpoint: &'static str,
+    /// A body aimed at the policy, with a valid token: its answer must not show what is hidden.
+    aimed: bool,
 }
 
 /// What a fuzzed value may be.
@@ -126,7 +138,45 @@ fn params(rng: &mut StdRng, client: &str) -> String {
         .join("&")
 }
 
+/// A request to the MCP route with a valid token and a body aimed at its policy, as clients of
+/// several versions send one (with `Mcp-Method` at times, a batch at times; now and then with
+/// another method than POST, whose body a policy route must refuse unread).
+fn aimed(rng: &mut StdRng, port: u16, token: &str) -> Generated {
+    let body = bodies::body(rng);
+    let method = if rng.gen_bool(0.1) {
+        *["GET", "PUT", "DELETE"].choose(rng).unwrap()
+    } else {
+        "POST"
+    };
+    let mut head = format!(
+        "{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+    );
+    if rng.gen_bool(0.2) {
+        head += "Mcp-Method: tools/call\r\nMcp-Name: get_weather\r\n";
+    }
+    if rng.gen_bool(0.1) {
+        head += "MCP-Protocol-Version: 2026-07-28\r\n";
+    }
+    head += &format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body.as_bytes());
+    Generated {
+        bytes,
+        is_http: true,
+        may_close: false,
+        endpoint: "/mcp",
+        aimed: true,
+    }
+}
+
 fn generate(rng: &mut StdRng, port: u16, token: &str, client: &str) -> Generated {
+    if rng.gen_bool(0.6) {
+        return aimed(rng, port, token);
+    }
     let endpoint = *ENDPOINTS.choose(rng).unwrap();
     let mut is_http = true;
     let method = if rng.gen_bool(0.03) {
@@ -216,7 +266,9 @@ fn generate(rng: &mut StdRng, port: u16, token: &str, client: &str) -> Generated
     Generated {
         bytes,
         is_http,
+        may_close: !is_http || framed,
         endpoint,
+        aimed: false,
     }
 }
 
@@ -298,31 +350,51 @@ fn preview(bytes: &[u8]) -> String {
 
 struct Stack {
     gateway: GatewayUnderTest,
-    _backend: ScriptedBackend,
+    /// The MCP route's backend: a Go server, which records what reaches it.
+    backend: GoBackend,
     port: u16,
 }
 
+/// The gateway's config beyond its `[server]`: the local provider without rate limits, and the MCP
+/// route to `backend` with the policy the bodies aim at.
+fn sections(backend: &GoBackend) -> String {
+    format!(
+        "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
+         [rate_limits]\nregister = 0\ntoken = 0\nauthorize = 0\nlogin = 0\nconsent = 0\n\
+         callback = 0\nrevoke = 0\nintrospect = 0\nlogin_per_user = 0\n\n\
+         [auth]\nclient_id_metadata_allow_private_network = true\n\n\
+         [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n{policy}",
+        users = users_file().display().to_string(),
+        backend = backend.url("/mcp"),
+        policy = bodies::POLICY,
+    )
+}
+
 async fn stack() -> Stack {
-    let backend = ScriptedBackend::start().await;
+    let backend = GoBackend::start(true).await;
     let gateway = GatewayBuilder::new()
-        .section(&format!(
-            "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
-             [rate_limits]\nregister = 0\ntoken = 0\nauthorize = 0\nlogin = 0\nconsent = 0\n\
-             callback = 0\nrevoke = 0\nintrospect = 0\nlogin_per_user = 0\n\n\
-             [auth]\nclient_id_metadata_allow_private_network = true\n\n\
-             [[routes]]\npath = \"/mcp\"\nupstream = \"{backend}\"\n\
-             [routes.policy]\ndefault = \"allow\"\n\
-             [[routes.policy.rules]]\neffect = \"deny\"\ntools = [\"delete_*\"]\n",
-            users = users_file().display().to_string(),
-            backend = backend.url("/mcp"),
-        ))
+        .section(&sections(&backend))
         .start()
         .await;
     let port = url::Url::parse(&gateway.origin).unwrap().port().unwrap();
     Stack {
         gateway,
-        _backend: backend,
+        backend,
         port,
+    }
+}
+
+/// What reached the backend so far: nothing the policy denies ran there (as a Go server reads it),
+/// nothing smuggled past the gateway or sent with a body it did not read arrived there.
+async fn backend_saw_only_what_was_allowed(backend: &GoBackend, seed: &str) {
+    for ran in backend.ran().await {
+        assert!(bodies::allowed(&ran), "{seed}: the backend ran {ran:?}");
+    }
+    for arrival in backend.arrivals().await {
+        assert!(
+            bodies::expected(&arrival),
+            "{seed}: {arrival:?} reached the backend"
+        );
     }
 }
 
@@ -340,7 +412,8 @@ async fn still_serves(stack: &Stack) {
 }
 
 /// One round of [`REQUESTS`] generated requests, eight at a time, as clients come: each answered
-/// without a 5xx, and a refusal of the gateway's own with a reason.
+/// without a 5xx (or closed, only where the case allows it), a refusal of the gateway's own with a
+/// reason, and no answer showing what the policy hides.
 async fn hostile_round(stack: &Stack, rng: &mut StdRng, token: &str, client: &str, round: usize) {
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     let mut closed = 0;
@@ -366,6 +439,12 @@ async fn hostile_round(stack: &Stack, rng: &mut StdRng, token: &str, client: &st
                         "round {round}, batch {batch}: {status} for {}",
                         preview(&generated.bytes)
                     );
+                    let text = String::from_utf8_lossy(&body);
+                    assert!(
+                        !(generated.aimed && bodies::shows_hidden(&text)),
+                        "round {round}, batch {batch}: {text} answers {}",
+                        preview(&generated.bytes)
+                    );
                     // What the gateway refuses itself, it says why.
                     let gateways_own = generated.endpoint != "/mcp"
                         || !body.starts_with(br#"{"jsonrpc":"2.0","id":1,"result""#);
@@ -381,7 +460,14 @@ async fn hostile_round(stack: &Stack, rng: &mut StdRng, token: &str, client: &st
                         );
                     }
                 }
-                None => closed += 1,
+                None => {
+                    assert!(
+                        generated.may_close,
+                        "round {round}, batch {batch}: closed without an answer: {}",
+                        preview(&generated.bytes)
+                    );
+                    closed += 1;
+                }
             }
         }
     }
@@ -390,6 +476,7 @@ async fn hostile_round(stack: &Stack, rng: &mut StdRng, token: &str, client: &st
         statuses.values().sum::<usize>() > REQUESTS * 9 / 10,
         "most requests are HTTP and get an answer"
     );
+    backend_saw_only_what_was_allowed(&stack.backend, &format!("round {round}")).await;
 }
 
 /// 100 connections sending their headers a byte at a time and 1,000 idle ones, while a plain
@@ -438,7 +525,7 @@ async fn a_body_with_broken_framing_is_the_clients_fault() {
         assert_eq!(answer.status, 400, "{framing:?}");
     }
     assert!(
-        stack._backend.requests().is_empty(),
+        stack.backend.arrivals().await.is_empty(),
         "nothing reached the backend"
     );
     still_serves(&stack).await;
@@ -478,6 +565,9 @@ async fn thousands_of_hostile_requests_get_no_5xx_no_panic_no_hang_and_bounded_m
         rss[3] < rss[1] + RSS_ROUND_BOUND,
         "RSS still grows round after round: {rss:?}"
     );
+
+    // The same aimed at the policy over HTTP/2, to a gateway serving HTTPS before the same backend.
+    h2::round(&stack.backend, &mut rng, seed).await;
 
     // Slow clients (headers a byte at a time) and floods of idle connections hold nobody else up;
     // once they are gone, what they cost stays with the allocator for the next ones, and does not
