@@ -4,9 +4,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::concurrency::Held;
 use super::list_filter::ListFilter;
 use super::mcp_peek::McpPeek;
-use super::per_client::Held;
 use super::router::Endpoint;
 use super::sessions::{PendingStream, StreamOpening};
 use super::state::Gateway;

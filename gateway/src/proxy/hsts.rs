@@ -11,7 +11,7 @@ use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::modules::http::{HttpModule, HttpModuleBuilder, Module};
 
-use super::live::Generations;
+use super::generations::Generations;
 
 const STRICT_TRANSPORT_SECURITY: http::HeaderName =
     http::HeaderName::from_static("strict-transport-security");

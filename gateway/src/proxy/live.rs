@@ -1,12 +1,12 @@
 //! [`LiveGateway`], what Pingora runs: each request takes the [`Gateway`] of the config in force when
-//! it arrives and keeps it to its end. A reload puts the next gateway in place ([`Generations`]):
+//! it arrives and keeps it to its end. A reload puts the next gateway in place
+//! ([`super::generations`]):
 //! new requests meet the new routes, policies and limits, while a stream opened before carries on
 //! under the config it began with, and its gateway goes when its last request does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::Error;
@@ -15,29 +15,10 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::ctx::RequestCtx;
+use super::generations::Generations;
 use super::span;
 use super::state::Gateway;
 use crate::trace::traced;
-
-/// The gateway in force, shared by the proxy and whoever reloads it.
-#[derive(Clone)]
-pub struct Generations(Arc<ArcSwap<Gateway>>);
-
-impl Generations {
-    pub fn new(first: Gateway) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(first)))
-    }
-
-    /// The gateway new requests meet.
-    pub fn current(&self) -> Arc<Gateway> {
-        self.0.load_full()
-    }
-
-    /// Makes `next` the gateway new requests meet.
-    pub fn replace(&self, next: Gateway) {
-        self.0.store(Arc::new(next));
-    }
-}
 
 pub struct LiveGateway {
     pub generations: Generations,

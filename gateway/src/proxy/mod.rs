@@ -13,18 +13,22 @@
 //!   MCP method on the way; [`response`] handles the backend's answer.
 //! - [`failure`] answers and logs a failed request, [`observe`] records every request; [`respond`]
 //!   writes every response the gateway makes itself.
-//! - [`watchdog`] ends what the gateway must end itself: a body too slow, a stream whose access
-//!   ended; [`per_client`] bounds the connections and requests one client address holds.
+//! - [`watchdog`] holds what the gateway must end itself (a body too slow, a stream whose access
+//!   ended) and [`watch`] ends it; [`concurrency`] counts the requests one client address holds,
+//!   and [`connections`] its connections.
 
 mod admission;
 mod auth_endpoints;
 mod bearer;
 mod client_address;
+mod concurrency;
+mod connections;
 mod cors;
 mod credentials;
 mod ctx;
 mod failure;
 mod forward;
+mod generations;
 mod hsts;
 mod inspect;
 mod key_folding;
@@ -35,7 +39,6 @@ mod mcp_message;
 mod mcp_peek;
 mod metadata;
 mod observe;
-mod per_client;
 mod resolve;
 mod respond;
 mod response;
@@ -43,6 +46,7 @@ mod router;
 mod sessions;
 mod span;
 mod state;
+mod watch;
 mod watchdog;
 
 use std::time::Instant;
@@ -56,12 +60,13 @@ use pingora::{Error, ErrorType};
 use crate::metrics::METRICS;
 use crate::policy::{self, Caller, Target};
 use crate::trace::traced;
+pub(crate) use connections::PerClientConnections;
 use ctx::RequestCtx;
-pub(crate) use live::{Generations, LiveGateway};
-pub(crate) use per_client::PerClientConnections;
+pub(crate) use generations::Generations;
+pub(crate) use live::LiveGateway;
 use router::Endpoint;
 pub(crate) use state::Gateway;
-pub(crate) use watchdog::Watch;
+pub(crate) use watch::Watch;
 
 /// The phases Pingora runs, in pipeline order, as [`live::LiveGateway`] hands them to the gateway of
 /// the config a request began under.

@@ -9,8 +9,8 @@ use std::sync::atomic::AtomicBool;
 use bytes::Bytes;
 use http::HeaderValue;
 
+use super::concurrency::Concurrency;
 use super::metadata;
-use super::per_client::Concurrency;
 use super::resolve::BackendAddress;
 use super::router::{Endpoint, Router};
 use super::sessions::SessionBindings;

@@ -11,26 +11,16 @@
 //! answer a new request gets. The socket is a copy of the connection's descriptor taken while the
 //! request holds it, so a shut-down never reaches a connection that has moved on.
 //!
-//! [`Watch`], a background service, looks at every watched request five times a second.
+//! [`super::watch`], a background service, looks at every watched request five times a second.
 
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use async_trait::async_trait;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
-
-use super::live::Generations;
-use super::state::Gateway;
 use crate::config::{Config, Kind};
-use crate::policy::{self, Caller, Target};
-use crate::tokens::access::{AccessClaims, has_scopes};
-
-/// How often watched requests are looked at: a revocation ends a stream well within a second.
-const TICK: Duration = Duration::from_millis(200);
+use crate::tokens::access::AccessClaims;
 
 /// Why the gateway ended a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,11 +74,11 @@ enum Backend {
     Released,
 }
 
-struct State {
-    body_deadline: Option<Instant>,
-    stream: Option<StreamAccess>,
+pub(super) struct State {
+    pub body_deadline: Option<Instant>,
+    pub stream: Option<StreamAccess>,
     backend: Backend,
-    ending: Option<Ending>,
+    pub ending: Option<Ending>,
 }
 
 /// One watched request.
@@ -97,7 +87,7 @@ pub struct Watched {
 }
 
 impl Watched {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("not poisoned")
     }
 
@@ -107,7 +97,7 @@ impl Watched {
     }
 
     /// Ends the request: its backend connection is shut down (at once, or as soon as it has one).
-    fn end(&self, why: Ending) {
+    pub fn end(&self, why: Ending) {
         let mut state = self.state();
         if state.ending.is_some() {
             return;
@@ -201,7 +191,8 @@ impl Watchdog {
         }
     }
 
-    fn all(&self) -> Vec<Arc<Watched>> {
+    /// Every request watched now.
+    pub fn all(&self) -> Vec<Arc<Watched>> {
         self.watched
             .lock()
             .expect("not poisoned")
@@ -213,117 +204,6 @@ impl Watchdog {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.watched.lock().unwrap().len()
-    }
-}
-
-/// Whether a stream would still be let in by `gateway` (the config in force), as far as can be
-/// told without the store: `None`, or why not.
-fn still_admitted(access: &StreamAccess, gateway: &Gateway, now: u64) -> Option<Ending> {
-    let claims = &access.claims;
-    if gateway.verifier.expired(claims, now) {
-        return Some(Ending::Expired);
-    }
-    if gateway.verifier.revocations.covers(claims) {
-        return Some(Ending::Revoked);
-    }
-    let opened = &access.config.routes[access.route];
-    let config = gateway.config();
-    let Some(route) = config.routes.iter().find(|r| r.path == opened.path) else {
-        return Some(Ending::RouteRemoved);
-    };
-    if !claims.is_for(&route.resource) || !has_scopes(claims.scopes(), &route.required_scopes) {
-        return Some(Ending::AccessChanged);
-    }
-    let written = |route: &crate::config::Route| route.policy.as_ref().map(|p| p.written.clone());
-    if written(route) != written(opened) {
-        if access.lists {
-            return Some(Ending::PolicyChanged);
-        }
-        if let Some(policy) = &route.policy {
-            let caller = Caller::of(claims);
-            let refused = access.calls.iter().any(|(kind, name)| {
-                let target = Target { kind: *kind, name };
-                !policy::decide(policy, &caller, kind.call_method(), target).allows()
-            });
-            if refused {
-                return Some(Ending::PolicyChanged);
-            }
-        }
-    }
-    None
-}
-
-/// Looks at every watched request, five times a second.
-pub struct Watch {
-    pub watchdog: Arc<Watchdog>,
-    pub generations: Generations,
-}
-
-impl Watch {
-    async fn tick(&self) {
-        let gateway = self.generations.current();
-        // A revocation made elsewhere (another replica, the command line) is learnt from the
-        // store; each grant with a stream open is then asked about again, once.
-        let revoked_elsewhere = match &gateway.auth {
-            Some(auth) => auth.revocations_changed().await,
-            None => false,
-        };
-        let now = Instant::now();
-        let seconds = crate::clock::now();
-        let mut grants: HashMap<String, bool> = HashMap::new();
-        for watched in self.watchdog.all() {
-            let (deadline, grant, ending) = {
-                let state = watched.state();
-                if state.ending.is_some() {
-                    continue;
-                }
-                let deadline = state.body_deadline.is_some_and(|d| d <= now);
-                let stream = state.stream.as_ref();
-                let ending = stream.and_then(|s| still_admitted(s, &gateway, seconds));
-                let grant = stream.and_then(|s| s.claims.gid.clone());
-                (deadline, grant, ending)
-            };
-            if deadline {
-                watched.end(Ending::BodyTimeout);
-                continue;
-            }
-            if let Some(ending) = ending {
-                tracing::info!(
-                    reason = ending.reason(),
-                    "ended a stream whose access ended"
-                );
-                watched.end(ending);
-                continue;
-            }
-            if let (true, Some(grant), Some(auth)) = (revoked_elsewhere, grant, &gateway.auth) {
-                let revoked = match grants.get(&grant) {
-                    Some(revoked) => *revoked,
-                    None => {
-                        let revoked = auth.grant_revoked(&grant).await;
-                        grants.insert(grant, revoked);
-                        revoked
-                    }
-                };
-                if revoked {
-                    tracing::info!(reason = "revoked", "ended a stream whose access ended");
-                    watched.end(Ending::Revoked);
-                }
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl BackgroundService for Watch {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => self.tick().await,
-                _ = shutdown.changed() => return,
-            }
-        }
     }
 }
 

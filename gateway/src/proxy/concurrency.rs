@@ -1,22 +1,10 @@
-//! What one client address may hold open at once: connections, and requests in flight (streams
-//! included). An HTTP/2 connection carries many requests and an idle one costs little, so both are
-//! counted; a client over either limit is turned away (a connection closed at once, a request
-//! answered 429) while everyone else is served. An IPv6 client counts by its /64; the trusted
-//! proxies' own connections are not limited, since every client behind them arrives on them.
+//! [`Concurrency`]: how many of something each key holds at once, up to a limit, each one given back
+//! when its [`Held`] is dropped. The gateway counts a client address's connections
+//! ([`super::connections`]) and requests in flight (at a request's start) with it.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
-use pingora::apps::ServerApp;
-use pingora::protocols::Stream;
-use pingora::proxy::HttpProxy;
-use pingora::server::ShutdownWatch;
-
-use super::client_address::limit_key;
-use super::live::{Generations, LiveGateway};
 
 /// Keys counted at most: past this many addresses at once, a new one is turned away too (a flood
 /// from as many addresses is not the per-client limit's to stop, and the map stays bounded).
@@ -82,52 +70,6 @@ impl<K: Hash + Eq + Clone> Drop for Held<K> {
                 held.remove(&self.key);
             }
         }
-    }
-}
-
-/// The gateway's listener app: Pingora's HTTP proxy, behind a count of each client address's
-/// connections.
-pub struct PerClientConnections {
-    pub proxy: Arc<HttpProxy<LiveGateway>>,
-    pub generations: Generations,
-    pub counts: Arc<Concurrency<IpAddr>>,
-}
-
-#[async_trait]
-impl ServerApp for PerClientConnections {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let peer = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let _held = match peer {
-            Some(ip) => {
-                let gateway = self.generations.current();
-                let server = &gateway.config().server;
-                if server.trusted_proxies.contains(ip) {
-                    None
-                } else {
-                    let limit = server.max_connections_per_client;
-                    match self.counts.acquire(limit_key(ip), limit) {
-                        Ok(held) => held,
-                        Err(()) => {
-                            tracing::debug!(client = %ip, "too many connections from one address; closed");
-                            return None;
-                        }
-                    }
-                }
-            }
-            // A Unix socket's peer is the operator's own.
-            None => None,
-        };
-        self.proxy.process_new(stream, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        self.proxy.cleanup().await;
     }
 }
 
