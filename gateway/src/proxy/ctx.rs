@@ -10,7 +10,7 @@ use super::mcp_peek::McpPeek;
 use super::router::Endpoint;
 use super::sessions::{PendingStream, StreamOpening};
 use super::state::Gateway;
-use super::watchdog::WatchHandle;
+use super::watchdog::{WatchHandle, Watchdog, Watched};
 use crate::config::Kind;
 use crate::policy::Reason;
 use crate::tokens::access::AccessClaims;
@@ -91,6 +91,26 @@ impl RequestCtx {
             backend_fd: None,
             inspected_body: None,
         }
+    }
+}
+
+impl RequestCtx {
+    /// The request's watch ([`super::watchdog`]), made (with its body due by `body_deadline`) when
+    /// it has none, and told of its backend connection when it has one.
+    pub fn watched(
+        &mut self,
+        watchdog: &Arc<Watchdog>,
+        body_deadline: Option<Instant>,
+    ) -> &Watched {
+        let fd = self.backend_fd;
+        let watch = self.watch.get_or_insert_with(|| {
+            let watch = watchdog.watch(body_deadline);
+            if let Some(fd) = fd {
+                watch.watched.connected(fd);
+            }
+            watch
+        });
+        &watch.watched
     }
 }
 

@@ -142,7 +142,7 @@ impl Gateway {
         // An HTTP/2 body comes in frames of its own, which nothing else times: watched until it
         // has come whole (an HTTP/1.1 one, once it comes in more than one read).
         if !ctx.body_read && session.is_http2() && !session.is_body_done() {
-            ctx.watch = Some(self.watchdog.watch(Some(ctx.started + body_timeout)));
+            ctx.watched(&self.watchdog, Some(ctx.started + body_timeout));
         }
         Ok(false)
     }
@@ -274,11 +274,7 @@ impl Gateway {
             Some(watch) if end_of_stream => watch.watched.body_done(),
             None if !end_of_stream => {
                 let deadline = ctx.started + self.config.server.body_timeout;
-                let watch = self.watchdog.watch(Some(deadline));
-                if let Some(fd) = ctx.backend_fd {
-                    watch.watched.connected(fd);
-                }
-                ctx.watch = Some(watch);
+                ctx.watched(&self.watchdog, Some(deadline));
             }
             _ => {}
         }

@@ -97,13 +97,7 @@ fn watch_stream(gateway: &Gateway, ctx: &mut RequestCtx) {
         calls,
         lists: ctx.list_filter.is_some(),
     };
-    let watch = ctx
-        .watch
-        .get_or_insert_with(|| gateway.watchdog.watch(None));
-    if let Some(fd) = ctx.backend_fd {
-        watch.watched.connected(fd);
-    }
-    watch.watched.stream(access);
+    ctx.watched(&gateway.watchdog, None).stream(access);
 }
 
 /// Whether the response is an SSE stream (`text/event-stream`, in any case).

@@ -39,7 +39,9 @@ fn still_admitted(access: &StreamAccess, gateway: &Gateway, now: u64) -> Option<
     if !claims.is_for(&route.resource) || !has_scopes(claims.scopes(), &route.required_scopes) {
         return Some(Ending::AccessChanged);
     }
-    let written = |route: &crate::config::Route| route.policy.as_ref().map(|p| p.written.clone());
+    fn written(route: &crate::config::Route) -> Option<&str> {
+        route.policy.as_ref().map(|p| p.written.as_str())
+    }
     if written(route) != written(opened) {
         if access.lists {
             return Some(Ending::PolicyChanged);
