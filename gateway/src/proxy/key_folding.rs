@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use smallvec::SmallVec;
 use unicode_normalization::UnicodeNormalization as _;
 
 /// What a parser that folds keys could take `key` for: NUL bytes dropped, Unicode compatibility
@@ -26,11 +27,11 @@ pub fn fold(key: &str) -> Cow<'_, str> {
 
 /// The keys of one object as they are read: which field each is, and whether another parser
 /// could read the object otherwise.
-pub struct Keys<'f> {
+pub struct Keys<'f, 'k> {
     /// The fields the gateway reads here, as written (all lowercase ASCII, so folded already).
     fields: &'f [&'f str],
-    /// Every key so far, folded.
-    seen: Vec<String>,
+    /// Every key so far, folded: borrowed from the body, as the usual key is, on the stack.
+    seen: SmallVec<[Cow<'k, str>; 8]>,
 }
 
 /// Why an object can be read more than one way: the `-32600` error's detail.
@@ -43,18 +44,22 @@ impl std::fmt::Display for Ambiguous {
     }
 }
 
-impl<'f> Keys<'f> {
+impl<'f, 'k> Keys<'f, 'k> {
     pub fn new(fields: &'f [&'f str]) -> Self {
         Self {
             fields,
-            seen: Vec::new(),
+            seen: SmallVec::new(),
         }
     }
 
     /// The field `key` is (its index in `fields`), `None` for another key, or why the object is
     /// ambiguous. `at` names the object in the error (`params`, say).
-    pub fn field(&mut self, key: &str, at: &str) -> Result<Option<usize>, Ambiguous> {
-        let folded = fold(key);
+    pub fn field(&mut self, key: Cow<'k, str>, at: &str) -> Result<Option<usize>, Ambiguous> {
+        let folded = match &key {
+            Cow::Borrowed(key) => fold(key),
+            Cow::Owned(key) => Cow::Owned(fold(key).into_owned()),
+        };
+        let key = key.as_ref();
         if self.seen.iter().any(|s| *s == *folded) {
             return Err(Ambiguous(format!(
                 "{at} has two keys that read as {:?}",
@@ -69,7 +74,7 @@ impl<'f> Keys<'f> {
                 "{at} has the key {key:?}, which other parsers read as {field:?}"
             )));
         }
-        self.seen.push(folded.into_owned());
+        self.seen.push(folded);
         Ok(exact)
     }
 }
@@ -102,7 +107,7 @@ mod tests {
         let read = |keys: &[&str]| {
             let mut check = Keys::new(&["method", "params"]);
             keys.iter()
-                .map(|k| check.field(k, "the message"))
+                .map(|k| check.field(Cow::Borrowed(k), "the message"))
                 .collect::<Result<Vec<_>, _>>()
         };
         assert_eq!(

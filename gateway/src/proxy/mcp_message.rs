@@ -155,7 +155,7 @@ fn read_object<'de, A: MapAccess<'de>>(
 ) -> Result<(), A::Error> {
     let mut keys = Keys::new(fields);
     while let Some(key) = map.next_key::<Text<'de>>()? {
-        match keys.field(&key.0, at) {
+        match keys.field(key.0, at) {
             Ok(Some(field)) => read(field, &mut map)?,
             Ok(None) => {
                 map.next_value::<IgnoredAny>()?;
