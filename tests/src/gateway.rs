@@ -169,6 +169,7 @@ impl GatewayBuilder {
             .await;
         GatewayUnderTest {
             http: self.client(),
+            tls: self.tls.clone(),
             origin: self.origin(),
             metrics_port: self.metrics_port,
             key,
@@ -259,6 +260,7 @@ pub struct GatewayUnderTest {
     pub origin: String,
     /// A client for it (trusting its CA when it serves HTTPS).
     pub http: reqwest::Client,
+    tls: Option<GatewayTls>,
     pub metrics_port: u16,
     pub key: SigningKey,
     pub process: Running,
@@ -269,6 +271,27 @@ pub struct GatewayUnderTest {
 }
 
 impl GatewayUnderTest {
+    /// Whether a plain request, on a connection of its own, is served promptly (within 2 s): the
+    /// gateway is still itself, whatever else it is put through. The HTTP version it was served in.
+    pub async fn still_serves(&self) -> http::Version {
+        let client = match &self.tls {
+            Some(tls) => tls.client_builder(),
+            None => reqwest::Client::builder(),
+        };
+        let started = std::time::Instant::now();
+        let response = client
+            .build()
+            .expect("a client")
+            .get(self.url("/.well-known/oauth-authorization-server"))
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+            .expect("served");
+        assert_eq!(response.status(), 200);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        response.version()
+    }
+
     /// The directory of the gateway's config file, where relative paths in it lead.
     pub fn dir(&self) -> &std::path::Path {
         self._dir.path()

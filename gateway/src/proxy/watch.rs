@@ -77,44 +77,48 @@ impl Watch {
         };
         let now = Instant::now();
         let seconds = crate::clock::now();
+        // What the store said of each grant this look, asked once however many streams it has.
         let mut grants: HashMap<String, bool> = HashMap::new();
         for watched in self.watchdog.all() {
-            let (deadline, grant, ending) = {
+            let (ending, grant) = {
                 let state = watched.state();
                 if state.ending.is_some() {
                     continue;
                 }
-                let deadline = state.body_deadline.is_some_and(|d| d <= now);
                 let stream = state.stream.as_ref();
-                let ending = stream.and_then(|s| still_admitted(s, &gateway, seconds));
-                let grant = stream.and_then(|s| s.claims.gid.clone());
-                (deadline, grant, ending)
-            };
-            if deadline {
-                watched.end(Ending::BodyTimeout);
-                continue;
-            }
-            if let Some(ending) = ending {
-                tracing::info!(
-                    reason = ending.reason(),
-                    "ended a stream whose access ended"
-                );
-                watched.end(ending);
-                continue;
-            }
-            if let (true, Some(grant), Some(auth)) = (revoked_elsewhere, grant, &gateway.auth) {
-                let revoked = match grants.get(&grant) {
-                    Some(revoked) => *revoked,
-                    None => {
-                        let revoked = auth.grant_revoked(&grant).await;
-                        grants.insert(grant, revoked);
-                        revoked
-                    }
+                let ending = if state.body_deadline.is_some_and(|d| d <= now) {
+                    Some(Ending::BodyTimeout)
+                } else {
+                    stream.and_then(|s| still_admitted(s, &gateway, seconds))
                 };
-                if revoked {
-                    tracing::info!(reason = "revoked", "ended a stream whose access ended");
-                    watched.end(Ending::Revoked);
+                let grant = stream
+                    .filter(|_| revoked_elsewhere && ending.is_none())
+                    .and_then(|s| s.claims.gid.clone());
+                (ending, grant)
+            };
+            let ending = match (ending, grant, &gateway.auth) {
+                (Some(ending), ..) => Some(ending),
+                (None, Some(grant), Some(auth)) => {
+                    let revoked = match grants.get(&grant) {
+                        Some(revoked) => *revoked,
+                        None => {
+                            let revoked = auth.grant_revoked(&grant).await;
+                            grants.insert(grant, revoked);
+                            revoked
+                        }
+                    };
+                    revoked.then_some(Ending::Revoked)
                 }
+                _ => None,
+            };
+            if let Some(ending) = ending {
+                if ending != Ending::BodyTimeout {
+                    tracing::info!(
+                        reason = ending.reason(),
+                        "ended a stream whose access ended"
+                    );
+                }
+                watched.end(ending);
             }
         }
     }
