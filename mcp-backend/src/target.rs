@@ -21,11 +21,22 @@ pub struct EchoSummary {
     /// The URL that was called, without its query.
     pub target: String,
     /// The HTTP status the target answered with.
+    #[schemars(schema_with = "http_status")]
     pub status: u16,
     /// The query arguments the target received.
     pub args: BTreeMap<String, Value>,
     /// The request headers the target received; credential values are masked.
     pub headers: BTreeMap<String, Value>,
+}
+
+/// An HTTP status as JSON Schema says it: an integer from 100 to 599, with no `format` (schemars
+/// would say `uint16`, a format validators do not know, and the TypeScript SDK warns of it).
+fn http_status(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "integer",
+        "minimum": 100,
+        "maximum": 599,
+    })
 }
 
 /// Why the call failed, in one line for the tool result.

@@ -92,6 +92,13 @@ fn assert_tool_list(list: &Value) {
         request["outputSchema"]["properties"]["headers"].is_object(),
         "{request}"
     );
+    // Only formats JSON Schema's validators know (the TypeScript SDK warns of any other).
+    assert_eq!(
+        request["outputSchema"]["properties"]["status"],
+        json!({"type": "integer", "minimum": 100, "maximum": 599, "description": "The HTTP status the target answered with."}),
+        "{request}"
+    );
+    assert!(!request.to_string().contains("\"format\""), "{request}");
     let show = by_name("show_auth_token");
     assert_eq!(show["description"], "Show the current authentication token");
     assert!(
