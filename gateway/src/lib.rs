@@ -99,7 +99,8 @@ where
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let printed = runtime.block_on(async { command(open_store(config).await?.0, holder).await })?;
+    let printed =
+        runtime.block_on(async { command(store::open(&config.store).await?, holder).await })?;
     print!("{printed}");
     Ok(())
 }
@@ -130,97 +131,20 @@ fn open_state(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (store, system) = open_store(config).await?;
-        let store: Arc<dyn store::Store> = Arc::new(store::metered::Metered::new(store, system));
-        // The ring, and when its signing key was made, if known.
-        let (keys, created_at) = match &config.tokens.key {
-            config::KeySource::Generated => {
-                let stored = store.keys().await?;
-                // What a key signed lives at most this long: access tokens, and the backend tokens
-                // the gateway mints (an hour at most).
-                let lifetime = config.auth.access_token_lifetime.as_secs().max(3600)
-                    + config.tokens.clock_skew.as_secs();
-                let (ring, new) =
-                    KeyRing::from_stored(&config.tokens, &stored, lifetime, clock::now())?;
-                match new {
-                    None => (ring, stored.first().map(|k| k.created_at)),
-                    // Replicas starting together may each make one: all read the store again and
-                    // sign with the same newest, verifying the others'.
-                    Some(new) => {
-                        store.put_key(&new).await?;
-                        let stored = store.keys().await?;
-                        let ring =
-                            KeyRing::from_stored(&config.tokens, &stored, lifetime, clock::now())?
-                                .0;
-                        (ring, stored.first().map(|k| k.created_at))
-                    }
-                }
-            }
-            source => {
-                let ring = KeyRing::load(&config.tokens).context("loading the signing key")?;
-                // A key file is as old as its last write; a key from the environment, unknown.
-                let written = match source {
-                    config::KeySource::File(path) => std::fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map(|d| d.as_secs()),
-                    _ => None,
-                };
-                (ring, written)
-            }
-        };
+        let store = store::open(&config.store).await?;
+        // What a key signed lives at most this long: access tokens, and the backend tokens the
+        // gateway mints (an hour at most).
+        let lifetime = config.auth.access_token_lifetime.as_secs().max(3600)
+            + config.tokens.clock_skew.as_secs();
+        let (keys, created_at) = KeyRing::at_start(&config.tokens, store.as_ref(), lifetime)
+            .await
+            .context("loading the signing key")?;
         if let Some(created_at) = created_at {
             metrics::auth::register_signing_key_age(created_at);
         }
-        write_config_clients(store.as_ref(), clients).await?;
+        oauth::sync_config_clients(store.as_ref(), clients).await?;
         Ok((store, keys))
     })
-}
-
-/// The configured store, and its name as spans give it (`db.system.name`).
-async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn store::Store>, &'static str)> {
-    Ok(match &config.store {
-        config::StoreSettings::Sqlite(path) => (
-            Arc::new(
-                store::sqlite::SqliteStore::open(path)
-                    .with_context(|| format!("opening the store {}", path.display()))?,
-            ),
-            "sqlite",
-        ),
-        config::StoreSettings::Memory => {
-            (Arc::new(store::memory::MemoryStore::default()), "memory")
-        }
-        config::StoreSettings::Redis(settings) => (
-            Arc::new(
-                store::redis::RedisStore::connect(settings)
-                    .await
-                    .with_context(|| {
-                        format!("connecting to Redis at {}", settings.printable_url())
-                    })?,
-            ),
-            "redis",
-        ),
-    })
-}
-
-/// Writes the config's clients to the store, on every start and reload so that edits take effect,
-/// and removes those taken out of the config, which stop working.
-async fn write_config_clients(
-    store: &dyn store::Store,
-    clients: &[config::ClientSettings],
-) -> Result<(), store::StoreError> {
-    for client in clients {
-        store.put_client(&oauth::configured_client(client)).await?;
-    }
-    let keep: Vec<String> = clients.iter().map(|c| c.client_id.clone()).collect();
-    for client_id in store.retain_config_clients(&keep).await? {
-        tracing::info!(
-            client_id,
-            "removed a client that is no longer in the config"
-        );
-    }
-    Ok(())
 }
 
 fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result<()> {

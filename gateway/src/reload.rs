@@ -67,7 +67,7 @@ impl Reloader {
         let changed_users = users_changed(running, &next);
         // The plain secrets of the config's clients go to the store hashed, and go no further.
         let clients = std::mem::take(&mut next.clients);
-        crate::write_config_clients(self.store.as_ref(), &clients).await?;
+        crate::oauth::sync_config_clients(self.store.as_ref(), &clients).await?;
         drop(clients);
         if let (Some(certificate), Some(files)) = (&self.certificate, &next.server.tls) {
             certificate.refresh(Some(files));

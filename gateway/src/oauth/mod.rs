@@ -29,7 +29,7 @@ mod scope;
 mod token;
 
 pub(crate) use errors::json_error;
-pub(crate) use register::{AUTH_METHODS, GRANT_TYPES, configured as configured_client};
+pub(crate) use register::{AUTH_METHODS, GRANT_TYPES};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -363,6 +363,25 @@ impl AuthServer {
     fn url(&self, endpoint: AsEndpoint) -> String {
         format!("{}{}", self.config.server.public_url, endpoint.path())
     }
+}
+
+/// Writes the config's clients to the store, on every start and reload so that edits take effect,
+/// and removes those taken out of the config, which stop working.
+pub async fn sync_config_clients(
+    store: &dyn Store,
+    clients: &[crate::config::ClientSettings],
+) -> Result<(), crate::store::StoreError> {
+    for client in clients {
+        store.put_client(&register::configured(client)).await?;
+    }
+    let keep: Vec<String> = clients.iter().map(|c| c.client_id.clone()).collect();
+    for client_id in store.retain_config_clients(&keep).await? {
+        tracing::info!(
+            client_id,
+            "removed a client that is no longer in the config"
+        );
+    }
+    Ok(())
 }
 
 /// A random, URL-safe secret of `bytes` bytes of entropy.

@@ -238,6 +238,34 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Opens the store `settings` name, timed and counted ([`metered`]): a SQLite file (made, and
+/// migrated, if need be), a Redis node or Cluster (connected to), or memory.
+pub async fn open(
+    settings: &crate::config::StoreSettings,
+) -> StoreResult<std::sync::Arc<dyn Store>> {
+    use crate::config::StoreSettings;
+    use std::sync::Arc;
+    let (store, system): (Arc<dyn Store>, _) = match settings {
+        StoreSettings::Sqlite(path) => {
+            let store = sqlite::SqliteStore::open(path).map_err(|e| {
+                StoreError::new(format!("opening the store {}: {e}", path.display()))
+            })?;
+            (Arc::new(store), "sqlite")
+        }
+        StoreSettings::Memory => (Arc::new(memory::MemoryStore::default()), "memory"),
+        StoreSettings::Redis(redis) => {
+            let store = redis::RedisStore::connect(redis).await.map_err(|e| {
+                StoreError::new(format!(
+                    "connecting to Redis at {}: {e}",
+                    redis.printable_url()
+                ))
+            })?;
+            (Arc::new(store), "redis")
+        }
+    };
+    Ok(Arc::new(metered::Metered::new(store, system)))
+}
+
 /// Counts a hit on `key` against `limiter`: `Ok` to go ahead, `Err(seconds)` to wait. Replicas
 /// that share a store count together there, under `bucket` (a window from its first hit); without
 /// one, or while it cannot count, each limits on its own in `limiter`'s buckets.

@@ -22,9 +22,45 @@ pub enum KeyLoadError {
     Read(String, std::io::Error),
     #[error("the signing key from {0}: {1}")]
     Bad(String, gateway_assertion::KeyError),
+    #[error("the signing keys in the store: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl KeyRing {
+    /// The ring the gateway signs with at start, and when its signing key was made, if known: the
+    /// configured key (a file's is as old as its last write; one from the environment, unknown),
+    /// or the keys kept in `store`, a new one made and stored when there is none or it is due.
+    /// `token_lifetime` is how long what a key signed lives.
+    pub async fn at_start(
+        settings: &TokenSettings,
+        store: &dyn crate::store::Store,
+        token_lifetime: u64,
+    ) -> Result<(Self, Option<u64>), KeyLoadError> {
+        if let KeySource::File(path) = &settings.key {
+            let written = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
+            return Ok((Self::load(settings)?, written));
+        }
+        if !matches!(settings.key, KeySource::Generated) {
+            return Ok((Self::load(settings)?, None));
+        }
+        let stored = store.keys().await?;
+        let (ring, new) =
+            Self::from_stored(settings, &stored, token_lifetime, crate::clock::now())?;
+        let Some(new) = new else {
+            return Ok((ring, stored.first().map(|k| k.created_at)));
+        };
+        // Replicas starting together may each make one: all read the store again and sign with
+        // the same newest, verifying the others'.
+        store.put_key(&new).await?;
+        let stored = store.keys().await?;
+        let ring = Self::from_stored(settings, &stored, token_lifetime, crate::clock::now())?.0;
+        Ok((ring, stored.first().map(|k| k.created_at)))
+    }
+
     pub fn load(settings: &TokenSettings) -> Result<Self, KeyLoadError> {
         let active = match &settings.key {
             KeySource::File(path) => {
