@@ -1,7 +1,7 @@
 //! The processes a bench run starts: each killed on drop (SIGINT first, so Pingora and nginx exit
 //! without a grace period), with the CPU time and memory of it and its children read from `/proc`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -186,4 +186,14 @@ pub fn version(program: &str, args: &[&str]) -> String {
                 .to_owned()
         })
         .unwrap_or_else(|| "not found".into())
+}
+
+/// A program on the PATH or in the system directories Debian puts daemons in.
+pub fn program(name: &str) -> Result<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} is not installed (apt-get install {name})"))
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::procs::Proc;
+use crate::procs::program;
 use crate::report::{Row, median};
-use crate::scenarios::{measure, program, tools_call};
 use crate::targets::{GatewayRoutes, Store, Target, Workdir};
-use crate::wrk::{self, Request};
+use crate::wrk::{self, Request, measure, tools_call};
 use crate::{Cli, refresh, sibling};
 
 pub async fn run(

@@ -1,46 +1,20 @@
 //! One bench run: start everything, measure each scenario, and gather the report.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use integration_tests::free_port;
 
+use crate::procs::program;
 use crate::procs::{Proc, version};
 use crate::report::{Report, Row, median};
 use crate::targets::{GatewayRoutes, Store, Target, Workdir};
-use crate::wrk::{self, Request};
+use crate::wrk::{self, Request, measure, tools_call};
 use crate::{Cli, instructions, paced, refresh, replicas, sibling, sse, token};
-
-/// The `tools/call` every protected request sends.
-const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"show_auth_token","arguments":{}}}"#;
-
-/// A `POST` of [`TOOLS_CALL`] to `url` with `bearer` as its `Authorization`.
-pub fn tools_call(url: String, bearer: String) -> Request<'static> {
-    Request {
-        method: "POST",
-        url,
-        headers: vec![
-            ("Content-Type", "application/json".into()),
-            ("Accept", "application/json, text/event-stream".into()),
-            ("Authorization", bearer),
-        ],
-        body: Some(TOOLS_CALL),
-    }
-}
 
 pub fn today() -> String {
     version("date", &["-u", "+%Y-%m-%d"])
-}
-
-/// A program on the PATH or in the system directories Debian puts daemons in.
-pub fn program(name: &str) -> Result<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin"])
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
-        .with_context(|| format!("{name} is not installed (apt-get install {name})"))
 }
 
 pub async fn run(cli: &Cli) -> Result<Option<Report>> {
@@ -413,24 +387,6 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         main: main_rows,
         extra,
     }))
-}
-
-/// One closed-loop `wrk` run, with the CPU time `measured` spent on it.
-pub async fn measure(
-    request: &Request<'_>,
-    cli: &Cli,
-    work: &Path,
-    measured: &Proc,
-) -> Result<Row> {
-    let before = measured.cpu_seconds();
-    let load = wrk::run(request, cli.connections, cli.duration, work).await?;
-    let cpu = measured.cpu_seconds() - before;
-    Ok(Row {
-        rate: load.rate(),
-        p50_ms: load.p50_ms,
-        p99_ms: load.p99_ms,
-        cpu_us: cpu * 1e6 / load.requests as f64,
-    })
 }
 
 /// Initializes an MCP session at `url` and returns its id.

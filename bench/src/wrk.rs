@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::Cli;
+use crate::procs::Proc;
+use crate::report::Row;
+
 /// One request shape.
 pub struct Request<'a> {
     pub method: &'a str,
@@ -105,4 +109,39 @@ done = function(summary, latency, requests)
 end
 "#;
     script
+}
+
+/// The `tools/call` every protected request sends.
+const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"show_auth_token","arguments":{}}}"#;
+
+/// A `POST` of [`TOOLS_CALL`] to `url` with `bearer` as its `Authorization`.
+pub fn tools_call(url: String, bearer: String) -> Request<'static> {
+    Request {
+        method: "POST",
+        url,
+        headers: vec![
+            ("Content-Type", "application/json".into()),
+            ("Accept", "application/json, text/event-stream".into()),
+            ("Authorization", bearer),
+        ],
+        body: Some(TOOLS_CALL),
+    }
+}
+
+/// One closed-loop `wrk` run, with the CPU time `measured` spent on it.
+pub async fn measure(
+    request: &Request<'_>,
+    cli: &Cli,
+    work: &Path,
+    measured: &Proc,
+) -> Result<Row> {
+    let before = measured.cpu_seconds();
+    let load = run(request, cli.connections, cli.duration, work).await?;
+    let cpu = measured.cpu_seconds() - before;
+    Ok(Row {
+        rate: load.rate(),
+        p50_ms: load.p50_ms,
+        p99_ms: load.p99_ms,
+        cpu_us: cpu * 1e6 / load.requests as f64,
+    })
 }

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
+use crate::config::{Config, StoreSettings};
 use crate::store::{GrantRecord, Store};
 
 /// Whose grants a command is about: a user (by the `sub` tokens carry) or a client.
@@ -34,6 +35,55 @@ impl Holder {
             Holder::Client(client) => format!("the client {client}"),
         }
     }
+}
+
+/// Runs an operator's `command` about the grants of `user` or `client` (or everyone's) on the
+/// configured store, on a runtime of its own, and prints what it says.
+pub fn on_the_store<F, Fut>(
+    config: &Config,
+    user: Option<String>,
+    client: Option<String>,
+    command: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<dyn Store>, Holder) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let holder = match (user, client) {
+        (Some(user), _) => Holder::User(user),
+        (None, Some(client)) => Holder::Client(client),
+        (None, None) => Holder::Everyone,
+    };
+    crate::server::process::choose_tls_provider();
+    if matches!(config.store, StoreSettings::Memory) {
+        bail!(
+            "the store is `memory`: it lives inside the running gateway, where no other process can reach it"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let printed = runtime
+        .block_on(async { command(crate::store::open(&config.store).await?, holder).await })?;
+    print!("{printed}");
+    Ok(())
+}
+
+/// `hash-password`: reads a password from stdin (one line) and prints its argon2id hash.
+pub fn hash_password() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("no password on stdin");
+    }
+    println!(
+        "{}",
+        crate::idp::local::hash_password(password).map_err(|e| anyhow::anyhow!("hashing: {e}"))?
+    );
+    Ok(())
 }
 
 /// The grants in force that `holder` holds, oldest first.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::log_writer::LogFormat;
+use crate::telemetry::log_writer::LogFormat;
 
 /// An OAuth 2.1 gateway for MCP servers: the authorization server MCP clients talk to, and a proxy
 /// that admits only tokens minted for each route and forwards to the MCP servers behind it.

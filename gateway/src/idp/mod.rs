@@ -17,8 +17,8 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Provider;
-use crate::metrics::auth::AUTH;
 use crate::store::records::UserIdentity;
+use crate::telemetry::metrics::auth::AUTH;
 use github::GitHub;
 use oidc::Oidc;
 
@@ -269,7 +269,7 @@ async fn timed<T>(
 ) -> Result<T, IdpError> {
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
-        target: crate::trace::SPANS,
+        target: crate::telemetry::trace::SPANS,
         "idp",
         otel.name = %format_args!("idp {provider} {call}"),
         otel.kind = "client",
@@ -277,7 +277,7 @@ async fn timed<T>(
         idp.call = call,
         error.type = tracing::field::Empty,
     );
-    let result = crate::trace::traced!(span, work);
+    let result = crate::telemetry::trace::traced!(span, work);
     AUTH.idp_duration
         .with_label_values(&[provider, call])
         .observe(started.elapsed().as_secs_f64());

@@ -17,8 +17,8 @@ use super::{
 };
 use crate::clock::now;
 use crate::config::Route;
-use crate::metrics::auth::AUTH;
 use crate::store::{ClientRecord, PendingAuthorization};
+use crate::telemetry::metrics::auth::AUTH;
 
 /// How long a user has to log in and consent.
 const PENDING_SECS: u64 = 600;
@@ -140,7 +140,7 @@ fn check<'a>(
     }
     let route = match params.get("resource") {
         None => &server.config.routes[server.config.default_route],
-        Some(resource) => route_for(server, resource).ok_or((
+        Some(resource) => server.route_for(resource).ok_or((
             "invalid_target",
             "The resource is not served by this gateway",
         ))?,
@@ -215,12 +215,6 @@ async fn next_step(
     }
     server.store.put_pending(&id, &pending).await?;
     Ok(format!("{}?pending={id}", server.url(AsEndpoint::Consent)))
-}
-
-/// The route whose resource identifier `resource` names: exactly, or with a trailing slash.
-pub fn route_for<'a>(server: &'a AuthServer, resource: &str) -> Option<&'a Route> {
-    let trimmed = resource.strip_suffix('/').unwrap_or(resource);
-    server.config.routes.iter().find(|r| r.resource == trimmed)
 }
 
 fn page(status: u16, message: &str) -> OAuthError {

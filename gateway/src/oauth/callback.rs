@@ -7,7 +7,7 @@ use super::pending::{Proof, completed, continued, error_redirect, issue_code};
 use super::{AuthServer, Request, Response};
 use crate::clock::now;
 use crate::idp::IdpError;
-use crate::metrics::auth::AUTH;
+use crate::telemetry::metrics::auth::AUTH;
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     let Some(idp) = &server.idp else {

@@ -35,7 +35,7 @@ async fn show(server: &AuthServer, request: &Request) -> Result<Response, OAuthE
         _ => pending.redirect_uri.clone(),
     };
     let client_name = server.client_label(&pending.client_id).await?;
-    let route = super::authorize::route_for(server, &pending.resource);
+    let route = server.route_for(&pending.resource);
     let scopes: Vec<&str> = pending.scope.split_ascii_whitespace().collect();
     Ok(consent_page(&ConsentView {
         pending_id: &id,

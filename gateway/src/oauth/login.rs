@@ -10,9 +10,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::Digest as _;
 
 use crate::clock::now;
-use crate::metrics::auth::AUTH;
 use crate::store::records::UserIdentity;
 use crate::store::{PendingAuthorization, count_against};
+use crate::telemetry::metrics::auth::AUTH;
 
 /// Wrong passwords allowed per authorization request before it is abandoned.
 const MAX_FAILED_LOGINS: u32 = 5;

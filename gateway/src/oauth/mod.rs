@@ -49,13 +49,13 @@ use crate::config::Config;
 use crate::config::Provider;
 use crate::idp::IdentityProvider;
 use crate::idp::local::LocalUsers;
-use crate::metrics::auth::AUTH;
 use crate::oauth::errors::OAuthError;
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
+use crate::telemetry::metrics::auth::AUTH;
+use crate::telemetry::trace::{SPANS, traced};
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::keys::KeyRing;
-use crate::trace::{SPANS, traced};
 
 /// The authorization server's endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +212,12 @@ pub struct AuthServer {
 }
 
 impl AuthServer {
+    /// The route whose resource identifier `resource` names: exactly, or with a trailing slash.
+    fn route_for(&self, resource: &str) -> Option<&crate::config::Route> {
+        let trimmed = resource.strip_suffix('/').unwrap_or(resource);
+        self.config.routes.iter().find(|r| r.resource == trimmed)
+    }
+
     pub fn new(
         config: Arc<Config>,
         store: Arc<dyn Store>,
@@ -223,7 +229,7 @@ impl AuthServer {
             _ => LocalUsers::default(),
         };
         if let Some(provider) = &config.auth.provider {
-            crate::metrics::auth::count_logins_of(provider.label());
+            crate::telemetry::metrics::auth::count_logins_of(provider.label());
         }
         let idp = match &config.auth.provider {
             Some(provider) => IdentityProvider::new(

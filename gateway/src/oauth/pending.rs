@@ -6,9 +6,9 @@ use super::errors::OAuthError;
 use super::pages::error_page;
 use super::{AuthServer, Request, Response, hash_secret, random_token};
 use crate::clock::now;
-use crate::metrics::auth::AUTH;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, PendingAuthorization};
+use crate::telemetry::metrics::auth::AUTH;
 
 /// The cookie that binds a browser to the authorization it started.
 pub const AUTH_COOKIE: &str = "__Host-mcpgw-auth";
@@ -86,7 +86,7 @@ pub async fn issue_code(
     idp_tokens: Option<String>,
 ) -> Result<Response, OAuthError> {
     let code = random_token(32);
-    let route = super::authorize::route_for(server, &pending.resource);
+    let route = server.route_for(&pending.resource);
     let scope = super::scope::for_user(route, &user, &pending.client_id, &pending.scope);
     if scope != pending.scope {
         tracing::info!(user = %user.sub, asked = %pending.scope, granted = %scope, "scopes the route's policy reserves for others were not granted");

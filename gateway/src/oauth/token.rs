@@ -14,9 +14,9 @@ use super::errors::OAuthError;
 use super::{AuthServer, Request, Response, hash_secret, pkce, random_token, scope};
 use crate::clock::now;
 use crate::idp::IdpError;
-use crate::metrics::auth::AUTH;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, CodeTake, GrantRecord, Rotation};
+use crate::telemetry::metrics::auth::AUTH;
 use crate::tokens::access::{AccessClaims, Audience, mint};
 
 pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
@@ -201,7 +201,7 @@ async fn refresh_token(
         grant.user = today;
     }
     let scope = scope::for_user(
-        super::authorize::route_for(server, &grant.resource),
+        server.route_for(&grant.resource),
         &grant.user,
         &grant.client_id,
         &narrowed_scope(form, &grant.scope)?,

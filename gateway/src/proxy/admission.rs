@@ -16,11 +16,9 @@ use super::sessions::{Order, PendingStream, StreamOpening, session_key};
 use super::state::Gateway;
 use crate::clock::now;
 use crate::config::Route;
-use crate::metrics::METRICS;
+use crate::mcp::SESSION_ID;
+use crate::telemetry::metrics::METRICS;
 use crate::tokens::access::{AccessClaims, TokenError};
-
-/// `Mcp-Session-Id`, parsed once: a lookup by `&str` parses the name on every request.
-pub const SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
 
 /// A request that may go to the backend.
 pub struct Admitted {

@@ -2,20 +2,22 @@
 //! server's endpoints that browsers call with `fetch` (one preflight answer for both), are readable
 //! from any origin; MCP routes only from allowed origins, with the headers MCP needs exposed.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, header};
+
+use crate::mcp;
 
 use super::respond::Headers;
 
 /// Request headers a browser may send on an MCP route.
-const MCP_REQUEST_HEADERS: &[&str] = &[
-    "authorization",
-    "content-type",
-    "accept",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
-    "mcp-method",
-    "mcp-name",
+const MCP_REQUEST_HEADERS: [HeaderName; 8] = [
+    header::AUTHORIZATION,
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    mcp::SESSION_ID,
+    mcp::PROTOCOL_VERSION,
+    HeaderName::from_static("last-event-id"),
+    mcp::METHOD,
+    mcp::NAME,
 ];
 const MCP_EXPOSED_HEADERS: &str = "Mcp-Session-Id, WWW-Authenticate, MCP-Protocol-Version";
 const DOCUMENT_ALLOWED_HEADERS: &str = "Authorization, Content-Type, MCP-Protocol-Version";
@@ -46,7 +48,9 @@ fn mcp_preflight_headers(headers: &HeaderMap) -> Option<String> {
         .map(|n| n.trim().to_ascii_lowercase())
         .filter(|n| !n.is_empty())
     {
-        if MCP_REQUEST_HEADERS.contains(&name.as_str()) || name.starts_with("mcp-param-") {
+        if MCP_REQUEST_HEADERS.iter().any(|h| h == name.as_str())
+            || name.starts_with(mcp::PARAM_PREFIX)
+        {
             granted.push(name);
         } else {
             return None;

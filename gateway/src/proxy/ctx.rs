@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::concurrency::Held;
-use super::list_filter::ListFilter;
-use super::mcp_peek::McpPeek;
 use super::router::Endpoint;
 use super::sessions::{PendingStream, StreamOpening};
 use super::state::Gateway;
 use super::watchdog::{WatchHandle, Watchdog, Watched};
 use crate::config::Kind;
+use crate::mcp::list_filter::ListFilter;
+use crate::mcp::peek::McpPeek;
 use crate::policy::Reason;
 use crate::tokens::access::AccessClaims;
 use crate::tokens::backend::BackendCredentials;
@@ -20,7 +20,7 @@ pub struct RequestCtx {
     /// The gateway of the config in force when the request arrived, which serves it to its end
     /// (out of here while one of its phases runs: [`super::live`]).
     pub gateway: Option<Arc<Gateway>>,
-    /// The request's span, and the backend call's within it ([`crate::trace`]; disabled unless
+    /// The request's span, and the backend call's within it ([`crate::telemetry::trace`]; disabled unless
     /// traces are sent).
     pub span: tracing::Span,
     pub upstream_span: tracing::Span,

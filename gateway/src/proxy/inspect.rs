@@ -15,15 +15,16 @@ use pingora::proxy::Session;
 use serde_json::{Value, json};
 
 use super::ctx::{AuditEntry, RequestCtx, Ruling};
-use super::list_filter::ListFilter;
-use super::mcp_message::{self, MCP_METHOD, MCP_NAME, Messages, Unreadable};
-use super::mcp_peek::McpPeek;
 use super::observe::count_decision;
 use super::respond;
 use super::state::Gateway;
 use crate::config::{Policy, Route};
-use crate::metrics::mcp_method_label;
+use crate::mcp::list_filter::ListFilter;
+use crate::mcp::message::{self, Messages, Unreadable};
+use crate::mcp::peek::McpPeek;
+use crate::mcp::{METHOD as MCP_METHOD, NAME as MCP_NAME};
 use crate::policy::{self, Caller, Decision};
+use crate::telemetry::metrics::mcp_method_label;
 
 /// The most of a body read before it is forwarded: Pingora's copy for resending holds no more.
 pub const MAX_INSPECTED: usize = 64 * 1024;
@@ -79,8 +80,7 @@ pub async fn inspect(
         }
         return Ok(None);
     }
-    if !header.headers.contains_key(&MCP_METHOD)
-        && mcp_message::requires_method_header(&header.headers)
+    if !header.headers.contains_key(&MCP_METHOD) && message::requires_method_header(&header.headers)
     {
         return Ok(Some(Refusal::HeaderMismatch {
             id: Value::Null,
@@ -113,7 +113,7 @@ pub async fn inspect(
     ctx.body_read = true;
     ctx.body_bytes = body.len() as u64;
     let auditing = gateway.access_log.audit.is_some();
-    let messages = match mcp_message::parse(&body) {
+    let messages = match message::parse(&body) {
         Ok(messages) => messages,
         // Without a policy only the headers were to be checked, and the backend reads the rest.
         Err(Unreadable::NotJsonRpc) if policy.is_none() => return Ok(None),
@@ -140,16 +140,16 @@ pub async fn inspect(
         && !session
             .req_header()
             .headers
-            .contains_key(crate::trace::TRACEPARENT)
+            .contains_key(crate::telemetry::trace::TRACEPARENT)
         && let Some(traceparent) = messages
             .messages
             .iter()
             .find_map(|m| m.traceparent.as_deref())
     {
-        crate::trace::link_to(&ctx.span, traceparent);
+        crate::telemetry::trace::link_to(&ctx.span, traceparent);
     }
     if mcp_headers
-        && let Err(mismatch) = mcp_message::check_headers(&session.req_header().headers, &messages)
+        && let Err(mismatch) = message::check_headers(&session.req_header().headers, &messages)
     {
         let id = match messages.messages.as_slice() {
             [one] if !messages.batch => one.id.clone().unwrap_or(Value::Null),

@@ -18,11 +18,11 @@ use super::ctx::RequestCtx;
 use super::generations::Generations;
 use super::span;
 use super::state::Gateway;
-use crate::trace::traced;
+use crate::telemetry::trace::traced;
 
 pub struct LiveGateway {
     pub generations: Generations,
-    /// Set once the gateway is on its way out ([`crate::draining`]): responses then close their
+    /// Set once the gateway is on its way out ([`crate::server::draining`]): responses then close their
     /// connections.
     pub draining: Arc<AtomicBool>,
 }
@@ -82,7 +82,7 @@ impl ProxyHttp for LiveGateway {
         ctx.endpoint = gateway.router.classify(header.uri.path());
         // Only a trusted proxy's word on the trace (and whether to sample it) is taken; asked only
         // when traces are sent at all.
-        let trusted = tracing::enabled!(target: crate::trace::SPANS, tracing::Level::INFO)
+        let trusted = tracing::enabled!(target: crate::telemetry::trace::SPANS, tracing::Level::INFO)
             && session
                 .client_addr()
                 .and_then(|a| a.as_inet())

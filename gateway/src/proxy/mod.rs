@@ -9,8 +9,9 @@
 //! - [`local`] serves the gateway's own endpoints (health, readiness, JWKS, [`metadata`]);
 //!   [`auth_endpoints`] hands the authorization server its requests, behind rate limits per
 //!   [`client_address`].
-//! - [`forward`] rewrites the request for the backend found by [`resolve`]; [`mcp_peek`] notes the
-//!   MCP method on the way; [`response`] handles the backend's answer.
+//! - [`inspect`] reads a body and decides on it before forwarding, with the protocol's own reading
+//!   ([`crate::mcp`]); [`forward`] rewrites the request for the backend found by [`resolve`];
+//!   [`response`] handles the backend's answer.
 //! - [`failure`] answers and logs a failed request, [`observe`] records every request; [`respond`]
 //!   writes every response the gateway makes itself.
 //! - [`watchdog`] holds what the gateway must end itself (a body too slow, a stream whose access
@@ -31,12 +32,8 @@ mod forward;
 mod generations;
 mod hsts;
 mod inspect;
-mod key_folding;
-mod list_filter;
 mod live;
 mod local;
-mod mcp_message;
-mod mcp_peek;
 mod metadata;
 mod observe;
 mod resolve;
@@ -57,9 +54,9 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, Session};
 use pingora::{Error, ErrorType};
 
-use crate::metrics::METRICS;
 use crate::policy::{self, Caller, Target};
-use crate::trace::traced;
+use crate::telemetry::metrics::METRICS;
+use crate::telemetry::trace::traced;
 pub(crate) use connections::PerClientConnections;
 use ctx::RequestCtx;
 pub(crate) use generations::Generations;
@@ -233,7 +230,7 @@ impl Gateway {
             &forwarded,
         )?;
         // The backend continues the trace from the gateway's call to it.
-        for (name, value) in crate::trace::headers_for(&ctx.upstream_span) {
+        for (name, value) in crate::telemetry::trace::headers_for(&ctx.upstream_span) {
             upstream_request.insert_header(name, value)?;
         }
         // A list answer is filtered as JSON: it must come uncompressed.

@@ -9,10 +9,10 @@ use pingora_prometheus::prometheus::IntCounter;
 
 use super::ctx::{RequestCtx, Ruling};
 use super::state::Gateway;
-use crate::access_log::AccessLine;
-use crate::audit::{AuditLine, AuditLog};
 use crate::config::{Kind, Policy};
-use crate::metrics::{METRICS, mcp_method_label, method_label};
+use crate::telemetry::access_log::AccessLine;
+use crate::telemetry::audit::{AuditLine, AuditLog};
+use crate::telemetry::metrics::{METRICS, mcp_method_label, method_label};
 
 /// Counts the request in its route's metrics and writes its access line.
 pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: &RequestCtx) {
@@ -90,7 +90,7 @@ pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: 
     if !ctx.span.is_disabled() {
         let session_id = |headers: &http::HeaderMap| {
             headers
-                .get("mcp-session-id")
+                .get(&crate::mcp::SESSION_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };

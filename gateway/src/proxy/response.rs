@@ -5,13 +5,14 @@
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use super::admission::SESSION_ID;
 use super::cors;
 use super::ctx::RequestCtx;
 use super::router::Endpoint;
 use super::sessions::session_key;
 use super::state::Gateway;
-use super::{mcp_message, watchdog};
+use super::watchdog;
+use crate::mcp::SESSION_ID;
+use crate::mcp::message;
 
 /// Takes note of `response` and sets the headers the client needs.
 pub async fn filter(
@@ -81,7 +82,7 @@ fn watch_stream(gateway: &Gateway, ctx: &mut RequestCtx) {
     let calls = ctx
         .inspected_body
         .as_deref()
-        .and_then(|body| mcp_message::parse(body).ok())
+        .and_then(|body| message::parse(body).ok())
         .map(|messages| {
             messages
                 .messages

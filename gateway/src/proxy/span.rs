@@ -1,4 +1,4 @@
-//! The data plane's spans ([`crate::trace`]): the request's, a server span named
+//! The data plane's spans ([`crate::telemetry::trace`]): the request's, a server span named
 //! `<METHOD> <route>` with the MCP attributes of the semantic conventions (method, tool, a hash of
 //! the session's id, the user's id; never a token), and within it the admission's, the body inspection's and the
 //! backend call's, a client span whose context the backend is sent as its `traceparent`.
@@ -10,7 +10,7 @@ use tracing::field::Empty;
 use super::router::Endpoint;
 use super::state::Gateway;
 use crate::config::Route;
-use crate::trace::SPANS;
+use crate::telemetry::trace::SPANS;
 
 /// The request's span, named `<METHOD> <route>`, taking up the trace the client names: continued
 /// from a trusted proxy (`trusted`), linked from anyone else.
@@ -41,7 +41,7 @@ pub fn request(
         enduser.id = Empty,
         error.type = Empty,
     );
-    crate::trace::continue_from(&span, &header.headers, trusted);
+    crate::telemetry::trace::continue_from(&span, &header.headers, trusted);
     span
 }
 
@@ -92,7 +92,10 @@ pub fn finish(span: &Span, outcome: &Outcome<'_>) {
         span.record("gen_ai.tool.name", tool);
     }
     if let Some(session) = outcome.session {
-        span.record("mcp.session.id", crate::trace::session_hash(session));
+        span.record(
+            "mcp.session.id",
+            crate::telemetry::trace::session_hash(session),
+        );
     }
     if let Some(user) = outcome.user {
         span.record("enduser.id", user);

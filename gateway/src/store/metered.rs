@@ -13,8 +13,8 @@ use super::{
     ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
     StoreResult, StoredKey,
 };
-use crate::metrics::auth::AUTH;
-use crate::trace::{SPANS, traced};
+use crate::telemetry::metrics::auth::AUTH;
+use crate::telemetry::trace::{SPANS, traced};
 
 pub struct Metered {
     inner: Arc<dyn Store>,

@@ -1,4 +1,4 @@
-//! The OpenTelemetry exporter: when `[telemetry]` names a collector, the spans of [`crate::trace`]
+//! The OpenTelemetry exporter: when `[telemetry]` names a collector, the spans of [`crate::telemetry::trace`]
 //! go there over OTLP/HTTP (protobuf), in batches from a thread of their own, with the W3C trace
 //! context as the way traces cross processes. [`Exporter::shutdown`] sends what is left at exit.
 
@@ -12,7 +12,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::TelemetrySettings;
-use crate::trace::SPANS;
+use crate::telemetry::trace::SPANS;
 
 pub struct Exporter(SdkTracerProvider);
 

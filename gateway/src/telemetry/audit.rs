@@ -3,7 +3,7 @@
 //! that made it, the HTTP status and the duration. Never a token, and never a call's arguments.
 //!
 //! Lines go to their own file (appended) or to stdout, apart from the log, in batches as the access
-//! log does ([`crate::log_writer`]): a request does not wait for the disk. A line is written within
+//! log does ([`crate::telemetry::log_writer`]): a request does not wait for the disk. A line is written within
 //! 100 ms, and what waits is written out when the gateway stops; a crash loses at most that.
 
 use std::fs::OpenOptions;
@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::log_writer::{LogWriter, Sink};
+use crate::telemetry::log_writer::{LogWriter, Sink};
 
 pub struct AuditLog {
     writer: LogWriter,

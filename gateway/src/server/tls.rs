@@ -88,9 +88,8 @@ impl ResolvesServerCert for ServedCertificate {
 fn record_expiry(key: &CertifiedKey) {
     let Some(leaf) = key.cert.first() else { return };
     match x509_parser::parse_x509_certificate(leaf) {
-        Ok((_, cert)) => {
-            crate::metrics::TLS_CERTIFICATE_EXPIRY.set(cert.validity().not_after.timestamp())
-        }
+        Ok((_, cert)) => crate::telemetry::metrics::TLS_CERTIFICATE_EXPIRY
+            .set(cert.validity().not_after.timestamp()),
         Err(error) => tracing::warn!("cannot read the TLS certificate's expiry: {error}"),
     }
 }

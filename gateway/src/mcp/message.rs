@@ -16,12 +16,9 @@ use serde::de::{Error as _, IgnoredAny, MapAccess, Visitor};
 
 use super::key_folding::{Ambiguous, Keys, fold};
 
+use super::{METHOD as MCP_METHOD, NAME as MCP_NAME, PROTOCOL_VERSION};
 use crate::config::Kind;
 use crate::policy::Target;
-
-/// `Mcp-Method` and `Mcp-Name`, parsed once.
-pub const MCP_METHOD: http::HeaderName = http::HeaderName::from_static("mcp-method");
-pub const MCP_NAME: http::HeaderName = http::HeaderName::from_static("mcp-name");
 
 /// One message of the body.
 #[derive(Debug)]
@@ -372,9 +369,6 @@ pub fn check_headers(headers: &http::HeaderMap, body: &Messages) -> Result<(), M
         }
     }
 }
-
-/// `MCP-Protocol-Version`, parsed once.
-const PROTOCOL_VERSION: http::HeaderName = http::HeaderName::from_static("mcp-protocol-version");
 
 /// Whether a POST's protocol version requires `Mcp-Method` (2026-07-28 and later; versions are
 /// dates, compared as text once they have a date's shape).

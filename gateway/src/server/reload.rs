@@ -18,10 +18,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::{self, Config, Provider};
 use crate::file_stamp::{Stamp, stamp};
-use crate::metrics::METRICS;
 use crate::proxy::Generations;
+use crate::server::tls::ServedCertificate;
 use crate::store::Store;
-use crate::tls::ServedCertificate;
+use crate::telemetry::metrics::METRICS;
 
 /// How often the watched files are looked at, with `server.watch_config`.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);

@@ -11,7 +11,7 @@ const MAX_PEEK: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
 pub struct McpPeek {
-    /// Borrowed for the methods MCP defines (see [`crate::metrics::mcp_method_label`]).
+    /// Borrowed for the methods MCP defines (see [`crate::telemetry::metrics::mcp_method_label`]).
     pub method: Option<Cow<'static, str>>,
     pub tool: Option<String>,
     buffer: Vec<u8>,
@@ -36,17 +36,14 @@ struct Params<'a> {
 impl McpPeek {
     /// Takes what the headers say; if they name the method, the body need not be read.
     pub fn from_headers(headers: &http::HeaderMap) -> Self {
-        // Parsed names: a lookup by `&str` parses the name on every request.
-        const METHOD: http::HeaderName = http::HeaderName::from_static("mcp-method");
-        const NAME: http::HeaderName = http::HeaderName::from_static("mcp-name");
         let get = |name: &http::HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let method = get(&METHOD).map(Cow::Owned);
-        let tool = get(&NAME);
+        let method = get(&super::METHOD).map(Cow::Owned);
+        let tool = get(&super::NAME);
         let done = method.is_some();
         Self {
             method,
@@ -57,7 +54,7 @@ impl McpPeek {
     }
 
     /// What a body read whole says: its first message's method, and tool.
-    pub fn known(messages: &super::mcp_message::Messages) -> Self {
+    pub fn known(messages: &super::message::Messages) -> Self {
         let first = messages.messages.first();
         let method = first.and_then(|m| m.method.as_deref()).map(known_method);
         let tool = first
@@ -111,7 +108,7 @@ impl McpPeek {
 
 /// A method as kept: the label's own text when MCP defines it, which costs no allocation.
 fn known_method(method: &str) -> Cow<'static, str> {
-    match crate::metrics::mcp_method_label(method) {
+    match crate::telemetry::metrics::mcp_method_label(method) {
         "other" => Cow::Owned(method.to_owned()),
         known => Cow::Borrowed(known),
     }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use crate::log_writer::{ACCESS, LogFormat, LogWriter};
+use crate::telemetry::log_writer::{ACCESS, LogFormat, LogWriter};
 
 /// Where access lines go, and in which format; and the audit trail of policy decisions, when the
 /// config asks for one.
@@ -18,7 +18,7 @@ use crate::log_writer::{ACCESS, LogFormat, LogWriter};
 pub struct AccessLog {
     pub format: LogFormat,
     pub writer: LogWriter,
-    pub audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
+    pub audit: Option<std::sync::Arc<crate::telemetry::audit::AuditLog>>,
 }
 
 /// What is logged of one request.
