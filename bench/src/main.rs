@@ -7,6 +7,7 @@
 //! `bench/run` builds what it needs and runs this; see BENCHMARKS.md.
 
 mod instructions;
+mod mcp;
 mod paced;
 mod procs;
 mod refresh;

@@ -197,3 +197,19 @@ pub fn program(name: &str) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .with_context(|| format!("{name} is not installed (apt-get install {name})"))
 }
+
+/// Waits until a proxy is back to the descriptors it held before the streams (give or take a few
+/// pooled connections), that is, has closed them.
+pub async fn wait_descriptors_closed(proc: &Proc, before: usize) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let open = proc.open_descriptors();
+        if open <= before + 8 {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{} still holds {open} descriptors after 60 s", proc.name);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::mcp::tools_call;
 use crate::procs::Proc;
 use crate::procs::program;
 use crate::report::{Row, median};
 use crate::targets::{GatewayRoutes, Store, Target, Workdir};
-use crate::wrk::{self, Request, measure, tools_call};
+use crate::wrk::{self, Request, measure};
 use crate::{Cli, refresh, sibling};
 
 pub async fn run(

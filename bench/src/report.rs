@@ -2,6 +2,10 @@
 //! other measurements, then how the run was made.
 
 use std::fmt::Write;
+use std::path::Path;
+
+use crate::Cli;
+use crate::procs::version;
 
 /// The median of several runs of one target.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,4 +110,40 @@ impl Report {
         }
         out
     }
+}
+
+/// How the run was made: the machine, the load, the proxies' versions, what CPU per request means.
+pub fn setup(cli: &Cli, nginx: &Path, haproxy: &Path) -> Vec<String> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    vec![
+        format!(
+            "Machine: {cpu}, {} cores, Linux {}; all processes on this one machine, load generator included.",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            version("uname", &["-r"])
+        ),
+        format!(
+            "Load: wrk ({}), 1 thread, {} kept-alive connections, `POST /mcp` of a JSON-RPC `tools/call` \
+             with a bearer token; {} run(s) of {:?} per target, interleaved, median shown.",
+            version("wrk", &["-v"]),
+            cli.connections,
+            cli.runs,
+            cli.duration
+        ),
+        format!(
+            "Upstream and b: {}; h: {}; p and c: Pingora 0.9 (the workspace's), release build. One worker \
+             thread or process per proxy. b, h and c log every request; p does not.",
+            version(nginx.to_str().unwrap(), &["-v"]),
+            version(haproxy.to_str().unwrap(), &["-v"])
+        ),
+        "CPU per request: user + system time of the proxy's processes (for a, the upstream's) from \
+         /proc/<pid>/stat over the run, divided by the requests answered."
+            .to_owned(),
+    ]
 }

@@ -1,16 +1,17 @@
 //! One bench run: start everything, measure each scenario, and gather the report.
 
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use integration_tests::free_port;
 
-use crate::procs::program;
+use crate::mcp::{mcp_session, tools_call};
 use crate::procs::{Proc, version};
+use crate::procs::{program, wait_descriptors_closed};
+use crate::report::setup;
 use crate::report::{Report, Row, median};
 use crate::targets::{GatewayRoutes, Store, Target, Workdir};
-use crate::wrk::{self, Request, measure, tools_call};
+use crate::wrk::{self, Request, measure};
 use crate::{Cli, instructions, paced, refresh, replicas, sibling, sse, token};
 
 pub fn today() -> String {
@@ -387,99 +388,4 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         main: main_rows,
         extra,
     }))
-}
-
-/// Initializes an MCP session at `url` and returns its id.
-async fn mcp_session(url: &str, bearer: &str) -> Result<String> {
-    let http = reqwest::Client::new();
-    let send = |body: &'static str, session: Option<&str>| {
-        let mut request = http
-            .post(url)
-            .header("authorization", bearer)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(body);
-        if let Some(id) = session {
-            request = request
-                .header("mcp-session-id", id)
-                .header("mcp-protocol-version", "2025-11-25");
-        }
-        request.send()
-    };
-    let answer = send(
-        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#,
-        None,
-    )
-    .await?;
-    if !answer.status().is_success() {
-        bail!("initialize through the gateway: {}", answer.status());
-    }
-    let id = answer
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .context("no Mcp-Session-Id")?
-        .to_owned();
-    let status = send(
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        Some(&id),
-    )
-    .await?
-    .status();
-    if !status.is_success() {
-        bail!("notifications/initialized: {status}");
-    }
-    Ok(id)
-}
-
-/// Waits, polling the gateway's open-stream gauge, until no SSE stream is open through it.
-/// Waits until a proxy is back to the descriptors it held before the streams (give or take a few
-/// pooled connections), that is, has closed them.
-async fn wait_descriptors_closed(proc: &Proc, before: usize) -> Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let open = proc.open_descriptors();
-        if open <= before + 8 {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            bail!("{} still holds {open} descriptors after 60 s", proc.name);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn setup(cli: &Cli, nginx: &Path, haproxy: &Path) -> Vec<String> {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
-    vec![
-        format!(
-            "Machine: {cpu}, {} cores, Linux {}; all processes on this one machine, load generator included.",
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            version("uname", &["-r"])
-        ),
-        format!(
-            "Load: wrk ({}), 1 thread, {} kept-alive connections, `POST /mcp` of a JSON-RPC `tools/call` \
-             with a bearer token; {} run(s) of {:?} per target, interleaved, median shown.",
-            version("wrk", &["-v"]),
-            cli.connections,
-            cli.runs,
-            cli.duration
-        ),
-        format!(
-            "Upstream and b: {}; h: {}; p and c: Pingora 0.9 (the workspace's), release build. One worker \
-             thread or process per proxy. b, h and c log every request; p does not.",
-            version(nginx.to_str().unwrap(), &["-v"]),
-            version(haproxy.to_str().unwrap(), &["-v"])
-        ),
-        "CPU per request: user + system time of the proxy's processes (for a, the upstream's) from \
-         /proc/<pid>/stat over the run, divided by the requests answered."
-            .to_owned(),
-    ]
 }

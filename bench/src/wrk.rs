@@ -111,23 +111,6 @@ end
     script
 }
 
-/// The `tools/call` every protected request sends.
-const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"show_auth_token","arguments":{}}}"#;
-
-/// A `POST` of [`TOOLS_CALL`] to `url` with `bearer` as its `Authorization`.
-pub fn tools_call(url: String, bearer: String) -> Request<'static> {
-    Request {
-        method: "POST",
-        url,
-        headers: vec![
-            ("Content-Type", "application/json".into()),
-            ("Accept", "application/json, text/event-stream".into()),
-            ("Authorization", bearer),
-        ],
-        body: Some(TOOLS_CALL),
-    }
-}
-
 /// One closed-loop `wrk` run, with the CPU time `measured` spent on it.
 pub async fn measure(
     request: &Request<'_>,

@@ -2,59 +2,18 @@
 //! Atomic steps are single statements or short transactions on the one connection, run on Tokio's
 //! blocking pool so that the disk never holds up the worker threads.
 
+mod connection;
 mod schema;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+pub use connection::SqliteStore;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::{
     ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
     StoreError, StoreResult, StoredKey, json, parse,
 };
-
-pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
-}
-
-impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`, and brings its schema up to date.
-    pub fn open(path: &Path) -> StoreResult<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::new(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        schema::migrate(&conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
-    }
-
-    /// Runs `f` on the connection on Tokio's blocking pool: a slow disk, or a lock another process
-    /// holds on the file, must not stall the worker threads that proxy requests (SSE included).
-    async fn with<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn
-                .lock()
-                .map_err(|_| StoreError::new("the connection lock is poisoned"))?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::new(format!("the store's task failed: {e}")))?
-    }
-}
 
 #[async_trait]
 impl Store for SqliteStore {

@@ -1,0 +1,110 @@
+//! The routes' tables as written: `[[routes]]`, with their policies and commands.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// The public path, e.g. "/mcp" or "/github/mcp".
+    pub path: String,
+    /// The backend: the URL of the MCP server behind this route, e.g. "http://127.0.0.1:9000/mcp".
+    pub upstream: String,
+    /// Serve this route's metadata at the root well-known URL too (default: the first route).
+    pub default: Option<bool>,
+    pub resource_name: Option<String>,
+    pub scopes_supported: Option<Vec<String>>,
+    pub required_scopes: Option<Vec<String>>,
+    /// How the backend gets credentials (default: headers).
+    pub credentials: Option<Credentials>,
+    /// The `aud` of what the gateway sends the backend (default: the backend's URL).
+    pub backend_audience: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the next bytes from the backend (default 5m); SSE keep-alives reset it.
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub write_timeout: Option<Duration>,
+    /// A local MCP server the gateway starts, supervises and stops with itself.
+    pub command: Option<CommandFile>,
+    /// Who may call which tool, read which resource and get which prompt (default: anyone the
+    /// route admits may use everything).
+    pub policy: Option<PolicyFile>,
+}
+
+/// `[routes.policy]`: rules tried in order, the first that matches decides; `default` when none does.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// What happens when no rule matches (default "deny").
+    pub default: Option<Effect>,
+    #[serde(default)]
+    pub rules: Vec<RuleFile>,
+}
+
+/// `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// One rule: what it is about (tools, resources, prompts; all of them when none is given), whom
+/// it matches (every condition given must hold; any name in a list will do), and its effect.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Shown in `check`, the audit trail and the metric (default "rules[N]").
+    pub name: Option<String>,
+    pub effect: Effect,
+    /// Tool names, exact or with wildcards (`*` any run of characters, `?` any one).
+    pub tools: Option<Vec<String>>,
+    /// Resource URIs, exact or with wildcards.
+    pub resources: Option<Vec<String>>,
+    /// Prompt names, exact or with wildcards.
+    pub prompts: Option<Vec<String>>,
+    /// The caller's `sub` or user name, exact or with wildcards.
+    pub users: Option<Vec<String>>,
+    /// The caller's verified email, exact or with wildcards (`*@example.com`), in any case.
+    pub emails: Option<Vec<String>>,
+    /// Groups the caller is in: the users file's groups, the OIDC groups claim, GitHub
+    /// organisations and `org/team`.
+    pub groups: Option<Vec<String>>,
+    /// The OAuth client the caller uses, by client id.
+    pub clients: Option<Vec<String>>,
+    /// Scopes the caller's token must all hold. A caller without them is asked to step up (403
+    /// `insufficient_scope`), and only callers this rule matches are granted them.
+    pub scopes: Option<Vec<String>>,
+    /// A CEL expression that must be true, over `user`, `client`, `scopes` and `mcp`.
+    pub when: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<PathBuf>,
+}
+
+/// `credentials` of a route: how its backend gets credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Credentials {
+    /// The internal headers: backend token, identity, and the signed assertion.
+    Headers,
+    /// The backend token as `Authorization: Bearer`.
+    Bearer,
+    /// The signed assertion as `Authorization: Bearer`.
+    Assertion,
+    /// Nothing.
+    None,
+}
