@@ -32,6 +32,22 @@ impl Config {
     /// What `check` prints: every route and where things are served. No secrets.
     pub fn describe(&self) -> String {
         let mut out = format!("{}: valid\n", self.source.display());
+        out += &self.describe_server();
+        out += &self.describe_state();
+        for (i, route) in self.routes.iter().enumerate() {
+            out += &describe_route(route, i == self.default_route);
+        }
+        out += &match &self.audit {
+            None => "audit trail: off\n".to_owned(),
+            Some(None) => "audit trail: stdout\n".to_owned(),
+            Some(Some(file)) => format!("audit trail: {}\n", file.display()),
+        };
+        out
+    }
+
+    /// Where it listens and how: TLS, client addresses, rate limits, metrics, traces, reload.
+    fn describe_server(&self) -> String {
+        let mut out = String::new();
         out += &format!(
             "listen {} (public URL {}), {} threads\n",
             self.server.listen, self.server.public_url, self.server.threads
@@ -99,7 +115,12 @@ impl Config {
             ),
             self.server.grace_period
         );
-        out += &format!(
+        out
+    }
+
+    /// Its tokens' issuer and signing key, and its store.
+    fn describe_state(&self) -> String {
+        let mut out = format!(
             "issuer {}, signing key: {:?} ({:?})\n",
             self.tokens.issuer, self.tokens.key, self.tokens.algorithm
         );
@@ -123,63 +144,59 @@ impl Config {
                 },
             ),
         };
-        for (i, route) in self.routes.iter().enumerate() {
-            out += &format!(
-                "route {} -> {}{}\n  resource {}\n  metadata {}\n  scopes required [{}] of [{}]; credentials {:?}, backend audience {}\n",
-                route.path,
-                route.backend.url,
-                if i == self.default_route {
-                    " (default)"
-                } else {
-                    ""
-                },
-                route.resource,
-                route.metadata_url,
-                route.required_scopes.join(" "),
-                route.scopes_supported.join(" "),
-                route.credentials,
-                route.backend_audience,
-            );
-            match &route.policy {
-                None => {
-                    out += "  policy: none (every admitted caller may use every tool, resource and prompt)\n"
-                }
-                Some(policy) => {
-                    out += "  policy: rules in order, the first that matches decides\n";
-                    for rule in &policy.rules {
-                        out += &format!("    {}\n", rule.describe());
-                    }
-                    out += &format!(
-                        "    otherwise {}\n",
-                        match policy.default {
-                            super::Effect::Allow => "allow",
-                            super::Effect::Deny => "deny",
-                        }
-                    );
-                    let mut reserved: Vec<&str> = policy.restricted_scopes().collect();
-                    reserved.sort_unstable();
-                    reserved.dedup();
-                    if !reserved.is_empty() {
-                        out += &format!(
-                            "    scopes granted only to the callers their rules match: {}\n",
-                            reserved.join(" ")
-                        );
-                    }
-                }
+        out
+    }
+}
+
+/// A route: its backend, resource and scopes, its policy, its command.
+fn describe_route(route: &super::Route, default: bool) -> String {
+    let mut out = String::new();
+    out += &format!(
+        "route {} -> {}{}\n  resource {}\n  metadata {}\n  scopes required [{}] of [{}]; credentials {:?}, backend audience {}\n",
+        route.path,
+        route.backend.url,
+        if default { " (default)" } else { "" },
+        route.resource,
+        route.metadata_url,
+        route.required_scopes.join(" "),
+        route.scopes_supported.join(" "),
+        route.credentials,
+        route.backend_audience,
+    );
+    match &route.policy {
+        None => {
+            out +=
+                "  policy: none (every admitted caller may use every tool, resource and prompt)\n"
+        }
+        Some(policy) => {
+            out += "  policy: rules in order, the first that matches decides\n";
+            for rule in &policy.rules {
+                out += &format!("    {}\n", rule.describe());
             }
-            if let Some(command) = &route.command {
+            out += &format!(
+                "    otherwise {}\n",
+                match policy.default {
+                    super::Effect::Allow => "allow",
+                    super::Effect::Deny => "deny",
+                }
+            );
+            let mut reserved: Vec<&str> = policy.restricted_scopes().collect();
+            reserved.sort_unstable();
+            reserved.dedup();
+            if !reserved.is_empty() {
                 out += &format!(
-                    "  command: {} {}\n",
-                    command.program,
-                    command.args.join(" ")
+                    "    scopes granted only to the callers their rules match: {}\n",
+                    reserved.join(" ")
                 );
             }
         }
-        out += &match &self.audit {
-            None => "audit trail: off\n".to_owned(),
-            Some(None) => "audit trail: stdout\n".to_owned(),
-            Some(Some(file)) => format!("audit trail: {}\n", file.display()),
-        };
-        out
     }
+    if let Some(command) = &route.command {
+        out += &format!(
+            "  command: {} {}\n",
+            command.program,
+            command.args.join(" ")
+        );
+    }
+    out
 }

@@ -1,5 +1,6 @@
 //! The gateway's configuration, in two layers: [`file`] holds the TOML exactly as written (unknown keys
-//! refused, closed choices as enums), [`Config`] the validated settings the rest of the code uses,
+//! refused, closed choices as enums, but for header names, matched without regard to case as HTTP
+//! matches them, in their section's module), [`Config`] the validated settings the rest of the code uses,
 //! one module per section ([`server`], [`tokens`], [`routes`] with their [`policy`] and its CEL
 //! conditions ([`when`]), [`auth`], [`providers`], [`redirects`], [`clients`], the listener's
 //! certificate, [`tls`], and where traces go, [`telemetry`]). Every error names the file, the key and the reason, on one line.

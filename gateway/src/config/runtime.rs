@@ -194,7 +194,6 @@ fn github_names_are_ids(routes: &[Route], errors: &Errors) -> Result<(), ConfigE
     Ok(())
 }
 
-/// `[store]`: SQLite (the default, at `data/gateway.db`) or memory.
 #[cfg(test)]
 #[path = "runtime_tests.rs"]
 mod tests;
