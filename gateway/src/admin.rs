@@ -55,7 +55,7 @@ where
         (None, None) => Holder::Everyone,
     };
     crate::server::process::choose_tls_provider();
-    if matches!(config.store, StoreSettings::Memory) {
+    if matches!(config.start.store, StoreSettings::Memory) {
         bail!(
             "the store is `memory`: it lives inside the running gateway, where no other process can reach it"
         );
@@ -63,8 +63,9 @@ where
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let printed = runtime
-        .block_on(async { command(crate::store::open(&config.store).await?, holder).await })?;
+    let printed = runtime.block_on(async {
+        command(crate::store::open(&config.start.store).await?, holder).await
+    })?;
     print!("{printed}");
     Ok(())
 }

@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let Some(path) = cli.config.as_deref() else {
         bail!("--config FILE is required (see config/quickstart.toml)");
     };
-    let config = config::load(path)?;
+    let (config, clients) = config::Config::starting(config::load(path)?);
     match cli.command {
         Some(Command::Check) => {
             print!("{}", config.describe());
@@ -51,6 +51,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Revoke { user, client }) => {
             admin::on_the_store(&config, user, client, admin::revoke)
         }
-        None => server::serve(config, cli.log_format, cli.upgrade),
+        None => server::serve(config, clients, cli.log_format, cli.upgrade),
     }
 }

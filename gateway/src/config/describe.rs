@@ -13,7 +13,7 @@ impl Config {
                 route.resource, route.resource_name
             );
         }
-        if let Some(addr) = self.server.metrics_listen {
+        if let Some(addr) = self.start.listener.metrics_listen {
             out += &format!("  Metrics      http://{addr}/metrics\n");
         }
         let first = &self.routes[self.default_route].resource;
@@ -35,9 +35,13 @@ impl Config {
         out += &self.describe_server();
         out += &self.describe_state();
         for (i, route) in self.routes.iter().enumerate() {
-            out += &describe_route(route, i == self.default_route);
+            out += &describe_route(
+                route,
+                i == self.default_route,
+                self.start.command(&route.path),
+            );
         }
-        out += &match &self.audit {
+        out += &match &self.start.audit {
             None => "audit trail: off\n".to_owned(),
             Some(None) => "audit trail: stdout\n".to_owned(),
             Some(Some(file)) => format!("audit trail: {}\n", file.display()),
@@ -50,7 +54,7 @@ impl Config {
         let mut out = String::new();
         out += &format!(
             "listen {} (public URL {}), {} threads\n",
-            self.server.listen, self.server.public_url, self.server.threads
+            self.start.listener.listen, self.server.public_url, self.start.listener.threads
         );
         if let Some(tls) = &self.server.tls {
             out += &format!(
@@ -89,11 +93,12 @@ impl Config {
         );
         out += &format!(
             "metrics {}\n",
-            self.server
+            self.start
+                .listener
                 .metrics_listen
                 .map_or("off".into(), |a| format!("http://{a}/metrics"))
         );
-        out += &match &self.telemetry {
+        out += &match &self.start.telemetry {
             Some(t) => format!(
                 "traces to {} as {} (keeping {} of those started here)\n",
                 t.printable_url(),
@@ -109,11 +114,11 @@ impl Config {
             } else {
                 ""
             },
-            self.server.upgrade_socket.as_ref().map_or(
+            self.start.listener.upgrade_socket.as_ref().map_or(
                 "mcp-auth-gateway-<port>.sock in the runtime directory".to_owned(),
                 |p| p.display().to_string()
             ),
-            self.server.grace_period
+            self.start.listener.grace_period
         );
         out
     }
@@ -122,9 +127,9 @@ impl Config {
     fn describe_state(&self) -> String {
         let mut out = format!(
             "issuer {}, signing key: {:?} ({:?})\n",
-            self.tokens.issuer, self.tokens.key, self.tokens.algorithm
+            self.start.tokens.issuer, self.start.tokens.key, self.start.tokens.algorithm
         );
-        out += &match &self.store {
+        out += &match &self.start.store {
             super::StoreSettings::Sqlite(path) => format!("store SQLite {}\n", path.display()),
             super::StoreSettings::Memory => "store memory (nothing kept)\n".to_owned(),
             super::StoreSettings::Redis(redis) => format!(
@@ -149,7 +154,7 @@ impl Config {
 }
 
 /// A route: its backend, resource and scopes, its policy, its command.
-fn describe_route(route: &super::Route, default: bool) -> String {
+fn describe_route(route: &super::Route, default: bool, command: Option<&super::Command>) -> String {
     let mut out = String::new();
     out += &format!(
         "route {} -> {}{}\n  resource {}\n  metadata {}\n  scopes required [{}] of [{}]; credentials {:?}, backend audience {}\n",
@@ -191,7 +196,7 @@ fn describe_route(route: &super::Route, default: bool) -> String {
             }
         }
     }
-    if let Some(command) = &route.command {
+    if let Some(command) = command {
         out += &format!(
             "  command: {} {}\n",
             command.program,

@@ -1,10 +1,14 @@
-//! The gateway's configuration, in two layers: [`file`] holds the TOML exactly as written (unknown keys
-//! refused, closed choices as enums, but for header names, matched without regard to case as HTTP
-//! matches them, in their section's module), [`Config`] the validated settings the rest of the code uses,
-//! one module per section ([`server`], [`tokens`], [`routes`] with their [`policy`] and its CEL
-//! conditions ([`when`]), [`auth`], [`providers`], [`redirects`], [`clients`], the listener's
-//! certificate, [`tls`], and where traces go, [`telemetry`]). Every error names the file, the key and the reason, on one line.
-//! A leaf: it uses nothing else of the crate.
+//! The gateway's configuration, in two layers: [`file`] holds the TOML exactly as written (unknown
+//! keys refused, closed choices as enums, but for header names, matched without regard to case as
+//! HTTP matches them, in their section's module), and [`load`] validates it, one module per section
+//! ([`server`], [`tokens`], [`store`], [`routes`] with their [`policy`] and its CEL conditions
+//! ([`when`]), [`auth`], [`providers`], [`redirects`], [`clients`], the listener's certificate,
+//! [`tls`], and where traces go, [`telemetry`]), into three parts kept apart ([`Loaded`]): what
+//! starts the process ([`start`]), fixed for its life, which a reload only compares to name what
+//! needs a restart; what a reload swaps; and the configured clients, whose plain secrets go to the
+//! store and no further. What runs is a [`Config`]: the start part in force and the live part.
+//! Every error names the file, the key and the reason, on one line. The lowest layer: it uses
+//! nothing else of the crate.
 
 mod auth;
 mod clients;
@@ -16,6 +20,7 @@ pub(crate) mod redirects;
 mod routes;
 mod runtime;
 mod server;
+mod start;
 mod store;
 mod telemetry;
 mod tls;
@@ -31,7 +36,7 @@ pub(crate) use redirects::PrivateUseSchemes;
 #[cfg(test)]
 pub(crate) use routes::is_reserved;
 pub(crate) use routes::{Command, Credentials, Route};
-pub(crate) use runtime::Config;
+pub(crate) use runtime::{Config, Loaded, Reloaded};
 pub(crate) use server::{ClientAddressHeader, TrustedProxies};
 pub(crate) use store::{RedisSettings, RedisTls, StoreSettings};
 pub(crate) use telemetry::TelemetrySettings;
@@ -79,10 +84,10 @@ fn one_line(text: &str) -> String {
 }
 
 /// Reads, parses and validates a config file.
-pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+pub fn load(path: &std::path::Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
     let parsed = file::FileConfig::parse(&text)
         .map_err(|(key, reason)| ConfigError::new(path, key.as_deref(), reason))?;
-    runtime::Config::validate(parsed, path, &|name| std::env::var(name).ok())
+    runtime::Loaded::validate(parsed, path, &|name| std::env::var(name).ok())
 }

@@ -42,7 +42,6 @@ pub struct OidcSettings {
     pub allowed_domains: Vec<String>,
     /// The ID token claim that lists the user's groups.
     pub groups_claim: String,
-    pub token_key: [u8; 32],
 }
 
 impl std::fmt::Debug for OidcSettings {
@@ -70,8 +69,6 @@ pub struct GitHubSettings {
     /// Learn the user's organisations and teams at sign-in, as groups (set when a route's policy
     /// names groups; it asks GitHub for `read:org`).
     pub groups: bool,
-    /// The key that encrypts the provider's tokens at rest.
-    pub token_key: [u8; 32],
 }
 
 impl std::fmt::Debug for GitHubSettings {
@@ -112,10 +109,8 @@ pub(super) fn settings(
         return Ok(None);
     };
     Ok(Some(match provider.kind {
-        ProviderKind::Oidc => Provider::Oidc(oidc_settings(provider, &file.store, errors, env)?),
-        ProviderKind::GitHub => {
-            Provider::GitHub(github_settings(provider, &file.store, errors, env)?)
-        }
+        ProviderKind::Oidc => Provider::Oidc(oidc_settings(provider, errors, env)?),
+        ProviderKind::GitHub => Provider::GitHub(github_settings(provider, errors, env)?),
         ProviderKind::Local => {
             let users_file = provider.users_file.as_ref().ok_or_else(|| {
                 errors.at(
@@ -139,7 +134,6 @@ pub(super) fn settings(
 
 fn oidc_settings(
     provider: &ProviderFile,
-    store: &StoreFile,
     errors: &Errors,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<OidcSettings, ConfigError> {
@@ -155,7 +149,7 @@ fn oidc_settings(
             format!("{issuer:?} is not an http(s) URL"),
         ));
     }
-    let github = github_settings(provider, store, errors, env)?;
+    let github = github_settings(provider, errors, env)?;
     let scopes = provider.scopes.clone().unwrap_or_else(|| {
         vec![
             "openid".into(),
@@ -179,13 +173,11 @@ fn oidc_settings(
             .groups_claim
             .clone()
             .unwrap_or_else(|| "groups".into()),
-        token_key: github.token_key,
     })
 }
 
 fn github_settings(
     provider: &ProviderFile,
-    store: &StoreFile,
     errors: &Errors,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<GitHubSettings, ConfigError> {
@@ -222,7 +214,6 @@ fn github_settings(
         "provider.api_url",
         "https://api.github.com",
     )?;
-    let key = token_key(store, errors, env)?;
     Ok(GitHubSettings {
         client_id,
         client_secret,
@@ -238,12 +229,11 @@ fn github_settings(
         allowed_orgs: provider.allowed_orgs.clone().unwrap_or_default(),
         allowed_org_ids: provider.allowed_org_ids.clone().unwrap_or_default(),
         groups: false,
-        token_key: key,
     })
 }
 
 /// `store.token_key_env`: the 32-byte key that seals the provider's tokens at rest.
-fn token_key(
+pub(super) fn token_key(
     store: &StoreFile,
     errors: &Errors,
     env: &dyn Fn(&str) -> Option<String>,

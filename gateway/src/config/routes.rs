@@ -27,7 +27,6 @@ pub struct Route {
     pub credentials: Credentials,
     pub backend_audience: String,
     pub backend: Backend,
-    pub command: Option<Command>,
     /// Who may use which tool, resource and prompt; `None`: anyone admitted may use everything.
     pub policy: Option<Policy>,
 }
@@ -58,23 +57,35 @@ pub struct Command {
     pub working_dir: Option<PathBuf>,
 }
 
+/// The routes of a file: in order, the index of the default one, and the commands of `command`
+/// routes by path (which start with the process, apart from the routes).
+pub(super) struct Routes {
+    pub routes: Vec<Route>,
+    pub default_route: usize,
+    pub commands: Vec<(String, Command)>,
+}
+
 /// Every route, and the index of the one whose metadata is also at the root well-known URL.
 pub(super) fn settings(
     files: &[RouteFile],
     public_url: &str,
     errors: &Errors,
-) -> Result<(Vec<Route>, usize), ConfigError> {
+) -> Result<Routes, ConfigError> {
     if files.is_empty() {
         return Err(errors.at("routes", "at least one [[routes]] entry is needed"));
     }
     let mut routes = Vec::with_capacity(files.len());
+    let mut commands = Vec::new();
     for (i, route) in files.iter().enumerate() {
-        let route = validate_route(route, public_url, errors, &format!("routes[{i}]"))?;
+        let (route, command) = validate_route(route, public_url, errors, &format!("routes[{i}]"))?;
         if let Some(other) = routes.iter().find(|r: &&Route| r.path == route.path) {
             return Err(errors.at(
                 &format!("routes[{i}].path"),
                 format!("{} is already used", other.path),
             ));
+        }
+        if let Some(command) = command {
+            commands.push((route.path.clone(), command));
         }
         routes.push(route);
     }
@@ -112,7 +123,11 @@ pub(super) fn settings(
             ));
         }
     };
-    Ok((routes, default_route))
+    Ok(Routes {
+        routes,
+        default_route,
+        commands,
+    })
 }
 
 fn validate_route(
@@ -120,7 +135,7 @@ fn validate_route(
     public_url: &str,
     errors: &Errors,
     at: &str,
-) -> Result<Route, ConfigError> {
+) -> Result<(Route, Option<Command>), ConfigError> {
     let key = |k: &str| format!("{at}.{k}");
     let path = route_path(&route.path).map_err(|reason| errors.at(&key("path"), reason))?;
     let backend = backend(route, errors, at)?;
@@ -144,7 +159,7 @@ fn validate_route(
         .map(|c| validate_command(c, errors, &key("command")))
         .transpose()?;
     let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
-    Ok(Route {
+    let route = Route {
         resource: format!("{public_url}{path}"),
         metadata_url: format!("{public_url}{metadata_path}"),
         metadata_path,
@@ -160,10 +175,10 @@ fn validate_route(
             .clone()
             .unwrap_or_else(|| route.upstream.clone()),
         backend,
-        command,
         policy,
         path,
-    })
+    };
+    Ok((route, command))
 }
 
 /// A route's public path: absolute, not a path the gateway answers itself, plain characters only.

@@ -1,36 +1,129 @@
 //! The validated configuration: what the rest of the gateway reads. Each section is validated by
-//! its own module; [`Config::validate`] puts them together.
+//! its own module; [`Loaded::validate`] puts them together, in three parts kept apart: what starts
+//! the process ([`Start`]), what a reload swaps ([`Live`]), and the configured clients' secrets.
+//! What runs is a [`Config`]: the start part in force, and a live part.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::auth::AuthSettings;
 use super::clients::ClientSettings;
 use super::file::FileConfig;
 use super::routes::Route;
 use super::server::ServerSettings;
-use super::store::StoreSettings;
-use super::telemetry::TelemetrySettings;
-use super::tokens::TokenSettings;
+use super::start::Start;
 use super::{ConfigError, Errors};
 
+/// A config file, validated.
+pub struct Loaded {
+    pub start: Start,
+    pub live: Live,
+    /// The clients the config registers, with their plain secrets: they go to the store, hashed,
+    /// and no further.
+    pub clients: Vec<ClientSettings>,
+}
+
+/// What a reload swaps: routes and their backends and policies, limits, the authorization server's
+/// settings, its identity provider with its users and allowlists.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct Live {
     pub source: PathBuf,
-    /// Where it listens, as what, with how many threads, and what requests it takes.
+    /// The origin it serves, the limits of a request, the proxies it trusts, its certificate files.
     pub server: ServerSettings,
-    pub tokens: TokenSettings,
     pub routes: Vec<Route>,
     /// The index of the route whose metadata is also at the root well-known URL.
     pub default_route: usize,
-    pub store: StoreSettings,
     pub auth: AuthSettings,
-    /// Clients registered in the config.
-    pub clients: Vec<ClientSettings>,
     pub rate_limits: RateLimits,
-    /// The audit trail of policy decisions: `Some(None)` is stdout.
-    pub audit: Option<Option<PathBuf>>,
-    /// Where traces go, if anywhere.
-    pub telemetry: Option<TelemetrySettings>,
+}
+
+/// The config in force: the start part the process began with, and the live part of the last
+/// (re)load. It reads as its live part (`config.routes`); the start part is `config.start`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub start: Arc<Start>,
+    pub live: Live,
+}
+
+/// What a reload makes of the config in force and the next file ([`Config::reloaded`]).
+pub struct Reloaded {
+    pub config: Config,
+    pub clients: Vec<ClientSettings>,
+    /// The keys whose change only a restart applies.
+    pub restart: Vec<&'static str>,
+}
+
+impl std::ops::Deref for Config {
+    type Target = Live;
+
+    fn deref(&self) -> &Live {
+        &self.live
+    }
+}
+
+impl Config {
+    /// A file validated as the config a process starts with, its clients left in it: for tests.
+    #[cfg(test)]
+    pub fn validate(
+        file: FileConfig,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Loaded::validate(file, path, env).map(|loaded| Self::starting(loaded).0)
+    }
+
+    /// The config that starts the process, and the clients to write to the store.
+    pub fn starting(loaded: Loaded) -> (Self, Vec<ClientSettings>) {
+        let config = Config {
+            start: Arc::new(loaded.start),
+            live: loaded.live,
+        };
+        (config, loaded.clients)
+    }
+
+    /// The config after a reload to `next`: its live part, under the start part in force, with the
+    /// clients to write to the store and what `next` would start otherwise, which needs a restart.
+    /// Refused when its identity provider needs a key to seal tokens that the process lacks.
+    pub fn reloaded(&self, next: Loaded) -> Result<Reloaded, ConfigError> {
+        let needs_key = matches!(
+            next.live.auth.provider,
+            Some(super::Provider::GitHub(_) | super::Provider::Oidc(_))
+        );
+        if needs_key && self.start.token_key.is_none() {
+            return Err(ConfigError::new(
+                &next.live.source,
+                Some("store.token_key_env"),
+                "GitHub and OpenID Connect keep their tokens sealed under it, and the running gateway \
+                 started without one: a restart sets it",
+            ));
+        }
+        Ok(Reloaded {
+            restart: self.start.differences(&next.start),
+            config: Config {
+                start: self.start.clone(),
+                live: next.live,
+            },
+            clients: next.clients,
+        })
+    }
+
+    /// The authorization server metadata paths: the root form, and the path-inserted form when the
+    /// issuer has a path (RFC 8414 §3.1).
+    pub fn as_metadata_paths(&self) -> Vec<String> {
+        let mut paths = vec!["/.well-known/oauth-authorization-server".to_owned()];
+        let issuer_path = self
+            .start
+            .tokens
+            .issuer
+            .strip_prefix(&self.server.public_url)
+            .unwrap_or_default();
+        if !issuer_path.is_empty() {
+            paths.push(format!(
+                "/.well-known/oauth-authorization-server{issuer_path}"
+            ));
+        }
+        paths
+    }
 }
 
 /// Requests per minute per client address (an IPv6 client's /64) on the authorization server's
@@ -48,7 +141,7 @@ pub struct RateLimits {
     pub login_per_user: u32,
 }
 
-impl Config {
+impl Live {
     /// Every scope any route supports, sorted, each once: what the metadata advertises and what a
     /// registration may ask for.
     pub fn supported_scopes(&self) -> Vec<&str> {
@@ -61,7 +154,9 @@ impl Config {
         scopes.dedup();
         scopes
     }
+}
 
+impl Loaded {
     /// Validates a parsed file; `env` reads an environment variable (secrets live there).
     pub fn validate(
         file: FileConfig,
@@ -69,10 +164,13 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let errors = Errors { path };
-        let server = super::server::settings(&file, &errors)?;
+        let (listener, server) = super::server::settings(&file, &errors)?;
         let tokens = super::tokens::settings(&file, &server.public_url, &errors, env)?;
-        let (routes, default_route) =
-            super::routes::settings(&file.routes, &server.public_url, &errors)?;
+        let super::routes::Routes {
+            routes,
+            default_route,
+            commands,
+        } = super::routes::settings(&file.routes, &server.public_url, &errors)?;
         let store = super::store::settings(&file.store, &errors, env)?;
         let mut auth = super::auth::settings(&file, path, &errors, env)?;
         if let Some(super::Provider::GitHub(_)) = &auth.provider {
@@ -114,36 +212,33 @@ impl Config {
             )),
         };
         let telemetry = super::telemetry::settings(file.telemetry.as_ref(), &errors)?;
-        Ok(Config {
-            audit,
-            telemetry,
+        // GitHub's and OIDC's tokens are kept sealed under this key.
+        let token_key = match &auth.provider {
+            Some(super::Provider::GitHub(_) | super::Provider::Oidc(_)) => {
+                Some(super::providers::token_key(&file.store, &errors, env)?)
+            }
+            _ => None,
+        };
+        Ok(Loaded {
+            start: Start {
+                listener,
+                store,
+                tokens,
+                token_key,
+                audit,
+                telemetry,
+                commands,
+            },
+            live: Live {
+                source: path.to_owned(),
+                server,
+                routes,
+                default_route,
+                auth,
+                rate_limits,
+            },
             clients,
-            rate_limits,
-            store,
-            auth,
-            source: path.to_owned(),
-            server,
-            tokens,
-            routes,
-            default_route,
         })
-    }
-
-    /// The authorization server metadata paths: the root form, and the path-inserted form when the
-    /// issuer has a path (RFC 8414 §3.1).
-    pub fn as_metadata_paths(&self) -> Vec<String> {
-        let mut paths = vec!["/.well-known/oauth-authorization-server".to_owned()];
-        let issuer_path = self
-            .tokens
-            .issuer
-            .strip_prefix(&self.server.public_url)
-            .unwrap_or_default();
-        if !issuer_path.is_empty() {
-            paths.push(format!(
-                "/.well-known/oauth-authorization-server{issuer_path}"
-            ));
-        }
-        paths
     }
 }
 

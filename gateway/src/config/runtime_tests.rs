@@ -30,7 +30,7 @@ fn validate(text: &str) -> Result<Config, String> {
 fn a_minimal_config_gets_sane_defaults() {
     let config = validate(MINIMAL).unwrap();
     let route = &config.routes[0];
-    assert_eq!(config.tokens.issuer, "http://127.0.0.1:8080");
+    assert_eq!(config.start.tokens.issuer, "http://127.0.0.1:8080");
     assert_eq!(route.resource, "http://127.0.0.1:8080/mcp");
     assert_eq!(
         route.metadata_url,
@@ -41,7 +41,7 @@ fn a_minimal_config_gets_sane_defaults() {
     assert_eq!(route.backend.path, "/mcp");
     assert_eq!(route.backend_audience, "http://127.0.0.1:9000/mcp");
     assert_eq!(
-        config.server.metrics_listen.unwrap().to_string(),
+        config.start.listener.metrics_listen.unwrap().to_string(),
         DEFAULT_METRICS_LISTEN
     );
     assert_eq!(
@@ -207,8 +207,8 @@ fn a_redis_store_takes_its_url_credentials_from_the_environment_and_never_prints
          password_env = \"KEY_PEM\"\ncluster = true\nkey_prefix = \"gw-a\"\nresponse_timeout = \"500ms\"",
     );
     let config = validate(&text).unwrap();
-    let crate::config::StoreSettings::Redis(redis) = &config.store else {
-        panic!("{:?}", config.store);
+    let crate::config::StoreSettings::Redis(redis) = &config.start.store else {
+        panic!("{:?}", config.start.store);
     };
     // The test's environment answers "pem" for KEY_PEM.
     assert_eq!(redis.url, "rediss://pem:pem@cache.internal:6380/2");
@@ -219,7 +219,7 @@ fn a_redis_store_takes_its_url_credentials_from_the_environment_and_never_prints
         std::time::Duration::from_millis(500)
     );
     assert_eq!(redis.connect_timeout, std::time::Duration::from_secs(2));
-    let printed = format!("{:?}", config.store);
+    let printed = format!("{:?}", config.start.store);
     assert!(!printed.contains("pem"), "{printed}");
     assert_eq!(redis.printable_url(), "rediss://cache.internal:6380/2");
 
@@ -293,8 +293,8 @@ fn a_redis_store_over_tls_reads_its_certificate_files_and_names_the_wrong_one() 
         ("tls_key_file", &key),
     ];
     let config = validate(&with_store("rediss://cache:6380", &all)).unwrap();
-    let crate::config::StoreSettings::Redis(redis) = &config.store else {
-        panic!("{:?}", config.store);
+    let crate::config::StoreSettings::Redis(redis) = &config.start.store else {
+        panic!("{:?}", config.start.store);
     };
     assert_eq!(
         redis.tls.ca.as_deref(),
@@ -523,7 +523,7 @@ fn a_policy_naming_groups_asks_github_for_organisations_and_check_prints_the_rul
     );
     Config::validate(FileConfig::parse(&by_id).unwrap(), path, &env).unwrap();
     assert_eq!(
-        config.audit,
+        config.start.audit,
         Some(Some(Path::new("conf/audit.jsonl").to_owned()))
     );
     let described = config.describe();

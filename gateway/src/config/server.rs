@@ -19,22 +19,32 @@ pub const DEFAULT_HTTP2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_CONNECTIONS_PER_CLIENT: u32 = 256;
 pub const DEFAULT_REQUESTS_PER_CLIENT: u32 = 512;
 
-/// The server's settings, as [`super::Config`] holds them.
-#[derive(Debug, Clone)]
-pub struct ServerSettings {
+/// How the process listens: set at start, and changed only by a restart ([`super::Start`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
     pub listen: SocketAddr,
-    /// The public origin, without a trailing slash.
-    pub public_url: String,
     pub threads: usize,
     pub grace_period: Duration,
+    pub metrics_listen: Option<SocketAddr>,
+    pub http2_idle_timeout: Duration,
+    /// Where the listening sockets are handed to a new gateway (`--upgrade`); `None`: in the
+    /// runtime directory (resolved at start).
+    pub upgrade_socket: Option<std::path::PathBuf>,
+    /// HTTPS on `listen` (its certificate files may change: they are [`ServerSettings::tls`]).
+    pub https: bool,
+}
+
+/// The server's settings that a reload swaps, as [`super::Config`] holds them.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The public origin, without a trailing slash.
+    pub public_url: String,
     /// Browser origins allowed on the MCP routes, normalised (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
-    pub metrics_listen: Option<SocketAddr>,
     pub max_request_body_bytes: u64,
     pub max_request_header_bytes: usize,
     /// The longest a request body may take to arrive whole.
     pub body_timeout: Duration,
-    pub http2_idle_timeout: Duration,
     /// Per client address (0: no limit).
     pub max_connections_per_client: u32,
     pub max_requests_per_client: u32,
@@ -46,9 +56,6 @@ pub struct ServerSettings {
     pub hsts: Option<String>,
     /// Reload when the config file or the users file changes.
     pub watch_config: bool,
-    /// Where the listening sockets are handed to a new gateway (`--upgrade`); `None`: in the
-    /// runtime directory (resolved at start).
-    pub upgrade_socket: Option<std::path::PathBuf>,
 }
 
 /// The proxies whose word on the client's address is believed, and the header they write it in.
@@ -72,7 +79,10 @@ pub enum ClientAddressHeader {
     Forwarded,
 }
 
-pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSettings, ConfigError> {
+pub(super) fn settings(
+    file: &FileConfig,
+    errors: &Errors,
+) -> Result<(Listener, ServerSettings), ConfigError> {
     let listen = file.server.listen.parse::<SocketAddr>().map_err(|e| {
         errors.at(
             "server.listen",
@@ -112,20 +122,24 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
             "is http, but server.tls makes the gateway serve https",
         ));
     }
-    Ok(ServerSettings {
+    let listener = Listener {
         listen,
-        public_url,
         threads,
         grace_period: file.server.grace_period.unwrap_or(Duration::from_secs(5)),
-        allowed_origins,
         metrics_listen,
-        max_request_body_bytes,
-        max_request_header_bytes,
-        body_timeout: file.limits.body_timeout.unwrap_or(DEFAULT_BODY_TIMEOUT),
         http2_idle_timeout: file
             .limits
             .http2_idle_timeout
             .unwrap_or(DEFAULT_HTTP2_IDLE_TIMEOUT),
+        upgrade_socket: file.server.upgrade_socket.clone(),
+        https: tls.is_some(),
+    };
+    let server = ServerSettings {
+        public_url,
+        allowed_origins,
+        max_request_body_bytes,
+        max_request_header_bytes,
+        body_timeout: file.limits.body_timeout.unwrap_or(DEFAULT_BODY_TIMEOUT),
         max_connections_per_client: file
             .limits
             .max_connections_per_client
@@ -139,8 +153,8 @@ pub(super) fn settings(file: &FileConfig, errors: &Errors) -> Result<ServerSetti
         tls,
         hsts,
         watch_config: file.server.watch_config,
-        upgrade_socket: file.server.upgrade_socket.clone(),
-    })
+    };
+    Ok((listener, server))
 }
 
 /// `server.tls.hsts`: with HTTPS, what browsers are told of it (RFC 6797): a year, by default.

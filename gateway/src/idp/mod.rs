@@ -94,25 +94,25 @@ enum Kind {
 }
 
 impl IdentityProvider {
-    /// The provider of a provider config; `None` for the `local` provider, which has no tokens.
-    pub fn new(provider: &Provider, callback: &str) -> Option<Self> {
+    /// The provider of a provider config, whose tokens are sealed under `token_key` (which the
+    /// config requires of GitHub and OIDC); `None` for the `local` provider, which has no tokens.
+    pub fn new(provider: &Provider, callback: &str, token_key: Option<[u8; 32]>) -> Option<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client");
-        let (kind, key) = match provider {
+        let kind = match provider {
             Provider::Local { .. } => return None,
-            Provider::GitHub(settings) => (
-                Kind::GitHub(GitHub::new(settings.clone(), http, callback.to_owned())),
-                settings.token_key,
-            ),
-            Provider::Oidc(settings) => (
-                Kind::Oidc(Oidc::new(settings.clone(), http, callback.to_owned())),
-                settings.token_key,
-            ),
+            Provider::GitHub(settings) => {
+                Kind::GitHub(GitHub::new(settings.clone(), http, callback.to_owned()))
+            }
+            Provider::Oidc(settings) => {
+                Kind::Oidc(Oidc::new(settings.clone(), http, callback.to_owned()))
+            }
         };
+        let key = token_key.expect("the config requires store.token_key_env of GitHub and OIDC");
         Some(Self {
             kind,
             cipher: Aes256Gcm::new_from_slice(&key).expect("a 32-byte key"),
@@ -315,9 +315,9 @@ mod tests {
                 allowed_orgs: vec![],
                 allowed_org_ids: vec![],
                 groups: false,
-                token_key: [key; 32],
             }),
             "http://gw/callback",
+            Some([key; 32]),
         )
         .unwrap()
     }

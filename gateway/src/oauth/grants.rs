@@ -297,7 +297,7 @@ mod tests {
         let config =
             Arc::new(Config::validate(file, std::path::Path::new("gw.toml"), &env).unwrap());
         let now = crate::clock::now();
-        let (keys, _) = KeyRing::from_stored(&config.tokens, &[], 3600, now).unwrap();
+        let (keys, _) = KeyRing::from_stored(&config.start.tokens, &[], 3600, now).unwrap();
         let keys = Arc::new(keys);
         let verifier = Arc::new(AccessTokenVerifier::new(
             keys.clone(),

@@ -74,7 +74,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
                 "client_id": grant.client_id,
                 "sub": grant.user.sub,
                 "aud": grant.resource,
-                "iss": server.config.tokens.issuer,
+                "iss": server.config.start.tokens.issuer,
             }),
         ));
     }

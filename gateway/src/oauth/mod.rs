@@ -239,6 +239,7 @@ impl AuthServer {
                     config.server.public_url,
                     AsEndpoint::Callback.path()
                 ),
+                config.start.token_key,
             ),
             None => None,
         };

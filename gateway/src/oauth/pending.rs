@@ -59,7 +59,7 @@ pub fn client_redirect(server: &AuthServer, redirect_uri: &str, extra: &[(&str, 
         for (k, v) in extra {
             query.append_pair(k, v);
         }
-        query.append_pair("iss", &server.config.tokens.issuer);
+        query.append_pair("iss", &server.config.start.tokens.issuer);
     }
     url.to_string()
 }

@@ -30,7 +30,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     } else if let Ok(claims) = server.verifier.verify(token, now())
         && claims.client_id == client.client_id
     {
-        let until = claims.exp + server.config.tokens.clock_skew.as_secs();
+        let until = claims.exp + server.config.start.tokens.clock_skew.as_secs();
         server
             .verifier
             .revocations

@@ -313,7 +313,7 @@ pub async fn revoke_grant(server: &AuthServer, grant_id: &str) -> Result<(), OAu
     server.store.revoke_grant(grant_id).await?;
     let until = now()
         + server.config.auth.access_token_lifetime.as_secs()
-        + server.config.tokens.clock_skew.as_secs();
+        + server.config.start.tokens.clock_skew.as_secs();
     server.verifier.revocations.revoke(grant_id, until, now());
     Ok(())
 }
@@ -334,7 +334,7 @@ fn token_response(
         groups_truncated,
     } = grant.user.clone();
     let claims = AccessClaims {
-        iss: server.config.tokens.issuer.clone(),
+        iss: server.config.start.tokens.issuer.clone(),
         sub,
         aud: Audience::One(grant.resource.clone()),
         client_id: grant.client_id.clone(),

@@ -62,7 +62,7 @@ impl ProxyHttp for LiveGateway {
     fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
         modules
             .add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(0));
-        if self.generations.current().config().server.tls.is_some() {
+        if self.generations.current().config().start.listener.https {
             modules.add_module(Box::new(super::hsts::StrictTransport(
                 self.generations.clone(),
             )));

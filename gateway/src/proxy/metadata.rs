@@ -14,7 +14,7 @@ use crate::oauth::{AUTH_METHODS, GRANT_TYPES};
 pub fn protected_resource(config: &Config, route: &Route) -> Bytes {
     let mut doc = json!({
         "resource": route.resource,
-        "authorization_servers": [config.tokens.issuer],
+        "authorization_servers": [config.start.tokens.issuer],
         "bearer_methods_supported": ["header"],
         "resource_name": route.resource_name,
     });
@@ -31,7 +31,7 @@ pub fn authorization_server(config: &Config) -> Bytes {
     let scopes = config.supported_scopes();
     let base = &config.server.public_url;
     let mut doc = json!({
-        "issuer": config.tokens.issuer,
+        "issuer": config.start.tokens.issuer,
         "jwks_uri": format!("{base}{JWKS_PATH}"),
         "response_types_supported": ["code"],
         "scopes_supported": scopes,

@@ -102,7 +102,7 @@ mod tests {
             users = users.display().to_string()
         );
         std::fs::write(&path, config).unwrap();
-        let config = crate::config::load(&path).unwrap();
+        let (config, _) = crate::config::Config::starting(crate::config::load(&path).unwrap());
         let router = Router::new(&config);
         let own: Vec<&String> = router
             .exact

@@ -87,8 +87,8 @@ impl Gateway {
     ) -> Self {
         let signer = BackendSigner::new(
             keys.clone(),
-            config.tokens.issuer.clone(),
-            config.tokens.assertion_lifetime.as_secs(),
+            config.start.tokens.issuer.clone(),
+            config.start.tokens.assertion_lifetime.as_secs(),
         );
         let limits = &config.rate_limits;
         Self {

@@ -33,17 +33,20 @@ use crate::{oauth, proxy, store, tokens};
 
 /// Runs the gateway `config` describes until it is stopped or hands its sockets over; with
 /// `upgrade`, takes them over from the gateway running now.
-pub fn serve(config: Config, log_format: LogFormat, upgrade: bool) -> anyhow::Result<()> {
+pub fn serve(
+    config: Config,
+    clients: Vec<ClientSettings>,
+    log_format: LogFormat,
+    upgrade: bool,
+) -> anyhow::Result<()> {
     process::return_large_allocations();
     process::choose_tls_provider();
-    let telemetry = telemetry::init(log_format, config.telemetry.as_ref())?;
+    let telemetry = telemetry::init(log_format, config.start.telemetry.as_ref())?;
     match process::raise_open_files_limit() {
         Ok(limit) => tracing::debug!("open files limit: {limit}"),
         Err(error) => tracing::warn!("could not raise the open files limit: {error}"),
     }
-    let mut config = config;
     // The config's clients go to the store, their secrets hashed; the plain secrets do not stay.
-    let clients = std::mem::take(&mut config.clients);
     let (store, keys) = open_state(&config, &clients)?;
     drop(clients);
     let config = Arc::new(config);
@@ -125,12 +128,12 @@ fn open_state(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = store::open(&config.store).await?;
+        let store = store::open(&config.start.store).await?;
         // What a key signed lives at most this long: access tokens, and the backend tokens the
         // gateway mints (an hour at most).
         let lifetime = config.auth.access_token_lifetime.as_secs().max(3600)
-            + config.tokens.clock_skew.as_secs();
-        let (keys, created_at) = KeyRing::at_start(&config.tokens, store.as_ref(), lifetime)
+            + config.start.tokens.clock_skew.as_secs();
+        let (keys, created_at) = KeyRing::at_start(&config.start.tokens, store.as_ref(), lifetime)
             .await
             .context("loading the signing key")?;
         if let Some(created_at) = created_at {
@@ -145,12 +148,14 @@ fn open_state(
 /// a stop, and the socket an upgrade takes the listeners over from.
 fn pingora_server(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
     let conf = ServerConf {
-        threads: config.server.threads,
-        grace_period_seconds: Some(config.server.grace_period.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
+        threads: config.start.listener.threads,
+        grace_period_seconds: Some(config.start.listener.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(
+            config.start.listener.grace_period.as_secs().max(1),
+        ),
         upgrade_sock: upgrade_socket::resolve(
-            config.server.upgrade_socket.as_deref(),
-            config.server.listen.port(),
+            config.start.listener.upgrade_socket.as_deref(),
+            config.start.listener.listen.port(),
         )?
         .display()
         .to_string(),
@@ -167,7 +172,7 @@ fn pingora_server(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
 
 /// The audit trail, when the config asks for one: its file, or stdout.
 fn open_audit(config: &Config) -> anyhow::Result<Option<Arc<AuditLog>>> {
-    let Some(file) = &config.audit else {
+    let Some(file) = &config.start.audit else {
         return Ok(None);
     };
     let audit = AuditLog::open(file.as_deref()).map_err(|e| {
@@ -206,7 +211,7 @@ fn add_background(
     };
     server.add_service(background_service(
         "TCP_DEFER_ACCEPT",
-        defer_accept::DeferAccept(config.server.listen),
+        defer_accept::DeferAccept(config.start.listener.listen),
     ));
     Ok(certificate)
 }
@@ -214,15 +219,13 @@ fn add_background(
 /// A supervisor service per `command` route; their flags say whether each backend process runs.
 fn add_supervisors(server: &mut Server, config: &Config) -> Vec<Arc<AtomicBool>> {
     let mut supervised = Vec::new();
-    for route in &config.routes {
-        if let Some(command) = &route.command {
-            let supervisor = supervise::Supervisor::new(route.path.clone(), command.clone());
-            supervised.push(supervisor.running_flag());
-            server.add_service(background_service(
-                &format!("command for {}", route.path),
-                supervisor,
-            ));
-        }
+    for (path, command) in &config.start.commands {
+        let supervisor = supervise::Supervisor::new(path.clone(), command.clone());
+        supervised.push(supervisor.running_flag());
+        server.add_service(background_service(
+            &format!("command for {path}"),
+            supervisor,
+        ));
     }
     supervised
 }
@@ -238,8 +241,8 @@ fn data_plane(
     let keys = Arc::new(keys);
     let verifier = Arc::new(tokens::access::AccessTokenVerifier::new(
         keys.clone(),
-        config.tokens.issuer.clone(),
-        config.tokens.clock_skew.as_secs(),
+        config.start.tokens.issuer.clone(),
+        config.start.tokens.clock_skew.as_secs(),
     ));
     let auth = config.auth.provider.is_some().then(|| {
         Arc::new(oauth::AuthServer::new(
@@ -274,7 +277,7 @@ fn add_listeners(
     let mut options = pingora::apps::HttpServerOptions::default();
     // An HTTP/2 connection with no request open is closed after this (HTTP/1.1's keep-alive
     // has Pingora's own 60 s).
-    options.h2_idle_timeout = Some(config.server.http2_idle_timeout);
+    options.h2_idle_timeout = Some(config.start.listener.http2_idle_timeout);
     http.server_options = Some(options);
     let mut proxy = pingora::services::listening::Service::new(
         "mcp-auth-gateway".to_owned(),
@@ -287,14 +290,14 @@ fn add_listeners(
     // No read buffer in front of client connections: Pingora's default one is 64 KiB, zero-filled
     // on accept, so each idle SSE stream held 64 KiB of RSS, while the HTTP/1 session reads into
     // its own header and body buffers anyway.
-    let mut listener = ListenerConfig::tcp(config.server.listen.to_string())
+    let mut listener = ListenerConfig::tcp(config.start.listener.listen.to_string())
         .l4_buffer(L4BufferSettings::default().read(0));
     if let Some(certificate) = certificate {
         listener = listener.tls(certificate.listener_settings()?);
     }
     proxy.add_listener(listener);
     server.add_service(proxy);
-    if let Some(addr) = config.server.metrics_listen {
+    if let Some(addr) = config.start.listener.metrics_listen {
         let mut prometheus = pingora_prometheus::prometheus_http_service();
         prometheus.add_tcp(&addr.to_string());
         server.add_service(prometheus);

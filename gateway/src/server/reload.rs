@@ -54,19 +54,24 @@ enum Refusal {
 impl Reloader {
     /// Reads the config again and, if it is good, serves it: what only a restart changes is returned.
     async fn reload(&self) -> Result<Vec<&'static str>, Refusal> {
-        let mut next = config::load(&self.path)?;
+        let next = config::load(&self.path)?;
         let current = self.generations.current();
         let running = current.config();
-        if next.server.public_url != running.server.public_url {
+        if next.live.server.public_url != running.server.public_url {
             return Err(Refusal::PublicUrl(
                 running.server.public_url.clone(),
-                next.server.public_url.clone(),
+                next.live.server.public_url.clone(),
             ));
         }
-        let kept = keep_what_needs_a_restart(&mut next, running);
+        // The next live part, under the start part in force; what the file would start otherwise
+        // is named.
+        let config::Reloaded {
+            config: next,
+            clients,
+            restart: kept,
+        } = running.reloaded(next)?;
         let changed_users = users_changed(running, &next);
         // The plain secrets of the config's clients go to the store hashed, and go no further.
-        let clients = std::mem::take(&mut next.clients);
         crate::oauth::sync_config_clients(self.store.as_ref(), &clients).await?;
         drop(clients);
         if let (Some(certificate), Some(files)) = (&self.certificate, &next.server.tls) {
@@ -129,79 +134,6 @@ fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
     files.iter().map(|f| stamp(f)).collect()
 }
 
-/// Puts the running values back into `next` where only a restart changes them, and names those
-/// that differed.
-fn keep_what_needs_a_restart(next: &mut Config, running: &Config) -> Vec<&'static str> {
-    let mut kept = Vec::new();
-    let mut keep = |name: &'static str, differs: bool| {
-        if differs {
-            kept.push(name);
-        }
-    };
-    let (new, old) = (&mut next.server, &running.server);
-    keep("server.listen", new.listen != old.listen);
-    new.listen = old.listen;
-    keep("server.threads", new.threads != old.threads);
-    new.threads = old.threads;
-    keep("server.grace_period", new.grace_period != old.grace_period);
-    new.grace_period = old.grace_period;
-    keep("metrics.listen", new.metrics_listen != old.metrics_listen);
-    new.metrics_listen = old.metrics_listen;
-    keep(
-        "limits.http2_idle_timeout",
-        new.http2_idle_timeout != old.http2_idle_timeout,
-    );
-    new.http2_idle_timeout = old.http2_idle_timeout;
-    keep(
-        "server.upgrade_socket",
-        new.upgrade_socket != old.upgrade_socket,
-    );
-    new.upgrade_socket = old.upgrade_socket.clone();
-    // The certificate files may change; HTTPS cannot be turned on or off.
-    if new.tls.is_some() != old.tls.is_some() {
-        keep("server.tls", true);
-        new.tls = old.tls.clone();
-    }
-    keep("store", next.store != running.store);
-    next.store = running.store.clone();
-    keep("tokens", next.tokens != running.tokens);
-    next.tokens = running.tokens.clone();
-    keep("audit", next.audit != running.audit);
-    next.audit = running.audit.clone();
-    keep("telemetry", next.telemetry != running.telemetry);
-    next.telemetry = running.telemetry.clone();
-    // The key the provider's tokens are sealed with: those in the store were sealed with this one.
-    if let (Some(key), Some(running_key)) = (
-        token_key(next.auth.provider.as_mut()),
-        running.auth.provider.as_ref().and_then(running_token_key),
-    ) {
-        keep("store.token_key_env", *key != running_key);
-        *key = running_key;
-    }
-    // The supervised commands run as they started: a route keeps its running one, if any.
-    let mut commands_differ = false;
-    for route in &mut next.routes {
-        let running_command = running
-            .routes
-            .iter()
-            .find(|r| r.path == route.path)
-            .and_then(|r| r.command.clone());
-        commands_differ |= route.command != running_command;
-        route.command = running_command;
-    }
-    let running_commands = running
-        .routes
-        .iter()
-        .filter(|r| r.command.is_some())
-        .count();
-    let kept_commands = next.routes.iter().filter(|r| r.command.is_some()).count();
-    keep(
-        "routes.command",
-        commands_differ || kept_commands != running_commands,
-    );
-    kept
-}
-
 /// The users of the running users file whom the next one removes, or gives other groups or another
 /// email: what they hold was granted on what is no longer so.
 fn users_changed(running: &Config, next: &Config) -> Vec<String> {
@@ -219,23 +151,6 @@ fn users_changed(running: &Config, next: &Config) -> Vec<String> {
         })
         .map(|old| old.username.clone())
         .collect()
-}
-
-/// The key a GitHub or OIDC provider seals its tokens with.
-fn token_key(provider: Option<&mut Provider>) -> Option<&mut [u8; 32]> {
-    match provider? {
-        Provider::GitHub(github) => Some(&mut github.token_key),
-        Provider::Oidc(oidc) => Some(&mut oidc.token_key),
-        Provider::Local { .. } => None,
-    }
-}
-
-fn running_token_key(provider: &Provider) -> Option<[u8; 32]> {
-    match provider {
-        Provider::GitHub(github) => Some(github.token_key),
-        Provider::Oidc(oidc) => Some(oidc.token_key),
-        Provider::Local { .. } => None,
-    }
 }
 
 #[async_trait]

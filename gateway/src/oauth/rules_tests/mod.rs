@@ -57,14 +57,16 @@ impl Harness {
             ),
         )
         .unwrap();
-        let config = Arc::new(crate::config::load(&config_path).unwrap());
+        let (config, _) =
+            crate::config::Config::starting(crate::config::load(&config_path).unwrap());
+        let config = Arc::new(config);
         let now = crate::clock::now();
-        let (keys, _) = KeyRing::from_stored(&config.tokens, &[], 3600, now).unwrap();
+        let (keys, _) = KeyRing::from_stored(&config.start.tokens, &[], 3600, now).unwrap();
         let keys = Arc::new(keys);
         let verifier = Arc::new(AccessTokenVerifier::new(
             keys.clone(),
-            config.tokens.issuer.clone(),
-            config.tokens.clock_skew.as_secs(),
+            config.start.tokens.issuer.clone(),
+            config.start.tokens.clock_skew.as_secs(),
         ));
         let store = Arc::new(MemoryStore::default());
         Self {
