@@ -83,28 +83,25 @@ impl Config {
 
     /// The config after a reload to `next`: its live part, under the start part in force, with the
     /// clients to write to the store and what `next` would start otherwise, which needs a restart.
-    /// Refused when its identity provider needs a key to seal tokens that the process lacks.
-    pub fn reloaded(&self, next: Loaded) -> Result<Reloaded, ConfigError> {
-        let needs_key = matches!(
-            next.live.auth.provider,
-            Some(super::Provider::GitHub(_) | super::Provider::Oidc(_))
-        );
-        if needs_key && self.start.token_key.is_none() {
-            return Err(ConfigError::new(
-                &next.live.source,
-                Some("store.token_key_env"),
-                "GitHub and OpenID Connect keep their tokens sealed under it, and the running gateway \
-                 started without one: a restart sets it",
-            ));
-        }
-        Ok(Reloaded {
-            restart: self.start.differences(&next.start),
+    pub fn reloaded(&self, next: Loaded) -> Reloaded {
+        let restart = self.start.differences(&next.start);
+        // The one exception: a key to seal the identity provider's tokens, first set by this
+        // reload (say, from the local provider to GitHub), has sealed nothing yet and is taken.
+        let start = match (self.start.token_key, next.start.token_key) {
+            (None, Some(key)) => Arc::new(Start {
+                token_key: Some(key),
+                ..(*self.start).clone()
+            }),
+            _ => self.start.clone(),
+        };
+        Reloaded {
+            restart,
             config: Config {
-                start: self.start.clone(),
+                start,
                 live: next.live,
             },
             clients: next.clients,
-        })
+        }
     }
 
     /// The authorization server metadata paths: the root form, and the path-inserted form when the

@@ -63,7 +63,13 @@ impl Start {
             ("server.tls", now.https != then.https),
             ("store", self.store != next.store),
             ("tokens", self.tokens != next.tokens),
-            ("store.token_key_env", self.token_key != next.token_key),
+            // Another key: those in the store were sealed with this one. A key first set now has
+            // sealed nothing yet, and is taken ([`super::Config::reloaded`]); none, with a provider
+            // that keeps no tokens, needs none.
+            (
+                "store.token_key_env",
+                matches!((self.token_key, next.token_key), (Some(now), Some(then)) if now != then),
+            ),
             ("audit", self.audit != next.audit),
             ("telemetry", self.telemetry != next.telemetry),
             ("routes.command", self.commands != next.commands),
@@ -93,9 +99,11 @@ mod tests {
 
     fn loaded(text: &str) -> Loaded {
         let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+        let other = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32]);
         let env = |name: &str| match name {
             "SECRET" => Some("s".to_owned()),
             "KEY" => Some(key.clone()),
+            "OTHER_KEY" => Some(other.clone()),
             _ => None,
         };
         Loaded::validate(FileConfig::parse(text).unwrap(), Path::new("gw.toml"), &env).unwrap()
@@ -115,7 +123,7 @@ mod tests {
             + ROUTE
             + "[[routes]]\npath = \"/other\"\nupstream = \"http://127.0.0.1:9001/mcp\"\n\
                command = { program = \"mcp-backend\" }\n";
-        let reloaded = running.reloaded(loaded(&next)).unwrap();
+        let reloaded = running.reloaded(loaded(&next));
         assert_eq!(
             reloaded.restart,
             ["server.listen", "server.threads", "store", "routes.command"]
@@ -131,34 +139,26 @@ mod tests {
             .collect();
         assert_eq!(paths, ["/mcp", "/other"]);
         // The same file again changes nothing that needs a restart.
-        let again = running
-            .reloaded(loaded(&(server("127.0.0.1:8080", 2) + ROUTE)))
-            .unwrap();
+        let again = running.reloaded(loaded(&(server("127.0.0.1:8080", 2) + ROUTE)));
         assert!(again.restart.is_empty(), "{:?}", again.restart);
     }
 
     #[test]
-    fn a_reload_to_a_provider_whose_tokens_need_a_key_the_process_lacks_is_refused() {
+    fn a_key_to_seal_tokens_is_taken_when_first_set_and_kept_once_set() {
         let (running, _) = Config::starting(loaded(&(server("127.0.0.1:8080", 2) + ROUTE)));
         assert!(running.start.token_key.is_none());
-        let github = server("127.0.0.1:8080", 2)
-            + "[provider]\nkind = \"github\"\nclient_id = \"id\"\nclient_secret_env = \"SECRET\"\n\
-               [store]\ntoken_key_env = \"KEY\"\n"
-            + ROUTE;
-        let error = running.reloaded(loaded(&github)).err().expect("refused");
-        assert!(
-            error.to_string().contains("`store.token_key_env`: "),
-            "{error}"
-        );
-        // Started with it, the same file reloads.
-        let (started, _) = Config::starting(loaded(&github));
-        assert!(started.start.token_key.is_some());
-        assert!(
-            started
-                .reloaded(loaded(&github))
-                .unwrap()
-                .restart
-                .is_empty()
-        );
+        let github = |key_env: &str| {
+            server("127.0.0.1:8080", 2)
+                + "[provider]\nkind = \"github\"\nclient_id = \"id\"\nclient_secret_env = \"SECRET\"\n"
+                + &format!("[store]\ntoken_key_env = \"{key_env}\"\n")
+                + ROUTE
+        };
+        let reloaded = running.reloaded(loaded(&github("KEY")));
+        assert!(reloaded.restart.is_empty(), "{:?}", reloaded.restart);
+        assert_eq!(reloaded.config.start.token_key, Some([7u8; 32]));
+        // Once set, another key is named and the one the store's tokens were sealed with stays.
+        let again = reloaded.config.reloaded(loaded(&github("OTHER_KEY")));
+        assert_eq!(again.restart, ["store.token_key_env"]);
+        assert_eq!(again.config.start.token_key, Some([7u8; 32]));
     }
 }

@@ -112,7 +112,9 @@ impl IdentityProvider {
                 Kind::Oidc(Oidc::new(settings.clone(), http, callback.to_owned()))
             }
         };
-        let key = token_key.expect("the config requires store.token_key_env of GitHub and OIDC");
+        // The config requires one of GitHub and OIDC, and a reload takes the first one set.
+        let key =
+            token_key.expect("store.token_key_env, which the config requires of GitHub and OIDC");
         Some(Self {
             kind,
             cipher: Aes256Gcm::new_from_slice(&key).expect("a 32-byte key"),

@@ -69,7 +69,7 @@ impl Reloader {
             config: next,
             clients,
             restart: kept,
-        } = running.reloaded(next)?;
+        } = running.reloaded(next);
         let changed_users = users_changed(running, &next);
         // The plain secrets of the config's clients go to the store hashed, and go no further.
         crate::oauth::sync_config_clients(self.store.as_ref(), &clients).await?;
