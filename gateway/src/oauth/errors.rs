@@ -30,6 +30,9 @@ pub enum OAuthError {
     TemporarilyUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The signing key would not sign a token.
+    #[error("signing a token: {0}")]
+    Signing(#[from] gateway_assertion::KeyError),
     /// A page, already rendered (for the browser endpoints).
     #[error("a page")]
     Page(Box<Response>),
@@ -40,7 +43,7 @@ impl OAuthError {
         OAuthError::InvalidRequest("invalid_request", description.into())
     }
 
-    /// The OAuth error code ("server_error" for a failed store, and a page).
+    /// The OAuth error code ("server_error" for a failed store or key, and a page).
     pub fn code(&self) -> &'static str {
         match self {
             OAuthError::InvalidRequest(code, _) => code,
@@ -54,7 +57,7 @@ impl OAuthError {
             OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
             OAuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             OAuthError::Store(error) if error.is_unreachable() => "temporarily_unavailable",
-            OAuthError::Store(_) | OAuthError::Page(_) => "server_error",
+            OAuthError::Store(_) | OAuthError::Signing(_) | OAuthError::Page(_) => "server_error",
         }
     }
 
@@ -76,6 +79,10 @@ impl OAuthError {
                 tracing::error!(%error, "the store failed");
                 500
             }
+            OAuthError::Signing(error) => {
+                tracing::error!(%error, "the signing key failed");
+                500
+            }
             _ => 400,
         };
         let description = match &self {
@@ -85,7 +92,9 @@ impl OAuthError {
             OAuthError::TemporarilyUnavailable(_) => {
                 "The identity provider cannot be asked now; try again shortly".to_owned()
             }
-            OAuthError::Store(_) => "The server could not complete the request".to_owned(),
+            OAuthError::Store(_) | OAuthError::Signing(_) => {
+                "The server could not complete the request".to_owned()
+            }
             other => other.to_string(),
         };
         let response = Response::json(status, &json_error(self.code(), &description));

@@ -147,13 +147,11 @@ impl AuthServer {
     /// Ends every grant in force of the users whose subjects are `subs` (a reload took them out of
     /// the users file, or changed what it says of them): their tokens are refused from now on and
     /// their streams end. How many it ended.
-    pub async fn end_grants_of(&self, subs: &[String]) -> Result<usize, crate::store::StoreError> {
+    pub async fn end_grants_of(&self, subs: &[String]) -> Result<usize, super::OAuthError> {
         let mut ended = 0;
         for grant in self.store.grants().await? {
             if !grant.revoked && subs.contains(&grant.user.sub) {
-                super::token::revoke_grant(self, &grant.grant_id)
-                    .await
-                    .map_err(|e| crate::store::StoreError::new(e.to_string()))?;
+                super::token::revoke_grant(self, &grant.grant_id).await?;
                 ended += 1;
             }
         }

@@ -28,7 +28,7 @@ mod rules_tests;
 mod scope;
 mod token;
 
-pub(crate) use errors::json_error;
+pub(crate) use errors::{OAuthError, json_error};
 pub(crate) use register::{AUTH_METHODS, GRANT_TYPES};
 
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ use crate::config::Config;
 use crate::config::Provider;
 use crate::idp::IdentityProvider;
 use crate::idp::local::LocalUsers;
-use crate::oauth::errors::OAuthError;
+
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::telemetry::metrics::auth::AUTH;

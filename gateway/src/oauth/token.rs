@@ -349,8 +349,7 @@ fn token_response(
         groups_truncated,
         gid: Some(grant.grant_id.clone()),
     };
-    let access = mint(&server.keys, &claims)
-        .map_err(|e| OAuthError::Store(crate::store::StoreError::new(e.to_string())))?;
+    let access = mint(&server.keys, &claims)?;
     let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",

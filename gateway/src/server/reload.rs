@@ -49,6 +49,8 @@ enum Refusal {
         "writing the config's clients to the store (those before the failure are written): {0}"
     )]
     Store(#[from] crate::store::StoreError),
+    #[error("ending the grants of users the users file removed or changed: {0}")]
+    Grants(#[from] crate::oauth::OAuthError),
 }
 
 impl Reloader {

@@ -17,45 +17,58 @@ use async_trait::async_trait;
 
 pub(crate) use records::{ClientRecord, CodeRecord, GrantRecord, PendingAuthorization, StoredKey};
 
-/// A store failure: an I/O or database error, a record that no longer parses, or a shared store
-/// that cannot be reached (which clients are told to retry).
+/// A store failure, with what caused it kept as it came: the database's or Redis's own error, a
+/// record that no longer parses, a file that cannot be made. A shared store that cannot be reached
+/// is [`StoreError::is_unreachable`], which clients are told to retry.
 #[derive(Debug, thiserror::Error)]
-#[error("store: {message}")]
-pub struct StoreError {
-    message: String,
-    unreachable: bool,
+pub enum StoreError {
+    #[error("store: SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: Redis: {error}")]
+    Redis {
+        error: ::redis::RedisError,
+        /// Not reached, or no answer in time: the same request may work later.
+        unreachable: bool,
+    },
+    #[error("store: a record does not parse: {0}")]
+    Record(#[from] serde_json::Error),
+    #[error("store: cannot create {}: {error}", dir.display())]
+    Directory {
+        dir: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "store: the database has schema version {found}, newer than this gateway knows ({known})"
+    )]
+    NewerSchema { found: usize, known: usize },
+    /// The task that ran a SQLite step on the blocking pool did not finish it.
+    #[error("store: the store's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("store: the connection lock is poisoned")]
+    Poisoned,
+    /// The store could not be opened at start, and why.
+    #[error("opening the store {}", path.display())]
+    Opening {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("connecting to Redis at {url}")]
+    Connecting {
+        url: String,
+        #[source]
+        source: Box<StoreError>,
+    },
 }
 
 impl StoreError {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            unreachable: false,
-        }
-    }
-
     /// The store could not be reached (or did not answer in time); the same request may work later.
-    pub fn unreachable(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            unreachable: true,
-        }
-    }
-
     pub fn is_unreachable(&self) -> bool {
-        self.unreachable
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::new(e.to_string())
-    }
-}
-
-impl From<serde_json::Error> for StoreError {
-    fn from(e: serde_json::Error) -> Self {
-        StoreError::new(format!("a record does not parse: {e}"))
+        match self {
+            StoreError::Redis { unreachable, .. } => *unreachable,
+            StoreError::Connecting { source, .. } => source.is_unreachable(),
+            _ => false,
+        }
     }
 }
 
@@ -247,18 +260,19 @@ pub async fn open(
     use std::sync::Arc;
     let (store, system): (Arc<dyn Store>, _) = match settings {
         StoreSettings::Sqlite(path) => {
-            let store = sqlite::SqliteStore::open(path).map_err(|e| {
-                StoreError::new(format!("opening the store {}: {e}", path.display()))
+            let store = sqlite::SqliteStore::open(path).map_err(|source| StoreError::Opening {
+                path: path.clone(),
+                source: Box::new(source),
             })?;
             (Arc::new(store), "sqlite")
         }
         StoreSettings::Memory => (Arc::new(memory::MemoryStore::default()), "memory"),
         StoreSettings::Redis(redis) => {
-            let store = redis::RedisStore::connect(redis).await.map_err(|e| {
-                StoreError::new(format!(
-                    "connecting to Redis at {}: {e}",
-                    redis.printable_url()
-                ))
+            let store = redis::RedisStore::connect(redis).await.map_err(|source| {
+                StoreError::Connecting {
+                    url: redis.printable_url(),
+                    source: Box::new(source),
+                }
             })?;
             (Arc::new(store), "redis")
         }

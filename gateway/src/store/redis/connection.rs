@@ -15,17 +15,15 @@ use crate::store::{StoreError, StoreResult};
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
-        let message = format!("Redis: {e}");
         let unreachable = e.is_io_error()
             || e.is_timeout()
             || e.is_connection_refusal()
             || e.is_connection_dropped()
             || e.is_unrecoverable_error()
             || e.is_cluster_error();
-        if unreachable {
-            StoreError::unreachable(message)
-        } else {
-            StoreError::new(message)
+        StoreError::Redis {
+            error: e,
+            unreachable,
         }
     }
 }
@@ -90,7 +88,7 @@ impl RedisStore {
         RUNTIME
             .spawn(async move { Self::connect_here(&settings).await })
             .await
-            .map_err(|e| StoreError::new(format!("connecting to Redis: {e}")))?
+            .map_err(StoreError::Task)?
     }
 
     async fn connect_here(settings: &RedisSettings) -> StoreResult<Self> {

@@ -17,8 +17,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, and brings its schema up to date.
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::new(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|error| StoreError::Directory {
+                dir: dir.to_owned(),
+                error,
+            })?;
         }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -40,12 +42,9 @@ impl SqliteStore {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn
-                .lock()
-                .map_err(|_| StoreError::new("the connection lock is poisoned"))?;
+            let mut conn = conn.lock().map_err(|_| StoreError::Poisoned)?;
             f(&mut conn)
         })
-        .await
-        .map_err(|e| StoreError::new(format!("the store's task failed: {e}")))?
+        .await?
     }
 }

@@ -45,10 +45,10 @@ const MIGRATIONS: &[&str] = &[
 pub fn migrate(conn: &Connection) -> StoreResult<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version > MIGRATIONS.len() {
-        return Err(StoreError::new(format!(
-            "the database has schema version {version}, newer than this gateway knows ({})",
-            MIGRATIONS.len()
-        )));
+        return Err(StoreError::NewerSchema {
+            found: version,
+            known: MIGRATIONS.len(),
+        });
     }
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         conn.execute_batch(&format!(
