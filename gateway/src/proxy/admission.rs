@@ -9,6 +9,7 @@ use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 use super::bearer::{self, BearerError};
+use super::body_limit;
 use super::cors;
 use super::ctx::RequestCtx;
 use super::respond::{self, Headers, json_error};
@@ -25,6 +26,8 @@ pub struct Admitted {
     pub caller: Arc<AccessClaims>,
     /// The allowed browser origin it came from.
     pub cors_origin: Option<String>,
+    /// The length its body declares ([`super::body_limit`]), within the limit.
+    pub declared_length: Option<u64>,
     /// Where it stands in its session, if it has one.
     pub place: SessionPlace,
 }
@@ -91,12 +94,9 @@ pub async fn admit(
         )));
     }
     let cors = || cors::route_headers(cors_origin.as_deref());
-    let declared_length = header
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared_length.is_some_and(|len| len > config.server.max_request_body_bytes) {
+    let declared_length = body_limit::declared_length(&header.headers);
+    let max = config.server.max_request_body_bytes;
+    if declared_length.is_some_and(|len| body_limit::exceeds(len, max)) {
         return Err(Refusal::BodyTooLarge { cors: cors() });
     }
     let caller = bearer::check(
@@ -126,6 +126,7 @@ pub async fn admit(
     Ok(Admitted {
         caller,
         cors_origin,
+        declared_length,
         place,
     })
 }
@@ -210,6 +211,7 @@ impl Admitted {
     pub fn record(self, ctx: &mut RequestCtx) {
         ctx.caller = Some(self.caller);
         ctx.cors_origin = self.cors_origin;
+        ctx.declared_length = self.declared_length;
         ctx.opening_stream = self.place.opening_stream;
         ctx.after_stream = self.place.after_stream;
         ctx.ending_session = self.place.ending_session;
@@ -258,10 +260,7 @@ impl Refusal {
                 let body = json_error("forbidden", "A requested header is not allowed");
                 respond::json(session, 403, &body, &[]).await
             }
-            Refusal::BodyTooLarge { cors } => {
-                let body = json_error("payload_too_large", "The request body is too large");
-                respond::json(session, 413, &body, &cors).await
-            }
+            Refusal::BodyTooLarge { cors } => body_limit::refuse(session, &cors).await,
             Refusal::Bearer { error, mut cors } => {
                 cors.push(("www-authenticate", error.challenge(route)));
                 respond::json(session, error.status(), &error.body(), &cors).await

@@ -77,10 +77,7 @@ pub async fn serve(
     let left = body_deadline.saturating_duration_since(Instant::now());
     let body = match pingora_timeout::fast_timeout::fast_timeout(left, read).await {
         Ok(Ok(Some(body))) => body,
-        Ok(Ok(None)) => {
-            let error = json_error("payload_too_large", "The request body is too large");
-            return respond::json(session, 413, &error, &cors).await;
-        }
+        Ok(Ok(None)) => return super::body_limit::refuse(session, &cors).await,
         Ok(Err(error)) => return Err(error),
         Err(_) => {
             let error = json_error("request_timeout", "The request body did not arrive in time");

@@ -36,6 +36,8 @@ pub struct RequestCtx {
     /// The allowed browser origin to answer with CORS headers.
     pub cors_origin: Option<String>,
     pub peek: McpPeek,
+    /// The length the body declares, read once at admission ([`super::body_limit`]).
+    pub declared_length: Option<u64>,
     pub body_bytes: u64,
     /// The body was read whole before forwarding ([`super::inspect`]): counted and peeked at.
     pub body_read: bool,
@@ -77,6 +79,7 @@ impl RequestCtx {
             credentials: None,
             cors_origin: None,
             peek: McpPeek::default(),
+            declared_length: None,
             body_bytes: 0,
             body_read: false,
             audit: Vec::new(),

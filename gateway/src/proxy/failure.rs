@@ -31,7 +31,7 @@ pub async fn answer(
                 "gateway_timeout",
                 "The MCP server behind the gateway did not answer in time",
             ),
-            413 => ("payload_too_large", "The request body is too large"),
+            413 => (super::body_limit::ERROR, super::body_limit::DESCRIPTION),
             408 => ("request_timeout", "The request body did not arrive in time"),
             400 => ("bad_request", "The request could not be read"),
             _ => ("internal_error", "The gateway failed to handle the request"),

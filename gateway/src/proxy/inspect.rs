@@ -94,12 +94,8 @@ pub async fn inspect(
     }
     let limit = MAX_INSPECTED
         .min(usize::try_from(gateway.config.server.max_request_body_bytes).unwrap_or(usize::MAX));
-    let declared = header
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) || (declared.is_none() && policy.is_none()) {
+    let declared = ctx.declared_length;
+    if declared.is_some_and(|len| len > limit as u64) || (declared.is_none() && policy.is_none()) {
         // Without a policy, headers are checked only on a body that can be held.
         return Ok(policy.map(|_| Refusal::TooLarge));
     }

@@ -21,6 +21,7 @@
 mod admission;
 mod auth_endpoints;
 mod bearer;
+mod body_limit;
 mod client_address;
 mod concurrency;
 mod connections;
@@ -258,7 +259,8 @@ impl Gateway {
         }
         if let Some(chunk) = body {
             ctx.body_bytes += chunk.len() as u64;
-            if ctx.body_bytes > self.config.server.max_request_body_bytes {
+            if body_limit::exceeds(ctx.body_bytes, self.config.server.max_request_body_bytes) {
+                // Answered by `fail_to_proxy`, as `body_limit` writes every 413.
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),
                     "the request body is too large",
