@@ -154,7 +154,11 @@ impl Config {
 }
 
 /// A route: its backend, resource and scopes, its policy, its command.
-fn describe_route(route: &super::Route, default: bool, command: Option<&super::Command>) -> String {
+fn describe_route(
+    route: &super::Route,
+    default: bool,
+    command: Option<&super::BackendCommand>,
+) -> String {
     let mut out = String::new();
     out += &format!(
         "route {} -> {}{}\n  resource {}\n  metadata {}\n  scopes required [{}] of [{}]; credentials {:?}, backend audience {}\n",

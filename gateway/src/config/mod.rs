@@ -35,7 +35,7 @@ pub(crate) use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};
 pub(crate) use redirects::PrivateUseSchemes;
 #[cfg(test)]
 pub(crate) use routes::is_reserved;
-pub(crate) use routes::{Command, Credentials, Route};
+pub(crate) use routes::{BackendCommand, Credentials, Route};
 pub(crate) use runtime::{Config, Loaded, Reloaded};
 pub(crate) use server::{ClientAddressHeader, TrustedProxies};
 pub(crate) use store::{RedisSettings, RedisTls, StoreSettings};

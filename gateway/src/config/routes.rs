@@ -50,7 +50,7 @@ pub struct Backend {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
+pub struct BackendCommand {
     pub program: String,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
@@ -62,7 +62,7 @@ pub struct Command {
 pub(super) struct Routes {
     pub routes: Vec<Route>,
     pub default_route: usize,
-    pub commands: Vec<(String, Command)>,
+    pub commands: Vec<(String, BackendCommand)>,
 }
 
 /// Every route, and the index of the one whose metadata is also at the root well-known URL.
@@ -135,7 +135,7 @@ fn validate_route(
     public_url: &str,
     errors: &Errors,
     at: &str,
-) -> Result<(Route, Option<Command>), ConfigError> {
+) -> Result<(Route, Option<BackendCommand>), ConfigError> {
     let key = |k: &str| format!("{at}.{k}");
     let path = route_path(&route.path).map_err(|reason| errors.at(&key("path"), reason))?;
     let backend = backend(route, errors, at)?;
@@ -302,11 +302,11 @@ fn validate_command(
     command: &CommandFile,
     errors: &Errors,
     at: &str,
-) -> Result<Command, ConfigError> {
+) -> Result<BackendCommand, ConfigError> {
     if command.program.trim().is_empty() {
         return Err(errors.at(&format!("{at}.program"), "must not be empty"));
     }
-    Ok(Command {
+    Ok(BackendCommand {
         program: command.program.clone(),
         args: command.args.clone(),
         env: command.env.clone(),

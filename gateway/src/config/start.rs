@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::routes::Command;
+use super::routes::BackendCommand;
 use super::server::Listener;
 use super::store::StoreSettings;
 use super::telemetry::TelemetrySettings;
@@ -24,7 +24,7 @@ pub struct Start {
     /// Where traces go, if anywhere.
     pub telemetry: Option<TelemetrySettings>,
     /// The MCP server each `command` route starts, by the route's path, in the routes' order.
-    pub commands: Vec<(String, Command)>,
+    pub commands: Vec<(String, BackendCommand)>,
 }
 
 impl std::fmt::Debug for Start {
@@ -80,7 +80,7 @@ impl Start {
     }
 
     /// The command `route` starts, if it is a `command` route.
-    pub fn command(&self, route: &str) -> Option<&Command> {
+    pub fn command(&self, route: &str) -> Option<&BackendCommand> {
         self.commands
             .iter()
             .find(|(path, _)| path == route)

@@ -84,11 +84,12 @@ pub enum IdpError {
 
 /// A GitHub or OIDC provider, and the key its tokens are sealed with.
 pub struct IdentityProvider {
-    kind: Kind,
+    protocol: Protocol,
     cipher: Aes256Gcm,
 }
 
-enum Kind {
+/// Which protocol the provider speaks: GitHub's own OAuth and API, or OpenID Connect.
+enum Protocol {
     GitHub(GitHub),
     Oidc(Oidc),
 }
@@ -103,20 +104,20 @@ impl IdentityProvider {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client");
-        let kind = match provider {
+        let protocol = match provider {
             Provider::Local { .. } => return None,
             Provider::GitHub(settings) => {
-                Kind::GitHub(GitHub::new(settings.clone(), http, callback.to_owned()))
+                Protocol::GitHub(GitHub::new(settings.clone(), http, callback.to_owned()))
             }
             Provider::Oidc(settings) => {
-                Kind::Oidc(Oidc::new(settings.clone(), http, callback.to_owned()))
+                Protocol::Oidc(Oidc::new(settings.clone(), http, callback.to_owned()))
             }
         };
         // The config requires one of GitHub and OIDC, and a reload takes the first one set.
         let key =
             token_key.expect("store.token_key_env, which the config requires of GitHub and OIDC");
         Some(Self {
-            kind,
+            protocol,
             cipher: Aes256Gcm::new_from_slice(&key).expect("a 32-byte key"),
         })
     }
@@ -129,9 +130,9 @@ impl IdentityProvider {
         nonce: &str,
         resource: &str,
     ) -> Result<String, IdpError> {
-        match &self.kind {
-            Kind::GitHub(github) => github.authorize_url(state, verifier),
-            Kind::Oidc(oidc) => {
+        match &self.protocol {
+            Protocol::GitHub(github) => github.authorize_url(state, verifier),
+            Protocol::Oidc(oidc) => {
                 let url = oidc.authorize_url(state, verifier, nonce, resource);
                 timed("oidc", "authorize_url", url).await
             }
@@ -140,9 +141,9 @@ impl IdentityProvider {
 
     /// The origin of the provider's sign-in page, which the consent form leads to.
     pub async fn authorize_origin(&self) -> Option<String> {
-        match &self.kind {
-            Kind::GitHub(github) => github.authorize_origin(),
-            Kind::Oidc(oidc) => oidc.authorize_origin().await,
+        match &self.protocol {
+            Protocol::GitHub(github) => github.authorize_origin(),
+            Protocol::Oidc(oidc) => oidc.authorize_origin().await,
         }
     }
 
@@ -155,13 +156,13 @@ impl IdentityProvider {
         now: u64,
     ) -> Result<(ProviderTokens, UserIdentity), IdpError> {
         let signed_in = async {
-            match &self.kind {
-                Kind::GitHub(github) => {
+            match &self.protocol {
+                Protocol::GitHub(github) => {
                     let tokens = github.exchange(code, verifier, now).await?;
                     let user = github.identity(&tokens.access_token).await?;
                     Ok((tokens, user))
                 }
-                Kind::Oidc(oidc) => oidc.sign_in(code, verifier, nonce, now).await,
+                Protocol::Oidc(oidc) => oidc.sign_in(code, verifier, nonce, now).await,
             }
         };
         timed(self.label(), "sign_in", signed_in).await
@@ -183,8 +184,8 @@ impl IdentityProvider {
                 IdpError::Unavailable("the user's token at the provider is not available".into())
             })
         };
-        match &self.kind {
-            Kind::GitHub(github) if github.asks_again() => {
+        match &self.protocol {
+            Protocol::GitHub(github) if github.asks_again() => {
                 let now = timed("github", "recheck", github.identity(token()?)).await?;
                 if now.sub != user.sub {
                     return Err(IdpError::NotAllowed(
@@ -193,8 +194,8 @@ impl IdentityProvider {
                 }
                 Ok(Some(now))
             }
-            Kind::GitHub(_) => Ok(None),
-            Kind::Oidc(oidc) => {
+            Protocol::GitHub(_) => Ok(None),
+            Protocol::Oidc(oidc) => {
                 let learnt = oidc.identity_now(user, token()?, depends);
                 timed("oidc", "recheck", learnt).await
             }
@@ -216,10 +217,10 @@ impl IdentityProvider {
             .as_deref()
             .filter(|_| Self::needs_refresh(tokens, now))?;
         let refreshed = async {
-            match &self.kind {
-                Kind::Oidc(oidc) => oidc.refresh(refresh, now).await,
+            match &self.protocol {
+                Protocol::Oidc(oidc) => oidc.refresh(refresh, now).await,
                 // GitHub Apps' user tokens expire and come with refresh tokens; OAuth apps' do not.
-                Kind::GitHub(github) => github.refresh(refresh, now).await,
+                Protocol::GitHub(github) => github.refresh(refresh, now).await,
             }
         };
         let result = timed(self.label(), "refresh", refreshed).await;
@@ -234,9 +235,9 @@ impl IdentityProvider {
 impl IdentityProvider {
     /// The provider as a metric label.
     pub fn label(&self) -> &'static str {
-        match self.kind {
-            Kind::GitHub(_) => "github",
-            Kind::Oidc(_) => "oidc",
+        match self.protocol {
+            Protocol::GitHub(_) => "github",
+            Protocol::Oidc(_) => "oidc",
         }
     }
 

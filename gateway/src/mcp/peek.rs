@@ -20,15 +20,15 @@ pub struct McpPeek {
 
 /// The fields read of a JSON-RPC message, borrowed from the body where they need no unescaping.
 #[derive(Deserialize)]
-struct Message<'a> {
+struct PeekedMessage<'a> {
     #[serde(borrow)]
     method: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    params: Option<Params<'a>>,
+    params: Option<PeekedParams<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Params<'a> {
+struct PeekedParams<'a> {
     #[serde(borrow)]
     name: Option<Cow<'a, str>>,
 }
@@ -97,7 +97,7 @@ impl McpPeek {
     }
 
     fn parse(&mut self, body: &[u8]) {
-        if let Ok(message) = serde_json::from_slice::<Message>(body) {
+        if let Ok(message) = serde_json::from_slice::<PeekedMessage>(body) {
             self.method = message.method.as_deref().map(known_method);
             if self.method.as_deref() == Some("tools/call") {
                 self.tool = message.params.and_then(|p| p.name).map(Cow::into_owned);

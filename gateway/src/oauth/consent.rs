@@ -12,7 +12,7 @@ pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, 
     if request.method == http::Method::GET {
         show(server, request).await
     } else {
-        decide(server, request).await
+        the_users_answer(server, request).await
     }
 }
 
@@ -73,7 +73,7 @@ async fn anyones_warning(
 }
 
 /// The user's answer: a code for the client, or `access_denied`.
-async fn decide(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+async fn the_users_answer(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     let form = request.form();
     let proof = Proof::Form(form.get("csrf"));
     let (id, pending) = continued(server, request, form.get("pending"), proof).await?;

@@ -1,7 +1,7 @@
 //! Admission: every rule a request to a route must pass before it is forwarded — the size of its
 //! headers, its browser `Origin` (and the CORS preflight), its declared body size, its bearer token
 //! ([`super::bearer`]), the revocation of its grant, and its session's owner. The result is one
-//! [`Admitted`] or one [`Refusal`], which is answered (and counted) in one place.
+//! [`Admitted`] or one [`Refusal`], which is answered (and counted) in one place ([`super::refusal`]).
 
 use std::sync::Arc;
 
@@ -12,13 +12,12 @@ use super::bearer::{self, BearerError};
 use super::body_limit;
 use super::cors;
 use super::ctx::RequestCtx;
-use super::respond::{self, Headers, json_error};
+use super::refusal::Refusal;
 use super::sessions::{Order, PendingStream, StreamOpening, session_key};
 use super::state::Gateway;
 use crate::clock::now;
 use crate::config::Route;
 use crate::mcp::SESSION_ID;
-use crate::telemetry::metrics::METRICS;
 use crate::tokens::access::{AccessClaims, TokenError};
 
 /// A request that may go to the backend.
@@ -41,29 +40,6 @@ pub struct SessionPlace {
     after_stream: Option<(PendingStream, String)>,
     /// A `DELETE` of the session.
     ending_session: Option<String>,
-}
-
-/// Why a request to a route is not forwarded.
-pub enum Refusal {
-    /// 431: the header section is larger than `limits.max_request_header_bytes`.
-    HeadersTooLarge,
-    /// 403: a browser `Origin` that is not allowed.
-    Origin,
-    /// A CORS preflight, answered here: what the origin may do, or `None` for a header MCP does not
-    /// use (403).
-    Preflight(Option<Headers>),
-    /// 413: a declared body larger than `limits.max_request_body_bytes`.
-    BodyTooLarge { cors: Headers },
-    /// 400, 401 or 403 with a `WWW-Authenticate` challenge.
-    Bearer { error: BearerError, cors: Headers },
-    /// 404: a session another user opened, or that the gateway never saw opened.
-    ForeignSession { cors: Headers },
-    /// 400: `Mcp-Session-Id` sent twice, or with a character other than visible ASCII, which a
-    /// session id may not hold: the backend could read another copy than the one checked here.
-    BadSessionId { cors: Headers },
-    /// 400: an `Upgrade` to another protocol, which would turn the request into a tunnel that no
-    /// later request's admission sees.
-    Upgrade,
 }
 
 /// Checks every rule, in order, for a request to `route`.
@@ -215,72 +191,6 @@ impl Admitted {
         ctx.opening_stream = self.place.opening_stream;
         ctx.after_stream = self.place.after_stream;
         ctx.ending_session = self.place.ending_session;
-    }
-}
-
-impl Refusal {
-    /// The `reason` label of `mcp_gateway_auth_failures_total`, for the refusals counted there.
-    pub fn reason(&self) -> Option<&'static str> {
-        match self {
-            Refusal::Origin => Some("origin"),
-            Refusal::Bearer { error, .. } => Some(error.reason()),
-            Refusal::ForeignSession { .. } => Some("foreign_session"),
-            Refusal::BadSessionId { .. } => Some("bad_session_id"),
-            Refusal::HeadersTooLarge
-            | Refusal::Preflight(_)
-            | Refusal::BodyTooLarge { .. }
-            | Refusal::Upgrade => None,
-        }
-    }
-
-    /// Counts the refusal and writes its answer.
-    pub async fn answer(self, session: &mut Session, route: &Route) -> pingora::Result<()> {
-        if let Some(reason) = self.reason() {
-            METRICS
-                .auth_failures
-                .with_label_values(&[route.path.as_str(), reason])
-                .inc();
-        }
-        match self {
-            Refusal::HeadersTooLarge => {
-                let body = json_error(
-                    "request_header_fields_too_large",
-                    "The request headers are too large",
-                );
-                respond::json(session, 431, &body, &[]).await
-            }
-            Refusal::Origin => {
-                let body = json_error("forbidden", "This Origin is not allowed");
-                respond::json(session, 403, &body, &[]).await
-            }
-            Refusal::Preflight(Some(headers)) => {
-                respond::local(session, 204, bytes::Bytes::new(), &headers).await
-            }
-            Refusal::Preflight(None) => {
-                let body = json_error("forbidden", "A requested header is not allowed");
-                respond::json(session, 403, &body, &[]).await
-            }
-            Refusal::BodyTooLarge { cors } => body_limit::refuse(session, &cors).await,
-            Refusal::Bearer { error, mut cors } => {
-                cors.push(("www-authenticate", error.challenge(route)));
-                respond::json(session, error.status(), &error.body(), &cors).await
-            }
-            Refusal::BadSessionId { cors } => {
-                let body = json_error(
-                    "invalid_request",
-                    "Send one Mcp-Session-Id, of visible ASCII characters",
-                );
-                respond::json(session, 400, &body, &cors).await
-            }
-            Refusal::Upgrade => {
-                let body = json_error("invalid_request", "Upgrades are not served here");
-                respond::json(session, 400, &body, &[]).await
-            }
-            Refusal::ForeignSession { cors } => {
-                let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "Session not found"}});
-                respond::json(session, 404, &body, &cors).await
-            }
-        }
     }
 }
 

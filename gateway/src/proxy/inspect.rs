@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::ctx::{AuditEntry, RequestCtx, Ruling};
 use super::observe::count_decision;
-use super::respond;
+use super::refusal::Refusal;
 use super::state::Gateway;
 use crate::config::{Policy, Route};
 use crate::mcp::list_filter::ListFilter;
@@ -28,27 +28,6 @@ use crate::telemetry::metrics::mcp_method_label;
 
 /// The most of a body read before it is forwarded: Pingora's copy for resending holds no more.
 pub const MAX_INSPECTED: usize = 64 * 1024;
-
-/// Why a request is answered here instead of forwarded.
-pub enum Refusal {
-    /// 413: a body too large to read before forwarding, on a route with a policy.
-    TooLarge,
-    /// 408: the body did not arrive in time.
-    Slow,
-    /// 400: a body on a route with a policy, sent with another method than POST.
-    BodyNotPosted,
-    /// 400, JSON-RPC -32700: a body that is not JSON-RPC, on a route with a policy.
-    Unreadable,
-    /// 400, JSON-RPC -32600: a body another parser would read as another message (why).
-    Ambiguous(String),
-    /// 400, JSON-RPC -32020: `Mcp-Method` or `Mcp-Name` says other than the body.
-    HeaderMismatch { id: Value, message: String },
-    /// 403 `insufficient_scope`: a scope would allow what was asked.
-    StepUp { scope: String },
-    /// 200 with a JSON-RPC error for each request (202 when there is none): what was asked is not
-    /// allowed.
-    Denied(Bytes),
-}
 
 /// Reads and decides on the request's messages when it must; `Ok(None)` lets it go on.
 pub async fn inspect(
@@ -157,7 +136,7 @@ pub async fn inspect(
         }));
     }
     match (policy, ctx.caller.clone()) {
-        (Some(policy), Some(claims)) => Ok(decide(
+        (Some(policy), Some(claims)) => Ok(rule_on_messages(
             policy,
             route,
             &Caller::of(&claims),
@@ -169,8 +148,9 @@ pub async fn inspect(
     }
 }
 
-/// Decides on every message; a refusal if any may not go, else the lists to filter in the answer.
-fn decide(
+/// Applies the route's policy to every message; a refusal if any may not go, else the lists to
+/// filter in the answer.
+fn rule_on_messages(
     policy: &Policy,
     route: &Route,
     caller: &Caller,
@@ -349,96 +329,4 @@ fn denial(messages: &Messages, decisions: &[Option<Decision>]) -> Bytes {
         _ => Value::Array(errors),
     };
     Bytes::from(serde_json::to_vec(&body).expect("JSON"))
-}
-
-impl Refusal {
-    /// The `reason` label of the refusal's metric and the access line.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Refusal::TooLarge => "body_too_large",
-            Refusal::Slow => "body_timeout",
-            Refusal::BodyNotPosted => "body_not_posted",
-            Refusal::Unreadable => "unreadable",
-            Refusal::Ambiguous(_) => "ambiguous",
-            Refusal::HeaderMismatch { .. } => "header_mismatch",
-            Refusal::StepUp { .. } => "insufficient_scope",
-            Refusal::Denied(_) => "denied",
-        }
-    }
-
-    /// Writes the answer.
-    pub async fn answer(
-        self,
-        session: &mut Session,
-        route: &Route,
-        ctx: &RequestCtx,
-    ) -> pingora::Result<()> {
-        let mut headers = super::cors::route_headers(ctx.cors_origin.as_deref());
-        let rpc_error = |id: Value, code: i64, message: &str| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
-        let (status, body) = match self {
-            Refusal::TooLarge => (
-                413,
-                rpc_error(
-                    Value::Null,
-                    -32600,
-                    "The request body is larger than this route reads before forwarding",
-                ),
-            ),
-            Refusal::Slow => {
-                headers.push(("connection", "close".into()));
-                (
-                    408,
-                    rpc_error(
-                        Value::Null,
-                        -32600,
-                        "The request body did not arrive in time",
-                    ),
-                )
-            }
-            Refusal::BodyNotPosted => (
-                400,
-                rpc_error(
-                    Value::Null,
-                    -32600,
-                    "Only a POST may carry a body on this route",
-                ),
-            ),
-            Refusal::Unreadable => (
-                400,
-                rpc_error(
-                    Value::Null,
-                    -32700,
-                    "Parse error: the body is not JSON-RPC that can be read unambiguously",
-                ),
-            ),
-            Refusal::Ambiguous(why) => (
-                400,
-                rpc_error(
-                    Value::Null,
-                    -32600,
-                    &format!("Invalid Request: the message can be read more than one way ({why})"),
-                ),
-            ),
-            Refusal::HeaderMismatch { id, message } => (400, rpc_error(id, -32020, &message)),
-            Refusal::StepUp { scope } => {
-                headers.push((
-                    "www-authenticate",
-                    super::bearer::insufficient_scope_challenge(route, &scope),
-                ));
-                (
-                    403,
-                    respond::json_error(
-                        "insufficient_scope",
-                        "The access token lacks a scope this call requires",
-                    ),
-                )
-            }
-            // Only notifications were refused: nothing to answer them with.
-            Refusal::Denied(body) if body.is_empty() => {
-                return respond::local(session, 202, body, &headers).await;
-            }
-            Refusal::Denied(body) => return respond::local(session, 200, body, &headers).await,
-        };
-        respond::json(session, status, &body, &headers).await
-    }
 }

@@ -37,6 +37,7 @@ mod live;
 mod local;
 mod metadata;
 mod observe;
+mod refusal;
 mod resolve;
 mod respond;
 mod response;
@@ -56,7 +57,6 @@ use pingora::proxy::{FailToProxy, Session};
 use pingora::{Error, ErrorType};
 
 use crate::policy::{self, Caller, Target};
-use crate::telemetry::metrics::METRICS;
 use crate::telemetry::trace::traced;
 pub(crate) use connections::PerClientConnections;
 use ctx::RequestCtx;
@@ -119,7 +119,7 @@ impl Gateway {
             Ok(admitted) => admitted,
             Err(refusal) => {
                 admission.record("error.type", refusal.reason().unwrap_or("refused"));
-                Box::pin(refusal.answer(session, route)).await?;
+                Box::pin(refusal.answer(session, route, None)).await?;
                 return Ok(true);
             }
         };
@@ -128,12 +128,8 @@ impl Gateway {
         let inspection = span::inspection();
         let inspected = traced!(inspection, inspect::inspect(self, session, route, ctx))?;
         if let Some(refusal) = inspected {
-            inspection.record("error.type", refusal.reason());
-            METRICS
-                .auth_failures
-                .with_label_values(&[route.path.as_str(), refusal.reason()])
-                .inc();
-            Box::pin(refusal.answer(session, route, ctx)).await?;
+            inspection.record("error.type", refusal.reason().unwrap_or("refused"));
+            Box::pin(refusal.answer(session, route, ctx.cors_origin.as_deref())).await?;
             return Ok(true);
         }
         ctx.credentials = credentials::for_caller(self, route, index, &caller).await?;

@@ -38,7 +38,7 @@ pub struct Reloader {
 
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
-enum Refusal {
+enum ReloadError {
     #[error(transparent)]
     Invalid(#[from] config::ConfigError),
     #[error(
@@ -55,12 +55,12 @@ enum Refusal {
 
 impl Reloader {
     /// Reads the config again and, if it is good, serves it: what only a restart changes is returned.
-    async fn reload(&self) -> Result<Vec<&'static str>, Refusal> {
+    async fn reload(&self) -> Result<Vec<&'static str>, ReloadError> {
         let next = config::load(&self.path)?;
         let current = self.generations.current();
         let running = current.config();
         if next.live.server.public_url != running.server.public_url {
-            return Err(Refusal::PublicUrl(
+            return Err(ReloadError::PublicUrl(
                 running.server.public_url.clone(),
                 next.live.server.public_url.clone(),
             ));

@@ -12,7 +12,7 @@ use pingora::services::background::BackgroundService;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::config::Command as CommandConfig;
+use crate::config::BackendCommand;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -23,12 +23,12 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Supervisor {
     route: String,
-    command: CommandConfig,
+    command: BackendCommand,
     running: Arc<AtomicBool>,
 }
 
 impl Supervisor {
-    pub fn new(route: String, command: CommandConfig) -> Self {
+    pub fn new(route: String, command: BackendCommand) -> Self {
         Self {
             route,
             command,
