@@ -13,7 +13,7 @@ use crate::config::{Config, StoreSettings};
 use crate::store::{GrantRecord, Store};
 
 /// Whose grants a command is about: a user (by the `sub` tokens carry) or a client.
-pub enum Holder {
+pub(crate) enum Holder {
     Everyone,
     User(String),
     Client(String),
@@ -39,7 +39,7 @@ impl Holder {
 
 /// Runs an operator's `command` about the grants of `user` or `client` (or everyone's) on the
 /// configured store, on a runtime of its own, and prints what it says.
-pub fn on_the_store<F, Fut>(
+pub(crate) fn on_the_store<F, Fut>(
     config: &Config,
     user: Option<String>,
     client: Option<String>,
@@ -71,7 +71,7 @@ where
 }
 
 /// `hash-password`: reads a password from stdin (one line) and prints its argon2id hash.
-pub fn hash_password() -> anyhow::Result<()> {
+pub(crate) fn hash_password() -> anyhow::Result<()> {
     let mut password = String::new();
     std::io::stdin()
         .read_line(&mut password)
@@ -100,7 +100,7 @@ async fn held(store: &dyn Store, holder: &Holder) -> anyhow::Result<Vec<GrantRec
 }
 
 /// `grants`: one line per grant in force, under a header.
-pub async fn list(store: Arc<dyn Store>, holder: Holder) -> anyhow::Result<String> {
+pub(crate) async fn list(store: Arc<dyn Store>, holder: Holder) -> anyhow::Result<String> {
     let grants = held(store.as_ref(), &holder).await?;
     let mut out = String::new();
     if grants.is_empty() {
@@ -123,7 +123,7 @@ pub async fn list(store: Arc<dyn Store>, holder: Holder) -> anyhow::Result<Strin
 }
 
 /// `revoke`: ends every grant in force of `holder`, and says which.
-pub async fn revoke(store: Arc<dyn Store>, holder: Holder) -> anyhow::Result<String> {
+pub(crate) async fn revoke(store: Arc<dyn Store>, holder: Holder) -> anyhow::Result<String> {
     if matches!(holder, Holder::Everyone) {
         bail!("name whose grants to revoke: --user ID or --client ID");
     }

@@ -20,7 +20,7 @@ struct Entry<V, T> {
 
 /// A map of at most `capacity` entries, each until its own expiry (`T`). Hashed with SipHash unless
 /// the owner chooses otherwise (`S`), since most keys come from outside.
-pub struct Cache<K, V, T = u64, S = RandomState> {
+pub(crate) struct Cache<K, V, T = u64, S = RandomState> {
     entries: RwLock<HashMap<K, Entry<V, T>, S>>,
     capacity: usize,
 }
@@ -31,7 +31,7 @@ where
     T: Ord + Copy,
     S: BuildHasher + Default,
 {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "a cache holds something");
         Self {
             entries: RwLock::new(HashMap::default()),
@@ -40,7 +40,7 @@ where
     }
 
     /// A copy of `key`'s value, unless it has expired by `now`.
-    pub fn get<Q>(&self, key: &Q, now: T) -> Option<V>
+    pub(crate) fn get<Q>(&self, key: &Q, now: T) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -50,7 +50,7 @@ where
     }
 
     /// What `f` makes of `key`'s value, unless it has expired by `now`.
-    pub fn read<Q, R>(&self, key: &Q, now: T, f: impl FnOnce(&V) -> R) -> Option<R>
+    pub(crate) fn read<Q, R>(&self, key: &Q, now: T, f: impl FnOnce(&V) -> R) -> Option<R>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -63,7 +63,7 @@ where
     }
 
     /// Keeps `value` for `key` until `expires_at`, in place of any value before.
-    pub fn insert(&self, key: K, value: V, expires_at: T, now: T) {
+    pub(crate) fn insert(&self, key: K, value: V, expires_at: T, now: T) {
         let mut entries = self.entries.write().expect("not poisoned");
         if !entries.contains_key(&key) {
             make_room(&mut entries, self.capacity, now);
@@ -72,7 +72,12 @@ where
     }
 
     /// Runs `f` on `key`'s live value and its expiry, which `f` may change; `None` when there is none.
-    pub fn update<Q, R>(&self, key: &Q, now: T, f: impl FnOnce(&mut V, &mut T) -> R) -> Option<R>
+    pub(crate) fn update<Q, R>(
+        &self,
+        key: &Q,
+        now: T,
+        f: impl FnOnce(&mut V, &mut T) -> R,
+    ) -> Option<R>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -83,7 +88,7 @@ where
     }
 
     /// Runs `f` on `key`'s live value and its expiry, first made by `make` when there is none.
-    pub fn upsert<R>(
+    pub(crate) fn upsert<R>(
         &self,
         key: K,
         now: T,
@@ -105,7 +110,7 @@ where
         f(&mut entry.value, &mut entry.expires_at)
     }
 
-    pub fn remove<Q>(&self, key: &Q)
+    pub(crate) fn remove<Q>(&self, key: &Q)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -114,7 +119,7 @@ where
     }
 
     /// Keeps only the entries `keep` says to.
-    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         self.entries
             .write()
             .expect("not poisoned")
@@ -122,7 +127,7 @@ where
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.read().expect("not poisoned").len()
     }
 }

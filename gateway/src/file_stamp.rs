@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::SystemTime;
 
 /// A version of a file; `None` while it cannot be read.
-pub type Stamp = Option<(SystemTime, u64, u64)>;
+pub(crate) type Stamp = Option<(SystemTime, u64, u64)>;
 
-pub fn stamp(path: &Path) -> Stamp {
+pub(crate) fn stamp(path: &Path) -> Stamp {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len(), meta.ino()))

@@ -13,14 +13,14 @@ const KEYS_KEPT: usize = 100_000;
 /// A bucket's tokens when it was last used, and when that was; it expires once full again.
 type Bucket = (f64, Instant);
 
-pub struct RateLimiter<K> {
+pub(crate) struct RateLimiter<K> {
     per_minute: u32,
     buckets: Cache<K, Bucket, Instant>,
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// `per_minute` requests a minute, in bursts of up to as many; 0 never limits.
-    pub fn new(per_minute: u32) -> Self {
+    pub(crate) fn new(per_minute: u32) -> Self {
         Self {
             per_minute,
             buckets: Cache::new(KEYS_KEPT),
@@ -28,12 +28,12 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 
     /// Requests a minute allowed; 0 never limits.
-    pub fn per_minute(&self) -> u32 {
+    pub(crate) fn per_minute(&self) -> u32 {
         self.per_minute
     }
 
     /// `Ok` to go ahead, or `Err(seconds)` to wait before the next request.
-    pub fn check(&self, key: K, now: Instant) -> Result<(), u64> {
+    pub(crate) fn check(&self, key: K, now: Instant) -> Result<(), u64> {
         if self.per_minute == 0 {
             return Ok(());
         }

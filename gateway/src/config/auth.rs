@@ -10,7 +10,7 @@ use super::redirects::PrivateUseSchemes;
 use super::{ConfigError, Errors};
 
 #[derive(Debug, Clone)]
-pub struct AuthSettings {
+pub(crate) struct AuthSettings {
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
     pub code_lifetime: Duration,
@@ -27,7 +27,7 @@ pub struct AuthSettings {
 
 /// How the operator set Client ID Metadata Documents up.
 #[derive(Debug, Clone, Default)]
-pub struct CimdSettings {
+pub(crate) struct CimdSettings {
     pub enabled: bool,
     /// Hosts whose documents are accepted; empty: any public host.
     pub allowed_domains: Vec<String>,

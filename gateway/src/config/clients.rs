@@ -7,7 +7,7 @@ use super::{ConfigError, Errors};
 
 /// A client registered in the config. The secret is never printed.
 #[derive(Clone)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     pub client_id: String,
     pub client_name: Option<String>,
     pub redirect_uris: Vec<String>,

@@ -5,7 +5,7 @@ use super::runtime::Config;
 
 impl Config {
     /// What the gateway prints when it starts: where to connect, and how.
-    pub fn banner(&self) -> String {
+    pub(crate) fn banner(&self) -> String {
         let mut out = String::from("mcp-auth-gateway is up.\n");
         for route in &self.routes {
             out += &format!(
@@ -30,7 +30,7 @@ impl Config {
     }
 
     /// What `check` prints: every route and where things are served. No secrets.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut out = format!("{}: valid\n", self.source.display());
         out += &self.describe_server();
         out += &self.describe_state();

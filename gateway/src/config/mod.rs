@@ -47,7 +47,7 @@ pub(crate) use when::Facts;
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {location}{reason}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     file: String,
     /// "`key`: " when the error belongs to a key.
     location: String,
@@ -84,7 +84,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Reads, parses and validates a config file.
-pub fn load(path: &std::path::Path) -> Result<Loaded, ConfigError> {
+pub(crate) fn load(path: &std::path::Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
     let parsed = file::FileConfig::parse(&text)

@@ -6,14 +6,14 @@
 
 use wildmatch::WildMatch;
 
-pub use super::file::Effect;
+pub(crate) use super::file::Effect;
 use super::file::{PolicyFile, RuleFile};
 use super::when::Condition;
 use super::{ConfigError, Errors};
 
 /// A route's policy, validated.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub default: Effect,
     pub rules: Vec<Rule>,
     /// The policy as written, to tell whether a reload changed it.
@@ -22,14 +22,14 @@ pub struct Policy {
 
 /// What a rule is about: a kind of named thing MCP lets a caller use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Tool,
     Resource,
     Prompt,
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Tool => "tool",
             Kind::Resource => "resource",
@@ -38,7 +38,7 @@ impl Kind {
     }
 
     /// The method that uses a thing of this kind.
-    pub fn call_method(self) -> &'static str {
+    pub(crate) fn call_method(self) -> &'static str {
         match self {
             Kind::Tool => "tools/call",
             Kind::Resource => "resources/read",
@@ -48,7 +48,7 @@ impl Kind {
 }
 
 #[derive(Debug, Clone)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// Its `name`, or `rules[N]`.
     pub name: String,
     pub effect: Effect,
@@ -74,7 +74,7 @@ pub struct Rule {
 /// prefix (`get_*`), a suffix (`*@example.com`) — are compared as strings, and only other
 /// patterns go through a wildcard matcher.
 #[derive(Debug, Clone)]
-pub struct Names {
+pub(crate) struct Names {
     pub written: Vec<String>,
     patterns: Vec<Pattern>,
 }
@@ -112,7 +112,7 @@ impl Pattern {
 }
 
 impl Names {
-    pub fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(name))
     }
 
@@ -142,7 +142,7 @@ impl Rule {
 
     /// Whether the rule is about `name` of `kind`.
     #[inline]
-    pub fn is_about(&self, kind: Kind, name: &str) -> bool {
+    pub(crate) fn is_about(&self, kind: Kind, name: &str) -> bool {
         match self.names(kind) {
             None => false,
             Some(None) => true,
@@ -174,7 +174,7 @@ impl Rule {
     }
 
     /// One line for `check`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = vec![format!(
             "{} {}",
             self.name,
@@ -215,7 +215,7 @@ impl Rule {
 
 impl Policy {
     /// Scopes only some callers are granted: those an allow rule requires.
-    pub fn restricted_scopes(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn restricted_scopes(&self) -> impl Iterator<Item = &str> {
         self.rules
             .iter()
             .filter(|r| r.effect == Effect::Allow)
@@ -223,14 +223,14 @@ impl Policy {
     }
 
     /// Whether a rule asks which groups a caller is in.
-    pub fn uses_groups(&self) -> bool {
+    pub(crate) fn uses_groups(&self) -> bool {
         self.rules
             .iter()
             .any(|r| r.groups.is_some() || r.when.as_ref().is_some_and(Condition::reads_user))
     }
 
     /// Whether a rule asks for a caller's email.
-    pub fn uses_emails(&self) -> bool {
+    pub(crate) fn uses_emails(&self) -> bool {
         self.rules
             .iter()
             .any(|r| r.emails.is_some() || r.when.as_ref().is_some_and(Condition::reads_user))

@@ -9,7 +9,7 @@ use super::file::{FileConfig, ProviderFile, ProviderKind, StoreFile};
 use super::{ConfigError, Errors};
 
 #[derive(Debug, Clone)]
-pub enum Provider {
+pub(crate) enum Provider {
     Local {
         users: Vec<LocalUser>,
         /// Where they were read from, which a reload reads again.
@@ -21,7 +21,7 @@ pub enum Provider {
 
 impl Provider {
     /// Its kind, as the config names it and metrics label it.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Provider::Local { .. } => "local",
             Provider::GitHub(_) => "github",
@@ -32,7 +32,7 @@ impl Provider {
 
 /// Any OpenID Connect provider, found by discovery from its issuer. The secret is never printed.
 #[derive(Clone)]
-pub struct OidcSettings {
+pub(crate) struct OidcSettings {
     pub issuer: String,
     pub client_id: String,
     pub client_secret: String,
@@ -55,7 +55,7 @@ impl std::fmt::Debug for OidcSettings {
 
 /// A GitHub OAuth app as the identity provider. The secret is never printed.
 #[derive(Clone)]
-pub struct GitHubSettings {
+pub(crate) struct GitHubSettings {
     pub client_id: String,
     pub client_secret: String,
     pub scopes: Vec<String>,
@@ -83,7 +83,7 @@ impl std::fmt::Debug for GitHubSettings {
 
 /// A user of the `local` provider. The hash is never printed.
 #[derive(Clone)]
-pub struct LocalUser {
+pub(crate) struct LocalUser {
     pub username: String,
     pub password_hash: String,
     pub email: Option<String>,

@@ -19,7 +19,7 @@ use super::{ConfigError, Errors};
 
 /// The private-use schemes of native apps (RFC 8252 §7.1) that redirect URIs may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrivateUseSchemes {
+pub(crate) enum PrivateUseSchemes {
     /// The default: a reverse-domain scheme (`com.example.app:/cb`), or any scheme in the
     /// `app://host/…` shape that apps in the field use.
     Any,
@@ -30,7 +30,7 @@ pub enum PrivateUseSchemes {
 impl PrivateUseSchemes {
     /// Whether a redirect URI with `scheme` (lower case, as URLs are parsed), with or without an
     /// authority, is accepted.
-    pub fn accepts(&self, scheme: &str, has_authority: bool) -> bool {
+    pub(crate) fn accepts(&self, scheme: &str, has_authority: bool) -> bool {
         match self {
             PrivateUseSchemes::Any => scheme.contains('.') || has_authority,
             PrivateUseSchemes::Only(schemes) => schemes.iter().any(|s| s == scheme),
@@ -38,7 +38,7 @@ impl PrivateUseSchemes {
     }
 
     /// The accepted schemes, for an error message.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             PrivateUseSchemes::Any => {
                 "a reverse-domain scheme (com.example.app:/cb) or app://host/… form".into()
@@ -97,7 +97,7 @@ pub(super) fn private_use_schemes(
 }
 
 /// Schemes that run or read content in the browser rather than hand the URI to an app.
-pub const BROWSER_SCHEMES: &[&str] = &[
+pub(crate) const BROWSER_SCHEMES: &[&str] = &[
     "javascript",
     "vbscript",
     "data",
@@ -152,12 +152,12 @@ const SYSTEM_SCHEMES: &[&str] = &[
 ];
 
 /// Whether `scheme` (lower case) belongs to one of the operating system's own handlers.
-pub fn is_system_scheme(scheme: &str) -> bool {
+pub(crate) fn is_system_scheme(scheme: &str) -> bool {
     scheme.starts_with("ms-") || SYSTEM_SCHEMES.contains(&scheme)
 }
 
 /// Why a redirect URI cannot be registered under `schemes`; `None` if it can.
-pub fn registration_problem(raw: &str, schemes: &PrivateUseSchemes) -> Option<String> {
+pub(crate) fn registration_problem(raw: &str, schemes: &PrivateUseSchemes) -> Option<String> {
     let Ok(url) = Url::parse(raw) else {
         return Some(format!("{raw:?} is not an absolute URI"));
     };
@@ -188,7 +188,7 @@ pub fn registration_problem(raw: &str, schemes: &PrivateUseSchemes) -> Option<St
 }
 
 /// Whether a URL's host is a loopback address or `localhost`.
-pub fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

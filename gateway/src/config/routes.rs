@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use url::Url;
 
-pub use super::file::Credentials;
+pub(crate) use super::file::Credentials;
 use super::file::{CommandFile, RouteFile};
 use super::policy::Policy;
 use super::{ConfigError, Errors};
 
 #[derive(Debug, Clone)]
-pub struct Route {
+pub(crate) struct Route {
     /// The public path, e.g. `/mcp`; also the route's label in metrics and logs.
     pub path: String,
     /// The canonical resource identifier: public URL + path.
@@ -33,7 +33,7 @@ pub struct Route {
 
 #[derive(Debug, Clone)]
 /// The MCP server behind a route (written `upstream` in the file).
-pub struct Backend {
+pub(crate) struct Backend {
     pub url: String,
     pub host: String,
     pub port: u16,
@@ -50,7 +50,7 @@ pub struct Backend {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendCommand {
+pub(crate) struct BackendCommand {
     pub program: String,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
@@ -316,7 +316,7 @@ fn validate_command(
 
 /// Whether the gateway answers `path` itself, so that no route may use it. The data plane's router
 /// is tested to register no other path of its own.
-pub fn is_reserved(path: &str) -> bool {
+pub(crate) fn is_reserved(path: &str) -> bool {
     path.starts_with("/.well-known/") || RESERVED_PATHS.contains(&path)
 }
 

@@ -15,7 +15,7 @@ use super::start::Start;
 use super::{ConfigError, Errors};
 
 /// A config file, validated.
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub start: Start,
     pub live: Live,
     /// The clients the config registers, with their plain secrets: they go to the store, hashed,
@@ -26,7 +26,7 @@ pub struct Loaded {
 /// What a reload swaps: routes and their backends and policies, limits, the authorization server's
 /// settings, its identity provider with its users and allowlists.
 #[derive(Debug, Clone)]
-pub struct Live {
+pub(crate) struct Live {
     pub source: PathBuf,
     /// The origin it serves, the limits of a request, the proxies it trusts, its certificate files.
     pub server: ServerSettings,
@@ -40,13 +40,13 @@ pub struct Live {
 /// The config in force: the start part the process began with, and the live part of the last
 /// (re)load. It reads as its live part (`config.routes`); the start part is `config.start`.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub start: Arc<Start>,
     pub live: Live,
 }
 
 /// What a reload makes of the config in force and the next file ([`Config::reloaded`]).
-pub struct Reloaded {
+pub(crate) struct Reloaded {
     pub config: Config,
     pub clients: Vec<ClientSettings>,
     /// The keys whose change only a restart applies.
@@ -64,7 +64,7 @@ impl std::ops::Deref for Config {
 impl Config {
     /// A file validated as the config a process starts with, its clients left in it: for tests.
     #[cfg(test)]
-    pub fn validate(
+    pub(crate) fn validate(
         file: FileConfig,
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
@@ -73,7 +73,7 @@ impl Config {
     }
 
     /// The config that starts the process, and the clients to write to the store.
-    pub fn starting(loaded: Loaded) -> (Self, Vec<ClientSettings>) {
+    pub(crate) fn starting(loaded: Loaded) -> (Self, Vec<ClientSettings>) {
         let config = Config {
             start: Arc::new(loaded.start),
             live: loaded.live,
@@ -83,7 +83,7 @@ impl Config {
 
     /// The config after a reload to `next`: its live part, under the start part in force, with the
     /// clients to write to the store and what `next` would start otherwise, which needs a restart.
-    pub fn reloaded(&self, next: Loaded) -> Reloaded {
+    pub(crate) fn reloaded(&self, next: Loaded) -> Reloaded {
         let restart = self.start.differences(&next.start);
         // The one exception: a key to seal the identity provider's tokens, first set by this
         // reload (say, from the local provider to GitHub), has sealed nothing yet and is taken.
@@ -106,7 +106,7 @@ impl Config {
 
     /// The authorization server metadata paths: the root form, and the path-inserted form when the
     /// issuer has a path (RFC 8414 §3.1).
-    pub fn as_metadata_paths(&self) -> Vec<String> {
+    pub(crate) fn as_metadata_paths(&self) -> Vec<String> {
         let mut paths = vec!["/.well-known/oauth-authorization-server".to_owned()];
         let issuer_path = self
             .start
@@ -126,7 +126,7 @@ impl Config {
 /// Requests per minute per client address (an IPv6 client's /64) on the authorization server's
 /// endpoints, and sign-in attempts per minute per user name; 0 is no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     pub register: u32,
     pub token: u32,
     pub authorize: u32,
@@ -141,7 +141,7 @@ pub struct RateLimits {
 impl Live {
     /// Every scope any route supports, sorted, each once: what the metadata advertises and what a
     /// registration may ask for.
-    pub fn supported_scopes(&self) -> Vec<&str> {
+    pub(crate) fn supported_scopes(&self) -> Vec<&str> {
         let mut scopes: Vec<&str> = self
             .routes
             .iter()
@@ -155,7 +155,7 @@ impl Live {
 
 impl Loaded {
     /// Validates a parsed file; `env` reads an environment variable (secrets live there).
-    pub fn validate(
+    pub(crate) fn validate(
         file: FileConfig,
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,

@@ -11,17 +11,17 @@ use super::file::FileConfig;
 use super::tls::TlsFiles;
 use super::{ConfigError, Errors};
 
-pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
-pub const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
-pub const DEFAULT_MAX_HEADERS: usize = 32 * 1024;
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_HTTP2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_CONNECTIONS_PER_CLIENT: u32 = 256;
-pub const DEFAULT_REQUESTS_PER_CLIENT: u32 = 512;
+pub(super) const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+pub(super) const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+pub(super) const DEFAULT_MAX_HEADERS: usize = 32 * 1024;
+pub(super) const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_HTTP2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_CONNECTIONS_PER_CLIENT: u32 = 256;
+pub(super) const DEFAULT_REQUESTS_PER_CLIENT: u32 = 512;
 
 /// How the process listens: set at start, and changed only by a restart ([`super::Start`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
+pub(crate) struct Listener {
     pub listen: SocketAddr,
     pub threads: usize,
     pub grace_period: Duration,
@@ -36,7 +36,7 @@ pub struct Listener {
 
 /// The server's settings that a reload swaps, as [`super::Config`] holds them.
 #[derive(Debug, Clone)]
-pub struct ServerSettings {
+pub(crate) struct ServerSettings {
     /// The public origin, without a trailing slash.
     pub public_url: String,
     /// Browser origins allowed on the MCP routes, normalised (`scheme://host[:port]`).
@@ -60,19 +60,19 @@ pub struct ServerSettings {
 
 /// The proxies whose word on the client's address is believed, and the header they write it in.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies {
+pub(crate) struct TrustedProxies {
     pub networks: Vec<ipnet::IpNet>,
     pub header: ClientAddressHeader,
 }
 
 impl TrustedProxies {
-    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+    pub(crate) fn contains(&self, address: std::net::IpAddr) -> bool {
         self.networks.iter().any(|n| n.contains(&address))
     }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ClientAddressHeader {
+pub(crate) enum ClientAddressHeader {
     #[default]
     XForwardedFor,
     /// RFC 7239's `Forwarded: for=…`.
@@ -280,7 +280,7 @@ fn secure_enough(origin: &str) -> bool {
 }
 
 /// `scheme://host[:port]` of an http(s) URL that has no path, query or fragment; lowercase scheme and host.
-pub fn origin_of(raw: &str) -> Result<String, String> {
+pub(super) fn origin_of(raw: &str) -> Result<String, String> {
     let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{raw:?} is not an http or https URL"));

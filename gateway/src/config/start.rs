@@ -12,7 +12,7 @@ use super::telemetry::TelemetrySettings;
 use super::tokens::TokenSettings;
 
 #[derive(Clone, PartialEq)]
-pub struct Start {
+pub(crate) struct Start {
     pub listener: Listener,
     pub store: StoreSettings,
     pub tokens: TokenSettings,
@@ -44,7 +44,7 @@ impl std::fmt::Debug for Start {
 
 impl Start {
     /// The keys whose value `next` changes: what only a restart applies.
-    pub fn differences(&self, next: &Start) -> Vec<&'static str> {
+    pub(crate) fn differences(&self, next: &Start) -> Vec<&'static str> {
         let (now, then) = (&self.listener, &next.listener);
         [
             ("server.listen", now.listen != then.listen),
@@ -80,7 +80,7 @@ impl Start {
     }
 
     /// The command `route` starts, if it is a `command` route.
-    pub fn command(&self, route: &str) -> Option<&BackendCommand> {
+    pub(crate) fn command(&self, route: &str) -> Option<&BackendCommand> {
         self.commands
             .iter()
             .find(|(path, _)| path == route)

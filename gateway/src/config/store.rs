@@ -11,7 +11,7 @@ use super::file::{StoreFile, StoreKind};
 use super::{ConfigError, Errors};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreSettings {
+pub(crate) enum StoreSettings {
     Sqlite(PathBuf),
     Memory,
     Redis(RedisSettings),
@@ -19,7 +19,7 @@ pub enum StoreSettings {
 
 /// A Redis server or Cluster. Its URL carries the credentials, so it is never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RedisSettings {
+pub(crate) struct RedisSettings {
     /// `redis://` or `rediss://`, with the username and password from the environment.
     pub url: String,
     pub cluster: bool,
@@ -32,7 +32,7 @@ pub struct RedisSettings {
 
 /// PEM, read from the files `store.tls_*_file` name and checked to hold what they should.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct RedisTls {
+pub(crate) struct RedisTls {
     /// CA certificates to trust instead of the system's.
     pub ca: Option<Vec<u8>>,
     /// A client certificate chain and its private key.
@@ -53,7 +53,7 @@ impl std::fmt::Debug for RedisSettings {
 
 impl RedisSettings {
     /// The URL without its credentials, for logs and `check`.
-    pub fn printable_url(&self) -> String {
+    pub(crate) fn printable_url(&self) -> String {
         let mut url = url::Url::parse(&self.url).expect("validated");
         let _ = url.set_username("");
         let _ = url.set_password(None);

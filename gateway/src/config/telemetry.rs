@@ -5,7 +5,7 @@ use super::file::TelemetryFile;
 use super::{ConfigError, Errors};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct TelemetrySettings {
+pub(crate) struct TelemetrySettings {
     /// Where spans are posted: `<otlp_endpoint>/v1/traces`.
     pub traces_url: String,
     pub service_name: String,
@@ -15,7 +15,7 @@ pub struct TelemetrySettings {
 
 impl TelemetrySettings {
     /// Where spans go, without any credentials the URL carries: for printing.
-    pub fn printable_url(&self) -> String {
+    pub(crate) fn printable_url(&self) -> String {
         match url::Url::parse(&self.traces_url) {
             Ok(mut url) => {
                 let _ = url.set_username("");

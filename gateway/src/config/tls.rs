@@ -14,14 +14,14 @@ use super::{ConfigError, Errors};
 
 /// The files of `[server.tls]`, relative paths resolved against the config file's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
 }
 
 /// Why the files cannot be served, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsFilesError {
+pub(crate) enum TlsFilesError {
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -60,7 +60,7 @@ impl TlsFilesError {
 
 impl TlsFiles {
     /// Reads the chain and the key and checks that they belong together: what the listener serves.
-    pub fn load(&self) -> Result<Arc<CertifiedKey>, TlsFilesError> {
+    pub(crate) fn load(&self) -> Result<Arc<CertifiedKey>, TlsFilesError> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| TlsFilesError::Read {
                 path: path.to_owned(),

@@ -10,11 +10,11 @@ use url::Url;
 use super::file::{FileConfig, SigningAlgorithm};
 use super::{ConfigError, Errors};
 
-pub const MAX_ASSERTION_LIFETIME: Duration =
+pub(super) const MAX_ASSERTION_LIFETIME: Duration =
     Duration::from_secs(gateway_assertion::MAX_LIFETIME_SECS);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSettings {
+pub(crate) struct TokenSettings {
     pub issuer: String,
     pub key: KeySource,
     pub algorithm: KeyAlgorithm,
@@ -25,7 +25,7 @@ pub struct TokenSettings {
 
 /// Where the signing key comes from. The PEM itself is never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub enum KeySource {
+pub(crate) enum KeySource {
     File(PathBuf),
     Env {
         name: String,

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 /// `uri`, normalised (RFC 3986 §6.2.2). Wildcards in a rule's pattern pass as they are.
-pub fn normalise(uri: &str) -> Cow<'_, str> {
+pub(crate) fn normalise(uri: &str) -> Cow<'_, str> {
     let (scheme, rest) = match uri.split_once(':') {
         Some((scheme, rest)) if is_scheme(scheme) => (Some(scheme), rest),
         _ => (None, uri),
@@ -47,7 +47,7 @@ pub fn normalise(uri: &str) -> Cow<'_, str> {
 
 /// Whether a normalised URI holds what servers read differently as a path: a dot segment, an
 /// encoded slash or backslash, or a backslash (which some read as a slash).
-pub fn is_ambiguous(uri: &str) -> bool {
+pub(crate) fn is_ambiguous(uri: &str) -> bool {
     let upper = uri.to_ascii_uppercase();
     if upper.contains("%2F") || upper.contains("%5C") || uri.contains('\\') {
         return true;
@@ -59,7 +59,7 @@ pub fn is_ambiguous(uri: &str) -> bool {
 
 /// What a server that reads encoded and back slashes as slashes, and resolves dot segments (RFC
 /// 3986 §5.2.4), takes a normalised URI's path for: where a read of it may really lead.
-pub fn resolved(uri: &str) -> String {
+pub(crate) fn resolved(uri: &str) -> String {
     let slashes = uri
         .replace("%2F", "/")
         .replace("%2f", "/")

@@ -21,7 +21,7 @@ const VARIABLES: &[&str] = &["user", "client", "scopes", "mcp"];
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
 #[derive(Clone)]
-pub struct Condition {
+pub(crate) struct Condition {
     source: String,
     program: Arc<Program>,
     reads_user: bool,
@@ -34,7 +34,7 @@ impl std::fmt::Debug for Condition {
 }
 
 /// What an expression is run against.
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     pub sub: &'a str,
     pub name: &'a str,
     pub email: &'a str,
@@ -48,7 +48,7 @@ pub struct Facts<'a> {
 
 impl Condition {
     /// Compiles `source`; the error names the mistake, or the variable that does not exist.
-    pub fn compile(source: &str) -> Result<Self, String> {
+    pub(crate) fn compile(source: &str) -> Result<Self, String> {
         let program = ENV
             .compile(source)
             .map_err(|e| format!("not a CEL expression: {e}"))?;
@@ -70,17 +70,17 @@ impl Condition {
         })
     }
 
-    pub fn source(&self) -> &str {
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 
     /// Whether the expression may read who the caller is (their groups, their email: `user`).
-    pub fn reads_user(&self) -> bool {
+    pub(crate) fn reads_user(&self) -> bool {
         self.reads_user
     }
 
     /// Whether the expression is true for `facts`; `Err` says why it could not be run.
-    pub fn holds(&self, facts: &Facts) -> Result<bool, String> {
+    pub(crate) fn holds(&self, facts: &Facts) -> Result<bool, String> {
         let mut context = Context::with_env(Arc::clone(&ENV));
         let groups: Vec<Value> = facts
             .groups

@@ -8,7 +8,7 @@ use super::{IdpError, ProviderTokens};
 use crate::config::GitHubSettings;
 use crate::store::records::UserIdentity;
 
-pub struct GitHub {
+pub(super) struct GitHub {
     settings: GitHubSettings,
     http: reqwest::Client,
     /// The gateway's `/callback`, registered with the OAuth app.
@@ -64,7 +64,7 @@ fn github_groups(orgs: &[Org], teams: &[Team], truncated: bool) -> (Vec<String>,
 }
 
 impl GitHub {
-    pub fn new(settings: GitHubSettings, http: reqwest::Client, callback: String) -> Self {
+    pub(super) fn new(settings: GitHubSettings, http: reqwest::Client, callback: String) -> Self {
         Self {
             settings,
             http,
@@ -73,7 +73,7 @@ impl GitHub {
     }
 
     /// The origin of GitHub's sign-in page.
-    pub fn authorize_origin(&self) -> Option<String> {
+    pub(super) fn authorize_origin(&self) -> Option<String> {
         url::Url::parse(&self.settings.authorize_url)
             .ok()
             .map(|u| u.origin().ascii_serialization())
@@ -90,7 +90,7 @@ impl GitHub {
     }
 
     /// Where to send the browser: GitHub's authorization page for this pending authorization.
-    pub fn authorize_url(&self, state: &str, verifier: &str) -> Result<String, IdpError> {
+    pub(super) fn authorize_url(&self, state: &str, verifier: &str) -> Result<String, IdpError> {
         Ok(oauth_client::authorize_url(
             &self.oauth()?,
             state,
@@ -101,7 +101,7 @@ impl GitHub {
     }
 
     /// Trades GitHub's code for its tokens.
-    pub async fn exchange(
+    pub(super) async fn exchange(
         &self,
         code: &str,
         verifier: &str,
@@ -116,7 +116,11 @@ impl GitHub {
     }
 
     /// New tokens for a refresh token (the old one stays if none is returned).
-    pub async fn refresh(&self, refresh_token: &str, now: u64) -> Result<ProviderTokens, IdpError> {
+    pub(super) async fn refresh(
+        &self,
+        refresh_token: &str,
+        now: u64,
+    ) -> Result<ProviderTokens, IdpError> {
         let client = self.oauth()?;
         let issued = oauth_client::refresh(&client, &self.http, refresh_token).await?;
         Ok(ProviderTokens {
@@ -131,7 +135,7 @@ impl GitHub {
     /// Whether any allowlist is set: then a refresh asks GitHub again who the user is.
     /// Whether a refresh must ask GitHub about the user again: for its allowlists, or for the
     /// groups a policy reads.
-    pub fn asks_again(&self) -> bool {
+    pub(super) fn asks_again(&self) -> bool {
         let s = &self.settings;
         s.groups
             || !(s.allowed_users.is_empty()
@@ -142,7 +146,7 @@ impl GitHub {
 
     /// Who the token belongs to, checked against the allowlists: users by numeric id (or login),
     /// organisations by numeric id (or login). Ids survive renames; logins do not.
-    pub async fn identity(&self, token: &str) -> Result<UserIdentity, IdpError> {
+    pub(super) async fn identity(&self, token: &str) -> Result<UserIdentity, IdpError> {
         let user: User = self.get(token, "/user").await?;
         let s = &self.settings;
         let listed =

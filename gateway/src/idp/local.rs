@@ -12,7 +12,7 @@ static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("not a password").expect("hashing works"));
 
 /// An argon2id PHC string for `password` (what `mcp-auth-gateway hash-password` prints).
-pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+pub(crate) fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Ok(argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)?
@@ -21,22 +21,22 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 
 /// The users of the users file.
 #[derive(Default)]
-pub struct LocalUsers(Vec<LocalUser>);
+pub(crate) struct LocalUsers(Vec<LocalUser>);
 
 impl LocalUsers {
-    pub fn new(users: Vec<LocalUser>) -> Self {
+    pub(crate) fn new(users: Vec<LocalUser>) -> Self {
         Self(users)
     }
 
     /// Who the users file says the user whose subject is `sub` is today; `None` when it no longer
     /// has them.
-    pub fn identity(&self, sub: &str) -> Option<UserIdentity> {
+    pub(crate) fn identity(&self, sub: &str) -> Option<UserIdentity> {
         self.0.iter().find(|u| u.username == sub).map(identity)
     }
 
     /// The user `username` is, when `password` is theirs. As slow for an unknown name as for a
     /// wrong password, and off the proxy's worker threads: hashing is deliberately slow.
-    pub async fn sign_in(&self, username: &str, password: &str) -> Option<UserIdentity> {
+    pub(crate) async fn sign_in(&self, username: &str, password: &str) -> Option<UserIdentity> {
         let user = self.0.iter().find(|u| u.username == username);
         let hash = user.map_or(DUMMY_HASH.as_str(), |u| u.password_hash.as_str());
         let (hash, attempt) = (hash.to_owned(), password.to_owned());

@@ -23,7 +23,7 @@ use github::GitHub;
 use oidc::Oidc;
 
 /// A token is refreshed when it has this little time left.
-pub const REFRESH_BEFORE_SECS: u64 = 60;
+pub(crate) const REFRESH_BEFORE_SECS: u64 = 60;
 
 /// The most groups kept of a user, and the longest name: what a token can carry.
 const MAX_GROUPS: usize = 200;
@@ -58,14 +58,14 @@ fn bounded_groups(groups: impl Iterator<Item = String>) -> (Vec<String>, bool) {
 
 /// What of a user's identity a policy depends on, and a refresh must learn again.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Depends {
+pub(crate) struct Depends {
     pub groups: bool,
     pub email: bool,
 }
 
 /// What a GitHub or OIDC provider issued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderTokens {
+pub(crate) struct ProviderTokens {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_at: Option<u64>,
@@ -73,7 +73,7 @@ pub struct ProviderTokens {
 
 /// Why signing in at the identity provider failed, in words for the user.
 #[derive(Debug, thiserror::Error)]
-pub enum IdpError {
+pub(crate) enum IdpError {
     #[error("The identity provider could not be reached or answered badly: {0}")]
     Unavailable(String),
     #[error("The identity provider refused the sign-in: {0}")]
@@ -83,7 +83,7 @@ pub enum IdpError {
 }
 
 /// A GitHub or OIDC provider, and the key its tokens are sealed with.
-pub struct IdentityProvider {
+pub(crate) struct IdentityProvider {
     protocol: Protocol,
     cipher: Aes256Gcm,
 }
@@ -97,7 +97,11 @@ enum Protocol {
 impl IdentityProvider {
     /// The provider of a provider config, whose tokens are sealed under `token_key` (which the
     /// config requires of GitHub and OIDC); `None` for the `local` provider, which has no tokens.
-    pub fn new(provider: &Provider, callback: &str, token_key: Option<[u8; 32]>) -> Option<Self> {
+    pub(crate) fn new(
+        provider: &Provider,
+        callback: &str,
+        token_key: Option<[u8; 32]>,
+    ) -> Option<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(10))
@@ -123,7 +127,7 @@ impl IdentityProvider {
     }
 
     /// Where to send the browser to sign in.
-    pub async fn authorize_url(
+    pub(crate) async fn authorize_url(
         &self,
         state: &str,
         verifier: &str,
@@ -140,7 +144,7 @@ impl IdentityProvider {
     }
 
     /// The origin of the provider's sign-in page, which the consent form leads to.
-    pub async fn authorize_origin(&self) -> Option<String> {
+    pub(crate) async fn authorize_origin(&self) -> Option<String> {
         match &self.protocol {
             Protocol::GitHub(github) => github.authorize_origin(),
             Protocol::Oidc(oidc) => oidc.authorize_origin().await,
@@ -148,7 +152,7 @@ impl IdentityProvider {
     }
 
     /// Trades the provider's code for its tokens and the user they belong to.
-    pub async fn sign_in(
+    pub(crate) async fn sign_in(
         &self,
         code: &str,
         verifier: &str,
@@ -173,7 +177,7 @@ impl IdentityProvider {
     /// groups; an OIDC provider's userinfo, always (its email and groups are learnt again, and
     /// what `depends` names must still be given). `Ok` holds who the user is today, when the
     /// provider was asked.
-    pub async fn recheck(
+    pub(crate) async fn recheck(
         &self,
         user: &UserIdentity,
         token: Option<&str>,
@@ -203,7 +207,7 @@ impl IdentityProvider {
     }
 
     /// Whether these tokens have expired (or will within a minute) and can be refreshed.
-    pub fn needs_refresh(tokens: &ProviderTokens, now: u64) -> bool {
+    pub(crate) fn needs_refresh(tokens: &ProviderTokens, now: u64) -> bool {
         let expiring = tokens
             .expires_at
             .is_some_and(|at| at <= now + REFRESH_BEFORE_SECS);
@@ -211,7 +215,11 @@ impl IdentityProvider {
     }
 
     /// Fresh tokens when these have expired (or will within a minute) and can be refreshed.
-    pub async fn refreshed(&self, tokens: &ProviderTokens, now: u64) -> Option<ProviderTokens> {
+    pub(crate) async fn refreshed(
+        &self,
+        tokens: &ProviderTokens,
+        now: u64,
+    ) -> Option<ProviderTokens> {
         let refresh = tokens
             .refresh_token
             .as_deref()
@@ -234,7 +242,7 @@ impl IdentityProvider {
 
 impl IdentityProvider {
     /// The provider as a metric label.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self.protocol {
             Protocol::GitHub(_) => "github",
             Protocol::Oidc(_) => "oidc",
@@ -242,7 +250,7 @@ impl IdentityProvider {
     }
 
     /// Encrypts tokens for the store: base64url(nonce || AES-256-GCM ciphertext).
-    pub fn seal(&self, tokens: &ProviderTokens) -> String {
+    pub(crate) fn seal(&self, tokens: &ProviderTokens) -> String {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let plain = serde_json::to_vec(tokens).expect("JSON");
@@ -254,7 +262,7 @@ impl IdentityProvider {
     }
 
     /// Decrypts what [`IdentityProvider::seal`] made; `None` if it was made with another key or tampered with.
-    pub fn unseal(&self, sealed: &str) -> Option<ProviderTokens> {
+    pub(crate) fn unseal(&self, sealed: &str) -> Option<ProviderTokens> {
         let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         let (nonce, ciphertext) = bytes.split_at_checked(12)?;
         let nonce: [u8; 12] = nonce.try_into().ok()?;

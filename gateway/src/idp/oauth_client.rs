@@ -20,7 +20,7 @@ use super::IdpError;
 
 /// The one field beyond OAuth's that OpenID Connect adds to a token response.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct IdTokenField {
+pub(super) struct IdTokenField {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
 }
@@ -30,7 +30,7 @@ impl ExtraTokenFields for IdTokenField {}
 type Response = StandardTokenResponse<IdTokenField, BasicTokenType>;
 
 /// An OAuth client with its authorization and token endpoints set.
-pub type OAuthClient = Client<
+pub(super) type OAuthClient = Client<
     BasicErrorResponse,
     Response,
     BasicTokenIntrospectionResponse,
@@ -44,14 +44,14 @@ pub type OAuthClient = Client<
 >;
 
 /// What a token request returned.
-pub struct Issued {
+pub(super) struct Issued {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in: Option<u64>,
     pub id_token: Option<String>,
 }
 
-pub fn client(
+pub(super) fn client(
     client_id: &str,
     secret: &str,
     authorize: &str,
@@ -69,7 +69,7 @@ pub fn client(
 }
 
 /// The provider's authorization URL: `state`, PKCE S256 from `verifier`, `scopes`, and `extra` params.
-pub fn authorize_url(
+pub(super) fn authorize_url(
     client: &OAuthClient,
     state: &str,
     verifier: &str,
@@ -89,7 +89,7 @@ pub fn authorize_url(
     request.url().0.to_string()
 }
 
-pub async fn exchange(
+pub(super) async fn exchange(
     client: &OAuthClient,
     http: &reqwest::Client,
     code: &str,
@@ -104,7 +104,7 @@ pub async fn exchange(
     Ok(issued(response))
 }
 
-pub async fn refresh(
+pub(super) async fn refresh(
     client: &OAuthClient,
     http: &reqwest::Client,
     token: &str,

@@ -46,7 +46,7 @@ struct IdClaims {
     other: serde_json::Map<String, serde_json::Value>,
 }
 
-pub struct Oidc {
+pub(super) struct Oidc {
     settings: OidcSettings,
     http: reqwest::Client,
     /// The gateway's `/callback`, registered at the provider.
@@ -56,7 +56,7 @@ pub struct Oidc {
 }
 
 impl Oidc {
-    pub fn new(settings: OidcSettings, http: reqwest::Client, callback: String) -> Self {
+    pub(super) fn new(settings: OidcSettings, http: reqwest::Client, callback: String) -> Self {
         Self {
             settings,
             http,
@@ -94,7 +94,7 @@ impl Oidc {
     }
 
     /// Where forms leading to the provider go, for the consent page's CSP.
-    pub async fn authorize_origin(&self) -> Option<String> {
+    pub(super) async fn authorize_origin(&self) -> Option<String> {
         let endpoint = self.discovery().await.ok()?.authorization_endpoint.clone();
         url::Url::parse(&endpoint)
             .ok()
@@ -113,7 +113,7 @@ impl Oidc {
         )
     }
 
-    pub async fn authorize_url(
+    pub(super) async fn authorize_url(
         &self,
         state: &str,
         verifier: &str,
@@ -139,7 +139,7 @@ impl Oidc {
     }
 
     /// Trades the provider's code for tokens and checks the ID token.
-    pub async fn sign_in(
+    pub(super) async fn sign_in(
         &self,
         code: &str,
         verifier: &str,
@@ -190,7 +190,7 @@ impl Oidc {
     /// verified email and groups, learnt again at each refresh. What a policy or an allowlist
     /// depends on (`depends`) must still be given, or the user is no longer let in. A provider
     /// that serves no userinfo leaves the sign-in's answer in force.
-    pub async fn identity_now(
+    pub(super) async fn identity_now(
         &self,
         user: &UserIdentity,
         token: &str,
@@ -252,7 +252,11 @@ impl Oidc {
     }
 
     /// New tokens for a refresh token (the old refresh token stays if none is returned).
-    pub async fn refresh(&self, refresh_token: &str, now: u64) -> Result<ProviderTokens, IdpError> {
+    pub(super) async fn refresh(
+        &self,
+        refresh_token: &str,
+        now: u64,
+    ) -> Result<ProviderTokens, IdpError> {
         let client = self.oauth().await?;
         let issued = oauth_client::refresh(&client, &self.http, refresh_token).await?;
         Ok(ProviderTokens {
@@ -328,7 +332,7 @@ impl Oidc {
     }
 
     /// Whether a user with this verified email (if any) passes the allowlists.
-    pub fn check_email(&self, verified: Option<&str>) -> Result<(), IdpError> {
+    pub(super) fn check_email(&self, verified: Option<&str>) -> Result<(), IdpError> {
         let (emails, domains) = (
             &self.settings.allowed_emails,
             &self.settings.allowed_domains,

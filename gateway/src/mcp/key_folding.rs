@@ -13,7 +13,7 @@ use unicode_normalization::UnicodeNormalization as _;
 
 /// What a parser that folds keys could take `key` for: NUL bytes dropped, Unicode compatibility
 /// forms composed (NFKC: `ſ` → `s`, full-width letters → ASCII), lowercased.
-pub fn fold(key: &str) -> Cow<'_, str> {
+pub(crate) fn fold(key: &str) -> Cow<'_, str> {
     // The usual key folds to itself: no allocation on the request path.
     if key
         .bytes()
@@ -27,7 +27,7 @@ pub fn fold(key: &str) -> Cow<'_, str> {
 
 /// The keys of one object as they are read: which field each is, and whether another parser
 /// could read the object otherwise.
-pub struct Keys<'f, 'k> {
+pub(crate) struct Keys<'f, 'k> {
     /// The fields the gateway reads here, as written (all lowercase ASCII, so folded already).
     fields: &'f [&'f str],
     /// Every key so far, folded: borrowed from the body, as the usual key is, on the stack.
@@ -36,7 +36,7 @@ pub struct Keys<'f, 'k> {
 
 /// Why an object can be read more than one way: the `-32600` error's detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ambiguous(pub String);
+pub(crate) struct Ambiguous(pub String);
 
 impl std::fmt::Display for Ambiguous {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,7 +45,7 @@ impl std::fmt::Display for Ambiguous {
 }
 
 impl<'f, 'k> Keys<'f, 'k> {
-    pub fn new(fields: &'f [&'f str]) -> Self {
+    pub(crate) fn new(fields: &'f [&'f str]) -> Self {
         Self {
             fields,
             seen: SmallVec::new(),
@@ -54,7 +54,11 @@ impl<'f, 'k> Keys<'f, 'k> {
 
     /// The field `key` is (its index in `fields`), `None` for another key, or why the object is
     /// ambiguous. `at` names the object in the error (`params`, say).
-    pub fn field(&mut self, key: Cow<'k, str>, at: &str) -> Result<Option<usize>, Ambiguous> {
+    pub(crate) fn field(
+        &mut self,
+        key: Cow<'k, str>,
+        at: &str,
+    ) -> Result<Option<usize>, Ambiguous> {
         let folded = match &key {
             Cow::Borrowed(key) => fold(key),
             Cow::Owned(key) => Cow::Owned(fold(key).into_owned()),

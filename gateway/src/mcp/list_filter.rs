@@ -31,7 +31,7 @@ const LISTS: &[(&str, &str, Kind)] = &[
     ("prompts", "name", Kind::Prompt),
 ];
 
-pub struct ListFilter {
+pub(crate) struct ListFilter {
     /// The ids of the lists the request asked for, for the errors that replace what cannot be read
     /// (none for a GET stream).
     asked: Vec<Value>,
@@ -60,7 +60,7 @@ enum Mode {
 impl ListFilter {
     /// A filter of the answer to a request that asked for the lists `asked` (by id; none for a GET
     /// stream).
-    pub fn new(asked: Vec<Value>) -> Self {
+    pub(crate) fn new(asked: Vec<Value>) -> Self {
         Self {
             asked,
             mode: Mode::Pass,
@@ -72,7 +72,7 @@ impl ListFilter {
 
     /// Looks at the backend's response header: the answer is held or streamed by its type, and
     /// loses its length, which filtering changes.
-    pub fn start(&mut self, response: &mut ResponseHeader) -> pingora::Result<()> {
+    pub(crate) fn start(&mut self, response: &mut ResponseHeader) -> pingora::Result<()> {
         let header = |name| {
             response
                 .headers
@@ -113,7 +113,7 @@ impl ListFilter {
     }
 
     /// Filters a chunk of the body; `allowed` says whether the caller may see an item.
-    pub fn filter(
+    pub(crate) fn filter(
         &mut self,
         body: &mut Option<Bytes>,
         end_of_stream: bool,

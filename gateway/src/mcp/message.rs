@@ -22,7 +22,7 @@ use crate::policy::Target;
 
 /// One message of the body.
 #[derive(Debug)]
-pub struct Message<'a> {
+pub(crate) struct Message<'a> {
     /// `None` for a notification (or a message without an id).
     pub id: Option<serde_json::Value>,
     pub method: Option<Cow<'a, str>>,
@@ -32,14 +32,14 @@ pub struct Message<'a> {
 }
 
 impl Message<'_> {
-    pub fn target(&self) -> Option<Target<'_>> {
+    pub(crate) fn target(&self) -> Option<Target<'_>> {
         self.target
             .as_ref()
             .map(|(kind, name)| Target { kind: *kind, name })
     }
 
     /// The list this message asks for, whose items a policy filters.
-    pub fn list(&self) -> Option<Kind> {
+    pub(crate) fn list(&self) -> Option<Kind> {
         match self.method.as_deref()? {
             "tools/list" => Some(Kind::Tool),
             "resources/list" | "resources/templates/list" => Some(Kind::Resource),
@@ -51,7 +51,7 @@ impl Message<'_> {
 
 /// A body's messages: one, or a batch (JSON-RPC arrays, which MCP 2025-03-26 allows).
 #[derive(Debug)]
-pub struct Messages<'a> {
+pub(crate) struct Messages<'a> {
     pub batch: bool,
     pub messages: Vec<Message<'a>>,
 }
@@ -59,7 +59,7 @@ pub struct Messages<'a> {
 /// Why a body is not read: not JSON-RPC at all (`-32700`), or JSON that another parser could
 /// read as another message (`-32600`).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Unreadable {
+pub(crate) enum Unreadable {
     NotJsonRpc,
     Ambiguous(Ambiguous),
 }
@@ -230,7 +230,7 @@ object!(
 );
 
 /// Reads the messages of `body`, or why it cannot be read one way only.
-pub fn parse(body: &[u8]) -> Result<Messages<'_>, Unreadable> {
+pub(crate) fn parse(body: &[u8]) -> Result<Messages<'_>, Unreadable> {
     let first = body
         .iter()
         .find(|b| !b.is_ascii_whitespace())
@@ -318,11 +318,11 @@ fn named(kind: Kind, name: Option<Cow<'_, str>>) -> Option<(Kind, Cow<'_, str>)>
 
 /// Why the headers and the body disagree: the `-32020` error's message.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Mismatch(pub String);
+pub(crate) struct Mismatch(pub String);
 
 /// Checks `Mcp-Method` and `Mcp-Name`, where present, against the body (one message: 2026-07-28
 /// has no batches). A method that names something needs `Mcp-Name` once `Mcp-Method` is sent.
-pub fn check_headers(headers: &http::HeaderMap, body: &Messages) -> Result<(), Mismatch> {
+pub(crate) fn check_headers(headers: &http::HeaderMap, body: &Messages) -> Result<(), Mismatch> {
     let method_header = one(headers, &MCP_METHOD)?;
     let name_header = one(headers, &MCP_NAME)?;
     if method_header.is_none() && name_header.is_none() {
@@ -372,7 +372,7 @@ pub fn check_headers(headers: &http::HeaderMap, body: &Messages) -> Result<(), M
 
 /// Whether a POST's protocol version requires `Mcp-Method` (2026-07-28 and later; versions are
 /// dates, compared as text once they have a date's shape).
-pub fn requires_method_header(headers: &http::HeaderMap) -> bool {
+pub(crate) fn requires_method_header(headers: &http::HeaderMap) -> bool {
     let Some(version) = headers
         .get(&PROTOCOL_VERSION)
         .map(http::HeaderValue::as_bytes)

@@ -3,22 +3,22 @@
 //! method and name of a body that is not read first ([`peek`]); list answers filtered per caller
 //! ([`list_filter`]); and the MCP header names, defined here once.
 
-pub mod key_folding;
-pub mod list_filter;
-pub mod message;
-pub mod peek;
+pub(crate) mod key_folding;
+pub(crate) mod list_filter;
+pub(crate) mod message;
+pub(crate) mod peek;
 
 use http::HeaderName;
 
 // The MCP headers the gateway reads or sets, parsed once: a lookup by `&str` parses the name on
 // every request.
 /// `Mcp-Session-Id`: the session a request belongs to.
-pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(crate) const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 /// `MCP-Protocol-Version`: the version the client and server agreed on.
-pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub(crate) const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 /// `Mcp-Method`: a POST's JSON-RPC method, in a header (2026-07-28 and later).
-pub const METHOD: HeaderName = HeaderName::from_static("mcp-method");
+pub(crate) const METHOD: HeaderName = HeaderName::from_static("mcp-method");
 /// `Mcp-Name`: the tool, prompt or resource a POST names, in a header.
-pub const NAME: HeaderName = HeaderName::from_static("mcp-name");
+pub(crate) const NAME: HeaderName = HeaderName::from_static("mcp-name");
 /// The prefix of the headers that carry a tool's parameters (`Mcp-Param-<name>`).
-pub const PARAM_PREFIX: &str = "mcp-param-";
+pub(crate) const PARAM_PREFIX: &str = "mcp-param-";

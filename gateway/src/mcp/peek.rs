@@ -10,7 +10,7 @@ use serde::Deserialize;
 const MAX_PEEK: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
-pub struct McpPeek {
+pub(crate) struct McpPeek {
     /// Borrowed for the methods MCP defines (see [`crate::telemetry::metrics::mcp_method_label`]).
     pub method: Option<Cow<'static, str>>,
     pub tool: Option<String>,
@@ -35,7 +35,7 @@ struct PeekedParams<'a> {
 
 impl McpPeek {
     /// Takes what the headers say; if they name the method, the body need not be read.
-    pub fn from_headers(headers: &http::HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &http::HeaderMap) -> Self {
         let get = |name: &http::HeaderName| {
             headers
                 .get(name)
@@ -54,7 +54,7 @@ impl McpPeek {
     }
 
     /// What a body read whole says: its first message's method, and tool.
-    pub fn known(messages: &super::message::Messages) -> Self {
+    pub(crate) fn known(messages: &super::message::Messages) -> Self {
         let first = messages.messages.first();
         let method = first.and_then(|m| m.method.as_deref()).map(known_method);
         let tool = first
@@ -70,7 +70,7 @@ impl McpPeek {
     }
 
     /// Feeds a body chunk; parses once the body ends or the buffer is full.
-    pub fn feed(&mut self, chunk: Option<&[u8]>, end_of_stream: bool) {
+    pub(crate) fn feed(&mut self, chunk: Option<&[u8]>, end_of_stream: bool) {
         if self.done {
             return;
         }

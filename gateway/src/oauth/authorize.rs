@@ -33,7 +33,7 @@ struct Checked<'a> {
     scope: String,
 }
 
-pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::GET {
         return Err(page(405, "Use GET for /authorize"));
     }

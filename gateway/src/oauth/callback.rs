@@ -9,7 +9,7 @@ use crate::clock::now;
 use crate::idp::IdpError;
 use crate::telemetry::metrics::auth::AUTH;
 
-pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     let Some(idp) = &server.idp else {
         return Ok(error_page(404, "This gateway signs users in itself"));
     };

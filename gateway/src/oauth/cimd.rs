@@ -29,7 +29,7 @@ const FAILURE_SECS: u64 = 60;
 const KEPT: u64 = 900;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CimdError {
+pub(super) enum CimdError {
     #[error("the client_id {0} is not an https URL with a path")]
     NotAUrl(String),
     #[error("the host {0} is not on this server's list of client domains")]
@@ -56,7 +56,7 @@ struct Document {
     scope: Option<String>,
 }
 
-pub struct Cimd {
+pub(super) struct Cimd {
     settings: CimdSettings,
     /// The app schemes a document's redirect URIs may use.
     schemes: PrivateUseSchemes,
@@ -67,7 +67,7 @@ pub struct Cimd {
 }
 
 impl Cimd {
-    pub fn new(settings: CimdSettings, schemes: PrivateUseSchemes) -> Self {
+    pub(super) fn new(settings: CimdSettings, schemes: PrivateUseSchemes) -> Self {
         let resolver = PublicOnly {
             allow_private: settings.allow_private_network,
         };
@@ -88,24 +88,28 @@ impl Cimd {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(super) fn enabled(&self) -> bool {
         self.settings.enabled
     }
 
     /// Whether `raw` is a document URL this server would fetch: https (or http where private
     /// networks are allowed), a path, on an allowed domain.
-    pub fn accepts_url(&self, raw: &str) -> bool {
+    pub(super) fn accepts_url(&self, raw: &str) -> bool {
         self.checked_url(raw).is_ok()
     }
 
     /// Whether a `client_id` is meant as a metadata document URL.
-    pub fn is_document_url(client_id: &str) -> bool {
+    pub(super) fn is_document_url(client_id: &str) -> bool {
         client_id.starts_with("https://") || client_id.starts_with("http://")
     }
 
     /// The client a metadata document URL describes, fetched now, to be kept until its
     /// `expires_at`; or why not (remembered for a minute).
-    pub async fn fetch_client(&self, url: &str, now: u64) -> Result<ClientRecord, CimdError> {
+    pub(super) async fn fetch_client(
+        &self,
+        url: &str,
+        now: u64,
+    ) -> Result<ClientRecord, CimdError> {
         if let Some(reason) = self.failures.get(url, now) {
             return Err(CimdError::Recent(reason));
         }
@@ -296,7 +300,7 @@ impl reqwest::dns::Resolve for PublicOnly {
 
 /// Whether an address is on the public internet: not private, loopback, link-local, unspecified,
 /// multicast, shared (CGNAT), documentation or otherwise reserved.
-pub fn is_public(ip: IpAddr) -> bool {
+pub(super) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();

@@ -10,7 +10,7 @@ use super::{AuthServer, Request, hash_secret, secrets_equal};
 use crate::clock::now;
 use crate::store::ClientRecord;
 
-pub async fn authenticate(
+pub(super) async fn authenticate(
     server: &AuthServer,
     request: &Request,
     form: &HashMap<String, String>,

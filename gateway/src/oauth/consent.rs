@@ -8,7 +8,7 @@ use super::pending::{Proof, auth_cookie, completed, continued, error_redirect, i
 use super::{AuthServer, Request, Response};
 use crate::clock::now;
 
-pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method == http::Method::GET {
         show(server, request).await
     } else {

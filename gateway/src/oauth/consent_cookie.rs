@@ -9,15 +9,15 @@ use sha2::{Digest as _, Sha256};
 use crate::tokens::keys::KeyRing;
 
 /// How long a browser's approval of a client lasts.
-pub const MAX_AGE: u64 = 30 * 86_400;
+pub(super) const MAX_AGE: u64 = 30 * 86_400;
 
 /// The cookie-signing key, derived from the gateway's signing key so that both rotate together.
-pub fn key(keys: &KeyRing) -> [u8; 32] {
+pub(super) fn key(keys: &KeyRing) -> [u8; 32] {
     super::derived_key(keys, "consent cookie")
 }
 
 /// The cookie's name for a client and resource: one cookie each, named without revealing them.
-pub fn name(client_id: &str, resource: &str) -> String {
+pub(super) fn name(client_id: &str, resource: &str) -> String {
     let digest = Sha256::digest(format!("{client_id}\0{resource}").as_bytes());
     format!(
         "__Host-mcpgw-consent-{}",
@@ -26,7 +26,7 @@ pub fn name(client_id: &str, resource: &str) -> String {
 }
 
 /// What an approval covers: the client, the resource and the exact scope.
-pub struct Approval<'a> {
+pub(super) struct Approval<'a> {
     pub client_id: &'a str,
     pub resource: &'a str,
     pub scope: &'a str,
@@ -43,7 +43,7 @@ fn mac(key: &[u8; 32], approval: &Approval, expires: u64) -> String {
 }
 
 /// The `Set-Cookie` value for an approval, until `now + MAX_AGE`.
-pub fn set(key: &[u8; 32], approval: &Approval, now: u64) -> String {
+pub(super) fn set(key: &[u8; 32], approval: &Approval, now: u64) -> String {
     let expires = now + MAX_AGE;
     format!(
         "{}={expires}.{}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE}",
@@ -53,7 +53,7 @@ pub fn set(key: &[u8; 32], approval: &Approval, now: u64) -> String {
 }
 
 /// Whether a cookie value carries this approval now.
-pub fn approves(key: &[u8; 32], approval: &Approval, value: &str, now: u64) -> bool {
+pub(super) fn approves(key: &[u8; 32], approval: &Approval, value: &str, now: u64) -> bool {
     let Some((expires, signature)) = value.split_once('.') else {
         return false;
     };

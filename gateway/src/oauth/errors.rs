@@ -6,7 +6,7 @@ use super::Response;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum OAuthError {
+pub(crate) enum OAuthError {
     #[error("{1}")]
     InvalidRequest(&'static str, String),
     #[error("{0}")]
@@ -39,12 +39,12 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
-    pub fn invalid_request(description: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
         OAuthError::InvalidRequest("invalid_request", description.into())
     }
 
     /// The OAuth error code ("server_error" for a failed store or key, and a page).
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             OAuthError::InvalidRequest(code, _) => code,
             OAuthError::InvalidClient(_) => "invalid_client",
@@ -61,7 +61,7 @@ impl OAuthError {
         }
     }
 
-    pub fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response {
         if let OAuthError::Page(page) = self {
             return *page;
         }
@@ -117,6 +117,6 @@ const RETRY_AFTER_SECS: u64 = 5;
 
 /// The JSON error body of OAuth (RFC 6749 §5.2) and of bearer challenges (RFC 6750 §3), which every
 /// JSON error the gateway writes uses: `{"error": …, "error_description": …}`.
-pub fn json_error(error: &str, description: &str) -> serde_json::Value {
+pub(crate) fn json_error(error: &str, description: &str) -> serde_json::Value {
     serde_json::json!({ "error": error, "error_description": description })
 }

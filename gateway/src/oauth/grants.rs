@@ -14,7 +14,7 @@ use crate::store::GrantRecord;
 
 /// How long a replica trusts what a shared store said of a grant in force: a revocation on another
 /// replica is refused here within this.
-pub const SHARED_RECHECK_SECS: u64 = 1;
+pub(super) const SHARED_RECHECK_SECS: u64 = 1;
 /// The longest a replica holds a grant's refresh lock in the store: longer than a refresh takes
 /// (the provider's HTTP client gives up after 10 s).
 const REFRESH_LOCK_MS: u64 = 15_000;
@@ -24,12 +24,12 @@ const REFRESH_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 /// How long a grant's refresh lock is kept once made: far longer than a refresh can take.
 const LOCK_SECS: u64 = 60;
 /// The revocation count before the store was first read.
-pub const UNREAD: u64 = u64::MAX;
+pub(super) const UNREAD: u64 = u64::MAX;
 
 impl AuthServer {
     /// Whether grants hold an identity provider's token (GitHub, OIDC), which [`Self::idp_token`]
     /// finds.
-    pub fn keeps_idp_tokens(&self) -> bool {
+    pub(crate) fn keeps_idp_tokens(&self) -> bool {
         self.idp.is_some()
     }
 
@@ -37,7 +37,7 @@ impl AuthServer {
     /// grant has none or is revoked. An expiring token is refreshed at the provider (when it gave a
     /// refresh token) and stored again; concurrent callers wait for that one refresh and share its
     /// result, since providers that detect a refresh token's reuse revoke the user's grant.
-    pub async fn idp_token(&self, grant_id: &str) -> Option<Arc<str>> {
+    pub(crate) async fn idp_token(&self, grant_id: &str) -> Option<Arc<str>> {
         let now = crate::clock::now();
         if let Some(token) = self.idp_token_cache.get(grant_id, now) {
             return Some(token);
@@ -147,7 +147,7 @@ impl AuthServer {
     /// Ends every grant in force of the users whose subjects are `subs` (a reload took them out of
     /// the users file, or changed what it says of them): their tokens are refused from now on and
     /// their streams end. How many it ended.
-    pub async fn end_grants_of(&self, subs: &[String]) -> Result<usize, super::OAuthError> {
+    pub(crate) async fn end_grants_of(&self, subs: &[String]) -> Result<usize, super::OAuthError> {
         let mut ended = 0;
         for grant in self.store.grants().await? {
             if !grant.revoked && subs.contains(&grant.user.sub) {
@@ -161,7 +161,7 @@ impl AuthServer {
     /// Whether a revocation was made since this was last asked, by anyone: another replica, or
     /// `mcp-auth-gateway revoke` on the store. What this gateway remembered of grants in force is
     /// then forgotten, so that each is read again where it is next used. One read of the store.
-    pub async fn revocations_changed(&self) -> bool {
+    pub(crate) async fn revocations_changed(&self) -> bool {
         let epoch = match self.store.revocation_epoch().await {
             Ok(epoch) => epoch,
             Err(error) => {
@@ -183,7 +183,7 @@ impl AuthServer {
     /// theirs. A grant the store does not know counts as revoked. When a local store cannot tell,
     /// the grant counts as revoked; when a shared one cannot (Redis unreachable), the tokens
     /// already issued keep working with the revocations known so far.
-    pub async fn grant_revoked(&self, grant_id: &str) -> bool {
+    pub(crate) async fn grant_revoked(&self, grant_id: &str) -> bool {
         let now = crate::clock::now();
         if let Some(revoked) = self.grant_revoked_cache.get(grant_id, now) {
             return revoked;

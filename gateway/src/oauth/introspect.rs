@@ -11,7 +11,7 @@ use super::{AuthServer, Request, Response, hash_secret};
 use crate::clock::now;
 use crate::tokens::access::Audience;
 
-pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::POST {
         return Err(OAuthError::invalid_request("Use POST for /introspect"));
     }

@@ -17,7 +17,7 @@ use crate::telemetry::metrics::auth::AUTH;
 /// Wrong passwords allowed per authorization request before it is abandoned.
 const MAX_FAILED_LOGINS: u32 = 5;
 
-pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method == http::Method::GET {
         let params = request.query_params();
         let (id, pending) =

@@ -59,7 +59,7 @@ use crate::tokens::keys::KeyRing;
 
 /// The authorization server's endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AsEndpoint {
+pub(crate) enum AsEndpoint {
     Authorize,
     Login,
     Consent,
@@ -71,7 +71,7 @@ pub enum AsEndpoint {
 }
 
 impl AsEndpoint {
-    pub const fn path(self) -> &'static str {
+    pub(crate) const fn path(self) -> &'static str {
         match self {
             AsEndpoint::Authorize => "/authorize",
             AsEndpoint::Login => "/login",
@@ -85,7 +85,7 @@ impl AsEndpoint {
     }
 
     /// Endpoints that browser-based clients call with `fetch`, and so need CORS.
-    pub fn is_cors(self) -> bool {
+    pub(crate) fn is_cors(self) -> bool {
         matches!(
             self,
             AsEndpoint::Token | AsEndpoint::Register | AsEndpoint::Revoke
@@ -94,7 +94,7 @@ impl AsEndpoint {
 }
 
 /// A request as the handlers see it.
-pub struct Request {
+pub(crate) struct Request {
     pub method: Method,
     pub query: Option<String>,
     pub headers: HeaderMap,
@@ -102,16 +102,16 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn query_params(&self) -> HashMap<String, String> {
+    pub(crate) fn query_params(&self) -> HashMap<String, String> {
         params(self.query.as_deref().unwrap_or_default().as_bytes())
     }
 
-    pub fn form(&self) -> HashMap<String, String> {
+    pub(crate) fn form(&self) -> HashMap<String, String> {
         params(&self.body)
     }
 
     /// A cookie's value.
-    pub fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(http::header::COOKIE)
             .iter()
@@ -134,7 +134,7 @@ fn params(raw: &[u8]) -> HashMap<String, String> {
 }
 
 /// The first parameter given more than once.
-pub fn repeated(raw: &[u8]) -> Option<String> {
+pub(crate) fn repeated(raw: &[u8]) -> Option<String> {
     let mut seen = std::collections::HashSet::new();
     url::form_urlencoded::parse(raw)
         .map(|(k, _)| k.into_owned())
@@ -143,14 +143,14 @@ pub fn repeated(raw: &[u8]) -> Option<String> {
 
 /// A response as the handlers make it.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
 }
 
 impl Response {
-    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+    pub(crate) fn json(status: u16, body: &serde_json::Value) -> Self {
         Self {
             status,
             headers: vec![
@@ -162,7 +162,7 @@ impl Response {
         }
     }
 
-    pub fn redirect(location: String) -> Self {
+    pub(crate) fn redirect(location: String) -> Self {
         Self {
             status: 302,
             headers: vec![("location", location), ("cache-control", "no-store".into())],
@@ -170,7 +170,7 @@ impl Response {
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
         self
     }
@@ -184,7 +184,7 @@ const IDP_TOKENS_KEPT: usize = 50_000;
 /// The authorization server; one per gateway, when a provider is configured. The data plane sees
 /// only its façade: [`AuthServer::handle`] for the endpoints, and what it asks about a grant
 /// ([`AuthServer::grant_revoked`], [`AuthServer::idp_token`]); its state is its handlers' own.
-pub struct AuthServer {
+pub(crate) struct AuthServer {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
@@ -218,7 +218,7 @@ impl AuthServer {
         self.config.routes.iter().find(|r| r.resource == trimmed)
     }
 
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<Config>,
         store: Arc<dyn Store>,
         keys: Arc<KeyRing>,
@@ -267,7 +267,7 @@ impl AuthServer {
     /// The authorization server of a reloaded `config`, on the same store and keys, remembering
     /// what this one does: grants' revocations, the provider's tokens, the refresh locks, and the
     /// sign-in attempts per user name (unless their limit changed).
-    pub fn reconfigured(&self, config: Arc<Config>) -> Self {
+    pub(crate) fn reconfigured(&self, config: Arc<Config>) -> Self {
         let mut next = Self::new(
             config,
             self.store.clone(),
@@ -284,7 +284,7 @@ impl AuthServer {
         next
     }
 
-    pub async fn handle(&self, endpoint: AsEndpoint, request: Request) -> Response {
+    pub(crate) async fn handle(&self, endpoint: AsEndpoint, request: Request) -> Response {
         let span = tracing::info_span!(
             target: SPANS,
             "oauth",
@@ -374,7 +374,7 @@ impl AuthServer {
 
 /// Writes the config's clients to the store, on every start and reload so that edits take effect,
 /// and removes those taken out of the config, which stop working.
-pub async fn sync_config_clients(
+pub(crate) async fn sync_config_clients(
     store: &dyn Store,
     clients: &[crate::config::ClientSettings],
 ) -> Result<(), crate::store::StoreError> {
@@ -392,7 +392,7 @@ pub async fn sync_config_clients(
 }
 
 /// A random, URL-safe secret of `bytes` bytes of entropy.
-pub fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buffer);
     URL_SAFE_NO_PAD.encode(buffer)
@@ -400,7 +400,7 @@ pub fn random_token(bytes: usize) -> String {
 
 /// A key for `purpose`, derived from the gateway's active signing key: every replica holds the same
 /// one, and it rotates with the signing key.
-pub fn derived_key(keys: &KeyRing, purpose: &str) -> [u8; 32] {
+pub(crate) fn derived_key(keys: &KeyRing, purpose: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(format!("mcp-auth-gateway {purpose}\0").as_bytes());
     hasher.update(keys.active().pkcs8_pem().as_bytes());
@@ -408,12 +408,12 @@ pub fn derived_key(keys: &KeyRing, purpose: &str) -> [u8; 32] {
 }
 
 /// How secrets are stored and compared: base64url(SHA-256).
-pub fn hash_secret(secret: &str) -> String {
+pub(crate) fn hash_secret(secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Constant-time equality for secrets and their hashes.
-pub fn secrets_equal(a: &str, b: &str) -> bool {
+pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

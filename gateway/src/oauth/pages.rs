@@ -4,7 +4,7 @@
 use super::Response;
 use super::redirect::Destination;
 
-pub fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -20,13 +20,13 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A whole page; `body` is trusted HTML that the caller built from escaped values.
-pub fn page(status: u16, title: &str, body: &str) -> Response {
+pub(super) fn page(status: u16, title: &str, body: &str) -> Response {
     page_with_form_target(status, title, body, None)
 }
 
 /// A page whose form may end up at `form_target` (a redirect URI): browsers apply CSP `form-action` to
 /// where a form submission is redirected, so the client's redirect must be allowed along with 'self'.
-pub fn page_with_form_target(
+pub(super) fn page_with_form_target(
     status: u16,
     title: &str,
     body: &str,
@@ -70,7 +70,7 @@ fn csp_source(uri: &str) -> Option<String> {
 }
 
 /// An error shown to the user, for when there is no client redirect that may be trusted with it.
-pub fn error_page(status: u16, message: &str) -> Response {
+pub(super) fn error_page(status: u16, message: &str) -> Response {
     page(
         status,
         "Authorization failed",
@@ -81,7 +81,7 @@ pub fn error_page(status: u16, message: &str) -> Response {
     )
 }
 
-pub fn login_page(
+pub(super) fn login_page(
     pending_id: &str,
     csrf: &str,
     client: &str,
@@ -110,7 +110,7 @@ pub fn login_page(
     )
 }
 
-pub struct ConsentView<'a> {
+pub(super) struct ConsentView<'a> {
     pub pending_id: &'a str,
     pub csrf: &'a str,
     pub client_name: &'a str,
@@ -126,7 +126,7 @@ pub struct ConsentView<'a> {
     pub warning: Option<&'a str>,
 }
 
-pub fn consent_page(view: &ConsentView) -> Response {
+pub(super) fn consent_page(view: &ConsentView) -> Response {
     let scopes: String = view
         .scopes
         .iter()

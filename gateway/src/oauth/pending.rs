@@ -11,11 +11,11 @@ use crate::store::{CodeRecord, PendingAuthorization};
 use crate::telemetry::metrics::auth::AUTH;
 
 /// The cookie that binds a browser to the authorization it started.
-pub const AUTH_COOKIE: &str = "__Host-mcpgw-auth";
+pub(super) const AUTH_COOKIE: &str = "__Host-mcpgw-auth";
 
 /// Keeps `pending` with a fresh PKCE verifier for the request to the identity provider, and returns
 /// where to send the browser: the provider's authorization page.
-pub async fn to_identity_provider(
+pub(super) async fn to_identity_provider(
     server: &AuthServer,
     id: &str,
     pending: &mut PendingAuthorization,
@@ -44,12 +44,16 @@ pub async fn to_identity_provider(
 
 /// The `Set-Cookie` value binding this browser to a pending authorization by its secret (`max_age` 0
 /// clears it).
-pub fn auth_cookie(secret: &str, max_age: u64) -> String {
+pub(super) fn auth_cookie(secret: &str, max_age: u64) -> String {
     format!("{AUTH_COOKIE}={secret}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}")
 }
 
 /// The client's redirect URI with `extra` parameters added to its query, plus `iss` (RFC 9207).
-pub fn client_redirect(server: &AuthServer, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
+pub(super) fn client_redirect(
+    server: &AuthServer,
+    redirect_uri: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut url = match url::Url::parse(redirect_uri) {
         Ok(url) => url,
         Err(_) => return redirect_uri.to_owned(),
@@ -64,7 +68,7 @@ pub fn client_redirect(server: &AuthServer, redirect_uri: &str, extra: &[(&str, 
     url.to_string()
 }
 
-pub fn error_redirect(
+pub(super) fn error_redirect(
     server: &AuthServer,
     redirect_uri: &str,
     error: &str,
@@ -79,7 +83,7 @@ pub fn error_redirect(
 }
 
 /// Ends a pending authorization the user approved: issues the code and sends the browser back.
-pub async fn issue_code(
+pub(super) async fn issue_code(
     server: &AuthServer,
     pending: &PendingAuthorization,
     user: UserIdentity,
@@ -115,14 +119,14 @@ pub async fn issue_code(
 }
 
 /// Counts an authorization that ended: `approved`, `denied` or `failed`.
-pub fn completed(result: &'static str) {
+pub(super) fn completed(result: &'static str) {
     AUTH.authorizations_completed
         .with_label_values(&[result])
         .inc();
 }
 
 /// What a login or consent request must prove besides the browser's cookie.
-pub enum Proof<'a> {
+pub(super) enum Proof<'a> {
     /// A page view (GET): the cookie is enough.
     PageView,
     /// A form submission (POST): it must carry the page's CSRF token.
@@ -131,7 +135,7 @@ pub enum Proof<'a> {
 
 /// The pending authorization a login or consent request continues, checked against the browser's
 /// cookie and, for a form, its CSRF token.
-pub async fn continued(
+pub(super) async fn continued(
     server: &AuthServer,
     request: &Request,
     id: Option<&String>,

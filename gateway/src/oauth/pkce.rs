@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest as _, Sha256};
 
 /// Whether a `code_challenge` is well-formed: base64url of a SHA-256, 43 characters.
-pub fn is_valid_challenge(challenge: &str) -> bool {
+pub(super) fn is_valid_challenge(challenge: &str) -> bool {
     challenge.len() == 43
         && challenge
             .bytes()
@@ -13,7 +13,7 @@ pub fn is_valid_challenge(challenge: &str) -> bool {
 }
 
 /// Whether `verifier` (43–128 unreserved characters, RFC 7636 §4.1) hashes to `challenge`.
-pub fn verify(verifier: &str, challenge: &str) -> bool {
+pub(super) fn verify(verifier: &str, challenge: &str) -> bool {
     let well_formed = (43..=128).contains(&verifier.len())
         && verifier
             .bytes()

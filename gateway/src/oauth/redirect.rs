@@ -5,11 +5,11 @@
 use url::Url;
 
 use crate::config::redirects::is_loopback;
-pub use crate::config::redirects::registration_problem;
+pub(super) use crate::config::redirects::registration_problem;
 
 /// How a redirect URI hands the code over, for the consent page.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Destination {
+pub(super) enum Destination {
     /// A web site (https), or this computer (loopback http): the host.
     Host(String),
     /// An app on the user's device, by its private-use scheme: the whole URI, since its "host" is
@@ -19,7 +19,7 @@ pub enum Destination {
 
 /// Where the code goes when the browser is sent to `uri`: as the browser will read it (parsed, so
 /// that no invisible or look-alike character hides what it is).
-pub fn destination(uri: &str) -> Destination {
+pub(super) fn destination(uri: &str) -> Destination {
     match Url::parse(uri) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => {
             Destination::Host(url.host_str().unwrap_or(uri).to_owned())
@@ -31,7 +31,7 @@ pub fn destination(uri: &str) -> Destination {
 
 /// Whether `presented` matches `registered`: byte for byte, except that a loopback redirect may use any
 /// port (the client picks a free one when it starts).
-pub fn matches(registered: &str, presented: &str) -> bool {
+pub(super) fn matches(registered: &str, presented: &str) -> bool {
     if registered == presented {
         return true;
     }

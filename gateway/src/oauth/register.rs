@@ -11,12 +11,12 @@ use crate::clock::now;
 use crate::config::ClientSettings;
 use crate::store::ClientRecord;
 
-pub const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
-pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
+pub(crate) const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
+pub(crate) const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
 
 /// A client registered in the config, as the store keeps it: its secret hashed. The config's
 /// clients are written to the store on every start, so that edits take effect.
-pub fn configured(client: &ClientSettings) -> ClientRecord {
+pub(super) fn configured(client: &ClientSettings) -> ClientRecord {
     ClientRecord {
         client_id: client.client_id.clone(),
         secret_hash: client.secret.as_deref().map(hash_secret),
@@ -48,7 +48,7 @@ struct Metadata {
     application_type: Option<String>,
 }
 
-pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::POST {
         return Err(OAuthError::invalid_request("Register with POST"));
     }

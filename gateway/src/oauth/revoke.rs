@@ -8,7 +8,7 @@ use super::token::revoke_grant;
 use super::{AuthServer, Request, Response, hash_secret};
 use crate::clock::now;
 
-pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::POST {
         return Err(OAuthError::invalid_request("Use POST for /revoke"));
     }

@@ -19,7 +19,10 @@ const DROPPED: &[&str] = &["offline_access", "openid", "profile", "email"];
 /// The scopes of `asked` (space-separated) to grant on a resource offering `offered`, in the order
 /// asked and each once; empty when nothing grantable was asked. `Err` names a scope that is neither
 /// offered nor one that is dropped.
-pub fn grantable<'a>(asked: &'a str, offered: &[impl AsRef<str>]) -> Result<Vec<&'a str>, &'a str> {
+pub(super) fn grantable<'a>(
+    asked: &'a str,
+    offered: &[impl AsRef<str>],
+) -> Result<Vec<&'a str>, &'a str> {
     let mut granted: Vec<&str> = Vec::new();
     for scope in asked.split_ascii_whitespace() {
         if offered.iter().any(|o| o.as_ref() == scope) {
@@ -34,7 +37,7 @@ pub fn grantable<'a>(asked: &'a str, offered: &[impl AsRef<str>]) -> Result<Vec<
 }
 
 /// Of `scope` (space-separated), what `user`, through `client_id`, may be granted on `route`.
-pub fn for_user(
+pub(super) fn for_user(
     route: Option<&Route>,
     user: &UserIdentity,
     client_id: &str,

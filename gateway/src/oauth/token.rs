@@ -19,7 +19,7 @@ use crate::store::{CodeRecord, CodeTake, GrantRecord, Rotation};
 use crate::telemetry::metrics::auth::AUTH;
 use crate::tokens::access::{AccessClaims, Audience, mint};
 
-pub async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::POST {
         return Err(OAuthError::invalid_request("Use POST for /token"));
     }
@@ -309,7 +309,7 @@ fn check_resource(form: &HashMap<String, String>, authorized: &str) -> Result<()
 }
 
 /// Revokes a grant in the store and, at once, every access token issued under it.
-pub async fn revoke_grant(server: &AuthServer, grant_id: &str) -> Result<(), OAuthError> {
+pub(super) async fn revoke_grant(server: &AuthServer, grant_id: &str) -> Result<(), OAuthError> {
     server.store.revoke_grant(grant_id).await?;
     let until = now()
         + server.config.auth.access_token_lifetime.as_secs()

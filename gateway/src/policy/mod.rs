@@ -15,7 +15,7 @@ use crate::store::records::UserIdentity;
 use crate::tokens::access::AccessClaims;
 
 /// Who is calling, as the rules see them.
-pub struct Caller<'a> {
+pub(crate) struct Caller<'a> {
     pub sub: &'a str,
     pub name: &'a str,
     /// Lowercased, as `emails` rules are.
@@ -29,7 +29,7 @@ pub struct Caller<'a> {
 }
 
 impl<'a> Caller<'a> {
-    pub fn of(claims: &'a AccessClaims) -> Self {
+    pub(crate) fn of(claims: &'a AccessClaims) -> Self {
         Self {
             scope: &claims.scope,
             ..Self::new(
@@ -45,7 +45,7 @@ impl<'a> Caller<'a> {
 
     /// A user through `client_id`, holding no scopes yet (what the authorization server asks
     /// about).
-    pub fn of_user(user: &'a UserIdentity, client_id: &'a str) -> Self {
+    pub(crate) fn of_user(user: &'a UserIdentity, client_id: &'a str) -> Self {
         Self::new(
             &user.sub,
             user.preferred_username.as_deref(),
@@ -81,21 +81,21 @@ impl<'a> Caller<'a> {
     }
 
     /// The token's scopes.
-    pub fn scopes(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+    pub(crate) fn scopes(&self) -> impl Iterator<Item = &'a str> + use<'a> {
         self.scope.split_ascii_whitespace()
     }
 }
 
 /// A named thing a message uses: a tool, a resource (by URI) or a prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     pub kind: Kind,
     pub name: &'a str,
 }
 
 /// What the policy says of one use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision<'p> {
+pub(crate) enum Decision<'p> {
     Allow(Reason),
     Deny(Reason),
     /// Allowed by the rule `rule` with these scopes, which the token lacks and the caller may be
@@ -109,7 +109,7 @@ pub enum Decision<'p> {
 /// What decided: a rule, by its place in the policy, or the policy's default. Kept as a number
 /// (the audit trail names it when it is written), so that deciding allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     Rule(usize),
     Default,
     /// A resource URI a rule names that servers read differently as a path (dot segments, encoded
@@ -119,7 +119,7 @@ pub enum Reason {
 
 impl Reason {
     /// The rule's name, "default", or "ambiguous_uri".
-    pub fn name(self, policy: &Policy) -> &str {
+    pub(crate) fn name(self, policy: &Policy) -> &str {
         match self {
             Reason::Rule(i) => policy.rules.get(i).map_or("?", |r| r.name.as_str()),
             Reason::Default => "default",
@@ -129,17 +129,17 @@ impl Reason {
 }
 
 impl Decision<'_> {
-    pub fn allows(&self) -> bool {
+    pub(crate) fn allows(&self) -> bool {
         matches!(self, Decision::Allow(_))
     }
 
     /// Whether a list shows the thing: the caller may use it, or step up to.
-    pub fn shows(&self) -> bool {
+    pub(crate) fn shows(&self) -> bool {
         !matches!(self, Decision::Deny(_))
     }
 
     /// The rule (or the default) that decided, for the audit trail.
-    pub fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> Reason {
         match self {
             Decision::Allow(reason) | Decision::Deny(reason) => *reason,
             Decision::StepUp { rule, .. } => Reason::Rule(*rule),
@@ -147,7 +147,7 @@ impl Decision<'_> {
     }
 
     /// The `decision` label and audit word.
-    pub fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Decision::Allow(_) => "allow",
             Decision::Deny(_) => "deny",
@@ -159,7 +159,7 @@ impl Decision<'_> {
 /// Decides whether `caller` may use `target` (through `method`). A resource is named by its URI
 /// normalised (RFC 3986 §6), as the rules' are; one that servers read differently as a path is
 /// refused when a rule names it, or names where it may lead.
-pub fn decide<'p>(
+pub(crate) fn decide<'p>(
     policy: &'p Policy,
     caller: &Caller,
     method: &str,
@@ -262,7 +262,7 @@ fn denied(step_up: Option<(usize, &Rule)>, reason: Reason) -> Decision<'_> {
 /// Whether `caller` may be granted `scope` on a route with `policy`: a scope no allow rule
 /// reserves, or one an allow rule reserves and whose conditions on who the caller is hold (its
 /// `when` is not run: it needs a call to run against).
-pub fn may_be_granted(policy: &Policy, caller: &Caller, scope: &str) -> bool {
+pub(crate) fn may_be_granted(policy: &Policy, caller: &Caller, scope: &str) -> bool {
     let mut reserved = false;
     for rule in policy.rules.iter().filter(|r| r.effect == Effect::Allow) {
         if rule.scopes.iter().any(|s| s == scope) {

@@ -21,7 +21,7 @@ use crate::mcp::SESSION_ID;
 use crate::tokens::access::{AccessClaims, TokenError};
 
 /// A request that may go to the backend.
-pub struct Admitted {
+pub(super) struct Admitted {
     pub caller: Arc<AccessClaims>,
     /// The allowed browser origin it came from.
     pub cors_origin: Option<String>,
@@ -33,7 +33,7 @@ pub struct Admitted {
 
 /// Where a request stands in its session: what the request's state keeps of it.
 #[derive(Default)]
-pub struct SessionPlace {
+pub(super) struct SessionPlace {
     /// A GET: it opens the session's stream.
     opening_stream: Option<StreamOpening>,
     /// The session's GET stream this request must not overtake, and the session.
@@ -43,7 +43,7 @@ pub struct SessionPlace {
 }
 
 /// Checks every rule, in order, for a request to `route`.
-pub async fn admit(
+pub(super) async fn admit(
     gateway: &Gateway,
     session: &Session,
     route: &Route,
@@ -123,7 +123,7 @@ fn session_id(header: &RequestHeader) -> Result<Option<&str>, ()> {
 
 /// Drops an `Upgrade` to `h2c` (and its settings), which a server may ignore (RFC 9110 §7.8): left
 /// in place, Pingora would read the request as an upgrade. Any other upgrade stays, to be refused.
-pub fn ignore_h2c_upgrade(header: &mut RequestHeader) {
+pub(super) fn ignore_h2c_upgrade(header: &mut RequestHeader) {
     let h2c_only = {
         let mut values = header
             .headers
@@ -184,7 +184,7 @@ async fn place_in_session(
 
 impl Admitted {
     /// Keeps what later phases need in the request's state.
-    pub fn record(self, ctx: &mut RequestCtx) {
+    pub(super) fn record(self, ctx: &mut RequestCtx) {
         ctx.caller = Some(self.caller);
         ctx.cors_origin = self.cors_origin;
         ctx.declared_length = self.declared_length;

@@ -20,7 +20,7 @@ use crate::store::count_against;
 const MAX_AS_BODY: usize = 64 * 1024;
 
 /// Serves `endpoint` of the authorization server (404 without one).
-pub async fn serve(
+pub(super) async fn serve(
     gateway: &Gateway,
     session: &mut Session,
     endpoint: AsEndpoint,

@@ -13,7 +13,7 @@ use crate::config::Route;
 use crate::tokens::access::{AccessClaims, AccessTokenVerifier, TokenError, has_scopes};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BearerError {
+pub(super) enum BearerError {
     /// No credentials: challenge without an `error` (RFC 6750 §3.1).
     #[error("Authorization needed")]
     NoToken,
@@ -26,7 +26,7 @@ pub enum BearerError {
 }
 
 impl BearerError {
-    pub fn status(&self) -> u16 {
+    pub(super) fn status(&self) -> u16 {
         match self {
             BearerError::NoToken | BearerError::InvalidToken(_) => 401,
             BearerError::TokenInQuery => 400,
@@ -35,7 +35,7 @@ impl BearerError {
     }
 
     /// The bounded `reason` label of `mcp_gateway_auth_failures_total`.
-    pub fn reason(&self) -> &'static str {
+    pub(super) fn reason(&self) -> &'static str {
         match self {
             BearerError::NoToken => "no_token",
             BearerError::TokenInQuery => "token_in_query",
@@ -45,7 +45,7 @@ impl BearerError {
     }
 
     /// The `WWW-Authenticate` value: the Bearer challenge alone, so it is the first one clients see.
-    pub fn challenge(&self, route: &Route) -> String {
+    pub(super) fn challenge(&self, route: &Route) -> String {
         let metadata = &route.metadata_url;
         let needed = route.required_scopes.join(" ");
         match self {
@@ -67,7 +67,7 @@ impl BearerError {
     }
 
     /// The JSON body that goes with the challenge.
-    pub fn body(&self) -> serde_json::Value {
+    pub(super) fn body(&self) -> serde_json::Value {
         let error = match self {
             BearerError::NoToken => "unauthorized",
             BearerError::TokenInQuery => "invalid_request",
@@ -79,7 +79,7 @@ impl BearerError {
 }
 
 /// The challenge of a 403 for want of `scope` (space-separated): what a client steps up to.
-pub fn insufficient_scope_challenge(route: &Route, scope: &str) -> String {
+pub(super) fn insufficient_scope_challenge(route: &Route, scope: &str) -> String {
     format!(
         "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\", error_description=\"{}\"",
         route.metadata_url,
@@ -88,7 +88,7 @@ pub fn insufficient_scope_challenge(route: &Route, scope: &str) -> String {
 }
 
 /// Checks the bearer token of a request to `route`, returning the caller's verified claims.
-pub fn check(
+pub(super) fn check(
     verifier: &AccessTokenVerifier,
     route: &Route,
     headers: &HeaderMap,

@@ -9,11 +9,11 @@ use super::respond::{self, Headers};
 use crate::oauth::json_error;
 
 /// The OAuth-style error and description of every 413 the gateway writes.
-pub const ERROR: &str = "payload_too_large";
-pub const DESCRIPTION: &str = "The request body is too large";
+pub(super) const ERROR: &str = "payload_too_large";
+pub(super) const DESCRIPTION: &str = "The request body is too large";
 
 /// The length a request declares for its body (`Content-Length`), if it declares one that reads.
-pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -21,12 +21,12 @@ pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Whether `bytes` of body are more than the config in force allows.
-pub fn exceeds(bytes: u64, max: u64) -> bool {
+pub(super) fn exceeds(bytes: u64, max: u64) -> bool {
     bytes > max
 }
 
 /// The 413 of a body too large, with the CORS `headers` of where it was sent.
-pub async fn refuse(
+pub(super) async fn refuse(
     session: &mut pingora::proxy::Session,
     headers: &Headers,
 ) -> pingora::Result<()> {

@@ -12,7 +12,7 @@ use crate::config::{ClientAddressHeader, TrustedProxies};
 /// The client's address: walking the proxies' chain from the nearest, the first address that is not
 /// a trusted proxy. An entry that is not an address stops the walk at the proxy that wrote it, since
 /// nothing further left can be believed.
-pub fn client_address(
+pub(super) fn client_address(
     peer: Option<IpAddr>,
     headers: &HeaderMap,
     proxies: &TrustedProxies,
@@ -54,7 +54,7 @@ pub fn client_address(
 }
 
 /// The key limits count a client under: its IPv4 address, or its IPv6 /64.
-pub fn limit_key(address: IpAddr) -> IpAddr {
+pub(super) fn limit_key(address: IpAddr) -> IpAddr {
     match canonical(address) {
         IpAddr::V6(v6) => {
             let network = u128::from(v6) & !((1u128 << 64) - 1);

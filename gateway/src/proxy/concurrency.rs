@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 const KEYS_KEPT: usize = 100_000;
 
 /// How many of something each key holds at once, up to a limit.
-pub struct Concurrency<K: Hash + Eq + Clone> {
+pub(crate) struct Concurrency<K: Hash + Eq + Clone> {
     held: Mutex<HashMap<K, u32, foldhash::fast::RandomState>>,
 }
 
@@ -24,14 +24,14 @@ impl<K: Hash + Eq + Clone> Default for Concurrency<K> {
 }
 
 /// One held: given back when dropped.
-pub struct Held<K: Hash + Eq + Clone> {
+pub(crate) struct Held<K: Hash + Eq + Clone> {
     counts: Arc<Concurrency<K>>,
     key: K,
 }
 
 impl<K: Hash + Eq + Clone> Concurrency<K> {
     /// Takes one for `key` if it holds fewer than `limit` (0: no limit, and nothing is counted).
-    pub fn acquire(self: &Arc<Self>, key: K, limit: u32) -> Result<Option<Held<K>>, ()> {
+    pub(crate) fn acquire(self: &Arc<Self>, key: K, limit: u32) -> Result<Option<Held<K>>, ()> {
         if limit == 0 {
             return Ok(None);
         }

@@ -19,7 +19,7 @@ use super::generations::Generations;
 
 /// The gateway's listener app: Pingora's HTTP proxy (`A`), behind a count of each client address's
 /// connections.
-pub struct PerClientConnections<A> {
+pub(crate) struct PerClientConnections<A> {
     pub proxy: Arc<A>,
     pub generations: Generations,
     pub counts: Arc<Concurrency<IpAddr>>,

@@ -23,14 +23,14 @@ const MCP_EXPOSED_HEADERS: &str = "Mcp-Session-Id, WWW-Authenticate, MCP-Protoco
 const DOCUMENT_ALLOWED_HEADERS: &str = "Authorization, Content-Type, MCP-Protocol-Version";
 
 /// The `Origin` header, if the request has exactly one.
-pub fn origin(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn origin(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(http::header::ORIGIN)
         .and_then(|v| v.to_str().ok())
 }
 
 /// Whether an `Origin` value is on the list (exact, after lowercasing scheme and host).
-pub fn is_allowed(origin: &str, allowed: &[String]) -> bool {
+pub(super) fn is_allowed(origin: &str, allowed: &[String]) -> bool {
     let origin = origin.trim_end_matches('/').to_ascii_lowercase();
     allowed.contains(&origin)
 }
@@ -63,7 +63,7 @@ fn mcp_preflight_headers(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The CORS headers of a response on an MCP route to a request from the allowed `origin`.
-pub fn route_headers(origin: Option<&str>) -> Headers {
+pub(super) fn route_headers(origin: Option<&str>) -> Headers {
     match origin {
         Some(origin) => vec![
             ("access-control-allow-origin", origin.to_owned()),
@@ -79,7 +79,7 @@ pub fn route_headers(origin: Option<&str>) -> Headers {
 
 /// The answer to a preflight on an MCP route: from an allowed `origin`, the methods and the headers
 /// it asked for (`None` if it asked for one MCP does not use); with no `Origin`, just `Allow`.
-pub fn route_preflight(origin: Option<&str>, request: &HeaderMap) -> Option<Headers> {
+pub(super) fn route_preflight(origin: Option<&str>, request: &HeaderMap) -> Option<Headers> {
     let Some(origin) = origin else {
         return Some(vec![("allow", "GET, POST, DELETE, OPTIONS".into())]);
     };
@@ -97,7 +97,7 @@ pub fn route_preflight(origin: Option<&str>, request: &HeaderMap) -> Option<Head
 /// The answer to a preflight for what any origin may call with `methods`: the public documents
 /// (metadata, JWKS: `GET, HEAD, OPTIONS`) and the authorization server endpoints browsers call
 /// (`POST, OPTIONS`).
-pub fn any_origin_preflight(methods: &str) -> Headers {
+pub(super) fn any_origin_preflight(methods: &str) -> Headers {
     vec![
         ("access-control-allow-origin", "*".into()),
         ("access-control-allow-methods", methods.into()),

@@ -13,7 +13,7 @@ use crate::tokens::access::AccessClaims;
 use crate::tokens::backend::BackendCredentials;
 
 /// The credentials for `caller` on route number `index`; `None` for a route that sends none.
-pub async fn for_caller(
+pub(super) async fn for_caller(
     gateway: &Gateway,
     route: &Route,
     index: usize,

@@ -16,7 +16,7 @@ use crate::policy::Reason;
 use crate::tokens::access::AccessClaims;
 use crate::tokens::backend::BackendCredentials;
 
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     /// The gateway of the config in force when the request arrived, which serves it to its end
     /// (out of here while one of its phases runs: [`super::live`]).
     pub gateway: Option<Arc<Gateway>>,
@@ -66,7 +66,7 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(gateway: Arc<Gateway>) -> Self {
+    pub(crate) fn new(gateway: Arc<Gateway>) -> Self {
         Self {
             gateway: Some(gateway),
             span: tracing::Span::none(),
@@ -100,7 +100,7 @@ impl RequestCtx {
 impl RequestCtx {
     /// The request's watch ([`super::watchdog`]), made (with its body due by `body_deadline`) when
     /// it has none, and told of its backend connection when it has one.
-    pub fn watched(
+    pub(crate) fn watched(
         &mut self,
         watchdog: &Arc<Watchdog>,
         body_deadline: Option<Instant>,
@@ -118,7 +118,7 @@ impl RequestCtx {
 }
 
 /// One message a policy decided.
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     /// One of the MCP methods a policy decides on (all known by name).
     pub method: &'static str,
     /// What it uses; `None` for a list.
@@ -133,7 +133,7 @@ pub struct AuditEntry {
 
 /// What an audit entry says decided.
 #[derive(Clone, Copy)]
-pub enum Ruling {
+pub(crate) enum Ruling {
     /// A rule of the route's policy, or its default.
     Policy(Reason),
     /// A list, filtered in the answer.

@@ -9,7 +9,7 @@ use super::respond::{self, json_error};
 use super::watchdog::Ending;
 
 /// Answers a failed request, if the client can still be answered, and logs why it failed.
-pub async fn answer(
+pub(super) async fn answer(
     session: &mut Session,
     e: &Error,
     ctx: &RequestCtx,
@@ -47,7 +47,7 @@ pub async fn answer(
 /// Answers a request the gateway ended itself ([`super::watchdog`]): `408` for a body that did
 /// not come in time; a stream whose access ended is ended cleanly (its last chunk, or HTTP/2's end
 /// of stream), so that the client opens it again and meets the answer a new request gets.
-pub async fn ended(
+pub(super) async fn ended(
     session: &mut Session,
     ending: Ending,
     ctx: &RequestCtx,
@@ -89,7 +89,7 @@ pub async fn ended(
 }
 
 /// Whether the client went away (closed its stream, say): a request's end, not its failure.
-pub fn client_went_away(e: &Error) -> bool {
+pub(super) fn client_went_away(e: &Error) -> bool {
     status(e) == 0
 }
 

@@ -45,7 +45,7 @@ const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// The `X-Forwarded-For` value of a client's address. The last one made on this thread is kept: a
 /// connection's requests come from one client, and formatting an address on every request cost
 /// more than the rest of the header's handling.
-pub fn forwarded_for_value(client: IpAddr) -> Option<HeaderValue> {
+pub(super) fn forwarded_for_value(client: IpAddr) -> Option<HeaderValue> {
     thread_local! {
         static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
             const { std::cell::RefCell::new(None) };
@@ -62,14 +62,14 @@ pub fn forwarded_for_value(client: IpAddr) -> Option<HeaderValue> {
 
 /// What the gateway tells the backend about the client's request: the client's address (as
 /// [`super::client_address`] found it), and the scheme and host it reached the gateway at.
-pub struct ForwardedFor<'a> {
+pub(super) struct ForwardedFor<'a> {
     pub client: Option<&'a HeaderValue>,
     pub proto: &'a HeaderValue,
     pub host: &'a HeaderValue,
 }
 
 /// The peer for `route`'s backend at `address`, with the route's timeouts.
-pub fn peer(route: &Route, address: SocketAddr) -> HttpPeer {
+pub(super) fn peer(route: &Route, address: SocketAddr) -> HttpPeer {
     let backend = &route.backend;
     let mut peer = HttpPeer::new(address, backend.tls, backend.host.clone());
     peer.options.connection_timeout = Some(backend.connect_timeout);
@@ -86,7 +86,7 @@ pub fn peer(route: &Route, address: SocketAddr) -> HttpPeer {
 /// common ones), as HTTP/2 would carry them; names are case-insensitive (RFC 9110, section 5.1).
 /// Pingora's own `insert_header` parses and copies each name and keeps a second map in step, about
 /// 2,000 instructions per header; here an insert is one hash-map insert of a pre-parsed name.
-pub fn prepare(
+pub(super) fn prepare(
     request: &mut RequestHeader,
     route: &Route,
     credentials: Option<&BackendCredentials>,

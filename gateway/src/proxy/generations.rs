@@ -9,20 +9,20 @@ use super::state::Gateway;
 
 /// The gateway in force, shared by the proxy and whoever reloads it.
 #[derive(Clone)]
-pub struct Generations(Arc<ArcSwap<Gateway>>);
+pub(crate) struct Generations(Arc<ArcSwap<Gateway>>);
 
 impl Generations {
-    pub fn new(first: Gateway) -> Self {
+    pub(crate) fn new(first: Gateway) -> Self {
         Self(Arc::new(ArcSwap::from_pointee(first)))
     }
 
     /// The gateway new requests meet.
-    pub fn current(&self) -> Arc<Gateway> {
+    pub(crate) fn current(&self) -> Arc<Gateway> {
         self.0.load_full()
     }
 
     /// Makes `next` the gateway new requests meet.
-    pub fn replace(&self, next: Gateway) {
+    pub(crate) fn replace(&self, next: Gateway) {
         self.0.store(Arc::new(next));
     }
 }

@@ -17,7 +17,7 @@ const STRICT_TRANSPORT_SECURITY: http::HeaderName =
     http::HeaderName::from_static("strict-transport-security");
 
 /// Makes each request's module, with the value of the config in force.
-pub struct StrictTransport(pub Generations);
+pub(super) struct StrictTransport(pub Generations);
 
 impl HttpModuleBuilder for StrictTransport {
     fn init(&self) -> Module {

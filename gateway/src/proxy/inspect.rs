@@ -27,10 +27,10 @@ use crate::policy::{self, Caller, Decision};
 use crate::telemetry::metrics::mcp_method_label;
 
 /// The most of a body read before it is forwarded: Pingora's copy for resending holds no more.
-pub const MAX_INSPECTED: usize = 64 * 1024;
+pub(super) const MAX_INSPECTED: usize = 64 * 1024;
 
 /// Reads and decides on the request's messages when it must; `Ok(None)` lets it go on.
-pub async fn inspect(
+pub(super) async fn inspect(
     gateway: &Gateway,
     session: &mut Session,
     route: &Route,

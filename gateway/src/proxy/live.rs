@@ -20,7 +20,7 @@ use super::span;
 use super::state::Gateway;
 use crate::telemetry::trace::traced;
 
-pub struct LiveGateway {
+pub(crate) struct LiveGateway {
     pub generations: Generations,
     /// Set once the gateway is on its way out ([`crate::server::draining`]): responses then close their
     /// connections.

@@ -12,7 +12,7 @@ use super::router::Endpoint;
 use super::state::Gateway;
 
 /// Answers `endpoint`, one of the gateway's own (404 for anything else).
-pub async fn serve(
+pub(super) async fn serve(
     gateway: &Gateway,
     session: &mut Session,
     endpoint: Endpoint,

@@ -11,7 +11,7 @@ use crate::oauth::AsEndpoint;
 use crate::oauth::{AUTH_METHODS, GRANT_TYPES};
 
 /// RFC 9728 §2 metadata for one route.
-pub fn protected_resource(config: &Config, route: &Route) -> Bytes {
+pub(super) fn protected_resource(config: &Config, route: &Route) -> Bytes {
     let mut doc = json!({
         "resource": route.resource,
         "authorization_servers": [config.start.tokens.issuer],
@@ -27,7 +27,7 @@ pub fn protected_resource(config: &Config, route: &Route) -> Bytes {
 
 /// RFC 8414 §2 metadata. Only what works is advertised: without a login provider there is no
 /// authorization endpoint, so none is listed.
-pub fn authorization_server(config: &Config) -> Bytes {
+pub(super) fn authorization_server(config: &Config) -> Bytes {
     let scopes = config.supported_scopes();
     let base = &config.server.public_url;
     let mut doc = json!({

@@ -15,7 +15,12 @@ use crate::telemetry::audit::{AuditLine, AuditLog};
 use crate::telemetry::metrics::{METRICS, mcp_method_label, method_label};
 
 /// Counts the request in its route's metrics and writes its access line.
-pub fn record(gateway: &Gateway, session: &Session, error: Option<&Error>, ctx: &RequestCtx) {
+pub(super) fn record(
+    gateway: &Gateway,
+    session: &Session,
+    error: Option<&Error>,
+    ctx: &RequestCtx,
+) {
     let route = gateway.route_label(ctx.endpoint);
     let written = session.response_written().map(|r| r.status);
     let status = written.map_or(0, |s| s.as_u16());
@@ -152,7 +157,7 @@ struct DecisionLabels {
 }
 
 /// Counts one decision in `mcp_gateway_policy_decisions_total`; `kind` is `None` for a list.
-pub fn count_decision(route: &str, kind: Option<Kind>, name: &str, outcome: &'static str) {
+pub(super) fn count_decision(route: &str, kind: Option<Kind>, name: &str, outcome: &'static str) {
     let tool = match kind {
         Some(Kind::Tool) => name,
         _ => "",

@@ -13,7 +13,7 @@ use super::{body_limit, cors};
 use crate::config::Route;
 use crate::telemetry::metrics::METRICS;
 
-pub enum Refusal {
+pub(super) enum Refusal {
     /// 431: the header section is larger than `limits.max_request_header_bytes`.
     HeadersTooLarge,
     /// 403: a browser `Origin` that is not allowed.
@@ -58,7 +58,7 @@ impl Refusal {
     /// The `reason` label of `mcp_gateway_auth_failures_total` and of the span's `error.type`, for
     /// the refusals counted there (a malformed request, a preflight and a body too large to admit
     /// are not).
-    pub fn reason(&self) -> Option<&'static str> {
+    pub(super) fn reason(&self) -> Option<&'static str> {
         match self {
             Refusal::Origin => Some("origin"),
             Refusal::Bearer { error, .. } => Some(error.reason()),
@@ -81,7 +81,7 @@ impl Refusal {
 
     /// Counts the refusal and writes its answer, with the CORS headers of `cors_origin` where the
     /// refusal has none of its own.
-    pub async fn answer(
+    pub(super) async fn answer(
         self,
         session: &mut Session,
         route: &Route,

@@ -20,21 +20,21 @@ use std::time::{Duration, Instant};
 
 /// How long an answer is used before it is looked up again (nginx's `resolver … valid=` for names in
 /// its configuration; the system resolver does not say how long an answer may be kept).
-pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+pub(super) const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
 /// How long a name that has never resolved answers with its last failure before it is tried again.
-pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
+pub(super) const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
 
 /// Why no address could be found for a host name.
 #[derive(Debug, thiserror::Error)]
 #[error("the backend host {host} cannot be resolved: {reason}")]
-pub struct ResolveError {
+pub(super) struct ResolveError {
     host: String,
     reason: String,
 }
 
 /// One backend's address, as its route gives it.
-pub struct BackendAddress {
+pub(super) struct BackendAddress {
     host: String,
     port: u16,
     /// An IP address in the configuration needs no lookup.
@@ -53,7 +53,7 @@ struct Answer {
 
 impl BackendAddress {
     /// `host` as in a URL: a name, an IPv4 address, or an IPv6 address in brackets.
-    pub fn new(host: &str, port: u16) -> Arc<Self> {
+    pub(super) fn new(host: &str, port: u16) -> Arc<Self> {
         let literal = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
@@ -71,7 +71,7 @@ impl BackendAddress {
     }
 
     /// The address to connect to now.
-    pub async fn get(self: &Arc<Self>) -> Result<SocketAddr, ResolveError> {
+    pub(super) async fn get(self: &Arc<Self>) -> Result<SocketAddr, ResolveError> {
         if let Some(address) = self.fixed {
             return Ok(address);
         }

@@ -8,13 +8,13 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 /// Extra headers of a response: names are static, values made per response.
-pub type Headers = Vec<(&'static str, String)>;
+pub(super) type Headers = Vec<(&'static str, String)>;
 
 /// The JSON error body, as the authorization server defines it.
 pub(super) use crate::oauth::json_error;
 
 /// Writes `body` as JSON with `status`, `no-store` and `headers`.
-pub async fn json(
+pub(super) async fn json(
     session: &mut Session,
     status: u16,
     body: &serde_json::Value,
@@ -25,7 +25,7 @@ pub async fn json(
 }
 
 /// Writes a whole local response: a JSON body (or none), `no-store`, and `headers`.
-pub async fn local(
+pub(super) async fn local(
     session: &mut Session,
     status: u16,
     body: Bytes,
@@ -41,7 +41,7 @@ pub async fn local(
 }
 
 /// Writes a whole response with exactly `headers` (and its length).
-pub async fn exact(
+pub(super) async fn exact(
     session: &mut Session,
     status: u16,
     body: Bytes,

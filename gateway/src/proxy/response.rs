@@ -15,7 +15,7 @@ use crate::mcp::SESSION_ID;
 use crate::mcp::message;
 
 /// Takes note of `response` and sets the headers the client needs.
-pub async fn filter(
+pub(super) async fn filter(
     gateway: &Gateway,
     session: &Session,
     response: &mut ResponseHeader,

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use crate::config::Config;
 use crate::oauth::AsEndpoint;
 
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
-pub const ROOT_RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+pub(super) const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub(super) const ROOT_RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     Health,
     Ready,
     Jwks,
@@ -26,7 +26,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Whether browsers from any origin may read it (public discovery documents).
-    pub fn is_public_document(self) -> bool {
+    pub(crate) fn is_public_document(self) -> bool {
         matches!(
             self,
             Endpoint::Jwks | Endpoint::AuthServerMetadata | Endpoint::ResourceMetadata(_)
@@ -34,12 +34,12 @@ impl Endpoint {
     }
 }
 
-pub struct Router {
+pub(super) struct Router {
     exact: HashMap<String, Endpoint>,
 }
 
 impl Router {
-    pub fn new(config: &Config) -> Self {
+    pub(super) fn new(config: &Config) -> Self {
         let mut exact = HashMap::new();
         exact.insert("/healthz".to_owned(), Endpoint::Health);
         exact.insert("/readyz".to_owned(), Endpoint::Ready);
@@ -79,7 +79,7 @@ impl Router {
         Self { exact }
     }
 
-    pub fn classify(&self, path: &str) -> Endpoint {
+    pub(super) fn classify(&self, path: &str) -> Endpoint {
         self.exact.get(path).copied().unwrap_or(Endpoint::NotFound)
     }
 }

@@ -21,17 +21,17 @@ use tokio::sync::watch;
 use crate::cache::Cache;
 
 /// Sessions idle longer than this are forgotten.
-pub const IDLE: Duration = Duration::from_secs(24 * 3600);
+pub(super) const IDLE: Duration = Duration::from_secs(24 * 3600);
 /// Sessions kept at most; beyond it, the idle ones are forgotten first, then the longest idle.
 const SESSIONS_KEPT: usize = 100_000;
 /// The longest a request waits for a GET stream that is expected but has not arrived. The client
 /// sends its GET and its next request together, so they reach the gateway within a few milliseconds
 /// of each other; a client that opens no GET stream pays this once per session.
-pub const EXPECTED_STREAM_WAIT: Duration = Duration::from_millis(50);
+pub(super) const EXPECTED_STREAM_WAIT: Duration = Duration::from_millis(50);
 /// The longest a request waits for a GET that has arrived to be answered by the backend. A wait
 /// that runs out ends the wait for every request of the session, so a backend that holds its
 /// response headers back costs each GET at most this once.
-pub const STREAM_OPEN_WAIT: Duration = Duration::from_secs(1);
+pub(super) const STREAM_OPEN_WAIT: Duration = Duration::from_secs(1);
 
 struct Binding {
     owner: String,
@@ -49,12 +49,12 @@ struct StreamWait {
 
 /// The key a session is bound under: its route and its id, so that an id one backend issued means
 /// nothing on another route. A route's path holds no space, and a session id only visible ASCII.
-pub fn session_key(route: &str, id: &str) -> String {
+pub(super) fn session_key(route: &str, id: &str) -> String {
     format!("{route} {id}")
 }
 
 /// Each session's binding, until it has been idle for [`IDLE`].
-pub struct SessionBindings {
+pub(super) struct SessionBindings {
     map: Cache<String, Binding, Instant>,
 }
 
@@ -67,7 +67,7 @@ impl Default for SessionBindings {
 }
 
 /// Where an admitted request stands in its session's order.
-pub enum Order {
+pub(super) enum Order {
     /// A GET: it opens the session's stream; the session's other requests wait until this guard is
     /// dropped (when the backend has answered it, or the request has ended otherwise).
     OpensStream(StreamOpening),
@@ -77,18 +77,18 @@ pub enum Order {
 }
 
 /// Held by a GET on its way to the backend; dropping it lets the session's other requests go.
-pub struct StreamOpening {
+pub(crate) struct StreamOpening {
     _open_when_dropped: watch::Sender<bool>,
 }
 
 /// A GET stream that an admitted request must not overtake.
-pub struct PendingStream(watch::Receiver<bool>);
+pub(crate) struct PendingStream(watch::Receiver<bool>);
 
 impl PendingStream {
     /// Waits until the stream is open at the backend (or its request ended): at most
     /// [`EXPECTED_STREAM_WAIT`] for an expected GET to arrive, then at most [`STREAM_OPEN_WAIT`] for
     /// the backend to answer it. Returns `false` when it gave up waiting.
-    pub async fn opened(&mut self) -> bool {
+    pub(crate) async fn opened(&mut self) -> bool {
         let mut limit = if *self.0.borrow_and_update() {
             STREAM_OPEN_WAIT
         } else {
@@ -111,7 +111,7 @@ impl SessionBindings {
     /// gateway has not seen opened (or has forgotten) is answered as unknown (`None`), and the client
     /// starts a new one, rather than bound to whoever presents it first. `opens_stream` says the
     /// request is a GET, which the session's other requests must not overtake.
-    pub fn admit(&self, session: &str, sub: &str, opens_stream: bool) -> Option<Order> {
+    pub(super) fn admit(&self, session: &str, sub: &str, opens_stream: bool) -> Option<Order> {
         let now = Instant::now();
         self.map
             .update(session, now, |binding, idle_at| {
@@ -159,7 +159,7 @@ impl SessionBindings {
     }
 
     /// Records that the client was told `session` is initialized: its GET stream is expected next.
-    pub fn expect_stream(&self, session: &str) {
+    pub(super) fn expect_stream(&self, session: &str) {
         self.map.update(session, Instant::now(), |binding, _| {
             if binding.stream.is_none() {
                 let (sender, receiver) = watch::channel(false);
@@ -173,7 +173,7 @@ impl SessionBindings {
 
     /// Stops holding `session`'s requests for `stream`: a request waited for it in vain. (A GET that
     /// came later is still waited for.)
-    pub fn stop_waiting(&self, session: &str, stream: &PendingStream) {
+    pub(super) fn stop_waiting(&self, session: &str, stream: &PendingStream) {
         self.map.update(session, Instant::now(), |binding, _| {
             let waits_for_it = binding
                 .stream
@@ -186,7 +186,7 @@ impl SessionBindings {
     }
 
     /// Records that the backend opened `session` for `sub`; whether it was not bound before.
-    pub fn bind(&self, session: &str, sub: &str) -> bool {
+    pub(super) fn bind(&self, session: &str, sub: &str) -> bool {
         let now = Instant::now();
         let mut made = false;
         let new = || {
@@ -201,7 +201,7 @@ impl SessionBindings {
         made
     }
 
-    pub fn end(&self, session: &str) {
+    pub(super) fn end(&self, session: &str) {
         self.map.remove(session);
     }
 }

@@ -14,7 +14,7 @@ use crate::telemetry::trace::SPANS;
 
 /// The request's span, named `<METHOD> <route>`, taking up the trace the client names: continued
 /// from a trusted proxy (`trusted`), linked from anyone else.
-pub fn request(
+pub(super) fn request(
     header: &RequestHeader,
     gateway: &Gateway,
     endpoint: Endpoint,
@@ -46,17 +46,17 @@ pub fn request(
 }
 
 /// The admission of a request to a route (the token, the origin, the session).
-pub fn admission() -> Span {
+pub(super) fn admission() -> Span {
     tracing::info_span!(target: SPANS, "admission", error.type = Empty)
 }
 
 /// The body read before forwarding, and what the route's policy decided of it.
-pub fn inspection() -> Span {
+pub(super) fn inspection() -> Span {
     tracing::info_span!(target: SPANS, "inspection", error.type = Empty)
 }
 
 /// The call to the route's backend, within the request's span.
-pub fn backend(parent: &Span, route: &Route) -> Span {
+pub(super) fn backend(parent: &Span, route: &Route) -> Span {
     tracing::info_span!(
         target: SPANS,
         parent: parent,
@@ -70,7 +70,7 @@ pub fn backend(parent: &Span, route: &Route) -> Span {
 }
 
 /// What is known of a request once it is over.
-pub struct Outcome<'a> {
+pub(super) struct Outcome<'a> {
     pub status: u16,
     pub failed: bool,
     pub mcp_method: Option<&'a str>,
@@ -80,7 +80,7 @@ pub struct Outcome<'a> {
 }
 
 /// Records a request's outcome on its span.
-pub fn finish(span: &Span, outcome: &Outcome<'_>) {
+pub(super) fn finish(span: &Span, outcome: &Outcome<'_>) {
     if span.is_disabled() {
         return;
     }

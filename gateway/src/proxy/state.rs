@@ -26,7 +26,7 @@ use crate::tokens::backend::BackendSigner;
 use crate::tokens::keys::KeyRing;
 
 /// The gateway's shared state; one per config, the requests begun under it keeping it.
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub(super) config: Arc<Config>,
     pub(super) router: Router,
     pub(super) verifier: Arc<AccessTokenVerifier>,
@@ -76,7 +76,7 @@ fn forwarded(public_url: &str, part: impl Fn(&url::Url) -> String) -> HeaderValu
 }
 
 impl Gateway {
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<Config>,
         keys: Arc<KeyRing>,
         verifier: Arc<AccessTokenVerifier>,
@@ -146,7 +146,7 @@ impl Gateway {
     /// are the new config's; the sessions, the grants' revocations, the rate limits' counts (unless
     /// the limits changed) carry over, and so does what cannot change without a restart (the
     /// store, the keys). Requests begun before keep the gateway they began with.
-    pub fn reconfigured(&self, config: Arc<Config>, store: &Arc<dyn Store>) -> Self {
+    pub(crate) fn reconfigured(&self, config: Arc<Config>, store: &Arc<dyn Store>) -> Self {
         let auth = match (&self.auth, config.auth.provider.is_some()) {
             (Some(auth), true) => Some(Arc::new(auth.reconfigured(config.clone()))),
             (None, true) => Some(Arc::new(AuthServer::new(
@@ -176,17 +176,17 @@ impl Gateway {
     }
 
     /// The config it serves.
-    pub fn config(&self) -> &Arc<Config> {
+    pub(crate) fn config(&self) -> &Arc<Config> {
         &self.config
     }
 
     /// The authorization server, when a provider is configured.
-    pub fn auth(&self) -> Option<&Arc<AuthServer>> {
+    pub(crate) fn auth(&self) -> Option<&Arc<AuthServer>> {
         self.auth.as_ref()
     }
 
     /// The requests the gateway ends itself when their time or access is up.
-    pub fn watchdog(&self) -> &Arc<Watchdog> {
+    pub(crate) fn watchdog(&self) -> &Arc<Watchdog> {
         &self.watchdog
     }
 

@@ -61,7 +61,7 @@ fn still_admitted(access: &StreamAccess, gateway: &Gateway, now: u64) -> Option<
 }
 
 /// Looks at every watched request, five times a second.
-pub struct Watch {
+pub(crate) struct Watch {
     pub watchdog: Arc<Watchdog>,
     pub generations: Generations,
 }

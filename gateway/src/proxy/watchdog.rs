@@ -24,7 +24,7 @@ use crate::tokens::access::AccessClaims;
 
 /// Why the gateway ended a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The body did not arrive whole in time.
     BodyTimeout,
     /// The stream's token expired.
@@ -41,7 +41,7 @@ pub enum Ending {
 }
 
 impl Ending {
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Ending::BodyTimeout => "body_timeout",
             Ending::Expired => "token_expired",
@@ -54,7 +54,7 @@ impl Ending {
 }
 
 /// What a stream was let in on, to ask again whether it would be.
-pub struct StreamAccess {
+pub(crate) struct StreamAccess {
     pub claims: Arc<AccessClaims>,
     /// The config the request began under, and its route there.
     pub config: Arc<Config>,
@@ -82,7 +82,7 @@ pub(super) struct State {
 }
 
 /// One watched request.
-pub struct Watched {
+pub(crate) struct Watched {
     state: Mutex<State>,
 }
 
@@ -92,12 +92,12 @@ impl Watched {
     }
 
     /// Why the gateway ended the request, if it did.
-    pub fn ending(&self) -> Option<Ending> {
+    pub(crate) fn ending(&self) -> Option<Ending> {
         self.state().ending
     }
 
     /// Ends the request: its backend connection is shut down (at once, or as soon as it has one).
-    pub fn end(&self, why: Ending) {
+    pub(crate) fn end(&self, why: Ending) {
         let mut state = self.state();
         if state.ending.is_some() {
             return;
@@ -109,17 +109,17 @@ impl Watched {
     }
 
     /// The body has arrived whole.
-    pub fn body_done(&self) {
+    pub(crate) fn body_done(&self) {
         self.state().body_deadline = None;
     }
 
     /// The response is done: the backend connection is no longer this request's.
-    pub fn released(&self) {
+    pub(crate) fn released(&self) {
         self.state().backend = Backend::Released;
     }
 
     /// The request's backend connection: `fd` is its descriptor, open while the request holds it.
-    pub fn connected(&self, fd: RawFd) {
+    pub(crate) fn connected(&self, fd: RawFd) {
         let mut state = self.state();
         if !matches!(state.backend, Backend::NotYet) {
             return;
@@ -139,20 +139,20 @@ impl Watched {
     }
 
     /// Watches the request as a stream that ends when its access does.
-    pub fn stream(&self, access: StreamAccess) {
+    pub(crate) fn stream(&self, access: StreamAccess) {
         self.state().stream = Some(access);
     }
 }
 
 /// Every watched request, by a number of its own.
 #[derive(Default)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     watched: Mutex<HashMap<u64, Arc<Watched>>>,
     next: AtomicU64,
 }
 
 /// A request's place among the watched; dropped with the request.
-pub struct WatchHandle {
+pub(crate) struct WatchHandle {
     id: u64,
     pub watched: Arc<Watched>,
     watchdog: Arc<Watchdog>,
@@ -170,7 +170,7 @@ impl Drop for WatchHandle {
 
 impl Watchdog {
     /// Watches a request whose body must have arrived by `body_deadline`, if given.
-    pub fn watch(self: &Arc<Self>, body_deadline: Option<Instant>) -> WatchHandle {
+    pub(crate) fn watch(self: &Arc<Self>, body_deadline: Option<Instant>) -> WatchHandle {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let watched = Arc::new(Watched {
             state: Mutex::new(State {
@@ -192,7 +192,7 @@ impl Watchdog {
     }
 
     /// Every request watched now.
-    pub fn all(&self) -> Vec<Arc<Watched>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Watched>> {
         self.watched
             .lock()
             .expect("not poisoned")

@@ -116,7 +116,7 @@ fn unsafe_zeroed() -> libc::sockaddr_storage {
 }
 
 /// Sets the option once Pingora has bound (or inherited) the listener.
-pub struct DeferAccept(pub SocketAddr);
+pub(crate) struct DeferAccept(pub SocketAddr);
 
 #[async_trait]
 impl BackgroundService for DeferAccept {

@@ -13,7 +13,7 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::broadcast;
 
 /// Follows Pingora's phases and raises the flag when the way out begins.
-pub struct Watch {
+pub(crate) struct Watch {
     pub phases: std::sync::Mutex<Option<broadcast::Receiver<ExecutionPhase>>>,
     pub draining: Arc<AtomicBool>,
 }

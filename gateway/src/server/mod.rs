@@ -5,13 +5,13 @@
 //! ([`draining`], [`defer_accept`], [`upgrade_socket`]). Process-wide settings come first
 //! ([`process`]).
 
-pub mod defer_accept;
-pub mod draining;
-pub mod process;
-pub mod reload;
-pub mod supervise;
-pub mod tls;
-pub mod upgrade_socket;
+pub(crate) mod defer_accept;
+pub(crate) mod draining;
+pub(crate) mod process;
+pub(crate) mod reload;
+pub(crate) mod supervise;
+pub(crate) mod tls;
+pub(crate) mod upgrade_socket;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -33,7 +33,7 @@ use crate::{oauth, proxy, store, tokens};
 
 /// Runs the gateway `config` describes until it is stopped or hands its sockets over; with
 /// `upgrade`, takes them over from the gateway running now.
-pub fn serve(
+pub(crate) fn serve(
     config: Config,
     clients: Vec<ClientSettings>,
     log_format: LogFormat,

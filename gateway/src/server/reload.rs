@@ -26,7 +26,7 @@ use crate::telemetry::metrics::METRICS;
 /// How often the watched files are looked at, with `server.watch_config`.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
-pub struct Reloader {
+pub(crate) struct Reloader {
     pub path: PathBuf,
     pub generations: Generations,
     pub store: Arc<dyn Store>,

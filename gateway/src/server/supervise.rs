@@ -21,14 +21,14 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// How long a stopping child gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     route: String,
     command: BackendCommand,
     running: Arc<AtomicBool>,
 }
 
 impl Supervisor {
-    pub fn new(route: String, command: BackendCommand) -> Self {
+    pub(crate) fn new(route: String, command: BackendCommand) -> Self {
         Self {
             route,
             command,
@@ -37,7 +37,7 @@ impl Supervisor {
     }
 
     /// Whether the child is up now, for `/readyz`.
-    pub fn running_flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn running_flag(&self) -> Arc<AtomicBool> {
         self.running.clone()
     }
 

@@ -21,7 +21,7 @@ use crate::file_stamp::{Stamp, stamp};
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
-pub struct ServedCertificate {
+pub(crate) struct ServedCertificate {
     current: ArcSwap<CertifiedKey>,
     /// The files, and the stamps of the version last read (loaded or not).
     files: Mutex<(TlsFiles, [Stamp; 2])>,
@@ -29,7 +29,7 @@ pub struct ServedCertificate {
 
 impl ServedCertificate {
     /// Serves what `files` hold now; the config's check has loaded them once already.
-    pub fn load(files: &TlsFiles) -> anyhow::Result<Arc<Self>> {
+    pub(crate) fn load(files: &TlsFiles) -> anyhow::Result<Arc<Self>> {
         let stamps = [stamp(&files.cert_file), stamp(&files.key_file)];
         let key = files.load()?;
         record_expiry(&key);
@@ -40,7 +40,7 @@ impl ServedCertificate {
     }
 
     /// Re-reads the files if they changed since last read, or if `files` names others (a reload).
-    pub fn refresh(&self, files: Option<&TlsFiles>) {
+    pub(crate) fn refresh(&self, files: Option<&TlsFiles>) {
         let mut guard = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let (watched, stamps) = &mut *guard;
         let renamed = files.is_some_and(|f| f != watched);
@@ -69,7 +69,7 @@ impl ServedCertificate {
 
     /// Pingora's listener settings: this certificate, HTTP/2 by ALPN beside HTTP/1.1, and rustls'
     /// defaults otherwise (TLS 1.2 and 1.3, its safe cipher suites).
-    pub fn listener_settings(self: &Arc<Self>) -> anyhow::Result<TlsSettings> {
+    pub(crate) fn listener_settings(self: &Arc<Self>) -> anyhow::Result<TlsSettings> {
         // The paths are unused: a resolver set below takes their place.
         let mut settings = TlsSettings::intermediate("", "")?;
         settings.set_cert_resolver(self.clone());
@@ -95,7 +95,7 @@ fn record_expiry(key: &CertifiedKey) {
 }
 
 /// Looks at the certificate's files every [`WATCH_INTERVAL`].
-pub struct CertificateWatch(pub Arc<ServedCertificate>);
+pub(crate) struct CertificateWatch(pub Arc<ServedCertificate>);
 
 #[async_trait]
 impl BackgroundService for CertificateWatch {

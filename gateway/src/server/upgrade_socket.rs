@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 
 /// The socket's path: `configured`, else `mcp-auth-gateway-<port>.sock` in the default directory;
 /// refused when its directory is a link, another user's, or writable by others.
-pub fn resolve(configured: Option<&Path>, port: u16) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve(configured: Option<&Path>, port: u16) -> anyhow::Result<PathBuf> {
     let path = match configured {
         Some(path) => path.to_owned(),
         None => default_dir()?.join(format!("mcp-auth-gateway-{port}.sock")),

@@ -11,7 +11,7 @@ use super::{
 };
 
 #[derive(Default)]
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
 }
 

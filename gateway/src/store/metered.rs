@@ -16,7 +16,7 @@ use super::{
 use crate::telemetry::metrics::auth::AUTH;
 use crate::telemetry::trace::{SPANS, traced};
 
-pub struct Metered {
+pub(crate) struct Metered {
     inner: Arc<dyn Store>,
     /// `sqlite`, `redis` or `memory`, as spans name the database.
     system: &'static str,
@@ -24,7 +24,7 @@ pub struct Metered {
 
 impl Metered {
     /// Wraps `store`; its error series start at 0, so that they exist before the first failure.
-    pub fn new(inner: Arc<dyn Store>, system: &'static str) -> Self {
+    pub(crate) fn new(inner: Arc<dyn Store>, system: &'static str) -> Self {
         for operation in OPERATIONS {
             for kind in ["unreachable", "error"] {
                 AUTH.store_errors.with_label_values(&[operation, kind]);

@@ -21,7 +21,7 @@ pub(crate) use records::{ClientRecord, CodeRecord, GrantRecord, PendingAuthoriza
 /// record that no longer parses, a file that cannot be made. A shared store that cannot be reached
 /// is [`StoreError::is_unreachable`], which clients are told to retry.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("store: SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("store: Redis: {error}")]
@@ -63,7 +63,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// The store could not be reached (or did not answer in time); the same request may work later.
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         match self {
             StoreError::Redis { unreachable, .. } => *unreachable,
             StoreError::Connecting { source, .. } => source.is_unreachable(),
@@ -72,11 +72,11 @@ impl StoreError {
     }
 }
 
-pub type StoreResult<T> = Result<T, StoreError>;
+pub(crate) type StoreResult<T> = Result<T, StoreError>;
 
 /// What taking an authorization code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodeTake {
+pub(crate) enum CodeTake {
     /// The code, now used up.
     Taken(Box<CodeRecord>),
     /// The code was used before: a replay. Holds the grant it was redeemed for, if any.
@@ -87,7 +87,7 @@ pub enum CodeTake {
 
 /// What rotating a refresh token found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
+pub(crate) enum Rotation {
     /// The token was current: it is now rotated to the new one.
     Rotated { grant_id: String },
     /// The token was rotated moments ago (within the grace period) to this same successor: a
@@ -102,7 +102,7 @@ pub enum Rotation {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub(crate) trait Store: Send + Sync {
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()>;
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     /// Removes the clients the config once declared (`origin` "config") that are not in `keep`,
@@ -253,7 +253,7 @@ pub trait Store: Send + Sync {
 
 /// Opens the store `settings` name, timed and counted ([`metered`]): a SQLite file (made, and
 /// migrated, if need be), a Redis node or Cluster (connected to), or memory.
-pub async fn open(
+pub(crate) async fn open(
     settings: &crate::config::StoreSettings,
 ) -> StoreResult<std::sync::Arc<dyn Store>> {
     use crate::config::StoreSettings;
@@ -283,7 +283,7 @@ pub async fn open(
 /// Counts a hit on `key` against `limiter`: `Ok` to go ahead, `Err(seconds)` to wait. Replicas
 /// that share a store count together there, under `bucket` (a window from its first hit); without
 /// one, or while it cannot count, each limits on its own in `limiter`'s buckets.
-pub async fn count_against<K: std::hash::Hash + Eq + Clone>(
+pub(crate) async fn count_against<K: std::hash::Hash + Eq + Clone>(
     shared: Option<&dyn Store>,
     bucket: &str,
     limiter: &crate::rate_limit::RateLimiter<K>,
@@ -315,7 +315,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: Option<String>) -> StoreResult<Op
 }
 
 /// Drops expired codes, pending logins and refresh tokens every few minutes.
-pub struct Purger(pub std::sync::Arc<dyn Store>);
+pub(crate) struct Purger(pub std::sync::Arc<dyn Store>);
 
 #[async_trait]
 impl pingora::services::background::BackgroundService for Purger {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A registered OAuth client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientRecord {
+pub(crate) struct ClientRecord {
     pub client_id: String,
     /// SHA-256 (base64url) of the secret, for confidential clients.
     pub secret_hash: Option<String>,
@@ -36,14 +36,14 @@ fn is_zero(value: &u64) -> bool {
 
 impl ClientRecord {
     /// Whether the record is past its time: a metadata document's, to be fetched again.
-    pub fn expired(&self, now: u64) -> bool {
+    pub(crate) fn expired(&self, now: u64) -> bool {
         self.expires_at != 0 && self.expires_at <= now
     }
 }
 
 /// An authorization between `/authorize` and the code: what was asked, and who logged in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingAuthorization {
+pub(crate) struct PendingAuthorization {
     pub client_id: String,
     pub redirect_uri: String,
     /// Whether the request named the redirect URI (else it was the client's only one): then, and
@@ -79,7 +79,7 @@ pub struct PendingAuthorization {
 
 /// Who the user is, as the identity provider said.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserIdentity {
+pub(crate) struct UserIdentity {
     pub sub: String,
     pub email: Option<String>,
     pub preferred_username: Option<String>,
@@ -94,7 +94,7 @@ pub struct UserIdentity {
 
 /// An issued authorization code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodeRecord {
+pub(crate) struct CodeRecord {
     pub client_id: String,
     pub redirect_uri: String,
     #[serde(default)]
@@ -111,7 +111,7 @@ pub struct CodeRecord {
 
 /// What a user granted a client: the root of every token issued from one authorization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GrantRecord {
+pub(crate) struct GrantRecord {
     pub grant_id: String,
     pub client_id: String,
     pub scope: String,
@@ -129,7 +129,7 @@ pub struct GrantRecord {
 
 /// A signing key as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredKey {
+pub(crate) struct StoredKey {
     pub kid: String,
     /// "EdDSA" or "ES256".
     pub algorithm: String,

@@ -15,14 +15,14 @@ use crate::telemetry::log_writer::{ACCESS, LogFormat, LogWriter};
 /// Where access lines go, and in which format; and the audit trail of policy decisions, when the
 /// config asks for one.
 #[derive(Clone)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     pub format: LogFormat,
     pub writer: LogWriter,
     pub audit: Option<std::sync::Arc<crate::telemetry::audit::AuditLog>>,
 }
 
 /// What is logged of one request.
-pub struct AccessLine<'a> {
+pub(crate) struct AccessLine<'a> {
     pub request_id: &'a str,
     pub route: &'a str,
     pub method: &'a str,
@@ -74,7 +74,7 @@ impl Stamp {
 }
 
 impl AccessLine<'_> {
-    pub fn emit(&self, log: &AccessLog) {
+    pub(crate) fn emit(&self, log: &AccessLog) {
         if !tracing::enabled!(target: ACCESS, tracing::Level::INFO) {
             return;
         }

@@ -15,13 +15,13 @@ use serde::Serialize;
 
 use crate::telemetry::log_writer::{LogWriter, Sink};
 
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     writer: LogWriter,
 }
 
 /// One decision, as written.
 #[derive(Serialize)]
-pub struct AuditLine<'a> {
+pub(crate) struct AuditLine<'a> {
     pub request_id: &'a str,
     pub route: &'a str,
     pub user: &'a str,
@@ -53,7 +53,7 @@ struct Stamped<'a> {
 
 impl AuditLog {
     /// Opens the trail at `file` (created if need be, and appended to), or on stdout.
-    pub fn open(file: Option<&Path>) -> io::Result<Self> {
+    pub(crate) fn open(file: Option<&Path>) -> io::Result<Self> {
         let sink = match file {
             None => Sink::Stdout,
             Some(path) => Sink::File(OpenOptions::new().create(true).append(true).open(path)?),
@@ -64,12 +64,12 @@ impl AuditLog {
     }
 
     /// Writes out what waits (before the process exits).
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         self.writer.flush();
     }
 
     /// Adds one line. A failed write is reported in the log; the request it records is done.
-    pub fn write(&self, line: &AuditLine) {
+    pub(crate) fn write(&self, line: &AuditLine) {
         let stamped = Stamped {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             line,

@@ -14,11 +14,11 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::config::TelemetrySettings;
 use crate::telemetry::trace::SPANS;
 
-pub struct Exporter(SdkTracerProvider);
+pub(crate) struct Exporter(SdkTracerProvider);
 
 impl Exporter {
     /// Sends the spans not yet sent, waiting for the collector a few seconds at most.
-    pub fn shutdown(self) {
+    pub(crate) fn shutdown(self) {
         if let Err(error) = self.0.shutdown() {
             tracing::warn!("the last spans could not be sent: {error}");
         }
@@ -26,7 +26,7 @@ impl Exporter {
 }
 
 /// The layer that turns the [`SPANS`] spans into OpenTelemetry spans sent to the collector.
-pub fn layer<S>(
+pub(crate) fn layer<S>(
     settings: &TelemetrySettings,
 ) -> anyhow::Result<(Box<dyn Layer<S> + Send + Sync>, Exporter)>
 where

@@ -11,7 +11,7 @@ use tracing::{Event, Level, Metadata};
 use tracing_subscriber::layer::{Context, Filter};
 
 /// Drops Pingora's ERROR lines about a client connection that failed between requests.
-pub struct QuietClientDisconnects;
+pub(crate) struct QuietClientDisconnects;
 
 impl<S> Filter<S> for QuietClientDisconnects {
     fn enabled(&self, _meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {

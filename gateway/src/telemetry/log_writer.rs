@@ -27,7 +27,7 @@ pub enum LogFormat {
 }
 
 /// The `tracing` target of the per-request access line, the only one that is batched.
-pub const ACCESS: &str = "access";
+pub(crate) const ACCESS: &str = "access";
 
 /// A batch: when the buffer holds this much, the writing thread is woken.
 const CAPACITY: usize = 32 * 1024;
@@ -36,11 +36,11 @@ const CAPACITY: usize = 32 * 1024;
 const BACKLOG: usize = 1024 * 1024;
 
 /// How long an access line may wait.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// The writer behind the log; clones share one buffer.
 #[derive(Clone, Default)]
-pub struct LogWriter {
+pub(crate) struct LogWriter {
     shared: Arc<Shared>,
 }
 
@@ -56,7 +56,7 @@ struct Shared {
 
 /// Where a writer's batches go.
 #[derive(Default)]
-pub enum Sink {
+pub(crate) enum Sink {
     #[default]
     Stderr,
     Stdout,
@@ -77,12 +77,12 @@ impl Sink {
 impl LogWriter {
     /// A writer to stderr, with a thread of its own that writes out each batch, and whatever
     /// waited longer than [`FLUSH_EVERY`].
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_to(Sink::Stderr)
     }
 
     /// The same, to `sink`.
-    pub fn start_to(sink: Sink) -> Self {
+    pub(crate) fn start_to(sink: Sink) -> Self {
         let writer = Self {
             shared: Arc::new(Shared {
                 sink,
@@ -108,12 +108,12 @@ impl LogWriter {
     }
 
     /// Writes out whatever is waiting (before the process exits).
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         write_out(self.lock(), &self.shared);
     }
 
     /// Adds whole lines to the batch, as an `access` event's would be.
-    pub fn write_batched(&self, lines: &[u8]) {
+    pub(crate) fn write_batched(&self, lines: &[u8]) {
         let mut buffer = self.lock();
         let before = buffer.len();
         buffer.extend_from_slice(lines);
@@ -163,7 +163,7 @@ fn write_out(mut buffer: MutexGuard<'_, Vec<u8>>, shared: &Shared) {
 }
 
 /// One log line's writer: `tracing` formats the line and hands it over in one `write`.
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     writer: &'a LogWriter,
     batched: bool,
 }

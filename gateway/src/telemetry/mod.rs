@@ -5,27 +5,27 @@
 //! `[telemetry]` names a collector. Every layer reports here; this room reads only its own
 //! settings from [`crate::config`].
 
-pub mod access_log;
-pub mod audit;
-pub mod export;
-pub mod log_filter;
-pub mod log_writer;
-pub mod metrics;
-pub mod trace;
+pub(crate) mod access_log;
+pub(crate) mod audit;
+pub(crate) mod export;
+pub(crate) mod log_filter;
+pub(crate) mod log_writer;
+pub(crate) mod metrics;
+pub(crate) mod trace;
 
 use crate::config::TelemetrySettings;
 use log_writer::{LogFormat, LogWriter};
 
 /// The log's writer and the trace exporter, set up once at start ([`init`]) and flushed at exit
 /// ([`Telemetry::flush`]).
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     pub log: LogWriter,
     exporter: Option<export::Exporter>,
 }
 
 impl Telemetry {
     /// Sends what is left: the last lines of the log, and the spans not yet exported.
-    pub fn flush(self) {
+    pub(crate) fn flush(self) {
         self.log.flush();
         if let Some(exporter) = self.exporter {
             exporter.shutdown();
@@ -36,7 +36,10 @@ impl Telemetry {
 /// Logs go to stderr, the access log in batches; Pingora's own `log` records are bridged into
 /// `tracing`, less its lines about clients that went away ([`log_filter`]); spans go to the
 /// collector `settings` names, if any.
-pub fn init(format: LogFormat, settings: Option<&TelemetrySettings>) -> anyhow::Result<Telemetry> {
+pub(crate) fn init(
+    format: LogFormat,
+    settings: Option<&TelemetrySettings>,
+) -> anyhow::Result<Telemetry> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{Layer as _, fmt};

@@ -11,16 +11,16 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The target of every span meant for traces.
-pub const SPANS: &str = "spans";
+pub(crate) const SPANS: &str = "spans";
 
 /// The W3C trace context header.
-pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+pub(crate) const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// Takes up the trace whose `traceparent` (and `tracestate`) `headers` carry, if they do: continued
 /// when it comes from a trusted proxy, whose word on sampling is the gateway's; linked otherwise,
 /// so that any client may say where its call belongs, but none may have every request it makes
 /// traced (a `sampled` flag would force it past `sample_ratio`).
-pub fn continue_from(span: &Span, headers: &http::HeaderMap, trusted: bool) {
+pub(crate) fn continue_from(span: &Span, headers: &http::HeaderMap, trusted: bool) {
     if span.is_disabled() || !headers.contains_key(TRACEPARENT) {
         return;
     }
@@ -39,7 +39,7 @@ pub fn continue_from(span: &Span, headers: &http::HeaderMap, trusted: bool) {
 
 /// What a trace says of an MCP session: a hash of its id, which is a bearer of the session's state
 /// and must not travel to wherever traces are kept.
-pub fn session_hash(session: &str) -> String {
+pub(crate) fn session_hash(session: &str) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(session.as_bytes());
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
@@ -47,7 +47,7 @@ pub fn session_hash(session: &str) -> String {
 
 /// Links `span` to the trace a message's `_meta.traceparent` names (MCP 2026-07-28): a request
 /// span has begun by the time its body is read, so the message's trace is linked, not continued.
-pub fn link_to(span: &Span, traceparent: &str) {
+pub(crate) fn link_to(span: &Span, traceparent: &str) {
     if span.is_disabled() {
         return;
     }
@@ -61,7 +61,7 @@ pub fn link_to(span: &Span, traceparent: &str) {
 }
 
 /// The `traceparent` (and `tracestate`) naming `span`, for the backend: none when not traced.
-pub fn headers_for(span: &Span) -> std::collections::HashMap<String, String> {
+pub(crate) fn headers_for(span: &Span) -> std::collections::HashMap<String, String> {
     let mut carrier = std::collections::HashMap::new();
     if !span.is_disabled() {
         TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);

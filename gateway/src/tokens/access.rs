@@ -12,13 +12,13 @@ use crate::cache::Cache;
 use gateway_assertion::KeyAlgorithm;
 
 /// The JOSE `typ` of an access token (RFC 9068 §2.1).
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+pub(crate) const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// Verified tokens kept at most.
 const VERIFIED_TOKENS: usize = 50_000;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
+pub(crate) struct AccessClaims {
     pub iss: String,
     pub sub: String,
     pub aud: Audience,
@@ -48,7 +48,7 @@ pub struct AccessClaims {
 /// `aud`: one string or several.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum Audience {
+pub(crate) enum Audience {
     One(String),
     Many(Vec<String>),
 }
@@ -56,7 +56,7 @@ pub enum Audience {
 impl AccessClaims {
     /// Whether the token was minted for `resource`: exactly, or with a trailing slash (clients that
     /// build the resource with `new URL(…).href` add one), and nothing else.
-    pub fn is_for(&self, resource: &str) -> bool {
+    pub(crate) fn is_for(&self, resource: &str) -> bool {
         let matches = |aud: &str| aud == resource || aud.strip_suffix('/') == Some(resource);
         match &self.aud {
             Audience::One(aud) => matches(aud),
@@ -65,7 +65,7 @@ impl AccessClaims {
     }
 
     /// The scopes this token grants.
-    pub fn scopes(&self) -> impl Iterator<Item = &str> + Clone {
+    pub(crate) fn scopes(&self) -> impl Iterator<Item = &str> + Clone {
         self.scope.split_ascii_whitespace()
     }
 }
@@ -73,7 +73,7 @@ impl AccessClaims {
 /// Why a token was refused. The message is the `error_description`: safe to show, and free of `=`
 /// and quotes so that no client's challenge parser can mistake it for a parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("The access token is malformed")]
     Malformed,
     #[error("The access token is not an RFC 9068 access token")]
@@ -100,7 +100,7 @@ pub enum TokenError {
 
 impl TokenError {
     /// The bounded `reason` label of the auth-failure metric.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             TokenError::Malformed => "malformed",
             TokenError::WrongType => "wrong_type",
@@ -120,19 +120,19 @@ impl TokenError {
 /// Access tokens revoked before they expire, by `jti` or by grant, each kept until no token it
 /// covers can still be unexpired. Not a [`Cache`]: a revocation is never dropped to make room.
 #[derive(Default)]
-pub struct Revocations {
+pub(crate) struct Revocations {
     revoked: RwLock<HashMap<String, u64>>,
 }
 
 impl Revocations {
     /// Revokes the token (`jti`) or the grant (`gid`) named `id` until `until`.
-    pub fn revoke(&self, id: &str, until: u64, now: u64) {
+    pub(crate) fn revoke(&self, id: &str, until: u64, now: u64) {
         let mut revoked = self.revoked.write().expect("not poisoned");
         revoked.retain(|_, until| *until >= now);
         revoked.insert(id.to_owned(), until);
     }
 
-    pub fn covers(&self, claims: &AccessClaims) -> bool {
+    pub(crate) fn covers(&self, claims: &AccessClaims) -> bool {
         let revoked = self.revoked.read().expect("not poisoned");
         !revoked.is_empty()
             && (revoked.contains_key(&claims.jti)
@@ -141,7 +141,7 @@ impl Revocations {
 }
 
 /// Checks access tokens against the gateway's keys and issuer.
-pub struct AccessTokenVerifier {
+pub(crate) struct AccessTokenVerifier {
     keys: Arc<KeyRing>,
     issuer: String,
     skew: u64,
@@ -155,7 +155,7 @@ pub struct AccessTokenVerifier {
 }
 
 impl AccessTokenVerifier {
-    pub fn new(keys: Arc<KeyRing>, issuer: String, skew: u64) -> Self {
+    pub(crate) fn new(keys: Arc<KeyRing>, issuer: String, skew: u64) -> Self {
         Self {
             keys,
             issuer,
@@ -167,13 +167,17 @@ impl AccessTokenVerifier {
 
     /// The claims of a valid, unexpired, unrevoked token at time `now`. The audience is the caller's
     /// to check, per route, with [`AccessClaims::is_for`].
-    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<AccessClaims>, TokenError> {
+    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Arc<AccessClaims>, TokenError> {
         self.verify_bytes(token.as_bytes(), now)
     }
 
     /// As [`Self::verify`], for a token still in its header's bytes: only a token not seen before is
     /// checked as UTF-8 (a kilobyte's check on every request otherwise).
-    pub fn verify_bytes(&self, token: &[u8], now: u64) -> Result<Arc<AccessClaims>, TokenError> {
+    pub(crate) fn verify_bytes(
+        &self,
+        token: &[u8],
+        now: u64,
+    ) -> Result<Arc<AccessClaims>, TokenError> {
         let cached = self.cache.get(token, now);
         let claims = match cached {
             Some(claims) => claims,
@@ -196,7 +200,7 @@ impl AccessTokenVerifier {
     }
 
     /// Whether a token with these claims has expired by `now` (with the clock skew allowed).
-    pub fn expired(&self, claims: &AccessClaims, now: u64) -> bool {
+    pub(crate) fn expired(&self, claims: &AccessClaims, now: u64) -> bool {
         claims.exp + self.skew < now
     }
 
@@ -245,13 +249,19 @@ impl AccessTokenVerifier {
 }
 
 /// Signs access token claims with the active key.
-pub fn mint(keys: &KeyRing, claims: &AccessClaims) -> Result<String, gateway_assertion::KeyError> {
+pub(crate) fn mint(
+    keys: &KeyRing,
+    claims: &AccessClaims,
+) -> Result<String, gateway_assertion::KeyError> {
     keys.active().sign(ACCESS_TOKEN_TYP, claims)
 }
 
 /// Whether `granted` covers every scope in `required`. A scan, not a set: both lists are a few words,
 /// and this runs on every request.
-pub fn has_scopes<'a>(granted: impl Iterator<Item = &'a str> + Clone, required: &[String]) -> bool {
+pub(crate) fn has_scopes<'a>(
+    granted: impl Iterator<Item = &'a str> + Clone,
+    required: &[String],
+) -> bool {
     required
         .iter()
         .all(|s| granted.clone().any(|g| g == s.as_str()))

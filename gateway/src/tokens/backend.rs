@@ -25,7 +25,7 @@ const MAX_MINTED_TOKEN_SECS: u64 = 3600;
 /// sends: validated once here rather than on every request that sends them (they are a kilobyte or
 /// more together); a clone only counts a reference.
 #[derive(Debug)]
-pub struct BackendCredentials {
+pub(crate) struct BackendCredentials {
     pub backend_token: HeaderValue,
     pub assertion: HeaderValue,
     /// `Bearer <backend token>` and `Bearer <assertion>`, for the `bearer` and `assertion` modes.
@@ -41,7 +41,7 @@ pub struct BackendCredentials {
 
 /// The caller's identity as header values.
 #[derive(Debug)]
-pub struct IdentityHeaders {
+pub(crate) struct IdentityHeaders {
     pub user: HeaderValue,
     pub email: Option<HeaderValue>,
     pub preferred_username: Option<HeaderValue>,
@@ -64,7 +64,7 @@ impl IdentityHeaders {
 
 /// Why credentials for a backend could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
+pub(crate) enum CredentialError {
     #[error(transparent)]
     Signing(#[from] KeyError),
     /// A token from the identity provider with bytes a header cannot carry.
@@ -78,7 +78,7 @@ pub enum CredentialError {
 type CredentialCache =
     Cache<Box<str>, Vec<(usize, Arc<BackendCredentials>)>, u64, foldhash::fast::RandomState>;
 
-pub struct BackendSigner {
+pub(crate) struct BackendSigner {
     keys: Arc<KeyRing>,
     issuer: String,
     assertion_lifetime: u64,
@@ -86,7 +86,7 @@ pub struct BackendSigner {
 }
 
 impl BackendSigner {
-    pub fn new(keys: Arc<KeyRing>, issuer: String, assertion_lifetime: u64) -> Self {
+    pub(crate) fn new(keys: Arc<KeyRing>, issuer: String, assertion_lifetime: u64) -> Self {
         Self {
             keys,
             issuer,
@@ -97,7 +97,7 @@ impl BackendSigner {
 
     /// The credentials for `caller` on route number `route` whose backend audience is `audience`: the
     /// grant's identity provider token (`idp_token`) when it has one, else one minted for the audience.
-    pub fn credentials(
+    pub(crate) fn credentials(
         &self,
         caller: &AccessClaims,
         route: usize,

@@ -9,7 +9,7 @@ use crate::config::{KeySource, TokenSettings};
 use crate::store::StoredKey;
 
 /// The active signing key, and every key whose tokens may still be in use, as a JWKS.
-pub struct KeyRing {
+pub(crate) struct KeyRing {
     active: SigningKey,
     /// Every key's decoding form, prepared once: `(kid, key, algorithm)`.
     decoding: Vec<(String, DecodingKey, KeyAlgorithm)>,
@@ -17,7 +17,7 @@ pub struct KeyRing {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyLoadError {
+pub(crate) enum KeyLoadError {
     #[error("cannot read the signing key {0}: {1}")]
     Read(String, std::io::Error),
     #[error("the signing key from {0}: {1}")]
@@ -31,7 +31,7 @@ impl KeyRing {
     /// configured key (a file's is as old as its last write; one from the environment, unknown),
     /// or the keys kept in `store`, a new one made and stored when there is none or it is due.
     /// `token_lifetime` is how long what a key signed lives.
-    pub async fn at_start(
+    pub(crate) async fn at_start(
         settings: &TokenSettings,
         store: &dyn crate::store::Store,
         token_lifetime: u64,
@@ -61,7 +61,7 @@ impl KeyRing {
         Ok((ring, stored.first().map(|k| k.created_at)))
     }
 
-    pub fn load(settings: &TokenSettings) -> Result<Self, KeyLoadError> {
+    pub(crate) fn load(settings: &TokenSettings) -> Result<Self, KeyLoadError> {
         let active = match &settings.key {
             KeySource::File(path) => {
                 let pem = std::fs::read_to_string(path)
@@ -86,7 +86,7 @@ impl KeyRing {
     /// while tokens they signed may be unexpired (`token_lifetime` after their successor appeared). A
     /// new key is generated, and returned for storing, when there is none or the newest is older than
     /// `rotate_after`.
-    pub fn from_stored(
+    pub(crate) fn from_stored(
         settings: &TokenSettings,
         stored: &[StoredKey],
         token_lifetime: u64,
@@ -136,7 +136,7 @@ impl KeyRing {
 
     /// A ring signing with `active` that also verifies (and publishes) `retired` keys, whose tokens may
     /// still be unexpired.
-    pub fn new(active: SigningKey, retired: Vec<SigningKey>) -> Self {
+    pub(crate) fn new(active: SigningKey, retired: Vec<SigningKey>) -> Self {
         let jwks = serde_json::to_vec(&jwk_set(std::iter::once(&active).chain(&retired)))
             .expect("a JWKS serialises")
             .into();
@@ -154,12 +154,12 @@ impl KeyRing {
         }
     }
 
-    pub fn active(&self) -> &SigningKey {
+    pub(crate) fn active(&self) -> &SigningKey {
         &self.active
     }
 
     /// The verifying key a `kid` names, if it is one of ours.
-    pub fn decoding_key(&self, kid: &str) -> Option<(&DecodingKey, KeyAlgorithm)> {
+    pub(crate) fn decoding_key(&self, kid: &str) -> Option<(&DecodingKey, KeyAlgorithm)> {
         self.decoding
             .iter()
             .find(|(id, _, _)| id == kid)
@@ -167,7 +167,7 @@ impl KeyRing {
     }
 
     /// The JWKS document, serialised once.
-    pub fn jwks(&self) -> Bytes {
+    pub(crate) fn jwks(&self) -> Bytes {
         self.jwks.clone()
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClientFile {
+pub(crate) struct ClientFile {
     pub client_id: String,
     pub client_name: Option<String>,
     pub redirect_uris: Vec<String>,
@@ -23,7 +23,7 @@ pub struct ClientFile {
 /// Requests per minute per client IP; 0 turns a limit off.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitsFile {
+pub(crate) struct RateLimitsFile {
     pub register: Option<u32>,
     pub token: Option<u32>,
     pub authorize: Option<u32>,
@@ -38,7 +38,7 @@ pub struct RateLimitsFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthFile {
+pub(crate) struct AuthFile {
     #[serde(default, with = "humantime_serde")]
     pub access_token_lifetime: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -67,7 +67,7 @@ pub struct AuthFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProviderFile {
+pub(crate) struct ProviderFile {
     /// Where users sign in.
     pub kind: ProviderKind,
     /// For "local": the TOML file of `[[users]]` with `username` and an argon2id `password_hash`.
@@ -104,14 +104,14 @@ pub struct ProviderFile {
 /// The users file of the `local` provider.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UsersFile {
+pub(crate) struct UsersFile {
     #[serde(default)]
     pub users: Vec<UserFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UserFile {
+pub(crate) struct UserFile {
     pub username: String,
     /// `mcp-auth-gateway hash-password` prints one.
     pub password_hash: String,
@@ -124,7 +124,7 @@ pub struct UserFile {
 /// `provider.kind`: where users sign in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
+pub(crate) enum ProviderKind {
     /// A users file and the gateway's own sign-in page.
     Local,
     /// A GitHub OAuth app.
@@ -137,7 +137,7 @@ pub enum ProviderKind {
 /// `token_endpoint_auth_method` of a client: how it authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ClientAuthMethod {
+pub(crate) enum ClientAuthMethod {
     /// A public client: no secret.
     None,
     ClientSecretBasic,
@@ -146,7 +146,7 @@ pub enum ClientAuthMethod {
 
 impl ClientAuthMethod {
     /// The method's name in OAuth metadata (RFC 7591 §2).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ClientAuthMethod::None => "none",
             ClientAuthMethod::ClientSecretBasic => "client_secret_basic",

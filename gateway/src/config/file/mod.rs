@@ -9,12 +9,12 @@ use serde::Deserialize;
 mod auth;
 mod routes;
 
-pub use auth::*;
-pub use routes::*;
+pub(crate) use auth::*;
+pub(crate) use routes::*;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     pub server: ServerFile,
     #[serde(default)]
     pub metrics: MetricsFile,
@@ -44,7 +44,7 @@ pub struct FileConfig {
 /// `[telemetry]`: OpenTelemetry traces of each request, sent to a collector.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TelemetryFile {
+pub(crate) struct TelemetryFile {
     /// The collector's OTLP/HTTP base URL, e.g. "http://127.0.0.1:4318"; spans go to
     /// `<otlp_endpoint>/v1/traces` as protobuf.
     pub otlp_endpoint: String,
@@ -58,14 +58,14 @@ pub struct TelemetryFile {
 /// `[audit]`: where each policy decision is recorded, one JSON line each.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditFile {
+pub(crate) struct AuditFile {
     /// A file to append to, relative to the config file; "-" for stdout.
     pub file: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreFile {
+pub(crate) struct StoreFile {
     /// SQLite (default), memory, or Redis (shared by several replicas).
     pub kind: Option<StoreKind>,
     /// The SQLite file (default "data/gateway.db").
@@ -99,7 +99,7 @@ pub struct StoreFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerFile {
+pub(crate) struct ServerFile {
     /// Where the gateway listens, e.g. "127.0.0.1:8080".
     pub listen: String,
     /// The origin clients reach the gateway at, e.g. "https://mcp.example.com".
@@ -138,7 +138,7 @@ pub struct ServerFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsFile {
+pub(crate) struct TlsFile {
     /// The certificate chain, PEM: the server's certificate first, then its intermediates
     /// (certbot's `fullchain.pem`). Re-read when it changes.
     pub cert_file: PathBuf,
@@ -151,14 +151,14 @@ pub struct TlsFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsFile {
+pub(crate) struct MetricsFile {
     /// Where Prometheus text is served (default "127.0.0.1:9464"); "off" disables it.
     pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokensFile {
+pub(crate) struct TokensFile {
     /// The issuer of the gateway's tokens (default: the public URL).
     pub issuer: Option<String>,
     /// A PKCS#8 PEM private key file to sign with.
@@ -181,7 +181,7 @@ pub struct TokensFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsFile {
+pub(crate) struct LimitsFile {
     /// Largest request body, in bytes (default 4 MiB).
     pub max_request_body_bytes: Option<u64>,
     /// Largest request header section, in bytes (default 32 KiB).
@@ -204,7 +204,7 @@ pub struct LimitsFile {
 /// `store.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     Sqlite,
     Memory,
     Redis,
@@ -212,14 +212,14 @@ pub enum StoreKind {
 
 /// `tokens.algorithm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum SigningAlgorithm {
+pub(crate) enum SigningAlgorithm {
     EdDSA,
     ES256,
 }
 
 impl FileConfig {
     /// Parses TOML; the error is the dotted key (when there is one) and the reason.
-    pub fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
+    pub(crate) fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
         let deserializer =
             toml::Deserializer::parse(text).map_err(|e| (None, e.message().to_owned()))?;
         serde_path_to_error::deserialize(deserializer).map_err(|e| {

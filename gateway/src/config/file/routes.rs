@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteFile {
+pub(crate) struct RouteFile {
     /// The public path, e.g. "/mcp" or "/github/mcp".
     pub path: String,
     /// The backend: the URL of the MCP server behind this route, e.g. "http://127.0.0.1:9000/mcp".
@@ -39,7 +39,7 @@ pub struct RouteFile {
 /// `[routes.policy]`: rules tried in order, the first that matches decides; `default` when none does.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyFile {
+pub(crate) struct PolicyFile {
     /// What happens when no rule matches (default "deny").
     pub default: Option<Effect>,
     #[serde(default)]
@@ -49,7 +49,7 @@ pub struct PolicyFile {
 /// `allow` or `deny`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Effect {
+pub(crate) enum Effect {
     Allow,
     Deny,
 }
@@ -58,7 +58,7 @@ pub enum Effect {
 /// it matches (every condition given must hold; any name in a list will do), and its effect.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuleFile {
+pub(crate) struct RuleFile {
     /// Shown in `check`, the audit trail and the metric (default "rules[N]").
     pub name: Option<String>,
     pub effect: Effect,
@@ -86,7 +86,7 @@ pub struct RuleFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CommandFile {
+pub(crate) struct CommandFile {
     pub program: String,
     #[serde(default)]
     pub args: Vec<String>,
@@ -98,7 +98,7 @@ pub struct CommandFile {
 /// `credentials` of a route: how its backend gets credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Credentials {
+pub(crate) enum Credentials {
     /// The internal headers: backend token, identity, and the signed assertion.
     Headers,
     /// The backend token as `Authorization: Bearer`.

@@ -73,7 +73,7 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("a runtime for Redis")
 });
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     connection: Connection,
     pub(super) prefix: String,
 }
@@ -83,7 +83,7 @@ impl RedisStore {
     /// runtime of the store's own, which lives as long as the process: the gateway opens its state
     /// on a runtime that ends before Pingora's start, and a connection whose driver ended with it
     /// would answer nothing.
-    pub async fn connect(settings: &RedisSettings) -> StoreResult<Self> {
+    pub(crate) async fn connect(settings: &RedisSettings) -> StoreResult<Self> {
         let settings = settings.clone();
         RUNTIME
             .spawn(async move { Self::connect_here(&settings).await })

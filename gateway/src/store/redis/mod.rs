@@ -8,7 +8,7 @@
 mod connection;
 mod scripts;
 
-pub use connection::RedisStore;
+pub(crate) use connection::RedisStore;
 
 use async_trait::async_trait;
 use redis::AsyncCommands as _;

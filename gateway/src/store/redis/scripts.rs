@@ -7,7 +7,7 @@ use redis::Script;
 
 /// KEYS[1] the code; ARGV[1] now. Returns `{"taken", body}`, `{"replayed", grant or ""}` or
 /// `{"missing", ""}`. A used code is reported as a replay even once expired, as long as it is kept.
-pub static TAKE_CODE: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static TAKE_CODE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local code = redis.call('HMGET', KEYS[1], 'body', 'exp', 'used', 'grant')
@@ -21,7 +21,7 @@ pub static TAKE_CODE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// KEYS[1] the code; ARGV[1] the grant. Records the grant a code was redeemed for.
-pub static SET_CODE_GRANT: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static SET_CODE_GRANT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'grant', ARGV[1]) end
@@ -31,7 +31,7 @@ pub static SET_CODE_GRANT: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// KEYS[1] the grant; ARGV[1] its body, ARGV[2] whether it is revoked. A revoked grant stays so.
-pub static PUT_GRANT: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static PUT_GRANT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local revoked = redis.call('HGET', KEYS[1], 'revoked')
@@ -46,7 +46,7 @@ pub static PUT_GRANT: LazyLock<Script> = LazyLock::new(|| {
 /// versions before the sorted one kept, KEYS[4] the count of revocations; ARGV[1] the refresh
 /// tokens' key prefix. Revokes the grant, deletes every refresh token issued under it, and counts
 /// the revocation.
-pub static REVOKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static REVOKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         redis.call('HSET', KEYS[1], 'revoked', '1')
@@ -76,7 +76,7 @@ const TRACK: &str = r"
 
 /// KEYS[1] the token; ARGV[1] its hash, ARGV[2] its grant, ARGV[3] when it expires, ARGV[4] the
 /// grants' token sets' key prefix, ARGV[5] now.
-pub static PUT_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static PUT_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
             TRACK,
@@ -95,7 +95,7 @@ pub static PUT_REFRESH: LazyLock<Script> = LazyLock::new(|| {
 /// grants' token sets' key prefix, 5 the grants' key prefix, 6 the grace in seconds. Rotation by
 /// compare-and-swap: returns `{outcome, grant}` with outcome `rotated`, `grace` (rotated moments
 /// ago to this same successor), `reused` or `unknown`.
-pub static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         &[
             TRACK,
@@ -126,7 +126,7 @@ pub static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
 
 /// KEYS[1] a lock; ARGV[1] its holder. Deletes it only if that holder still holds it (a lock that
 /// expired may be another's by now).
-pub static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -9,13 +9,13 @@ use rusqlite::Connection;
 use super::schema;
 use crate::store::{StoreError, StoreResult};
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, and brings its schema up to date.
-    pub fn open(path: &Path) -> StoreResult<Self> {
+    pub(crate) fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|error| StoreError::Directory {
                 dir: dir.to_owned(),

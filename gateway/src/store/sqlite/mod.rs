@@ -5,7 +5,7 @@
 mod connection;
 mod schema;
 
-pub use connection::SqliteStore;
+pub(crate) use connection::SqliteStore;
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};

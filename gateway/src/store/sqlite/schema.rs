@@ -42,7 +42,7 @@ const MIGRATIONS: &[&str] = &[
 "#,
 ];
 
-pub fn migrate(conn: &Connection) -> StoreResult<()> {
+pub(super) fn migrate(conn: &Connection) -> StoreResult<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version > MIGRATIONS.len() {
         return Err(StoreError::NewerSchema {

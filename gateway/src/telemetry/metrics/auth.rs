@@ -14,7 +14,7 @@ use pingora_prometheus::prometheus::{
 
 use super::LATENCY_BUCKETS;
 
-pub struct AuthMetrics {
+pub(crate) struct AuthMetrics {
     /// `/authorize` requests that passed every check and began a sign-in.
     pub authorizations_started: IntCounter,
     /// Authorizations that ended, by result: `approved` (a code for the client), `denied` (by the
@@ -43,7 +43,7 @@ pub struct AuthMetrics {
     pub store_errors: IntCounterVec,
 }
 
-pub static AUTH: LazyLock<AuthMetrics> = LazyLock::new(|| {
+pub(crate) static AUTH: LazyLock<AuthMetrics> = LazyLock::new(|| {
     let metrics = AuthMetrics {
         authorizations_started: register_int_counter!(
             "mcp_gateway_authorizations_started_total",
@@ -139,7 +139,7 @@ pub static AUTH: LazyLock<AuthMetrics> = LazyLock::new(|| {
 });
 
 /// Starts the login series of `provider` at 0, for each result it can have.
-pub fn count_logins_of(provider: &str) {
+pub(crate) fn count_logins_of(provider: &str) {
     let results: &[&str] = if provider == "local" {
         &["success", "wrong_password", "rate_limited"]
     } else {
@@ -173,7 +173,7 @@ impl Collector for SigningKeyAge {
 }
 
 /// Publishes the active signing key's age; `created_at` in Unix seconds.
-pub fn register_signing_key_age(created_at: u64) {
+pub(crate) fn register_signing_key_age(created_at: u64) {
     let name = "mcp_gateway_signing_key_age_seconds";
     let help =
         "Seconds since the signing key in use was made (a key file: since it was last written).";

@@ -4,7 +4,7 @@
 //! [`MAX_TOOL_NAMES`] tool names. These are the data plane's; the authorization server's are in
 //! [`auth`].
 
-pub mod auth;
+pub(crate) mod auth;
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
@@ -15,10 +15,10 @@ use pingora_prometheus::prometheus::{
 };
 
 /// The route label of the gateway's own endpoints.
-pub const GATEWAY_ROUTE: &str = "_gateway";
-pub const MAX_TOOL_NAMES: usize = 100;
+pub(crate) const GATEWAY_ROUTE: &str = "_gateway";
+pub(crate) const MAX_TOOL_NAMES: usize = 100;
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub backend_duration: HistogramVec,
@@ -39,14 +39,14 @@ pub struct Metrics {
 
 /// The series of one route label, looked up once: `with_label_values` hashes the labels and takes a
 /// lock on every call.
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     pub request_duration: Histogram,
     pub backend_duration: Histogram,
     pub active_streams: IntGauge,
 }
 
 impl RouteMetrics {
-    pub fn new(route: &str) -> Self {
+    pub(crate) fn new(route: &str) -> Self {
         Self {
             request_duration: METRICS.request_duration.with_label_values(&[route]),
             backend_duration: METRICS.backend_duration.with_label_values(&[route]),
@@ -60,7 +60,7 @@ const LATENCY_BUCKETS: &[f64] = &[
     60.0,
 ];
 
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
     requests: register_int_counter_vec!(
         "mcp_gateway_requests_total",
@@ -135,7 +135,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 
 /// When the certificate the HTTPS listener serves expires: registered on first use, so that without
 /// `server.tls` there is no series (a 0 would look like an expired certificate to an alert).
-pub static TLS_CERTIFICATE_EXPIRY: LazyLock<IntGauge> = LazyLock::new(|| {
+pub(crate) static TLS_CERTIFICATE_EXPIRY: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "mcp_gateway_tls_certificate_expiry_timestamp_seconds",
         "When the certificate the gateway's HTTPS listener serves expires, in Unix seconds."
@@ -144,7 +144,7 @@ pub static TLS_CERTIFICATE_EXPIRY: LazyLock<IntGauge> = LazyLock::new(|| {
 });
 
 /// The HTTP method as a bounded label.
-pub fn method_label(method: &http::Method) -> &'static str {
+pub(crate) fn method_label(method: &http::Method) -> &'static str {
     match *method {
         http::Method::GET => "GET",
         http::Method::POST => "POST",
@@ -186,7 +186,7 @@ const MCP_METHODS: &[&str] = &[
     "notifications/roots/list_changed",
 ];
 
-pub fn mcp_method_label(method: &str) -> &'static str {
+pub(crate) fn mcp_method_label(method: &str) -> &'static str {
     MCP_METHODS
         .iter()
         .find(|m| **m == method)
@@ -196,13 +196,13 @@ pub fn mcp_method_label(method: &str) -> &'static str {
 
 impl Metrics {
     /// The config just read is in force: at start, or after a reload applied.
-    pub fn config_in_force(&self) {
+    pub(crate) fn config_in_force(&self) {
         self.config_loaded.set(crate::clock::now() as i64);
         self.config_reload_ok.set(1);
     }
 
     /// A tool name as a label if it already is one, else "other".
-    pub fn known_tool_label<'a>(&self, name: &'a str) -> &'a str {
+    pub(crate) fn known_tool_label<'a>(&self, name: &'a str) -> &'a str {
         if self.tools_seen.lock().expect("not poisoned").contains(name) {
             name
         } else {
@@ -211,7 +211,7 @@ impl Metrics {
     }
 
     /// A tool name as a label: well-formed names up to the cap, then "other".
-    pub fn tool_label<'a>(&self, name: &'a str) -> &'a str {
+    pub(crate) fn tool_label<'a>(&self, name: &'a str) -> &'a str {
         let well_formed = !name.is_empty()
             && name.len() <= 64
             && name
