@@ -11,9 +11,9 @@ use pingora::proxy::Session;
 use super::bearer::{self, BearerError};
 use super::body_limit;
 use super::cors;
-use super::ctx::RequestCtx;
+use super::ctx::{RequestCtx, SessionState};
 use super::refusal::Refusal;
-use super::sessions::{Order, PendingStream, StreamOpening, session_key};
+use super::sessions::{Order, session_key};
 use super::state::Gateway;
 use crate::clock::now;
 use crate::config::Route;
@@ -28,18 +28,7 @@ pub(super) struct Admitted {
     /// The length its body declares ([`super::body_limit`]), within the limit.
     pub declared_length: Option<u64>,
     /// Where it stands in its session, if it has one.
-    pub place: SessionPlace,
-}
-
-/// Where a request stands in its session: what the request's state keeps of it.
-#[derive(Default)]
-pub(super) struct SessionPlace {
-    /// A GET: it opens the session's stream.
-    opening_stream: Option<StreamOpening>,
-    /// The session's GET stream this request must not overtake, and the session.
-    after_stream: Option<(PendingStream, String)>,
-    /// A `DELETE` of the session.
-    ending_session: Option<String>,
+    pub place: SessionState,
 }
 
 /// Checks every rule, in order, for a request to `route`.
@@ -151,13 +140,13 @@ async fn place_in_session(
     id: Option<&str>,
     route: &Route,
     sub: &str,
-) -> Option<SessionPlace> {
+) -> Option<SessionState> {
     let Some(id) = id else {
-        return Some(SessionPlace::default());
+        return Some(SessionState::default());
     };
     let id = &session_key(&route.path, id);
     let opens_stream = header.method == http::Method::GET;
-    let mut place = SessionPlace::default();
+    let mut place = SessionState::default();
     let order = match gateway.sessions.admit(id, sub, opens_stream) {
         Some(order) => order,
         // Not opened through this replica, perhaps through another that shares the store.
@@ -177,7 +166,7 @@ async fn place_in_session(
         Order::After(pending) => place.after_stream = pending.map(|p| (p, id.to_owned())),
     }
     if header.method == http::Method::DELETE {
-        place.ending_session = Some(id.to_owned());
+        place.ending = Some(id.to_owned());
     }
     Some(place)
 }
@@ -187,10 +176,8 @@ impl Admitted {
     pub(super) fn record(self, ctx: &mut RequestCtx) {
         ctx.caller = Some(self.caller);
         ctx.cors_origin = self.cors_origin;
-        ctx.declared_length = self.declared_length;
-        ctx.opening_stream = self.place.opening_stream;
-        ctx.after_stream = self.place.after_stream;
-        ctx.ending_session = self.place.ending_session;
+        ctx.message.declared_length = self.declared_length;
+        ctx.session = self.place;
     }
 }
 

@@ -20,79 +20,94 @@ pub(crate) struct RequestCtx {
     /// The gateway of the config in force when the request arrived, which serves it to its end
     /// (out of here while one of its phases runs: [`super::live`]).
     pub gateway: Option<Arc<Gateway>>,
-    /// The request's span, and the backend call's within it ([`crate::telemetry::trace`]; disabled unless
-    /// traces are sent).
-    pub span: tracing::Span,
-    pub upstream_span: tracing::Span,
     pub started: Instant,
+    pub endpoint: Endpoint,
     /// Whom the request comes from, by address ([`super::client_address`]).
     pub client: Option<IpAddr>,
-    /// A v4 UUID, kept as the header value the backend is sent.
-    pub request_id: http::HeaderValue,
-    pub endpoint: Endpoint,
+    /// The request's place among those its client address has in flight.
+    pub in_flight: Option<Held<IpAddr>>,
     /// Known once the token is checked, so that a later failure is logged with whom it failed for.
     pub caller: Option<Arc<AccessClaims>>,
-    pub credentials: Option<Arc<BackendCredentials>>,
     /// The allowed browser origin to answer with CORS headers.
     pub cors_origin: Option<String>,
+    /// A watch over a body still to come, or a stream to end when its access does.
+    pub watch: Option<WatchHandle>,
+    pub session: SessionState,
+    pub message: MessageState,
+    pub backend: BackendCall,
+    pub telemetry: RequestTelemetry,
+}
+
+/// Where the request stands in its MCP session.
+#[derive(Default)]
+pub(crate) struct SessionState {
+    /// A `DELETE` of this session: forget its binding once the backend agrees.
+    pub ending: Option<String>,
+    /// A GET of a session: held until the backend has answered it, so that the session's other
+    /// requests do not overtake it (see [`super::sessions`]).
+    pub opening_stream: Option<StreamOpening>,
+    /// The session's GET stream that this request must not overtake, and the session.
+    pub after_stream: Option<(PendingStream, String)>,
+}
+
+/// What is known of the request's body and its MCP messages.
+#[derive(Default)]
+pub(crate) struct MessageState {
     pub peek: McpPeek,
     /// The length the body declares, read once at admission ([`super::body_limit`]).
     pub declared_length: Option<u64>,
     pub body_bytes: u64,
     /// The body was read whole before forwarding ([`super::inspect`]): counted and peeked at.
     pub body_read: bool,
-    /// What the route's policy decided of each message, for the audit trail.
-    pub audit: Vec<AuditEntry>,
-    /// The list answers to cut down to what the caller may use.
-    pub list_filter: Option<ListFilter>,
-    pub backend_started: Option<Instant>,
-    /// The response is an SSE stream, counted among the route's active streams.
-    pub stream_open: bool,
-    /// A `DELETE` of this session: forget its binding once the backend agrees.
-    pub ending_session: Option<String>,
-    /// A GET of a session: held until the backend has answered it, so that the session's other
-    /// requests do not overtake it (see [`super::sessions`]).
-    pub opening_stream: Option<StreamOpening>,
-    /// The session's GET stream that this request must not overtake, and the session.
-    pub after_stream: Option<(PendingStream, String)>,
-    /// The request's place among those its client address has in flight.
-    pub in_flight: Option<Held<IpAddr>>,
-    /// A watch over a body still to come, or a stream to end when its access does.
-    pub watch: Option<WatchHandle>,
-    /// The descriptor of the backend connection, while the request holds it.
-    pub backend_fd: Option<std::os::fd::RawFd>,
     /// The body read before forwarding, on a route with a policy: what a stream carries.
     pub inspected_body: Option<bytes::Bytes>,
+    /// The list answers to cut down to what the caller may use.
+    pub list_filter: Option<ListFilter>,
+}
+
+/// The call to the backend: what it carries, when it began, what it answered.
+#[derive(Default)]
+pub(crate) struct BackendCall {
+    pub credentials: Option<Arc<BackendCredentials>>,
+    pub started: Option<Instant>,
+    /// The response is an SSE stream, counted among the route's active streams.
+    pub stream_open: bool,
+    /// The descriptor of the backend connection, while the request holds it.
+    pub fd: Option<std::os::fd::RawFd>,
+}
+
+/// What the request leaves for its operators: its spans, its id, its audit entries.
+pub(crate) struct RequestTelemetry {
+    /// The request's span, and the backend call's within it ([`crate::telemetry::trace`];
+    /// disabled unless traces are sent).
+    pub span: tracing::Span,
+    pub backend_span: tracing::Span,
+    /// A v4 UUID, kept as the header value the backend is sent.
+    pub request_id: http::HeaderValue,
+    /// What the route's policy decided of each message, for the audit trail.
+    pub audit: Vec<AuditEntry>,
 }
 
 impl RequestCtx {
     pub(crate) fn new(gateway: Arc<Gateway>) -> Self {
         Self {
             gateway: Some(gateway),
-            span: tracing::Span::none(),
-            upstream_span: tracing::Span::none(),
             started: Instant::now(),
-            client: None,
-            request_id: new_request_id(),
             endpoint: Endpoint::NotFound,
-            caller: None,
-            credentials: None,
-            cors_origin: None,
-            peek: McpPeek::default(),
-            declared_length: None,
-            body_bytes: 0,
-            body_read: false,
-            audit: Vec::new(),
-            list_filter: None,
-            backend_started: None,
-            stream_open: false,
-            ending_session: None,
-            opening_stream: None,
-            after_stream: None,
+            client: None,
             in_flight: None,
+            caller: None,
+            cors_origin: None,
             watch: None,
-            backend_fd: None,
-            inspected_body: None,
+            session: SessionState::default(),
+            message: MessageState::default(),
+            backend: BackendCall::default(),
+            telemetry: RequestTelemetry {
+                span: tracing::Span::none(),
+                backend_span: tracing::Span::none(),
+                request_id: new_request_id(),
+                audit: Vec::new(),
+            },
         }
     }
 }
@@ -105,7 +120,7 @@ impl RequestCtx {
         watchdog: &Arc<Watchdog>,
         body_deadline: Option<Instant>,
     ) -> &Watched {
-        let fd = self.backend_fd;
+        let fd = self.backend.fd;
         let watch = self.watch.get_or_insert_with(|| {
             let watch = watchdog.watch(body_deadline);
             if let Some(fd) = fd {

@@ -15,7 +15,7 @@ pub(super) async fn answer(
     ctx: &RequestCtx,
     route: &str,
 ) -> FailToProxy {
-    log(e, route, &ctx.request_id, ctx.stream_open);
+    log(e, route, &ctx.telemetry.request_id, ctx.backend.stream_open);
     let code = status(e);
     if code > 0 && session.response_written().is_none() {
         let (error, description) = match code {
@@ -53,7 +53,7 @@ pub(super) async fn ended(
     ctx: &RequestCtx,
     route: &str,
 ) -> FailToProxy {
-    let request_id = ctx.request_id.to_str().unwrap_or("-");
+    let request_id = ctx.telemetry.request_id.to_str().unwrap_or("-");
     tracing::debug!(
         route,
         request_id,

@@ -38,7 +38,7 @@ pub(super) async fn inspect(
 ) -> pingora::Result<Option<Refusal>> {
     let header = session.req_header();
     // What the headers name, until a body read whole says better.
-    ctx.peek = McpPeek::from_headers(&header.headers);
+    ctx.message.peek = McpPeek::from_headers(&header.headers);
     let mcp_headers =
         header.headers.contains_key(&MCP_METHOD) || header.headers.contains_key(&MCP_NAME);
     let policy = route.policy.as_ref();
@@ -55,7 +55,7 @@ pub(super) async fn inspect(
         let header = session.req_header();
         if policy.is_some() && header.method == http::Method::GET {
             // A resumed stream may replay the answer to a list.
-            ctx.list_filter = Some(ListFilter::new(Vec::new()));
+            ctx.message.list_filter = Some(ListFilter::new(Vec::new()));
         }
         return Ok(None);
     }
@@ -73,7 +73,7 @@ pub(super) async fn inspect(
     }
     let limit = MAX_INSPECTED
         .min(usize::try_from(gateway.config.server.max_request_body_bytes).unwrap_or(usize::MAX));
-    let declared = ctx.declared_length;
+    let declared = ctx.message.declared_length;
     if declared.is_some_and(|len| len > limit as u64) || (declared.is_none() && policy.is_none()) {
         // Without a policy, headers are checked only on a body that can be held.
         return Ok(policy.map(|_| Refusal::TooLarge));
@@ -83,10 +83,10 @@ pub(super) async fn inspect(
         Err(refusal) => return Ok(Some(refusal)),
     };
     if policy.is_some() {
-        ctx.inspected_body = Some(body.clone());
+        ctx.message.inspected_body = Some(body.clone());
     }
-    ctx.body_read = true;
-    ctx.body_bytes = body.len() as u64;
+    ctx.message.body_read = true;
+    ctx.message.body_bytes = body.len() as u64;
     let auditing = gateway.access_log.audit.is_some();
     let messages = match message::parse(&body) {
         Ok(messages) => messages,
@@ -98,7 +98,7 @@ pub(super) async fn inspect(
                 Unreadable::Ambiguous(why) => (Refusal::Ambiguous(why.0), "ambiguous"),
             };
             if auditing {
-                ctx.audit.push(AuditEntry {
+                ctx.telemetry.audit.push(AuditEntry {
                     method: "other",
                     kind: None,
                     name: String::new(),
@@ -109,9 +109,9 @@ pub(super) async fn inspect(
             return Ok(Some(refusal));
         }
     };
-    ctx.peek = McpPeek::known(&messages);
+    ctx.message.peek = McpPeek::known(&messages);
     // A trace the message names, when the headers named none (and traces are sent at all).
-    if !ctx.span.is_disabled()
+    if !ctx.telemetry.span.is_disabled()
         && !session
             .req_header()
             .headers
@@ -121,7 +121,7 @@ pub(super) async fn inspect(
             .iter()
             .find_map(|m| m.traceparent.as_deref())
     {
-        crate::telemetry::trace::link_to(&ctx.span, traceparent);
+        crate::telemetry::trace::link_to(&ctx.telemetry.span, traceparent);
     }
     if mcp_headers
         && let Err(mismatch) = message::check_headers(&session.req_header().headers, &messages)
@@ -186,7 +186,7 @@ fn rule_on_messages(
             decision.outcome(),
         );
         if auditing {
-            ctx.audit.push(AuditEntry {
+            ctx.telemetry.audit.push(AuditEntry {
                 method: mcp_method_label(method),
                 kind: Some(target.kind),
                 name: target.name.to_owned(),
@@ -220,7 +220,7 @@ fn rule_on_messages(
         asks_lists = true;
         count_decision(&route.path, None, "", "allow");
         if auditing {
-            ctx.audit.push(AuditEntry {
+            ctx.telemetry.audit.push(AuditEntry {
                 method: mcp_method_label(message.method.as_deref().unwrap_or_default()),
                 kind: None,
                 name: String::new(),
@@ -231,7 +231,7 @@ fn rule_on_messages(
         lists.extend(message.id.clone());
     }
     if asks_lists {
-        ctx.list_filter = Some(ListFilter::new(lists));
+        ctx.message.list_filter = Some(ListFilter::new(lists));
     }
     None
 }

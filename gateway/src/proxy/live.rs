@@ -87,8 +87,8 @@ impl ProxyHttp for LiveGateway {
                 .client_addr()
                 .and_then(|a| a.as_inet())
                 .is_some_and(|a| gateway.config().server.trusted_proxies.contains(a.ip()));
-        ctx.span = span::request(header, &gateway, ctx.endpoint, trusted);
-        let span = ctx.span.clone();
+        ctx.telemetry.span = span::request(header, &gateway, ctx.endpoint, trusted);
+        let span = ctx.telemetry.span.clone();
         let result = traced!(span, gateway.request_filter(session, ctx));
         ctx.gateway = Some(gateway);
         result

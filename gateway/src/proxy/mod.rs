@@ -132,10 +132,10 @@ impl Gateway {
             Box::pin(refusal.answer(session, route, ctx.cors_origin.as_deref())).await?;
             return Ok(true);
         }
-        ctx.credentials = credentials::for_caller(self, route, index, &caller).await?;
+        ctx.backend.credentials = credentials::for_caller(self, route, index, &caller).await?;
         // An HTTP/2 body comes in frames of its own, which nothing else times: watched until it
         // has come whole (an HTTP/1.1 one, once it comes in more than one read).
-        if !ctx.body_read && session.is_http2() && !session.is_body_done() {
+        if !ctx.message.body_read && session.is_http2() && !session.is_body_done() {
             ctx.watched(&self.watchdog, Some(ctx.started + body_timeout));
         }
         Ok(false)
@@ -174,7 +174,7 @@ impl Gateway {
             ));
         };
         let route = &self.config.routes[index];
-        if let Some((mut stream, session)) = ctx.after_stream.take()
+        if let Some((mut stream, session)) = ctx.session.after_stream.take()
             && !stream.opened().await
         {
             tracing::debug!(route = %route.path, session, "went ahead without the session's GET stream");
@@ -188,14 +188,14 @@ impl Gateway {
             )
             .into_up()
         })?;
-        ctx.backend_started = Some(Instant::now());
-        ctx.upstream_span = span::backend(&ctx.span, route);
+        ctx.backend.started = Some(Instant::now());
+        ctx.telemetry.backend_span = span::backend(&ctx.telemetry.span, route);
         Ok(Box::new(forward::peer(route, address)))
     }
 
     /// The backend connection: a watched request can be ended there.
     fn connected_to_upstream(&self, fd: std::os::fd::RawFd, ctx: &mut RequestCtx) {
-        ctx.backend_fd = Some(fd);
+        ctx.backend.fd = Some(fd);
         if let Some(watch) = &ctx.watch {
             watch.watched.connected(fd);
         }
@@ -222,20 +222,20 @@ impl Gateway {
         forward::prepare(
             upstream_request,
             route,
-            ctx.credentials.as_deref(),
-            &ctx.request_id,
+            ctx.backend.credentials.as_deref(),
+            &ctx.telemetry.request_id,
             &forwarded,
         )?;
         // The backend continues the trace from the gateway's call to it.
-        for (name, value) in crate::telemetry::trace::headers_for(&ctx.upstream_span) {
+        for (name, value) in crate::telemetry::trace::headers_for(&ctx.telemetry.backend_span) {
             upstream_request.insert_header(name, value)?;
         }
         // A list answer is filtered as JSON: it must come uncompressed.
-        if ctx.list_filter.is_some() {
+        if ctx.message.list_filter.is_some() {
             upstream_request.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
         }
         // The client was told to go on when its body was read.
-        if ctx.body_read {
+        if ctx.message.body_read {
             upstream_request.remove_header(&http::header::EXPECT);
         }
         Ok(())
@@ -250,12 +250,15 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         // A body read before forwarding comes once more, whole, from Pingora's copy.
-        if ctx.body_read {
+        if ctx.message.body_read {
             return Ok(());
         }
         if let Some(chunk) = body {
-            ctx.body_bytes += chunk.len() as u64;
-            if body_limit::exceeds(ctx.body_bytes, self.config.server.max_request_body_bytes) {
+            ctx.message.body_bytes += chunk.len() as u64;
+            if body_limit::exceeds(
+                ctx.message.body_bytes,
+                self.config.server.max_request_body_bytes,
+            ) {
                 // Answered by `fail_to_proxy`, as `body_limit` writes every 413.
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),
@@ -273,7 +276,7 @@ impl Gateway {
             }
             _ => {}
         }
-        ctx.peek.feed(body.as_deref(), end_of_stream);
+        ctx.message.peek.feed(body.as_deref(), end_of_stream);
         Ok(())
     }
 
@@ -286,9 +289,10 @@ impl Gateway {
         if self.route(ctx.endpoint).is_none() {
             return Ok(());
         }
-        ctx.upstream_span
+        ctx.telemetry
+            .backend_span
             .record("http.response.status_code", response.status.as_u16());
-        if let Some(filter) = &mut ctx.list_filter {
+        if let Some(filter) = &mut ctx.message.list_filter {
             filter.start(response)?;
         }
         response::filter(self, session, response, ctx).await
@@ -308,7 +312,7 @@ impl Gateway {
             watch.watched.released();
         }
         let (Some(filter), Some(caller), Some(policy)) = (
-            &mut ctx.list_filter,
+            &mut ctx.message.list_filter,
             &ctx.caller,
             self.route(ctx.endpoint).and_then(|r| r.policy.as_ref()),
         ) else {

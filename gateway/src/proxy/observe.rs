@@ -32,21 +32,21 @@ pub(super) fn record(
         .inc();
     let series = gateway.route_metrics(ctx.endpoint);
     series.request_duration.observe(elapsed.as_secs_f64());
-    if let Some(started) = ctx.backend_started {
+    if let Some(started) = ctx.backend.started {
         series
             .backend_duration
             .observe(started.elapsed().as_secs_f64());
     }
-    if ctx.stream_open {
+    if ctx.backend.stream_open {
         series.active_streams.dec();
     }
     // Messages forwarded: not those the gateway answered itself.
     if ctx.caller.is_some()
-        && ctx.backend_started.is_some()
-        && let Some(method) = ctx.peek.method.as_deref()
+        && ctx.backend.started.is_some()
+        && let Some(method) = ctx.message.peek.method.as_deref()
     {
         let mcp_method = mcp_method_label(method);
-        let tool = match (mcp_method, ctx.peek.tool.as_deref()) {
+        let tool = match (mcp_method, ctx.message.peek.tool.as_deref()) {
             ("tools/call", Some(name)) => METRICS.tool_label(name),
             _ => "",
         };
@@ -60,7 +60,7 @@ pub(super) fn record(
     if let Some(audit) = &gateway.access_log.audit {
         let policy = gateway.route(ctx.endpoint).and_then(|r| r.policy.as_ref());
         let mut line = AuditLine {
-            request_id: ctx.request_id.to_str().unwrap_or("-"),
+            request_id: ctx.telemetry.request_id.to_str().unwrap_or("-"),
             route,
             user,
             client_id,
@@ -77,7 +77,7 @@ pub(super) fn record(
     }
     let client_ip = ctx.client.and_then(super::forward::forwarded_for_value);
     AccessLine {
-        request_id: ctx.request_id.to_str().unwrap_or("-"),
+        request_id: ctx.telemetry.request_id.to_str().unwrap_or("-"),
         route,
         method: session.req_header().method.as_str(),
         path: session.req_header().uri.path(),
@@ -92,7 +92,7 @@ pub(super) fn record(
         error: error.map(|e| e.etype().as_str()).unwrap_or("-"),
     }
     .emit(&gateway.access_log);
-    if !ctx.span.is_disabled() {
+    if !ctx.telemetry.span.is_disabled() {
         let session_id = |headers: &http::HeaderMap| {
             headers
                 .get(&crate::mcp::SESSION_ID)
@@ -105,12 +105,12 @@ pub(super) fn record(
                 .and_then(|r| session_id(&r.headers))
         });
         super::span::finish(
-            &ctx.span,
+            &ctx.telemetry.span,
             &super::span::Outcome {
                 status,
                 failed: error.is_some_and(|e| !super::failure::client_went_away(e)),
-                mcp_method: ctx.peek.method.as_deref(),
-                tool: ctx.peek.tool.as_deref(),
+                mcp_method: ctx.message.peek.method.as_deref(),
+                tool: ctx.message.peek.tool.as_deref(),
                 session: session_id.as_deref(),
                 user: caller.map(|c| c.sub.as_str()),
             },
@@ -127,8 +127,8 @@ fn write_audit<'a>(
     line: &mut AuditLine<'a>,
 ) {
     // Every list of the request shares the count: they are answered together.
-    let hidden = ctx.list_filter.as_ref().map_or(0, |f| f.hidden);
-    for entry in &ctx.audit {
+    let hidden = ctx.message.list_filter.as_ref().map_or(0, |f| f.hidden);
+    for entry in &ctx.telemetry.audit {
         line.method = entry.method;
         line.kind = entry.kind.map(Kind::as_str);
         line.name = &entry.name;

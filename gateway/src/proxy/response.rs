@@ -23,7 +23,7 @@ pub(super) async fn filter(
 ) -> pingora::Result<()> {
     // The backend answered the GET: its stream is open there, and the session's other requests
     // may go.
-    ctx.opening_stream = None;
+    ctx.session.opening_stream = None;
     let opened = (
         ctx.caller.as_deref(),
         response
@@ -38,7 +38,7 @@ pub(super) async fn filter(
             share_session(gateway, &key, &caller.sub).await;
         }
     }
-    if let Some(id) = &ctx.ending_session
+    if let Some(id) = &ctx.session.ending
         && response.status.is_success()
     {
         gateway.sessions.end(id);
@@ -50,7 +50,7 @@ pub(super) async fn filter(
     }
     // Told its session is initialized, the client opens its GET stream next.
     if response.status.is_success()
-        && ctx.peek.method.as_deref() == Some("notifications/initialized")
+        && ctx.message.peek.method.as_deref() == Some("notifications/initialized")
         && let Some(id) = session
             .req_header()
             .headers
@@ -64,7 +64,7 @@ pub(super) async fn filter(
         response.insert_header("x-accel-buffering", "no")?;
         response.remove_header(&http::header::CONTENT_LENGTH);
         gateway.route_metrics(ctx.endpoint).active_streams.inc();
-        ctx.stream_open = true;
+        ctx.backend.stream_open = true;
         watch_stream(gateway, ctx);
     }
     for (name, value) in cors::route_headers(ctx.cors_origin.as_deref()) {
@@ -80,6 +80,7 @@ fn watch_stream(gateway: &Gateway, ctx: &mut RequestCtx) {
         return;
     };
     let calls = ctx
+        .message
         .inspected_body
         .as_deref()
         .and_then(|body| message::parse(body).ok())
@@ -96,7 +97,7 @@ fn watch_stream(gateway: &Gateway, ctx: &mut RequestCtx) {
         config: gateway.config.clone(),
         route,
         calls,
-        lists: ctx.list_filter.is_some(),
+        lists: ctx.message.list_filter.is_some(),
     };
     ctx.watched(&gateway.watchdog, None).stream(access);
 }
