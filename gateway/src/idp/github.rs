@@ -115,24 +115,15 @@ impl GitHub {
         })
     }
 
-    /// New tokens for a refresh token (the old one stays if none is returned).
+    /// New tokens for a refresh token ([`oauth_client::refresh`]).
     pub(super) async fn refresh(
         &self,
         refresh_token: &str,
         now: u64,
     ) -> Result<ProviderTokens, IdpError> {
-        let client = self.oauth()?;
-        let issued = oauth_client::refresh(&client, &self.http, refresh_token).await?;
-        Ok(ProviderTokens {
-            access_token: issued.access_token,
-            refresh_token: issued
-                .refresh_token
-                .or_else(|| Some(refresh_token.to_owned())),
-            expires_at: issued.expires_in.map(|s| now + s),
-        })
+        oauth_client::refresh(&self.oauth()?, &self.http, refresh_token, now).await
     }
 
-    /// Whether any allowlist is set: then a refresh asks GitHub again who the user is.
     /// Whether a refresh must ask GitHub about the user again: for its allowlists, or for the
     /// groups a policy reads.
     pub(super) fn asks_again(&self) -> bool {

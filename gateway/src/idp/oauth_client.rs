@@ -16,7 +16,7 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::IdpError;
+use super::{IdpError, ProviderTokens};
 
 /// The one field beyond OAuth's that OpenID Connect adds to a token response.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -104,17 +104,27 @@ pub(super) async fn exchange(
     Ok(issued(response))
 }
 
+/// New tokens for `refresh_token`, at `now`: the old refresh token stays if none is returned.
+/// GitHub and OIDC refresh alike.
 pub(super) async fn refresh(
     client: &OAuthClient,
     http: &reqwest::Client,
-    token: &str,
-) -> Result<Issued, IdpError> {
+    refresh_token: &str,
+    now: u64,
+) -> Result<ProviderTokens, IdpError> {
     let response = client
-        .exchange_refresh_token(&RefreshToken::new(token.to_owned()))
+        .exchange_refresh_token(&RefreshToken::new(refresh_token.to_owned()))
         .request_async(&Http(http))
         .await
         .map_err(token_error)?;
-    Ok(issued(response))
+    let issued = issued(response);
+    Ok(ProviderTokens {
+        access_token: issued.access_token,
+        refresh_token: issued
+            .refresh_token
+            .or_else(|| Some(refresh_token.to_owned())),
+        expires_at: issued.expires_in.map(|s| now + s),
+    })
 }
 
 fn issued(response: Response) -> Issued {

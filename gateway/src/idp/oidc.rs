@@ -251,21 +251,13 @@ impl Oidc {
         }))
     }
 
-    /// New tokens for a refresh token (the old refresh token stays if none is returned).
+    /// New tokens for a refresh token ([`oauth_client::refresh`]).
     pub(super) async fn refresh(
         &self,
         refresh_token: &str,
         now: u64,
     ) -> Result<ProviderTokens, IdpError> {
-        let client = self.oauth().await?;
-        let issued = oauth_client::refresh(&client, &self.http, refresh_token).await?;
-        Ok(ProviderTokens {
-            access_token: issued.access_token,
-            refresh_token: issued
-                .refresh_token
-                .or_else(|| Some(refresh_token.to_owned())),
-            expires_at: issued.expires_in.map(|s| now + s),
-        })
+        oauth_client::refresh(&self.oauth().await?, &self.http, refresh_token, now).await
     }
 
     async fn verify_id_token(&self, token: &str) -> Result<IdClaims, IdpError> {

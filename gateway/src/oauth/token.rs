@@ -211,7 +211,13 @@ async fn refresh_token(
     let grace = server.config.auth.refresh_grace.as_secs();
     match server
         .store
-        .rotate_refresh(&old_hash, &hash_secret(&new), expires, now(), grace)
+        .rotate_refresh(crate::store::RefreshRotation {
+            old_hash: &old_hash,
+            new_hash: &hash_secret(&new),
+            new_expires_at: expires,
+            now: now(),
+            grace_secs: grace,
+        })
         .await?
     {
         Rotation::Rotated { .. } | Rotation::RotatedWithinGrace { .. } => {

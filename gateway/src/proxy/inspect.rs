@@ -92,48 +92,12 @@ pub(super) async fn inspect(
         Ok(messages) => messages,
         // Without a policy only the headers were to be checked, and the backend reads the rest.
         Err(Unreadable::NotJsonRpc) if policy.is_none() => return Ok(None),
-        Err(unreadable) => {
-            let (refusal, why) = match unreadable {
-                Unreadable::NotJsonRpc => (Refusal::Unreadable, "unreadable"),
-                Unreadable::Ambiguous(why) => (Refusal::Ambiguous(why.0), "ambiguous"),
-            };
-            if auditing {
-                ctx.telemetry.audit.push(AuditEntry {
-                    method: "other",
-                    kind: None,
-                    name: String::new(),
-                    outcome: "deny",
-                    ruling: Ruling::Refused(why),
-                });
-            }
-            return Ok(Some(refusal));
-        }
+        Err(unreadable) => return Ok(Some(refuse_unreadable(unreadable, ctx, auditing))),
     };
     ctx.message.peek = McpPeek::known(&messages);
-    // A trace the message names, when the headers named none (and traces are sent at all).
-    if !ctx.telemetry.span.is_disabled()
-        && !session
-            .req_header()
-            .headers
-            .contains_key(crate::telemetry::trace::TRACEPARENT)
-        && let Some(traceparent) = messages
-            .messages
-            .iter()
-            .find_map(|m| m.traceparent.as_deref())
-    {
-        crate::telemetry::trace::link_to(&ctx.telemetry.span, traceparent);
-    }
-    if mcp_headers
-        && let Err(mismatch) = message::check_headers(&session.req_header().headers, &messages)
-    {
-        let id = match messages.messages.as_slice() {
-            [one] if !messages.batch => one.id.clone().unwrap_or(Value::Null),
-            _ => Value::Null,
-        };
-        return Ok(Some(Refusal::HeaderMismatch {
-            id,
-            message: mismatch.0,
-        }));
+    continue_trace(session, ctx, &messages);
+    if mcp_headers && let Some(mismatch) = header_mismatch(session, &messages) {
+        return Ok(Some(mismatch));
     }
     match (policy, ctx.caller.clone()) {
         (Some(policy), Some(claims)) => Ok(rule_on_messages(
@@ -146,6 +110,54 @@ pub(super) async fn inspect(
         )),
         _ => Ok(None),
     }
+}
+
+/// The refusal of a body that cannot be read one way only, audited as such when audits are kept.
+fn refuse_unreadable(unreadable: Unreadable, ctx: &mut RequestCtx, auditing: bool) -> Refusal {
+    let (refusal, why) = match unreadable {
+        Unreadable::NotJsonRpc => (Refusal::Unreadable, "unreadable"),
+        Unreadable::Ambiguous(why) => (Refusal::Ambiguous(why.0), "ambiguous"),
+    };
+    if auditing {
+        ctx.telemetry.audit.push(AuditEntry {
+            method: "other",
+            kind: None,
+            name: String::new(),
+            outcome: "deny",
+            ruling: Ruling::Refused(why),
+        });
+    }
+    refusal
+}
+
+/// Links the request's span to a trace its message names, when its headers named none (and
+/// traces are sent at all).
+fn continue_trace(session: &Session, ctx: &RequestCtx, messages: &Messages) {
+    if !ctx.telemetry.span.is_disabled()
+        && !session
+            .req_header()
+            .headers
+            .contains_key(crate::telemetry::trace::TRACEPARENT)
+        && let Some(traceparent) = messages
+            .messages
+            .iter()
+            .find_map(|m| m.traceparent.as_deref())
+    {
+        crate::telemetry::trace::link_to(&ctx.telemetry.span, traceparent);
+    }
+}
+
+/// The refusal of a body whose `Mcp-Method` or `Mcp-Name` header says other than it does.
+fn header_mismatch(session: &Session, messages: &Messages) -> Option<Refusal> {
+    let mismatch = message::check_headers(&session.req_header().headers, messages).err()?;
+    let id = match messages.messages.as_slice() {
+        [one] if !messages.batch => one.id.clone().unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    Some(Refusal::HeaderMismatch {
+        id,
+        message: mismatch.0,
+    })
 }
 
 /// Applies the route's policy to every message; a refusal if any may not go, else the lists to

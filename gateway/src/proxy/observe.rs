@@ -26,35 +26,12 @@ pub(super) fn record(
     let status = written.map_or(0, |s| s.as_u16());
     let method = method_label(&session.req_header().method);
     let elapsed = ctx.started.elapsed();
-    METRICS
-        .requests
-        .with_label_values(&[route, method, written.as_ref().map_or("0", |s| s.as_str())])
-        .inc();
-    let series = gateway.route_metrics(ctx.endpoint);
-    series.request_duration.observe(elapsed.as_secs_f64());
-    if let Some(started) = ctx.backend.started {
-        series
-            .backend_duration
-            .observe(started.elapsed().as_secs_f64());
-    }
-    if ctx.backend.stream_open {
-        series.active_streams.dec();
-    }
-    // Messages forwarded: not those the gateway answered itself.
-    if ctx.caller.is_some()
-        && ctx.backend.started.is_some()
-        && let Some(method) = ctx.message.peek.method.as_deref()
-    {
-        let mcp_method = mcp_method_label(method);
-        let tool = match (mcp_method, ctx.message.peek.tool.as_deref()) {
-            ("tools/call", Some(name)) => METRICS.tool_label(name),
-            _ => "",
-        };
-        METRICS
-            .mcp_requests
-            .with_label_values(&[route, mcp_method, tool])
-            .inc();
-    }
+    count(
+        gateway,
+        ctx,
+        [route, method, written.as_ref().map_or("0", |s| s.as_str())],
+        elapsed,
+    );
     let caller = ctx.caller.as_deref();
     let (user, client_id) = caller.map_or(("-", "-"), |c| (c.sub.as_str(), c.client_id.as_str()));
     if let Some(audit) = &gateway.access_log.audit {
@@ -93,29 +70,66 @@ pub(super) fn record(
     }
     .emit(&gateway.access_log);
     if !ctx.telemetry.span.is_disabled() {
-        let session_id = |headers: &http::HeaderMap| {
-            headers
-                .get(&crate::mcp::SESSION_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let session_id = session_id(&session.req_header().headers).or_else(|| {
-            session
-                .response_written()
-                .and_then(|r| session_id(&r.headers))
-        });
-        super::span::finish(
-            &ctx.telemetry.span,
-            &super::span::Outcome {
-                status,
-                failed: error.is_some_and(|e| !super::failure::client_went_away(e)),
-                mcp_method: ctx.message.peek.method.as_deref(),
-                tool: ctx.message.peek.tool.as_deref(),
-                session: session_id.as_deref(),
-                user: caller.map(|c| c.sub.as_str()),
-            },
-        );
+        finish_span(session, ctx, status, error);
     }
+}
+
+/// Counts the request in the gateway's and its route's metrics, `labels` being its route, method
+/// and status, and the MCP message it forwarded.
+fn count(gateway: &Gateway, ctx: &RequestCtx, labels: [&str; 3], elapsed: std::time::Duration) {
+    METRICS.requests.with_label_values(&labels).inc();
+    let series = gateway.route_metrics(ctx.endpoint);
+    series.request_duration.observe(elapsed.as_secs_f64());
+    if let Some(started) = ctx.backend.started {
+        series
+            .backend_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+    if ctx.backend.stream_open {
+        series.active_streams.dec();
+    }
+    // Messages forwarded: not those the gateway answered itself.
+    if ctx.caller.is_some()
+        && ctx.backend.started.is_some()
+        && let Some(method) = ctx.message.peek.method.as_deref()
+    {
+        let mcp_method = mcp_method_label(method);
+        let tool = match (mcp_method, ctx.message.peek.tool.as_deref()) {
+            ("tools/call", Some(name)) => METRICS.tool_label(name),
+            _ => "",
+        };
+        METRICS
+            .mcp_requests
+            .with_label_values(&[labels[0], mcp_method, tool])
+            .inc();
+    }
+}
+
+/// Ends the request's span with what it came to: status, failure, the MCP method and tool, its
+/// session (as sent, or as the backend named it), its user.
+fn finish_span(session: &Session, ctx: &RequestCtx, status: u16, error: Option<&Error>) {
+    let session_id = |headers: &http::HeaderMap| {
+        headers
+            .get(&crate::mcp::SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let session_id = session_id(&session.req_header().headers).or_else(|| {
+        session
+            .response_written()
+            .and_then(|r| session_id(&r.headers))
+    });
+    super::span::finish(
+        &ctx.telemetry.span,
+        &super::span::Outcome {
+            status,
+            failed: error.is_some_and(|e| !super::failure::client_went_away(e)),
+            mcp_method: ctx.message.peek.method.as_deref(),
+            tool: ctx.message.peek.tool.as_deref(),
+            session: session_id.as_deref(),
+            user: ctx.caller.as_deref().map(|c| c.sub.as_str()),
+        },
+    );
 }
 
 /// The audit lines of what the route's `policy` decided of the request's messages: `line` holds

@@ -167,7 +167,13 @@ async fn refresh_tokens_rotate_once_and_replays_within_the_grace_get_the_same_su
         store.put_refresh("r1", "g1", NOW + 1000).await.unwrap();
         let rotate = async |new: &str, at: u64| {
             store
-                .rotate_refresh("r1", new, NOW + 2000, at, 5)
+                .rotate_refresh(crate::store::RefreshRotation {
+                    old_hash: "r1",
+                    new_hash: new,
+                    new_expires_at: NOW + 2000,
+                    now: at,
+                    grace_secs: 5,
+                })
                 .await
                 .unwrap()
         };
@@ -221,7 +227,13 @@ async fn refresh_tokens_rotate_once_and_replays_within_the_grace_get_the_same_su
         );
         assert_eq!(
             store
-                .rotate_refresh("r2", "r4", NOW + 2000, NOW, 5)
+                .rotate_refresh(crate::store::RefreshRotation {
+                    old_hash: "r2",
+                    new_hash: "r4",
+                    new_expires_at: NOW + 2000,
+                    now: NOW,
+                    grace_secs: 5
+                })
                 .await
                 .unwrap(),
             Rotation::Unknown
@@ -241,7 +253,13 @@ async fn grants_are_listed_with_when_they_were_last_refreshed() {
         store.put_grant(&bobs).await.unwrap();
         store.put_refresh("r1", "g1", NOW + 1000).await.unwrap();
         store
-            .rotate_refresh("r1", "r2", NOW + 2000, NOW + 7, 5)
+            .rotate_refresh(crate::store::RefreshRotation {
+                old_hash: "r1",
+                new_hash: "r2",
+                new_expires_at: NOW + 2000,
+                now: NOW + 7,
+                grace_secs: 5,
+            })
             .await
             .unwrap();
         store.revoke_grant("g2").await.unwrap();
@@ -439,7 +457,13 @@ async fn sqlite_keeps_everything_across_a_reopen() {
     assert_eq!(store.grant("g1").await.unwrap(), Some(grant("g1")));
     assert_eq!(
         store
-            .rotate_refresh("r1", "r2", NOW + 2000, NOW, 5)
+            .rotate_refresh(crate::store::RefreshRotation {
+                old_hash: "r1",
+                new_hash: "r2",
+                new_expires_at: NOW + 2000,
+                now: NOW,
+                grace_secs: 5
+            })
             .await
             .unwrap(),
         Rotation::Rotated {

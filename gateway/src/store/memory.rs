@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
-    StoreResult, StoredKey,
+    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, RefreshRotation,
+    Rotation, Store, StoreResult, StoredKey,
 };
 
 #[derive(Default)]
@@ -167,14 +167,8 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn rotate_refresh(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        new_expires_at: u64,
-        now: u64,
-        grace_secs: u64,
-    ) -> StoreResult<Rotation> {
+    async fn rotate_refresh(&self, rotation: RefreshRotation<'_>) -> StoreResult<Rotation> {
+        let (old_hash, new_hash, now) = (rotation.old_hash, rotation.new_hash, rotation.now);
         let mut inner = self.lock();
         let Some(entry) = inner
             .refresh
@@ -187,7 +181,7 @@ impl Store for MemoryStore {
         match entry.rotated_at {
             None => {}
             // A concurrent refresh: the successor the first caller got, never a second chain.
-            Some(at) if now.saturating_sub(at) < grace_secs => {
+            Some(at) if now.saturating_sub(at) < rotation.grace_secs => {
                 return Ok(if entry.rotated_to.as_deref() == Some(new_hash) {
                     Rotation::RotatedWithinGrace { grant_id }
                 } else {
@@ -212,7 +206,7 @@ impl Store for MemoryStore {
             new_hash.to_owned(),
             RefreshEntry {
                 grant_id,
-                expires_at: new_expires_at,
+                expires_at: rotation.new_expires_at,
                 rotated_at: None,
                 rotated_to: None,
             },

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tracing::Span;
 
 use super::{
-    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
-    StoreResult, StoredKey,
+    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, RefreshRotation,
+    Rotation, Store, StoreResult, StoredKey,
 };
 use crate::telemetry::metrics::auth::AUTH;
 use crate::telemetry::trace::{SPANS, traced};
@@ -107,13 +107,7 @@ metered! {
     grants() -> Vec<GrantRecord>;
     revoke_grant(grant_id: &str) -> ();
     put_refresh(token_hash: &str, grant_id: &str, expires_at: u64) -> ();
-    rotate_refresh(
-        old_hash: &str,
-        new_hash: &str,
-        new_expires_at: u64,
-        now: u64,
-        grace_secs: u64
-    ) -> Rotation;
+    rotate_refresh(rotation: RefreshRotation<'_>) -> Rotation;
     refresh_token(token_hash: &str, now: u64) -> Option<(String, bool)>;
     refresh_grant(token_hash: &str, now: u64) -> Option<String>;
     current_refresh_grant(token_hash: &str, now: u64) -> Option<String>;

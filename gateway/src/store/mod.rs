@@ -85,6 +85,18 @@ pub(crate) enum CodeTake {
     Missing,
 }
 
+/// A refresh token's rotation: `old_hash` to `new_hash` (valid until `new_expires_at`), the
+/// grant stamped as refreshed `now`. A token rotated less than `grace_secs` ago to this same
+/// `new_hash` reports so (a concurrent refresh); 0 allows no grace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefreshRotation<'a> {
+    pub old_hash: &'a str,
+    pub new_hash: &'a str,
+    pub new_expires_at: u64,
+    pub now: u64,
+    pub grace_secs: u64,
+}
+
 /// What rotating a refresh token found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Rotation {
@@ -135,17 +147,9 @@ pub(crate) trait Store: Send + Sync {
         grant_id: &str,
         expires_at: u64,
     ) -> StoreResult<()>;
-    /// Rotates `old_hash` to `new_hash` (valid until `new_expires_at`) by compare-and-swap, and
-    /// stamps the grant as refreshed `now`. A token rotated less than `grace_secs` ago to this same
-    /// `new_hash` reports so (a concurrent refresh); 0 allows no grace.
-    async fn rotate_refresh(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        new_expires_at: u64,
-        now: u64,
-        grace_secs: u64,
-    ) -> StoreResult<Rotation>;
+    /// Rotates a refresh token by compare-and-swap ([`RefreshRotation`]), and stamps the grant as
+    /// refreshed.
+    async fn rotate_refresh(&self, rotation: RefreshRotation<'_>) -> StoreResult<Rotation>;
     /// A live refresh token's grant, and whether the token has been rotated.
     async fn refresh_token(
         &self,

@@ -325,6 +325,15 @@ fn exchange<'a>(client: &'a str, code: &'a str, verifier: &'a str) -> Vec<(&'a s
     ]
 }
 
+/// A refresh of `refresh_token` by `client`.
+fn refreshing<'a>(client: &'a str, refresh_token: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", client),
+        ("refresh_token", refresh_token),
+    ]
+}
+
 fn json_of(response: &Response) -> Value {
     serde_json::from_slice(&response.body).unwrap_or(Value::Null)
 }

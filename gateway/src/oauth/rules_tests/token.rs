@@ -1,7 +1,7 @@
 //! `/token`: codes bound to their client, verifier, redirect and resource, used once; refreshes that
 //! never widen the scope.
 
-use super::{Browser, Harness, Pkce, authorize_query, exchange};
+use super::{Browser, Harness, Pkce, authorize_query, exchange, refreshing};
 
 /// A token request built from a fresh code: `(client, code, verifier, other client) -> form`.
 type Bad = fn(&str, &str, &str, &str) -> Vec<(String, String)>;
@@ -120,11 +120,7 @@ async fn a_replayed_code_revokes_the_grant_it_issued() {
         "the first exchange's access token is revoked"
     );
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", &client),
-        ("refresh_token", refresh),
-    ];
+    let form = refreshing(&client, refresh);
     let (status, body) = harness.token(&form).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -141,24 +137,14 @@ async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
         .token(&exchange(&client, &code, &pkce.verifier))
         .await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", &client),
-        ("refresh_token", refresh),
-        ("scope", "mcp admin"),
-    ];
+    let form = [refreshing(&client, refresh), vec![("scope", "mcp admin")]].concat();
     let (status, body) = harness.token(&form).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_scope")),
         "{body}"
     );
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", &client),
-        ("refresh_token", refresh),
-        ("scope", "mcp"),
-    ];
+    let form = [refreshing(&client, refresh), vec![("scope", "mcp")]].concat();
     let (status, body) = harness.token(&form).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["scope"], "mcp");
@@ -202,11 +188,7 @@ async fn refreshes_racing_with_one_token_all_get_its_one_successor() {
         .token(&exchange(&client, &code, &pkce.verifier))
         .await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", refresh),
-    ];
+    let form = refreshing(client.as_str(), refresh);
     let mut successors = Vec::new();
     for _ in 0..5 {
         let (status, body) = harness.token(&form).await;
@@ -217,11 +199,7 @@ async fn refreshes_racing_with_one_token_all_get_its_one_successor() {
     assert_eq!(successors.len(), 1, "one chain: {successors:?}");
     assert_ne!(successors[0], refresh);
     // The chain goes on from that successor; the grant was never revoked.
-    let next = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", successors[0].as_str()),
-    ];
+    let next = refreshing(client.as_str(), successors[0].as_str());
     let (status, body) = harness.token(&next).await;
     assert_eq!(status, 200, "{body}");
 }
@@ -240,13 +218,7 @@ async fn a_grant_ends_at_its_maximum_age_however_often_it_was_refreshed() {
         .verify(access, crate::clock::now())
         .unwrap();
     let grant_id = claims.gid.clone().unwrap();
-    let refresh_with = |token| {
-        [
-            ("grant_type", "refresh_token"),
-            ("client_id", client.as_str()),
-            ("refresh_token", token),
-        ]
-    };
+    let refresh_with = |token| refreshing(client.as_str(), token);
     let first = tokens["refresh_token"].as_str().unwrap();
     let (status, refreshed) = harness.token(&refresh_with(first)).await;
     assert_eq!(status, 200, "{refreshed}");
@@ -292,11 +264,7 @@ async fn granted(harness: &Harness) -> (String, String) {
         .await;
     assert_eq!(status, 200, "{tokens}");
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", refresh),
-    ];
+    let form = refreshing(client.as_str(), refresh);
     let (status, refreshed) = harness.token(&form).await;
     assert_eq!(status, 200, "{refreshed}");
     let scope = |t: &serde_json::Value| t["scope"].as_str().unwrap().to_owned();

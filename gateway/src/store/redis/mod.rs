@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use redis::AsyncCommands as _;
 
 use super::{
-    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
-    StoreResult, StoredKey, json, parse,
+    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, RefreshRotation,
+    Rotation, Store, StoreResult, StoredKey, json, parse,
 };
 
 /// What is read of a grant's hash: its record, whether it is revoked, when it was last refreshed.
@@ -216,23 +216,16 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn rotate_refresh(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        new_expires_at: u64,
-        now: u64,
-        grace_secs: u64,
-    ) -> StoreResult<Rotation> {
+    async fn rotate_refresh(&self, rotation: RefreshRotation<'_>) -> StoreResult<Rotation> {
         let (outcome, grant_id): (String, String) = scripts::ROTATE_REFRESH
-            .key(self.grant_slot("refresh", old_hash))
-            .key(self.grant_slot("refresh", new_hash))
-            .arg(new_hash)
-            .arg(new_expires_at)
-            .arg(now)
+            .key(self.grant_slot("refresh", rotation.old_hash))
+            .key(self.grant_slot("refresh", rotation.new_hash))
+            .arg(rotation.new_hash)
+            .arg(rotation.new_expires_at)
+            .arg(rotation.now)
             .arg(self.grants(TOKENS))
             .arg(self.grants("grant"))
-            .arg(grace_secs)
+            .arg(rotation.grace_secs)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match outcome.as_str() {

@@ -32,7 +32,16 @@ async fn a_grant_keeps_only_its_live_refresh_tokens_and_the_set_expires_with_the
         ("r1", "r2", NOW + 30, NOW + 15),
         ("r2", "r3", NOW + 40, NOW + 25),
     ] {
-        let rotated = store.rotate_refresh(old, new, exp, at, 5).await.unwrap();
+        let rotated = store
+            .rotate_refresh(crate::store::RefreshRotation {
+                old_hash: old,
+                new_hash: new,
+                new_expires_at: exp,
+                now: at,
+                grace_secs: 5,
+            })
+            .await
+            .unwrap();
         assert_eq!(
             rotated,
             Rotation::Rotated {

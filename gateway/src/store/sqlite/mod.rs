@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::{
-    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, Rotation, Store,
-    StoreError, StoreResult, StoredKey, json, parse,
+    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, RefreshRotation,
+    Rotation, Store, StoreError, StoreResult, StoredKey, json, parse,
 };
 
 #[async_trait]
@@ -239,14 +239,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn rotate_refresh(
-        &self,
-        old_hash: &str,
-        new_hash: &str,
-        new_expires_at: u64,
-        now: u64,
-        grace_secs: u64,
-    ) -> StoreResult<Rotation> {
+    async fn rotate_refresh(&self, rotation: RefreshRotation<'_>) -> StoreResult<Rotation> {
+        let RefreshRotation {
+            old_hash,
+            new_hash,
+            new_expires_at,
+            now,
+            grace_secs,
+        } = rotation;
         let old_hash = old_hash.to_owned();
         let new_hash = new_hash.to_owned();
         self.with(move |c| {
