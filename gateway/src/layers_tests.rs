@@ -1,8 +1,8 @@
-//! The crate's layers, read from its own `use` lines. Its rooms (the modules at its root) are ranked,
-//! and dependencies run one way, down: `server` → data plane (`proxy`) → MCP (`mcp`) → authorization server
-//! (`oauth`) → the routes' policies (`policy`) → identity providers (`idp`) → `tokens` → `store` →
-//! `telemetry` → `config` → the leaves, so that each room can be read, tested and changed without
-//! the ones above it. Nothing uses the root (`lib.rs` only wires), and no files import each other
+//! The crate's layers, read from its own `use` lines. Its rooms (the modules at its root) are
+//! ranked, and dependencies run one way, down: `server` → data plane (`proxy`) → MCP (`mcp`) →
+//! authorization server (`oauth`) → the routes' policies (`policy`) → identity providers (`idp`)
+//! → `tokens` → `store` → `telemetry` → `config` → the leaves, so that each room can be read,
+//! tested and changed without the ones above it. Nothing uses the root (`lib.rs` only wires), and no files import each other
 //! in a circle, inside a room or across rooms.
 
 use std::collections::{BTreeMap, BTreeSet};

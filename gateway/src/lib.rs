@@ -2,16 +2,17 @@
 //!
 //! [`run`] reads the config ([`config`]) and either runs the gateway ([`server`]) or an operator's
 //! command ([`admin`]). The rooms, from the top down (each uses only rooms below it, which
-//! `layers_tests` holds): [`server`], the process's life; [`proxy`], the data plane; [`mcp`], the
-//! protocol it reads; [`oauth`], the authorization server; [`policy`], the routes' policies;
-//! [`idp`], the identity providers; [`tokens`]; [`store`]; [`telemetry`], which every part reports to; [`config`]; and the small
-//! leaves ([`rate_limit`], [`cache`], [`file_stamp`], [`clock`]). Only [`cli`] and [`run`] are
-//! public: the binary needs nothing else, and the compiler then reports whatever nothing uses.
+//! `layers_tests` holds): [`server`], the process's life; [`proxy`], the data plane; [`mcp`],
+//! the protocol it reads; [`oauth`], the authorization server; [`policy`], the routes'
+//! policies; [`idp`], the identity providers; [`tokens`]; [`store`]; [`telemetry`], which every
+//! part reports to; [`config`]; and the small leaves ([`rate_limit`], [`cache`],
+//! [`file_stamp`], [`clock`]). Only [`cli`] and [`run`] are public: the binary needs nothing
+//! else, and the compiler then reports whatever nothing uses.
 //!
 //! Inside, `pub` means reachable from outside a room, through its `mod.rs`: an item that nothing
-//! outside its module needs is private, and one that another room needs is `pub(crate)` or `pub`
-//! behind a `pub(crate)` façade. The compiler holds the rule (`unreachable_pub`): a `pub` item that
-//! no path from outside the crate reaches must say `pub(crate)`.
+//! outside its module needs is private, and one that another room needs is `pub(crate)` or
+//! `pub` behind a `pub(crate)` façade. The compiler holds the rule (`unreachable_pub`): a `pub`
+//! item that no path from outside the crate reaches must say `pub(crate)`.
 #![warn(unreachable_pub)]
 
 mod admin;

@@ -170,6 +170,13 @@ impl Loaded {
         } = super::routes::settings(&file.routes, &server.public_url, &errors)?;
         let store = super::store::settings(&file.store, &errors, env)?;
         let mut auth = super::auth::settings(&file, path, &errors, env)?;
+        // GitHub's and OIDC's tokens (checked where the provider's settings were, before the rest) are kept sealed under this key.
+        let token_key = match &auth.provider {
+            Some(super::Provider::GitHub(_) | super::Provider::Oidc(_)) => {
+                Some(super::providers::token_key(&file.store, &errors, env)?)
+            }
+            _ => None,
+        };
         if let Some(super::Provider::GitHub(_)) = &auth.provider {
             github_names_are_ids(&routes, &errors)?;
         }
@@ -209,13 +216,6 @@ impl Loaded {
             )),
         };
         let telemetry = super::telemetry::settings(file.telemetry.as_ref(), &errors)?;
-        // GitHub's and OIDC's tokens are kept sealed under this key.
-        let token_key = match &auth.provider {
-            Some(super::Provider::GitHub(_) | super::Provider::Oidc(_)) => {
-                Some(super::providers::token_key(&file.store, &errors, env)?)
-            }
-            _ => None,
-        };
         Ok(Loaded {
             start: Start {
                 listener,

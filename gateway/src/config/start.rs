@@ -63,6 +63,8 @@ impl Start {
             ("server.tls", now.https != then.https),
             ("store", self.store != next.store),
             ("tokens", self.tokens != next.tokens),
+            ("audit", self.audit != next.audit),
+            ("telemetry", self.telemetry != next.telemetry),
             // Another key: those in the store were sealed with this one. A key first set now has
             // sealed nothing yet, and is taken ([`super::Config::reloaded`]); none, with a provider
             // that keeps no tokens, needs none.
@@ -70,9 +72,11 @@ impl Start {
                 "store.token_key_env",
                 matches!((self.token_key, next.token_key), (Some(now), Some(then)) if now != then),
             ),
-            ("audit", self.audit != next.audit),
-            ("telemetry", self.telemetry != next.telemetry),
-            ("routes.command", self.commands != next.commands),
+            // Each route's command, whatever the routes' order.
+            (
+                "routes.command",
+                by_path(&self.commands) != by_path(&next.commands),
+            ),
         ]
         .into_iter()
         .filter_map(|(key, differs)| differs.then_some(key))
@@ -86,6 +90,16 @@ impl Start {
             .find(|(path, _)| path == route)
             .map(|(_, command)| command)
     }
+}
+
+/// Commands by their route's path.
+fn by_path(
+    commands: &[(String, BackendCommand)],
+) -> std::collections::BTreeMap<&str, &BackendCommand> {
+    commands
+        .iter()
+        .map(|(path, command)| (path.as_str(), command))
+        .collect()
 }
 
 #[cfg(test)]
@@ -141,6 +155,29 @@ mod tests {
         // The same file again changes nothing that needs a restart.
         let again = running.reloaded(loaded(&(server("127.0.0.1:8080", 2) + ROUTE)));
         assert!(again.restart.is_empty(), "{:?}", again.restart);
+    }
+
+    #[test]
+    fn command_routes_in_another_order_change_nothing() {
+        let route = |path: &str, program: &str| {
+            format!(
+                "[[routes]]\npath = \"{path}\"\nupstream = \"http://127.0.0.1:9000{path}\"\n\
+                 command = {{ program = \"{program}\" }}\n"
+            )
+        };
+        let gateway = server("127.0.0.1:8080", 2);
+        let (running, _) = Config::starting(loaded(
+            &(gateway.clone() + &route("/a", "a") + &route("/b", "b")),
+        ));
+        // The same commands of the same routes, listed the other way round.
+        let reordered = gateway.clone() + &route("/b", "b") + &route("/a", "a");
+        assert!(running.reloaded(loaded(&reordered)).restart.is_empty());
+        // Commands swapped between the routes.
+        let swapped = gateway + &route("/a", "b") + &route("/b", "a");
+        assert_eq!(
+            running.reloaded(loaded(&swapped)).restart,
+            ["routes.command"]
+        );
     }
 
     #[test]

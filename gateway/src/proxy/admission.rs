@@ -1,7 +1,8 @@
 //! Admission: every rule a request to a route must pass before it is forwarded — the size of its
 //! headers, its browser `Origin` (and the CORS preflight), its declared body size, its bearer token
 //! ([`super::bearer`]), the revocation of its grant, and its session's owner. The result is one
-//! [`Admitted`] or one [`Refusal`], which is answered (and counted) in one place ([`super::refusal`]).
+//! [`Admitted`] or one [`Refusal`], which is answered (and counted) in one place
+//! ([`super::refusal`]).
 
 use std::sync::Arc;
 

@@ -22,8 +22,10 @@ pub(crate) use records::{ClientRecord, CodeRecord, GrantRecord, PendingAuthoriza
 /// is [`StoreError::is_unreachable`], which clients are told to retry.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    #[error("store: SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    // The causes below are kept, and written in the message rather than given as its source: the
+    // one-line error at start (`{:#}`) would write them twice.
+    #[error("store: {0}")]
+    Sqlite(rusqlite::Error),
     #[error("store: Redis: {error}")]
     Redis {
         error: ::redis::RedisError,
@@ -31,7 +33,7 @@ pub(crate) enum StoreError {
         unreachable: bool,
     },
     #[error("store: a record does not parse: {0}")]
-    Record(#[from] serde_json::Error),
+    Record(serde_json::Error),
     #[error("store: cannot create {}: {error}", dir.display())]
     Directory {
         dir: std::path::PathBuf,
@@ -43,7 +45,7 @@ pub(crate) enum StoreError {
     NewerSchema { found: usize, known: usize },
     /// The task that ran a SQLite step on the blocking pool did not finish it.
     #[error("store: the store's task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Task(tokio::task::JoinError),
     #[error("store: the connection lock is poisoned")]
     Poisoned,
     /// The store could not be opened at start, and why.
@@ -59,6 +61,24 @@ pub(crate) enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Sqlite(error)
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(error: serde_json::Error) -> Self {
+        StoreError::Record(error)
+    }
+}
+
+impl From<tokio::task::JoinError> for StoreError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        StoreError::Task(error)
+    }
 }
 
 impl StoreError {

@@ -1,6 +1,6 @@
-//! The OpenTelemetry exporter: when `[telemetry]` names a collector, the spans of [`crate::telemetry::trace`]
-//! go there over OTLP/HTTP (protobuf), in batches from a thread of their own, with the W3C trace
-//! context as the way traces cross processes. [`Exporter::shutdown`] sends what is left at exit.
+//! The OpenTelemetry exporter: when `[telemetry]` names a collector, the spans of
+//! [`super::trace`] go there over OTLP/HTTP (protobuf), in batches from a thread of their own,
+//! with the W3C trace context as the way traces cross processes. [`Exporter::shutdown`] sends what is left at exit.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;

@@ -22,7 +22,7 @@ pub(crate) enum KeyLoadError {
     Read(String, std::io::Error),
     #[error("the signing key from {0}: {1}")]
     Bad(String, gateway_assertion::KeyError),
-    #[error("the signing keys in the store: {0}")]
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
 

@@ -48,3 +48,26 @@ impl SqliteStore {
         .await?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::StoreSettings;
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_is_named_once_with_sqlites_reason_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.db");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let Err(error) = crate::store::open(&StoreSettings::Sqlite(path.clone())).await else {
+            panic!("a file of x's opened as a database");
+        };
+        // As the binary prints an error at start: the chain, one line.
+        let line = format!("{:#}", anyhow::Error::from(error));
+        assert!(
+            line.starts_with(&format!("opening the store {}: store: ", path.display())),
+            "{line}"
+        );
+        let reason = "file is not a database";
+        assert_eq!(line.matches(reason).count(), 1, "{line}");
+    }
+}
