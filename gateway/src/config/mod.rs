@@ -12,6 +12,8 @@
 
 mod auth;
 mod clients;
+#[cfg(test)]
+mod common_tests;
 mod describe;
 pub(crate) mod file;
 mod policy;

@@ -296,3 +296,7 @@ pub(super) fn origin_of(raw: &str) -> Result<String, String> {
     }
     Ok(url.origin().ascii_serialization())
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -206,3 +206,7 @@ fn tls(store: &StoreFile, rediss: bool, errors: &Errors) -> Result<RedisTls, Con
     };
     Ok(RedisTls { ca, client })
 }
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,28 @@
+//! What the config's tests share: the smallest valid file, and its validation as `load` does it.
+
+use std::path::Path;
+
+use super::file::FileConfig;
+use super::{Config, ConfigError};
+
+/// One route, the rest defaults.
+pub(super) const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
+
+[[routes]]
+path = "/mcp"
+upstream = "http://127.0.0.1:9000/mcp"
+"#;
+
+/// Parses and validates `text` as [`crate::config::load`] does a file called `gw.toml`.
+pub(super) fn validate(text: &str) -> Result<Config, String> {
+    let path = Path::new("gw.toml");
+    let file = FileConfig::parse(text)
+        .map_err(|(key, reason)| ConfigError::new(path, key.as_deref(), reason).to_string())?;
+    Config::validate(file, path, &|name| {
+        (name == "KEY_PEM").then(|| "pem".to_owned())
+    })
+    .map_err(|e| e.to_string())
+}
