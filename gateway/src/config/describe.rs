@@ -38,7 +38,7 @@ impl Config {
             out += &describe_route(
                 route,
                 i == self.default_route,
-                self.start.command(&route.path),
+                self.start.commands.get(&route.path),
             );
         }
         out += &match &self.start.audit {

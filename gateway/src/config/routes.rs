@@ -62,7 +62,7 @@ pub(crate) struct BackendCommand {
 pub(super) struct Routes {
     pub routes: Vec<Route>,
     pub default_route: usize,
-    pub commands: Vec<(String, BackendCommand)>,
+    pub commands: BTreeMap<String, BackendCommand>,
 }
 
 /// Every route, and the index of the one whose metadata is also at the root well-known URL.
@@ -75,7 +75,7 @@ pub(super) fn settings(
         return Err(errors.at("routes", "at least one [[routes]] entry is needed"));
     }
     let mut routes = Vec::with_capacity(files.len());
-    let mut commands = Vec::new();
+    let mut commands = BTreeMap::new();
     for (i, route) in files.iter().enumerate() {
         let (route, command) = validate_route(route, public_url, errors, &format!("routes[{i}]"))?;
         if let Some(other) = routes.iter().find(|r: &&Route| r.path == route.path) {
@@ -85,7 +85,7 @@ pub(super) fn settings(
             ));
         }
         if let Some(command) = command {
-            commands.push((route.path.clone(), command));
+            commands.insert(route.path.clone(), command);
         }
         routes.push(route);
     }

@@ -3,6 +3,7 @@
 //! for `command` routes. It is fixed for the life of the process: a reload compares the next one
 //! with it only to name what needs a restart ([`Start::differences`]), and keeps it whole.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::routes::BackendCommand;
@@ -23,8 +24,8 @@ pub(crate) struct Start {
     pub audit: Option<Option<PathBuf>>,
     /// Where traces go, if anywhere.
     pub telemetry: Option<TelemetrySettings>,
-    /// The MCP server each `command` route starts, by the route's path, in the routes' order.
-    pub commands: Vec<(String, BackendCommand)>,
+    /// The MCP server each `command` route starts, by the route's path.
+    pub commands: BTreeMap<String, BackendCommand>,
 }
 
 impl std::fmt::Debug for Start {
@@ -73,33 +74,12 @@ impl Start {
                 matches!((self.token_key, next.token_key), (Some(now), Some(then)) if now != then),
             ),
             // Each route's command, whatever the routes' order.
-            (
-                "routes.command",
-                by_path(&self.commands) != by_path(&next.commands),
-            ),
+            ("routes.command", self.commands != next.commands),
         ]
         .into_iter()
         .filter_map(|(key, differs)| differs.then_some(key))
         .collect()
     }
-
-    /// The command `route` starts, if it is a `command` route.
-    pub(crate) fn command(&self, route: &str) -> Option<&BackendCommand> {
-        self.commands
-            .iter()
-            .find(|(path, _)| path == route)
-            .map(|(_, command)| command)
-    }
-}
-
-/// Commands by their route's path.
-fn by_path(
-    commands: &[(String, BackendCommand)],
-) -> std::collections::BTreeMap<&str, &BackendCommand> {
-    commands
-        .iter()
-        .map(|(path, command)| (path.as_str(), command))
-        .collect()
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub(super) struct Admitted {
     /// The length its body declares ([`super::body_limit`]), within the limit.
     pub declared_length: Option<u64>,
     /// Where it stands in its session, if it has one.
-    pub place: SessionState,
+    pub session: SessionState,
 }
 
 /// Checks every rule, in order, for a request to `route`.
@@ -61,8 +61,7 @@ pub(super) async fn admit(
     }
     let cors = || cors::route_headers(cors_origin.as_deref());
     let declared_length = body_limit::declared_length(&header.headers);
-    let max = config.server.max_request_body_bytes;
-    if declared_length.is_some_and(|len| body_limit::exceeds(len, max)) {
+    if declared_length.is_some_and(|len| body_limit::exceeds(len, config)) {
         return Err(Refusal::BodyTooLarge { cors: cors() });
     }
     let caller = bearer::check(
@@ -86,14 +85,14 @@ pub(super) async fn admit(
         });
     }
     let id = session_id(header).map_err(|()| Refusal::BadSessionId { cors: cors() })?;
-    let place = place_in_session(gateway, header, id, route, &caller.sub)
+    let session = place_in_session(gateway, header, id, route, &caller.sub)
         .await
         .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
     Ok(Admitted {
         caller,
         cors_origin,
         declared_length,
-        place,
+        session,
     })
 }
 
@@ -178,7 +177,7 @@ impl Admitted {
         ctx.caller = Some(self.caller);
         ctx.cors_origin = self.cors_origin;
         ctx.message.declared_length = self.declared_length;
-        ctx.session = self.place;
+        ctx.session = self.session;
     }
 }
 

@@ -6,6 +6,7 @@
 use http::HeaderMap;
 
 use super::respond::{self, Headers};
+use crate::config::Config;
 use crate::oauth::json_error;
 
 /// The OAuth-style error and description of every 413 the gateway writes.
@@ -20,9 +21,14 @@ pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
-/// Whether `bytes` of body are more than the config in force allows.
-pub(super) fn exceeds(bytes: u64, max: u64) -> bool {
-    bytes > max
+/// The most a body may hold under `config`.
+pub(super) fn max(config: &Config) -> u64 {
+    config.server.max_request_body_bytes
+}
+
+/// Whether `bytes` of body are more than `config` allows.
+pub(super) fn exceeds(bytes: u64, config: &Config) -> bool {
+    bytes > max(config)
 }
 
 /// The 413 of a body too large, with the CORS `headers` of where it was sent.

@@ -72,7 +72,7 @@ pub(super) async fn inspect(
         return Ok(None);
     }
     let limit = MAX_INSPECTED
-        .min(usize::try_from(gateway.config.server.max_request_body_bytes).unwrap_or(usize::MAX));
+        .min(usize::try_from(super::body_limit::max(&gateway.config)).unwrap_or(usize::MAX));
     let declared = ctx.message.declared_length;
     if declared.is_some_and(|len| len > limit as u64) || (declared.is_none() && policy.is_none()) {
         // Without a policy, headers are checked only on a body that can be held.

@@ -255,10 +255,7 @@ impl Gateway {
         }
         if let Some(chunk) = body {
             ctx.message.body_bytes += chunk.len() as u64;
-            if body_limit::exceeds(
-                ctx.message.body_bytes,
-                self.config.server.max_request_body_bytes,
-            ) {
+            if body_limit::exceeds(ctx.message.body_bytes, &self.config) {
                 // Answered by `fail_to_proxy`, as `body_limit` writes every 413.
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),

@@ -36,17 +36,25 @@ impl KeyRing {
         store: &dyn crate::store::Store,
         token_lifetime: u64,
     ) -> Result<(Self, Option<u64>), KeyLoadError> {
-        if let KeySource::File(path) = &settings.key {
-            let written = std::fs::metadata(path)
+        let written = match &settings.key {
+            KeySource::File(path) => std::fs::metadata(path)
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs());
-            return Ok((Self::load(settings)?, written));
-        }
-        if !matches!(settings.key, KeySource::Generated) {
-            return Ok((Self::load(settings)?, None));
-        }
+                .map(|d| d.as_secs()),
+            KeySource::Env { .. } => None,
+            KeySource::Generated => return Self::from_store(settings, store, token_lifetime).await,
+        };
+        Ok((Self::load(settings)?, written))
+    }
+
+    /// The ring of the keys kept in `store`, a new one made and stored when there is none or it is
+    /// due, and when the signing key was made.
+    async fn from_store(
+        settings: &TokenSettings,
+        store: &dyn crate::store::Store,
+        token_lifetime: u64,
+    ) -> Result<(Self, Option<u64>), KeyLoadError> {
         let stored = store.keys().await?;
         let (ring, new) =
             Self::from_stored(settings, &stored, token_lifetime, crate::clock::now())?;
