@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use super::errors::OAuthError;
 use super::pages::error_page;
 use super::pending::{auth_cookie, error_redirect, to_identity_provider};
+use super::response;
+use super::response::WithHeader as _;
 use super::{
     AsEndpoint, AuthServer, Request, Response, hash_secret, pkce, random_token, redirect, scope,
 };
@@ -75,7 +77,7 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
     let cookie = auth_cookie(&browser, PENDING_SECS);
     let next = next_step(server, request, pending).await?;
     AUTH.authorizations_started.inc();
-    Ok(Response::redirect(next).with_header("set-cookie", cookie))
+    Ok(response::redirect(&next).with_header(http::header::SET_COOKIE, &cookie))
 }
 
 /// The client and the redirect URI the request may be answered at; any error is a page.
@@ -184,7 +186,7 @@ fn refuse(
         return Err(page(400, &format!("{description} ({error})")));
     }
     let location = error_redirect(server, redirect_uri, error, description, state);
-    Ok(Response::redirect(location))
+    Ok(response::redirect(&location))
 }
 
 /// Keeps `pending` and says where the browser goes next: with the `local` provider, to sign in here

@@ -4,6 +4,7 @@
 use super::errors::OAuthError;
 use super::pages::error_page;
 use super::pending::{Proof, completed, continued, error_redirect, issue_code};
+use super::response;
 use super::{AuthServer, Request, Response};
 use crate::clock::now;
 use crate::idp::IdpError;
@@ -21,7 +22,7 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
         return Ok(error_page(400, message));
     }
     let back = |error: &str, description: &str| {
-        Ok(Response::redirect(error_redirect(
+        Ok(response::redirect(&error_redirect(
             server,
             &pending.redirect_uri,
             error,

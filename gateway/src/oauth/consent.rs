@@ -5,6 +5,8 @@
 use super::errors::OAuthError;
 use super::pages::{ConsentView, consent_page, error_page};
 use super::pending::{Proof, auth_cookie, completed, continued, error_redirect, issue_code};
+use super::response;
+use super::response::WithHeader as _;
 use super::{AuthServer, Request, Response};
 use crate::clock::now;
 
@@ -95,7 +97,8 @@ async fn the_users_answer(server: &AuthServer, request: &Request) -> Result<Resp
             "The user denied the request",
             pending.state.as_deref(),
         );
-        return Ok(Response::redirect(location).with_header("set-cookie", auth_cookie("", 0)));
+        return Ok(response::redirect(&location)
+            .with_header(http::header::SET_COOKIE, &auth_cookie("", 0)));
     }
     let (client_id, scope) = (&pending.client_id, &pending.scope);
     let store = &server.store;
@@ -120,14 +123,14 @@ async fn decision_before_sign_in(
     if decision != Some("approve") {
         server.store.take_pending(&id, now()).await?;
         completed("denied");
-        return Ok(Response::redirect(error_redirect(
+        return Ok(response::redirect(&error_redirect(
             server,
             &pending.redirect_uri,
             "access_denied",
             "The user denied the request",
             pending.state.as_deref(),
         ))
-        .with_header("set-cookie", auth_cookie("", 0)));
+        .with_header(http::header::SET_COOKIE, &auth_cookie("", 0)));
     }
     pending.consented = true;
     let location = super::pending::to_identity_provider(server, &id, &mut pending).await?;
@@ -137,5 +140,5 @@ async fn decision_before_sign_in(
         scope: &pending.scope,
     };
     let cookie = super::consent_cookie::set(&server.consent_key, &approval, now());
-    Ok(Response::redirect(location).with_header("set-cookie", cookie))
+    Ok(response::redirect(&location).with_header(http::header::SET_COOKIE, &cookie))
 }

@@ -2,7 +2,11 @@
 //! §3.2.2 spell them, mapped in one place to a status and a body; and the store's failures. Its
 //! [`json_error`] is the one JSON error body every part of the gateway writes.
 
+use http::header::WWW_AUTHENTICATE;
+
 use super::Response;
+use super::response;
+use super::response::WithHeader as _;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,15 +101,12 @@ impl OAuthError {
             }
             other => other.to_string(),
         };
-        let response = Response::json(status, &json_error(self.code(), &description));
+        let response = response::json(status, &json_error(self.code(), &description));
         if status == 401 {
             // RFC 6749 §5.2: a failed client authentication names the scheme the client may use.
-            response.with_header(
-                "www-authenticate",
-                "Basic realm=\"mcp-auth-gateway\"".into(),
-            )
+            response.with_header(WWW_AUTHENTICATE, "Basic realm=\"mcp-auth-gateway\"")
         } else if status == 503 {
-            response.with_header("retry-after", RETRY_AFTER_SECS.to_string())
+            response.with_header(http::header::RETRY_AFTER, &RETRY_AFTER_SECS.to_string())
         } else {
             response
         }

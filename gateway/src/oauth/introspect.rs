@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
+use super::response;
 use super::{AuthServer, Request, Response, hash_secret};
 use crate::clock::now;
 use crate::tokens::access::Audience;
@@ -55,7 +56,7 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
         if let Some(username) = &claims.preferred_username {
             body["username"] = json!(username);
         }
-        return Ok(Response::json(200, &body));
+        return Ok(response::json(200, &body));
     }
     if let Some(grant_id) = server
         .store
@@ -65,7 +66,7 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
             !g.revoked && g.created_at + server.config.auth.grant_max_lifetime.as_secs() > now()
         })
     {
-        return Ok(Response::json(
+        return Ok(response::json(
             200,
             &json!({
                 "active": true,
@@ -78,5 +79,5 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
             }),
         ));
     }
-    Ok(Response::json(200, &json!({ "active": false })))
+    Ok(response::json(200, &json!({ "active": false })))
 }

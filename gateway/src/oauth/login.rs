@@ -4,6 +4,8 @@
 use super::errors::OAuthError;
 use super::pages::{error_page, login_page};
 use super::pending::{Proof, completed, continued, issue_code};
+use super::response;
+use super::response::WithHeader as _;
 use super::{AsEndpoint, AuthServer, Request, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,8 +51,8 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
             &pending.redirect_uri,
             Some(&problem),
         );
-        page.status = 429;
-        return Ok(page.with_header("retry-after", wait.to_string()));
+        *page.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+        return Ok(page.with_header(http::header::RETRY_AFTER, &wait.to_string()));
     }
     let Some(identity) = server.users.sign_in(username, password).await else {
         login("wrong_password");
@@ -65,7 +67,7 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
     pending.user = Some(identity);
     server.store.put_pending(&id, &pending).await?;
     let consent = server.url(AsEndpoint::Consent);
-    Ok(Response::redirect(format!("{consent}?pending={id}")))
+    Ok(response::redirect(&format!("{consent}?pending={id}")))
 }
 
 /// Counts a sign-in attempt with the `local` provider.

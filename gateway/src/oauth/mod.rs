@@ -22,6 +22,7 @@ mod pending;
 mod pkce;
 mod redirect;
 mod register;
+mod response;
 mod revoke;
 #[cfg(test)]
 mod rules_tests;
@@ -30,6 +31,7 @@ mod token;
 
 pub(crate) use errors::{OAuthError, json_error};
 pub(crate) use register::{AUTH_METHODS, GRANT_TYPES};
+pub(crate) use response::Response;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -139,41 +141,6 @@ pub(crate) fn repeated(raw: &[u8]) -> Option<String> {
     url::form_urlencoded::parse(raw)
         .map(|(k, _)| k.into_owned())
         .find(|k| !seen.insert(k.clone()))
-}
-
-/// A response as the handlers make it.
-#[derive(Debug)]
-pub(crate) struct Response {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
-}
-
-impl Response {
-    pub(crate) fn json(status: u16, body: &serde_json::Value) -> Self {
-        Self {
-            status,
-            headers: vec![
-                ("content-type", "application/json".into()),
-                ("cache-control", "no-store".into()),
-                ("pragma", "no-cache".into()),
-            ],
-            body: serde_json::to_vec(body).expect("JSON").into(),
-        }
-    }
-
-    pub(crate) fn redirect(location: String) -> Self {
-        Self {
-            status: 302,
-            headers: vec![("location", location), ("cache-control", "no-store".into())],
-            body: Bytes::new(),
-        }
-    }
-
-    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
-        self.headers.push((name, value));
-        self
-    }
 }
 
 /// Grants whose revocation (and refresh lock) is kept at most.
@@ -424,11 +391,11 @@ pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
 /// What an endpoint's answer counts for: a registration made or refused, a revocation, an error.
 fn observe(endpoint: AsEndpoint, response: &Result<Response, OAuthError>) {
     match (endpoint, response) {
-        (AsEndpoint::Register, Ok(answer)) if answer.status == 201 => {
+        (AsEndpoint::Register, Ok(answer)) if answer.status() == 201 => {
             AUTH.registrations.with_label_values(&["created"]).inc();
         }
         (AsEndpoint::Register, _) => AUTH.registrations.with_label_values(&["refused"]).inc(),
-        (AsEndpoint::Revoke, Ok(answer)) if answer.status == 200 => AUTH.revocations.inc(),
+        (AsEndpoint::Revoke, Ok(answer)) if answer.status() == 200 => AUTH.revocations.inc(),
         _ => {}
     }
     if let Err(error) = response {

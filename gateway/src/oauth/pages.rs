@@ -1,8 +1,13 @@
 //! The server-rendered pages: login, consent and errors. Every value is HTML-escaped; every page forbids
 //! framing (clickjacking) and caching.
 
+use http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_FRAME_OPTIONS,
+};
+
 use super::Response;
 use super::redirect::Destination;
+use super::response::{self, WithHeader as _};
 
 pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -42,22 +47,15 @@ pub(super) fn page_with_form_target(
          <title>{title}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
         title = escape(title),
     );
-    Response {
-        status,
-        headers: vec![
-            ("content-type", "text/html; charset=utf-8".into()),
-            ("cache-control", "no-store".into()),
-            ("x-frame-options", "DENY".into()),
-            (
-                "content-security-policy",
-                format!(
-                    "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"
-                ),
-            ),
-            ("referrer-policy", "no-referrer".into()),
-        ],
-        body: html.into(),
-    }
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"
+    );
+    response::with_status(status, html.into())
+        .with_header(CONTENT_TYPE, "text/html; charset=utf-8")
+        .with_header(CACHE_CONTROL, "no-store")
+        .with_header(X_FRAME_OPTIONS, "DENY")
+        .with_header(CONTENT_SECURITY_POLICY, &csp)
+        .with_header(REFERRER_POLICY, "no-referrer")
 }
 
 /// The CSP source expression for a redirect URI: its origin, or its scheme for an app's own scheme.
@@ -200,18 +198,14 @@ mod tests {
             "http://127.0.0.1:5/cb",
             None,
         );
-        let html = String::from_utf8(page.body.to_vec()).unwrap();
+        let html = String::from_utf8(page.body().to_vec()).unwrap();
         assert!(!html.contains("<script>") && !html.contains("<img"));
+        assert!(page.headers()[X_FRAME_OPTIONS] == "DENY");
         assert!(
-            page.headers
-                .iter()
-                .any(|(k, v)| *k == "x-frame-options" && v == "DENY")
-        );
-        assert!(
-            page.headers
-                .iter()
-                .any(|(k, v)| *k == "content-security-policy"
-                    && v.contains("frame-ancestors 'none'"))
+            page.headers()[CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
         );
     }
 
@@ -231,16 +225,16 @@ mod tests {
             redirect_uri: uri,
             warning: None,
         });
-        let html = String::from_utf8(page.body.to_vec()).unwrap();
+        let html = String::from_utf8(page.body().to_vec()).unwrap();
         assert!(html.contains(&format!("<code>{uri}</code>")), "{html}");
         assert!(html.contains("started Cursor yourself"), "{html}");
         assert!(
-            page.headers
-                .iter()
-                .any(|(k, v)| *k == "content-security-policy"
-                    && v.contains("form-action 'self' cursor:;")),
+            page.headers()[CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("form-action 'self' cursor:;"),
             "{:?}",
-            page.headers
+            page.headers()
         );
     }
 }

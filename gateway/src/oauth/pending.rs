@@ -4,6 +4,8 @@
 
 use super::errors::OAuthError;
 use super::pages::error_page;
+use super::response;
+use super::response::WithHeader as _;
 use super::{AuthServer, Request, Response, hash_secret, random_token};
 use crate::clock::now;
 use crate::store::records::UserIdentity;
@@ -113,8 +115,8 @@ pub(super) async fn issue_code(
         extra.push(("state", state));
     }
     Ok(
-        Response::redirect(client_redirect(server, &pending.redirect_uri, &extra))
-            .with_header("set-cookie", auth_cookie("", 0)),
+        response::redirect(&client_redirect(server, &pending.redirect_uri, &extra))
+            .with_header(http::header::SET_COOKIE, &auth_cookie("", 0)),
     )
 }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::errors::OAuthError;
+use super::response;
 use super::{AuthServer, Request, Response, hash_secret, random_token, redirect, scope};
 use crate::clock::now;
 use crate::config::ClientSettings;
@@ -88,7 +89,7 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
     server.store.put_client(&client).await?;
     let name = client.client_name.as_deref().unwrap_or("-");
     tracing::info!(client_id = %client.client_id, name, "registered a client");
-    Ok(Response::json(201, &registered(&client, secret)))
+    Ok(response::json(201, &registered(&client, secret)))
 }
 
 /// The metadata of a JSON body.

@@ -4,6 +4,7 @@
 
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
+use super::response;
 use super::token::revoke_grant;
 use super::{AuthServer, Request, Response, hash_secret};
 use crate::clock::now;
@@ -45,5 +46,5 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
         tracing::info!(client_id = %client.client_id, "revoked an access token");
     }
     // RFC 7009 §2.2: the same answer whether or not the token was valid.
-    Ok(Response::json(200, &serde_json::json!({})))
+    Ok(response::json(200, &serde_json::json!({})))
 }

@@ -11,6 +11,7 @@ use sha2::Sha256;
 
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
+use super::response;
 use super::{AuthServer, Request, Response, hash_secret, pkce, random_token, scope};
 use crate::clock::now;
 use crate::idp::IdpError;
@@ -365,5 +366,5 @@ fn token_response(
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
     }
-    Ok(Response::json(200, &body))
+    Ok(response::json(200, &body))
 }

@@ -93,9 +93,7 @@ pub(super) async fn serve(
         body: body.into(),
     };
     let response = auth.handle(endpoint, request).await;
-    let mut headers = response.headers;
-    headers.extend(cors);
-    respond::exact(session, response.status, response.body, &headers).await
+    respond::answer(session, response, &cors).await
 }
 
 /// `Err` with the seconds to wait when the client's address (an IPv6 client's /64) is over

@@ -40,6 +40,20 @@ pub(super) async fn local(
     exact(session, status, body, &all).await
 }
 
+/// Writes an answer made elsewhere (the authorization server's), with `extra` headers.
+pub(super) async fn answer(
+    session: &mut Session,
+    answer: http::Response<Bytes>,
+    extra: &[(&'static str, String)],
+) -> pingora::Result<()> {
+    let (parts, body) = answer.into_parts();
+    let mut response = ResponseHeader::from(parts);
+    for (name, value) in extra {
+        response.append_header(*name, value.as_str())?;
+    }
+    write(session, response, body).await
+}
+
 /// Writes a whole response with exactly `headers` (and its length).
 pub(super) async fn exact(
     session: &mut Session,
@@ -48,11 +62,20 @@ pub(super) async fn exact(
     headers: &[(&'static str, String)],
 ) -> pingora::Result<()> {
     let mut response = ResponseHeader::build(status, Some(2 + headers.len()))?;
-    response.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     for (name, value) in headers {
         // Appended, not inserted: several Set-Cookie headers must each stay.
         response.append_header(*name, value.as_str())?;
     }
+    write(session, response, body).await
+}
+
+/// Writes `response` and its whole `body`, with the body's length.
+async fn write(
+    session: &mut Session,
+    mut response: ResponseHeader,
+    body: Bytes,
+) -> pingora::Result<()> {
+    response.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
     // A failure to write is the client's (it went away), and is logged as such.
     session

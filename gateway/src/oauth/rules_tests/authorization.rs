@@ -32,7 +32,12 @@ async fn authorize_errors_before_the_redirect_is_trusted_show_a_page() {
     ] {
         let query = authorize_query(&client, &pkce, &overrides);
         let response = browser.get(&harness, AsEndpoint::Authorize, &query).await;
-        assert_eq!(response.status, 400, "{why}: {}", text_of(&response));
+        assert_eq!(
+            response.status().as_u16(),
+            400,
+            "{why}: {}",
+            text_of(&response)
+        );
         assert!(!has_location(&response), "{why}: never a redirect");
         assert!(text_of(&response).contains("Authorization failed"), "{why}");
     }
@@ -41,7 +46,7 @@ async fn authorize_errors_before_the_redirect_is_trusted_show_a_page() {
         .get(&harness, AsEndpoint::Authorize, &repeated)
         .await;
     assert_eq!(
-        (response.status, has_location(&response)),
+        (response.status().as_u16(), has_location(&response)),
         (400, false),
         "a repeated parameter"
     );
@@ -54,7 +59,7 @@ async fn authorize_errors_before_the_redirect_is_trusted_show_a_page() {
             "",
         )
         .await;
-    assert_eq!(response.status, 405, "only GET");
+    assert_eq!(response.status().as_u16(), 405, "only GET");
 }
 
 #[tokio::test]
@@ -83,7 +88,7 @@ async fn later_authorize_errors_go_back_to_a_configured_client_with_state_and_is
     ] {
         let query = authorize_query(&client, &pkce, &overrides);
         let response = browser.get(&harness, AsEndpoint::Authorize, &query).await;
-        assert_eq!(response.status, 302, "{overrides:?}");
+        assert_eq!(response.status().as_u16(), 302, "{overrides:?}");
         let location = location(&response);
         assert!(location.starts_with(REDIRECT), "{location}");
         let query = query_of(&location);
@@ -95,7 +100,7 @@ async fn later_authorize_errors_go_back_to_a_configured_client_with_state_and_is
         let registered = harness.public_client().await;
         let query = authorize_query(&registered, &pkce, &overrides);
         let response = browser.get(&harness, AsEndpoint::Authorize, &query).await;
-        assert_eq!(response.status, 400, "{overrides:?}");
+        assert_eq!(response.status().as_u16(), 400, "{overrides:?}");
         assert!(
             !has_location(&response),
             "no redirect before the user acted"
@@ -133,7 +138,7 @@ async fn an_app_redirect_gets_its_errors_on_a_page_until_the_user_acts() {
     let response = Browser::default()
         .get(&harness, AsEndpoint::Authorize, &query)
         .await;
-    assert_eq!(response.status, 400);
+    assert_eq!(response.status().as_u16(), 400);
     assert!(!has_location(&response), "a link cannot launch the app");
     assert!(text_of(&response).contains("unsupported_response_type"));
 }

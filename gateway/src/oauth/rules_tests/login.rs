@@ -28,17 +28,22 @@ async fn login_and_consent_need_their_csrf_token_and_the_browser_that_started() 
     forged.push(("pending", &pending));
     let response = browser.post(&harness, AsEndpoint::Login, &forged).await;
     assert_eq!(
-        response.status, 403,
+        response.status().as_u16(),
+        403,
         "a login form with a forged CSRF token"
     );
     let mut without = sign_in(None, "wonderland");
     without.push(("pending", &pending));
     let response = browser.post(&harness, AsEndpoint::Login, &without).await;
-    assert_eq!(response.status, 403, "a login form without its CSRF token");
+    assert_eq!(
+        response.status().as_u16(),
+        403,
+        "a login form without its CSRF token"
+    );
     let mut wrong = sign_in(None, "wrong");
     wrong.extend([("pending", pending.as_str()), ("csrf", &csrf)]);
     let response = browser.post(&harness, AsEndpoint::Login, &wrong).await;
-    assert_eq!(response.status, 401);
+    assert_eq!(response.status().as_u16(), 401);
     assert!(text_of(&response).contains("wrong"));
 
     let mut good = sign_in(None, "wonderland");
@@ -47,19 +52,20 @@ async fn login_and_consent_need_their_csrf_token_and_the_browser_that_started() 
         .post(&harness, AsEndpoint::Login, &good)
         .await;
     assert_eq!(
-        response.status, 400,
+        response.status().as_u16(),
+        400,
         "another browser cannot finish this authorization"
     );
 
     let response = browser.post(&harness, AsEndpoint::Login, &good).await;
-    assert_eq!(response.status, 302);
+    assert_eq!(response.status().as_u16(), 302);
     let consent = browser
         .get(&harness, AsEndpoint::Consent, &format!("pending={pending}"))
         .await;
     let form = [("pending", pending.as_str()), ("decision", "approve")];
     let response = browser.post(&harness, AsEndpoint::Consent, &form).await;
     assert_eq!(
-        (response.status, has_location(&response)),
+        (response.status().as_u16(), has_location(&response)),
         (403, false),
         "consent without its CSRF token"
     );
@@ -70,7 +76,7 @@ async fn login_and_consent_need_their_csrf_token_and_the_browser_that_started() 
         ("decision", "approve"),
     ];
     let response = browser.post(&harness, AsEndpoint::Consent, &form).await;
-    assert_eq!(response.status, 302);
+    assert_eq!(response.status().as_u16(), 302);
     assert!(query_of(&location(&response)).contains_key("code"));
 }
 
@@ -98,11 +104,15 @@ async fn five_wrong_passwords_abandon_the_authorization() {
         let form = form("wrong".to_owned());
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let response = browser.post(&harness, AsEndpoint::Login, &pairs).await;
-        assert_eq!(response.status, 401, "attempt {attempt}");
+        assert_eq!(response.status().as_u16(), 401, "attempt {attempt}");
     }
     let form = form("wonderland".to_owned());
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let response = browser.post(&harness, AsEndpoint::Login, &pairs).await;
-    assert_eq!(response.status, 400, "the right password comes too late");
+    assert_eq!(
+        response.status().as_u16(),
+        400,
+        "the right password comes too late"
+    );
     assert!(!has_location(&response));
 }

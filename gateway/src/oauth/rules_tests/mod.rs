@@ -111,7 +111,7 @@ impl Harness {
                 body,
             )
             .await;
-        (response.status, json_of(&response))
+        (response.status().as_u16(), json_of(&response))
     }
 
     /// A registered public client with [`REDIRECT`].
@@ -161,7 +161,7 @@ impl Harness {
                 body.into_bytes(),
             )
             .await;
-        (response.status, json_of(&response))
+        (response.status().as_u16(), json_of(&response))
     }
 
     /// A client, a code for it, and its PKCE verifier.
@@ -226,12 +226,10 @@ impl Browser {
         let response = harness
             .call(endpoint, method, query, &headers, body.as_bytes().to_vec())
             .await;
-        for (name, value) in &response.headers {
-            if *name == "set-cookie" {
-                let pair = value.split(';').next().unwrap();
-                let (k, v) = pair.split_once('=').unwrap();
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
+        for value in response.headers().get_all(http::header::SET_COOKIE) {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.insert(k.to_owned(), v.to_owned());
         }
         response
     }
@@ -240,7 +238,7 @@ impl Browser {
     /// redirect's query.
     async fn authorize(&mut self, harness: &Harness, query: &str) -> HashMap<String, String> {
         let response = self.get(harness, AsEndpoint::Authorize, query).await;
-        assert_eq!(response.status, 302, "{}", text_of(&response));
+        assert_eq!(response.status().as_u16(), 302, "{}", text_of(&response));
         let pending = query_of(&location(&response))["pending"].clone();
         let login = self
             .get(harness, AsEndpoint::Login, &format!("pending={pending}"))
@@ -253,7 +251,7 @@ impl Browser {
             ("password", "wonderland"),
         ];
         let signed_in = self.post(harness, AsEndpoint::Login, &form).await;
-        assert_eq!(signed_in.status, 302, "{}", text_of(&signed_in));
+        assert_eq!(signed_in.status(), 302, "{}", text_of(&signed_in));
         // Consent given before is not asked again.
         let next = location(&signed_in);
         if !next.contains(AsEndpoint::Consent.path()) {
@@ -269,7 +267,7 @@ impl Browser {
             ("decision", "approve"),
         ];
         let approved = self.post(harness, AsEndpoint::Consent, &form).await;
-        assert_eq!(approved.status, 302, "{}", text_of(&approved));
+        assert_eq!(approved.status(), 302, "{}", text_of(&approved));
         query_of(&location(&approved))
     }
 }
@@ -335,24 +333,29 @@ fn refreshing<'a>(client: &'a str, refresh_token: &'a str) -> Vec<(&'a str, &'a 
 }
 
 fn json_of(response: &Response) -> Value {
-    serde_json::from_slice(&response.body).unwrap_or(Value::Null)
+    serde_json::from_slice(response.body()).unwrap_or(Value::Null)
 }
 
 fn text_of(response: &Response) -> String {
-    String::from_utf8_lossy(&response.body).into_owned()
+    String::from_utf8_lossy(response.body()).into_owned()
 }
 
 fn location(response: &Response) -> String {
     response
-        .headers
-        .iter()
-        .find(|(name, _)| *name == "location")
-        .map(|(_, value)| value.clone())
-        .unwrap_or_else(|| panic!("no location: {} {}", response.status, text_of(response)))
+        .headers()
+        .get(http::header::LOCATION)
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_else(|| {
+            panic!(
+                "no location: {} {}",
+                response.status().as_u16(),
+                text_of(response)
+            )
+        })
 }
 
 fn has_location(response: &Response) -> bool {
-    response.headers.iter().any(|(name, _)| *name == "location")
+    response.headers().contains_key(http::header::LOCATION)
 }
 
 fn query_of(url: &str) -> HashMap<String, String> {

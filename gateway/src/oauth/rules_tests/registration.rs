@@ -83,7 +83,7 @@ async fn registration_validates_and_echoes_metadata() {
             b"{}".to_vec(),
         )
         .await;
-    assert_eq!(response.status, 400);
+    assert_eq!(response.status().as_u16(), 400);
     assert_eq!(json_of(&response)["error"], "invalid_client_metadata");
 }
 
