@@ -231,38 +231,56 @@ object!(
 
 /// Reads the messages of `body`, or why it cannot be read one way only.
 pub(crate) fn parse(body: &[u8]) -> Result<Messages<'_>, Unreadable> {
-    let first = body
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .ok_or(Unreadable::NotJsonRpc)?;
-    let wire = if *first == b'[' {
-        serde_json::from_slice::<Vec<Wire>>(body)
-    } else {
-        serde_json::from_slice::<Wire>(body).map(|one| vec![one])
-    }
-    .map_err(|error| {
-        let text = error.to_string();
-        match text.strip_prefix(AMBIGUOUS) {
-            // serde adds where in the body it was: the detail ends before it.
-            Some(detail) => Unreadable::Ambiguous(Ambiguous(
-                detail
-                    .rsplit_once(" at line ")
-                    .map_or(detail, |(detail, _)| detail)
-                    .to_owned(),
-            )),
-            None => Unreadable::NotJsonRpc,
+    let batch = first_byte(body)? == b'[';
+    let messages = if batch {
+        let wire = serde_json::from_slice::<Vec<Wire>>(body).map_err(unreadable)?;
+        if wire.is_empty() {
+            return Err(Unreadable::NotJsonRpc);
         }
-    })?;
-    if wire.is_empty() {
-        return Err(Unreadable::NotJsonRpc);
-    }
-    let batch = *first == b'[';
-    let messages = wire
-        .into_iter()
-        .map(message)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Unreadable::Ambiguous)?;
+        wire.into_iter()
+            .map(message)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Unreadable::Ambiguous)?
+    } else {
+        vec![single(body)?]
+    };
     Ok(Messages { batch, messages })
+}
+
+/// Reads the first message of `body` (its only one, unless it is a batch), as [`parse`] reads it:
+/// for a body labelled as it passes, where the usual body, one message, costs no list.
+pub(crate) fn first(body: &[u8]) -> Result<Message<'_>, Unreadable> {
+    if first_byte(body)? == b'[' {
+        return parse(body).map(|mut all| all.messages.swap_remove(0));
+    }
+    single(body)
+}
+
+fn single(body: &[u8]) -> Result<Message<'_>, Unreadable> {
+    let wire = serde_json::from_slice::<Wire>(body).map_err(unreadable)?;
+    message(wire).map_err(Unreadable::Ambiguous)
+}
+
+fn first_byte(body: &[u8]) -> Result<u8, Unreadable> {
+    body.iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace())
+        .ok_or(Unreadable::NotJsonRpc)
+}
+
+/// What serde's error says of a body: an ambiguity the reader found, or no JSON-RPC.
+fn unreadable(error: serde_json::Error) -> Unreadable {
+    let text = error.to_string();
+    match text.strip_prefix(AMBIGUOUS) {
+        // serde adds where in the body it was: the detail ends before it.
+        Some(detail) => Unreadable::Ambiguous(Ambiguous(
+            detail
+                .rsplit_once(" at line ")
+                .map_or(detail, |(detail, _)| detail)
+                .to_owned(),
+        )),
+        None => Unreadable::NotJsonRpc,
+    }
 }
 
 fn message(wire: Wire<'_>) -> Result<Message<'_>, Ambiguous> {

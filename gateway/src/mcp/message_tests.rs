@@ -196,3 +196,21 @@ fn headers_must_say_what_the_body_says() {
     let batch = parse(br#"[{"id":1,"method":"tools/list"}]"#).unwrap();
     assert!(check_headers(&headers(&[("mcp-method", "tools/list")]), &batch).is_err());
 }
+
+#[test]
+fn the_first_message_reads_as_the_whole_body_reads_it() {
+    for body in [
+        &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#[..],
+        br#"[{"id":1,"method":"prompts/get","params":{"name":"p"}},{"method":"ping"}]"#,
+        br#"{"method":"tools/call","params":{"name":"x","NAME":"y"}}"#,
+        br#"[{"method":"ping"},{"method":"tools/call","Method":"x"}]"#,
+        br#"{"method":"Tools/Call"}"#,
+        b"[]",
+        b"  ",
+        b"not json",
+    ] {
+        let whole = parse(body).map(|all| format!("{:?}", all.messages[0]));
+        let first = first(body).map(|one| format!("{one:?}"));
+        assert_eq!(first, whole, "{}", String::from_utf8_lossy(body));
+    }
+}

@@ -1,6 +1,7 @@
-//! The MCP protocol as the gateway reads it, apart from Pingora: a POST's JSON-RPC messages, read
-//! one way only ([`message`], with object keys as other parsers fold them in [`key_folding`]); the
-//! method and name of a body that is not read first ([`peek`]); list answers filtered per caller
+//! The MCP protocol as the gateway reads it, apart from Pingora: a POST's JSON-RPC messages, one
+//! model read one way only ([`message`], with object keys as other parsers fold them in
+//! [`key_folding`]), which the inspection decides on, the list filter takes the ids of, and the
+//! [`peek`] labels a body with when it is not read first; list answers filtered per caller
 //! ([`list_filter`]); and the MCP header names, defined here once.
 
 pub(crate) mod key_folding;

@@ -1,10 +1,9 @@
 //! Which MCP method (and tool) a request carries: from the `Mcp-Method` / `Mcp-Name` headers when the
-//! client sends them, else from a bounded copy of the start of the JSON-RPC body. The copy is taken
-//! as chunks pass through; the forward never waits for it.
+//! client sends them, else from a bounded copy of the start of the JSON-RPC body, read by the one
+//! reader of messages ([`super::message`]). The copy is taken as chunks pass through; the forward
+//! never waits for it.
 
 use std::borrow::Cow;
-
-use serde::Deserialize;
 
 /// The most of a body kept for this.
 const MAX_PEEK: usize = 64 * 1024;
@@ -16,21 +15,6 @@ pub(crate) struct McpPeek {
     pub tool: Option<String>,
     buffer: Vec<u8>,
     done: bool,
-}
-
-/// The fields read of a JSON-RPC message, borrowed from the body where they need no unescaping.
-#[derive(Deserialize)]
-struct PeekedMessage<'a> {
-    #[serde(borrow)]
-    method: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    params: Option<PeekedParams<'a>>,
-}
-
-#[derive(Deserialize)]
-struct PeekedParams<'a> {
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
 }
 
 impl McpPeek {
@@ -55,7 +39,10 @@ impl McpPeek {
 
     /// What a body read whole says: its first message's method, and tool.
     pub(crate) fn known(messages: &super::message::Messages) -> Self {
-        let first = messages.messages.first();
+        Self::of(messages.messages.first())
+    }
+
+    fn of(first: Option<&super::message::Message>) -> Self {
         let method = first.and_then(|m| m.method.as_deref()).map(known_method);
         let tool = first
             .and_then(|m| m.target())
@@ -96,12 +83,11 @@ impl McpPeek {
         }
     }
 
+    /// Read as the inspection reads a body ([`super::message::first`]): a body it would refuse as
+    /// unreadable or ambiguous is left unlabelled; a batch is labelled by its first message.
     fn parse(&mut self, body: &[u8]) {
-        if let Ok(message) = serde_json::from_slice::<PeekedMessage>(body) {
-            self.method = message.method.as_deref().map(known_method);
-            if self.method.as_deref() == Some("tools/call") {
-                self.tool = message.params.and_then(|p| p.name).map(Cow::into_owned);
-            }
+        if let Ok(first) = super::message::first(body) {
+            *self = Self::of(Some(&first));
         }
     }
 }
@@ -154,10 +140,21 @@ mod tests {
         assert_eq!(peek.method.as_deref(), Some("tools/call"));
         assert_eq!(peek.tool.as_deref(), Some("echo"));
 
-        // Not JSON-RPC, or not a tool call: no tool.
+        // A batch is labelled by its first message.
+        let mut peek = McpPeek::default();
+        peek.feed(
+            Some(br#"[{"method":"tools/call","params":{"name":"a"}},{"method":"ping"}]"#),
+            true,
+        );
+        assert_eq!(peek.method.as_deref(), Some("tools/call"));
+        assert_eq!(peek.tool.as_deref(), Some("a"));
+
+        // Not JSON-RPC, not a tool call, or a body the inspection would refuse as ambiguous: no tool.
         for body in [
             &br#"{"method":"tools/list","params":{"name":"x"}}"#[..],
             b"not json",
+            br#"{"method":"tools/call","params":{"name":"x","Name":"y"}}"#,
+            br#"{"method":"tools/call","METHOD":"x","params":{"name":"x"}}"#,
         ] {
             let mut peek = McpPeek::default();
             peek.feed(Some(body), true);
