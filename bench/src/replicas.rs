@@ -69,7 +69,23 @@ pub async fn run(
     }
     let [on_sqlite, one, together] = rows.map(|r| median(&r));
 
-    let mut lines = vec![(
+    let mut lines = vec![against_sqlite(one, on_sqlite)];
+    lines.push(refreshes(&[&a], "Redis store", cli).await?);
+    lines.push(side_by_side(cli, one, together));
+    lines.push(
+        refreshes(
+            &three,
+            "three replicas on one Redis, each loop going round them",
+            cli,
+        )
+        .await?,
+    );
+    Ok(lines)
+}
+
+/// One replica on Redis against the gateway on SQLite.
+fn against_sqlite(one: Row, on_sqlite: Row) -> (String, String) {
+    (
         "c on the Redis store beside c on SQLite, token from the real flow".to_owned(),
         format!(
             "CPU µs per request: {:.1} on Redis, {:.1} on SQLite (ratio {:.2}); {:.0} and {:.0} requests/s",
@@ -79,9 +95,12 @@ pub async fn run(
             one.rate,
             on_sqlite.rate
         ),
-    )];
-    lines.push(refreshes(&[&a], "Redis store", cli).await?);
-    lines.push((
+    )
+}
+
+/// The three replicas loaded `together`, against `one`.
+fn side_by_side(cli: &Cli, one: Row, together: Row) -> (String, String) {
+    (
         format!(
             "Three replicas of c side by side on one Redis, {} connections each, the same token",
             per_replica(cli.connections)
@@ -96,16 +115,7 @@ pub async fn run(
             together.cpu_us / one.cpu_us,
             one.cpu_us
         ),
-    ));
-    lines.push(
-        refreshes(
-            &three,
-            "three replicas on one Redis, each loop going round them",
-            cli,
-        )
-        .await?,
-    );
-    Ok(lines)
+    )
 }
 
 /// Each replica's share of the load generator's connections.

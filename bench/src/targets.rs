@@ -193,6 +193,7 @@ backend upstream
         store: &Store,
         wrapper: &[String],
     ) -> Result<(Target, u16)> {
+        // Long because most of it is the config file, kept whole so that it reads as the file does.
         let port = free_port();
         let metrics = free_port();
         let users = crate::workspace().join("config/users/quickstart.toml");

@@ -314,42 +314,13 @@ fn http_settings(
     let trust = if unsigned {
         TrustSettings::Unsigned
     } else {
-        let required = |flag: Option<String>, flag_name: &str, value: Option<String>, key: &str| {
-            origin.pick(flag, flag_name, value, key).ok_or_else(|| {
-                invalid(
-                    origin.key(key),
-                    format!("required (or --{flag_name}) unless trust_unsigned_headers is set"),
-                )
-            })
-        };
-        let (jwks, jwks_from) = required(
-            cli.gateway_jwks.clone(),
-            "gateway-jwks",
+        signed(
+            cli,
+            origin,
             file.gateway.jwks,
-            "gateway.jwks",
-        )?;
-        let (issuer, issuer_from) = required(
-            cli.gateway_issuer.clone(),
-            "gateway-issuer",
             file.gateway.issuer,
-            "gateway.issuer",
-        )?;
-        let (audience, audience_from) = required(
-            cli.audience.clone(),
-            "audience",
             file.gateway.audience,
-            "gateway.audience",
-        )?;
-        if issuer.trim().is_empty() {
-            return Err(invalid(issuer_from, "must not be empty"));
-        }
-        if audience.trim().is_empty() {
-            return Err(invalid(audience_from, "must not be empty"));
-        }
-        TrustSettings::Signed {
-            jwks: jwks_source(&jwks).map_err(|reason| invalid(jwks_from, reason))?,
-            expectations: Expectations { issuer, audience },
-        }
+        )?
     };
     Ok(HttpSettings {
         listen,
@@ -357,6 +328,52 @@ fn http_settings(
         json_response: file.json_response.unwrap_or(false),
         token_header,
         trust,
+    })
+}
+
+/// How the gateway's signed headers are checked: its keys, issuer and audience, each required.
+fn signed(
+    cli: &Cli,
+    origin: &Origin,
+    jwks: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+) -> Result<TrustSettings, ConfigError> {
+    let required = |flag: Option<String>, flag_name: &str, value: Option<String>, key: &str| {
+        origin.pick(flag, flag_name, value, key).ok_or_else(|| {
+            invalid(
+                origin.key(key),
+                format!("required (or --{flag_name}) unless trust_unsigned_headers is set"),
+            )
+        })
+    };
+    let (jwks, jwks_from) = required(
+        cli.gateway_jwks.clone(),
+        "gateway-jwks",
+        jwks,
+        "gateway.jwks",
+    )?;
+    let (issuer, issuer_from) = required(
+        cli.gateway_issuer.clone(),
+        "gateway-issuer",
+        issuer,
+        "gateway.issuer",
+    )?;
+    let (audience, audience_from) = required(
+        cli.audience.clone(),
+        "audience",
+        audience,
+        "gateway.audience",
+    )?;
+    if issuer.trim().is_empty() {
+        return Err(invalid(issuer_from, "must not be empty"));
+    }
+    if audience.trim().is_empty() {
+        return Err(invalid(audience_from, "must not be empty"));
+    }
+    Ok(TrustSettings::Signed {
+        jwks: jwks_source(&jwks).map_err(|reason| invalid(jwks_from, reason))?,
+        expectations: Expectations { issuer, audience },
     })
 }
 

@@ -212,25 +212,34 @@ fn rule_on_messages(
         return Some(Refusal::Denied(denial(messages, &decisions)));
     }
     if !step_up.is_empty() {
-        // The scopes the call needs: the route's, the token's, and the rule's (clients of
-        // 2025-11-25 ask for exactly what the challenge names).
-        let mut scopes: Vec<&str> = route.required_scopes.iter().map(String::as_str).collect();
-        for scope in caller.scopes().chain(step_up) {
-            if !scopes.contains(&scope) {
-                scopes.push(scope);
-            }
-        }
         return Some(Refusal::StepUp {
-            scope: scopes.join(" "),
+            scope: step_up_scope(route, caller, step_up),
         });
     }
-    // The answer to any list asked is filtered, even to one asked without an id (a notification,
-    // which a backend should not answer, but might).
+    filter_lists(&route.path, messages, ctx, auditing);
+    None
+}
+
+/// The scopes a call that needs `step_up` asks for: the route's, the token's, and the rules' (clients
+/// of 2025-11-25 ask for exactly what the challenge names).
+fn step_up_scope(route: &Route, caller: &Caller, step_up: Vec<&str>) -> String {
+    let mut scopes: Vec<&str> = route.required_scopes.iter().map(String::as_str).collect();
+    for scope in caller.scopes().chain(step_up) {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    scopes.join(" ")
+}
+
+/// Has the answer to any list asked filtered, even to one asked without an id (a notification,
+/// which a backend should not answer, but might).
+fn filter_lists(route: &str, messages: &Messages, ctx: &mut RequestCtx, auditing: bool) {
     let mut lists = Vec::new();
     let mut asks_lists = false;
     for message in messages.messages.iter().filter(|m| m.list().is_some()) {
         asks_lists = true;
-        count_decision(&route.path, None, "", "allow");
+        count_decision(route, None, "", "allow");
         if auditing {
             ctx.telemetry.audit.push(AuditEntry {
                 method: mcp_method_label(message.method.as_deref().unwrap_or_default()),
@@ -245,7 +254,6 @@ fn rule_on_messages(
     if asks_lists {
         ctx.message.list_filter = Some(ListFilter::new(lists));
     }
-    None
 }
 
 /// Reads the whole body into Pingora's copy (and ours), within `limit` and by `deadline`.

@@ -80,7 +80,8 @@ impl Refusal {
     }
 
     /// Counts the refusal and writes its answer, with the CORS headers of `cors_origin` where the
-    /// refusal has none of its own.
+    /// refusal has none of its own. Long because it is one arm per refusal: every answer the data
+    /// plane refuses with reads here side by side, which is the point of one refusal type.
     pub(super) async fn answer(
         self,
         session: &mut Session,

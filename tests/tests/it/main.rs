@@ -1,4 +1,8 @@
 //! The integration tests: one binary, sharing the harness in `integration_tests`.
+//!
+//! A test here reads as one scenario, top to bottom, against real processes: some run past 80
+//! lines because their scenario does (a whole sign-in, a list of attacks with the answer each
+//! gets), and cutting one into helpers would hide the steps a reader checks it by.
 
 mod backend;
 mod backend_refusals;
