@@ -28,7 +28,7 @@ impl Origin for str {
     }
 }
 
-pub const REDIRECT: &str = "http://127.0.0.1:1/callback";
+pub use test_fixtures::{REDIRECT, exchange, refreshing};
 
 pub struct Pkce {
     pub verifier: String,
@@ -306,17 +306,6 @@ pub async fn decide(
         .await;
     assert_eq!(status, 302, "{body}");
     location.unwrap()
-}
-
-/// The `/token` form that exchanges `code` for tokens, as a public client with [`REDIRECT`] sends it.
-pub fn exchange<'a>(client: &'a str, code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("grant_type", "authorization_code"),
-        ("client_id", client),
-        ("code", code),
-        ("code_verifier", verifier),
-        ("redirect_uri", REDIRECT),
-    ]
 }
 
 pub async fn token(gateway: &(impl Origin + ?Sized), form: &[(&str, &str)]) -> (u16, Value) {

@@ -5,16 +5,8 @@ use std::path::Path;
 use super::file::FileConfig;
 use super::{Config, ConfigError};
 
-/// One route, the rest defaults.
-pub(super) const MINIMAL: &str = r#"
-[server]
-listen = "127.0.0.1:8080"
-public_url = "http://127.0.0.1:8080"
-
-[[routes]]
-path = "/mcp"
-upstream = "http://127.0.0.1:9000/mcp"
-"#;
+// One route, the rest defaults.
+pub(super) use test_fixtures::MINIMAL_CONFIG as MINIMAL;
 
 /// Parses and validates `text` as [`crate::config::load`] does a file called `gw.toml`.
 pub(super) fn validate(text: &str) -> Result<Config, String> {

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use integration_tests::oauth::refreshing;
 use integration_tests::oauth::{signed_in, token};
 use integration_tests::sse::OpenStream;
 use integration_tests::{GatewayBuilder, GatewayUnderTest, ScriptedBackend};
@@ -54,12 +55,11 @@ pub fn grant_lines(printed: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn refresh_form(tokens: &Value) -> [(&str, &str); 3] {
-    [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ("client_id", tokens["client_id"].as_str().unwrap()),
-    ]
+fn refresh_form(tokens: &Value) -> Vec<(&str, &str)> {
+    refreshing(
+        tokens["client_id"].as_str().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::response::IntoResponse;
+use integration_tests::oauth::refreshing;
 use integration_tests::oauth::{Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, token};
 use serde_json::{Value, json};
 
@@ -227,11 +228,7 @@ async fn documents_are_fetched_only_at_authorize_and_a_failing_one_once_a_minute
             .as_u16()
     };
     // Elsewhere than /authorize, a URL nobody signed in with is not fetched.
-    let refresh = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", "x"),
-        ("client_id", client.as_str()),
-    ];
+    let refresh = refreshing(client.as_str(), "x");
     assert_eq!(post("/token", &refresh).await, 400);
     assert_eq!(
         post("/revoke", &[("token", "x"), ("client_id", &client)]).await,
@@ -257,11 +254,7 @@ async fn documents_are_fetched_only_at_authorize_and_a_failing_one_once_a_minute
     let (status, tokens) = token(gateway, &exchange(&client, &back["code"], &pkce.verifier)).await;
     assert_eq!(status, 200, "{tokens}");
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
-    let refresh = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-        ("client_id", client.as_str()),
-    ];
+    let refresh = refreshing(client.as_str(), refresh_token);
     let (status, refreshed) = token(gateway, &refresh).await;
     assert_eq!(status, 200, "{refreshed}");
     assert_eq!(*fetched.lock().unwrap(), ["/counted.json"]);

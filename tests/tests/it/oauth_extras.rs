@@ -1,6 +1,7 @@
 //! Pre-registered clients, introspection and rate limits.
 
 use integration_tests::GatewayBuilder;
+use integration_tests::oauth::refreshing;
 use integration_tests::oauth::{
     Agent, Pkce, REDIRECT, assert_oauth_error, authorize, authorize_url, exchange, public_client,
     register, register_response, token,
@@ -88,11 +89,7 @@ async fn a_first_party_client_from_the_config_skips_consent_and_a_confidential_o
 
     // A rotated refresh token is inactive; its successor is the active one.
     let first = tokens["refresh_token"].as_str().unwrap();
-    let refresh = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", first),
-        ("client_id", "first-party"),
-    ];
+    let refresh = refreshing("first-party", first);
     let (status, refreshed) = token(gateway, &refresh).await;
     assert_eq!(status, 200, "{refreshed}");
     let (_, body) = introspect(first.to_owned(), SECRET).await;
@@ -162,15 +159,7 @@ async fn too_many_requests_from_one_address_get_429_with_retry_after() {
     assert!((1..=30).contains(&wait), "{wait}");
 
     for i in 0..4 {
-        let (status, _) = token(
-            gateway,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", &client),
-                ("refresh_token", "x"),
-            ],
-        )
-        .await;
+        let (status, _) = token(gateway, &refreshing(&client, "x")).await;
         assert_eq!(status, if i < 3 { 400 } else { 429 }, "token request {i}");
     }
     let mut agent = Agent::new();
@@ -304,15 +293,6 @@ async fn one_user_name_is_limited_wherever_its_sign_in_attempts_come_from() {
     );
 }
 
-/// The refresh grant's form for `refresh` of `client`.
-fn refresh_form<'a>(client: &'a str, refresh: &'a str) -> [(&'a str, &'a str); 3] {
-    [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh),
-        ("client_id", client),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_taken_out_of_the_users_file_loses_their_grant_at_the_next_refresh() {
     let mut stack = auth_stack("").await;
@@ -342,7 +322,7 @@ async fn a_user_taken_out_of_the_users_file_loses_their_grant_at_the_next_refres
     .unwrap();
     stack.gateway.restart().await;
     let gateway = &stack.gateway;
-    let answer = token(gateway, &refresh_form(&client, refresh)).await;
+    let answer = token(gateway, &refreshing(&client, refresh)).await;
     assert_oauth_error(&answer, 400, "invalid_grant", "users file");
     // The grant is gone with it: the access token issued from it is refused now.
     assert_eq!(crate::oauth_rules::mcp_status(gateway, access).await, 401);

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use integration_tests::github::{CLIENT_ID, CLIENT_SECRET, GitHubStandIn};
+use integration_tests::oauth::refreshing;
 use integration_tests::oauth::{assert_oauth_error, jwt_claims};
 use integration_tests::{
     EchoTarget, GatewayBuilder, free_port, node, supervised_backend_route, wait_for_port,
@@ -218,11 +219,7 @@ async fn a_user_no_longer_allowed_loses_their_grant_at_the_next_refresh() {
     let refresh = |token: String| {
         let (origin, client) = (origin.clone(), client.clone());
         async move {
-            let form = [
-                ("grant_type", "refresh_token"),
-                ("refresh_token", token.as_str()),
-                ("client_id", client.as_str()),
-            ];
+            let form = refreshing(client.as_str(), token.as_str());
             integration_tests::oauth::token(origin.as_str(), &form).await
         }
     };

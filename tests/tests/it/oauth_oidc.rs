@@ -2,6 +2,7 @@
 //! code flow with PKCE and nonce, the ID token checked, the provider's token forwarded and refreshed.
 
 use base64::Engine as _;
+use integration_tests::oauth::refreshing;
 use integration_tests::{
     EchoTarget, GatewayBuilder, Running, free_port, node, supervised_backend_route, wait_for_port,
     workspace_root,
@@ -174,11 +175,7 @@ async fn groups_and_email_are_learnt_again_at_each_refresh() {
     let client_id = query_of(report["authorizeUrl"].as_str().unwrap())["client_id"].clone();
     let gateway = &stack.gateway;
     let refresh = async |refresh_token: &str| {
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", client_id.as_str()),
-        ];
+        let form = refreshing(client_id.as_str(), refresh_token);
         token(gateway, &form).await
     };
     let claims = jwt_claims(report["kept"]["access_token"].as_str().unwrap());

@@ -2,6 +2,7 @@
 //! `/mcp`, refreshes racing over HTTP, a code's lifetime in real time, state that survives a
 //! restart. Each rule about one request is a unit test of its handler (`gateway/src/oauth/rules_tests/`).
 
+use integration_tests::oauth::refreshing;
 use integration_tests::oauth::{
     Agent, Pkce, authorize, authorize_url, exchange, public_client, token,
 };
@@ -48,15 +49,7 @@ async fn a_replayed_code_revokes_what_it_issued() {
         "the first exchange's access token is revoked"
     );
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let (status, body) = token(
-        gateway,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &client),
-            ("refresh_token", refresh),
-        ],
-    )
-    .await;
+    let (status, body) = token(gateway, &refreshing(&client, refresh)).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -99,11 +92,7 @@ async fn concurrent_refreshes_pass_but_a_late_reuse_revokes_the_grant() {
     let (client, code, pkce) = code_for(&stack).await;
     let (_, tokens) = token(gateway, &exchange(&client, &code, &pkce.verifier)).await;
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", refresh.as_str()),
-    ];
+    let form = refreshing(client.as_str(), refresh.as_str());
     let (a, b) = tokio::join!(token(gateway, &form), token(gateway, &form));
     assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
     // Both get the one successor: the grant keeps one chain (issue 13).
@@ -120,11 +109,7 @@ async fn concurrent_refreshes_pass_but_a_late_reuse_revokes_the_grant() {
     let (client, code, pkce) = code_for(&strict).await;
     let (_, tokens) = token(gateway, &exchange(&client, &code, &pkce.verifier)).await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", refresh),
-    ];
+    let form = refreshing(client.as_str(), refresh);
     let (status, rotated) = token(gateway, &form).await;
     assert_eq!(status, 200, "{rotated}");
     let (status, body) = token(gateway, &form).await;
@@ -134,15 +119,7 @@ async fn concurrent_refreshes_pass_but_a_late_reuse_revokes_the_grant() {
         "{body}"
     );
     let newest = rotated["refresh_token"].as_str().unwrap();
-    let (status, _) = token(
-        gateway,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &client),
-            ("refresh_token", newest),
-        ],
-    )
-    .await;
+    let (status, _) = token(gateway, &refreshing(&client, newest)).await;
     assert_eq!(
         status, 400,
         "the whole grant is revoked, the newest token too"
@@ -235,15 +212,7 @@ async fn registrations_grants_and_keys_survive_a_restart() {
         .unwrap();
     assert_eq!(jwks_before, jwks_after);
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let (status, body) = token(
-        &stack.gateway,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &client),
-            ("refresh_token", refresh),
-        ],
-    )
-    .await;
+    let (status, body) = token(&stack.gateway, &refreshing(&client, refresh)).await;
     assert_eq!(
         status, 200,
         "the client registered before the restart refreshes after it: {body}"

@@ -1,6 +1,7 @@
 //! Several gateway replicas on one Redis: any step of a flow may land on any replica. Each replica
 //! here listens on its own port but is named by one public URL, as behind a load balancer.
 
+use integration_tests::oauth::refreshing;
 use integration_tests::oauth::{
     Agent, Pkce, REDIRECT, authorize, authorize_url, exchange, register, register_response, token,
 };
@@ -134,11 +135,7 @@ async fn flow_over_replicas(stack: &Replicas) {
     let (status, tokens) = token(a, &exchange(&client, &redirect["code"], &pkce.verifier)).await;
     assert_eq!(status, 200, "{tokens}");
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", refresh.as_str()),
-    ];
+    let form = refreshing(client.as_str(), refresh.as_str());
     let refreshes = (0..20).map(|i| token(&stack.gateways[i % 3], &form));
     let answers = futures::future::join_all(refreshes).await;
     let mut successors: Vec<&str> = answers
@@ -150,21 +147,13 @@ async fn flow_over_replicas(stack: &Replicas) {
         .collect();
     successors.dedup();
     assert_eq!(successors.len(), 1, "one chain: {successors:?}");
-    let next = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", successors[0]),
-    ];
+    let next = refreshing(client.as_str(), successors[0]);
     let (status, body) = token(c, &next).await;
     assert_eq!(status, 200, "the grant stands: {body}");
     let access = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(mcp_status(c, &access).await, 200);
     assert_eq!(mcp_status(b, &access).await, 200);
-    let next = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", body["refresh_token"].as_str().unwrap()),
-    ];
+    let next = refreshing(client.as_str(), body["refresh_token"].as_str().unwrap());
     let (status, body) = token(b, &next).await;
     assert_eq!(status, 200, "{body}");
     let later_access = body["access_token"].as_str().unwrap().to_owned();
@@ -257,11 +246,7 @@ async fn redis_down_is_a_503_to_retry_and_redis_back_loses_nothing() {
     // Back, from its append-only file: the client, the grant and its refresh token are all there,
     // and the gateway was not restarted.
     redis.restart().await;
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("client_id", client.as_str()),
-        ("refresh_token", refresh.as_str()),
-    ];
+    let form = refreshing(client.as_str(), refresh.as_str());
     let mut answer = token(&gateway, &form).await;
     // The connection comes back at the next request that finds Redis again.
     for _ in 0..20 {

@@ -3,6 +3,7 @@
 //! gateway's environment. A Redis the gateway cannot use stops its start, with the reason.
 
 use integration_tests::oauth::Agent;
+use integration_tests::oauth::refreshing;
 use integration_tests::oauth::{Pkce, authorize, authorize_url, exchange, public_client, token};
 use integration_tests::tls::TestCa;
 use integration_tests::{GatewayBuilder, RedisServer, RedisUser};
@@ -75,11 +76,7 @@ async fn the_redis_store_works_over_tls_with_a_client_certificate_and_an_acl_use
     let (status, tokens) = token(&gateway, &exchange(&client, &back["code"], &pkce.verifier)).await;
     assert_eq!(status, 200, "{tokens}");
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh),
-        ("client_id", client.as_str()),
-    ];
+    let form = refreshing(client.as_str(), refresh);
     let (status, refreshed) = token(&gateway, &form).await;
     assert_eq!(status, 200, "{refreshed}");
     assert_ne!(refreshed["refresh_token"].as_str(), Some(refresh));

@@ -21,7 +21,7 @@ use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::keys::KeyRing;
 
 const ORIGIN: &str = "https://gw.example";
-const REDIRECT: &str = "http://127.0.0.1:1/callback";
+use test_fixtures::{REDIRECT, exchange, refreshing};
 
 /// An authorization server with the `local` provider (`alice`, password `wonderland`), a route at
 /// `/mcp`, and its state in memory.
@@ -172,6 +172,14 @@ impl Harness {
         let redirect = Browser::default().authorize(self, &query).await;
         (client, redirect["code"].clone(), pkce)
     }
+
+    /// A public client's code exchanged: the client, and the tokens it got.
+    async fn tokens(&self) -> (String, Value) {
+        let (client, code, pkce) = self.code().await;
+        let (status, tokens) = self.token(&exchange(&client, &code, &pkce.verifier)).await;
+        assert_eq!(status, 200, "{tokens}");
+        (client, tokens)
+    }
 }
 
 /// A browser: it keeps the cookies the server sets, and sends them back.
@@ -311,25 +319,6 @@ fn authorize_query(client_id: &str, pkce: &Pkce, overrides: &[(&str, &str)]) -> 
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish()
-}
-
-fn exchange<'a>(client: &'a str, code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("grant_type", "authorization_code"),
-        ("client_id", client),
-        ("code", code),
-        ("code_verifier", verifier),
-        ("redirect_uri", REDIRECT),
-    ]
-}
-
-/// A refresh of `refresh_token` by `client`.
-fn refreshing<'a>(client: &'a str, refresh_token: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("grant_type", "refresh_token"),
-        ("client_id", client),
-        ("refresh_token", refresh_token),
-    ]
 }
 
 fn json_of(response: &Response) -> Value {

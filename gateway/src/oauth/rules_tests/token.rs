@@ -132,10 +132,7 @@ async fn a_replayed_code_revokes_the_grant_it_issued() {
 #[tokio::test]
 async fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
     let harness = Harness::new();
-    let (client, code, pkce) = harness.code().await;
-    let (_, tokens) = harness
-        .token(&exchange(&client, &code, &pkce.verifier))
-        .await;
+    let (client, tokens) = harness.tokens().await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let form = [refreshing(&client, refresh), vec![("scope", "mcp admin")]].concat();
     let (status, body) = harness.token(&form).await;
@@ -183,10 +180,7 @@ async fn a_redirect_uri_left_out_of_the_authorization_may_be_left_out_of_the_tok
 #[tokio::test]
 async fn refreshes_racing_with_one_token_all_get_its_one_successor() {
     let harness = Harness::new();
-    let (client, code, pkce) = harness.code().await;
-    let (_, tokens) = harness
-        .token(&exchange(&client, &code, &pkce.verifier))
-        .await;
+    let (client, tokens) = harness.tokens().await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let form = refreshing(client.as_str(), refresh);
     let mut successors = Vec::new();
@@ -207,10 +201,7 @@ async fn refreshes_racing_with_one_token_all_get_its_one_successor() {
 #[tokio::test]
 async fn a_grant_ends_at_its_maximum_age_however_often_it_was_refreshed() {
     let harness = Harness::new();
-    let (client, code, pkce) = harness.code().await;
-    let (_, tokens) = harness
-        .token(&exchange(&client, &code, &pkce.verifier))
-        .await;
+    let (client, tokens) = harness.tokens().await;
     let access = tokens["access_token"].as_str().unwrap();
     let claims = harness
         .server
