@@ -1,9 +1,12 @@
-//! The MCP protocol as the gateway reads it, apart from Pingora: a POST's JSON-RPC messages, one
-//! model read one way only ([`message`], with object keys as other parsers fold them in
-//! [`key_folding`]), which the inspection decides on, the list filter takes the ids of, and the
-//! [`peek`] labels a body with when it is not read first; list answers filtered per caller
-//! ([`list_filter`]); and the MCP header names, defined here once.
+//! The MCP protocol as the gateway reads it, apart from Pingora:
+//! - a POST's JSON-RPC messages, one model read one way only ([`message`], with object keys as other
+//!   parsers fold them in [`key_folding`]): the inspection decides on them, the list filter takes
+//!   their ids, and the [`peek`] labels a body with them when it is not read first;
+//! - the `Mcp-Method` and `Mcp-Name` headers checked against the body ([`headers`]);
+//! - list answers filtered per caller ([`list_filter`]);
+//! - the MCP header names, defined here once.
 
+pub(crate) mod headers;
 pub(crate) mod key_folding;
 pub(crate) mod list_filter;
 pub(crate) mod message;

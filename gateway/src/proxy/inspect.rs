@@ -19,6 +19,7 @@ use super::observe::count_decision;
 use super::refusal::Refusal;
 use super::state::Gateway;
 use crate::config::{Policy, Route};
+use crate::mcp::headers;
 use crate::mcp::list_filter::ListFilter;
 use crate::mcp::message::{self, Messages, Unreadable};
 use crate::mcp::peek::McpPeek;
@@ -59,7 +60,7 @@ pub(super) async fn inspect(
         }
         return Ok(None);
     }
-    if !header.headers.contains_key(&MCP_METHOD) && message::requires_method_header(&header.headers)
+    if !header.headers.contains_key(&MCP_METHOD) && headers::requires_method_header(&header.headers)
     {
         return Ok(Some(Refusal::HeaderMismatch {
             id: Value::Null,
@@ -149,7 +150,7 @@ fn continue_trace(session: &Session, ctx: &RequestCtx, messages: &Messages) {
 
 /// The refusal of a body whose `Mcp-Method` or `Mcp-Name` header says other than it does.
 fn header_mismatch(session: &Session, messages: &Messages) -> Option<Refusal> {
-    let mismatch = message::check_headers(&session.req_header().headers, messages).err()?;
+    let mismatch = headers::check_headers(&session.req_header().headers, messages).err()?;
     let id = match messages.messages.as_slice() {
         [one] if !messages.batch => one.id.clone().unwrap_or(Value::Null),
         _ => Value::Null,
