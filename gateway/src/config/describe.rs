@@ -153,6 +153,41 @@ impl Config {
     }
 }
 
+/// How users connect to a route's backend: as which client, asking for what, and where.
+fn describe_connection(connection: &super::connections::ConnectionSettings) -> String {
+    let client = match &connection.client {
+        Some(client) => format!(
+            "the client {} registered beforehand ({})",
+            client.client_id,
+            client.auth_method.as_str()
+        ),
+        None => "a client of its own making (its metadata document, else dynamic registration)"
+            .to_owned(),
+    };
+    let scopes = match connection.scopes.as_slice() {
+        [] => "the scopes the backend names".to_owned(),
+        scopes => format!("the scopes [{}]", scopes.join(" ")),
+    };
+    let servers = match connection.authorization_servers.as_slice() {
+        [] => "the authorization server the backend names".to_owned(),
+        servers => format!("only the authorization servers {}", servers.join(", ")),
+    };
+    format!(
+        "  each user connects their own account at the backend's authorization server: as {client}, \
+         asking for {scopes}, {} the resource parameter; {servers}{}\n",
+        if connection.send_resource {
+            "with"
+        } else {
+            "without"
+        },
+        if connection.allow_private_network {
+            "; private addresses and plain http allowed"
+        } else {
+            ""
+        }
+    )
+}
+
 /// A route: its backend, resource and scopes, its policy, its command.
 fn describe_route(
     route: &super::Route,
@@ -199,6 +234,9 @@ fn describe_route(
                 );
             }
         }
+    }
+    if let Some(connection) = &route.connection {
+        out += &describe_connection(connection);
     }
     if let Some(command) = command {
         out += &format!(

@@ -2,7 +2,7 @@
 //! keys refused, closed choices as enums, but for header names, matched without regard to case as
 //! HTTP matches them, in their section's module), and [`load`] validates it, one module per section
 //! ([`server`], [`tokens`], [`store`], [`routes`] with their [`policy`] and its CEL conditions
-//! ([`when`]), [`auth`], [`providers`], [`redirects`], [`clients`], the listener's certificate,
+//! ([`when`]) and the backends' own authorization servers ([`connections`]), [`auth`], [`providers`], [`redirects`], [`clients`], the listener's certificate,
 //! [`tls`], and where traces go, [`telemetry`]), into three parts kept apart ([`Loaded`]): what
 //! starts the process ([`start`]), fixed for its life, which a reload only compares to name what
 //! needs a restart; what a reload swaps; and the configured clients, whose plain secrets go to the
@@ -14,6 +14,9 @@ mod auth;
 mod clients;
 #[cfg(test)]
 mod common_tests;
+mod connections;
+#[cfg(test)]
+mod connections_tests;
 mod describe;
 pub(crate) mod file;
 mod policy;

@@ -241,7 +241,7 @@ pub(super) fn token_key(
     let key_env = store.token_key_env.as_ref().ok_or_else(|| {
         errors.at(
             "store.token_key_env",
-            "GitHub and OIDC need a key to encrypt their tokens at rest",
+            "GitHub, OIDC and routes with credentials = \"oauth\" need a key to encrypt their tokens at rest",
         )
     })?;
     let key = env(key_env).ok_or_else(|| {

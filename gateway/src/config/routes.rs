@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::connections::ConnectionSettings;
 pub(crate) use super::file::Credentials;
 use super::file::{CommandFile, RouteFile};
 use super::policy::Policy;
@@ -29,6 +30,8 @@ pub(crate) struct Route {
     pub backend: Backend,
     /// Who may use which tool, resource and prompt; `None`: anyone admitted may use everything.
     pub policy: Option<Policy>,
+    /// How each user connects to the backend's own authorization server (`credentials = "oauth"`).
+    pub connection: Option<ConnectionSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +73,7 @@ pub(super) fn settings(
     files: &[RouteFile],
     public_url: &str,
     errors: &Errors,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Routes, ConfigError> {
     if files.is_empty() {
         return Err(errors.at("routes", "at least one [[routes]] entry is needed"));
@@ -77,7 +81,8 @@ pub(super) fn settings(
     let mut routes = Vec::with_capacity(files.len());
     let mut commands = BTreeMap::new();
     for (i, route) in files.iter().enumerate() {
-        let (route, command) = validate_route(route, public_url, errors, &format!("routes[{i}]"))?;
+        let (route, command) =
+            validate_route(route, public_url, errors, &format!("routes[{i}]"), env)?;
         if let Some(other) = routes.iter().find(|r: &&Route| r.path == route.path) {
             return Err(errors.at(
                 &format!("routes[{i}].path"),
@@ -135,6 +140,7 @@ fn validate_route(
     public_url: &str,
     errors: &Errors,
     at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Route, Option<BackendCommand>), ConfigError> {
     let key = |k: &str| format!("{at}.{k}");
     let path = route_path(&route.path).map_err(|reason| errors.at(&key("path"), reason))?;
@@ -158,6 +164,7 @@ fn validate_route(
         .as_ref()
         .map(|c| validate_command(c, errors, &key("command")))
         .transpose()?;
+    let connection = super::connections::settings(route, errors, at, env)?;
     let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
     let route = Route {
         resource: format!("{public_url}{path}"),
@@ -176,6 +183,7 @@ fn validate_route(
             .unwrap_or_else(|| route.upstream.clone()),
         backend,
         policy,
+        connection,
         path,
     };
     Ok((route, command))

@@ -167,14 +167,17 @@ impl Loaded {
             routes,
             default_route,
             commands,
-        } = super::routes::settings(&file.routes, &server.public_url, &errors)?;
+        } = super::routes::settings(&file.routes, &server.public_url, &errors, env)?;
         let store = super::store::settings(&file.store, &errors, env)?;
         let mut auth = super::auth::settings(&file, path, &errors, env)?;
-        // GitHub's and OIDC's tokens (checked where the provider's settings were, before the rest) are kept sealed under this key.
+        // GitHub's and OIDC's tokens (checked where the provider's settings were, before the rest),
+        // and users' tokens at the backends they connect to, are kept sealed under this key.
+        let connects = routes.iter().any(|r| r.connection.is_some());
         let token_key = match &auth.provider {
             Some(super::Provider::GitHub(_) | super::Provider::Oidc(_)) => {
                 Some(super::providers::token_key(&file.store, &errors, env)?)
             }
+            _ if connects => Some(super::providers::token_key(&file.store, &errors, env)?),
             _ => None,
         };
         if let Some(super::Provider::GitHub(_)) = &auth.provider {

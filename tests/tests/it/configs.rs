@@ -34,6 +34,7 @@ fn every_example_config_validates() {
             .env("GITHUB_CLIENT_SECRET", "placeholder-secret")
             .env("OIDC_CLIENT_SECRET", "placeholder-secret")
             .env("REDIS_PASSWORD", "placeholder-secret")
+            .env("WIKI_CLIENT_SECRET", "placeholder-secret")
             .env(
                 "GATEWAY_TOKEN_KEY",
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",

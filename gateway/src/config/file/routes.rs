@@ -34,6 +34,32 @@ pub(crate) struct RouteFile {
     /// Who may call which tool, read which resource and get which prompt (default: anyone the
     /// route admits may use everything).
     pub policy: Option<PolicyFile>,
+    /// How the gateway signs in at the backend's own authorization server (`credentials = "oauth"`).
+    pub oauth: Option<ConnectionFile>,
+}
+
+/// `[routes.oauth]`: the gateway as an OAuth client of a backend that has its own authorization
+/// server, each user connecting their own account there. Every key is optional: by default the
+/// gateway discovers the server and registers itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConnectionFile {
+    /// The gateway's client id at the backend's authorization server, registered there beforehand.
+    pub client_id: Option<String>,
+    /// The environment variable holding that client's secret (a confidential client).
+    pub client_secret_env: Option<String>,
+    /// How that client authenticates at the token endpoint (default: `client_secret_basic` with a
+    /// secret, `none` without).
+    pub token_endpoint_auth_method: Option<super::ClientAuthMethod>,
+    /// The scopes asked for (default: what the backend's challenge or metadata names).
+    pub scopes: Option<Vec<String>>,
+    /// Whether to send the RFC 8707 `resource` parameter (default true; Entra ID refuses it).
+    pub send_resource: Option<bool>,
+    /// The authorization servers (issuers) the backend may name; default: the one it names.
+    pub authorization_servers: Option<Vec<String>>,
+    /// Fetch metadata from, and send users to, private and loopback addresses over plain http: for
+    /// development and tests only.
+    pub allow_private_network: Option<bool>,
 }
 
 /// `[routes.policy]`: rules tried in order, the first that matches decides; `default` when none does.
@@ -107,4 +133,8 @@ pub(crate) enum Credentials {
     Assertion,
     /// Nothing.
     None,
+    /// The user's own token at the backend's authorization server (`[routes.oauth]`), as
+    /// `Authorization: Bearer`.
+    #[serde(rename = "oauth")]
+    OAuth,
 }
