@@ -10,6 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 
 use crate::config::{Config, StoreSettings};
+use crate::connections::Connections;
 use crate::store::{GrantRecord, Store};
 
 /// Whose grants a command is about: a user (by the `sub` tokens carry) or a client.
@@ -122,8 +123,13 @@ pub(crate) async fn list(store: Arc<dyn Store>, holder: Holder) -> anyhow::Resul
     Ok(out)
 }
 
-/// `revoke`: ends every grant in force of `holder`, and says which.
-pub(crate) async fn revoke(store: Arc<dyn Store>, holder: Holder) -> anyhow::Result<String> {
+/// `revoke`: ends every grant in force of `holder`, and says which; for a user, their connections
+/// to backends too (revoked at each backend's server where it can be).
+pub(crate) async fn revoke(
+    store: Arc<dyn Store>,
+    holder: Holder,
+    config: &Config,
+) -> anyhow::Result<String> {
     if matches!(holder, Holder::Everyone) {
         bail!("name whose grants to revoke: --user ID or --client ID");
     }
@@ -145,6 +151,17 @@ pub(crate) async fn revoke(store: Arc<dyn Store>, holder: Holder) -> anyhow::Res
         if grants.len() == 1 { "" } else { "s" },
         holder.describe()
     ));
+    if let (Holder::User(sub), Some(key)) = (&holder, config.start.token_key) {
+        let connections = Connections::new(store.clone(), &key, &config.server.public_url);
+        let route_of = |path: &str| config.routes.iter().find(|r| r.path == path).cloned();
+        let ended = connections.end_all(sub, route_of).await?;
+        if ended > 0 {
+            out.push_str(&format!(
+                "{ended} connection{} of the user {sub} to backends ended\n",
+                if ended == 1 { "" } else { "s" }
+            ));
+        }
+    }
     Ok(out)
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 const ROOMS: &[&str] = &[
     "clock",
     "file_stamp",
+    "outbound",
     "cache",
     "config",
     "telemetry",
@@ -20,6 +21,7 @@ const ROOMS: &[&str] = &[
     "store",
     "tokens",
     "idp",
+    "connections",
     "policy",
     "oauth",
     "mcp",

@@ -4,9 +4,10 @@
 //! command ([`admin`]). The rooms, from the top down (each uses only rooms below it, which
 //! `layers_tests` holds): [`server`], the process's life; [`proxy`], the data plane; [`mcp`],
 //! the protocol it reads; [`oauth`], the authorization server; [`policy`], the routes'
-//! policies; [`idp`], the identity providers; [`tokens`]; [`store`]; [`telemetry`], which every
+//! policies; [`connections`], users' connections to backends with their own authorization
+//! server; [`idp`], the identity providers; [`tokens`]; [`store`]; [`telemetry`], which every
 //! part reports to; [`config`]; and the small leaves ([`rate_limit`], [`cache`],
-//! [`file_stamp`], [`clock`]). Only [`cli`] and [`run`] are public: the binary needs nothing
+//! [`file_stamp`], [`clock`], [`outbound`]). Only [`cli`] and [`run`] are public: the binary needs nothing
 //! else, and the compiler then reports whatever nothing uses.
 //!
 //! Inside, `pub` means reachable from outside a room, through its `mod.rs`: an item that nothing
@@ -20,12 +21,14 @@ mod cache;
 pub mod cli;
 mod clock;
 mod config;
+mod connections;
 mod file_stamp;
 mod idp;
 #[cfg(test)]
 mod layers_tests;
 mod mcp;
 mod oauth;
+mod outbound;
 mod policy;
 mod proxy;
 mod rate_limit;
@@ -56,7 +59,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             admin::on_the_store(&config, user, client, admin::list)
         }
         Some(Command::Revoke { user, client }) => {
-            admin::on_the_store(&config, user, client, admin::revoke)
+            admin::on_the_store(&config, user, client, |store, holder| {
+                admin::revoke(store, holder, &config)
+            })
         }
         None => server::serve(config, clients, cli.log_format, cli.upgrade),
     }

@@ -74,6 +74,11 @@ pub fn visited_paths(report: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The forms of the pages a flow visited, in order (`login`, `consent`, `upstream-login`, …).
+pub fn forms(report: &Value) -> Vec<&str> {
+    pages(report).filter_map(|p| p["form"].as_str()).collect()
+}
+
 /// The first page `oauth-flow.mjs` visited that showed the form named `form`.
 pub fn page_with_form<'a>(report: &'a Value, form: &str) -> &'a Value {
     pages(report)

@@ -19,7 +19,9 @@ fn connected(extra: &str) -> String {
         )
         .replace(
             "[server]",
-            "[store]\ntoken_key_env = \"TOKEN_KEY\"\n\n[server]",
+            "[store]\ntoken_key_env = \"TOKEN_KEY\"\n\n\
+             [provider]\nkind = \"github\"\nclient_id = \"id\"\nclient_secret_env = \"GITHUB_SECRET\"\n\n\
+             [server]",
         )
 }
 
@@ -27,6 +29,7 @@ fn env() -> Vec<(&'static str, &'static str)> {
     vec![
         ("TOKEN_KEY", TOKEN_KEY),
         ("TRACKER_SECRET", "a-secret-of-the-tracker"),
+        ("GITHUB_SECRET", "a-secret-of-github"),
     ]
 }
 
@@ -128,6 +131,13 @@ fn each_mistake_is_named_at_its_key() {
         (
             connected("client_secret = \"inline\""),
             "unknown field `client_secret`",
+        ),
+        (
+            connected("").replace(
+                "[provider]\nkind = \"github\"\nclient_id = \"id\"\nclient_secret_env = \"GITHUB_SECRET\"\n",
+                "",
+            ),
+            "`routes[0].credentials`: \"oauth\" needs a [provider]",
         ),
     ];
     for (text, says) in cases {

@@ -35,6 +35,7 @@ mod when;
 
 pub(crate) use auth::CimdSettings;
 pub(crate) use clients::ClientSettings;
+pub(crate) use connections::ConnectionSettings;
 pub(crate) use policy::{Effect, Kind, Policy, Rule};
 pub(crate) use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};
 pub(crate) use redirects::PrivateUseSchemes;

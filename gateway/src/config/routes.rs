@@ -325,7 +325,9 @@ fn validate_command(
 /// Whether the gateway answers `path` itself, so that no route may use it. The data plane's router
 /// is tested to register no other path of its own.
 pub(crate) fn is_reserved(path: &str) -> bool {
-    path.starts_with("/.well-known/") || RESERVED_PATHS.contains(&path)
+    path.starts_with("/.well-known/")
+        || path.starts_with("/connect/")
+        || RESERVED_PATHS.contains(&path)
 }
 
 /// Paths the gateway answers itself, besides `/.well-known/`.
@@ -340,4 +342,5 @@ const RESERVED_PATHS: &[&str] = &[
     "/revoke",
     "/introspect",
     "/login",
+    "/connections",
 ];

@@ -173,6 +173,16 @@ impl Loaded {
         // GitHub's and OIDC's tokens (checked where the provider's settings were, before the rest),
         // and users' tokens at the backends they connect to, are kept sealed under this key.
         let connects = routes.iter().any(|r| r.connection.is_some());
+        // Users sign in at the gateway before they connect: that needs its authorization server.
+        if let (Some(i), None) = (
+            routes.iter().position(|r| r.connection.is_some()),
+            &auth.provider,
+        ) {
+            return Err(errors.at(
+                &format!("routes[{i}].credentials"),
+                "\"oauth\" needs a [provider]: users sign in at the gateway before they connect",
+            ));
+        }
         let token_key = match &auth.provider {
             Some(super::Provider::GitHub(_) | super::Provider::Oidc(_)) => {
                 Some(super::providers::token_key(&file.store, &errors, env)?)

@@ -9,16 +9,12 @@ pub(crate) mod local;
 mod oauth_client;
 mod oidc;
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Provider;
 use crate::store::records::UserIdentity;
 use crate::telemetry::metrics::auth::AUTH;
+use crate::tokens::sealed::Sealer;
 use github::GitHub;
 use oidc::Oidc;
 
@@ -85,7 +81,7 @@ pub(crate) enum IdpError {
 /// A GitHub or OIDC provider, and the key its tokens are sealed with.
 pub(crate) struct IdentityProvider {
     protocol: Protocol,
-    cipher: Aes256Gcm,
+    sealer: Sealer,
 }
 
 /// Which protocol the provider speaks: GitHub's own OAuth and API, or OpenID Connect.
@@ -122,7 +118,7 @@ impl IdentityProvider {
             token_key.expect("store.token_key_env, which the config requires of GitHub and OIDC");
         Some(Self {
             protocol,
-            cipher: Aes256Gcm::new_from_slice(&key).expect("a 32-byte key"),
+            sealer: Sealer::new(&key),
         })
     }
 
@@ -249,25 +245,15 @@ impl IdentityProvider {
         }
     }
 
-    /// Encrypts tokens for the store: base64url(nonce || AES-256-GCM ciphertext).
+    /// Encrypts tokens for the store ([`Sealer`], bound to nothing, as they always were).
     pub(crate) fn seal(&self, tokens: &ProviderTokens) -> String {
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let plain = serde_json::to_vec(tokens).expect("JSON");
-        let sealed = self
-            .cipher
-            .encrypt(&Nonce::from(nonce), plain.as_slice())
-            .expect("encryption works");
-        URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat())
+        self.sealer
+            .seal(&serde_json::to_vec(tokens).expect("JSON"), "")
     }
 
     /// Decrypts what [`IdentityProvider::seal`] made; `None` if it was made with another key or tampered with.
     pub(crate) fn unseal(&self, sealed: &str) -> Option<ProviderTokens> {
-        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-        let (nonce, ciphertext) = bytes.split_at_checked(12)?;
-        let nonce: [u8; 12] = nonce.try_into().ok()?;
-        let plain = self.cipher.decrypt(&Nonce::from(nonce), ciphertext).ok()?;
-        serde_json::from_slice(&plain).ok()
+        serde_json::from_slice(&self.sealer.open(sealed, "")?).ok()
     }
 }
 

@@ -6,7 +6,7 @@
 //! store (shared by replicas) for the length of a sign-in; a failure is remembered for a minute, so
 //! that a flood of one URL fetches it once.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::redirect;
 use crate::cache::Cache;
 use crate::config::{CimdSettings, PrivateUseSchemes};
+use crate::outbound::{self, is_public};
 use crate::store::ClientRecord;
 
 /// Real documents are a few hundred bytes; each one fetched is kept in the store for a while.
@@ -68,18 +69,7 @@ pub(super) struct Cimd {
 
 impl Cimd {
     pub(super) fn new(settings: CimdSettings, schemes: PrivateUseSchemes) -> Self {
-        let resolver = PublicOnly {
-            allow_private: settings.allow_private_network,
-        };
-        let http = reqwest::Client::builder()
-            .dns_resolver(std::sync::Arc::new(resolver))
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve the host again, past the resolver's check.
-            .no_proxy()
-            .timeout(TIMEOUT)
-            .user_agent(concat!("mcp-auth-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client");
+        let http = outbound::client(settings.allow_private_network, TIMEOUT);
         Self {
             settings,
             schemes,
@@ -243,130 +233,16 @@ impl Cimd {
 
 /// The document's bytes: at most [`MAX_BYTES`], each read within [`TIMEOUT`].
 async fn download(http: &reqwest::Client, url: url::Url) -> Result<Vec<u8>, CimdError> {
-    let mut response = http
+    let response = http
         .get(url)
         .header(http::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| {
-            CimdError::Fetch(if e.is_timeout() {
-                "it took too long".into()
-            } else {
-                "the connection failed".to_owned()
-            })
-        })?;
+        .map_err(|e| CimdError::Fetch(outbound::failure(&e)))?;
     if !response.status().is_success() {
         return Err(CimdError::Fetch(format!("HTTP {}", response.status())));
     }
-    let mut body = Vec::new();
-    loop {
-        let chunk = tokio::time::timeout(TIMEOUT, response.chunk())
-            .await
-            .map_err(|_| CimdError::Fetch("it took too long".into()))?
-            .map_err(|_| CimdError::Fetch("the connection failed".into()))?;
-        let Some(chunk) = chunk else { break };
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_BYTES {
-            return Err(CimdError::Fetch(format!(
-                "it is larger than {MAX_BYTES} bytes"
-            )));
-        }
-    }
-    Ok(body)
-}
-
-/// The fetching client's resolver: a host resolves only if every address it has is public (unless
-/// private networks are allowed), so that the address the connection goes to is one that was
-/// checked, whatever a second DNS answer says.
-struct PublicOnly {
-    allow_private: bool,
-}
-
-impl reqwest::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow_private = self.allow_private;
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addresses: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if !allow_private && addresses.iter().any(|a| !is_public(a.ip())) {
-                return Err(CimdError::PrivateAddress(host).into());
-            }
-            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
-            Ok(addresses)
-        })
-    }
-}
-
-/// Whether an address is on the public internet: not private, loopback, link-local, unspecified,
-/// multicast, shared (CGNAT), documentation or otherwise reserved.
-pub(super) fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
-                || (a == 198 && (18..20).contains(&b))
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let segments = v6.segments();
-            let first = segments[0];
-            // NAT64 (64:ff9b::/96, and the local-use 64:ff9b:1::/48 of RFC 8215), 6to4 (2002::/16)
-            // and IPv4-compatible (::/96) addresses carry an IPv4 address that may be private.
-            let nat64 =
-                segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..3] == [0x64, 0xff9b, 1];
-            let compatible = segments[..6] == [0; 6];
-            !(nat64
-                || first == 0x2002
-                || compatible
-                || v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_public_addresses_are_public() {
-        for private in [
-            "10.0.0.1",
-            "172.16.5.4",
-            "192.168.1.1",
-            "127.0.0.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::a00:1",
-            "64:ff9b:1::a00:1",
-            "224.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
+    outbound::read_bounded(response, MAX_BYTES, TIMEOUT)
+        .await
+        .map_err(CimdError::Fetch)
 }

@@ -33,6 +33,30 @@ impl AuthServer {
         self.idp.is_some()
     }
 
+    /// `caller`'s own token at `route`'s backend (`credentials = "oauth"`), for the data plane to
+    /// forward; `None` when they are not connected there, or no longer (the server refused a
+    /// refresh): then their grant for the route ends too, so that the client signs in again, which
+    /// connects them, rather than refresh into the same refusal.
+    pub(crate) async fn connection_bearer(
+        &self,
+        caller: &crate::tokens::access::AccessClaims,
+        route: &crate::config::Route,
+    ) -> Result<Option<String>, crate::connections::ConnectionError> {
+        let (Some(connections), Some(settings)) = (&self.connections, &route.connection) else {
+            return Ok(None);
+        };
+        let bearer = connections.bearer(&caller.sub, route, settings).await?;
+        if bearer.is_none()
+            && let Some(grant) = &caller.gid
+        {
+            tracing::info!(user = %caller.sub, route = %route.path, "a caller not connected to the backend is to sign in again");
+            if let Err(error) = super::token::revoke_grant(self, grant).await {
+                tracing::warn!(%error, "the grant of a caller to sign in again could not be ended");
+            }
+        }
+        Ok(bearer)
+    }
+
     /// The identity provider's token of a grant, for the data plane to forward; `None` when the
     /// grant has none or is revoked. An expiring token is refreshed at the provider (when it gave a
     /// refresh token) and stored again; concurrent callers wait for that one refresh and share its

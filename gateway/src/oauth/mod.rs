@@ -11,6 +11,7 @@ mod authorize;
 mod callback;
 mod cimd;
 mod client_auth;
+mod connect;
 mod consent;
 mod consent_cookie;
 mod errors;
@@ -49,6 +50,7 @@ use sha2::{Digest as _, Sha256};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::config::Provider;
+use crate::connections::Connections;
 use crate::idp::IdentityProvider;
 use crate::idp::local::LocalUsers;
 
@@ -70,6 +72,10 @@ pub(crate) enum AsEndpoint {
     Revoke,
     Introspect,
     Callback,
+    /// The return from a backend's authorization server, connecting a user.
+    ConnectCallback,
+    /// The gateway's Client ID Metadata Document, for the servers it connects users at.
+    ClientMetadata,
 }
 
 impl AsEndpoint {
@@ -83,6 +89,8 @@ impl AsEndpoint {
             AsEndpoint::Revoke => "/revoke",
             AsEndpoint::Introspect => "/introspect",
             AsEndpoint::Callback => "/callback",
+            AsEndpoint::ConnectCallback => crate::connections::CALLBACK_PATH,
+            AsEndpoint::ClientMetadata => crate::connections::CLIENT_METADATA_PATH,
         }
     }
 
@@ -176,6 +184,9 @@ pub(crate) struct AuthServer {
     login_limiter: Arc<RateLimiter<String>>,
     /// The store's count of revocations when last read ([`grants::UNREAD`] before the first).
     revocation_epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// Users' connections to backends with their own authorization server, when a route has one
+    /// (kept across reloads, with what discovery found).
+    connections: Option<Arc<Connections>>,
 }
 
 impl AuthServer {
@@ -210,6 +221,21 @@ impl AuthServer {
             ),
             None => None,
         };
+        for route in config.routes.iter().filter(|r| r.connection.is_some()) {
+            crate::telemetry::metrics::connections::register_route(&route.path);
+        }
+        // The config requires the token key of any route that connects users.
+        let connections = match (
+            config.routes.iter().any(|r| r.connection.is_some()),
+            config.start.token_key,
+        ) {
+            (true, Some(key)) => Some(Arc::new(Connections::new(
+                store.clone(),
+                &key,
+                &config.server.public_url,
+            ))),
+            _ => None,
+        };
         Self {
             consent_key: consent_cookie::key(&keys),
             refresh_key: derived_key(&keys, "refresh token successor"),
@@ -228,6 +254,7 @@ impl AuthServer {
             idp_token_cache: Arc::new(Cache::new(IDP_TOKENS_KEPT)),
             refresh_locks: Arc::new(Cache::new(GRANTS_KEPT)),
             revocation_epoch: Arc::new(std::sync::atomic::AtomicU64::new(grants::UNREAD)),
+            connections,
         }
     }
 
@@ -245,6 +272,9 @@ impl AuthServer {
         next.idp_token_cache = self.idp_token_cache.clone();
         next.refresh_locks = self.refresh_locks.clone();
         next.revocation_epoch = self.revocation_epoch.clone();
+        if next.connections.is_some() && self.connections.is_some() {
+            next.connections = self.connections.clone();
+        }
         if next.login_limiter.per_minute() == self.login_limiter.per_minute() {
             next.login_limiter = self.login_limiter.clone();
         }
@@ -276,6 +306,8 @@ impl AuthServer {
             AsEndpoint::Revoke => revoke::handle(self, &request).await,
             AsEndpoint::Introspect => introspect::handle(self, &request).await,
             AsEndpoint::Callback => callback::handle(self, &request).await,
+            AsEndpoint::ConnectCallback => connect::handle(self, &request).await,
+            AsEndpoint::ClientMetadata => connect::client_metadata(self),
         }
     }
 

@@ -8,6 +8,7 @@ use super::response;
 use super::response::WithHeader as _;
 use super::{AuthServer, Request, Response, hash_secret, random_token};
 use crate::clock::now;
+use crate::connections::{ConnectionError, Waiting};
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, PendingAuthorization};
 use crate::telemetry::metrics::auth::AUTH;
@@ -84,13 +85,18 @@ pub(super) fn error_redirect(
     client_redirect(server, redirect_uri, &extra)
 }
 
-/// Ends a pending authorization the user approved: issues the code and sends the browser back.
+/// Ends a pending authorization the user approved: issues the code and sends the browser back; or,
+/// for a route whose backend the user must connect to first, sends the browser there, to come back
+/// here once connected ([`super::connect`]).
 pub(super) async fn issue_code(
     server: &AuthServer,
     pending: &PendingAuthorization,
     user: UserIdentity,
     idp_tokens: Option<String>,
 ) -> Result<Response, OAuthError> {
+    if let Some(onwards) = to_backend(server, pending, &user, &idp_tokens).await? {
+        return Ok(onwards);
+    }
     let code = random_token(32);
     let route = server.route_for(&pending.resource);
     let scope = super::scope::for_user(route, &user, &pending.client_id, &pending.scope);
@@ -118,6 +124,58 @@ pub(super) async fn issue_code(
         response::redirect(&client_redirect(server, &pending.redirect_uri, &extra))
             .with_header(http::header::SET_COOKIE, &auth_cookie("", 0)),
     )
+}
+
+/// Where an approved sign-in goes next: to the backend's authorization server when the route
+/// connects users and this one is not connected there yet (`Some`, a redirect), else on to its code.
+pub(super) async fn to_backend(
+    server: &AuthServer,
+    pending: &PendingAuthorization,
+    user: &UserIdentity,
+    idp_tokens: &Option<String>,
+) -> Result<Option<Response>, OAuthError> {
+    let (Some(connections), Some(route)) =
+        (&server.connections, server.route_for(&pending.resource))
+    else {
+        return Ok(None);
+    };
+    let Some(settings) = &route.connection else {
+        return Ok(None);
+    };
+    if connections
+        .is_connected(&user.sub, route)
+        .await
+        .map_err(connection_store_error)?
+    {
+        return Ok(None);
+    }
+    let waiting = Waiting {
+        pending: pending.clone(),
+        user: user.clone(),
+        idp_tokens: idp_tokens.clone(),
+    };
+    match connections.begin(route, settings, waiting).await {
+        Ok(location) => Ok(Some(response::redirect(&location))),
+        Err(error) => {
+            tracing::warn!(route = %route.path, %error, "a user could not be sent to connect to a backend");
+            crate::telemetry::metrics::connections::failed(&route.path, error.reason());
+            completed("failed");
+            Ok(Some(response::redirect(&error_redirect(
+                server,
+                &pending.redirect_uri,
+                "temporarily_unavailable",
+                &format!("The MCP server's sign-in cannot be reached: {error}"),
+                pending.state.as_deref(),
+            ))))
+        }
+    }
+}
+
+fn connection_store_error(error: ConnectionError) -> OAuthError {
+    match error {
+        ConnectionError::Store(error) => error.into(),
+        other => OAuthError::TemporarilyUnavailable(other.to_string()),
+    }
 }
 
 /// Counts an authorization that ended: `approved`, `denied` or `failed`.

@@ -23,12 +23,16 @@ pub(super) enum BearerError {
     InvalidToken(TokenError),
     #[error("The access token lacks a scope this resource requires")]
     InsufficientScope,
+    /// The caller is not (or no longer) connected to the route's backend: signing in again
+    /// connects them.
+    #[error("Sign in again to connect to this MCP server")]
+    NotConnected,
 }
 
 impl BearerError {
     pub(super) fn status(&self) -> u16 {
         match self {
-            BearerError::NoToken | BearerError::InvalidToken(_) => 401,
+            BearerError::NoToken | BearerError::InvalidToken(_) | BearerError::NotConnected => 401,
             BearerError::TokenInQuery => 400,
             BearerError::InsufficientScope => 403,
         }
@@ -41,6 +45,7 @@ impl BearerError {
             BearerError::TokenInQuery => "token_in_query",
             BearerError::InvalidToken(e) => e.reason(),
             BearerError::InsufficientScope => "insufficient_scope",
+            BearerError::NotConnected => "not_connected",
         }
     }
 
@@ -59,7 +64,7 @@ impl BearerError {
             BearerError::TokenInQuery => format!(
                 "Bearer error=\"invalid_request\", error_description=\"{self}\", resource_metadata=\"{metadata}\""
             ),
-            BearerError::InvalidToken(_) => format!(
+            BearerError::InvalidToken(_) | BearerError::NotConnected => format!(
                 "Bearer error=\"invalid_token\", error_description=\"{self}\", resource_metadata=\"{metadata}\""
             ),
             BearerError::InsufficientScope => insufficient_scope_challenge(route, &needed),
@@ -71,7 +76,7 @@ impl BearerError {
         let error = match self {
             BearerError::NoToken => "unauthorized",
             BearerError::TokenInQuery => "invalid_request",
-            BearerError::InvalidToken(_) => "invalid_token",
+            BearerError::InvalidToken(_) | BearerError::NotConnected => "invalid_token",
             BearerError::InsufficientScope => "insufficient_scope",
         };
         super::respond::json_error(error, &self.to_string())

@@ -1,11 +1,15 @@
 //! What an admitted caller's request carries to the backend: the route's credentials, made (or taken
 //! from the signer's cache) for the caller, with the identity provider's token of the caller's grant
-//! when GitHub or an OIDC provider issued one.
+//! when GitHub or an OIDC provider issued one; or, on a route that connects users to its backend's
+//! own authorization server, the caller's own token there.
 
 use std::sync::Arc;
 
+use http::HeaderValue;
 use pingora::{Error, ErrorType};
 
+use super::bearer::BearerError;
+use super::refusal::Refusal;
 use super::state::Gateway;
 use crate::clock::now;
 use crate::config::{Credentials, Route};
@@ -21,14 +25,8 @@ pub(super) async fn for_caller(
 ) -> pingora::Result<Option<Arc<BackendCredentials>>> {
     match route.credentials {
         Credentials::None => return Ok(None),
-        // The connect flow is being built (issue 25): until it is, nothing is forwarded to a
-        // backend that would get no user's token, and no identity of the gateway's in its place.
-        Credentials::OAuth => {
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(501),
-                "routes with credentials = \"oauth\" are not served by this build yet",
-            ));
-        }
+        // The caller's own token at the backend ([`connected`]), and nothing of the gateway's.
+        Credentials::OAuth => return Ok(None),
         _ => {}
     }
     // With GitHub or an OIDC provider, the grant holds the user's token there, and the backend
@@ -63,4 +61,32 @@ pub(super) async fn for_caller(
         )
         .map(Some)
         .map_err(|e| Error::because(ErrorType::InternalError, "signing backend credentials", e))
+}
+
+/// `Authorization: Bearer` with the caller's own token at `route`'s backend (`credentials =
+/// "oauth"`), or the refusal: 401 when they are not connected there (signing in again connects
+/// them: their grant for the route ends, so that a refresh cannot stand in for the sign-in), 502
+/// when the backend's server cannot renew the token now.
+pub(super) async fn connected(
+    gateway: &Gateway,
+    route: &Route,
+    caller: &AccessClaims,
+    cors_origin: Option<&str>,
+) -> Result<HeaderValue, Refusal> {
+    let cors = super::cors::route_headers(cors_origin);
+    let Some(auth) = &gateway.auth else {
+        return Err(Refusal::ConnectionUnavailable { cors });
+    };
+    match auth.connection_bearer(caller, route).await {
+        Ok(Some(token)) => HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Refusal::ConnectionUnavailable { cors }),
+        Ok(None) => Err(Refusal::Bearer {
+            error: BearerError::NotConnected,
+            cors,
+        }),
+        Err(error) => {
+            tracing::warn!(route = %route.path, %error, "a caller's token at the backend is not available");
+            Err(Refusal::ConnectionUnavailable { cors })
+        }
+    }
 }

@@ -69,6 +69,8 @@ pub(crate) struct MessageState {
 #[derive(Default)]
 pub(crate) struct BackendCall {
     pub credentials: Option<Arc<BackendCredentials>>,
+    /// `Bearer <the caller's own token at the backend>`, on a route that connects users.
+    pub connection_bearer: Option<http::HeaderValue>,
     pub started: Option<Instant>,
     /// The response is an SSE stream, counted among the route's active streams.
     pub stream_open: bool,

@@ -79,6 +79,14 @@ pub(super) fn peer(route: &Route, address: SocketAddr) -> HttpPeer {
     peer
 }
 
+/// What a request carries to its backend for the caller: the credentials the gateway made, or the
+/// caller's own token at the backend (`credentials = "oauth"`).
+#[derive(Clone, Copy)]
+pub(super) struct Credentialed<'a> {
+    pub made: Option<&'a BackendCredentials>,
+    pub connection: Option<&'a HeaderValue>,
+}
+
 /// Rewrites `request` for `route`'s backend with the caller's `credentials`.
 ///
 /// The request is rewritten as plain `http` parts and handed back to Pingora without the record of
@@ -89,7 +97,7 @@ pub(super) fn peer(route: &Route, address: SocketAddr) -> HttpPeer {
 pub(super) fn prepare(
     request: &mut RequestHeader,
     route: &Route,
-    credentials: Option<&BackendCredentials>,
+    credentials: Credentialed<'_>,
     request_id: &HeaderValue,
     forwarded: &ForwardedFor,
 ) -> pingora::Result<()> {
@@ -103,7 +111,7 @@ pub(super) fn prepare(
 fn rewrite(
     parts: &mut http::request::Parts,
     route: &Route,
-    credentials: Option<&BackendCredentials>,
+    credentials: Credentialed<'_>,
     request_id: &HeaderValue,
     forwarded: &ForwardedFor,
 ) -> pingora::Result<()> {
@@ -119,13 +127,18 @@ fn rewrite(
     }
     headers.insert(FORWARDED_PROTO, forwarded.proto.clone());
     headers.insert(FORWARDED_HOST, forwarded.host.clone());
-    match (route.credentials, credentials) {
+    match (route.credentials, credentials.made) {
         (Credentials::Headers, Some(c)) => insert_identity(headers, c)?,
         (Credentials::Bearer, Some(c)) => {
             headers.insert(http::header::AUTHORIZATION, c.bearer_backend_token.clone());
         }
         (Credentials::Assertion, Some(c)) => {
             headers.insert(http::header::AUTHORIZATION, c.bearer_assertion.clone());
+        }
+        (Credentials::OAuth, _) => {
+            if let Some(bearer) = credentials.connection {
+                headers.insert(http::header::AUTHORIZATION, bearer.clone());
+            }
         }
         _ => {}
     }

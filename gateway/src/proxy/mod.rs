@@ -132,6 +132,16 @@ impl Gateway {
             Box::pin(refusal.answer(session, route, ctx.cors_origin.as_deref())).await?;
             return Ok(true);
         }
+        if route.credentials == crate::config::Credentials::OAuth {
+            let cors_origin = ctx.cors_origin.as_deref();
+            match credentials::connected(self, route, &caller, cors_origin).await {
+                Ok(bearer) => ctx.backend.connection_bearer = Some(bearer),
+                Err(refusal) => {
+                    Box::pin(refusal.answer(session, route, cors_origin)).await?;
+                    return Ok(true);
+                }
+            }
+        }
         ctx.backend.credentials = credentials::for_caller(self, route, index, &caller).await?;
         // An HTTP/2 body comes in frames of its own, which nothing else times: watched until it
         // has come whole (an HTTP/1.1 one, once it comes in more than one read).
@@ -219,10 +229,14 @@ impl Gateway {
             proto: &self.forwarded_proto,
             host: &self.forwarded_host,
         };
+        let credentials = forward::Credentialed {
+            made: ctx.backend.credentials.as_deref(),
+            connection: ctx.backend.connection_bearer.as_ref(),
+        };
         forward::prepare(
             upstream_request,
             route,
-            ctx.backend.credentials.as_deref(),
+            credentials,
             &ctx.telemetry.request_id,
             &forwarded,
         )?;

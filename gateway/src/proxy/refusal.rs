@@ -52,6 +52,10 @@ pub(super) enum Refusal {
     /// 200 with a JSON-RPC error for each request (202 when there is none): what was asked is not
     /// allowed.
     Denied(Bytes),
+
+    // Refused for want of the caller's token at the backend (`credentials = "oauth"`).
+    /// 502: the backend's authorization server cannot refresh the caller's token now.
+    ConnectionUnavailable { cors: Headers },
 }
 
 impl Refusal {
@@ -67,7 +71,8 @@ impl Refusal {
             Refusal::HeadersTooLarge
             | Refusal::Preflight(_)
             | Refusal::BodyTooLarge { .. }
-            | Refusal::Upgrade => None,
+            | Refusal::Upgrade
+            | Refusal::ConnectionUnavailable { .. } => None,
             Refusal::TooLarge => Some("body_too_large"),
             Refusal::Slow => Some("body_timeout"),
             Refusal::BodyNotPosted => Some("body_not_posted"),
@@ -119,6 +124,13 @@ impl Refusal {
             Refusal::Bearer { error, mut cors } => {
                 cors.push(("www-authenticate", error.challenge(route)));
                 return respond::json(session, error.status(), &error.body(), &cors).await;
+            }
+            Refusal::ConnectionUnavailable { cors } => {
+                let body = json_error(
+                    "temporarily_unavailable",
+                    "The MCP server's sign-in cannot be reached to renew your access; try again shortly",
+                );
+                return respond::json(session, 502, &body, &cors).await;
             }
             Refusal::BadSessionId { cors } => {
                 let body = json_error(

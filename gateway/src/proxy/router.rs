@@ -69,6 +69,11 @@ impl Router {
                     Endpoint::AuthServer(AsEndpoint::Register),
                 );
             }
+            if config.routes.iter().any(|r| r.connection.is_some()) {
+                for endpoint in [AsEndpoint::ConnectCallback, AsEndpoint::ClientMetadata] {
+                    exact.insert(endpoint.path().to_owned(), Endpoint::AuthServer(endpoint));
+                }
+            }
         }
         for (i, route) in config.routes.iter().enumerate() {
             exact.insert(route.metadata_path.clone(), Endpoint::ResourceMetadata(i));

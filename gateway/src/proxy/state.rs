@@ -47,7 +47,7 @@ pub(crate) struct Gateway {
     /// The store other replicas share, where a session opened through one of them is found.
     pub(super) shared_store: Option<Arc<dyn Store>>,
     /// Per-client-address limits on each of the authorization server's endpoints.
-    pub(super) limits: Arc<[(AsEndpoint, RateLimiter<IpAddr>); 8]>,
+    pub(super) limits: Arc<[(AsEndpoint, RateLimiter<IpAddr>); 9]>,
     /// The scheme and host clients reach the gateway at, as `X-Forwarded-Proto` and `-Host` tell
     /// the backends.
     pub(super) forwarded_proto: HeaderValue,
@@ -115,6 +115,10 @@ impl Gateway {
                 (AsEndpoint::Login, RateLimiter::new(limits.login)),
                 (AsEndpoint::Consent, RateLimiter::new(limits.consent)),
                 (AsEndpoint::Callback, RateLimiter::new(limits.callback)),
+                (
+                    AsEndpoint::ConnectCallback,
+                    RateLimiter::new(limits.callback),
+                ),
                 (AsEndpoint::Revoke, RateLimiter::new(limits.revoke)),
                 (AsEndpoint::Introspect, RateLimiter::new(limits.introspect)),
             ]),

@@ -1,7 +1,7 @@
 //! [`Metered`]: any store, with each operation timed and its failures counted by operation
 //! (`mcp_gateway_store_operation_duration_seconds`, `mcp_gateway_store_errors_total`), and a span
-//! for each one a traced request makes. Every operation of [`Store`] is forwarded, the defaults
-//! too, so the inner store's own versions run.
+//! for each one a traced request makes. Every operation of [`Store`] and [`ConnectionStore`] is
+//! forwarded, the defaults too, so the inner store's own versions run.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,6 +9,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tracing::Span;
 
+use super::connections::{ConnectFlow, ConnectionRecord, ConnectionStore, RegistrationRecord};
 use super::{
     ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, RefreshRotation,
     Rotation, Store, StoreResult, StoredKey,
@@ -25,7 +26,7 @@ pub(crate) struct Metered {
 impl Metered {
     /// Wraps `store`; its error series start at 0, so that they exist before the first failure.
     pub(crate) fn new(inner: Arc<dyn Store>, system: &'static str) -> Self {
-        for operation in OPERATIONS {
+        for operation in STORE_OPERATIONS.iter().chain(CONNECTION_OPERATIONS) {
             for kind in ["unreachable", "error"] {
                 AUTH.store_errors.with_label_values(&[operation, kind]);
             }
@@ -66,15 +67,16 @@ fn observe<T>(operation: &'static str, started: Instant, result: &StoreResult<T>
     }
 }
 
-/// The forwarding `impl Store for Metered`, from each operation's name, arguments and result, and
-/// the list of their names.
+/// The forwarding `impl $trait for Metered`, from each operation's name, arguments and result (and
+/// `$extra`, items forwarded by hand), and the list of their names, `$names`.
 macro_rules! metered {
-    ($($operation:ident($($arg:ident: $type:ty),*) -> $result:ty;)*) => {
+    ($trait:ident, $names:ident, { $($extra:tt)* }
+     $($operation:ident($($arg:ident: $type:ty),*) -> $result:ty;)*) => {
         /// Every operation's name, as its label.
-        const OPERATIONS: &[&str] = &[$(stringify!($operation)),*];
+        const $names: &[&str] = &[$(stringify!($operation)),*];
 
         #[async_trait]
-        impl Store for Metered {
+        impl $trait for Metered {
             $(
                 async fn $operation(&self, $($arg: $type),*) -> StoreResult<$result> {
                     let started = Instant::now();
@@ -85,14 +87,17 @@ macro_rules! metered {
                 }
             )*
 
-            fn is_shared(&self) -> bool {
-                self.inner.is_shared()
-            }
+            $($extra)*
         }
     };
 }
 
 metered! {
+    Store, STORE_OPERATIONS, {
+        fn is_shared(&self) -> bool {
+            self.inner.is_shared()
+        }
+    }
     put_client(client: &ClientRecord) -> ();
     client(client_id: &str) -> Option<ClientRecord>;
     retain_config_clients(keep: &[String]) -> Vec<String>;
@@ -125,4 +130,18 @@ metered! {
     revoked_tokens(grant_id: &str, now: u64) -> Vec<(String, u64)>;
     count_hit(bucket: &str, window_secs: u64) -> (u64, u64);
     revocation_epoch() -> u64;
+}
+
+metered! {
+    ConnectionStore, CONNECTION_OPERATIONS, {}
+    put_connection(connection: &ConnectionRecord) -> ();
+    connection(sub: &str, route: &str) -> Option<ConnectionRecord>;
+    connections(sub: &str) -> Vec<ConnectionRecord>;
+    replace_connection(refreshed: &ConnectionRecord) -> bool;
+    delete_connection(sub: &str, route: &str) -> Option<ConnectionRecord>;
+    put_registration(registration: &RegistrationRecord) -> ();
+    registration(issuer: &str, redirect_uri: &str) -> Option<RegistrationRecord>;
+    delete_registration(issuer: &str, redirect_uri: &str) -> ();
+    put_connect_flow(state_hash: &str, flow: &ConnectFlow) -> ();
+    take_connect_flow(state_hash: &str, now: u64) -> Option<ConnectFlow>;
 }

@@ -5,8 +5,10 @@
 //! login is *taken* exactly once, a refresh token is *rotated* by compare-and-swap, and whatever
 //! expires carries its own expiry, so a store with TTLs can drop it unaided. Secrets are never stored
 //! in the clear: codes and refresh tokens by SHA-256, client secrets by SHA-256 of a high-entropy
-//! value. Whichever it is runs [`metered`], each operation timed.
+//! value. Whichever it is runs [`metered`], each operation timed. What is kept of users' connections
+//! to backends with their own authorization server is a trait of its own, [`connections`].
 
+pub(crate) mod connections;
 pub(crate) mod memory;
 pub(crate) mod metered;
 pub(crate) mod records;
@@ -15,6 +17,7 @@ pub(crate) mod sqlite;
 
 use async_trait::async_trait;
 
+pub(crate) use connections::{ConnectFlow, ConnectionRecord, ConnectionStore, RegistrationRecord};
 pub(crate) use records::{ClientRecord, CodeRecord, GrantRecord, PendingAuthorization, StoredKey};
 
 /// A store failure, with what caused it kept as it came: the database's or Redis's own error, a
@@ -134,7 +137,7 @@ pub(crate) enum Rotation {
 }
 
 #[async_trait]
-pub(crate) trait Store: Send + Sync {
+pub(crate) trait Store: ConnectionStore {
     async fn put_client(&self, client: &ClientRecord) -> StoreResult<()>;
     async fn client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     /// Removes the clients the config once declared (`origin` "config") that are not in `keep`,

@@ -1,6 +1,8 @@
 //! The gateway's tokens: its signing keys and JWKS ([`keys`]), the RFC 9068 access tokens it issues and
-//! checks ([`access`]), and what it hands backends ([`backend`]).
+//! checks ([`access`]), what it hands backends ([`backend`]), and the secrets it keeps sealed in the
+//! store ([`sealed`]).
 
 pub(crate) mod access;
 pub(crate) mod backend;
 pub(crate) mod keys;
+pub(crate) mod sealed;

@@ -9,6 +9,7 @@ mod backend_refusals;
 mod browser;
 mod configs;
 mod conformance;
+mod connections;
 mod gateway_admission;
 mod gateway_discovery;
 mod gateway_e2e;

@@ -83,12 +83,7 @@ async fn users_sign_in_at_an_openid_provider_and_its_token_is_forwarded_and_refr
     let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
     assert!(report.get("error").is_none(), "{report:#}");
 
-    let forms: Vec<&str> = report["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["form"].as_str())
-        .collect();
+    let forms = node::forms(&report);
     assert_eq!(
         forms.first(),
         Some(&"consent"),

@@ -1,7 +1,9 @@
 //! The behaviour every store must have, run against each of them: codes, refresh tokens and grants
-//! ([`grants`]); pending authorizations, clients, consents and keys ([`kept`]). Here, what they
-//! share: the records they start from, and each store to run on.
+//! ([`grants`]); pending authorizations, clients, consents and keys ([`kept`]); users' connections
+//! to backends, registrations and connect flows ([`connections`]). Here, what they share: the
+//! records they start from, and each store to run on.
 
+mod connections;
 mod grants;
 mod kept;
 

@@ -3,12 +3,14 @@
 //! ([`scripts`]), so it is atomic however many replicas race; whatever expires carries a Redis
 //! expiry too, so nothing needs purging. Keys start with the configured prefix and are hash-tagged:
 //! one slot per client, pending authorization, code or consent, and one slot for the grants and
-//! their refresh tokens, whose rotation and revocation must see each other.
+//! their refresh tokens, whose rotation and revocation must see each other. What it keeps of
+//! users' connections is in [`connections`].
 
-mod connection;
+mod client;
+mod connections;
 mod scripts;
 
-pub(crate) use connection::RedisStore;
+pub(crate) use client::RedisStore;
 
 use async_trait::async_trait;
 use redis::AsyncCommands as _;

@@ -134,3 +134,17 @@ pub(super) static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
         ",
     )
 });
+
+/// KEYS[1] a user's connections; ARGV[1] the route, ARGV[2] the `connected_at` of the connection
+/// refreshed, ARGV[3] the refreshed body. Writes it only over that same connection: 1, else 0.
+pub(super) static REPLACE_CONNECTION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local current = redis.call('HGET', KEYS[1], ARGV[1])
+        if not current then return 0 end
+        if cjson.decode(current)['connected_at'] ~= tonumber(ARGV[2]) then return 0 end
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+        return 1
+        ",
+    )
+});

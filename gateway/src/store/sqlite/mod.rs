@@ -1,11 +1,13 @@
 //! The embedded default store: one SQLite file in WAL mode, with versioned migrations ([`schema`]).
 //! Atomic steps are single statements or short transactions on the one connection, run on Tokio's
-//! blocking pool so that the disk never holds up the worker threads.
+//! blocking pool so that the disk never holds up the worker threads. What it keeps of users'
+//! connections is in [`connections`].
 
-mod connection;
+mod connections;
+mod database;
 mod schema;
 
-pub(crate) use connection::SqliteStore;
+pub(crate) use database::SqliteStore;
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
@@ -386,6 +388,7 @@ impl Store for SqliteStore {
             c.execute("DELETE FROM pending WHERE expires_at <= ?1", [now])?;
             c.execute("DELETE FROM codes WHERE expires_at + 3600 <= ?1", [now])?;
             c.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?1", [now])?;
+            c.execute("DELETE FROM connect_flows WHERE expires_at <= ?1", [now])?;
             c.execute(
                 "DELETE FROM clients WHERE json_extract(body, '$.expires_at') BETWEEN 1 AND ?1",
                 [now],

@@ -40,6 +40,15 @@ const MIGRATIONS: &[&str] = &[
     -- When a grant's refresh token was last rotated, stamped as it is.
     ALTER TABLE grants ADD COLUMN refreshed_at INTEGER;
 "#,
+    r#"
+    -- Users' connections to backends with their own authorization server, the gateway's
+    -- registrations there, and the flows that connect.
+    CREATE TABLE connections (sub TEXT NOT NULL, route TEXT NOT NULL, connected_at INTEGER NOT NULL,
+        body TEXT NOT NULL, PRIMARY KEY (sub, route));
+    CREATE TABLE registrations (issuer TEXT NOT NULL, redirect_uri TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (issuer, redirect_uri));
+    CREATE TABLE connect_flows (hash TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
+"#,
 ];
 
 pub(super) fn migrate(conn: &Connection) -> StoreResult<()> {

@@ -5,6 +5,7 @@
 //! [`auth`].
 
 pub(crate) mod auth;
+pub(crate) mod connections;
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};

@@ -1,4 +1,7 @@
-//! The in-memory store: one mutex around plain maps. State is lost on restart.
+//! The in-memory store: one mutex around plain maps. State is lost on restart. What it keeps of
+//! users' connections is in [`connections`].
+
+mod connections;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -6,8 +9,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    ClientRecord, CodeRecord, CodeTake, GrantRecord, PendingAuthorization, RefreshRotation,
-    Rotation, Store, StoreResult, StoredKey,
+    ClientRecord, CodeRecord, CodeTake, ConnectFlow, ConnectionRecord, GrantRecord,
+    PendingAuthorization, RefreshRotation, RegistrationRecord, Rotation, Store, StoreResult,
+    StoredKey,
 };
 
 #[derive(Default)]
@@ -26,6 +30,12 @@ struct Inner {
     consents: HashMap<(String, String, String), String>,
     keys: Vec<StoredKey>,
     revocations: u64,
+    /// By (user, route).
+    connections: HashMap<(String, String), ConnectionRecord>,
+    /// By (issuer, redirect URI).
+    registrations: HashMap<(String, String), RegistrationRecord>,
+    /// By the hash of their state.
+    connect_flows: HashMap<String, ConnectFlow>,
 }
 
 struct RefreshEntry {
@@ -273,6 +283,7 @@ impl Store for MemoryStore {
         inner.codes.retain(|_, (c, _, _)| c.expires_at + 3600 > now);
         inner.refresh.retain(|_, r| r.expires_at > now);
         inner.clients.retain(|_, c| !c.expired(now));
+        inner.connect_flows.retain(|_, f| f.expires_at > now);
         Ok(())
     }
 }

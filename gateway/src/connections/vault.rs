@@ -1,0 +1,161 @@
+//! Users' tokens at backends, as the data plane asks for them: unsealed for the one user and route
+//! they belong to, refreshed shortly before they expire (one refresh at a time per connection
+//! across replicas, by the store's lock), and the connection ended when the server refuses a
+//! refresh (a 4xx) but kept when it is only unavailable (a 5xx or no answer: this request fails,
+//! a later one tries again).
+
+use std::time::Duration;
+
+use super::errors::ConnectionError;
+use super::{Connections, random_token};
+use crate::clock::now;
+use crate::config::{ConnectionSettings, Route};
+use crate::store::ConnectionRecord;
+use crate::telemetry::metrics::connections as metrics;
+
+/// A token with less than this left is refreshed before it is used.
+const REFRESH_AHEAD_SECS: u64 = 60;
+/// The longest one replica holds a connection's refresh before another may take it over.
+const REFRESH_LOCK_MS: u64 = 15_000;
+
+impl Connections {
+    /// `sub`'s token at `route`'s backend: `None` when they are not connected there (or no longer:
+    /// the server refused a refresh).
+    pub(crate) async fn bearer(
+        &self,
+        sub: &str,
+        route: &Route,
+        settings: &ConnectionSettings,
+    ) -> Result<Option<String>, ConnectionError> {
+        let Some(record) = self.store.connection(sub, &route.path).await? else {
+            return Ok(None);
+        };
+        // Tokens for another backend (the route was pointed elsewhere) are not this one's.
+        if record.resource != route.backend.url {
+            return Ok(None);
+        }
+        let Some(tokens) = self.open_tokens_of(&record) else {
+            tracing::warn!(user = sub, route = %route.path, "a connection's tokens do not open with this key");
+            return Ok(None);
+        };
+        let due = record
+            .expires_at
+            .is_some_and(|at| at <= now() + REFRESH_AHEAD_SECS);
+        if !due {
+            return Ok(Some(tokens.access_token));
+        }
+        if tokens.refresh_token.is_none() {
+            // Expired with no way to renew it: the user connects again.
+            self.store.delete_connection(sub, &route.path).await?;
+            return Ok(None);
+        }
+        self.refresh(record, route, settings).await
+    }
+
+    /// Refreshes `record`, or waits for the replica that is refreshing it.
+    async fn refresh(
+        &self,
+        record: ConnectionRecord,
+        route: &Route,
+        settings: &ConnectionSettings,
+    ) -> Result<Option<String>, ConnectionError> {
+        let lock = format!("connection-refresh:{}:{}", record.sub, record.route);
+        let holder = random_token(12);
+        let mut waited = Duration::ZERO;
+        while !self.store.try_lock(&lock, &holder, REFRESH_LOCK_MS).await? {
+            // Another replica refreshes it: its result is read once it is written.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+            if waited >= Duration::from_millis(REFRESH_LOCK_MS) {
+                return Err(ConnectionError::Unavailable(
+                    "another refresh of this connection did not finish".into(),
+                ));
+            }
+            match self.store.connection(&record.sub, &record.route).await? {
+                Some(current)
+                    if current.refreshed_at != record.refreshed_at
+                        || current.connected_at != record.connected_at =>
+                {
+                    return Ok(self.open_tokens_of(&current).map(|t| t.access_token));
+                }
+                None => return Ok(None),
+                _ => {}
+            }
+        }
+        let result = self.refresh_held(&record, route, settings).await;
+        if let Err(error) = self.store.unlock(&lock, &holder).await {
+            tracing::debug!(%error, "a connection's refresh lock is left to expire");
+        }
+        result
+    }
+
+    async fn refresh_held(
+        &self,
+        record: &ConnectionRecord,
+        route: &Route,
+        settings: &ConnectionSettings,
+    ) -> Result<Option<String>, ConnectionError> {
+        // Read again under the lock: a replica may have refreshed it just before.
+        let Some(current) = self.store.connection(&record.sub, &record.route).await? else {
+            return Ok(None);
+        };
+        let tokens = self
+            .open_tokens_of(&current)
+            .ok_or(ConnectionError::UnknownState)?;
+        if current
+            .expires_at
+            .is_none_or(|at| at > now() + REFRESH_AHEAD_SECS)
+        {
+            return Ok(Some(tokens.access_token));
+        }
+        let Some(refresh_token) = tokens.refresh_token.clone() else {
+            return Ok(None);
+        };
+        let discovered = self.discovered(route, settings, None).await?;
+        let client = self
+            .client_of_connection(&current.client_id, &current.issuer, settings)
+            .await?;
+        let mut form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh_token.clone()),
+        ];
+        if settings.send_resource {
+            form.push(("resource", discovered.resource.clone()));
+        }
+        match self
+            .token_request(&discovered, settings, &client, form)
+            .await
+        {
+            Ok(mut fresh) => {
+                // A server that does not rotate refresh tokens keeps the one it gave.
+                fresh.refresh_token = fresh.refresh_token.or(Some(refresh_token));
+                fresh.scope = fresh.scope.or(tokens.scope);
+                let at = now();
+                let refreshed = ConnectionRecord {
+                    tokens: self.seal_tokens(&current.sub, &current.route, &fresh),
+                    expires_at: fresh.expires_in.map(|secs| at + secs),
+                    refreshed_at: Some(at),
+                    ..current
+                };
+                if !self.store.replace_connection(&refreshed).await? {
+                    // Ended or replaced meanwhile: what is there now is the answer.
+                    return Ok(None);
+                }
+                metrics::refreshed(&route.path, "ok");
+                Ok(Some(fresh.access_token))
+            }
+            Err(ConnectionError::Refused(reason)) => {
+                metrics::refreshed(&route.path, "refused");
+                tracing::info!(user = %current.sub, route = %current.route, %reason, "a backend's server refused a refresh: the connection ends");
+                self.store
+                    .delete_connection(&current.sub, &current.route)
+                    .await?;
+                Ok(None)
+            }
+            Err(error) => {
+                metrics::refreshed(&route.path, "unavailable");
+                Err(error)
+            }
+        }
+    }
+}
