@@ -2,7 +2,11 @@
 // backend has its own authorization server: the gateway's sign-in chains into that server's (the
 // user agent fills in both), and then the app calls the backend's `whoami` tool through the gateway.
 //
-// Usage: node connections-flow.mjs '{"url": "<the route's URL>", "username": "...", "password": "..."}'
+// Usage: node connections-flow.mjs '{"url": "<the route's URL>", "username": "...", "password": "...",
+//                                    "forgetUrl": "<POSTed after two calls, then the app calls again>"}'
+// With `forgetUrl` (the remote server's `/_forget`), the app calls `whoami` a second time, has the
+// remote authorization server forget everything, and calls again: the gateway cannot refresh the
+// user's token there, so the app is asked to sign in again, which connects the user anew.
 // Prints one JSON report: the pages visited, the app's tokens at the gateway (their SHA-256), what
 // `whoami` answered; a failure becomes { "error": "...", ...the report so far }.
 import crypto from 'node:crypto';
@@ -29,6 +33,12 @@ class AppProvider {
   saveTokens(tokens) { this._tokens = tokens; }
   saveCodeVerifier(v) { this._verifier = v; }
   codeVerifier() { return this._verifier; }
+  // As apps do: tokens the server refuses are dropped, and the SDK signs in again.
+  invalidateCredentials(scope) {
+    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
+    if (scope === 'all' || scope === 'client') this._client = undefined;
+    if (scope === 'all' || scope === 'verifier') this._verifier = undefined;
+  }
   async redirectToAuthorization(url) {
     report.authorizeUrl = url.href;
     this.redirected = await userAgent(url.href);
@@ -59,8 +69,25 @@ try {
   report.gatewayAccessToken = sha(provider.tokens().access_token);
   const client = await connect(provider);
   report.tools = (await client.listTools()).tools.map((t) => t.name);
-  const answer = await client.callTool({ name: 'whoami', arguments: {} });
-  report.whoami = JSON.parse(answer.content[0].text);
+  const whoami = async (c) => JSON.parse((await c.callTool({ name: 'whoami', arguments: {} })).content[0].text);
+  report.whoami = await whoami(client);
+  if (plan.forgetUrl) {
+    report.again = await whoami(client);
+    await fetch(plan.forgetUrl, { method: 'POST' });
+    const before = provider.redirected;
+    try {
+      report.afterForget = await whoami(client);
+    } catch (e) {
+      report.afterForgetError = String(e?.message ?? e);
+      if (!(e instanceof UnauthorizedError) || provider.redirected === before) throw e;
+      await client.close();
+      report.signedInAgain = provider.redirected;
+      await new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider }).finishAuth(provider.redirected.code);
+      const reconnected = await connect(provider);
+      report.reconnected = await whoami(reconnected);
+      await reconnected.close();
+    }
+  }
   await client.close();
 } catch (e) {
   if (e !== null) report.error = String(e?.stack ?? e);

@@ -14,7 +14,8 @@
 // The MCP endpoint is http://127.0.0.1:M/mcp; its one tool, `whoami`, answers with the token's
 // subject, scopes and a SHA-256 of the token. `GET /_stats` on the MCP port reports the tokens it
 // was sent (their hashes), the ones it refused, and the clients the authorization server registered.
-// Its login form takes any login with any password; grants are made without a consent screen.
+// Its login form takes any login with any password. `POST /_forget` on the MCP port makes the
+// authorization server anew, forgetting its clients, grants and tokens.
 // Prints "ready" on stderr once both listen.
 import crypto from 'node:crypto';
 import express from 'express';
@@ -33,7 +34,8 @@ const SCOPES = 'tracker:read tracker:write';
 const stats = { seen: [], refused: 0, registered: [] };
 const sha = (text) => crypto.createHash('sha256').update(text).digest('hex');
 
-const provider = new Provider(issuer, {
+/** The authorization server, made anew by `POST /_forget` (its in-memory state, clients and grants gone). */
+const makeProvider = () => new Provider(issuer, {
   clients: [{
     client_id: 'resource-server',
     client_secret: RS_SECRET,
@@ -73,10 +75,15 @@ const provider = new Provider(issuer, {
     return grant;
   },
 });
-provider.proxy = false;
-provider.on('registration_create.success', (_ctx, client) => {
-  stats.registered.push({ client_id: client.clientId, redirect_uris: client.redirectUris, auth: client.tokenEndpointAuthMethod });
-});
+let asServer;
+function startAuthServer(then) {
+  const provider = makeProvider();
+  provider.proxy = false;
+  provider.on('registration_create.success', (_ctx, client) => {
+    stats.registered.push({ client_id: client.clientId, redirect_uris: client.redirectUris, auth: client.tokenEndpointAuthMethod });
+  });
+  asServer = provider.listen(plan.asPort, '127.0.0.1', then);
+}
 
 /** The token's meaning, from the authorization server's introspection endpoint. */
 async function introspect(token) {
@@ -131,6 +138,11 @@ app.post('/fake-as/token', express.urlencoded({ extended: false }), (_req, res) 
   res.json({ token_type: 'Bearer', expires_in: 3600 });
 });
 app.get('/_stats', (_req, res) => res.json(stats));
+// The authorization server forgets everything: its clients, grants and tokens.
+app.post('/_forget', (_req, res) => {
+  asServer.close(() => startAuthServer(() => res.json({ forgotten: true })));
+  asServer.closeAllConnections();
+});
 const bearer = requireBearerAuth({
   verifier: { verifyAccessToken: introspect },
   requiredScopes: ['tracker:read'],
@@ -150,5 +162,5 @@ app.all('/mcp', bearer, async (req, res) => {
 
 let listening = 0;
 const ready = () => { if (++listening === 2) console.error('ready'); };
-provider.listen(plan.asPort, '127.0.0.1', ready);
+startAuthServer(ready);
 app.listen(plan.mcpPort, '127.0.0.1', ready);

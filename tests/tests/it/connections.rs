@@ -255,3 +255,94 @@ async fn a_callback_with_an_unknown_state_or_another_issuer_connects_no_one() {
     assert_eq!(status, 400, "{page}");
     assert_eq!(remote.stats().await["seen"], json!([]));
 }
+
+/// The sum of the samples of `name` whose labels include each of `labels`.
+fn sample(metrics: &std::collections::BTreeMap<String, f64>, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .iter()
+        .filter(|(series, _)| {
+            series.starts_with(&format!("{name}{{")) && labels.iter().all(|l| series.contains(l))
+        })
+        .map(|(_, value)| value)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_refreshed_and_a_server_that_forgot_the_user_gets_them_to_sign_in_again() {
+    // Tokens that live 30 s are refreshed before every use (a minute ahead of their expiry).
+    let remote = Remote::start(30).await;
+    let gateway = connected_gateway(&remote, "").await;
+    let mut plan = plan(&gateway, "alice", "wonderland");
+    plan["forgetUrl"] = json!(format!("http://127.0.0.1:{}/_forget", remote.mcp_port));
+    let report = node::run("connections-flow.mjs", &plan).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+
+    // Refreshed: another token of alice's at each use.
+    assert_eq!(report["again"]["sub"], "alice", "{report:#}");
+    assert_ne!(report["whoami"]["token"], report["again"]["token"]);
+
+    // The server forgot everything: the refresh is refused, the connection ends, the app is asked
+    // to sign in again (its own refresh at the gateway refused too), and that sign-in connects
+    // alice anew, the gateway registering again at the server that forgot it.
+    assert!(report["afterForget"].is_null(), "{report:#}");
+    assert!(report["signedInAgain"]["code"].is_string(), "{report:#}");
+    assert_eq!(report["reconnected"]["sub"], "alice", "{report:#}");
+    let stats = remote.stats().await;
+    assert_eq!(
+        stats["registered"].as_array().unwrap().len(),
+        2,
+        "{stats:#}"
+    );
+
+    let metrics = gateway.metrics().await;
+    let refreshes = |result: &str| {
+        sample(
+            &metrics,
+            "mcp_gateway_connection_refreshes_total",
+            &["route=\"/tracker\"", &format!("result=\"{result}\"")],
+        )
+    };
+    assert!(refreshes("ok") >= 1.0, "{metrics:#?}");
+    assert!(refreshes("refused") >= 1.0, "{metrics:#?}");
+    let completed = sample(
+        &metrics,
+        "mcp_gateway_connections_completed_total",
+        &["route=\"/tracker\""],
+    );
+    assert_eq!(completed, 2.0, "{metrics:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_user_ends_their_connections_and_they_must_connect_again() {
+    let remote = Remote::start(3600).await;
+    let gateway = connected_gateway(&remote, "").await;
+    let alice = node::run(
+        "connections-flow.mjs",
+        &plan(&gateway, "alice", "wonderland"),
+    )
+    .await;
+    assert_eq!(alice["whoami"]["sub"], "alice", "{alice:#}");
+
+    let (ok, said) = gateway.command(&["revoke", "--user", "alice"]).await;
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("1 connection of the user alice to backends ended"),
+        "{said}"
+    );
+    let (ok, said) = gateway.command(&["revoke", "--user", "alice"]).await;
+    assert!(ok && !said.contains("connection"), "ended once: {said}");
+
+    // Signing in again goes through the remote server's sign-in again: the connection was gone.
+    let again = node::run(
+        "connections-flow.mjs",
+        &plan(&gateway, "alice", "wonderland"),
+    )
+    .await;
+    assert!(again.get("error").is_none(), "{again:#}");
+    assert!(
+        node::visited_paths(&again).contains(&"/connect/callback"),
+        "{again:#}"
+    );
+    assert_eq!(again["whoami"]["sub"], "alice");
+    assert_ne!(again["whoami"]["token"], alice["whoami"]["token"]);
+}
