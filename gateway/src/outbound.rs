@@ -7,6 +7,43 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// An HTTP client for hosts others name, and whether it may reach private addresses: a host name is
+/// checked by the client's resolver, an address written in the URL (which no resolver sees) here.
+pub(crate) struct Outbound {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl Outbound {
+    pub(crate) fn new(allow_private: bool, timeout: Duration) -> Self {
+        Self {
+            client: client(allow_private, timeout),
+            allow_private,
+        }
+    }
+
+    /// A request to `url`, or why it may not be made.
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url} is not a URL: {e}"))?;
+        let literal = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal
+            && !self.allow_private
+            && !is_public(ip)
+        {
+            return Err(PrivateAddress(ip.to_string()).to_string());
+        }
+        Ok(self.client.request(method, parsed))
+    }
+}
+
 /// An HTTP client for fetches from hosts others name, each within `timeout`.
 pub(crate) fn client(allow_private: bool, timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()

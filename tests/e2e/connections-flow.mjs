@@ -3,12 +3,11 @@
 // user agent fills in both), and then the app calls the backend's `whoami` tool through the gateway.
 //
 // Usage: node connections-flow.mjs '{"url": "<the route's URL>", "username": "...", "password": "...",
-//                                    "forgetUrl": "<POSTed after two calls, then the app calls again>"}'
-// With `forgetUrl` (the remote server's `/_forget`), the app calls `whoami` a second time, has the
-// remote authorization server forget everything, and calls again: the gateway cannot refresh the
-// user's token there, so the app is asked to sign in again, which connects the user anew.
-// Prints one JSON report: the pages visited, the app's tokens at the gateway (their SHA-256), what
-// `whoami` answered; a failure becomes { "error": "...", ...the report so far }.
+//                                    "steps": ["whoami", {"post": "<url>"}, …]}'
+// After signing in, the app takes each step: calls `whoami` (default: once), or POSTs to a URL (the
+// remote server's controls). When a call is refused because the user must sign in again (the
+// gateway lost their connection), the app signs in again, as apps do, and calls once more; the step
+// records that it did.
 import crypto from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -70,25 +69,33 @@ try {
   const client = await connect(provider);
   report.tools = (await client.listTools()).tools.map((t) => t.name);
   const whoami = async (c) => JSON.parse((await c.callTool({ name: 'whoami', arguments: {} })).content[0].text);
-  report.whoami = await whoami(client);
-  if (plan.forgetUrl) {
-    report.again = await whoami(client);
-    await fetch(plan.forgetUrl, { method: 'POST' });
+  let current = client;
+  report.steps = [];
+  for (const step of plan.steps ?? ['whoami']) {
+    if (step.post) {
+      await fetch(step.post, { method: 'POST' });
+      report.steps.push({ posted: step.post });
+      continue;
+    }
     const before = provider.redirected;
     try {
-      report.afterForget = await whoami(client);
+      report.steps.push({ whoami: await whoami(current) });
     } catch (e) {
-      report.afterForgetError = String(e?.message ?? e);
       if (!(e instanceof UnauthorizedError) || provider.redirected === before) throw e;
-      await client.close();
-      report.signedInAgain = provider.redirected;
-      await new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider }).finishAuth(provider.redirected.code);
-      const reconnected = await connect(provider);
-      report.reconnected = await whoami(reconnected);
-      await reconnected.close();
+      // Asked to sign in again: the user agent did; the app finishes it and calls again.
+      await current.close();
+      const again = provider.redirected;
+      if (again.error) {
+        report.steps.push({ signedInAgain: again });
+        throw null;
+      }
+      await new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider }).finishAuth(again.code);
+      current = await connect(provider);
+      report.steps.push({ signedInAgain: again, whoami: await whoami(current) });
     }
   }
-  await client.close();
+  report.whoami = report.steps.find((s) => s.whoami)?.whoami;
+  await current.close();
 } catch (e) {
   if (e !== null) report.error = String(e?.stack ?? e);
 }

@@ -14,8 +14,10 @@
 // The MCP endpoint is http://127.0.0.1:M/mcp; its one tool, `whoami`, answers with the token's
 // subject, scopes and a SHA-256 of the token. `GET /_stats` on the MCP port reports the tokens it
 // was sent (their hashes), the ones it refused, and the clients the authorization server registered.
-// Its login form takes any login with any password. `POST /_forget` on the MCP port makes the
-// authorization server anew, forgetting its clients, grants and tokens.
+// Its login form takes any login with any password. On the MCP port, `POST /_forget` makes the
+// authorization server anew, forgetting its clients, grants and tokens; `POST /_refuse-next` has the
+// next token refused as if revoked; `POST /_require-write` requires the scope tracker:write from
+// then on.
 // Prints "ready" on stderr once both listen.
 import crypto from 'node:crypto';
 import express from 'express';
@@ -32,6 +34,9 @@ const metadataUrl = `http://127.0.0.1:${plan.mcpPort}/.well-known/oauth-protecte
 const RS_SECRET = 'resource-server-secret-0123456789';
 const SCOPES = 'tracker:read tracker:write';
 const stats = { seen: [], refused: 0, registered: [] };
+// The controls: the next token refused as if revoked, and the scopes the MCP endpoint requires.
+let refuseNext = false;
+let requiredScopes = ['tracker:read'];
 const sha = (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 /** The authorization server, made anew by `POST /_forget` (its in-memory state, clients and grants gone). */
@@ -97,7 +102,8 @@ async function introspect(token) {
   });
   const info = await response.json();
   stats.seen.push(sha(token));
-  if (!info.active || info.aud !== mcpUrl) {
+  if (refuseNext || !info.active || info.aud !== mcpUrl) {
+    refuseNext = false;
     stats.refused += 1;
     throw new InvalidTokenError('The token is not active for this server');
   }
@@ -138,17 +144,22 @@ app.post('/fake-as/token', express.urlencoded({ extended: false }), (_req, res) 
   res.json({ token_type: 'Bearer', expires_in: 3600 });
 });
 app.get('/_stats', (_req, res) => res.json(stats));
+// The next token is refused as if it had been revoked.
+app.post('/_refuse-next', (_req, res) => { refuseNext = true; res.json({}); });
+// From now on the endpoint requires tracker:write too: a token without it gets 403 insufficient_scope.
+app.post('/_require-write', (_req, res) => { requiredScopes = ['tracker:read', 'tracker:write']; res.json({}); });
 // The authorization server forgets everything: its clients, grants and tokens.
 app.post('/_forget', (_req, res) => {
   asServer.close(() => startAuthServer(() => res.json({ forgotten: true })));
   asServer.closeAllConnections();
 });
-const bearer = requireBearerAuth({
+// Made for each request, so that the scopes required can change.
+const bearer = (req, res, next) => requireBearerAuth({
   verifier: { verifyAccessToken: introspect },
-  requiredScopes: ['tracker:read'],
+  requiredScopes,
   resourceMetadataUrl: metadataUrl,
   expectedResource: new URL(mcpUrl),
-});
+})(req, res, next);
 app.all('/mcp', bearer, async (req, res) => {
   const server = new McpServer({ name: 'remote-tracker', version: '1.0.0' });
   server.registerTool('whoami', { description: 'Who the token belongs to' }, async (extra) => ({

@@ -199,7 +199,7 @@ impl Connections {
             "response_types": ["code"],
             "token_endpoint_auth_method": auth.name(),
         });
-        let request = self.http(settings).post(endpoint).json(&body);
+        let request = self.post(settings, endpoint)?.json(&body);
         let (status, bytes) = self.send(request, endpoint).await?;
         if !status.is_success() {
             return Err(failed(format!(

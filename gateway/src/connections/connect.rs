@@ -54,11 +54,12 @@ impl Connections {
     ) -> Result<String, ConnectionError> {
         let discovered = self.discovered(route, settings, None).await?;
         let client = self.client_for(&discovered.server, settings).await?;
+        let sub = waiting.user.sub.clone();
         let state = random_token(32);
         let verifier = random_token(32);
         let challenge = super::pkce_challenge(&verifier);
         let flow = ConnectFlow {
-            sub: waiting.user.sub.clone(),
+            sub: sub.clone(),
             route: route.path.clone(),
             resource: route.backend.url.clone(),
             issuer: discovered.server.issuer.clone(),
@@ -82,8 +83,17 @@ impl Connections {
                 .append_pair("state", &state)
                 .append_pair("code_challenge", &challenge)
                 .append_pair("code_challenge_method", "S256");
-            if !discovered.scopes.is_empty() {
-                query.append_pair("scope", &discovered.scopes.join(" "));
+            let mut scopes = discovered.scopes.clone();
+            let wanted = (sub, route.path.clone());
+            if let Some(more) = self.wanted_scopes.get(&wanted, now()) {
+                for scope in more.split_whitespace() {
+                    if !scopes.iter().any(|s| s == scope) {
+                        scopes.push(scope.to_owned());
+                    }
+                }
+            }
+            if !scopes.is_empty() {
+                query.append_pair("scope", &scopes.join(" "));
             }
             if settings.send_resource {
                 query.append_pair("resource", &discovered.resource);
@@ -207,7 +217,7 @@ impl Connections {
         mut form: Vec<(&'static str, String)>,
     ) -> Result<TokenResponse, ConnectionError> {
         let endpoint = &discovered.server.token_endpoint;
-        let request = self.http(settings).post(endpoint);
+        let request = self.post(settings, endpoint)?;
         let request = client.authenticate(request, &mut form);
         let request = request
             .header(http::header::ACCEPT, "application/json")

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::errors::ConnectionError;
 use crate::config::ConnectionSettings;
-use crate::outbound;
+use crate::outbound::{self, Outbound};
 
 /// A metadata document is a few kilobytes.
 const MAX_BYTES: usize = 64 * 1024;
@@ -128,7 +128,7 @@ pub(crate) struct Discovered {
 /// Discovers the authorization server of `backend`, from its `challenge` if it gave one, else by
 /// asking it.
 pub(crate) async fn discover(
-    http: &reqwest::Client,
+    http: &Outbound,
     backend: &str,
     settings: &ConnectionSettings,
     challenge: Option<Challenge>,
@@ -183,12 +183,10 @@ pub(crate) async fn discover(
 }
 
 /// Asks the backend without a token, for its challenge.
-async fn probe(
-    http: &reqwest::Client,
-    backend: &str,
-) -> Result<Option<Challenge>, ConnectionError> {
+async fn probe(http: &Outbound, backend: &str) -> Result<Option<Challenge>, ConnectionError> {
     let response = http
-        .post(backend)
+        .request(reqwest::Method::POST, backend)
+        .map_err(|e| ConnectionError::Discovery(format!("{backend}: {e}")))?
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json, text/event-stream")
         .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#)
@@ -271,7 +269,7 @@ fn scopes(
 
 /// A backend of 2025-03-26 without resource metadata: its server is at its origin.
 async fn legacy(
-    http: &reqwest::Client,
+    http: &Outbound,
     backend: &Url,
     settings: &ConnectionSettings,
     challenge: &Challenge,
@@ -305,7 +303,7 @@ async fn legacy(
 
 /// The metadata of the server `issuer`, from the first of its well-known URIs that has it; checked.
 async fn server_metadata(
-    http: &reqwest::Client,
+    http: &Outbound,
     issuer: &str,
 ) -> Result<Option<ServerMetadata>, ConnectionError> {
     let url = Url::parse(issuer)
@@ -352,11 +350,12 @@ fn server_metadata_urls(issuer: &Url) -> Vec<String> {
 
 /// A JSON document, or `None` where there is none (a 4xx); a 5xx or a failure is an error.
 async fn fetch<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
+    http: &Outbound,
     url: &str,
 ) -> Result<Option<T>, ConnectionError> {
     let response = http
-        .get(url)
+        .request(reqwest::Method::GET, url)
+        .map_err(|e| ConnectionError::Discovery(format!("{url}: {e}")))?
         .header(http::header::ACCEPT, "application/json")
         .send()
         .await
@@ -497,5 +496,47 @@ mod tests {
         );
         settings.scopes = vec!["d".into()];
         assert_eq!(scopes(&settings, &challenge, supported), ["d"]);
+    }
+
+    #[tokio::test]
+    async fn metadata_on_a_private_address_is_not_fetched_unless_allowed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let settings = ConnectionSettings {
+            client: None,
+            scopes: Vec::new(),
+            send_resource: true,
+            authorization_servers: Vec::new(),
+            allow_private_network: false,
+        };
+        let public_only = Outbound::new(false, TIMEOUT);
+        // The backend itself, and metadata its challenge names on a private address.
+        let backend = "https://mcp.example/mcp".to_owned();
+        let challenge = Challenge {
+            resource_metadata: Some(format!(
+                "http://127.0.0.1:{port}/.well-known/oauth-protected-resource"
+            )),
+            ..Challenge::default()
+        };
+        let refused = discover(&public_only, &backend, &settings, Some(challenge))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("private or reserved address"),
+            "{refused}"
+        );
+        let refused = discover(
+            &public_only,
+            &format!("http://127.0.0.1:{port}/mcp"),
+            &settings,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("private or reserved address"),
+            "{refused}"
+        );
+        drop(listener);
     }
 }

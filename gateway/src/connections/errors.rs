@@ -64,3 +64,41 @@ impl ConnectionError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::connections::FAILURE_REASONS;
+
+    #[test]
+    fn every_reason_is_one_the_metrics_know() {
+        let errors = [
+            ConnectionError::Discovery(String::new()),
+            ConnectionError::ResourceMismatch {
+                expected: String::new(),
+                found: String::new(),
+            },
+            ConnectionError::IssuerMismatch {
+                expected: String::new(),
+                found: String::new(),
+            },
+            ConnectionError::NoPkce(String::new()),
+            ConnectionError::NotAllowed(String::new()),
+            ConnectionError::Registration {
+                issuer: String::new(),
+                reason: String::new(),
+            },
+            ConnectionError::Refused(String::new()),
+            ConnectionError::BadAnswer(String::new()),
+            ConnectionError::Unavailable(String::new()),
+            ConnectionError::UnknownState,
+            ConnectionError::WrongIssuer {
+                expected: String::new(),
+                found: None,
+            },
+            ConnectionError::Store(StoreError::Poisoned),
+        ];
+        let reasons: Vec<&str> = errors.iter().map(ConnectionError::reason).collect();
+        assert_eq!(reasons, FAILURE_REASONS);
+    }
+}

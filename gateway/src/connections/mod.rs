@@ -25,6 +25,7 @@ pub(crate) use errors::ConnectionError;
 use crate::cache::Cache;
 use crate::clock::now;
 use crate::config::{ConnectionSettings, Route};
+use crate::outbound::Outbound;
 use crate::store::{ConnectionRecord, Store};
 use crate::tokens::sealed::Sealer;
 use discovery::Discovered;
@@ -36,6 +37,8 @@ pub(crate) const CLIENT_METADATA_PATH: &str = "/connect/client-metadata.json";
 /// How long what discovery found is trusted before it is looked up again.
 const DISCOVERY_SECS: u64 = 3600;
 const DISCOVERIES_KEPT: usize = 1_000;
+/// How long a scope a backend asked for waits for the user's next connection.
+const WANTED_SCOPE_SECS: u64 = 600;
 /// A registration or a token response is a few kilobytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -43,14 +46,17 @@ pub(crate) struct Connections {
     store: Arc<dyn Store>,
     sealer: Sealer,
     /// Fetches that may reach only public addresses, and those a route lets reach any.
-    public_http: reqwest::Client,
-    private_http: reqwest::Client,
+    public_http: Outbound,
+    private_http: Outbound,
     /// The gateway's callback, as every server it registers at knows it.
     redirect_uri: String,
     /// The gateway's metadata document URL, when its public URL is https (a document's URL must be).
     client_metadata_url: Option<String>,
     /// What discovery found, by route.
     discovered: Cache<String, Arc<Discovered>>,
+    /// Scopes a backend asked a user for (a 403 `insufficient_scope`), asked for when they next
+    /// connect there, by user and route.
+    wanted_scopes: Cache<(String, String), String>,
 }
 
 impl Connections {
@@ -59,13 +65,14 @@ impl Connections {
         Self {
             store,
             sealer: Sealer::new(token_key),
-            public_http: crate::outbound::client(false, discovery::TIMEOUT),
-            private_http: crate::outbound::client(true, discovery::TIMEOUT),
+            public_http: Outbound::new(false, discovery::TIMEOUT),
+            private_http: Outbound::new(true, discovery::TIMEOUT),
             redirect_uri: format!("{public_url}{CALLBACK_PATH}"),
             client_metadata_url: public_url
                 .starts_with("https://")
                 .then(|| format!("{public_url}{CLIENT_METADATA_PATH}")),
             discovered: Cache::new(DISCOVERIES_KEPT),
+            wanted_scopes: Cache::new(DISCOVERIES_KEPT),
         }
     }
 
@@ -82,12 +89,23 @@ impl Connections {
         }))
     }
 
-    fn http(&self, settings: &ConnectionSettings) -> &reqwest::Client {
+    fn http(&self, settings: &ConnectionSettings) -> &Outbound {
         if settings.allow_private_network {
             &self.private_http
         } else {
             &self.public_http
         }
+    }
+
+    /// A POST to `endpoint` for a route with `settings`, if its address may be reached.
+    fn post(
+        &self,
+        settings: &ConnectionSettings,
+        endpoint: &str,
+    ) -> Result<reqwest::RequestBuilder, ConnectionError> {
+        self.http(settings)
+            .request(reqwest::Method::POST, endpoint)
+            .map_err(|e| ConnectionError::Discovery(format!("{endpoint}: {e}")))
     }
 
     /// Sends `request` (to `endpoint`, named in errors) and reads its answer: the status and a
@@ -221,7 +239,7 @@ impl Connections {
                 None => (tokens.access_token, "access_token"),
             };
             let mut form = vec![("token", token), ("token_type_hint", hint.to_owned())];
-            let request = client.authenticate(self.http(settings).post(&endpoint), &mut form);
+            let request = client.authenticate(self.post(settings, &endpoint)?, &mut form);
             let response = request
                 .form(&form)
                 .send()

@@ -158,4 +158,40 @@ impl Connections {
             }
         }
     }
+
+    /// The backend refused `sub`'s token at `route` (its `status` and `challenge`): on a 403
+    /// `insufficient_scope` the connection ends, and the next one asks for the scope named too;
+    /// otherwise the token is refreshed before its next use (the gateway thought it valid).
+    pub(crate) async fn refused_by_backend(
+        &self,
+        sub: &str,
+        route: &Route,
+        status: u16,
+        challenge: Option<&super::Challenge>,
+    ) -> Result<(), ConnectionError> {
+        let wanted = challenge
+            .filter(|c| status == 403 && c.error.as_deref() == Some("insufficient_scope"))
+            .and_then(|c| c.scope.clone());
+        if let Some(scope) = wanted {
+            tracing::info!(user = sub, route = %route.path, %scope, "the backend asks for more scope: the user connects again");
+            let at = now();
+            self.wanted_scopes.insert(
+                (sub.to_owned(), route.path.clone()),
+                scope,
+                at + super::WANTED_SCOPE_SECS,
+                at,
+            );
+            self.store.delete_connection(sub, &route.path).await?;
+            return Ok(());
+        }
+        let Some(current) = self.store.connection(sub, &route.path).await? else {
+            return Ok(());
+        };
+        let expired = ConnectionRecord {
+            expires_at: Some(0),
+            ..current
+        };
+        self.store.replace_connection(&expired).await?;
+        Ok(())
+    }
 }

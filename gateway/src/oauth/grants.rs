@@ -57,6 +57,39 @@ impl AuthServer {
         Ok(bearer)
     }
 
+    /// The backend of `route` refused `caller`'s token there with `status` and `challenge` (its
+    /// `WWW-Authenticate`): the token is refreshed before its next use, or, when the backend asks
+    /// for more scope, the connection ends and the caller's grant for the route with it, so that
+    /// the client signs in again and the user connects again, asked for that scope too.
+    pub(crate) async fn backend_refused(
+        &self,
+        caller: &crate::tokens::access::AccessClaims,
+        route: &crate::config::Route,
+        status: u16,
+        challenge: Option<&str>,
+    ) {
+        let Some(connections) = &self.connections else {
+            return;
+        };
+        let challenge = challenge.and_then(crate::connections::Challenge::parse);
+        let more_scope = status == 403
+            && challenge
+                .as_ref()
+                .is_some_and(|c| c.error.as_deref() == Some("insufficient_scope"));
+        if let Err(error) = connections
+            .refused_by_backend(&caller.sub, route, status, challenge.as_ref())
+            .await
+        {
+            tracing::warn!(%error, route = %route.path, "a backend's refusal could not be recorded");
+        }
+        if more_scope
+            && let Some(grant) = &caller.gid
+            && let Err(error) = super::token::revoke_grant(self, grant).await
+        {
+            tracing::warn!(%error, "the grant of a caller to sign in again could not be ended");
+        }
+    }
+
     /// The identity provider's token of a grant, for the data plane to forward; `None` when the
     /// grant has none or is revoked. An expiring token is refreshed at the provider (when it gave a
     /// refresh token) and stored again; concurrent callers wait for that one refresh and share its

@@ -24,6 +24,12 @@ pub(super) async fn filter(
     // The backend answered the GET: its stream is open there, and the session's other requests
     // may go.
     ctx.session.opening_stream = None;
+    if let Some(route) = gateway.route(ctx.endpoint)
+        && route.credentials == crate::config::Credentials::OAuth
+        && matches!(response.status.as_u16(), 401 | 403)
+    {
+        refused_by_backend(gateway, route, response, ctx).await?;
+    }
     let opened = (
         ctx.caller.as_deref(),
         response
@@ -70,6 +76,48 @@ pub(super) async fn filter(
     for (name, value) in cors::route_headers(ctx.cors_origin.as_deref()) {
         response.insert_header(name, value)?;
     }
+    Ok(())
+}
+
+/// The backend of a route that connects users refused the caller's own token there (401) or asked
+/// for more scope (403 `insufficient_scope`): the gateway takes note, and the client is answered
+/// with the gateway's own challenge, never the backend's (which names the backend's server, not
+/// the gateway the client signs in at): `401 invalid_token`, after which the client refreshes its
+/// token and tries again (the gateway refreshes the user's token at the backend first), or signs
+/// in again when more scope is wanted (its grant for the route ended), which connects the user
+/// again for that scope.
+async fn refused_by_backend(
+    gateway: &Gateway,
+    route: &crate::config::Route,
+    response: &mut ResponseHeader,
+    ctx: &RequestCtx,
+) -> pingora::Result<()> {
+    let status = response.status.as_u16();
+    let challenge = response
+        .headers
+        .get(http::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let is_scope = status == 403
+        && challenge
+            .as_deref()
+            .is_some_and(|c| c.contains("insufficient_scope"));
+    if status == 403 && !is_scope {
+        // A plain 403 is the backend's answer about what was asked, not about the token.
+        return Ok(());
+    }
+    if let (Some(auth), Some(caller)) = (&gateway.auth, ctx.caller.as_deref()) {
+        auth.backend_refused(caller, route, status, challenge.as_deref())
+            .await;
+    }
+    response.set_status(401)?;
+    response.insert_header(
+        http::header::WWW_AUTHENTICATE,
+        format!(
+            "Bearer error=\"invalid_token\", error_description=\"The MCP server refused the access; sign in again\", resource_metadata=\"{}\"",
+            route.metadata_url
+        ),
+    )?;
     Ok(())
 }
 

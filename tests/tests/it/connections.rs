@@ -267,26 +267,32 @@ fn sample(metrics: &std::collections::BTreeMap<String, f64>, name: &str, labels:
         .sum()
 }
 
+/// The remote server's control `name` (`remote-server.mjs`), as a step of the flow.
+fn control(remote: &Remote, name: &str) -> Value {
+    json!({ "post": format!("http://127.0.0.1:{}/{name}", remote.mcp_port) })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_are_refreshed_and_a_server_that_forgot_the_user_gets_them_to_sign_in_again() {
     // Tokens that live 30 s are refreshed before every use (a minute ahead of their expiry).
     let remote = Remote::start(30).await;
     let gateway = connected_gateway(&remote, "").await;
     let mut plan = plan(&gateway, "alice", "wonderland");
-    plan["forgetUrl"] = json!(format!("http://127.0.0.1:{}/_forget", remote.mcp_port));
+    plan["steps"] = json!(["whoami", "whoami", control(&remote, "_forget"), "whoami"]);
     let report = node::run("connections-flow.mjs", &plan).await;
     assert!(report.get("error").is_none(), "{report:#}");
+    let steps = &report["steps"];
 
     // Refreshed: another token of alice's at each use.
-    assert_eq!(report["again"]["sub"], "alice", "{report:#}");
-    assert_ne!(report["whoami"]["token"], report["again"]["token"]);
+    assert_eq!(steps[1]["whoami"]["sub"], "alice", "{report:#}");
+    assert_ne!(steps[0]["whoami"]["token"], steps[1]["whoami"]["token"]);
+    assert!(steps[1].get("signedInAgain").is_none(), "{report:#}");
 
     // The server forgot everything: the refresh is refused, the connection ends, the app is asked
     // to sign in again (its own refresh at the gateway refused too), and that sign-in connects
     // alice anew, the gateway registering again at the server that forgot it.
-    assert!(report["afterForget"].is_null(), "{report:#}");
-    assert!(report["signedInAgain"]["code"].is_string(), "{report:#}");
-    assert_eq!(report["reconnected"]["sub"], "alice", "{report:#}");
+    assert!(steps[3]["signedInAgain"]["code"].is_string(), "{report:#}");
+    assert_eq!(steps[3]["whoami"]["sub"], "alice", "{report:#}");
     let stats = remote.stats().await;
     assert_eq!(
         stats["registered"].as_array().unwrap().len(),
@@ -310,6 +316,45 @@ async fn tokens_are_refreshed_and_a_server_that_forgot_the_user_gets_them_to_sig
         &["route=\"/tracker\""],
     );
     assert_eq!(completed, 2.0, "{metrics:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_the_backend_refuses_is_refreshed_and_more_scope_reconnects_the_user() {
+    let remote = Remote::start(3600).await;
+    let gateway = connected_gateway(&remote, "").await;
+    let mut plan = plan(&gateway, "alice", "wonderland");
+    plan["steps"] = json!([
+        "whoami",
+        control(&remote, "_refuse-next"),
+        "whoami",
+        control(&remote, "_require-write"),
+        "whoami",
+    ]);
+    let report = node::run("connections-flow.mjs", &plan).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    let steps = &report["steps"];
+    let first = &steps[0]["whoami"];
+    assert_eq!(first["scopes"], json!(["tracker:read"]), "{report:#}");
+
+    // A token the backend refused though it was in force: the client got the gateway's own 401,
+    // refreshed its token and tried again, and the gateway had refreshed alice's token at the
+    // backend's server meanwhile: no new sign-in.
+    let after_refusal = &steps[2];
+    assert!(after_refusal.get("signedInAgain").is_none(), "{report:#}");
+    assert_eq!(after_refusal["whoami"]["sub"], "alice");
+    assert_ne!(
+        after_refusal["whoami"]["token"], first["token"],
+        "refreshed"
+    );
+
+    // The backend wants tracker:write: alice signs in again and connects again, asked for it.
+    let more = &steps[4];
+    assert!(more["signedInAgain"]["code"].is_string(), "{report:#}");
+    assert_eq!(
+        more["whoami"]["scopes"],
+        json!(["tracker:read", "tracker:write"]),
+        "{report:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

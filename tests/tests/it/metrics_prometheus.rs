@@ -42,7 +42,11 @@ async fn a_real_prometheus_scrapes_every_metric_the_readme_lists() {
     let listed = readme_metrics();
     assert!(listed.len() >= 20, "{listed:?}");
 
-    let stack = oidc_stack_routed("", &crate::policy::requests_only_for("oidc-admins")).await;
+    // A route that connects users to its backend's own server has the connections' metrics.
+    let connecting = "[[routes]]\npath = \"/tracker\"\nupstream = \"http://127.0.0.1:9/mcp\"\n\
+                      credentials = \"oauth\"\n[routes.oauth]\nallow_private_network = true\n";
+    let stack =
+        oidc_stack_routed(connecting, &crate::policy::requests_only_for("oidc-admins")).await;
     let report = node::run("oauth-flow.mjs", &plan(&stack)).await;
     assert!(report.get("error").is_none(), "{report:#}");
     let dir = tempfile::tempdir().unwrap();

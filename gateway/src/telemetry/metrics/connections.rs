@@ -43,6 +43,22 @@ static CONNECTIONS: LazyLock<ConnectionMetrics> = LazyLock::new(|| {
 }
 });
 
+/// Why a connection fails, as [`failed`] counts it.
+pub(crate) const FAILURE_REASONS: &[&str] = &[
+    "discovery",
+    "resource_mismatch",
+    "issuer_mismatch",
+    "no_pkce",
+    "not_allowed",
+    "registration",
+    "refused",
+    "bad_answer",
+    "unavailable",
+    "unknown_state",
+    "wrong_issuer",
+    "store",
+];
+
 pub(crate) fn started(route: &str) {
     CONNECTIONS.started.with_label_values(&[route]).inc();
 }
@@ -69,5 +85,8 @@ pub(crate) fn register_route(route: &str) {
     metrics.completed.with_label_values(&[route]);
     for result in ["ok", "refused", "unavailable"] {
         metrics.refreshes.with_label_values(&[route, result]);
+    }
+    for reason in FAILURE_REASONS {
+        metrics.failed.with_label_values(&[route, reason]);
     }
 }
