@@ -3,7 +3,10 @@
 // user agent fills in both), and then the app calls the backend's `whoami` tool through the gateway.
 //
 // Usage: node connections-flow.mjs '{"url": "<the route's URL>", "username": "...", "password": "...",
-//                                    "steps": ["whoami", {"post": "<url>"}, …]}'
+//                                    "steps": ["whoami", {"post": "<url>"}, …],
+//                                    "publicUrl": "...", "replicas": ["<origin>", …]}'
+// With `replicas`, every request to the gateway's public URL (the browser's and the app's) goes to
+// the next replica in turn, as behind a load balancer.
 // After signing in, the app takes each step: calls `whoami` (default: once), or POSTs to a URL (the
 // remote server's controls). When a call is refused because the user must sign in again (the
 // gateway lost their connection), the app signs in again, as apps do, and calls once more; the step
@@ -12,12 +15,13 @@ import crypto from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
-import { userAgentFor } from './user-agent.mjs';
+import { balancedFetch, userAgentFor } from './user-agent.mjs';
 
 const plan = JSON.parse(process.argv[2]);
 const report = { pages: [] };
 const REDIRECT = 'http://127.0.0.1:1/oauth/callback';
 const userAgent = userAgentFor(plan, REDIRECT, report);
+const balanced = balancedFetch(plan);
 const sha = (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 class AppProvider {
@@ -47,7 +51,7 @@ class AppProvider {
 
 async function connect(provider) {
   const client = new Client({ name: 'connections-test', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider });
+  const transport = new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider, fetch: balanced });
   await client.connect(transport);
   return client;
 }
@@ -64,7 +68,7 @@ try {
     report.denied = provider.redirected;
     throw null;
   }
-  await new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider }).finishAuth(provider.redirected.code);
+  await new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider, fetch: balanced }).finishAuth(provider.redirected.code);
   report.gatewayAccessToken = sha(provider.tokens().access_token);
   const client = await connect(provider);
   report.tools = (await client.listTools()).tools.map((t) => t.name);
@@ -89,7 +93,7 @@ try {
         report.steps.push({ signedInAgain: again });
         throw null;
       }
-      await new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider }).finishAuth(again.code);
+      await new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider, fetch: balanced }).finishAuth(again.code);
       current = await connect(provider);
       report.steps.push({ signedInAgain: again, whoami: await whoami(current) });
     }

@@ -3,10 +3,28 @@
 // sign-in form), and stops at the app's redirect URI. Shared by the flows in this folder.
 
 /**
+ * A fetch that sends what is addressed to `plan.publicUrl` to each of `plan.replicas` (origins) in
+ * turn, as a load balancer in front of replicas would; any other request goes where it is addressed.
+ * Without replicas, fetch itself.
+ */
+export function balancedFetch(plan) {
+  if (!plan.replicas?.length) return fetch;
+  let next = 0;
+  return (input, init) => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (!url.startsWith(plan.publicUrl)) return fetch(input, init);
+    const replica = plan.replicas[next++ % plan.replicas.length];
+    const moved = replica + url.slice(plan.publicUrl.length);
+    return input instanceof Request ? fetch(new Request(moved, input), init) : fetch(moved, init);
+  };
+}
+
+/**
  * A user agent for `plan` (`username`, `password`, `consent`: approve | deny) that stops at
  * `redirect`, recording each page it visits in `report.pages`.
  */
 export function userAgentFor(plan, redirect, report) {
+  const fetch = balancedFetch(plan);
   /** A cookie jar keyed by host, ignoring Secure (the test runs over loopback http, as browsers allow). */
   const jar = new Map();
   function storeCookies(url, response) {

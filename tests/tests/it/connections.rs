@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use integration_tests::{
-    GatewayBuilder, GatewayUnderTest, Running, free_port, node, workspace_root,
+    GatewayBuilder, GatewayUnderTest, RedisServer, Running, free_port, node, workspace_root,
 };
 use serde_json::{Value, json};
 
@@ -71,7 +71,14 @@ impl Remote {
 /// addresses are allowed), with the `local` provider's alice and bob, and `route_extra` lines in
 /// `[routes.oauth]`.
 pub async fn connected_gateway(remote: &Remote, route_extra: &str) -> GatewayUnderTest {
-    GatewayBuilder::new()
+    connecting(GatewayBuilder::new(), remote, route_extra)
+        .start()
+        .await
+}
+
+/// `builder` with what [`connected_gateway`] has.
+fn connecting(builder: GatewayBuilder, remote: &Remote, route_extra: &str) -> GatewayBuilder {
+    builder
         .env(
             "TOKEN_KEY",
             &base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
@@ -84,8 +91,6 @@ pub async fn connected_gateway(remote: &Remote, route_extra: &str) -> GatewayUnd
             users = users_file().display().to_string(),
             upstream = remote.mcp_url(),
         ))
-        .start()
-        .await
 }
 
 fn plan(gateway: &GatewayUnderTest, username: &str, password: &str) -> Value {
@@ -390,4 +395,65 @@ async fn revoking_a_user_ends_their_connections_and_they_must_connect_again() {
     );
     assert_eq!(again["whoami"]["sub"], "alice");
     assert_ne!(again["whoami"]["token"], alice["whoami"]["token"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_three_replicas_each_step_may_land_anywhere_and_the_connection_is_shared() {
+    // Tokens that live 30 s: every use refreshes, on whichever replica it lands.
+    let remote = Remote::start(30).await;
+    let redis = RedisServer::start().await;
+    let builders: Vec<GatewayBuilder> = (0..3).map(|_| GatewayBuilder::new()).collect();
+    let public_url = builders[0].origin();
+    let starts = builders.into_iter().map(|builder| {
+        connecting(
+            builder.replica(&redis.url(), None, &public_url),
+            &remote,
+            "",
+        )
+        .start()
+    });
+    let replicas = futures::future::join_all(starts).await;
+    let mut plan = json!({
+        "url": format!("{public_url}/tracker"), "username": "alice", "password": "wonderland",
+        "publicUrl": public_url,
+        "replicas": replicas.iter().map(|r| r.url("")).collect::<Vec<_>>(),
+        "steps": ["whoami", "whoami", "whoami", "whoami"],
+    });
+    let report = node::run("connections-flow.mjs", &plan).await;
+    assert!(report.get("error").is_none(), "{report:#}");
+    let steps = report["steps"].as_array().unwrap();
+    for step in steps {
+        assert_eq!(step["whoami"]["sub"], "alice", "{report:#}");
+        assert!(step.get("signedInAgain").is_none(), "{report:#}");
+    }
+    // The app's calls went to every replica.
+    for replica in &replicas {
+        let metrics = replica.metrics().await;
+        let served = sample(
+            &metrics,
+            "mcp_gateway_requests_total",
+            &["route=\"/tracker\""],
+        );
+        assert!(served > 0.0, "{} served none", replica.url(""));
+    }
+    // One registration for the three, kept in Redis; each use a refreshed token.
+    let stats = remote.stats().await;
+    assert_eq!(
+        stats["registered"].as_array().unwrap().len(),
+        1,
+        "{stats:#}"
+    );
+    let tokens: std::collections::BTreeSet<&str> = steps
+        .iter()
+        .map(|s| s["whoami"]["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens.len(), steps.len(), "{report:#}");
+
+    // Bob, on the same replicas, has his own connection.
+    plan["username"] = json!("bob");
+    plan["password"] = json!("builder");
+    plan["steps"] = json!(["whoami"]);
+    let bob = node::run("connections-flow.mjs", &plan).await;
+    assert_eq!(bob["whoami"]["sub"], "bob", "{bob:#}");
+    assert!(!tokens.contains(bob["whoami"]["token"].as_str().unwrap()));
 }
