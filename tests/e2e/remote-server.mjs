@@ -13,7 +13,8 @@
 // resource metadata name another resource than the server.
 // The MCP endpoint is http://127.0.0.1:M/mcp; its one tool, `whoami`, answers with the token's
 // subject, scopes and a SHA-256 of the token. `GET /_stats` on the MCP port reports the tokens it
-// was sent (their hashes), the ones it refused, and the clients the authorization server registered.
+// was sent (their hashes), the ones it refused, the clients the authorization server registered,
+// and how many requests its token endpoint answered.
 // Its login form takes any login with any password. On the MCP port, `POST /_forget` makes the
 // authorization server anew, forgetting its clients, grants and tokens; `POST /_refuse-next` has the
 // next token refused as if revoked; `POST /_require-write` requires the scope tracker:write from
@@ -33,7 +34,7 @@ const mcpUrl = `http://127.0.0.1:${plan.mcpPort}/mcp`;
 const metadataUrl = `http://127.0.0.1:${plan.mcpPort}/.well-known/oauth-protected-resource/mcp`;
 const RS_SECRET = 'resource-server-secret-0123456789';
 const SCOPES = 'tracker:read tracker:write';
-const stats = { seen: [], refused: 0, registered: [] };
+const stats = { seen: [], refused: 0, registered: [], tokenRequests: 0 };
 // The controls: the next token refused as if revoked, and the scopes the MCP endpoint requires.
 let refuseNext = false;
 let requiredScopes = ['tracker:read'];
@@ -84,6 +85,8 @@ let asServer;
 function startAuthServer(then) {
   const provider = makeProvider();
   provider.proxy = false;
+  provider.on('grant.success', () => { stats.tokenRequests += 1; });
+  provider.on('grant.error', () => { stats.tokenRequests += 1; });
   provider.on('registration_create.success', (_ctx, client) => {
     stats.registered.push({ client_id: client.clientId, redirect_uris: client.redirectUris, auth: client.tokenEndpointAuthMethod });
   });

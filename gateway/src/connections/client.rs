@@ -42,13 +42,24 @@ impl AuthMethod {
 }
 
 /// The gateway as a client of one server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Client {
     pub id: String,
     pub secret: Option<String>,
     pub auth: AuthMethod,
     /// Made by dynamic registration: forgotten when the server says it does not know it.
     pub registered: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("secret", &self.secret.as_ref().map(|_| "set"))
+            .field("auth", &self.auth)
+            .field("registered", &self.registered)
+            .finish()
+    }
 }
 
 impl Client {
@@ -202,10 +213,9 @@ impl Connections {
         let request = self.post(settings, endpoint)?.json(&body);
         let (status, bytes) = self.send(request, endpoint).await?;
         if !status.is_success() {
-            return Err(failed(format!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-            )));
+            // What it said is logged, not passed to the client's error: it is the server's.
+            tracing::warn!(issuer = %server.issuer, %status, answer = %String::from_utf8_lossy(&bytes[..bytes.len().min(300)]), "a registration was refused");
+            return Err(failed(format!("HTTP {status}")));
         }
         let registered: Registered = serde_json::from_slice(&bytes)
             .map_err(|e| failed(format!("the answer is not a registration: {e}")))?;

@@ -104,10 +104,14 @@ impl Connections {
     }
 
     /// The connect flow the gateway's callback ends, by the `state` of its query (taken once),
-    /// and whether the user is now connected (or why not).
+    /// and whether the user is now connected (or why not). Nothing is exchanged unless
+    /// `same_browser` says the browser that came back is the one that started the flow: else a
+    /// link to the server, made by one user and followed by another, would store the second
+    /// user's token under the first.
     pub(crate) async fn finish(
         &self,
         query: &HashMap<String, String>,
+        same_browser: impl Fn(&ConnectFlow) -> bool,
         route_of: impl Fn(&str) -> Option<Route>,
     ) -> Result<(ConnectFlow, Result<(), ConnectionError>), ConnectionError> {
         let state = query.get("state").ok_or(ConnectionError::UnknownState)?;
@@ -116,7 +120,11 @@ impl Connections {
             .take_connect_flow(&hash(state), now())
             .await?
             .ok_or(ConnectionError::UnknownState)?;
-        let outcome = self.complete(&flow, state, query, route_of).await;
+        let outcome = if same_browser(&flow) {
+            self.complete(&flow, state, query, route_of).await
+        } else {
+            Err(ConnectionError::OtherBrowser)
+        };
         match &outcome {
             Ok(()) => {
                 crate::telemetry::metrics::connections::completed(&flow.route);
@@ -228,6 +236,16 @@ impl Connections {
             let code = error["error"].as_str().unwrap_or("HTTP error");
             if code == "invalid_client" {
                 self.forget(&discovered.server.issuer, client).await;
+            }
+            // Only an answer about the grant or the client refuses it for good; any other 4xx (a
+            // rate limit, a timeout) is tried again later, the connection kept.
+            if !matches!(
+                code,
+                "invalid_grant" | "invalid_client" | "unauthorized_client" | "invalid_scope"
+            ) {
+                return Err(ConnectionError::Unavailable(format!(
+                    "{endpoint}: HTTP {status} {code}"
+                )));
             }
             return Err(ConnectionError::Refused(
                 format!(

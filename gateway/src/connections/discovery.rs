@@ -101,7 +101,6 @@ pub(crate) struct ServerMetadata {
     pub client_id_metadata_document_supported: bool,
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
-    pub scopes_supported: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +172,7 @@ pub(crate) async fn discover(
     let server = server_metadata(http, &issuer).await?.ok_or_else(|| {
         ConnectionError::Discovery(format!("the authorization server {issuer} has no metadata"))
     })?;
+    require_https(&server, settings)?;
     let scopes = scopes(settings, &challenge, metadata.scopes_supported);
     Ok(Discovered {
         resource,
@@ -289,16 +289,45 @@ async fn legacy(
             token_endpoint_auth_methods_supported: None,
             client_id_metadata_document_supported: false,
             authorization_response_iss_parameter_supported: false,
-            scopes_supported: None,
         },
     };
-    let scopes = scopes(settings, challenge, server.scopes_supported.clone());
+    require_https(&server, settings)?;
+    // Not every scope the server knows: only what the route or the backend asks for.
+    let scopes = scopes(settings, challenge, None);
     Ok(Discovered {
         resource: backend.as_str().to_owned(),
         server,
         scopes,
         resource_metadata: None,
     })
+}
+
+/// Refuses a server whose issuer or endpoints are not https: codes, verifiers, secrets and tokens
+/// travel there (plain http only on a private network the operator allows).
+fn require_https(
+    server: &ServerMetadata,
+    settings: &ConnectionSettings,
+) -> Result<(), ConnectionError> {
+    if settings.allow_private_network {
+        return Ok(());
+    }
+    let endpoints = [
+        Some(&server.issuer),
+        Some(&server.authorization_endpoint),
+        Some(&server.token_endpoint),
+        server.registration_endpoint.as_ref(),
+        server.revocation_endpoint.as_ref(),
+    ];
+    match endpoints
+        .into_iter()
+        .flatten()
+        .find(|url| !url.starts_with("https://"))
+    {
+        Some(url) => Err(ConnectionError::Discovery(format!(
+            "the authorization server's {url} is not https"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The metadata of the server `issuer`, from the first of its well-known URIs that has it; checked.
@@ -538,5 +567,37 @@ mod tests {
             "{refused}"
         );
         drop(listener);
+    }
+
+    #[test]
+    fn a_server_whose_endpoints_are_not_https_is_refused_unless_the_network_is_private() {
+        let server = |token_endpoint: &str| ServerMetadata {
+            issuer: "https://as.example".into(),
+            authorization_endpoint: "https://as.example/authorize".into(),
+            token_endpoint: token_endpoint.into(),
+            registration_endpoint: Some("https://as.example/register".into()),
+            revocation_endpoint: None,
+            code_challenge_methods_supported: vec!["S256".into()],
+            token_endpoint_auth_methods_supported: None,
+            client_id_metadata_document_supported: false,
+            authorization_response_iss_parameter_supported: true,
+        };
+        let mut settings = ConnectionSettings {
+            client: None,
+            scopes: Vec::new(),
+            send_resource: true,
+            authorization_servers: Vec::new(),
+            allow_private_network: false,
+        };
+        assert!(require_https(&server("https://as.example/token"), &settings).is_ok());
+        let refused = require_https(&server("http://as.example/token"), &settings).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("http://as.example/token is not https"),
+            "{refused}"
+        );
+        settings.allow_private_network = true;
+        assert!(require_https(&server("http://10.0.0.5/token"), &settings).is_ok());
     }
 }

@@ -35,6 +35,9 @@ pub(crate) enum ConnectionError {
     /// The browser came back with a `state` the gateway did not send, or too late.
     #[error("this connection attempt is unknown or expired; start again")]
     UnknownState,
+    /// Another browser than the one that started the flow came back with its `state`.
+    #[error("this connection was started in another browser; start again")]
+    OtherBrowser,
     /// The browser came back naming another issuer (RFC 9207), or none where one is required.
     #[error("the response names the issuer {found:?}, not {expected}")]
     WrongIssuer {
@@ -59,6 +62,7 @@ impl ConnectionError {
             ConnectionError::BadAnswer(_) => "bad_answer",
             ConnectionError::Unavailable(_) => "unavailable",
             ConnectionError::UnknownState => "unknown_state",
+            ConnectionError::OtherBrowser => "other_browser",
             ConnectionError::WrongIssuer { .. } => "wrong_issuer",
             ConnectionError::Store(_) => "store",
         }
@@ -92,6 +96,7 @@ mod tests {
             ConnectionError::BadAnswer(String::new()),
             ConnectionError::Unavailable(String::new()),
             ConnectionError::UnknownState,
+            ConnectionError::OtherBrowser,
             ConnectionError::WrongIssuer {
                 expected: String::new(),
                 found: None,

@@ -148,12 +148,10 @@ impl Connections {
                 return Ok(known);
             }
         }
+        // A failure is counted where it ends what it was for: a connection begun, or finished.
         let found =
             discovery::discover(self.http(settings), &route.backend.url, settings, challenge)
-                .await
-                .inspect_err(|error| {
-                    crate::telemetry::metrics::connections::failed(&route.path, error.reason());
-                })?;
+                .await?;
         let found = Arc::new(found);
         let at = now();
         self.discovered
@@ -228,7 +226,13 @@ impl Connections {
         };
         let revoked = async {
             let discovered = self.discovered(route, settings, None).await?;
-            let Some(endpoint) = discovered.server.revocation_endpoint.clone() else {
+            // Only the server that issued the tokens is sent them.
+            let Some(endpoint) = discovered
+                .server
+                .revocation_endpoint
+                .clone()
+                .filter(|_| discovered.server.issuer == ended.issuer)
+            else {
                 return Ok::<_, ConnectionError>(false);
             };
             let client = self

@@ -35,7 +35,9 @@ impl Connections {
             return Ok(None);
         }
         let Some(tokens) = self.open_tokens_of(&record) else {
-            tracing::warn!(user = sub, route = %route.path, "a connection's tokens do not open with this key");
+            // Sealed under another key: of no use, and ended, so that the user connects again.
+            tracing::warn!(user = sub, route = %route.path, "a connection's tokens do not open with this key: it ends");
+            self.store.delete_connection(sub, &route.path).await?;
             return Ok(None);
         };
         let due = record
@@ -111,10 +113,25 @@ impl Connections {
         let Some(refresh_token) = tokens.refresh_token.clone() else {
             return Ok(None);
         };
-        let discovered = self.discovered(route, settings, None).await?;
-        let client = self
-            .client_of_connection(&current.client_id, &current.issuer, settings)
-            .await?;
+        let found = async {
+            let discovered = self.discovered(route, settings, None).await?;
+            let client = self
+                .client_of_connection(&current.client_id, &current.issuer, settings)
+                .await?;
+            Ok::<_, ConnectionError>((discovered, client))
+        };
+        let (discovered, client) = found.await.inspect_err(|_| {
+            metrics::refreshed(&route.path, "unavailable");
+        })?;
+        // The backend names another server now: the refresh token is not that server's to see.
+        if discovered.server.issuer != current.issuer {
+            tracing::info!(user = %current.sub, route = %current.route, "the backend's authorization server changed: the connection ends");
+            metrics::refreshed(&route.path, "refused");
+            self.store
+                .delete_connection(&current.sub, &current.route)
+                .await?;
+            return Ok(None);
+        }
         let mut form = vec![
             ("grant_type", "refresh_token".to_owned()),
             ("refresh_token", refresh_token.clone()),
@@ -169,18 +186,20 @@ impl Connections {
         status: u16,
         challenge: Option<&super::Challenge>,
     ) -> Result<(), ConnectionError> {
-        let wanted = challenge
-            .filter(|c| status == 403 && c.error.as_deref() == Some("insufficient_scope"))
-            .and_then(|c| c.scope.clone());
-        if let Some(scope) = wanted {
-            tracing::info!(user = sub, route = %route.path, %scope, "the backend asks for more scope: the user connects again");
-            let at = now();
-            self.wanted_scopes.insert(
-                (sub.to_owned(), route.path.clone()),
-                scope,
-                at + super::WANTED_SCOPE_SECS,
-                at,
-            );
+        let more_scope =
+            challenge.filter(|c| status == 403 && c.error.as_deref() == Some("insufficient_scope"));
+        if let Some(challenge) = more_scope {
+            // The scope named is asked for next time; one not named is for the user to grant.
+            if let Some(scope) = &challenge.scope {
+                tracing::info!(user = sub, route = %route.path, %scope, "the backend asks for more scope: the user connects again");
+                let at = now();
+                self.wanted_scopes.insert(
+                    (sub.to_owned(), route.path.clone()),
+                    scope.clone(),
+                    at + super::WANTED_SCOPE_SECS,
+                    at,
+                );
+            }
             self.store.delete_connection(sub, &route.path).await?;
             return Ok(());
         }

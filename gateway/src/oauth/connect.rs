@@ -8,7 +8,7 @@ use super::errors::OAuthError;
 use super::pages::error_page;
 use super::pending::{AUTH_COOKIE, completed, error_redirect, issue_code};
 use super::response::{self, WithHeader as _};
-use super::{AuthServer, Request, Response, hash_secret};
+use super::{AuthServer, Request, Response, hash_secret, secrets_equal};
 use crate::connections::ConnectionError;
 
 /// `/connect/callback`: the browser back from a backend's authorization server. The flow its
@@ -21,27 +21,28 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
     let params = request.query_params();
     let config = server.config.clone();
     let route_of = |path: &str| config.routes.iter().find(|r| r.path == path).cloned();
-    let (flow, outcome) = match connections.finish(&params, route_of).await {
+    // The browser that signed in, and no other, finishes the sign-in.
+    let browser = request
+        .cookie(AUTH_COOKIE)
+        .map(|secret| hash_secret(&secret));
+    let same_browser = |flow: &crate::store::ConnectFlow| match (&flow.pending, &browser) {
+        (Some(pending), Some(browser)) => secrets_equal(browser, &pending.browser_hash),
+        _ => false,
+    };
+    let (flow, outcome) = match connections.finish(&params, same_browser, route_of).await {
         Ok(finished) => finished,
         Err(ConnectionError::Store(error)) => return Err(error.into()),
         Err(error) => return Ok(error_page(400, &error.to_string())),
     };
+    if let Err(ConnectionError::OtherBrowser) = outcome {
+        return Ok(error_page(400, &ConnectionError::OtherBrowser.to_string()));
+    }
     let (Some(pending), Some(user)) = (flow.pending, flow.user) else {
         return Ok(error_page(
             400,
             "This connection was not started by a sign-in",
         ));
     };
-    // The browser that signed in, and no other, finishes the sign-in.
-    let browser = request
-        .cookie(AUTH_COOKIE)
-        .map(|secret| hash_secret(&secret));
-    if browser.as_deref() != Some(pending.browser_hash.as_str()) {
-        return Ok(error_page(
-            400,
-            "This sign-in was started in another browser; start again",
-        ));
-    }
     if let Err(error) = outcome {
         let (code, description) = match &error {
             ConnectionError::Refused(reason) => (

@@ -164,6 +164,8 @@ pub(super) async fn to_backend(
                 server,
                 &pending.redirect_uri,
                 "temporarily_unavailable",
+                // The cause, for the user to pass on: the backend's and its server's public URLs
+                // at most, never a token or a secret.
                 &format!("The MCP server's sign-in cannot be reached: {error}"),
                 pending.state.as_deref(),
             ))))

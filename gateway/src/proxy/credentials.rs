@@ -79,6 +79,10 @@ pub(super) async fn connected(
     };
     match auth.connection_bearer(caller, route).await {
         Ok(Some(token)) => HeaderValue::try_from(format!("Bearer {token}"))
+            .map(|mut value| {
+                value.set_sensitive(true);
+                value
+            })
             .map_err(|_| Refusal::ConnectionUnavailable { cors }),
         Ok(None) => Err(Refusal::Bearer {
             error: BearerError::NotConnected,

@@ -9,6 +9,10 @@ use integration_tests::{
 };
 use serde_json::{Value, json};
 
+use integration_tests::oauth::{
+    Agent, Pkce, authorize_url, decide, public_client, query_of, to_consent,
+};
+
 use super::oauth_flow::users_file;
 
 /// The remote server: its authorization server and its MCP endpoint (`tests/e2e/remote-server.mjs`).
@@ -202,12 +206,30 @@ async fn a_backend_or_server_that_is_wrong_is_refused_with_a_clear_error_and_not
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_callback_with_an_unknown_state_or_another_issuer_connects_no_one() {
-    use integration_tests::oauth::{
-        Agent, Pkce, authorize_url, decide, public_client, query_of, to_consent,
-    };
+/// Signs alice in at `gateway` in `agent` up to where the browser is sent on to `remote`'s server:
+/// the `state` it carries there.
+async fn sent_on(gateway: &GatewayUnderTest, remote: &Remote, agent: &mut Agent) -> String {
+    let client = public_client(gateway).await;
+    let pkce = Pkce::new();
+    let url = authorize_url(
+        gateway,
+        &client,
+        &pkce,
+        &[("resource", &gateway.url("/tracker"))],
+    );
+    let consent = to_consent(gateway, agent, &url, "alice", "wonderland")
+        .await
+        .expect("the consent page");
+    let onwards = decide(gateway, agent, &consent, "approve").await;
+    assert!(
+        onwards.starts_with(&format!("http://127.0.0.1:{}/", remote.as_port)),
+        "sent on to the remote server: {onwards}"
+    );
+    query_of(&onwards)["state"].clone()
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callback_with_an_unknown_state_another_browser_or_another_issuer_connects_no_one() {
     let remote = Remote::start(3600).await;
     let gateway = connected_gateway(&remote, "").await;
     let mut agent = Agent::new();
@@ -219,24 +241,29 @@ async fn a_callback_with_an_unknown_state_or_another_issuer_connects_no_one() {
     assert_eq!(status, 400, "{page}");
     assert!(page.contains("unknown or expired"), "{page}");
 
-    // A real sign-in, sent on to the remote server; the browser comes back naming another issuer.
-    let client = public_client(&gateway).await;
-    let pkce = Pkce::new();
-    let url = authorize_url(
-        &gateway,
-        &client,
-        &pkce,
-        &[("resource", &gateway.url("/tracker"))],
+    // A real sign-in, sent on to the remote server. Its link, followed by another browser (a victim
+    // signed in there, say), must not connect the first user with the second's account: the flow
+    // ends before any code is exchanged.
+    let state = sent_on(&gateway, &remote, &mut agent).await;
+    let issuer = format!("http://127.0.0.1:{}", remote.as_port);
+    let back = format!(
+        "{}?state={state}&code=x&iss={}",
+        gateway.url("/connect/callback"),
+        url::form_urlencoded::byte_serialize(issuer.as_bytes()).collect::<String>()
     );
-    let consent = to_consent(&gateway, &mut agent, &url, "alice", "wonderland")
-        .await
-        .expect("the consent page");
-    let onwards = decide(&gateway, &mut agent, &consent, "approve").await;
-    assert!(
-        onwards.starts_with(&format!("http://127.0.0.1:{}/", remote.as_port)),
-        "sent on to the remote server: {onwards}"
+    let (status, _, page) = Agent::new().get(&back).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("another browser"), "{page}");
+    assert_eq!(
+        remote.stats().await["tokenRequests"],
+        0,
+        "no code was exchanged"
     );
-    let state = query_of(&onwards)["state"].clone();
+    let (status, _, page) = agent.get(&back).await;
+    assert_eq!(status, 400, "the flow is spent: {page}");
+
+    // Another sign-in; the browser comes back naming another issuer.
+    let state = sent_on(&gateway, &remote, &mut agent).await;
     let forged = format!(
         "{}?state={state}&code=x&iss=http%3A%2F%2Fevil.example",
         gateway.url("/connect/callback")
@@ -258,6 +285,7 @@ async fn a_callback_with_an_unknown_state_or_another_issuer_connects_no_one() {
         ))
         .await;
     assert_eq!(status, 400, "{page}");
+    assert_eq!(remote.stats().await["tokenRequests"], 0);
     assert_eq!(remote.stats().await["seen"], json!([]));
 }
 

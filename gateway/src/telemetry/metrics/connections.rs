@@ -30,7 +30,7 @@ static CONNECTIONS: LazyLock<ConnectionMetrics> = LazyLock::new(|| {
     .expect("registers once"),
     failed: register_int_counter_vec!(
         "mcp_gateway_connections_failed_total",
-        "Connections that could not be made or kept, by route and reason (discovery, resource_mismatch, issuer_mismatch, no_pkce, not_allowed, registration, refused, bad_answer, unavailable, unknown_state, wrong_issuer, store).",
+        "Connections that could not be made or kept, by route and reason (discovery, resource_mismatch, issuer_mismatch, no_pkce, not_allowed, registration, refused, bad_answer, unavailable, unknown_state, other_browser, wrong_issuer, store).",
         &["route", "reason"]
     )
     .expect("registers once"),
@@ -55,6 +55,7 @@ pub(crate) const FAILURE_REASONS: &[&str] = &[
     "bad_answer",
     "unavailable",
     "unknown_state",
+    "other_browser",
     "wrong_issuer",
     "store",
 ];
