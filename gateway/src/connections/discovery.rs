@@ -410,6 +410,17 @@ async fn fetch<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::*;
 
+    /// A route's connection settings with nothing set.
+    fn settings() -> ConnectionSettings {
+        ConnectionSettings {
+            client: None,
+            scopes: Vec::new(),
+            send_resource: true,
+            authorization_servers: Vec::new(),
+            allow_private_network: false,
+        }
+    }
+
     #[test]
     fn a_bearer_challenge_is_read_with_its_quoted_and_escaped_values() {
         let challenge = Challenge::parse(
@@ -483,13 +494,7 @@ mod tests {
 
     #[test]
     fn the_issuer_is_the_first_allowed_and_scopes_come_from_the_route_challenge_or_backend() {
-        let mut settings = ConnectionSettings {
-            client: None,
-            scopes: Vec::new(),
-            send_resource: true,
-            authorization_servers: Vec::new(),
-            allow_private_network: false,
-        };
+        let mut settings = settings();
         let named = [
             "https://a.example".to_owned(),
             "https://b.example".to_owned(),
@@ -531,13 +536,7 @@ mod tests {
     async fn metadata_on_a_private_address_is_not_fetched_unless_allowed() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let settings = ConnectionSettings {
-            client: None,
-            scopes: Vec::new(),
-            send_resource: true,
-            authorization_servers: Vec::new(),
-            allow_private_network: false,
-        };
+        let settings = settings();
         let public_only = Outbound::new(false, TIMEOUT);
         // The backend itself, and metadata its challenge names on a private address.
         let backend = "https://mcp.example/mcp".to_owned();
@@ -582,13 +581,7 @@ mod tests {
             client_id_metadata_document_supported: false,
             authorization_response_iss_parameter_supported: true,
         };
-        let mut settings = ConnectionSettings {
-            client: None,
-            scopes: Vec::new(),
-            send_resource: true,
-            authorization_servers: Vec::new(),
-            allow_private_network: false,
-        };
+        let mut settings = settings();
         assert!(require_https(&server("https://as.example/token"), &settings).is_ok());
         let refused = require_https(&server("http://as.example/token"), &settings).unwrap_err();
         assert!(
