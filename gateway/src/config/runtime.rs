@@ -170,26 +170,7 @@ impl Loaded {
         } = super::routes::settings(&file.routes, &server.public_url, &errors, env)?;
         let store = super::store::settings(&file.store, &errors, env)?;
         let mut auth = super::auth::settings(&file, path, &errors, env)?;
-        // GitHub's and OIDC's tokens (checked where the provider's settings were, before the rest),
-        // and users' tokens at the backends they connect to, are kept sealed under this key.
-        let connects = routes.iter().any(|r| r.connection.is_some());
-        // Users sign in at the gateway before they connect: that needs its authorization server.
-        if let (Some(i), None) = (
-            routes.iter().position(|r| r.connection.is_some()),
-            &auth.provider,
-        ) {
-            return Err(errors.at(
-                &format!("routes[{i}].credentials"),
-                "\"oauth\" needs a [provider]: users sign in at the gateway before they connect",
-            ));
-        }
-        let token_key = match &auth.provider {
-            Some(super::Provider::GitHub(_) | super::Provider::Oidc(_)) => {
-                Some(super::providers::token_key(&file.store, &errors, env)?)
-            }
-            _ if connects => Some(super::providers::token_key(&file.store, &errors, env)?),
-            _ => None,
-        };
+        let token_key = token_key(&file, &routes, &auth, &errors, env)?;
         if let Some(super::Provider::GitHub(_)) = &auth.provider {
             github_names_are_ids(&routes, &errors)?;
         }
@@ -302,3 +283,29 @@ fn github_names_are_ids(routes: &[Route], errors: &Errors) -> Result<(), ConfigE
 #[cfg(test)]
 #[path = "runtime_tests.rs"]
 mod tests;
+
+/// The key that seals tokens at rest, where any are kept: GitHub's and OIDC's (checked where the
+/// provider's settings were, before the rest), and users' tokens at the backends they connect to,
+/// which also need a provider to sign users in at the gateway first.
+fn token_key(
+    file: &FileConfig,
+    routes: &[Route],
+    auth: &AuthSettings,
+    errors: &Errors,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<[u8; 32]>, ConfigError> {
+    let connecting = routes.iter().position(|r| r.connection.is_some());
+    if let (Some(i), None) = (connecting, &auth.provider) {
+        return Err(errors.at(
+            &format!("routes[{i}].credentials"),
+            "\"oauth\" needs a [provider]: users sign in at the gateway before they connect",
+        ));
+    }
+    Ok(match &auth.provider {
+        Some(super::Provider::GitHub(_) | super::Provider::Oidc(_)) => {
+            Some(super::providers::token_key(&file.store, errors, env)?)
+        }
+        _ if connecting.is_some() => Some(super::providers::token_key(&file.store, errors, env)?),
+        _ => None,
+    })
+}

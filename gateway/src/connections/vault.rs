@@ -147,19 +147,11 @@ impl Connections {
                 // A server that does not rotate refresh tokens keeps the one it gave.
                 fresh.refresh_token = fresh.refresh_token.or(Some(refresh_token));
                 fresh.scope = fresh.scope.or(tokens.scope);
-                let at = now();
-                let refreshed = ConnectionRecord {
-                    tokens: self.seal_tokens(&current.sub, &current.route, &fresh),
-                    expires_at: fresh.expires_in.map(|secs| at + secs),
-                    refreshed_at: Some(at),
-                    ..current
-                };
-                if !self.store.replace_connection(&refreshed).await? {
-                    // Ended or replaced meanwhile: what is there now is the answer.
-                    return Ok(None);
+                let kept = self.keep_refreshed(current, &fresh).await?;
+                if kept {
+                    metrics::refreshed(&route.path, "ok");
                 }
-                metrics::refreshed(&route.path, "ok");
-                Ok(Some(fresh.access_token))
+                Ok(kept.then_some(fresh.access_token))
             }
             Err(ConnectionError::Refused(reason)) => {
                 metrics::refreshed(&route.path, "refused");
@@ -174,6 +166,23 @@ impl Connections {
                 Err(error)
             }
         }
+    }
+
+    /// Writes `fresh` over the connection it refreshed: `false` when that was ended or replaced
+    /// meanwhile (what is there now is the answer).
+    async fn keep_refreshed(
+        &self,
+        current: ConnectionRecord,
+        fresh: &super::connect::TokenResponse,
+    ) -> Result<bool, ConnectionError> {
+        let at = now();
+        let refreshed = ConnectionRecord {
+            tokens: self.seal_tokens(&current.sub, &current.route, fresh),
+            expires_at: fresh.expires_in.map(|secs| at + secs),
+            refreshed_at: Some(at),
+            ..current
+        };
+        Ok(self.store.replace_connection(&refreshed).await?)
     }
 
     /// The backend refused `sub`'s token at `route` (its `status` and `challenge`): on a 403
