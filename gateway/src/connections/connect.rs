@@ -7,14 +7,15 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use super::Connections;
 use super::client::Client;
 use super::discovery::Discovered;
 use super::errors::ConnectionError;
-use super::{Connections, hash, random_token};
 use crate::clock::now;
 use crate::config::{ConnectionSettings, Route};
 use crate::store::records::UserIdentity;
 use crate::store::{ConnectFlow, ConnectionRecord, PendingAuthorization};
+use crate::tokens::secrets::{hash_secret, random_token};
 
 /// How long a user has at the backend's server before the flow is forgotten.
 const FLOW_SECS: u64 = 600;
@@ -71,7 +72,9 @@ impl Connections {
             idp_tokens: waiting.idp_tokens,
             expires_at: now() + FLOW_SECS,
         };
-        self.store.put_connect_flow(&hash(&state), &flow).await?;
+        self.store
+            .put_connect_flow(&hash_secret(&state), &flow)
+            .await?;
         let mut url = url::Url::parse(&discovered.server.authorization_endpoint)
             .map_err(|e| ConnectionError::Discovery(format!("the authorization endpoint: {e}")))?;
         {
@@ -117,7 +120,7 @@ impl Connections {
         let state = query.get("state").ok_or(ConnectionError::UnknownState)?;
         let flow = self
             .store
-            .take_connect_flow(&hash(state), now())
+            .take_connect_flow(&hash_secret(state), now())
             .await?
             .ok_or(ConnectionError::UnknownState)?;
         let outcome = if same_browser(&flow) {

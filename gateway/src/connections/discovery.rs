@@ -49,6 +49,30 @@ impl Challenge {
     }
 }
 
+/// What a backend's refusal of a user's token asks of the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BackendRefusal {
+    /// A 401: the token, which the gateway thought in force, is refused.
+    Token,
+    /// A 403 `insufficient_scope`: more scope, the one named if any.
+    MoreScope(Option<String>),
+}
+
+impl BackendRefusal {
+    /// The refusal a backend's `status` and `WWW-Authenticate` value make, when it is about the
+    /// token; `None` for any other answer (a plain 403 is about what was asked).
+    pub(crate) fn of(status: u16, www_authenticate: Option<&str>) -> Option<Self> {
+        let challenge = www_authenticate.and_then(Challenge::parse);
+        match status {
+            401 => Some(BackendRefusal::Token),
+            403 => challenge
+                .filter(|c| c.error.as_deref() == Some("insufficient_scope"))
+                .map(|c| BackendRefusal::MoreScope(c.scope)),
+            _ => None,
+        }
+    }
+}
+
 /// `name=value` and `name="quoted value"` pairs, comma-separated.
 fn auth_params(mut rest: &str) -> Vec<(String, String)> {
     let mut params = Vec::new();

@@ -186,3 +186,27 @@ fn a_server_whose_endpoints_are_not_https_is_refused_unless_the_network_is_priva
     settings.allow_private_network = true;
     assert!(require_https(&server("http://10.0.0.5/token"), &settings).is_ok());
 }
+
+#[test]
+fn a_backend_refusal_is_about_the_token_or_its_scope_and_nothing_else() {
+    assert_eq!(BackendRefusal::of(401, None), Some(BackendRefusal::Token));
+    assert_eq!(
+        BackendRefusal::of(
+            403,
+            Some(r#"Bearer error="insufficient_scope", scope="a b""#)
+        ),
+        Some(BackendRefusal::MoreScope(Some("a b".into())))
+    );
+    assert_eq!(
+        BackendRefusal::of(403, Some(r#"Bearer error="insufficient_scope""#)),
+        Some(BackendRefusal::MoreScope(None))
+    );
+    // A plain 403, even one whose text mentions the scope, is about what was asked.
+    for challenge in [
+        None,
+        Some(r#"Bearer error="access_denied", error_description="insufficient_scope""#),
+    ] {
+        assert_eq!(BackendRefusal::of(403, challenge), None, "{challenge:?}");
+    }
+    assert_eq!(BackendRefusal::of(500, None), None);
+}

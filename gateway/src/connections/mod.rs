@@ -13,13 +13,8 @@ mod vault;
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
-use sha2::{Digest as _, Sha256};
-
 pub(crate) use connect::Waiting;
-pub(crate) use discovery::Challenge;
+pub(crate) use discovery::{BackendRefusal, Challenge};
 pub(crate) use errors::ConnectionError;
 
 use crate::cache::Cache;
@@ -28,6 +23,7 @@ use crate::config::{ConnectionSettings, Route};
 use crate::outbound::Outbound;
 use crate::store::{ConnectionRecord, Store};
 use crate::tokens::sealed::Sealer;
+use crate::tokens::secrets::hash_secret;
 use discovery::Discovered;
 
 /// Where the browser comes back to, under the gateway's public URL.
@@ -244,12 +240,8 @@ impl Connections {
             };
             let mut form = vec![("token", token), ("token_type_hint", hint.to_owned())];
             let request = client.authenticate(self.post(settings, &endpoint)?, &mut form);
-            let response = request
-                .form(&form)
-                .send()
-                .await
-                .map_err(|e| ConnectionError::Unavailable(crate::outbound::failure(&e)))?;
-            Ok(response.status().is_success())
+            let (status, _) = self.send(request.form(&form), &endpoint).await?;
+            Ok(status.is_success())
         };
         match revoked.await {
             Ok(true) => {
@@ -276,19 +268,7 @@ fn connection_binding(sub: &str, route: &str) -> String {
     format!("connection {sub} {route}")
 }
 
-/// A random URL-safe value of `bytes` bytes.
-fn random_token(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buffer);
-    URL_SAFE_NO_PAD.encode(buffer)
-}
-
-/// How a secret is looked up in the store: its SHA-256, base64url.
-fn hash(secret: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2).
+/// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2): its SHA-256, base64url.
 fn pkce_challenge(verifier: &str) -> String {
-    hash(verifier)
+    hash_secret(verifier)
 }

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
+use super::Connections;
 use super::errors::ConnectionError;
-use super::{Connections, random_token};
 use crate::clock::now;
 use crate::config::{ConnectionSettings, Route};
 use crate::store::ConnectionRecord;
 use crate::telemetry::metrics::connections as metrics;
+use crate::tokens::secrets::random_token;
 
 /// A token with less than this left is refreshed before it is used.
 const REFRESH_AHEAD_SECS: u64 = 60;
@@ -185,21 +186,18 @@ impl Connections {
         Ok(self.store.replace_connection(&refreshed).await?)
     }
 
-    /// The backend refused `sub`'s token at `route` (its `status` and `challenge`): on a 403
-    /// `insufficient_scope` the connection ends, and the next one asks for the scope named too;
-    /// otherwise the token is refreshed before its next use (the gateway thought it valid).
+    /// The backend refused `sub`'s token at `route`: wanting more scope, the connection ends, and
+    /// the next one asks for the scope named too; else the token is refreshed before its next use
+    /// (the gateway thought it in force).
     pub(crate) async fn refused_by_backend(
         &self,
         sub: &str,
         route: &Route,
-        status: u16,
-        challenge: Option<&super::Challenge>,
+        refusal: &super::BackendRefusal,
     ) -> Result<(), ConnectionError> {
-        let more_scope =
-            challenge.filter(|c| status == 403 && c.error.as_deref() == Some("insufficient_scope"));
-        if let Some(challenge) = more_scope {
+        if let super::BackendRefusal::MoreScope(wanted) = refusal {
             // The scope named is asked for next time; one not named is for the user to grant.
-            if let Some(scope) = &challenge.scope {
+            if let Some(scope) = wanted {
                 tracing::info!(user = sub, route = %route.path, %scope, "the backend asks for more scope: the user connects again");
                 let at = now();
                 self.wanted_scopes.insert(

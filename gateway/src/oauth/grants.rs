@@ -46,47 +46,44 @@ impl AuthServer {
             return Ok(None);
         };
         let bearer = connections.bearer(&caller.sub, route, settings).await?;
-        if bearer.is_none()
-            && let Some(grant) = &caller.gid
-        {
+        if bearer.is_none() {
             tracing::info!(user = %caller.sub, route = %route.path, "a caller not connected to the backend is to sign in again");
-            if let Err(error) = super::token::revoke_grant(self, grant).await {
-                tracing::warn!(%error, "the grant of a caller to sign in again could not be ended");
-            }
+            self.to_sign_in_again(caller).await;
         }
         Ok(bearer)
     }
 
-    /// The backend of `route` refused `caller`'s token there with `status` and `challenge` (its
-    /// `WWW-Authenticate`): the token is refreshed before its next use, or, when the backend asks
-    /// for more scope, the connection ends and the caller's grant for the route with it, so that
-    /// the client signs in again and the user connects again, asked for that scope too.
+    /// Ends `caller`'s grant, so that the client signs in again (which connects the user) rather
+    /// than refresh into the same refusal.
+    async fn to_sign_in_again(&self, caller: &crate::tokens::access::AccessClaims) {
+        if let Some(grant) = &caller.gid
+            && let Err(error) = super::token::revoke_grant(self, grant).await
+        {
+            tracing::warn!(%error, "the grant of a caller to sign in again could not be ended");
+        }
+    }
+
+    /// The backend of `route` refused `caller`'s token there: the token is refreshed before its
+    /// next use, or, when the backend asks for more scope, the connection ends and the caller's
+    /// grant for the route with it, so that the client signs in again and the user connects again,
+    /// asked for that scope too.
     pub(crate) async fn backend_refused(
         &self,
         caller: &crate::tokens::access::AccessClaims,
         route: &crate::config::Route,
-        status: u16,
-        challenge: Option<&str>,
+        refusal: &crate::connections::BackendRefusal,
     ) {
         let Some(connections) = &self.connections else {
             return;
         };
-        let challenge = challenge.and_then(crate::connections::Challenge::parse);
-        let more_scope = status == 403
-            && challenge
-                .as_ref()
-                .is_some_and(|c| c.error.as_deref() == Some("insufficient_scope"));
         if let Err(error) = connections
-            .refused_by_backend(&caller.sub, route, status, challenge.as_ref())
+            .refused_by_backend(&caller.sub, route, refusal)
             .await
         {
             tracing::warn!(%error, route = %route.path, "a backend's refusal could not be recorded");
         }
-        if more_scope
-            && let Some(grant) = &caller.gid
-            && let Err(error) = super::token::revoke_grant(self, grant).await
-        {
-            tracing::warn!(%error, "the grant of a caller to sign in again could not be ended");
+        if matches!(refusal, crate::connections::BackendRefusal::MoreScope(_)) {
+            self.to_sign_in_again(caller).await;
         }
     }
 

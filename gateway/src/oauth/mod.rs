@@ -30,6 +30,7 @@ mod rules_tests;
 mod scope;
 mod token;
 
+pub(crate) use crate::tokens::secrets::{hash_secret, random_token, secrets_equal};
 pub(crate) use errors::{OAuthError, json_error};
 pub(crate) use register::{AUTH_METHODS, GRANT_TYPES};
 pub(crate) use response::Response;
@@ -37,14 +38,12 @@ pub(crate) use response::Response;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The base64url (no padding) engine, for the submodules.
 pub(crate) const URL_SAFE_NO_PAD_ENGINE: base64::engine::GeneralPurpose = URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
-use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::cache::Cache;
@@ -390,13 +389,6 @@ pub(crate) async fn sync_config_clients(
     Ok(())
 }
 
-/// A random, URL-safe secret of `bytes` bytes of entropy.
-pub(crate) fn random_token(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buffer);
-    URL_SAFE_NO_PAD.encode(buffer)
-}
-
 /// A key for `purpose`, derived from the gateway's active signing key: every replica holds the same
 /// one, and it rotates with the signing key.
 pub(crate) fn derived_key(keys: &KeyRing, purpose: &str) -> [u8; 32] {
@@ -404,20 +396,6 @@ pub(crate) fn derived_key(keys: &KeyRing, purpose: &str) -> [u8; 32] {
     hasher.update(format!("mcp-auth-gateway {purpose}\0").as_bytes());
     hasher.update(keys.active().pkcs8_pem().as_bytes());
     hasher.finalize().into()
-}
-
-/// How secrets are stored and compared: base64url(SHA-256).
-pub(crate) fn hash_secret(secret: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Constant-time equality for secrets and their hashes.
-pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// What an endpoint's answer counts for: a registration made or refused, a revocation, an error.

@@ -11,6 +11,7 @@ use super::router::Endpoint;
 use super::sessions::session_key;
 use super::state::Gateway;
 use super::watchdog;
+use crate::connections::BackendRefusal;
 use crate::mcp::SESSION_ID;
 use crate::mcp::message;
 
@@ -92,23 +93,16 @@ async fn refused_by_backend(
     response: &mut ResponseHeader,
     ctx: &RequestCtx,
 ) -> pingora::Result<()> {
-    let status = response.status.as_u16();
     let challenge = response
         .headers
         .get(http::header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let is_scope = status == 403
-        && challenge
-            .as_deref()
-            .is_some_and(|c| c.contains("insufficient_scope"));
-    if status == 403 && !is_scope {
+        .and_then(|v| v.to_str().ok());
+    let Some(refusal) = BackendRefusal::of(response.status.as_u16(), challenge) else {
         // A plain 403 is the backend's answer about what was asked, not about the token.
         return Ok(());
-    }
+    };
     if let (Some(auth), Some(caller)) = (&gateway.auth, ctx.caller.as_deref()) {
-        auth.backend_refused(caller, route, status, challenge.as_deref())
-            .await;
+        auth.backend_refused(caller, route, &refusal).await;
     }
     response.set_status(401)?;
     response.insert_header(

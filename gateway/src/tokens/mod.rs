@@ -1,8 +1,9 @@
 //! The gateway's tokens: its signing keys and JWKS ([`keys`]), the RFC 9068 access tokens it issues and
-//! checks ([`access`]), what it hands backends ([`backend`]), and the secrets it keeps sealed in the
-//! store ([`sealed`]).
+//! checks ([`access`]), what it hands backends ([`backend`]), the secrets it keeps sealed in the store
+//! ([`sealed`]), and how it makes and keeps its other secrets ([`secrets`]).
 
 pub(crate) mod access;
 pub(crate) mod backend;
 pub(crate) mod keys;
 pub(crate) mod sealed;
+pub(crate) mod secrets;
