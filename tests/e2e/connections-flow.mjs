@@ -15,6 +15,7 @@ import crypto from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { AppProvider } from './app-provider.mjs';
 import { balancedFetch, userAgentFor } from './user-agent.mjs';
 
 const plan = JSON.parse(process.argv[2]);
@@ -24,31 +25,6 @@ const userAgent = userAgentFor(plan, REDIRECT, report);
 const balanced = balancedFetch(plan);
 const sha = (text) => crypto.createHash('sha256').update(text).digest('hex');
 
-class AppProvider {
-  get redirectUrl() { return REDIRECT; }
-  get clientMetadata() {
-    return { client_name: 'Connections Test App', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' };
-  }
-  state() { return (this._state = `state-${Math.random().toString(36).slice(2)}`); }
-  clientInformation() { return this._client; }
-  saveClientInformation(info) { this._client = info; }
-  tokens() { return this._tokens; }
-  saveTokens(tokens) { this._tokens = tokens; }
-  saveCodeVerifier(v) { this._verifier = v; }
-  codeVerifier() { return this._verifier; }
-  // As apps do: tokens the server refuses are dropped, and the SDK signs in again.
-  invalidateCredentials(scope) {
-    if (scope === 'all' || scope === 'tokens') this._tokens = undefined;
-    if (scope === 'all' || scope === 'client') this._client = undefined;
-    if (scope === 'all' || scope === 'verifier') this._verifier = undefined;
-  }
-  async redirectToAuthorization(url) {
-    report.authorizeUrl = url.href;
-    this.redirected = await userAgent(url.href);
-    report.redirect = this.redirected;
-  }
-}
-
 async function connect(provider) {
   const client = new Client({ name: 'connections-test', version: '1.0.0' });
   const transport = new StreamableHTTPClientTransport(new URL(plan.url), { authProvider: provider, fetch: balanced });
@@ -56,7 +32,14 @@ async function connect(provider) {
   return client;
 }
 
-const provider = new AppProvider();
+const provider = new AppProvider({
+  name: 'Connections Test App',
+  redirect: REDIRECT,
+  authorize: async (url) => {
+    report.authorizeUrl = url.href;
+    return (report.redirect = await userAgent(url.href));
+  },
+});
 try {
   try {
     await connect(provider);

@@ -12,6 +12,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { auth, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { AppProvider } from './app-provider.mjs';
 import { userAgentFor } from './user-agent.mjs';
 
 const plan = JSON.parse(process.argv[2]);
@@ -20,34 +21,6 @@ const report = { pages: [], authorizeUrl: null };
 const REDIRECT = 'http://127.0.0.1:1/oauth/callback';
 
 const userAgent = userAgentFor(plan, REDIRECT, report);
-
-class AppProvider {
-  constructor() {
-    this.redirected = null;
-  }
-  get redirectUrl() { return REDIRECT; }
-  get clientMetadata() {
-    return {
-      client_name: 'Integration Test App',
-      redirect_uris: [REDIRECT],
-      grant_types: plan.noRefresh ? ['authorization_code'] : ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: plan.tokenAuth ?? 'none',
-    };
-  }
-  state() { return (this._state = `state-${Math.random().toString(36).slice(2)}`); }
-  clientInformation() { return this._client; }
-  saveClientInformation(info) { this._client = info; report.registered = info; }
-  tokens() { return this._tokens; }
-  saveTokens(tokens) { this._tokens = tokens; (report.tokens ??= []).push(tokens); }
-  saveCodeVerifier(v) { this._verifier = v; }
-  codeVerifier() { return this._verifier; }
-  async redirectToAuthorization(url) {
-    report.authorizeUrl = url.href;
-    this.redirected = await userAgent(url.href);
-    report.redirect = this.redirected;
-  }
-}
 
 async function connect(provider) {
   const client = new Client({ name: 'integration-test', version: '1.0.0' });
@@ -92,7 +65,21 @@ async function stepUp(provider, call) {
   return out;
 }
 
-const provider = new AppProvider();
+const provider = new AppProvider({
+  name: 'Integration Test App',
+  redirect: REDIRECT,
+  metadata: {
+    grant_types: plan.noRefresh ? ['authorization_code'] : ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_method: plan.tokenAuth ?? 'none',
+  },
+  authorize: async (url) => {
+    report.authorizeUrl = url.href;
+    return (report.redirect = await userAgent(url.href));
+  },
+  onClient: (info) => { report.registered = info; },
+  onTokens: (tokens) => { (report.tokens ??= []).push(tokens); },
+  invalidates: false,
+});
 try {
   // 1. No token: 401 -> discovery -> registration -> authorize -> login -> consent -> redirect.
   try {

@@ -205,6 +205,8 @@ impl Connections {
         let auth = preferred_auth(server);
         let body = json!({
             "client_name": "mcp-auth-gateway",
+            // A server-side client with a redirect URI on the web (SEP-837).
+            "application_type": "web",
             "redirect_uris": [self.redirect_uri],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],

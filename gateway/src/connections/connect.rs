@@ -53,7 +53,7 @@ impl Connections {
         settings: &ConnectionSettings,
         waiting: Waiting,
     ) -> Result<String, ConnectionError> {
-        let discovered = self.discovered(route, settings, None).await?;
+        let discovered = self.discovered(route, settings).await?;
         let client = self.client_for(&discovered.server, settings).await?;
         let sub = waiting.user.sub.clone();
         let state = random_token(32);
@@ -154,7 +154,7 @@ impl Connections {
             .connection
             .as_ref()
             .ok_or(ConnectionError::UnknownState)?;
-        let discovered = self.discovered(&route, settings, None).await?;
+        let discovered = self.discovered(&route, settings).await?;
         let server = &discovered.server;
         // RFC 9207: the server that answers is the one the browser was sent to.
         let iss = query.get("iss");

@@ -110,6 +110,9 @@ fn auth_params(mut rest: &str) -> Vec<(String, String)> {
     }
 }
 
+/// The scope that asks an authorization server for a refresh token (OpenID Connect, SEP-2207).
+const OFFLINE_ACCESS: &str = "offline_access";
+
 /// The authorization server's metadata, as far as the gateway uses it.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ServerMetadata {
@@ -125,6 +128,7 @@ pub(crate) struct ServerMetadata {
     pub client_id_metadata_document_supported: bool,
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    pub scopes_supported: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -143,9 +147,6 @@ pub(crate) struct Discovered {
     pub server: ServerMetadata,
     /// The scopes to ask for.
     pub scopes: Vec<String>,
-    /// The resource metadata URL it was found by, if any: a challenge naming another is a
-    /// migration.
-    pub resource_metadata: Option<String>,
 }
 
 /// Discovers the authorization server of `backend`, from its `challenge` if it gave one, else by
@@ -173,7 +174,7 @@ pub(crate) async fn discover(
             break;
         }
     }
-    let Some((metadata_url, metadata)) = found else {
+    let Some((_, metadata)) = found else {
         if challenge.resource_metadata.is_some() {
             return Err(ConnectionError::Discovery(format!(
                 "the resource metadata {} the backend names is not there",
@@ -197,12 +198,11 @@ pub(crate) async fn discover(
         ConnectionError::Discovery(format!("the authorization server {issuer} has no metadata"))
     })?;
     require_https(&server, settings)?;
-    let scopes = scopes(settings, &challenge, metadata.scopes_supported);
+    let scopes = scopes(settings, &challenge, metadata.scopes_supported, &server);
     Ok(Discovered {
         resource,
         server,
         scopes,
-        resource_metadata: Some(metadata_url),
     })
 }
 
@@ -276,19 +276,30 @@ fn choose_issuer(
         .ok_or_else(|| ConnectionError::NotAllowed(named.join(", ")))
 }
 
-/// The scopes to ask for: the route's, else the challenge's, else what the backend supports.
+/// The scopes to ask for: the route's, else the challenge's, else what the backend supports; and
+/// `offline_access` where the route names none and the server offers it (SEP-2207): the gateway
+/// holds the user's connection for as long as they use it, and wants a refresh token for that.
 fn scopes(
     settings: &ConnectionSettings,
     challenge: &Challenge,
     supported: Option<Vec<String>>,
+    server: &ServerMetadata,
 ) -> Vec<String> {
     if !settings.scopes.is_empty() {
         return settings.scopes.clone();
     }
-    if let Some(scope) = &challenge.scope {
-        return scope.split_whitespace().map(str::to_owned).collect();
+    let mut scopes: Vec<String> = match &challenge.scope {
+        Some(scope) => scope.split_whitespace().map(str::to_owned).collect(),
+        None => supported.unwrap_or_default(),
+    };
+    let offered = server
+        .scopes_supported
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|s| s == OFFLINE_ACCESS));
+    if offered && !scopes.iter().any(|s| s == OFFLINE_ACCESS) {
+        scopes.push(OFFLINE_ACCESS.to_owned());
     }
-    supported.unwrap_or_default()
+    scopes
 }
 
 /// A backend of 2025-03-26 without resource metadata: its server is at its origin.
@@ -313,16 +324,16 @@ async fn legacy(
             token_endpoint_auth_methods_supported: None,
             client_id_metadata_document_supported: false,
             authorization_response_iss_parameter_supported: false,
+            scopes_supported: None,
         },
     };
     require_https(&server, settings)?;
     // Not every scope the server knows: only what the route or the backend asks for.
-    let scopes = scopes(settings, challenge, None);
+    let scopes = scopes(settings, challenge, None, &server);
     Ok(Discovered {
         resource: backend.as_str().to_owned(),
         server,
         scopes,
-        resource_metadata: None,
     })
 }
 

@@ -116,13 +116,43 @@ fn the_issuer_is_the_first_allowed_and_scopes_come_from_the_route_challenge_or_b
         scope: Some("b c".into()),
         ..Challenge::default()
     };
-    assert_eq!(scopes(&settings, &challenge, supported.clone()), ["b", "c"]);
+    let server = server_at("https://as.example/token");
     assert_eq!(
-        scopes(&settings, &Challenge::default(), supported.clone()),
+        scopes(&settings, &challenge, supported.clone(), &server),
+        ["b", "c"]
+    );
+    assert_eq!(
+        scopes(&settings, &Challenge::default(), supported.clone(), &server),
         ["a"]
     );
+    // A server that offers refresh tokens by `offline_access` is asked for one (SEP-2207).
+    let offering = ServerMetadata {
+        scopes_supported: Some(vec!["a".into(), "offline_access".into()]),
+        ..server.clone()
+    };
+    assert_eq!(
+        scopes(&settings, &challenge, supported.clone(), &offering),
+        ["b", "c", "offline_access"]
+    );
+    // The route's own scopes are asked for as they are.
     settings.scopes = vec!["d".into()];
-    assert_eq!(scopes(&settings, &challenge, supported), ["d"]);
+    assert_eq!(scopes(&settings, &challenge, supported, &offering), ["d"]);
+}
+
+/// A server with https endpoints but its token endpoint at `token_endpoint`.
+fn server_at(token_endpoint: &str) -> ServerMetadata {
+    ServerMetadata {
+        issuer: "https://as.example".into(),
+        authorization_endpoint: "https://as.example/authorize".into(),
+        token_endpoint: token_endpoint.into(),
+        registration_endpoint: Some("https://as.example/register".into()),
+        revocation_endpoint: None,
+        code_challenge_methods_supported: vec!["S256".into()],
+        token_endpoint_auth_methods_supported: None,
+        client_id_metadata_document_supported: false,
+        authorization_response_iss_parameter_supported: true,
+        scopes_supported: None,
+    }
 }
 
 #[tokio::test]
@@ -163,17 +193,7 @@ async fn metadata_on_a_private_address_is_not_fetched_unless_allowed() {
 
 #[test]
 fn a_server_whose_endpoints_are_not_https_is_refused_unless_the_network_is_private() {
-    let server = |token_endpoint: &str| ServerMetadata {
-        issuer: "https://as.example".into(),
-        authorization_endpoint: "https://as.example/authorize".into(),
-        token_endpoint: token_endpoint.into(),
-        registration_endpoint: Some("https://as.example/register".into()),
-        revocation_endpoint: None,
-        code_challenge_methods_supported: vec!["S256".into()],
-        token_endpoint_auth_methods_supported: None,
-        client_id_metadata_document_supported: false,
-        authorization_response_iss_parameter_supported: true,
-    };
+    let server = server_at;
     let mut settings = settings();
     assert!(require_https(&server("https://as.example/token"), &settings).is_ok());
     let refused = require_https(&server("http://as.example/token"), &settings).unwrap_err();

@@ -14,7 +14,7 @@ mod vault;
 use std::sync::Arc;
 
 pub(crate) use connect::Waiting;
-pub(crate) use discovery::{BackendRefusal, Challenge};
+pub(crate) use discovery::BackendRefusal;
 pub(crate) use errors::ConnectionError;
 
 use crate::cache::Cache;
@@ -78,6 +78,7 @@ impl Connections {
         Some(serde_json::json!({
             "client_id": url,
             "client_name": "mcp-auth-gateway",
+            "application_type": "web",
             "redirect_uris": [self.redirect_uri],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
@@ -126,33 +127,30 @@ impl Connections {
         Ok((status, body))
     }
 
-    /// What discovery finds for `route`: kept for a while, and looked up again when a `challenge`
-    /// of the backend names another resource metadata document (the backend moved to another
-    /// authorization server).
+    /// What discovery finds for `route`, kept for a while.
     async fn discovered(
         &self,
         route: &Route,
         settings: &ConnectionSettings,
-        challenge: Option<Challenge>,
     ) -> Result<Arc<Discovered>, ConnectionError> {
-        let key = format!("{} {}", route.path, route.backend.url);
+        let key = discovery_key(route);
         if let Some(known) = self.discovered.get(&key, now()) {
-            let moved = challenge.as_ref().is_some_and(|c| {
-                c.resource_metadata.is_some() && c.resource_metadata != known.resource_metadata
-            });
-            if !moved {
-                return Ok(known);
-            }
+            return Ok(known);
         }
         // A failure is counted where it ends what it was for: a connection begun, or finished.
         let found =
-            discovery::discover(self.http(settings), &route.backend.url, settings, challenge)
-                .await?;
+            discovery::discover(self.http(settings), &route.backend.url, settings, None).await?;
         let found = Arc::new(found);
         let at = now();
         self.discovered
             .insert(key, found.clone(), at + DISCOVERY_SECS, at);
         Ok(found)
+    }
+
+    /// Forgets what discovery found for `route`, when its backend refused a token: it may have
+    /// moved to another authorization server (the next connection finds it, and registers there).
+    fn forget_discovery(&self, route: &Route) {
+        self.discovered.remove(&discovery_key(route));
     }
 
     /// Whether `sub` is connected to `route`'s backend (with tokens for that backend).
@@ -221,7 +219,7 @@ impl Connections {
             return;
         };
         let revoked = async {
-            let discovered = self.discovered(route, settings, None).await?;
+            let discovered = self.discovered(route, settings).await?;
             // Only the server that issued the tokens is sent them.
             let Some(endpoint) = discovered
                 .server
@@ -264,6 +262,11 @@ impl Connections {
 }
 
 /// What a connection's tokens are sealed to: its user and route.
+/// What discovery found for a route is its backend's: a route pointed elsewhere discovers again.
+fn discovery_key(route: &Route) -> String {
+    format!("{} {}", route.path, route.backend.url)
+}
+
 fn connection_binding(sub: &str, route: &str) -> String {
     format!("connection {sub} {route}")
 }

@@ -115,7 +115,7 @@ impl Connections {
             return Ok(None);
         };
         let found = async {
-            let discovered = self.discovered(route, settings, None).await?;
+            let discovered = self.discovered(route, settings).await?;
             let client = self
                 .client_of_connection(&current.client_id, &current.issuer, settings)
                 .await?;
@@ -186,15 +186,20 @@ impl Connections {
         Ok(self.store.replace_connection(&refreshed).await?)
     }
 
-    /// The backend refused `sub`'s token at `route`: wanting more scope, the connection ends, and
-    /// the next one asks for the scope named too; else the token is refreshed before its next use
-    /// (the gateway thought it in force).
+    /// The backend refused `sub`'s token at `route`. Wanting more scope, the connection ends, and
+    /// the next one asks for the scope named too. A token it refuses otherwise is refreshed before
+    /// its next use (the gateway thought it in force), unless it cannot be: the server gave no
+    /// refresh token, or this token is itself a refresh's, made in the last minute, which the
+    /// server refuses as well; then the connection ends too. Either way what discovery found is
+    /// looked up again: the backend may have moved to another authorization server. Whether the
+    /// connection ended, so that the user must connect again.
     pub(crate) async fn refused_by_backend(
         &self,
         sub: &str,
         route: &Route,
         refusal: &super::BackendRefusal,
-    ) -> Result<(), ConnectionError> {
+    ) -> Result<bool, ConnectionError> {
+        self.forget_discovery(route);
         if let super::BackendRefusal::MoreScope(wanted) = refusal {
             // The scope named is asked for next time; one not named is for the user to grant.
             if let Some(scope) = wanted {
@@ -208,16 +213,27 @@ impl Connections {
                 );
             }
             self.store.delete_connection(sub, &route.path).await?;
-            return Ok(());
+            return Ok(true);
         }
         let Some(current) = self.store.connection(sub, &route.path).await? else {
-            return Ok(());
+            return Ok(true);
         };
+        let renewable = self
+            .open_tokens_of(&current)
+            .is_some_and(|t| t.refresh_token.is_some());
+        let just_refreshed = current
+            .refreshed_at
+            .is_some_and(|at| now() < at + REFRESH_AHEAD_SECS);
+        if !renewable || just_refreshed {
+            tracing::info!(user = sub, route = %route.path, renewable, "the backend refused a token that cannot be renewed: the user connects again");
+            self.store.delete_connection(sub, &route.path).await?;
+            return Ok(true);
+        }
         let expired = ConnectionRecord {
             expires_at: Some(0),
             ..current
         };
         self.store.replace_connection(&expired).await?;
-        Ok(())
+        Ok(false)
     }
 }

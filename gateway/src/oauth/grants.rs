@@ -64,9 +64,9 @@ impl AuthServer {
     }
 
     /// The backend of `route` refused `caller`'s token there: the token is refreshed before its
-    /// next use, or, when the backend asks for more scope, the connection ends and the caller's
-    /// grant for the route with it, so that the client signs in again and the user connects again,
-    /// asked for that scope too.
+    /// next use; or, when the backend asks for more scope or the token cannot be renewed, the
+    /// connection ends and the caller's grant with it, so that the client signs in again and the
+    /// user connects again (asked for that scope too).
     pub(crate) async fn backend_refused(
         &self,
         caller: &crate::tokens::access::AccessClaims,
@@ -76,14 +76,15 @@ impl AuthServer {
         let Some(connections) = &self.connections else {
             return;
         };
-        if let Err(error) = connections
+        match connections
             .refused_by_backend(&caller.sub, route, refusal)
             .await
         {
-            tracing::warn!(%error, route = %route.path, "a backend's refusal could not be recorded");
-        }
-        if matches!(refusal, crate::connections::BackendRefusal::MoreScope(_)) {
-            self.to_sign_in_again(caller).await;
+            Ok(false) => {}
+            Ok(true) => self.to_sign_in_again(caller).await,
+            Err(error) => {
+                tracing::warn!(%error, route = %route.path, "a backend's refusal could not be recorded");
+            }
         }
     }
 

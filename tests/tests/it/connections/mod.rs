@@ -5,6 +5,7 @@
 //! what is refused in [`refusals`]; refreshes, refusals by the backend, revocation and replicas in
 //! [`lifetime`].
 
+mod conformance;
 mod lifetime;
 mod refusals;
 

@@ -1,7 +1,9 @@
 //! The official MCP conformance suite (`tests/conformance`, installed by
 //! `npm ci --prefix tests/conformance`, on the Node.js 22 it pins) and the MCP server it runs
 //! against: our fixture `tests/conformance/server.mjs`, which implements what the suite's server
-//! scenarios call.
+//! scenarios call. Its `client` mode, with the gateway as the client, in [`client`].
+
+pub mod client;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -48,7 +50,7 @@ impl Fixture {
     }
 }
 
-fn package_dir() -> std::path::PathBuf {
+pub(crate) fn package_dir() -> std::path::PathBuf {
     let dir = workspace_root().join("tests/conformance");
     assert!(
         dir.join("node_modules/@modelcontextprotocol/conformance")
