@@ -10,7 +10,7 @@
 // After signing in, the app takes each step: calls `whoami` (default: once), or POSTs to a URL (the
 // remote server's controls). When a call is refused because the user must sign in again (the
 // gateway lost their connection), the app signs in again, as apps do, and calls once more; the step
-// records that it did.
+// records that it did, and how many 401s the app was answered.
 import crypto from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -22,7 +22,13 @@ const plan = JSON.parse(process.argv[2]);
 const report = { pages: [] };
 const REDIRECT = 'http://127.0.0.1:1/oauth/callback';
 const userAgent = userAgentFor(plan, REDIRECT, report);
-const balanced = balancedFetch(plan);
+const toReplicas = balancedFetch(plan);
+/** The app's requests, counting the 401s it is answered (each step reports how many it saw). */
+let unauthorized = 0;
+const balanced = (input, init) => toReplicas(input, init).then((response) => {
+  if (response.status === 401) unauthorized++;
+  return response;
+});
 const sha = (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 async function connect(provider) {
@@ -65,8 +71,9 @@ try {
       continue;
     }
     const before = provider.redirected;
+    const unauthorizedBefore = unauthorized;
     try {
-      report.steps.push({ whoami: await whoami(current) });
+      report.steps.push({ whoami: await whoami(current), unauthorized: unauthorized - unauthorizedBefore });
     } catch (e) {
       if (!(e instanceof UnauthorizedError) || provider.redirected === before) throw e;
       // Asked to sign in again: the user agent did; the app finishes it and calls again.

@@ -66,24 +66,28 @@ impl AuthServer {
     /// The backend of `route` refused `caller`'s token there: the token is refreshed before its
     /// next use; or, when the backend asks for more scope or the token cannot be renewed, the
     /// connection ends and the caller's grant with it, so that the client signs in again and the
-    /// user connects again (asked for that scope too).
+    /// user connects again (asked for that scope too). Whether the token can be renewed.
     pub(crate) async fn backend_refused(
         &self,
         caller: &crate::tokens::access::AccessClaims,
         route: &crate::config::Route,
         refusal: &crate::connections::BackendRefusal,
-    ) {
+    ) -> bool {
         let Some(connections) = &self.connections else {
-            return;
+            return false;
         };
         match connections
             .refused_by_backend(&caller.sub, route, refusal)
             .await
         {
-            Ok(false) => {}
-            Ok(true) => self.to_sign_in_again(caller).await,
+            Ok(false) => true,
+            Ok(true) => {
+                self.to_sign_in_again(caller).await;
+                false
+            }
             Err(error) => {
                 tracing::warn!(%error, route = %route.path, "a backend's refusal could not be recorded");
+                false
             }
         }
     }

@@ -71,11 +71,25 @@ pub(crate) struct BackendCall {
     pub credentials: Option<Arc<BackendCredentials>>,
     /// `Bearer <the caller's own token at the backend>`, on a route that connects users.
     pub connection_bearer: Option<http::HeaderValue>,
+    /// What became of the backend refusing that token: the gateway sends a request again at most
+    /// once, with the token renewed ([`super::response::retry_refused`]).
+    pub refused: Refused,
     pub started: Option<Instant>,
     /// The response is an SSE stream, counted among the route's active streams.
     pub stream_open: bool,
     /// The descriptor of the backend connection, while the request holds it.
     pub fd: Option<std::os::fd::RawFd>,
+}
+
+/// Whether the backend refused the caller's own token at it, and what the gateway did.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Refused {
+    #[default]
+    No,
+    /// Renewed: the request is to be sent again.
+    Retrying,
+    /// Sent again, or noted and not to be sent again: the next refusal goes to the client.
+    Noted,
 }
 
 /// What the request leaves for its operators: its spans, its id, its audit entries.

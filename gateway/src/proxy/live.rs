@@ -136,6 +136,15 @@ impl ProxyHttp for LiveGateway {
         phase!(self, ctx, gateway => gateway.request_body_filter(session, body, end_of_stream, ctx))
     }
 
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        phase!(self, ctx, gateway => gateway.upstream_response_filter(session, upstream_response, ctx))
+    }
+
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -163,6 +172,20 @@ impl ProxyHttp for LiveGateway {
     /// cause deserves.
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         true
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let gateway = self.take(ctx);
+        let result = gateway.error_while_proxy(peer, session, e, ctx, client_reused);
+        ctx.gateway = Some(gateway);
+        result
     }
 
     async fn fail_to_proxy(

@@ -135,7 +135,11 @@ impl Gateway {
         if route.credentials == crate::config::Credentials::OAuth {
             let cors_origin = ctx.cors_origin.as_deref();
             match credentials::connected(self, route, &caller, cors_origin).await {
-                Ok(bearer) => ctx.backend.connection_bearer = Some(bearer),
+                Ok(bearer) => {
+                    ctx.backend.connection_bearer = Some(bearer);
+                    // Held, so that it can be sent again should the backend refuse the token.
+                    session.enable_retry_buffering();
+                }
                 Err(refusal) => {
                     Box::pin(refusal.answer(session, route, cors_origin)).await?;
                     return Ok(true);
@@ -291,6 +295,17 @@ impl Gateway {
         Ok(())
     }
 
+    /// The backend's answer before anything of it goes on: a refused token is renewed and the
+    /// request sent again ([`response::retry_refused`]).
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        response::retry_refused(self, session, upstream_response, ctx).await
+    }
+
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -334,6 +349,30 @@ impl Gateway {
             policy::decide(policy, &caller, kind.call_method(), Target { kind, name }).shows()
         });
         Ok(None)
+    }
+
+    /// A request the backend answered with a refusal of the caller's token is sent again once,
+    /// with it renewed ([`response::retrying`]); any other failure is retried as Pingora does
+    /// (an idempotent request whose body is held, on a reused connection).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if response::retrying(ctx) {
+            e.set_retry(true);
+        } else if !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     async fn fail_to_proxy(

@@ -6,7 +6,8 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::cors;
-use super::ctx::RequestCtx;
+use super::credentials;
+use super::ctx::{Refused, RequestCtx};
 use super::router::Endpoint;
 use super::sessions::session_key;
 use super::state::Gateway;
@@ -80,6 +81,60 @@ pub(super) async fn filter(
     Ok(())
 }
 
+/// The backend of a route that connects users refused the caller's own token there (401), which the
+/// gateway thought in force: the token is renewed at the backend's server and the request, held in
+/// Pingora's copy of its body, is sent once more with it (Pingora asks [`retrying`] whether to),
+/// so that the client sees only the second answer. When that cannot be (the body was too large to
+/// hold, the token cannot be renewed, or this is the second answer), the refusal goes on to
+/// [`filter`], which answers with the gateway's own 401.
+pub(super) async fn retry_refused(
+    gateway: &Gateway,
+    session: &Session,
+    response: &ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<()> {
+    let Some(route) = gateway.route(ctx.endpoint) else {
+        return Ok(());
+    };
+    if route.credentials != crate::config::Credentials::OAuth
+        || response.status != http::StatusCode::UNAUTHORIZED
+        || ctx.backend.refused != Refused::No
+    {
+        return Ok(());
+    }
+    let (Some(auth), Some(caller)) = (&gateway.auth, ctx.caller.clone()) else {
+        return Ok(());
+    };
+    ctx.backend.refused = Refused::Noted;
+    if !auth
+        .backend_refused(&caller, route, &BackendRefusal::Token)
+        .await
+        || session.as_ref().retry_buffer_truncated()
+    {
+        return Ok(());
+    }
+    let cors_origin = ctx.cors_origin.clone();
+    let Ok(renewed) = credentials::connected(gateway, route, &caller, cors_origin.as_deref()).await
+    else {
+        return Ok(());
+    };
+    ctx.backend.connection_bearer = Some(renewed);
+    ctx.backend.refused = Refused::Retrying;
+    Err(pingora::Error::explain(
+        pingora::ErrorType::HTTPStatus(401),
+        "the backend refused the caller's token: sent again with it renewed",
+    ))
+}
+
+/// Whether the request is to be sent again ([`retry_refused`]): once.
+pub(super) fn retrying(ctx: &mut RequestCtx) -> bool {
+    let again = ctx.backend.refused == Refused::Retrying;
+    if again {
+        ctx.backend.refused = Refused::Noted;
+    }
+    again
+}
+
 /// The backend of a route that connects users refused the caller's own token there (401) or asked
 /// for more scope (403 `insufficient_scope`): the gateway takes note, and the client is answered
 /// with the gateway's own challenge, never the backend's (which names the backend's server, not
@@ -101,7 +156,9 @@ async fn refused_by_backend(
         // A plain 403 is the backend's answer about what was asked, not about the token.
         return Ok(());
     };
-    if let (Some(auth), Some(caller)) = (&gateway.auth, ctx.caller.as_deref()) {
+    // A 401 [`retry_refused`] took note of is not noted twice.
+    let noted = refusal == BackendRefusal::Token && ctx.backend.refused == Refused::Noted;
+    if let (Some(auth), Some(caller), false) = (&gateway.auth, ctx.caller.as_deref(), noted) {
         auth.backend_refused(caller, route, &refusal).await;
     }
     response.set_status(401)?;
