@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 use crate::config::{Config, StoreSettings};
 use crate::connections::Connections;
 use crate::store::{GrantRecord, Store};
+use crate::telemetry::audit::AuditLog;
 
 /// Whose grants a command is about: a user (by the `sub` tokens carry) or a client.
 pub(crate) enum Holder {
@@ -152,9 +153,25 @@ pub(crate) async fn revoke(
         holder.describe()
     ));
     if let (Holder::User(sub), Some(key)) = (&holder, config.start.token_key) {
-        let connections = Connections::new(store.clone(), &key, &config.server.public_url);
+        // The operator's act goes in the audit trail's file too (not on this command's stdout).
+        let audit = match &config.start.audit {
+            Some(Some(file)) => Some(Arc::new(AuditLog::open(Some(file)).map_err(|e| {
+                anyhow::anyhow!("cannot open the audit trail {}: {e}", file.display())
+            })?)),
+            _ => None,
+        };
+        let connections = Connections::new(
+            store.clone(),
+            &key,
+            &config.server.public_url,
+            audit.clone(),
+        );
         let route_of = |path: &str| config.routes.iter().find(|r| r.path == path).cloned();
-        let ended = connections.end_all(sub, route_of).await?;
+        let ended = connections.end_all(sub, route_of).await;
+        if let Some(audit) = &audit {
+            audit.flush();
+        }
+        let ended = ended?;
         if ended > 0 {
             out.push_str(&format!(
                 "{ended} connection{} of the user {sub} to backends ended\n",

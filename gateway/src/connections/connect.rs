@@ -131,7 +131,7 @@ impl Connections {
         match &outcome {
             Ok(()) => {
                 crate::telemetry::metrics::connections::completed(&flow.route);
-                tracing::info!(user = %flow.sub, route = %flow.route, issuer = %flow.issuer, "a user connected to a backend");
+                self.connected(&flow.sub, &flow.route, &flow.issuer);
             }
             Err(error) => {
                 crate::telemetry::metrics::connections::failed(&flow.route, error.reason());

@@ -5,6 +5,7 @@
 //! reaches a client: the tokens go only to the backend they were issued for, for the user they
 //! were issued to.
 
+mod audit;
 mod client;
 mod connect;
 mod discovery;
@@ -22,6 +23,7 @@ use crate::clock::now;
 use crate::config::{ConnectionSettings, Route};
 use crate::outbound::Outbound;
 use crate::store::{ConnectionRecord, Store};
+use crate::telemetry::audit::AuditLog;
 use crate::tokens::sealed::Sealer;
 use crate::tokens::secrets::hash_secret;
 use discovery::Discovered;
@@ -53,11 +55,19 @@ pub(crate) struct Connections {
     /// Scopes a backend asked a user for (a 403 `insufficient_scope`), asked for when they next
     /// connect there, by user and route.
     wanted_scopes: Cache<(String, String), String>,
+    /// Where connections made and ended are recorded, when the config keeps an audit trail.
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl Connections {
-    /// The connections of a gateway at `public_url` whose store seals with `token_key`.
-    pub(crate) fn new(store: Arc<dyn Store>, token_key: &[u8; 32], public_url: &str) -> Self {
+    /// The connections of a gateway at `public_url` whose store seals with `token_key`, recorded
+    /// in `audit` when there is one.
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        token_key: &[u8; 32],
+        public_url: &str,
+        audit: Option<Arc<AuditLog>>,
+    ) -> Self {
         Self {
             store,
             sealer: Sealer::new(token_key),
@@ -69,6 +79,7 @@ impl Connections {
                 .then(|| format!("{public_url}{CLIENT_METADATA_PATH}")),
             discovered: Cache::new(DISCOVERIES_KEPT),
             wanted_scopes: Cache::new(DISCOVERIES_KEPT),
+            audit,
         }
     }
 
@@ -174,14 +185,9 @@ impl Connections {
         route: Option<&Route>,
         route_path: &str,
     ) -> Result<bool, ConnectionError> {
-        let Some(ended) = self.store.delete_connection(sub, route_path).await? else {
+        let Some(ended) = self.end(sub, route_path, audit::Ended::Operator).await? else {
             return Ok(false);
         };
-        tracing::info!(
-            user = sub,
-            route = route_path,
-            "a user's connection to a backend ended"
-        );
         if let Some((route, settings)) = route.and_then(|r| r.connection.as_ref().map(|s| (r, s))) {
             self.revoke_at_server(&ended, route, settings).await;
         }

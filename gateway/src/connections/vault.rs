@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::Connections;
+use super::audit::Ended;
 use super::errors::ConnectionError;
 use crate::clock::now;
 use crate::config::{ConnectionSettings, Route};
@@ -38,7 +39,7 @@ impl Connections {
         let Some(tokens) = self.open_tokens_of(&record) else {
             // Sealed under another key: of no use, and ended, so that the user connects again.
             tracing::warn!(user = sub, route = %route.path, "a connection's tokens do not open with this key: it ends");
-            self.store.delete_connection(sub, &route.path).await?;
+            self.end(sub, &route.path, Ended::KeyChanged).await?;
             return Ok(None);
         };
         let due = record
@@ -49,7 +50,7 @@ impl Connections {
         }
         if tokens.refresh_token.is_none() {
             // Expired with no way to renew it: the user connects again.
-            self.store.delete_connection(sub, &route.path).await?;
+            self.end(sub, &route.path, Ended::Expired).await?;
             return Ok(None);
         }
         self.refresh(record, route, settings).await
@@ -126,10 +127,8 @@ impl Connections {
         })?;
         // The backend names another server now: the refresh token is not that server's to see.
         if discovered.server.issuer != current.issuer {
-            tracing::info!(user = %current.sub, route = %current.route, "the backend's authorization server changed: the connection ends");
             metrics::refreshed(&route.path, "refused");
-            self.store
-                .delete_connection(&current.sub, &current.route)
+            self.end(&current.sub, &current.route, Ended::ServerChanged)
                 .await?;
             return Ok(None);
         }
@@ -156,9 +155,8 @@ impl Connections {
             }
             Err(ConnectionError::Refused(reason)) => {
                 metrics::refreshed(&route.path, "refused");
-                tracing::info!(user = %current.sub, route = %current.route, %reason, "a backend's server refused a refresh: the connection ends");
-                self.store
-                    .delete_connection(&current.sub, &current.route)
+                tracing::info!(user = %current.sub, route = %current.route, %reason, "a backend's server refused a refresh");
+                self.end(&current.sub, &current.route, Ended::RefreshRefused)
                     .await?;
                 Ok(None)
             }
@@ -212,7 +210,7 @@ impl Connections {
                     at,
                 );
             }
-            self.store.delete_connection(sub, &route.path).await?;
+            self.end(sub, &route.path, Ended::MoreScope).await?;
             return Ok(true);
         }
         let Some(current) = self.store.connection(sub, &route.path).await? else {
@@ -226,7 +224,7 @@ impl Connections {
             .is_some_and(|at| now() < at + REFRESH_AHEAD_SECS);
         if !renewable || just_refreshed {
             tracing::info!(user = sub, route = %route.path, renewable, "the backend refused a token that cannot be renewed: the user connects again");
-            self.store.delete_connection(sub, &route.path).await?;
+            self.end(sub, &route.path, Ended::TokenRefused).await?;
             return Ok(true);
         }
         let expired = ConnectionRecord {

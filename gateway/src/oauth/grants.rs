@@ -361,7 +361,7 @@ mod tests {
             "https://gw.example".into(),
             60,
         ));
-        AuthServer::new(config, store, keys, verifier)
+        AuthServer::new(config, store, keys, verifier, None)
     }
 
     /// A grant whose GitHub token expires in 10 s.

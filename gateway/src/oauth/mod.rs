@@ -55,6 +55,7 @@ use crate::idp::local::LocalUsers;
 
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
+use crate::telemetry::audit::AuditLog;
 use crate::telemetry::metrics::auth::AUTH;
 use crate::telemetry::trace::{SPANS, traced};
 use crate::tokens::access::AccessTokenVerifier;
@@ -186,6 +187,8 @@ pub(crate) struct AuthServer {
     /// Users' connections to backends with their own authorization server, when a route has one
     /// (kept across reloads, with what discovery found).
     connections: Option<Arc<Connections>>,
+    /// The audit trail connections are recorded in, kept for the server of a reloaded config.
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl AuthServer {
@@ -200,6 +203,7 @@ impl AuthServer {
         store: Arc<dyn Store>,
         keys: Arc<KeyRing>,
         verifier: Arc<AccessTokenVerifier>,
+        audit: Option<Arc<AuditLog>>,
     ) -> Self {
         let users = match &config.auth.provider {
             Some(Provider::Local { users, .. }) => LocalUsers::new(users.clone()),
@@ -232,6 +236,7 @@ impl AuthServer {
                 store.clone(),
                 &key,
                 &config.server.public_url,
+                audit.clone(),
             ))),
             _ => None,
         };
@@ -254,6 +259,7 @@ impl AuthServer {
             refresh_locks: Arc::new(Cache::new(GRANTS_KEPT)),
             revocation_epoch: Arc::new(std::sync::atomic::AtomicU64::new(grants::UNREAD)),
             connections,
+            audit,
         }
     }
 
@@ -266,6 +272,7 @@ impl AuthServer {
             self.store.clone(),
             self.keys.clone(),
             self.verifier.clone(),
+            self.audit.clone(),
         );
         next.grant_revoked_cache = self.grant_revoked_cache.clone();
         next.idp_token_cache = self.idp_token_cache.clone();

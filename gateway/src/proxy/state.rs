@@ -158,6 +158,7 @@ impl Gateway {
                 store.clone(),
                 self.keys.clone(),
                 self.verifier.clone(),
+                self.access_log.audit.clone(),
             ))),
             (_, false) => None,
         };

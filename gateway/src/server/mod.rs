@@ -250,6 +250,7 @@ fn data_plane(
             store.clone(),
             keys.clone(),
             verifier.clone(),
+            access_log.audit.clone(),
         ))
     });
     let shared_store = store.is_shared().then(|| store.clone());

@@ -1,6 +1,7 @@
 //! The audit trail: one JSON line per MCP message a route's policy decided — when, which request,
 //! route, user and client, the method and the tool, resource or prompt, the decision and the rule
-//! that made it, the HTTP status and the duration. Never a token, and never a call's arguments.
+//! that made it, the HTTP status and the duration — and one per user connecting to a route's
+//! backend or their connection ending (`event`). Never a token, and never a call's arguments.
 //!
 //! Lines go to their own file (appended) or to stdout, apart from the log, in batches as the access
 //! log does ([`crate::telemetry::log_writer`]): a request does not wait for the disk. A line is written within
@@ -44,11 +45,26 @@ pub(crate) struct AuditLine<'a> {
     pub duration_ms: f64,
 }
 
+/// A user's connection to a route's backend made or ended ([`crate::connections`]).
 #[derive(Serialize)]
-struct Stamped<'a> {
+pub(crate) struct ConnectionLine<'a> {
+    /// "connected" or "disconnected".
+    pub event: &'a str,
+    pub route: &'a str,
+    pub user: &'a str,
+    /// The backend's authorization server.
+    pub issuer: &'a str,
+    /// Why it ended: "operator", "refresh_refused", "server_changed", "token_refused",
+    /// "more_scope", "expired", "key_changed".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Stamped<'a, L> {
     time: String,
     #[serde(flatten)]
-    line: &'a AuditLine<'a>,
+    line: &'a L,
 }
 
 impl AuditLog {
@@ -69,7 +85,7 @@ impl AuditLog {
     }
 
     /// Adds one line. A failed write is reported in the log; the request it records is done.
-    pub(crate) fn write(&self, line: &AuditLine) {
+    pub(crate) fn write(&self, line: &impl Serialize) {
         let stamped = Stamped {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             line,
@@ -126,5 +142,26 @@ mod tests {
         let second: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
         assert_eq!(second["hidden"], 3);
         assert!(second.get("name").is_none() && second.get("kind").is_none());
+    }
+
+    #[test]
+    fn a_connection_ended_is_a_line_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(Some(&path)).unwrap();
+        log.write(&ConnectionLine {
+            event: "disconnected",
+            route: "/tracker",
+            user: "ada",
+            issuer: "https://as.example",
+            reason: Some("operator"),
+        });
+        log.flush();
+        let line: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+        assert_eq!(line["event"], "disconnected");
+        assert_eq!(line["reason"], "operator");
+        assert!(line["time"].as_str().unwrap().ends_with('Z'));
+        assert!(line.get("decision").is_none());
     }
 }

@@ -70,7 +70,7 @@ impl Harness {
         ));
         let store = Arc::new(MemoryStore::default());
         Self {
-            server: AuthServer::new(config, store, keys, verifier),
+            server: AuthServer::new(config, store, keys, verifier, None),
             _dir: dir,
         }
     }

@@ -111,7 +111,13 @@ async fn a_token_the_backend_refuses_is_refreshed_and_more_scope_reconnects_the_
 #[tokio::test(flavor = "multi_thread")]
 async fn revoking_a_user_ends_their_connections_and_they_must_connect_again() {
     let remote = Remote::start(3600).await;
-    let gateway = connected_gateway(&remote, "").await;
+    let gateway = connecting(
+        GatewayBuilder::new().section("[audit]\nfile = \"audit.jsonl\"\n"),
+        &remote,
+        "",
+    )
+    .start()
+    .await;
     let alice = node::run(
         "connections-flow.mjs",
         &plan(&gateway, "alice", "wonderland"),
@@ -127,6 +133,38 @@ async fn revoking_a_user_ends_their_connections_and_they_must_connect_again() {
     );
     let (ok, said) = gateway.command(&["revoke", "--user", "alice"]).await;
     assert!(ok && !said.contains("connection"), "ended once: {said}");
+
+    // The audit trail has her connecting (the gateway's line, written within 100 ms) and the
+    // operator ending it (the command's own line), once each, and no token.
+    // Each line as it is but its time, which every line has.
+    let events = |text: &str| -> Vec<Value> {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l.get("event").is_some())
+            .map(|mut l| {
+                let time = l.as_object_mut().unwrap().remove("time");
+                assert!(time.is_some_and(|t| t.is_string()), "{l}");
+                l
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let audit = loop {
+        let text = std::fs::read_to_string(gateway.dir().join("audit.jsonl")).unwrap_or_default();
+        if events(&text).len() >= 2 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let issuer = format!("http://127.0.0.1:{}", remote.as_port);
+    assert_eq!(
+        events(&audit),
+        [
+            json!({"event": "connected", "route": "/tracker", "user": "alice", "issuer": issuer}),
+            json!({"event": "disconnected", "route": "/tracker", "user": "alice", "issuer": issuer, "reason": "operator"}),
+        ],
+        "{audit}"
+    );
 
     // Signing in again goes through the remote server's sign-in again: the connection was gone.
     let again = node::run(
