@@ -14,7 +14,7 @@
 // The MCP endpoint is http://127.0.0.1:M/mcp; its one tool, `whoami`, answers with the token's
 // subject, scopes and a SHA-256 of the token. `GET /_stats` on the MCP port reports the tokens it
 // was sent (their hashes), the ones it refused, the clients the authorization server registered,
-// and how many requests its token endpoint answered.
+// how many requests its token endpoint answered, and how many grants a revocation (RFC 7009) ended.
 // Its login form takes any login with any password. On the MCP port, `POST /_forget` makes the
 // authorization server anew, forgetting its clients, grants and tokens; `POST /_refuse-next` has the
 // next token refused as if revoked; `POST /_require-write` requires the scope tracker:write from
@@ -34,7 +34,7 @@ const mcpUrl = `http://127.0.0.1:${plan.mcpPort}/mcp`;
 const metadataUrl = `http://127.0.0.1:${plan.mcpPort}/.well-known/oauth-protected-resource/mcp`;
 const RS_SECRET = 'resource-server-secret-0123456789';
 const SCOPES = 'tracker:read tracker:write';
-const stats = { seen: [], refused: 0, registered: [], tokenRequests: 0 };
+const stats = { seen: [], refused: 0, registered: [], tokenRequests: 0, revoked: 0 };
 // The controls: the next token refused as if revoked, and the scopes the MCP endpoint requires.
 let refuseNext = false;
 let requiredScopes = ['tracker:read'];
@@ -87,6 +87,8 @@ function startAuthServer(then) {
   provider.proxy = false;
   provider.on('grant.success', () => { stats.tokenRequests += 1; });
   provider.on('grant.error', () => { stats.tokenRequests += 1; });
+  // A token revoked at the revocation endpoint (RFC 7009) ends its grant.
+  provider.on('grant.revoked', () => { stats.revoked += 1; });
   provider.on('registration_create.success', (_ctx, client) => {
     stats.registered.push({ client_id: client.clientId, redirect_uris: client.redirectUris, auth: client.tokenEndpointAuthMethod });
   });

@@ -60,6 +60,10 @@ fn validate_client(
     if client.client_id.trim().is_empty() || client.client_id.len() > 255 {
         return Err(errors.at(&key("client_id"), "must be 1 to 255 characters"));
     }
+    // The gateway's own sign-ins (its connections page's) use such ids.
+    if client.client_id.starts_with('_') {
+        return Err(errors.at(&key("client_id"), "must not start with `_`"));
+    }
     if client.redirect_uris.is_empty() {
         return Err(errors.at(&key("redirect_uris"), "must list at least one URI"));
     }

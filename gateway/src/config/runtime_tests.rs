@@ -135,6 +135,17 @@ fn the_signing_key_is_never_described() {
 }
 
 #[test]
+fn a_client_id_the_gateway_reserves_for_its_own_sign_ins_is_refused() {
+    let client =
+        "[[clients]]\nclient_id = \"_account\"\nredirect_uris = [\"https://app.example/cb\"]\n";
+    let err = validate(&format!("{MINIMAL}\n{client}")).unwrap_err();
+    assert!(
+        err.contains("`clients[0].client_id`") && err.contains("must not start with `_`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn app_redirect_schemes_are_any_unless_the_operator_narrows_them() {
     let client = "[[clients]]\nclient_id = \"cursor\"\nredirect_uris = [\"cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback\"]\n";
     let config = validate(&format!("{MINIMAL}\n{client}")).unwrap();

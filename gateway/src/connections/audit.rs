@@ -9,6 +9,8 @@ use crate::telemetry::audit::ConnectionLine;
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ended {
+    /// The user disconnected, on their connections page.
+    User,
     /// The operator revoked the user (`revoke --user`).
     Operator,
     /// The backend's server refused to refresh the user's token.
@@ -28,6 +30,7 @@ pub(crate) enum Ended {
 impl Ended {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
+            Ended::User => "user",
             Ended::Operator => "operator",
             Ended::RefreshRefused => "refresh_refused",
             Ended::ServerChanged => "server_changed",
@@ -92,6 +95,7 @@ mod tests {
     #[test]
     fn each_reason_has_its_own_name() {
         let all = [
+            Ended::User,
             Ended::Operator,
             Ended::RefreshRefused,
             Ended::ServerChanged,

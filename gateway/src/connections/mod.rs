@@ -14,6 +14,7 @@ mod vault;
 
 use std::sync::Arc;
 
+pub(crate) use audit::Ended;
 pub(crate) use connect::Waiting;
 pub(crate) use discovery::BackendRefusal;
 pub(crate) use errors::ConnectionError;
@@ -184,8 +185,9 @@ impl Connections {
         sub: &str,
         route: Option<&Route>,
         route_path: &str,
+        why: Ended,
     ) -> Result<bool, ConnectionError> {
-        let Some(ended) = self.end(sub, route_path, audit::Ended::Operator).await? else {
+        let Some(ended) = self.end(sub, route_path, why).await? else {
             return Ok(false);
         };
         if let Some((route, settings)) = route.and_then(|r| r.connection.as_ref().map(|s| (r, s))) {
@@ -204,7 +206,7 @@ impl Connections {
         for connection in self.store.connections(sub).await? {
             let route = route_of(&connection.route);
             if self
-                .disconnect(sub, route.as_ref(), &connection.route)
+                .disconnect(sub, route.as_ref(), &connection.route, Ended::Operator)
                 .await?
             {
                 ended += 1;

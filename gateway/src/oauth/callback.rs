@@ -74,6 +74,9 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
         }
     };
     login(provider, "success");
+    if pending.client_id == super::account::CLIENT {
+        return Ok(super::account::signed_in(server, &user));
+    }
     let (client_id, resource) = (&pending.client_id, &pending.resource);
     let store = &server.store;
     store

@@ -59,6 +59,11 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
         return wrong_password(server, &id, pending).await;
     };
     login("success");
+    // Signed in to one's own connections page: nothing to consent to, and no code.
+    if pending.client_id == super::account::CLIENT {
+        server.store.take_pending(&id, now()).await?;
+        return Ok(super::account::signed_in(server, &identity));
+    }
     if !asks_consent(server, &identity, &pending).await?
         && server.store.take_pending(&id, now()).await?.is_some()
     {

@@ -7,6 +7,8 @@
 //! (`rules_tests`). [`AuthServer`] is also what the data plane asks about grants: their revocation
 //! and their identity provider's token.
 
+mod account;
+mod account_view;
 mod authorize;
 mod callback;
 mod cimd;
@@ -76,6 +78,8 @@ pub(crate) enum AsEndpoint {
     ConnectCallback,
     /// The gateway's Client ID Metadata Document, for the servers it connects users at.
     ClientMetadata,
+    /// The signed-in user's page of their connections and grants.
+    Account,
 }
 
 impl AsEndpoint {
@@ -91,6 +95,7 @@ impl AsEndpoint {
             AsEndpoint::Callback => "/callback",
             AsEndpoint::ConnectCallback => crate::connections::CALLBACK_PATH,
             AsEndpoint::ClientMetadata => crate::connections::CLIENT_METADATA_PATH,
+            AsEndpoint::Account => account::PATH,
         }
     }
 
@@ -174,6 +179,8 @@ pub(crate) struct AuthServer {
     cimd: cimd::Cimd,
     /// The key that signs consent cookies.
     consent_key: [u8; 32],
+    /// Signs the sessions of the connections page ([`account`]).
+    account_key: [u8; 32],
     /// The key refresh tokens' successors are derived with.
     refresh_key: [u8; 32],
     /// Unsealed identity provider tokens by grant, so the data plane asks the store once per grant.
@@ -242,6 +249,7 @@ impl AuthServer {
         };
         Self {
             consent_key: consent_cookie::key(&keys),
+            account_key: derived_key(&keys, "account session"),
             refresh_key: derived_key(&keys, "refresh token successor"),
             cimd: cimd::Cimd::new(
                 config.auth.cimd.clone(),
@@ -314,11 +322,15 @@ impl AuthServer {
             AsEndpoint::Callback => callback::handle(self, &request).await,
             AsEndpoint::ConnectCallback => connect::handle(self, &request).await,
             AsEndpoint::ClientMetadata => connect::client_metadata(self),
+            AsEndpoint::Account => account::handle(self, &request).await,
         }
     }
 
     /// How a client is named to the user: the name it gave, else its id.
     async fn client_label(&self, client_id: &str) -> Result<String, OAuthError> {
+        if client_id == account::CLIENT {
+            return Ok("your connections page".to_owned());
+        }
         Ok(self
             .client(client_id)
             .await?

@@ -183,7 +183,9 @@ main{max-width:28rem;margin:4rem auto;background:#fff;padding:2rem;border-radius
 h1{font-size:1.4rem;margin-top:0}label{display:block;margin:.8rem 0}input{display:block;width:100%;padding:.5rem;\
 box-sizing:border-box;margin-top:.3rem}button{padding:.6rem 1.2rem;margin-top:1rem;border:0;border-radius:4px;\
 background:#2456d3;color:#fff;font-size:1rem;cursor:pointer}button.secondary{background:#666}\
-.error{color:#b00020}code{background:#eef;padding:0 .2rem}small{color:#555}";
+.error{color:#b00020}code{background:#eef;padding:0 .2rem}small{color:#555}h2{font-size:1.1rem;margin-top:1.5rem}\
+ul.items{list-style:none;padding:0}ul.items li{border-top:1px solid #ddd;padding:.6rem 0}\
+ul.items button{margin-top:.4rem;padding:.3rem .8rem;font-size:.9rem}";
 
 #[cfg(test)]
 mod tests {

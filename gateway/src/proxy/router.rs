@@ -60,6 +60,7 @@ impl Router {
                 AsEndpoint::Revoke,
                 AsEndpoint::Introspect,
                 AsEndpoint::Callback,
+                AsEndpoint::Account,
             ] {
                 exact.insert(endpoint.path().to_owned(), Endpoint::AuthServer(endpoint));
             }

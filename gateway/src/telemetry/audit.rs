@@ -54,7 +54,7 @@ pub(crate) struct ConnectionLine<'a> {
     pub user: &'a str,
     /// The backend's authorization server.
     pub issuer: &'a str,
-    /// Why it ended: "operator", "refresh_refused", "server_changed", "token_refused",
+    /// Why it ended: "user", "operator", "refresh_refused", "server_changed", "token_refused",
     /// "more_scope", "expired", "key_changed".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,

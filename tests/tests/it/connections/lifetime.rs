@@ -4,7 +4,9 @@
 use integration_tests::{GatewayBuilder, RedisServer, node};
 use serde_json::{Value, json};
 
-use super::{Remote, connected_gateway, connecting, plan};
+use super::{
+    Remote, audit_trail, audited_gateway_with_alice_connected, connected_gateway, connecting, plan,
+};
 
 /// The sum of the samples of `name` whose labels include each of `labels`.
 fn sample(metrics: &std::collections::BTreeMap<String, f64>, name: &str, labels: &[&str]) -> f64 {
@@ -111,19 +113,7 @@ async fn a_token_the_backend_refuses_is_refreshed_and_more_scope_reconnects_the_
 #[tokio::test(flavor = "multi_thread")]
 async fn revoking_a_user_ends_their_connections_and_they_must_connect_again() {
     let remote = Remote::start(3600).await;
-    let gateway = connecting(
-        GatewayBuilder::new().section("[audit]\nfile = \"audit.jsonl\"\n"),
-        &remote,
-        "",
-    )
-    .start()
-    .await;
-    let alice = node::run(
-        "connections-flow.mjs",
-        &plan(&gateway, "alice", "wonderland"),
-    )
-    .await;
-    assert_eq!(alice["whoami"]["sub"], "alice", "{alice:#}");
+    let (gateway, alice) = audited_gateway_with_alice_connected(&remote).await;
 
     let (ok, said) = gateway.command(&["revoke", "--user", "alice"]).await;
     assert!(ok, "{said}");
@@ -148,14 +138,7 @@ async fn revoking_a_user_ends_their_connections_and_they_must_connect_again() {
             })
             .collect()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let audit = loop {
-        let text = std::fs::read_to_string(gateway.dir().join("audit.jsonl")).unwrap_or_default();
-        if events(&text).len() >= 2 || std::time::Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let audit = audit_trail(&gateway, |text| events(text).len() >= 2).await;
     let issuer = format!("http://127.0.0.1:{}", remote.as_port);
     assert_eq!(
         events(&audit),

@@ -3,10 +3,12 @@
 //! `oidc-provider`), each user connecting their own account there through one sign-in at the
 //! gateway, driven by the official TypeScript SDK client. Here the harness and the sign-in itself;
 //! what is refused in [`refusals`]; refreshes, refusals by the backend, revocation and replicas in
-//! [`lifetime`].
+//! [`lifetime`]; the user's own page in [`page`]; the official conformance suite's client
+//! scenarios in [`conformance`].
 
 mod conformance;
 mod lifetime;
+mod page;
 mod refusals;
 
 use base64::Engine as _;
@@ -97,6 +99,38 @@ pub fn connecting(builder: GatewayBuilder, remote: &Remote, route_extra: &str) -
             users = users_file().display().to_string(),
             upstream = remote.mcp_url(),
         ))
+}
+
+/// A gateway like [`connected_gateway`]'s keeping an audit trail (`audit.jsonl`), at which alice
+/// has signed in and connected (what her app reported).
+pub async fn audited_gateway_with_alice_connected(remote: &Remote) -> (GatewayUnderTest, Value) {
+    let gateway = connecting(
+        GatewayBuilder::new().section("[audit]\nfile = \"audit.jsonl\"\n"),
+        remote,
+        "",
+    )
+    .start()
+    .await;
+    let alice = node::run(
+        "connections-flow.mjs",
+        &plan(&gateway, "alice", "wonderland"),
+    )
+    .await;
+    assert_eq!(alice["whoami"]["sub"], "alice", "{alice:#}");
+    (gateway, alice)
+}
+
+/// The gateway's audit trail (`audit.jsonl` in its directory) once `complete` says it is: the
+/// gateway writes it in batches, within 100 ms (read as it is after 5 s).
+pub async fn audit_trail(gateway: &GatewayUnderTest, complete: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(gateway.dir().join("audit.jsonl")).unwrap_or_default();
+        if complete(&text) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 pub fn plan(gateway: &GatewayUnderTest, username: &str, password: &str) -> Value {
