@@ -11,6 +11,20 @@ use super::{AuthServer, Request, Response};
 use crate::clock::now;
 
 pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
+    // A sign-in to the user's own page has nothing to consent to, and must not end in a code.
+    let pending_id = match request.method {
+        http::Method::GET => request.query_params().remove("pending"),
+        _ => request.form().remove("pending"),
+    };
+    if let Some(id) = pending_id
+        && server
+            .store
+            .pending(&id, crate::clock::now())
+            .await?
+            .is_some_and(|p| p.client_id == super::account::CLIENT)
+    {
+        return Ok(error_page(400, "There is nothing to consent to here"));
+    }
     if request.method == http::Method::GET {
         show(server, request).await
     } else {

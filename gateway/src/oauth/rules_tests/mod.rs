@@ -242,23 +242,29 @@ impl Browser {
         response
     }
 
+    /// Opens the login page of `pending` and signs alice in there: the page's text, and the answer.
+    async fn sign_in(&mut self, harness: &Harness, pending: &str) -> (String, Response) {
+        let login = self
+            .get(harness, AsEndpoint::Login, &format!("pending={pending}"))
+            .await;
+        let page = text_of(&login);
+        let csrf = hidden(&page, "csrf");
+        let form = [
+            ("pending", pending),
+            ("csrf", &csrf),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ];
+        (page, self.post(harness, AsEndpoint::Login, &form).await)
+    }
+
     /// Walks `/authorize` -> login -> consent (approve, unless approved before) and returns the
     /// redirect's query.
     async fn authorize(&mut self, harness: &Harness, query: &str) -> HashMap<String, String> {
         let response = self.get(harness, AsEndpoint::Authorize, query).await;
         assert_eq!(response.status().as_u16(), 302, "{}", text_of(&response));
         let pending = query_of(&location(&response))["pending"].clone();
-        let login = self
-            .get(harness, AsEndpoint::Login, &format!("pending={pending}"))
-            .await;
-        let csrf = hidden(&text_of(&login), "csrf");
-        let form = [
-            ("pending", pending.as_str()),
-            ("csrf", &csrf),
-            ("username", "alice"),
-            ("password", "wonderland"),
-        ];
-        let signed_in = self.post(harness, AsEndpoint::Login, &form).await;
+        let (_, signed_in) = self.sign_in(harness, &pending).await;
         assert_eq!(signed_in.status(), 302, "{}", text_of(&signed_in));
         // Consent given before is not asked again.
         let next = location(&signed_in);
