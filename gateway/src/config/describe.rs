@@ -238,6 +238,31 @@ fn describe_route(
     if let Some(connection) = &route.connection {
         out += &describe_connection(connection);
     }
+    if !route.issuers.is_empty() {
+        let mut takes: Vec<String> = Vec::new();
+        if route.gateway_tokens {
+            takes.push("the gateway's own".into());
+        }
+        for issuer in &route.issuers {
+            takes.push(format!(
+                "{} ({}; algorithms {}{}{})",
+                issuer.name,
+                issuer.issuers.join(", "),
+                issuer.algorithms.join(" "),
+                if issuer.audiences.is_empty() {
+                    String::new()
+                } else {
+                    format!("; audiences also {}", issuer.audiences.join(" "))
+                },
+                if issuer.require_typ {
+                    "; at+jwt only"
+                } else {
+                    ""
+                },
+            ));
+        }
+        out += &format!("  access tokens: {}\n", takes.join("; "));
+    }
     if let Some(command) = command {
         out += &format!(
             "  command: {} {}\n",

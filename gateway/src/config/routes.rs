@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -10,6 +11,7 @@ use url::Url;
 use super::connections::ConnectionSettings;
 pub(crate) use super::file::Credentials;
 use super::file::{CommandFile, RouteFile};
+use super::issuers::ExternalIssuer;
 use super::policy::Policy;
 use super::{ConfigError, Errors};
 
@@ -32,6 +34,10 @@ pub(crate) struct Route {
     pub policy: Option<Policy>,
     /// How each user connects to the backend's own authorization server (`credentials = "oauth"`).
     pub connection: Option<ConnectionSettings>,
+    /// Other authorization servers whose access tokens the route accepts.
+    pub issuers: Vec<Arc<ExternalIssuer>>,
+    /// Whether it accepts the gateway's own access tokens.
+    pub gateway_tokens: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +78,7 @@ pub(super) struct Routes {
 pub(super) fn settings(
     files: &[RouteFile],
     public_url: &str,
+    issuers: &[Arc<ExternalIssuer>],
     errors: &Errors,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Routes, ConfigError> {
@@ -81,8 +88,21 @@ pub(super) fn settings(
     let mut routes = Vec::with_capacity(files.len());
     let mut commands = BTreeMap::new();
     for (i, route) in files.iter().enumerate() {
-        let (route, command) =
-            validate_route(route, public_url, errors, &format!("routes[{i}]"), env)?;
+        let at = format!("routes[{i}]");
+        let (mut route, command) = validate_route(route, public_url, errors, &at, env)?;
+        route.issuers = super::issuers::of_route(files[i].issuers.as_ref(), issuers, errors, &at)?;
+        if !route.gateway_tokens && route.issuers.is_empty() {
+            return Err(errors.at(
+                &format!("{at}.gateway_tokens"),
+                "is false, and the route names no issuers: it would accept no token",
+            ));
+        }
+        if !route.gateway_tokens && route.connection.is_some() {
+            return Err(errors.at(
+                &format!("{at}.gateway_tokens"),
+                "must be true with credentials = \"oauth\": users connect as they sign in at the gateway",
+            ));
+        }
         if let Some(other) = routes.iter().find(|r: &&Route| r.path == route.path) {
             return Err(errors.at(
                 &format!("routes[{i}].path"),
@@ -184,6 +204,8 @@ fn validate_route(
         backend,
         policy,
         connection,
+        issuers: Vec::new(),
+        gateway_tokens: route.gateway_tokens.unwrap_or(true),
         path,
     };
     Ok((route, command))

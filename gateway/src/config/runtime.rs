@@ -35,6 +35,8 @@ pub(crate) struct Live {
     pub default_route: usize,
     pub auth: AuthSettings,
     pub rate_limits: RateLimits,
+    /// Other authorization servers whose tokens routes accept.
+    pub issuers: Vec<Arc<super::ExternalIssuer>>,
 }
 
 /// The config in force: the start part the process began with, and the live part of the last
@@ -163,11 +165,12 @@ impl Loaded {
         let errors = Errors { path };
         let (listener, server) = super::server::settings(&file, &errors)?;
         let tokens = super::tokens::settings(&file, &server.public_url, &errors, env)?;
+        let issuers = super::issuers::settings(&file.issuers, &errors)?;
         let super::routes::Routes {
             routes,
             default_route,
             commands,
-        } = super::routes::settings(&file.routes, &server.public_url, &errors, env)?;
+        } = super::routes::settings(&file.routes, &server.public_url, &issuers, &errors, env)?;
         let store = super::store::settings(&file.store, &errors, env)?;
         let mut auth = super::auth::settings(&file, path, &errors, env)?;
         let token_key = token_key(&file, &routes, &auth, &errors, env)?;
@@ -227,6 +230,7 @@ impl Loaded {
                 default_route,
                 auth,
                 rate_limits,
+                issuers,
             },
             clients,
         })

@@ -280,3 +280,114 @@ fn a_policy_naming_groups_asks_github_for_organisations_and_check_prints_the_rul
         assert!(described.contains(line), "{line}: {described}");
     }
 }
+
+/// MINIMAL with an `[[issuers]]` entry named "idp" (with `issuer_extra` lines), and `route_lines`
+/// in its route (default: taking its tokens).
+fn with_issuer(issuer_extra: &str, route_lines: &str) -> String {
+    let route_lines = if route_lines.contains("issuers") {
+        route_lines.to_owned()
+    } else {
+        format!("issuers = [\"idp\"]\n{route_lines}")
+    };
+    MINIMAL.replace(
+        "[[routes]]",
+        &format!(
+            "[[issuers]]\nname = \"idp\"\nissuer = \"https://idp.example/realms/mcp\"\n{issuer_extra}\n\
+             [[routes]]\n{route_lines}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_route_takes_the_tokens_of_the_issuers_it_names() {
+    let config = validate(&with_issuer("", "gateway_tokens = false")).unwrap();
+    let route = &config.routes[0];
+    assert!(!route.gateway_tokens);
+    assert_eq!(route.issuers[0].issuer(), "https://idp.example/realms/mcp");
+    assert_eq!(
+        route.issuers[0].algorithms,
+        ["RS256", "PS256", "ES256", "EdDSA"]
+    );
+    assert_eq!(route.issuers[0].subject_claim, "sub");
+    assert!(
+        config
+            .describe()
+            .contains("access tokens: idp (https://idp.example/realms/mcp")
+    );
+    assert!(validate(&with_issuer("", "")).unwrap().routes[0].gateway_tokens);
+}
+
+#[test]
+fn an_issuer_that_cannot_be_trusted_as_written_is_refused_at_its_key() {
+    for (issuer_extra, route_extra, key, reason) in [
+        (
+            "algorithms = [\"HS256\"]",
+            "",
+            "issuers[0].algorithms[0]",
+            "only signatures by a private key",
+        ),
+        (
+            "algorithms = [\"none\"]",
+            "",
+            "issuers[0].algorithms[0]",
+            "only signatures by a private key",
+        ),
+        (
+            "algorithms = []",
+            "",
+            "issuers[0].algorithms",
+            "at least one",
+        ),
+        (
+            "jwks_uri = \"http://idp.example/keys\"",
+            "",
+            "issuers[0].jwks_uri",
+            "must be https",
+        ),
+        (
+            "also_issuers = [\"ftp://x\"]",
+            "",
+            "issuers[0].also_issuers[0]",
+            "must be https",
+        ),
+        (
+            "audiences = [\"\"]",
+            "",
+            "issuers[0].audiences[0]",
+            "must not be empty",
+        ),
+        (
+            "subject_claim = \" \"",
+            "",
+            "issuers[0].subject_claim",
+            "must not be empty",
+        ),
+        (
+            "",
+            "issuers = [\"other\"]",
+            "routes[0].issuers[0]",
+            "no [[issuers]] entry is named \"other\"",
+        ),
+        (
+            "",
+            "gateway_tokens = false\nissuers = []",
+            "routes[0].gateway_tokens",
+            "would accept no token",
+        ),
+    ] {
+        let err = validate(&with_issuer(issuer_extra, route_extra)).unwrap_err();
+        assert!(
+            err.contains(&format!("`{key}`")) && err.contains(reason),
+            "{issuer_extra} {route_extra}: {err}"
+        );
+    }
+    let twice = with_issuer("", "").replace(
+        "[[routes]]",
+        "[[issuers]]\nname = \"idp\"\nissuer = \"https://other.example\"\n[[routes]]",
+    );
+    assert!(validate(&twice).unwrap_err().contains("`issuers[1].name`"));
+    // Over plain http only where private networks are allowed.
+    let local = "issuer = \"http://127.0.0.1:8080/realms/mcp\"\nallow_private_network = true";
+    let text = with_issuer("", "").replace("issuer = \"https://idp.example/realms/mcp\"", local);
+    assert!(validate(&text).is_ok(), "{text}");
+}

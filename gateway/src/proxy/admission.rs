@@ -66,11 +66,13 @@ pub(super) async fn admit(
     }
     let caller = bearer::check(
         &gateway.verifier,
+        &gateway.external,
         route,
         &header.headers,
         header.uri.query(),
         now(),
     )
+    .await
     .map_err(|error| Refusal::Bearer {
         error,
         cors: cors(),

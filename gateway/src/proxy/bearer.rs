@@ -11,6 +11,7 @@ use http::HeaderMap;
 
 use crate::config::Route;
 use crate::tokens::access::{AccessClaims, AccessTokenVerifier, TokenError, has_scopes};
+use crate::tokens::external::ExternalVerifier;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(super) enum BearerError {
@@ -92,9 +93,12 @@ pub(super) fn insufficient_scope_challenge(route: &Route, scope: &str) -> String
     )
 }
 
-/// Checks the bearer token of a request to `route`, returning the caller's verified claims.
-pub(super) fn check(
+/// Checks the bearer token of a request to `route`, returning the caller's verified claims: the
+/// gateway's own token, or one of the route's other issuers' (by the `iss` it claims; where the
+/// route takes only theirs, every token is checked as theirs).
+pub(super) async fn check(
     verifier: &AccessTokenVerifier,
+    external: &ExternalVerifier,
     route: &Route,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -104,12 +108,23 @@ pub(super) fn check(
         return Err(BearerError::TokenInQuery);
     }
     let token = bearer_token(headers)?;
-    let claims = verifier
-        .verify_bytes(token, now)
-        .map_err(BearerError::InvalidToken)?;
-    if !claims.is_for(&route.resource) {
-        return Err(BearerError::InvalidToken(TokenError::WrongAudience));
-    }
+    let theirs = !route.issuers.is_empty()
+        && (!route.gateway_tokens || ExternalVerifier::claims_issuer_of(route, token));
+    let claims = if theirs {
+        // Their audience is checked there: the route's resource, or an alias of theirs.
+        external
+            .verify(route, token, now)
+            .await
+            .map_err(BearerError::InvalidToken)?
+    } else {
+        let claims = verifier
+            .verify_bytes(token, now)
+            .map_err(BearerError::InvalidToken)?;
+        if !claims.is_for(&route.resource) {
+            return Err(BearerError::InvalidToken(TokenError::WrongAudience));
+        }
+        claims
+    };
     if !has_scopes(claims.scopes(), &route.required_scopes) {
         return Err(BearerError::InsufficientScope);
     }

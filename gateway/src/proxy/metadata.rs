@@ -12,9 +12,15 @@ use crate::oauth::{AUTH_METHODS, GRANT_TYPES};
 
 /// RFC 9728 §2 metadata for one route.
 pub(super) fn protected_resource(config: &Config, route: &Route) -> Bytes {
+    // The servers whose tokens the route takes: the gateway's own first, where it does.
+    let mut servers: Vec<&str> = Vec::new();
+    if route.gateway_tokens {
+        servers.push(&config.start.tokens.issuer);
+    }
+    servers.extend(route.issuers.iter().map(|i| i.issuer()));
     let mut doc = json!({
         "resource": route.resource,
-        "authorization_servers": [config.start.tokens.issuer],
+        "authorization_servers": servers,
         "bearer_methods_supported": ["header"],
         "resource_name": route.resource_name,
     });

@@ -23,6 +23,7 @@ use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::metrics::{GATEWAY_ROUTE, RouteMetrics};
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::backend::BackendSigner;
+use crate::tokens::external::ExternalVerifier;
 use crate::tokens::keys::KeyRing;
 
 /// The gateway's shared state; one per config, the requests begun under it keeping it.
@@ -30,6 +31,8 @@ pub(crate) struct Gateway {
     pub(super) config: Arc<Config>,
     pub(super) router: Router,
     pub(super) verifier: Arc<AccessTokenVerifier>,
+    /// The access tokens of the other authorization servers routes accept.
+    pub(super) external: ExternalVerifier,
     pub(super) signer: BackendSigner,
     /// Kept across reloads, as are the watched requests, the requests per client, the keys, the
     /// verifier, the readiness flags and the logs.
@@ -100,6 +103,10 @@ impl Gateway {
                 .map(|r| metadata::protected_resource(&config, r))
                 .collect(),
             verifier,
+            external: ExternalVerifier::new(
+                &config.issuers,
+                config.start.tokens.clock_skew.as_secs(),
+            ),
             signer,
             sessions: Arc::default(),
             watchdog: Arc::default(),

@@ -1,9 +1,11 @@
 //! The gateway's tokens: its signing keys and JWKS ([`keys`]), the RFC 9068 access tokens it issues and
-//! checks ([`access`]), what it hands backends ([`backend`]), the secrets it keeps sealed in the store
+//! checks ([`access`]), those of other authorization servers a route accepts ([`external`]), what
+//! it hands backends ([`backend`]), the secrets it keeps sealed in the store
 //! ([`sealed`]), and how it makes and keeps its other secrets ([`secrets`]).
 
 pub(crate) mod access;
 pub(crate) mod backend;
+pub(crate) mod external;
 pub(crate) mod keys;
 pub(crate) mod sealed;
 pub(crate) mod secrets;

@@ -10,6 +10,7 @@ mod browser;
 mod configs;
 mod conformance;
 mod connections;
+mod external_issuers;
 mod gateway_admission;
 mod gateway_discovery;
 mod gateway_e2e;

@@ -1,5 +1,6 @@
 //! The config file as written. Every table refuses keys it does not know. The authorization
-//! server's tables are in [`auth`], the routes' in [`routes`].
+//! server's tables are in [`auth`], the routes' in [`routes`], other authorization servers' in
+//! [`issuers`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,9 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod auth;
+mod issuers;
 mod routes;
 
 pub(crate) use auth::*;
+pub(crate) use issuers::*;
 pub(crate) use routes::*;
 
 #[derive(Debug, Deserialize)]
@@ -24,6 +27,8 @@ pub(crate) struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
+    #[serde(default)]
+    pub issuers: Vec<IssuerFile>,
     #[serde(default)]
     pub store: StoreFile,
     #[serde(default)]

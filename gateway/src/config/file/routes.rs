@@ -36,6 +36,10 @@ pub(crate) struct RouteFile {
     pub policy: Option<PolicyFile>,
     /// How the gateway signs in at the backend's own authorization server (`credentials = "oauth"`).
     pub oauth: Option<ConnectionFile>,
+    /// The `[[issuers]]` whose access tokens the route accepts, by name.
+    pub issuers: Option<Vec<String>>,
+    /// Whether the route accepts the gateway's own access tokens too; default true.
+    pub gateway_tokens: Option<bool>,
 }
 
 /// `[routes.oauth]`: the gateway as an OAuth client of a backend that has its own authorization
