@@ -133,8 +133,18 @@ async fn a_stream_ends_cleanly_when_its_token_expires() {
             .await;
         // Not before the token expired (a second's rounding of `exp`), and soon after.
         assert!(ended + Duration::from_secs(1) >= expires, "{version:?}");
-        let again = client
-            .execute(get(&client, gateway, "/plain", &token).build().unwrap())
+        // A client reconnects: the stream's HTTP/1.1 connection is closed after its last chunk,
+        // and a request sent on it before the client has seen that close is reset.
+        let (_, reconnected) = clients(&stack)
+            .into_iter()
+            .find(|(v, _)| *v == version)
+            .unwrap();
+        let again = reconnected
+            .execute(
+                get(&reconnected, gateway, "/plain", &token)
+                    .build()
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(again.status(), 401, "a new request with the token");
