@@ -14,7 +14,7 @@ use super::body_limit;
 use super::cors;
 use super::ctx::{RequestCtx, SessionState};
 use super::refusal::Refusal;
-use super::sessions::{Order, session_key};
+use super::sessions::{Order, session_key, session_owner};
 use super::state::Gateway;
 use crate::clock::now;
 use crate::config::Route;
@@ -87,7 +87,8 @@ pub(super) async fn admit(
         });
     }
     let id = session_id(header).map_err(|()| Refusal::BadSessionId { cors: cors() })?;
-    let session = place_in_session(gateway, header, id, route, &caller.sub)
+    let owner = session_owner(&gateway.config.start.tokens.issuer, &caller);
+    let session = place_in_session(gateway, header, id, route, &owner)
         .await
         .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
     Ok(Admitted {

@@ -9,7 +9,7 @@ use super::cors;
 use super::credentials;
 use super::ctx::{Refused, RequestCtx};
 use super::router::Endpoint;
-use super::sessions::session_key;
+use super::sessions::{session_key, session_owner};
 use super::state::Gateway;
 use super::watchdog;
 use crate::connections::BackendRefusal;
@@ -42,8 +42,9 @@ pub(super) async fn filter(
     let route = gateway.route_label(ctx.endpoint);
     if let (Some(caller), Some(id)) = opened {
         let key = session_key(route, id);
-        if gateway.sessions.bind(&key, &caller.sub) {
-            share_session(gateway, &key, &caller.sub).await;
+        let owner = session_owner(&gateway.config.start.tokens.issuer, caller);
+        if gateway.sessions.bind(&key, &owner) {
+            share_session(gateway, &key, &owner).await;
         }
     }
     if let Some(id) = &ctx.session.ending

@@ -49,6 +49,21 @@ struct StreamWait {
 
 /// The key a session is bound under: its route and its id, so that an id one backend issued means
 /// nothing on another route. A route's path holds no space, and a session id only visible ASCII.
+/// Who owns the sessions `caller` opens: their `sub` when the gateway issued their token; else
+/// the issuer's too, since another issuer's subject may spell a gateway user's (and its users
+/// another issuer's).
+pub(super) fn session_owner<'a>(
+    gateway_issuer: &str,
+    caller: &'a crate::tokens::access::AccessClaims,
+) -> std::borrow::Cow<'a, str> {
+    if caller.iss == gateway_issuer {
+        std::borrow::Cow::Borrowed(&caller.sub)
+    } else {
+        // A space is in no issuer URL.
+        std::borrow::Cow::Owned(format!("{} {}", caller.iss, caller.sub))
+    }
+}
+
 pub(super) fn session_key(route: &str, id: &str) -> String {
     format!("{route} {id}")
 }

@@ -269,3 +269,48 @@ async fn tokens_the_issuers_did_not_make_for_this_route_reach_nothing() {
     }
     assert!(backend.requests().is_empty(), "nothing reached the backend");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_issuers_user_of_the_same_name_cannot_take_a_gateway_users_session() {
+    let issuers = TestIssuers::start().await;
+    let backend = ScriptedBackend::start().await;
+    let gateway = gateway(&issuers, &backend).await;
+    // `/files` takes the gateway's tokens and Entra's. The gateway's user "0000-alice" opens a
+    // session there (the backend names it `echo-session`).
+    let ours = gateway.sign(&integration_tests::gateway::access_claims(
+        &gateway.origin,
+        &gateway.url("/files"),
+        "0000-alice",
+        "files.write",
+        600,
+    ));
+    let opened = call(&gateway, "/files", &ours).await;
+    assert_eq!(opened.status(), 200);
+    assert_eq!(opened.headers()["mcp-session-id"], "echo-session");
+    let in_session = |token: String| {
+        let gateway = &gateway;
+        async move {
+            reqwest::Client::new()
+                .post(gateway.url("/files"))
+                .bearer_auth(token)
+                .header("mcp-session-id", "echo-session")
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(in_session(ours.clone()).await, 200, "her own session");
+    // Entra's user whose `oid` spells the same: not hers.
+    let theirs = issuers.entra(json!({"aud": gateway.url("/files"), "roles": ["files.write"]}));
+    let before = backend.requests().len();
+    assert_eq!(in_session(theirs).await, 404);
+    assert_eq!(
+        backend.requests().len(),
+        before,
+        "nothing reached the backend"
+    );
+}
