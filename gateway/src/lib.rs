@@ -35,6 +35,8 @@ mod rate_limit;
 mod server;
 mod store;
 mod telemetry;
+#[cfg(test)]
+mod tests_support;
 mod tokens;
 
 use anyhow::bail;

@@ -23,6 +23,12 @@ pub(crate) struct AuthSettings {
     pub private_use_schemes: PrivateUseSchemes,
     /// `None`: no login, so no authorization server; the gateway is a data plane only.
     pub provider: Option<Provider>,
+    /// The enterprise identity providers whose ID-JAGs the token endpoint takes.
+    pub enterprise_issuers: Vec<std::sync::Arc<super::ExternalIssuer>>,
+    /// Whether a configured client is a machine client (`client_credentials`), and whether one
+    /// authenticates with `private_key_jwt`: the metadata says so.
+    pub machine_clients: bool,
+    pub private_key_jwt: bool,
 }
 
 /// How the operator set Client ID Metadata Documents up.
@@ -39,6 +45,7 @@ pub(crate) struct CimdSettings {
 pub(super) fn settings(
     file: &FileConfig,
     config_path: &Path,
+    issuers: &[std::sync::Arc<super::ExternalIssuer>],
     errors: &Errors,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AuthSettings, ConfigError> {
@@ -57,6 +64,18 @@ pub(super) fn settings(
     let day = Duration::from_secs(86_400);
     let auth = &file.auth;
     let provider = super::providers::settings(file, config_path, errors, env)?;
+    let enterprise_issuers = super::issuers::named(
+        auth.enterprise_issuers.as_ref(),
+        issuers,
+        errors,
+        "auth.enterprise_issuers",
+    )?;
+    if matches!(provider, Some(Provider::GitHub(_))) && !enterprise_issuers.is_empty() {
+        return Err(errors.at(
+            "auth.enterprise_issuers",
+            "needs a local or oidc provider: GitHub's allowlists cannot admit another provider's users",
+        ));
+    }
     Ok(AuthSettings {
         access_token_lifetime: lifetime(
             auth.access_token_lifetime,
@@ -102,5 +121,9 @@ pub(super) fn settings(
             errors,
         )?,
         provider,
+        enterprise_issuers,
+        // What the clients add is known once they are read.
+        machine_clients: false,
+        private_key_jwt: false,
     })
 }

@@ -245,7 +245,7 @@ fn describe_route(
         }
         for issuer in &route.issuers {
             takes.push(format!(
-                "{} ({}; algorithms {}{}{})",
+                "{} ({}; algorithms {}{}{}{})",
                 issuer.name,
                 issuer.issuers.join(", "),
                 issuer.algorithms.join(" "),
@@ -256,6 +256,11 @@ fn describe_route(
                 },
                 if issuer.require_typ {
                     "; at+jwt only"
+                } else {
+                    ""
+                },
+                if issuer.introspection.is_some() {
+                    "; opaque tokens introspected"
                 } else {
                     ""
                 },

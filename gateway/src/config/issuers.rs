@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use url::Url;
 
-use super::file::IssuerFile;
+use super::file::{IntrospectionFile, IssuerFile};
 use super::{ConfigError, Errors};
 
 /// The algorithms accepted when an issuer names none.
 const DEFAULT_ALGORITHMS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
 /// Every algorithm an issuer may be trusted with: signatures by a private key.
-const ASYMMETRIC: &[&str] = &[
+pub(crate) const ASYMMETRIC: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
 
@@ -32,7 +32,34 @@ pub(crate) struct ExternalIssuer {
     pub subject_claim: String,
     pub groups_claim: String,
     pub allow_private_network: bool,
+    /// How its opaque tokens are checked, where they are.
+    pub introspection: Option<Introspection>,
 }
+
+/// An issuer's introspection endpoint (RFC 7662) and the gateway's client there.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Introspection {
+    /// `None`: its metadata's `introspection_endpoint`.
+    pub endpoint: Option<String>,
+    pub client_id: String,
+    pub client_secret: String,
+    /// How long an answer is kept at most.
+    pub cache_secs: u64,
+}
+
+impl std::fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspection")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An introspection answer is kept this long when the issuer's config names no bound.
+const INTROSPECTION_CACHE_SECS: u64 = 60;
+/// Nor longer than this, whatever it names: an answer is how the gateway hears of a revocation.
+const INTROSPECTION_CACHE_MAX_SECS: u64 = 3600;
 
 impl ExternalIssuer {
     /// The issuer identifier, as the route's protected resource metadata names it.
@@ -45,11 +72,12 @@ impl ExternalIssuer {
 pub(super) fn settings(
     files: &[IssuerFile],
     errors: &Errors,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Arc<ExternalIssuer>>, ConfigError> {
     let mut issuers: Vec<Arc<ExternalIssuer>> = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
         let at = format!("issuers[{i}]");
-        let issuer = validate(file, errors, &at)?;
+        let issuer = validate(file, errors, &at, env)?;
         if issuers.iter().any(|other| other.name == issuer.name) {
             return Err(errors.at(&format!("{at}.name"), "is already used"));
         }
@@ -58,7 +86,12 @@ pub(super) fn settings(
     Ok(issuers)
 }
 
-fn validate(file: &IssuerFile, errors: &Errors, at: &str) -> Result<ExternalIssuer, ConfigError> {
+fn validate(
+    file: &IssuerFile,
+    errors: &Errors,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ExternalIssuer, ConfigError> {
     let key = |k: &str| format!("{at}.{k}");
     let private = file.allow_private_network.unwrap_or(false);
     if file.name.trim().is_empty() {
@@ -114,6 +147,47 @@ fn validate(file: &IssuerFile, errors: &Errors, at: &str) -> Result<ExternalIssu
         subject_claim: claim(&file.subject_claim, "sub", "subject_claim")?,
         groups_claim: claim(&file.groups_claim, "groups", "groups_claim")?,
         allow_private_network: private,
+        introspection: file
+            .introspection
+            .as_ref()
+            .map(|i| introspection(i, errors, &key("introspection"), private, env))
+            .transpose()?,
+    })
+}
+
+fn introspection(
+    file: &IntrospectionFile,
+    errors: &Errors,
+    at: &str,
+    private: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Introspection, ConfigError> {
+    let key = |k: &str| format!("{at}.{k}");
+    if let Some(uri) = &file.endpoint {
+        check_url(uri, private).map_err(|reason| errors.at(&key("endpoint"), reason))?;
+    }
+    if file.client_id.trim().is_empty() {
+        return Err(errors.at(&key("client_id"), "must not be empty"));
+    }
+    let name = &file.client_secret_env;
+    let client_secret = env(name).filter(|s| !s.is_empty()).ok_or_else(|| {
+        errors.at(
+            &key("client_secret_env"),
+            format!("the environment variable {name} is not set"),
+        )
+    })?;
+    let cache_secs = file.cache.map_or(INTROSPECTION_CACHE_SECS, |d| d.as_secs());
+    if cache_secs > INTROSPECTION_CACHE_MAX_SECS {
+        return Err(errors.at(
+            &key("cache"),
+            "must be at most 1h: a kept answer hides a revocation",
+        ));
+    }
+    Ok(Introspection {
+        endpoint: file.endpoint.clone(),
+        client_id: file.client_id.clone(),
+        client_secret,
+        cache_secs,
     })
 }
 
@@ -136,11 +210,21 @@ pub(super) fn of_route(
     errors: &Errors,
     at: &str,
 ) -> Result<Vec<Arc<ExternalIssuer>>, ConfigError> {
+    named(names, issuers, errors, &format!("{at}.issuers"))
+}
+
+/// The issuers a list at `key` names, from those configured.
+pub(super) fn named(
+    names: Option<&Vec<String>>,
+    issuers: &[Arc<ExternalIssuer>],
+    errors: &Errors,
+    key: &str,
+) -> Result<Vec<Arc<ExternalIssuer>>, ConfigError> {
     let mut found = Vec::new();
     for (i, name) in names.into_iter().flatten().enumerate() {
         let issuer = issuers.iter().find(|x| &x.name == name).ok_or_else(|| {
             errors.at(
-                &format!("{at}.issuers[{i}]"),
+                &format!("{key}[{i}]"),
                 format!("no [[issuers]] entry is named {name:?}"),
             )
         })?;

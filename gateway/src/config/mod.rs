@@ -20,6 +20,8 @@ mod connections_tests;
 mod describe;
 pub(crate) mod file;
 mod issuers;
+#[cfg(test)]
+mod machines_tests;
 mod policy;
 mod providers;
 pub(crate) mod redirects;
@@ -35,9 +37,9 @@ pub(crate) mod uri;
 mod when;
 
 pub(crate) use auth::CimdSettings;
-pub(crate) use clients::ClientSettings;
+pub(crate) use clients::{CLIENT_CREDENTIALS, ClientSettings, JWT_BEARER};
 pub(crate) use connections::ConnectionSettings;
-pub(crate) use issuers::ExternalIssuer;
+pub(crate) use issuers::{ASYMMETRIC, ExternalIssuer, Introspection};
 pub(crate) use policy::{Effect, Kind, Policy, Rule};
 pub(crate) use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};
 pub(crate) use redirects::PrivateUseSchemes;

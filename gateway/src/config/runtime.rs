@@ -165,14 +165,14 @@ impl Loaded {
         let errors = Errors { path };
         let (listener, server) = super::server::settings(&file, &errors)?;
         let tokens = super::tokens::settings(&file, &server.public_url, &errors, env)?;
-        let issuers = super::issuers::settings(&file.issuers, &errors)?;
+        let issuers = super::issuers::settings(&file.issuers, &errors, env)?;
         let super::routes::Routes {
             routes,
             default_route,
             commands,
         } = super::routes::settings(&file.routes, &server.public_url, &issuers, &errors, env)?;
         let store = super::store::settings(&file.store, &errors, env)?;
-        let mut auth = super::auth::settings(&file, path, &errors, env)?;
+        let mut auth = super::auth::settings(&file, path, &issuers, &errors, env)?;
         let token_key = token_key(&file, &routes, &auth, &errors, env)?;
         if let Some(super::Provider::GitHub(_)) = &auth.provider {
             github_names_are_ids(&routes, &errors)?;
@@ -190,6 +190,13 @@ impl Loaded {
         }
         let clients =
             super::clients::settings(&file.clients, &auth.private_use_schemes, &errors, env)?;
+        super::clients::need_their_server(&clients, &auth, &errors)?;
+        auth.machine_clients = clients
+            .iter()
+            .any(|c| c.grant_types.iter().any(|g| g == super::CLIENT_CREDENTIALS));
+        auth.private_key_jwt = clients
+            .iter()
+            .any(|c| c.token_endpoint_auth_method == super::file::ClientAuthMethod::PrivateKeyJwt);
         let rate_limits = RateLimits {
             register: file.rate_limits.register.unwrap_or(20),
             token: file.rate_limits.token.unwrap_or(120),

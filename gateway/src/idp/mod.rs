@@ -202,6 +202,18 @@ impl IdentityProvider {
         }
     }
 
+    /// Whether a user another identity provider vouches for (an enterprise-managed sign-in), with
+    /// this email, passes the allowlists: an OIDC provider's emails and domains. GitHub's name
+    /// GitHub accounts, which another provider's users are not.
+    pub(crate) fn admits_vouched(&self, email: Option<&str>) -> Result<(), IdpError> {
+        match &self.protocol {
+            Protocol::Oidc(oidc) => oidc.check_email(email),
+            Protocol::GitHub(_) => Err(IdpError::NotAllowed(
+                "GitHub's allowlists cannot admit another provider's users".into(),
+            )),
+        }
+    }
+
     /// Whether these tokens have expired (or will within a minute) and can be refreshed.
     pub(crate) fn needs_refresh(tokens: &ProviderTokens, now: u64) -> bool {
         let expiring = tokens

@@ -227,6 +227,8 @@ impl Cimd {
             origin: "metadata_document".into(),
             skip_consent: false,
             expires_at: 0,
+            jwks: None,
+            jwks_uri: None,
         })
     }
 }

@@ -1,14 +1,19 @@
-//! Client authentication at `/token` and `/revoke`: `client_secret_basic`, `client_secret_post` or
-//! `none`, and only the method the client registered.
+//! Client authentication at `/token` and `/revoke`: `client_secret_basic`, `client_secret_post`,
+//! `private_key_jwt` (a configured client's) or `none`, and only the method the client registered.
 
 use std::collections::HashMap;
 
 use base64::Engine as _;
 
+use super::assertion::{self, Expected, Signer};
 use super::errors::OAuthError;
-use super::{AuthServer, Request, hash_secret, secrets_equal};
+use super::{AsEndpoint, AuthServer, Request, hash_secret, secrets_equal};
 use crate::clock::now;
+use crate::config::ASYMMETRIC;
 use crate::store::ClientRecord;
+
+/// The one `client_assertion_type` there is (RFC 7523 §2.2).
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 pub(super) async fn authenticate(
     server: &AuthServer,
@@ -16,6 +21,22 @@ pub(super) async fn authenticate(
     form: &HashMap<String, String>,
 ) -> Result<ClientRecord, OAuthError> {
     let basic = basic_credentials(request)?;
+    if let Some(kind) = form.get("client_assertion_type") {
+        if basic.is_some() || form.contains_key("client_secret") {
+            return Err(OAuthError::invalid_request(
+                "Use one client authentication method, not two",
+            ));
+        }
+        if kind != CLIENT_ASSERTION_TYPE {
+            return Err(OAuthError::InvalidClient(format!(
+                "The client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
+            )));
+        }
+        let assertion = form
+            .get("client_assertion")
+            .ok_or_else(|| OAuthError::invalid_request("No client_assertion"))?;
+        return by_assertion(server, assertion, form.get("client_id")).await;
+    }
     let (client_id, secret, method) = match (&basic, form.get("client_secret")) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
@@ -77,6 +98,67 @@ pub(super) async fn authenticate(
     Ok(client)
 }
 
+/// The client a `private_key_jwt` assertion authenticates (RFC 7523 §2.2, §3): its `iss` and `sub`
+/// are the client, its `aud` this server (its issuer or its token endpoint), its signature by a key
+/// of the client's, its `jti` not used before.
+async fn by_assertion(
+    server: &AuthServer,
+    assertion: &str,
+    form_client: Option<&String>,
+) -> Result<ClientRecord, OAuthError> {
+    let unverified: serde_json::Value = jsonwebtoken::dangerous::insecure_decode_claims(assertion)
+        .map_err(|_| OAuthError::InvalidClient("The client_assertion is not a JWT".into()))?;
+    let client_id = unverified["sub"]
+        .as_str()
+        .ok_or_else(|| OAuthError::InvalidClient("The client_assertion has no sub".into()))?;
+    if form_client.is_some_and(|id| id != client_id) {
+        return Err(OAuthError::InvalidClient(
+            "The client_id differs from the assertion's client".into(),
+        ));
+    }
+    let client = server
+        .client(client_id)
+        .await?
+        .ok_or_else(|| OAuthError::InvalidClient("Unknown client".into()))?;
+    if client.token_endpoint_auth_method != "private_key_jwt" {
+        return Err(OAuthError::InvalidClient(format!(
+            "The client must authenticate with {}",
+            client.token_endpoint_auth_method
+        )));
+    }
+    let signer = match (&client.jwks, &client.jwks_uri) {
+        (Some(set), _) => Signer::Set(set),
+        (None, Some(uri)) => Signer::Published(server.published_keys.of_client(client_id, uri)),
+        (None, None) => {
+            return Err(OAuthError::InvalidClient(
+                "The client has no keys to check its assertion with".into(),
+            ));
+        }
+    };
+    let issuer = &server.config.start.tokens.issuer;
+    let audiences = [
+        issuer.clone(),
+        format!("{issuer}/"),
+        format!(
+            "{}{}",
+            server.config.server.public_url,
+            AsEndpoint::Token.path()
+        ),
+    ];
+    let algorithms: Vec<String> = ASYMMETRIC.iter().map(|a| (*a).to_owned()).collect();
+    let expected = Expected {
+        issuers: std::slice::from_ref(&client.client_id),
+        audiences: &audiences,
+        subject: Some(&client.client_id),
+        typ: None,
+        algorithms: &algorithms,
+        kind: "client",
+        refuse: |why| OAuthError::InvalidClient(format!("Client authentication failed: {why}")),
+    };
+    assertion::verify(server, assertion, signer, &expected, now()).await?;
+    Ok(client)
+}
+
 /// What a metadata-document client is known as without its document: public, refreshing only.
 fn document_client(client_id: String) -> ClientRecord {
     ClientRecord {
@@ -95,6 +177,8 @@ fn document_client(client_id: String) -> ClientRecord {
         origin: "metadata_document".into(),
         skip_consent: false,
         expires_at: 0,
+        jwks: None,
+        jwks_uri: None,
     }
 }
 

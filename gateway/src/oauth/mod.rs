@@ -9,6 +9,7 @@
 
 mod account;
 mod account_view;
+mod assertion;
 mod authorize;
 mod callback;
 mod cimd;
@@ -19,7 +20,9 @@ mod consent_cookie;
 mod errors;
 mod grants;
 mod introspect;
+mod issue;
 mod login;
+mod machine;
 mod pages;
 mod pending;
 mod pkce;
@@ -196,6 +199,8 @@ pub(crate) struct AuthServer {
     connections: Option<Arc<Connections>>,
     /// The audit trail connections are recorded in, kept for the server of a reloaded config.
     audit: Option<Arc<AuditLog>>,
+    /// The keys clients and enterprise identity providers publish, for their assertions.
+    published_keys: Arc<assertion::PublishedKeys>,
 }
 
 impl AuthServer {
@@ -268,7 +273,13 @@ impl AuthServer {
             revocation_epoch: Arc::new(std::sync::atomic::AtomicU64::new(grants::UNREAD)),
             connections,
             audit,
+            published_keys: Arc::default(),
         }
+    }
+
+    /// The clock difference allowed with other parties.
+    fn skew(&self) -> u64 {
+        self.config.start.tokens.clock_skew.as_secs()
     }
 
     /// The authorization server of a reloaded `config`, on the same store and keys, remembering
@@ -286,6 +297,7 @@ impl AuthServer {
         next.idp_token_cache = self.idp_token_cache.clone();
         next.refresh_locks = self.refresh_locks.clone();
         next.revocation_epoch = self.revocation_epoch.clone();
+        next.published_keys = self.published_keys.clone();
         if next.connections.is_some() && self.connections.is_some() {
             next.connections = self.connections.clone();
         }

@@ -23,8 +23,12 @@ pub(super) fn configured(client: &ClientSettings) -> ClientRecord {
         secret_hash: client.secret.as_deref().map(hash_secret),
         secret_expires_at: 0,
         redirect_uris: client.redirect_uris.clone(),
-        grant_types: GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
-        response_types: vec!["code".into()],
+        grant_types: client.grant_types.clone(),
+        response_types: if client.redirect_uris.is_empty() {
+            Vec::new()
+        } else {
+            vec!["code".into()]
+        },
         token_endpoint_auth_method: client.token_endpoint_auth_method.as_str().to_owned(),
         client_name: client.client_name.clone(),
         client_uri: None,
@@ -34,6 +38,8 @@ pub(super) fn configured(client: &ClientSettings) -> ClientRecord {
         origin: "config".into(),
         skip_consent: client.skip_consent,
         expires_at: 0,
+        jwks: client.jwks.clone(),
+        jwks_uri: client.jwks_uri.clone(),
     }
 }
 
@@ -85,6 +91,8 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
         origin: "dynamic".into(),
         skip_consent: false,
         expires_at: 0,
+        jwks: None,
+        jwks_uri: None,
     };
     server.store.put_client(&client).await?;
     let name = client.client_name.as_deref().unwrap_or("-");

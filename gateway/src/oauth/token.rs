@@ -1,6 +1,7 @@
 //! `/token`: the `authorization_code` grant (PKCE, single-use codes, replay revokes the grant) and the
 //! `refresh_token` grant (rotation on every use; reuse revokes the grant, except within a short grace
-//! for concurrent refreshes). Replies and errors as RFC 6749 §5.1 and §5.2.
+//! for concurrent refreshes); a machine client's `client_credentials` and an enterprise-managed
+//! sign-in's jwt-bearer grant are [`super::machine`]'s. Replies and errors as RFC 6749 §5.1 and §5.2.
 
 use std::collections::HashMap;
 
@@ -11,14 +12,15 @@ use sha2::Sha256;
 
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
+use super::issue::{Issued, issue};
 use super::response;
 use super::{AuthServer, Request, Response, hash_secret, pkce, random_token, scope};
 use crate::clock::now;
+use crate::config::{CLIENT_CREDENTIALS, JWT_BEARER};
 use crate::idp::IdpError;
 use crate::store::records::UserIdentity;
 use crate::store::{CodeRecord, CodeTake, GrantRecord, Rotation};
 use crate::telemetry::metrics::auth::AUTH;
-use crate::tokens::access::{AccessClaims, Audience, mint};
 
 pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Response, OAuthError> {
     if request.method != http::Method::POST {
@@ -36,7 +38,10 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
         .map(String::as_str)
         .unwrap_or_default();
     if !client.grant_types.iter().any(|g| g == grant_type)
-        && matches!(grant_type, "authorization_code" | "refresh_token")
+        && matches!(
+            grant_type,
+            "authorization_code" | "refresh_token" | CLIENT_CREDENTIALS | JWT_BEARER
+        )
     {
         return Err(OAuthError::UnauthorizedClient(format!(
             "The client may not use the {grant_type} grant"
@@ -48,12 +53,19 @@ pub(super) async fn handle(server: &AuthServer, request: &Request) -> Result<Res
             authorization_code(server, &client.client_id, refreshable, &form).await
         }
         "refresh_token" => refresh_token(server, &client.client_id, &form).await,
+        CLIENT_CREDENTIALS => super::machine::client_credentials(server, &client, &form).await,
+        JWT_BEARER => super::machine::enterprise_sign_in(server, &client, &form).await,
         "" => Err(OAuthError::invalid_request("No grant_type")),
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "The {other} grant is not supported"
         ))),
     }?;
-    AUTH.tokens_issued.with_label_values(&[grant_type]).inc();
+    let label = if grant_type == JWT_BEARER {
+        "jwt_bearer"
+    } else {
+        grant_type
+    };
+    AUTH.tokens_issued.with_label_values(&[label]).inc();
     Ok(issued)
 }
 
@@ -331,38 +343,14 @@ fn token_response(
     scope: &str,
     refresh: Option<&str>,
 ) -> Result<Response, OAuthError> {
-    let lifetime = server.config.auth.access_token_lifetime.as_secs();
-    let issued = now();
-    let UserIdentity {
-        sub,
-        email,
-        preferred_username,
-        groups,
-        groups_truncated,
-    } = grant.user.clone();
-    let claims = AccessClaims {
-        iss: server.config.start.tokens.issuer.clone(),
-        sub,
-        aud: Audience::One(grant.resource.clone()),
-        client_id: grant.client_id.clone(),
-        scope: scope.to_owned(),
-        exp: issued + lifetime,
-        iat: issued,
-        nbf: None,
-        jti: random_token(16),
-        email,
-        preferred_username,
-        groups,
-        groups_truncated,
-        gid: Some(grant.grant_id.clone()),
+    let issued = Issued {
+        user: &grant.user,
+        client_id: &grant.client_id,
+        resource: &grant.resource,
+        scope,
+        grant_id: Some(&grant.grant_id),
     };
-    let access = mint(&server.keys, &claims)?;
-    let mut body = json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-        "scope": scope,
-    });
+    let mut body = issue(server, &issued)?;
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
     }

@@ -28,14 +28,25 @@ pub(super) enum BearerError {
     /// connects them.
     #[error("Sign in again to connect to this MCP server")]
     NotConnected,
+    /// The token's issuer could not be asked about it (introspection): not the caller's fault.
+    #[error("{}", TokenError::IssuerUnavailable)]
+    IssuerUnavailable,
 }
 
 impl BearerError {
+    fn of_token(error: TokenError) -> Self {
+        match error {
+            TokenError::IssuerUnavailable => BearerError::IssuerUnavailable,
+            other => BearerError::InvalidToken(other),
+        }
+    }
+
     pub(super) fn status(&self) -> u16 {
         match self {
             BearerError::NoToken | BearerError::InvalidToken(_) | BearerError::NotConnected => 401,
             BearerError::TokenInQuery => 400,
             BearerError::InsufficientScope => 403,
+            BearerError::IssuerUnavailable => 503,
         }
     }
 
@@ -47,14 +58,16 @@ impl BearerError {
             BearerError::InvalidToken(e) => e.reason(),
             BearerError::InsufficientScope => "insufficient_scope",
             BearerError::NotConnected => "not_connected",
+            BearerError::IssuerUnavailable => "issuer_unavailable",
         }
     }
 
-    /// The `WWW-Authenticate` value: the Bearer challenge alone, so it is the first one clients see.
-    pub(super) fn challenge(&self, route: &Route) -> String {
+    /// The `WWW-Authenticate` value: the Bearer challenge alone, so it is the first one clients see;
+    /// none where the credentials are not what failed.
+    pub(super) fn challenge(&self, route: &Route) -> Option<String> {
         let metadata = &route.metadata_url;
         let needed = route.required_scopes.join(" ");
-        match self {
+        Some(match self {
             BearerError::NoToken => {
                 if needed.is_empty() {
                     format!("Bearer resource_metadata=\"{metadata}\"")
@@ -69,7 +82,8 @@ impl BearerError {
                 "Bearer error=\"invalid_token\", error_description=\"{self}\", resource_metadata=\"{metadata}\""
             ),
             BearerError::InsufficientScope => insufficient_scope_challenge(route, &needed),
-        }
+            BearerError::IssuerUnavailable => return None,
+        })
     }
 
     /// The JSON body that goes with the challenge.
@@ -79,6 +93,7 @@ impl BearerError {
             BearerError::TokenInQuery => "invalid_request",
             BearerError::InvalidToken(_) | BearerError::NotConnected => "invalid_token",
             BearerError::InsufficientScope => "insufficient_scope",
+            BearerError::IssuerUnavailable => "temporarily_unavailable",
         };
         super::respond::json_error(error, &self.to_string())
     }
@@ -108,25 +123,37 @@ pub(super) async fn check(
         return Err(BearerError::TokenInQuery);
     }
     let token = bearer_token(headers)?;
-    let theirs = !route.issuers.is_empty()
-        && (!route.gateway_tokens || ExternalVerifier::claims_issuer_of(route, token));
-    let claims = if theirs {
-        // Their audience is checked there: the route's resource, or an alias of theirs.
-        external
-            .verify(route, token, now)
-            .await
-            .map_err(BearerError::InvalidToken)?
+    let claims = if route.issuers.is_empty() {
+        own(verifier.verify_bytes(token, now), route)?
+    } else if let Some(kept) = route
+        .gateway_tokens
+        .then(|| verifier.verify_kept(token, now))
+        .flatten()
+    {
+        // The gateway's own tokens, the common case on a route that takes others' too, are found
+        // in its cache before anything is decoded.
+        own(kept, route)?
     } else {
-        let claims = verifier
-            .verify_bytes(token, now)
-            .map_err(BearerError::InvalidToken)?;
-        if !claims.is_for(&route.resource) {
-            return Err(BearerError::InvalidToken(TokenError::WrongAudience));
+        match external.check(route, token, now).await {
+            // Their audience is checked there: the route's resource, or an alias of theirs.
+            Some(theirs) => theirs.map_err(BearerError::of_token)?,
+            None => own(verifier.verify_bytes(token, now), route)?,
         }
-        claims
     };
     if !has_scopes(claims.scopes(), &route.required_scopes) {
         return Err(BearerError::InsufficientScope);
+    }
+    Ok(claims)
+}
+
+/// A gateway-issued token's verdict, for `route`'s audience.
+fn own(
+    verdict: Result<Arc<AccessClaims>, TokenError>,
+    route: &Route,
+) -> Result<Arc<AccessClaims>, BearerError> {
+    let claims = verdict.map_err(BearerError::InvalidToken)?;
+    if !claims.is_for(&route.resource) {
+        return Err(BearerError::InvalidToken(TokenError::WrongAudience));
     }
     Ok(claims)
 }

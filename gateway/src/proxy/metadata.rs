@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::router::JWKS_PATH;
-use crate::config::{Config, Route};
+use crate::config::{ASYMMETRIC, CLIENT_CREDENTIALS, Config, JWT_BEARER, Route};
 use crate::oauth::AsEndpoint;
 use crate::oauth::{AUTH_METHODS, GRANT_TYPES};
 
@@ -47,11 +47,25 @@ pub(super) fn authorization_server(config: &Config) -> Bytes {
         doc["authorization_endpoint"] = json!(endpoint(AsEndpoint::Authorize));
         doc["token_endpoint"] = json!(endpoint(AsEndpoint::Token));
         doc["revocation_endpoint"] = json!(endpoint(AsEndpoint::Revoke));
-        doc["grant_types_supported"] = json!(GRANT_TYPES);
+        let mut grants = GRANT_TYPES.to_vec();
+        if config.auth.machine_clients {
+            grants.push(CLIENT_CREDENTIALS);
+        }
+        if !config.auth.enterprise_issuers.is_empty() {
+            grants.push(JWT_BEARER);
+        }
+        doc["grant_types_supported"] = json!(grants);
         doc["response_modes_supported"] = json!(["query"]);
         doc["code_challenge_methods_supported"] = json!(["S256"]);
-        doc["token_endpoint_auth_methods_supported"] = json!(AUTH_METHODS);
-        doc["revocation_endpoint_auth_methods_supported"] = json!(AUTH_METHODS);
+        let mut methods = AUTH_METHODS.to_vec();
+        if config.auth.private_key_jwt {
+            methods.push("private_key_jwt");
+            // RFC 8414 §2: required where private_key_jwt is listed.
+            doc["token_endpoint_auth_signing_alg_values_supported"] = json!(ASYMMETRIC);
+            doc["revocation_endpoint_auth_signing_alg_values_supported"] = json!(ASYMMETRIC);
+        }
+        doc["token_endpoint_auth_methods_supported"] = json!(methods);
+        doc["revocation_endpoint_auth_methods_supported"] = json!(methods);
         doc["introspection_endpoint"] = json!(endpoint(AsEndpoint::Introspect));
         doc["introspection_endpoint_auth_methods_supported"] =
             json!(["client_secret_basic", "client_secret_post"]);

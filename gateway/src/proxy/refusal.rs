@@ -122,7 +122,9 @@ impl Refusal {
             }
             Refusal::BodyTooLarge { cors } => return body_limit::refuse(session, &cors).await,
             Refusal::Bearer { error, mut cors } => {
-                cors.push(("www-authenticate", error.challenge(route)));
+                if let Some(challenge) = error.challenge(route) {
+                    cors.push(("www-authenticate", challenge));
+                }
                 return respond::json(session, error.status(), &error.body(), &cors).await;
             }
             Refusal::ConnectionUnavailable { cors } => {

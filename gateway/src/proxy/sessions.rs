@@ -47,23 +47,26 @@ struct StreamWait {
     expected: Option<watch::Sender<bool>>,
 }
 
-/// The key a session is bound under: its route and its id, so that an id one backend issued means
-/// nothing on another route. A route's path holds no space, and a session id only visible ASCII.
-/// Who owns the sessions `caller` opens: their `sub` when the gateway issued their token; else
-/// the issuer's too, since another issuer's subject may spell a gateway user's (and its users
-/// another issuer's).
+/// Who owns the sessions `caller` opens: their `sub` when the gateway issued their token to a user;
+/// the client, marked as one, for a machine client's; else the issuer's too, since another issuer's
+/// subject may spell a gateway user's (and its users another issuer's).
 pub(super) fn session_owner<'a>(
     gateway_issuer: &str,
     caller: &'a crate::tokens::access::AccessClaims,
 ) -> std::borrow::Cow<'a, str> {
-    if caller.iss == gateway_issuer {
-        std::borrow::Cow::Borrowed(&caller.sub)
-    } else {
+    if caller.iss != gateway_issuer {
         // A space is in no issuer URL.
         std::borrow::Cow::Owned(format!("{} {}", caller.iss, caller.sub))
+    } else if caller.gid.is_none() && caller.sub == caller.client_id {
+        // A machine client's token names the client as its subject: not a user of that name.
+        std::borrow::Cow::Owned(format!("{} client {}", caller.iss, caller.client_id))
+    } else {
+        std::borrow::Cow::Borrowed(&caller.sub)
     }
 }
 
+/// The key a session is bound under: its route and its id, so that an id one backend issued means
+/// nothing on another route. A route's path holds no space, and a session id only visible ASCII.
 pub(super) fn session_key(route: &str, id: &str) -> String {
     format!("{route} {id}")
 }

@@ -121,6 +121,7 @@ metered! {
     put_key(key: &StoredKey) -> ();
     keys() -> Vec<StoredKey>;
     purge_expired(now: u64) -> ();
+    use_once(id: &str, until: u64, now: u64) -> bool;
     put_session(session: &str, sub: &str, expires_at: u64) -> ();
     session_owner(session: &str) -> Option<String>;
     end_session(session: &str) -> ();

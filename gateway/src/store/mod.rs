@@ -219,6 +219,11 @@ pub(crate) trait Store: ConnectionStore {
     /// Drops whatever has expired.
     async fn purge_expired(&self, now: u64) -> StoreResult<()>;
 
+    /// Records that the one-time identifier `id` (an assertion's `jti`, with its issuer) is used,
+    /// until `until`, when what carried it expires: `Ok(false)` if it was used already. Shared
+    /// stores answer for every replica at once, so that a replay at another is refused too.
+    async fn use_once(&self, id: &str, until: u64, now: u64) -> StoreResult<bool>;
+
     /// Whether other gateway replicas share this store, so that what one of them changes (a
     /// revocation) must be read again rather than remembered.
     fn is_shared(&self) -> bool {

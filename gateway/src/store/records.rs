@@ -28,6 +28,11 @@ pub(crate) struct ClientRecord {
     /// then); 0 for a client that stays.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub expires_at: u64,
+    /// A `private_key_jwt` client's public keys (a JWK set), or where it publishes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
 }
 
 fn is_zero(value: &u64) -> bool {

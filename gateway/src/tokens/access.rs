@@ -96,6 +96,10 @@ pub(crate) enum TokenError {
     MissingClaim,
     #[error("The access token was revoked")]
     Revoked,
+    #[error("The access token is not active at its issuer")]
+    Inactive,
+    #[error("The access token's issuer cannot be asked about it; try again shortly")]
+    IssuerUnavailable,
 }
 
 impl TokenError {
@@ -113,6 +117,8 @@ impl TokenError {
             TokenError::NotYetValid => "not_yet_valid",
             TokenError::MissingClaim => "missing_claim",
             TokenError::Revoked => "revoked",
+            TokenError::Inactive => "inactive",
+            TokenError::IssuerUnavailable => "issuer_unavailable",
         }
     }
 }
@@ -178,18 +184,29 @@ impl AccessTokenVerifier {
         token: &[u8],
         now: u64,
     ) -> Result<Arc<AccessClaims>, TokenError> {
-        let cached = self.cache.get(token, now);
-        let claims = match cached {
-            Some(claims) => claims,
-            None => {
-                let text = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
-                let claims = Arc::new(self.verify_signed(text, now)?);
-                // Kept while unexpired; an expired token is checked again, and refused as such.
-                let until = claims.exp + self.skew + 1;
-                self.cache.insert(token.into(), claims.clone(), until, now);
-                claims
-            }
-        };
+        if let Some(kept) = self.verify_kept(token, now) {
+            return kept;
+        }
+        let text = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
+        let claims = Arc::new(self.verify_signed(text, now)?);
+        // Kept while unexpired; an expired token is checked again, and refused as such.
+        let until = claims.exp + self.skew + 1;
+        self.cache.insert(token.into(), claims.clone(), until, now);
+        self.admit(claims, now)
+    }
+
+    /// What [`Self::verify_bytes`] says of a token it verified before and still keeps; `None` for
+    /// one it does not keep (never verified, or not of the gateway).
+    pub(crate) fn verify_kept(
+        &self,
+        token: &[u8],
+        now: u64,
+    ) -> Option<Result<Arc<AccessClaims>, TokenError>> {
+        self.cache.get(token, now).map(|c| self.admit(c, now))
+    }
+
+    /// Verified claims, if still unexpired and unrevoked.
+    fn admit(&self, claims: Arc<AccessClaims>, now: u64) -> Result<Arc<AccessClaims>, TokenError> {
         if claims.exp + self.skew < now {
             return Err(TokenError::Expired);
         }

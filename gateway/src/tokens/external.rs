@@ -6,29 +6,21 @@
 //! public key, or `none`, is refused before any key is looked at), and the key its `kid` names
 //! must be of that algorithm's family. `iss` is compared exactly with the issuer's identifiers,
 //! `aud` must name the route's resource or one of the issuer's audiences, `exp` and `nbf` hold
-//! within the clock skew. Keys are fetched from the issuer's `jwks_uri` (configured, or found in
-//! its metadata) when first needed and again for a `kid` not known, at most every few seconds, so
-//! that forged `kid`s cannot make the gateway hammer the issuer. A verified token is kept until it
-//! expires.
+//! within the clock skew; the keys are the issuer's published ones ([`super::issuer_keys`]). An
+//! opaque token is read by asking its issuer ([`super::introspection`]), where the route takes one
+//! that introspects. A verified token is kept until it expires (an introspected one no longer than
+//! its issuer's configured bound).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use jsonwebtoken::jwk::JwkSet;
 use serde_json::Value;
 
 use super::access::{ACCESS_TOKEN_TYP, AccessClaims, TokenError};
+use super::issuer_keys::IssuerKeys;
 use crate::cache::Cache;
 use crate::config::{ExternalIssuer, Route};
-use crate::outbound::{Outbound, read_bounded};
 
-/// Keys are looked up again for an unknown `kid` no sooner than this after the last time.
-const REFETCH_SECS: u64 = 5;
-/// Keys are looked up again anyway after this long: issuers rotate them.
-const KEYS_SECS: u64 = 3600;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_DOCUMENT: usize = 256 * 1024;
 const VERIFIED_TOKENS: usize = 50_000;
 
 /// Checks the tokens of every configured issuer.
@@ -38,34 +30,12 @@ pub(crate) struct ExternalVerifier {
     verified: Cache<Box<[u8]>, Arc<AccessClaims>>,
 }
 
-/// One issuer's keys, as last fetched.
-struct IssuerKeys {
-    settings: Arc<ExternalIssuer>,
-    http: Outbound,
-    fetched: tokio::sync::Mutex<Fetched>,
-}
-
-#[derive(Default)]
-struct Fetched {
-    keys: Option<Arc<JwkSet>>,
-    /// When they were last asked for (fetched or not), and when fetched.
-    asked_at: u64,
-    fetched_at: u64,
-}
-
 impl ExternalVerifier {
     /// A verifier for `issuers`, allowing `skew` seconds of clock difference.
     pub(crate) fn new(issuers: &[Arc<ExternalIssuer>], skew: u64) -> Self {
         let issuers = issuers
             .iter()
-            .map(|settings| {
-                let keys = IssuerKeys {
-                    http: Outbound::new(settings.allow_private_network, FETCH_TIMEOUT),
-                    settings: settings.clone(),
-                    fetched: tokio::sync::Mutex::new(Fetched::default()),
-                };
-                (settings.name.clone(), keys)
-            })
+            .map(|settings| (settings.name.clone(), IssuerKeys::new(settings)))
             .collect();
         Self {
             issuers,
@@ -74,41 +44,82 @@ impl ExternalVerifier {
         }
     }
 
-    /// Whether `token` claims to come from one of `route`'s issuers (unverified: only to choose
-    /// who checks it).
-    pub(crate) fn claims_issuer_of(route: &Route, token: &[u8]) -> bool {
-        unverified_issuer(token)
-            .is_some_and(|iss| route.issuers.iter().any(|i| i.issuers.contains(&iss)))
+    /// What `route`'s issuers make of `token`: `None` where it is none of theirs (it names no issuer
+    /// of theirs, or is opaque and none of them introspects) and the route takes the gateway's own
+    /// tokens, which it may then be.
+    pub(crate) async fn check(
+        &self,
+        route: &Route,
+        token: &[u8],
+        now: u64,
+    ) -> Option<Result<Arc<AccessClaims>, TokenError>> {
+        if let Some(claims) = self.verified.get(token, now) {
+            return Some(self.kept_for(route, claims, now));
+        }
+        let Ok(text) = std::str::from_utf8(token) else {
+            return Some(Err(TokenError::Malformed));
+        };
+        let Some(payload) = unverified_claims(text) else {
+            // Not a JWT: an opaque token, which only its issuer can read.
+            if route.issuers.iter().any(|i| i.introspection.is_some()) {
+                return Some(self.introspect(route, token, now).await);
+            }
+            return (!route.gateway_tokens).then_some(Err(TokenError::Malformed));
+        };
+        let iss = payload["iss"].as_str().unwrap_or_default();
+        match route
+            .issuers
+            .iter()
+            .find(|i| i.issuers.iter().any(|x| x == iss))
+        {
+            Some(settings) => Some(self.verify_jwt(route, settings, text, now).await),
+            None if route.gateway_tokens => None,
+            None => Some(Err(TokenError::WrongIssuer)),
+        }
     }
 
     /// The claims of `token` for `route`, whose issuers it must come from.
+    #[cfg(test)]
     pub(crate) async fn verify(
         &self,
         route: &Route,
         token: &[u8],
         now: u64,
     ) -> Result<Arc<AccessClaims>, TokenError> {
-        if let Some(claims) = self.verified.get(token, now) {
-            // Kept whatever route it was checked for: this one must take its issuer and audience.
-            if !route
-                .issuers
-                .iter()
-                .any(|i| i.issuers.contains(&claims.iss))
-            {
-                return Err(TokenError::WrongIssuer);
-            }
-            if claims.is_for(&route.resource) || self.has_alias_audience(route, &claims) {
-                return Ok(claims);
-            }
-            return Err(TokenError::WrongAudience);
-        }
-        let text = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
-        let iss = unverified_issuer(token).ok_or(TokenError::Malformed)?;
-        let settings = route
+        self.check(route, token, now)
+            .await
+            .unwrap_or(Err(TokenError::WrongIssuer))
+    }
+
+    /// A token verified before, for whatever route: this one must take its issuer and audience.
+    fn kept_for(
+        &self,
+        route: &Route,
+        claims: Arc<AccessClaims>,
+        now: u64,
+    ) -> Result<Arc<AccessClaims>, TokenError> {
+        if !route
             .issuers
             .iter()
-            .find(|i| i.issuers.contains(&iss))
-            .ok_or(TokenError::WrongIssuer)?;
+            .any(|i| i.issuers.contains(&claims.iss))
+        {
+            return Err(TokenError::WrongIssuer);
+        }
+        if !claims.is_for(&route.resource) && !self.has_alias_audience(route, &claims) {
+            return Err(TokenError::WrongAudience);
+        }
+        self.in_time(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// A JWT of the issuer `settings`, checked against its keys.
+    async fn verify_jwt(
+        &self,
+        route: &Route,
+        settings: &ExternalIssuer,
+        text: &str,
+        now: u64,
+    ) -> Result<Arc<AccessClaims>, TokenError> {
         let keys = self
             .issuers
             .get(&settings.name)
@@ -122,33 +133,98 @@ impl ExternalVerifier {
             return Err(TokenError::WrongType);
         }
         let key = keys.key(header.kid.as_deref(), now).await?;
-        let mut audiences = vec![route.resource.clone(), format!("{}/", route.resource)];
-        audiences.extend(settings.audiences.iter().cloned());
         let mut validation = jsonwebtoken::Validation::new(header.alg);
         validation.set_issuer(&settings.issuers);
-        validation.set_audience(&audiences);
+        validation.set_audience(&audiences(route, settings));
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         // Times are checked below, against the gateway's clock as every other check is.
         validation.validate_exp = false;
         let claims: Value = jsonwebtoken::decode(text, &key, &validation)
             .map_err(|e| token_error(e.kind()))?
             .claims;
-        let mut claims = access_claims(&claims, settings, now)?;
+        let claims = access_claims(&claims, settings, now)?;
+        self.keep(text.as_bytes(), claims, None, now)
+    }
+
+    /// An opaque token, as the first of `route`'s introspecting issuers that knows it active says.
+    async fn introspect(
+        &self,
+        route: &Route,
+        token: &[u8],
+        now: u64,
+    ) -> Result<Arc<AccessClaims>, TokenError> {
+        let mut unavailable = false;
+        for settings in route.issuers.iter() {
+            let (Some(introspection), Some(keys)) =
+                (&settings.introspection, self.issuers.get(&settings.name))
+            else {
+                continue;
+            };
+            match super::introspection::ask(keys, introspection, token).await {
+                Ok(Some(mut answer)) => {
+                    // Whose token it is goes without saying where the issuer does not say.
+                    if answer["iss"].is_null() {
+                        answer["iss"] = Value::from(settings.issuer());
+                    } else if !answer["iss"]
+                        .as_str()
+                        .is_some_and(|iss| settings.issuers.iter().any(|x| x == iss))
+                    {
+                        return Err(TokenError::WrongIssuer);
+                    }
+                    let for_route = audiences(route, settings);
+                    let aud = words(&answer["aud"]);
+                    if !aud.iter().any(|a| for_route.contains(a)) {
+                        return Err(TokenError::WrongAudience);
+                    }
+                    let bound = now + introspection.cache_secs;
+                    if answer["exp"].is_null() {
+                        answer["exp"] = Value::from(bound);
+                    }
+                    let claims = access_claims(&answer, settings, now)?;
+                    return self.keep(token, claims, Some(bound), now);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(issuer = %settings.issuer(), %error, "a token could not be introspected");
+                    unavailable = true;
+                }
+            }
+        }
+        Err(if unavailable {
+            TokenError::IssuerUnavailable
+        } else {
+            TokenError::Inactive
+        })
+    }
+
+    /// Keeps verified claims until they expire (or `bound`, if sooner), and returns them if in time.
+    fn keep(
+        &self,
+        token: &[u8],
+        mut claims: AccessClaims,
+        bound: Option<u64>,
+        now: u64,
+    ) -> Result<Arc<AccessClaims>, TokenError> {
         // What is kept per token (the backend's credentials, a stream's watch) is kept by `jti`:
         // another issuer could choose one the gateway's own tokens carry, so theirs are the
         // token's own digest, which no one else can make.
         claims.jti = external_jti(token);
         let claims = Arc::new(claims);
+        self.in_time(&claims, now)?;
+        let until = (claims.exp + self.skew + 1).min(bound.unwrap_or(u64::MAX));
+        self.verified
+            .insert(token.into(), claims.clone(), until, now);
+        Ok(claims)
+    }
+
+    fn in_time(&self, claims: &AccessClaims, now: u64) -> Result<(), TokenError> {
         if claims.exp + self.skew < now {
             return Err(TokenError::Expired);
         }
         if claims.nbf.is_some_and(|nbf| nbf > now + self.skew) {
             return Err(TokenError::NotYetValid);
         }
-        let until = claims.exp + self.skew + 1;
-        self.verified
-            .insert(token.into(), claims.clone(), until, now);
-        Ok(claims)
+        Ok(())
     }
 
     /// Whether `claims` name one of the audiences `route`'s issuers accept besides its resource.
@@ -162,109 +238,19 @@ impl ExternalVerifier {
     }
 }
 
-impl IssuerKeys {
-    /// The key `kid` names (or the one key, when the token names none), fetching the issuer's keys
-    /// when they are old or do not have it, no more often than every [`REFETCH_SECS`].
-    async fn key(
-        &self,
-        kid: Option<&str>,
-        now: u64,
-    ) -> Result<jsonwebtoken::DecodingKey, TokenError> {
-        let mut fetched = self.fetched.lock().await;
-        let stale = fetched.keys.is_none() || now >= fetched.fetched_at + KEYS_SECS;
-        let known = fetched
-            .keys
-            .as_ref()
-            .and_then(|set| find(set, kid))
-            .is_some();
-        if (stale || !known) && now >= fetched.asked_at + REFETCH_SECS || fetched.asked_at == 0 {
-            fetched.asked_at = now.max(1);
-            match self.fetch().await {
-                Ok(set) => {
-                    fetched.keys = Some(Arc::new(set));
-                    fetched.fetched_at = now;
-                }
-                Err(error) => {
-                    tracing::warn!(issuer = %self.settings.issuer(), %error, "the keys of an issuer could not be fetched");
-                }
-            }
-        }
-        let set = fetched.keys.clone().ok_or(TokenError::UnknownKey)?;
-        drop(fetched);
-        let jwk = find(&set, kid).ok_or(TokenError::UnknownKey)?;
-        jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|_| TokenError::UnknownKey)
+/// The claims of something shaped as a JWT, unverified: only to choose who verifies it.
+fn unverified_claims(token: &str) -> Option<Value> {
+    if token.split('.').count() != 3 {
+        return None;
     }
-
-    /// The issuer's key set: from its `jwks_uri`, configured or named by its metadata.
-    async fn fetch(&self) -> Result<JwkSet, String> {
-        let uri = match &self.settings.jwks_uri {
-            Some(uri) => uri.clone(),
-            None => self.jwks_uri_of_metadata().await?,
-        };
-        let set: JwkSet = serde_json::from_slice(&self.get(&uri).await?)
-            .map_err(|e| format!("{uri} is not a key set: {e}"))?;
-        Ok(set)
-    }
-
-    /// The `jwks_uri` of the issuer's metadata: OpenID discovery, then RFC 8414; its `issuer` must
-    /// be the one configured.
-    async fn jwks_uri_of_metadata(&self) -> Result<String, String> {
-        let issuer = self.settings.issuer();
-        let url = url::Url::parse(issuer).map_err(|e| e.to_string())?;
-        let path = url.path().trim_end_matches('/');
-        let origin = url.origin().ascii_serialization();
-        let candidates = [
-            format!(
-                "{}/.well-known/openid-configuration",
-                issuer.trim_end_matches('/')
-            ),
-            format!("{origin}/.well-known/oauth-authorization-server{path}"),
-        ];
-        for candidate in candidates {
-            let Ok(body) = self.get(&candidate).await else {
-                continue;
-            };
-            let metadata: Value = serde_json::from_slice(&body).unwrap_or_default();
-            if metadata["issuer"].as_str() != Some(issuer) {
-                return Err(format!("{candidate} names another issuer"));
-            }
-            if let Some(uri) = metadata["jwks_uri"].as_str() {
-                return Ok(uri.to_owned());
-            }
-        }
-        Err(format!("no metadata of {issuer} names its keys"))
-    }
-
-    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        let response = self
-            .http
-            .request(reqwest::Method::GET, url)?
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {}", crate::outbound::failure(&e)))?;
-        if !response.status().is_success() {
-            return Err(format!("{url}: HTTP {}", response.status()));
-        }
-        read_bounded(response, MAX_DOCUMENT, FETCH_TIMEOUT)
-            .await
-            .map_err(|e| format!("{url}: {e}"))
-    }
+    jsonwebtoken::dangerous::insecure_decode_claims(token).ok()
 }
 
-/// The key `kid` names; without a `kid`, the set's only key.
-fn find<'a>(set: &'a JwkSet, kid: Option<&str>) -> Option<&'a jsonwebtoken::jwk::Jwk> {
-    match kid {
-        Some(kid) => set.find(kid),
-        None if set.keys.len() == 1 => set.keys.first(),
-        None => None,
-    }
-}
-
-/// The `iss` a token claims, unverified.
-fn unverified_issuer(token: &[u8]) -> Option<String> {
-    let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(token).ok()?;
-    claims["iss"].as_str().map(str::to_owned)
+/// Every audience a token of `settings` may name on `route`: its resource, or an alias.
+fn audiences(route: &Route, settings: &ExternalIssuer) -> Vec<String> {
+    let mut audiences = vec![route.resource.clone(), format!("{}/", route.resource)];
+    audiences.extend(settings.audiences.iter().cloned());
+    audiences
 }
 
 fn is_access_token_typ(typ: Option<&str>) -> bool {

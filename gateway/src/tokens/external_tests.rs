@@ -5,36 +5,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gateway_assertion::{KeyAlgorithm, SigningKey, jwk_set};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::*;
 use crate::config::file::FileConfig;
 use crate::config::{Config, Route};
+use crate::tokens::issuer_keys::REFETCH_SECS;
 
 const NOW: u64 = 1_800_000_000;
 const ISSUER: &str = "https://login.example/tenant/v2.0";
 const V1_ISSUER: &str = "https://sts.example/tenant/";
-
-/// A server that answers every request with `body`, counting them.
-async fn key_server(body: String) -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let served = Arc::new(AtomicUsize::new(0));
-    let count = served.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            let mut request = [0u8; 4096];
-            let _ = socket.read(&mut request).await;
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(answer.as_bytes()).await;
-        }
-    });
-    (port, served)
-}
 
 /// The route `/mcp` of a gateway at https://gw.example, accepting tokens of the issuer `entra`
 /// (whose keys are at `port`), with `extra` lines in its `[[issuers]]` table.
@@ -77,7 +56,7 @@ async fn issuer(extra: &str) -> Issuer {
         "n": test_fixtures::TEST_RSA_N, "e": test_fixtures::TEST_RSA_E,
     }));
     let keys = keys.to_string();
-    let (port, served) = key_server(keys).await;
+    let (port, served) = crate::tests_support::json_server(keys).await;
     let (config, route) = route(port, extra);
     let verifier = ExternalVerifier::new(&config.issuers, 60);
     Issuer {

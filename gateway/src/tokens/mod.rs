@@ -6,6 +6,8 @@
 pub(crate) mod access;
 pub(crate) mod backend;
 pub(crate) mod external;
+mod introspection;
+pub(crate) mod issuer_keys;
 pub(crate) mod keys;
 pub(crate) mod sealed;
 pub(crate) mod secrets;

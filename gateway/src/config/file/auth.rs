@@ -11,7 +11,17 @@ use serde::Deserialize;
 pub(crate) struct ClientFile {
     pub client_id: String,
     pub client_name: Option<String>,
+    /// Where its users are sent back to; none for a machine client.
+    #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// What it may ask the token endpoint for; default `authorization_code` and `refresh_token`.
+    /// `client_credentials` makes it a machine client; the jwt-bearer grant takes enterprise-managed
+    /// sign-ins (ID-JAG).
+    pub grant_types: Option<Vec<String>>,
+    /// A `private_key_jwt` client's public keys, as a JWK set (`keys = [...]`)…
+    pub jwks: Option<jsonwebtoken::jwk::JwkSet>,
+    /// …or where it publishes them.
+    pub jwks_uri: Option<String>,
     /// How the client authenticates at the token endpoint (default: none, a public client).
     pub token_endpoint_auth_method: Option<ClientAuthMethod>,
     /// The environment variable holding a confidential client's secret.
@@ -63,6 +73,9 @@ pub(crate) struct AuthFile {
     /// The private-use schemes of native apps accepted in redirect URIs (`cursor`, `vscode`, …);
     /// absent: any such scheme; empty: none (https and loopback http only).
     pub private_use_redirect_schemes: Option<Vec<String>>,
+    /// The `[[issuers]]` (enterprise identity providers) whose Identity Assertion JWT
+    /// Authorization Grants (ID-JAG) the token endpoint takes, by name.
+    pub enterprise_issuers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +155,8 @@ pub(crate) enum ClientAuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed by the client's private key (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl ClientAuthMethod {
@@ -151,6 +166,7 @@ impl ClientAuthMethod {
             ClientAuthMethod::None => "none",
             ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
             ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }

@@ -26,4 +26,21 @@ pub(crate) struct IssuerFile {
     pub groups_claim: Option<String>,
     /// Its metadata and keys may be on private or loopback addresses, over plain http.
     pub allow_private_network: Option<bool>,
+    /// How its opaque tokens are checked: by asking it (RFC 7662).
+    pub introspection: Option<IntrospectionFile>,
+}
+
+/// `[issuers.introspection]`: the issuer's introspection endpoint and the gateway's client there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IntrospectionFile {
+    /// Default: the `introspection_endpoint` of its metadata.
+    pub endpoint: Option<String>,
+    /// The gateway's client id at the issuer.
+    pub client_id: String,
+    /// The environment variable holding that client's secret (sent as `client_secret_basic`).
+    pub client_secret_env: String,
+    /// How long an answer is kept at most (never past the token's `exp`); default 60 s.
+    #[serde(default, with = "humantime_serde")]
+    pub cache: Option<std::time::Duration>,
 }

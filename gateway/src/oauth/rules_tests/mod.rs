@@ -5,6 +5,7 @@
 
 mod authorization;
 mod login;
+mod machine;
 mod registration;
 mod token;
 
@@ -38,6 +39,24 @@ impl Harness {
     /// The same, with `user_lines` in alice's `[[users]]` entry and `route_lines` in the route's
     /// table (its scopes and policy, say).
     fn configured(user_lines: &str, route_lines: &str) -> Self {
+        Self::built(user_lines, route_lines, "").0
+    }
+
+    /// The same, with `tables` after the route's (clients, issuers, `[auth]`), its secrets' variables
+    /// read as `secret-of-<NAME>`; the config's clients written to the store.
+    async fn with_tables(route_lines: &str, tables: &str) -> Self {
+        let (harness, clients) = Self::built("", route_lines, tables);
+        super::sync_config_clients(harness.server.store.as_ref(), &clients)
+            .await
+            .unwrap();
+        harness
+    }
+
+    fn built(
+        user_lines: &str,
+        route_lines: &str,
+        tables: &str,
+    ) -> (Self, Vec<crate::config::ClientSettings>) {
         let dir = tempfile::tempdir().unwrap();
         let users = dir.path().join("users.toml");
         let hash = crate::idp::local::hash_password("wonderland").unwrap();
@@ -46,19 +65,17 @@ impl Harness {
             format!("[[users]]\nusername = \"alice\"\npassword_hash = \"{hash}\"\n{user_lines}\n"),
         )
         .unwrap();
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"{ORIGIN}\"\n\n\
+             [provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
+             [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n{route_lines}\n{tables}\n",
+            users = users.display().to_string(),
+        );
         let config_path = dir.path().join("gw.toml");
-        std::fs::write(
-            &config_path,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"{ORIGIN}\"\n\n\
-                 [provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
-                 [[routes]]\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:9/mcp\"\n{route_lines}\n",
-                users = users.display().to_string(),
-            ),
-        )
-        .unwrap();
-        let (config, _) =
-            crate::config::Config::starting(crate::config::load(&config_path).unwrap());
+        let file = crate::config::file::FileConfig::parse(&text).unwrap();
+        let env = |name: &str| Some(format!("secret-of-{name}"));
+        let loaded = crate::config::Loaded::validate(file, &config_path, &env).unwrap();
+        let (config, clients) = crate::config::Config::starting(loaded);
         let config = Arc::new(config);
         let now = crate::clock::now();
         let (keys, _) = KeyRing::from_stored(&config.start.tokens, &[], 3600, now).unwrap();
@@ -69,10 +86,11 @@ impl Harness {
             config.start.tokens.clock_skew.as_secs(),
         ));
         let store = Arc::new(MemoryStore::default());
-        Self {
+        let harness = Self {
             server: AuthServer::new(config, store, keys, verifier, None),
             _dir: dir,
-        }
+        };
+        (harness, clients)
     }
 
     async fn call(
@@ -142,6 +160,8 @@ impl Harness {
             origin: "config".into(),
             skip_consent: false,
             expires_at: 0,
+            jwks: None,
+            jwks_uri: None,
         };
         self.server.store.put_client(&client).await.unwrap();
         client.client_id

@@ -55,6 +55,8 @@ async fn clients_consents_and_keys_are_kept() {
             origin: "dynamic".into(),
             skip_consent: false,
             expires_at: 0,
+            jwks: None,
+            jwks_uri: None,
         };
         store.put_client(&client).await.unwrap();
         assert_eq!(store.client("c1").await.unwrap(), Some(client.clone()));
@@ -150,4 +152,24 @@ async fn sqlite_keeps_everything_across_a_reopen() {
             grant_id: "g1".into()
         }
     );
+}
+
+#[tokio::test]
+async fn a_one_time_identifier_is_used_once() {
+    each_store(async |store| {
+        assert!(store.use_once("issuer jti-1", NOW + 60, NOW).await.unwrap());
+        assert!(
+            !store
+                .use_once("issuer jti-1", NOW + 60, NOW + 1)
+                .await
+                .unwrap(),
+            "a replay is refused"
+        );
+        assert!(store.use_once("issuer jti-2", NOW + 60, NOW).await.unwrap());
+        assert!(
+            store.use_once("other jti-1", NOW + 60, NOW).await.unwrap(),
+            "another issuer's identifier of the same name is its own"
+        );
+    })
+    .await;
 }

@@ -36,6 +36,8 @@ struct Inner {
     registrations: HashMap<(String, String), RegistrationRecord>,
     /// By the hash of their state.
     connect_flows: HashMap<String, ConnectFlow>,
+    /// One-time identifiers used, until when.
+    used_once: HashMap<String, u64>,
 }
 
 struct RefreshEntry {
@@ -284,6 +286,18 @@ impl Store for MemoryStore {
         inner.refresh.retain(|_, r| r.expires_at > now);
         inner.clients.retain(|_, c| !c.expired(now));
         inner.connect_flows.retain(|_, f| f.expires_at > now);
+        inner.used_once.retain(|_, until| *until > now);
         Ok(())
+    }
+
+    async fn use_once(&self, id: &str, until: u64, now: u64) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        match inner.used_once.get(id) {
+            Some(kept) if *kept > now => Ok(false),
+            _ => {
+                inner.used_once.insert(id.to_owned(), until);
+                Ok(true)
+            }
+        }
     }
 }

@@ -300,6 +300,18 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn use_once(&self, id: &str, until: u64, now: u64) -> StoreResult<bool> {
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(self.key("used", id))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(until.saturating_sub(now).max(1))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(taken.is_some())
+    }
+
     fn is_shared(&self) -> bool {
         true
     }

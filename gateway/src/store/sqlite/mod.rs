@@ -389,11 +389,29 @@ impl Store for SqliteStore {
             c.execute("DELETE FROM codes WHERE expires_at + 3600 <= ?1", [now])?;
             c.execute("DELETE FROM refresh_tokens WHERE expires_at <= ?1", [now])?;
             c.execute("DELETE FROM connect_flows WHERE expires_at <= ?1", [now])?;
+            c.execute("DELETE FROM used_once WHERE expires_at <= ?1", [now])?;
             c.execute(
                 "DELETE FROM clients WHERE json_extract(body, '$.expires_at') BETWEEN 1 AND ?1",
                 [now],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn use_once(&self, id: &str, until: u64, now: u64) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            // An identifier past its time may be used again: what carried it is refused anyway.
+            c.execute(
+                "DELETE FROM used_once WHERE id = ?1 AND expires_at <= ?2",
+                params![id, now],
+            )?;
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO used_once (id, expires_at) VALUES (?1, ?2)",
+                params![id, until],
+            )?;
+            Ok(inserted == 1)
         })
         .await
     }

@@ -49,6 +49,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (issuer, redirect_uri));
     CREATE TABLE connect_flows (hash TEXT PRIMARY KEY, body TEXT NOT NULL, expires_at INTEGER NOT NULL);
 "#,
+    r#"
+    -- One-time identifiers (assertions' `jti`s) used, until what carried them expires.
+    CREATE TABLE used_once (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+"#,
 ];
 
 pub(super) fn migrate(conn: &Connection) -> StoreResult<()> {
