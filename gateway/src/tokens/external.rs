@@ -176,6 +176,12 @@ impl ExternalVerifier {
                     if !aud.iter().any(|a| for_route.contains(a)) {
                         return Err(TokenError::WrongAudience);
                     }
+                    // A client's own token (client credentials) may name no subject: the client
+                    // is its own, as RFC 9068 §2.2 has it.
+                    let subject = settings.subject_claim.as_str();
+                    if answer[subject].is_null() {
+                        answer[subject] = answer["client_id"].clone();
+                    }
                     let bound = now + introspection.cache_secs;
                     if answer["exp"].is_null() {
                         answer["exp"] = Value::from(bound);

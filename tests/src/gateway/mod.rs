@@ -177,6 +177,21 @@ impl GatewayUnderTest {
         self.mcp_post_on(&self.http, path, body)
     }
 
+    /// A POST of `body` to the route at `path`, as an MCP client sends one, bearing `token`.
+    pub fn mcp_post_as(
+        &self,
+        path: &str,
+        token: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+    }
+
     /// The same, sent by `client` (one speaking only HTTP/1.1, say).
     pub fn mcp_post_on(
         &self,

@@ -122,12 +122,12 @@ async fn gateway(issuers: &TestIssuers, backend: &ScriptedBackend) -> GatewayUnd
 }
 
 async fn call(gateway: &GatewayUnderTest, path: &str, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(gateway.url(path))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+    gateway
+        .mcp_post_as(
+            path,
+            token,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        )
         .send()
         .await
         .unwrap()
@@ -290,13 +290,10 @@ async fn another_issuers_user_of_the_same_name_cannot_take_a_gateway_users_sessi
     let in_session = |token: String| {
         let gateway = &gateway;
         async move {
-            reqwest::Client::new()
-                .post(gateway.url("/files"))
-                .bearer_auth(token)
+            let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+            gateway
+                .mcp_post_as("/files", &token, list)
                 .header("mcp-session-id", "echo-session")
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#)
                 .send()
                 .await
                 .unwrap()

@@ -22,6 +22,7 @@ mod gateway_tls;
 mod hostile;
 mod http2_bounds;
 mod kill_switch;
+mod machines;
 mod metrics_prometheus;
 mod oauth_cimd;
 mod oauth_clients;
