@@ -181,3 +181,66 @@ fn an_introspecting_issuer_needs_its_secret_and_a_bounded_cache() {
         "{err}"
     );
 }
+
+const EXCHANGE: &str = "credentials = \"exchange\"\n[routes.exchange]\n\
+     token_endpoint = \"https://idp.example/oauth2/token\"\nclient_id = \"gateway\"\n\
+     client_secret_env = \"CI_SECRET\"\n";
+
+#[test]
+fn an_exchange_route_asks_for_its_backends_audience_as_whom_it_is_told() {
+    let config = with(EXCHANGE).unwrap();
+    let exchange = config.routes[0].exchange.as_ref().unwrap();
+    assert_eq!(
+        exchange.audience, "http://127.0.0.1:9000/mcp",
+        "the backend's, by default"
+    );
+    assert_eq!(exchange.subject, super::SubjectToken::IdentityProvider);
+    assert!(
+        !format!("{exchange:?}").contains("twenty"),
+        "the secret is never printed"
+    );
+
+    let cases = [
+        (
+            "credentials = \"exchange\"\n".to_owned(),
+            "`routes[0].exchange`",
+            "is needed",
+        ),
+        (
+            EXCHANGE.replace("credentials = \"exchange\"\n", ""),
+            "`routes[0].exchange`",
+            "only with credentials = \"exchange\"",
+        ),
+        (
+            EXCHANGE.replace("https://idp.example", "http://idp.example"),
+            "`routes[0].exchange.token_endpoint`",
+            "must be https",
+        ),
+        (
+            EXCHANGE.replace("CI_SECRET", "UNSET"),
+            "`routes[0].exchange.client_secret_env`",
+            "UNSET",
+        ),
+        (
+            format!("{EXCHANGE}subject_token = \"caller\"\n"),
+            "`routes[0].exchange.subject_token`",
+            "names none",
+        ),
+    ];
+    for (route_lines, key, reason) in cases {
+        let err = with(&route_lines).unwrap_err();
+        assert!(
+            err.contains(key) && err.contains(reason),
+            "{route_lines}\n=> {err}"
+        );
+    }
+    // The user's token at the identity provider needs a provider that keeps it.
+    let text = format!("{MINIMAL}{EXCHANGE}");
+    let err = validate_with_env(&text, &[("CI_SECRET", "a-secret-of-twenty-chars")]).unwrap_err();
+    assert!(
+        err.contains("`routes[0].exchange.subject_token`") && err.contains("assertion"),
+        "{err}"
+    );
+    let assertion = format!("{text}subject_token = \"assertion\"\n");
+    validate_with_env(&assertion, &[("CI_SECRET", "a-secret-of-twenty-chars")]).unwrap();
+}

@@ -18,6 +18,7 @@ mod connections;
 #[cfg(test)]
 mod connections_tests;
 mod describe;
+mod exchange;
 pub(crate) mod file;
 mod issuers;
 #[cfg(test)]
@@ -39,6 +40,7 @@ mod when;
 pub(crate) use auth::CimdSettings;
 pub(crate) use clients::{CLIENT_CREDENTIALS, ClientSettings, JWT_BEARER};
 pub(crate) use connections::ConnectionSettings;
+pub(crate) use exchange::{ExchangeSettings, SubjectToken};
 pub(crate) use issuers::{ASYMMETRIC, ExternalIssuer, Introspection};
 pub(crate) use policy::{Effect, Kind, Policy, Rule};
 pub(crate) use providers::{GitHubSettings, LocalUser, OidcSettings, Provider};

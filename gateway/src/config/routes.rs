@@ -34,6 +34,8 @@ pub(crate) struct Route {
     pub policy: Option<Policy>,
     /// How each user connects to the backend's own authorization server (`credentials = "oauth"`).
     pub connection: Option<ConnectionSettings>,
+    /// Where the backend's token is exchanged for each user (`credentials = "exchange"`).
+    pub exchange: Option<super::exchange::ExchangeSettings>,
     /// Other authorization servers whose access tokens the route accepts.
     pub issuers: Vec<Arc<ExternalIssuer>>,
     /// Whether it accepts the gateway's own access tokens.
@@ -95,6 +97,17 @@ pub(super) fn settings(
             return Err(errors.at(
                 &format!("{at}.gateway_tokens"),
                 "is false, and the route names no issuers: it would accept no token",
+            ));
+        }
+        if route
+            .exchange
+            .as_ref()
+            .is_some_and(|e| e.subject == super::exchange::SubjectToken::Caller)
+            && route.issuers.is_empty()
+        {
+            return Err(errors.at(
+                &format!("{at}.exchange.subject_token"),
+                "caller stands for tokens of other issuers, and the route names none (issuers)",
             ));
         }
         if !route.gateway_tokens && route.connection.is_some() {
@@ -185,6 +198,11 @@ fn validate_route(
         .map(|c| validate_command(c, errors, &key("command")))
         .transpose()?;
     let connection = super::connections::settings(route, errors, at, env)?;
+    let backend_audience = route
+        .backend_audience
+        .clone()
+        .unwrap_or_else(|| route.upstream.clone());
+    let exchange = super::exchange::settings(route, &backend_audience, errors, at, env)?;
     let metadata_path = format!("/.well-known/oauth-protected-resource{path}");
     let route = Route {
         resource: format!("{public_url}{path}"),
@@ -197,13 +215,11 @@ fn validate_route(
         scopes_supported,
         required_scopes,
         credentials: route.credentials.unwrap_or(Credentials::Headers),
-        backend_audience: route
-            .backend_audience
-            .clone()
-            .unwrap_or_else(|| route.upstream.clone()),
+        backend_audience,
         backend,
         policy,
         connection,
+        exchange,
         issuers: Vec::new(),
         gateway_tokens: route.gateway_tokens.unwrap_or(true),
         path,

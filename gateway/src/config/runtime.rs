@@ -188,6 +188,7 @@ impl Loaded {
                 github.scopes.push("read:org".into());
             }
         }
+        exchanges_have_their_subject(&routes, &auth, &errors)?;
         let clients =
             super::clients::settings(&file.clients, &auth.private_use_schemes, &errors, env)?;
         super::clients::need_their_server(&clients, &auth, &errors)?;
@@ -319,4 +320,32 @@ fn token_key(
         _ if connecting.is_some() => Some(super::providers::token_key(&file.store, errors, env)?),
         _ => None,
     })
+}
+
+/// A route that exchanges the user's token at the identity provider needs one that keeps it: GitHub
+/// or an OIDC provider, not the users file (nor no provider).
+fn exchanges_have_their_subject(
+    routes: &[Route],
+    auth: &super::auth::AuthSettings,
+    errors: &Errors,
+) -> Result<(), ConfigError> {
+    let keeps_tokens = matches!(
+        auth.provider,
+        Some(super::Provider::GitHub(_) | super::Provider::Oidc(_))
+    );
+    for (i, route) in routes.iter().enumerate() {
+        if route
+            .exchange
+            .as_ref()
+            .is_some_and(|e| e.subject == super::SubjectToken::IdentityProvider)
+            && !keeps_tokens
+        {
+            return Err(errors.at(
+                &format!("routes[{i}].exchange.subject_token"),
+                "identity_provider needs a GitHub or oidc [provider], which keeps users' tokens: \
+                 use assertion (the gateway's signed assertion) or caller",
+            ));
+        }
+    }
+    Ok(())
 }

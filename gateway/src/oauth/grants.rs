@@ -55,7 +55,7 @@ impl AuthServer {
 
     /// Ends `caller`'s grant, so that the client signs in again (which connects the user) rather
     /// than refresh into the same refusal.
-    async fn to_sign_in_again(&self, caller: &crate::tokens::access::AccessClaims) {
+    pub(crate) async fn to_sign_in_again(&self, caller: &crate::tokens::access::AccessClaims) {
         if let Some(grant) = &caller.gid
             && let Err(error) = super::token::revoke_grant(self, grant).await
         {

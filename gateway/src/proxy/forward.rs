@@ -135,7 +135,7 @@ fn rewrite(
         (Credentials::Assertion, Some(c)) => {
             headers.insert(http::header::AUTHORIZATION, c.bearer_assertion.clone());
         }
-        (Credentials::OAuth, _) => {
+        (Credentials::OAuth | Credentials::Exchange, _) => {
             if let Some(bearer) = credentials.connection {
                 headers.insert(http::header::AUTHORIZATION, bearer.clone());
             }

@@ -146,6 +146,17 @@ impl Gateway {
                 }
             }
         }
+        if route.credentials == crate::config::Credentials::Exchange {
+            let cors_origin = ctx.cors_origin.as_deref();
+            let headers = &session.req_header().headers;
+            match credentials::exchanged(self, route, index, &caller, headers, cors_origin).await {
+                Ok(bearer) => ctx.backend.connection_bearer = Some(bearer),
+                Err(refusal) => {
+                    Box::pin(refusal.answer(session, route, cors_origin)).await?;
+                    return Ok(true);
+                }
+            }
+        }
         ctx.backend.credentials = credentials::for_caller(self, route, index, &caller).await?;
         // An HTTP/2 body comes in frames of its own, which nothing else times: watched until it
         // has come whole (an HTTP/1.1 one, once it comes in more than one read).

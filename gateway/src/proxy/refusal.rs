@@ -56,6 +56,8 @@ pub(super) enum Refusal {
     // Refused for want of the caller's token at the backend (`credentials = "oauth"`).
     /// 502: the backend's authorization server cannot refresh the caller's token now.
     ConnectionUnavailable { cors: Headers },
+    /// 502: the identity provider cannot exchange a token for the backend now.
+    ExchangeUnavailable { cors: Headers },
 }
 
 impl Refusal {
@@ -72,7 +74,8 @@ impl Refusal {
             | Refusal::Preflight(_)
             | Refusal::BodyTooLarge { .. }
             | Refusal::Upgrade
-            | Refusal::ConnectionUnavailable { .. } => None,
+            | Refusal::ConnectionUnavailable { .. }
+            | Refusal::ExchangeUnavailable { .. } => None,
             Refusal::TooLarge => Some("body_too_large"),
             Refusal::Slow => Some("body_timeout"),
             Refusal::BodyNotPosted => Some("body_not_posted"),
@@ -131,6 +134,13 @@ impl Refusal {
                 let body = json_error(
                     "temporarily_unavailable",
                     "The MCP server's sign-in cannot be reached to renew your access; try again shortly",
+                );
+                return respond::json(session, 502, &body, &cors).await;
+            }
+            Refusal::ExchangeUnavailable { cors } => {
+                let body = json_error(
+                    "temporarily_unavailable",
+                    "The identity provider could not give a token for this MCP server; try again shortly",
                 );
                 return respond::json(session, 502, &body, &cors).await;
             }

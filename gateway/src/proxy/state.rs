@@ -23,6 +23,7 @@ use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::metrics::{GATEWAY_ROUTE, RouteMetrics};
 use crate::tokens::access::AccessTokenVerifier;
 use crate::tokens::backend::BackendSigner;
+use crate::tokens::exchange::TokenExchanges;
 use crate::tokens::external::ExternalVerifier;
 use crate::tokens::keys::KeyRing;
 
@@ -33,6 +34,8 @@ pub(crate) struct Gateway {
     pub(super) verifier: Arc<AccessTokenVerifier>,
     /// The access tokens of the other authorization servers routes accept.
     pub(super) external: ExternalVerifier,
+    /// Backends' tokens exchanged for users (`credentials = "exchange"`); kept across reloads.
+    pub(super) exchanges: Arc<TokenExchanges>,
     pub(super) signer: BackendSigner,
     /// Kept across reloads, as are the watched requests, the requests per client, the keys, the
     /// verifier, the readiness flags and the logs.
@@ -108,6 +111,7 @@ impl Gateway {
                 config.start.tokens.clock_skew.as_secs(),
             ),
             signer,
+            exchanges: Arc::new(TokenExchanges::new(shared_store.clone())),
             sessions: Arc::default(),
             watchdog: Arc::default(),
             requests_per_client: Arc::default(),
@@ -179,6 +183,7 @@ impl Gateway {
             self.access_log.clone(),
         );
         next.sessions = self.sessions.clone();
+        next.exchanges = self.exchanges.clone();
         next.watchdog = self.watchdog.clone();
         next.requests_per_client = self.requests_per_client.clone();
         if next.config.rate_limits == self.config.rate_limits {

@@ -5,6 +5,7 @@
 
 pub(crate) mod access;
 pub(crate) mod backend;
+pub(crate) mod exchange;
 pub(crate) mod external;
 mod introspection;
 pub(crate) mod issuer_keys;

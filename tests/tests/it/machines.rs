@@ -423,3 +423,119 @@ async fn an_organisations_own_server_issues_jwt_and_opaque_tokens_the_gateway_ta
     assert_eq!(answer.status(), 503);
     assert!(answer.headers().get("www-authenticate").is_none());
 }
+
+/// The organisation's server (npm `oidc-provider`) started to exchange the assertions of the
+/// gateway at `gateway_origin`, refusing mallory.
+async fn exchanging_server(gateway_origin: &str) -> (Running, String) {
+    let port = free_port();
+    let plan = json!({ "port": port, "machineSecret": CI_SECRET, "gatewaySecret": AGENT_SECRET,
+                       "gatewayIssuer": gateway_origin, "refuse": ["mallory"] });
+    let provider = Running::start(
+        std::path::Path::new("node"),
+        &[
+            workspace_root()
+                .join("tests/e2e/external-as.mjs")
+                .to_str()
+                .unwrap(),
+            &plan.to_string(),
+        ],
+        &[],
+    );
+    wait_for_port(port, "the organisation's oidc-provider").await;
+    (provider, format!("http://127.0.0.1:{port}"))
+}
+
+async fn exchanges_made(server: &str) -> u64 {
+    let count: Value = reqwest::get(format!("{server}/test/exchanges"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    count["exchanges"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exchange_route_hands_its_backend_a_token_for_its_own_audience() {
+    let builder = GatewayBuilder::new().env("EXCHANGE_SECRET", AGENT_SECRET);
+    let origin = builder.origin();
+    let (provider, server) = exchanging_server(&origin).await;
+    let backend = ScriptedBackend::start().await;
+    let users = users_file();
+    let gateway = builder
+        .section(&format!(
+            "[provider]\nkind = \"local\"\nusers_file = {users:?}\n\n\
+             [[routes]]\npath = \"/crm\"\nupstream = \"{upstream}\"\ncredentials = \"exchange\"\n\
+             [routes.exchange]\ntoken_endpoint = \"{server}/token\"\nclient_id = \"gateway\"\n\
+             client_secret_env = \"EXCHANGE_SECRET\"\naudience = \"https://crm.internal\"\nscope = \"mcp\"\n\
+             subject_token = \"assertion\"\nallow_private_network = true\n",
+            users = users.display().to_string(),
+            upstream = backend.url("/mcp"),
+        ))
+        .start()
+        .await;
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let call = async |user: &str| {
+        gateway
+            .mcp_post_as("/crm", &gateway.token("/crm", user), list)
+            .send()
+            .await
+            .unwrap()
+    };
+    let bearer_seen = || {
+        let last = backend.requests().last().cloned().unwrap();
+        let value = last["authorization"].to_str().unwrap().to_owned();
+        value.strip_prefix("Bearer ").unwrap().to_owned()
+    };
+
+    assert_eq!(call("alice").await.status(), 200);
+    let token = bearer_seen();
+    let claims = payload(&token);
+    assert_eq!(
+        (&claims["sub"], &claims["aud"], &claims["iss"]),
+        (
+            &json!("alice"),
+            &json!("https://crm.internal"),
+            &json!(server)
+        ),
+        "a token of the organisation's, for the backend's audience, naming the user"
+    );
+    assert!(
+        backend
+            .requests()
+            .last()
+            .unwrap()
+            .get("x-forwarded-user")
+            .is_none(),
+        "the exchanged token, and nothing of the gateway's"
+    );
+    // Kept: alice's next requests cost the server nothing.
+    assert_eq!(call("alice").await.status(), 200);
+    assert_eq!(bearer_seen(), token);
+    assert_eq!(exchanges_made(&server).await, 1);
+    // Each user their own; a burst of one user's requests, one exchange.
+    let burst = futures::future::join_all((0..6).map(|_| call("bob"))).await;
+    assert!(burst.iter().all(|r| r.status() == 200));
+    assert_eq!(payload(&bearer_seen())["sub"], "bob");
+    assert_eq!(exchanges_made(&server).await, 2);
+
+    // The server refuses mallory: she signs in again (401), and nothing reaches the backend.
+    let before = backend.requests().len();
+    let refused = call("mallory").await;
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // The server gone: a 502 with a JSON body, for a user it has not exchanged for yet.
+    drop(provider);
+    let unreachable = call("carol").await;
+    assert_eq!(unreachable.status(), 502);
+    let body: Value = unreachable.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert_eq!(
+        backend.requests().len(),
+        before,
+        "nothing refused reached the backend"
+    );
+    // Alice's kept token still serves while it lives.
+    assert_eq!(call("alice").await.status(), 200);
+}

@@ -36,10 +36,45 @@ pub(crate) struct RouteFile {
     pub policy: Option<PolicyFile>,
     /// How the gateway signs in at the backend's own authorization server (`credentials = "oauth"`).
     pub oauth: Option<ConnectionFile>,
+    /// Where the backend's own token is exchanged for (`credentials = "exchange"`).
+    pub exchange: Option<ExchangeFile>,
     /// The `[[issuers]]` whose access tokens the route accepts, by name.
     pub issuers: Option<Vec<String>>,
     /// Whether the route accepts the gateway's own access tokens too; default true.
     pub gateway_tokens: Option<bool>,
+}
+
+/// `[routes.exchange]`: an RFC 8693 token exchange at the organisation's identity provider, which
+/// gives each user a token for the backend's own audience.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExchangeFile {
+    /// The identity provider's token endpoint.
+    pub token_endpoint: String,
+    /// The gateway's client there, and the environment variable holding its secret.
+    pub client_id: String,
+    pub client_secret_env: String,
+    /// What the exchanged token is for (`audience`); default: the route's `backend_audience`.
+    pub audience: Option<String>,
+    /// An RFC 8707 `resource` to ask for too.
+    pub resource: Option<String>,
+    /// The scopes to ask for, space-separated.
+    pub scope: Option<String>,
+    /// What stands for the user: their token at the gateway's identity provider
+    /// (`identity_provider`, the default), the gateway's signed assertion (`assertion`), or the
+    /// token another issuer gave the caller (`caller`).
+    pub subject_token: Option<SubjectToken>,
+    /// The token endpoint may be on a private or loopback address, over plain http.
+    pub allow_private_network: Option<bool>,
+}
+
+/// What the gateway presents as the user at a token exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SubjectToken {
+    IdentityProvider,
+    Assertion,
+    Caller,
 }
 
 /// `[routes.oauth]`: the gateway as an OAuth client of a backend that has its own authorization
@@ -141,4 +176,7 @@ pub(crate) enum Credentials {
     /// `Authorization: Bearer`.
     #[serde(rename = "oauth")]
     OAuth,
+    /// A token for the backend's audience, exchanged for the user at the organisation's identity
+    /// provider (`[routes.exchange]`, RFC 8693), as `Authorization: Bearer`.
+    Exchange,
 }
