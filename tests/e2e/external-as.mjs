@@ -31,7 +31,7 @@ const provider = new Provider(issuer, {
       // The gateway's own client here: it introspects, and exchanges.
       client_id: 'gateway',
       client_secret: plan.gatewaySecret,
-      grant_types: [TOKEN_EXCHANGE],
+      grant_types: plan.gatewayIssuer ? [TOKEN_EXCHANGE] : [],
       response_types: [],
       redirect_uris: [],
       token_endpoint_auth_method: 'client_secret_basic',

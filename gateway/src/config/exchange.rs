@@ -81,23 +81,15 @@ fn validate(
             "must be https (http only with allow_private_network = true)",
         ));
     }
-    if file.client_id.trim().is_empty() {
-        return Err(errors.at(&key("client_id"), "must not be empty"));
-    }
-    let name = &file.client_secret_env;
-    let client_secret = env(name).filter(|s| !s.is_empty()).ok_or_else(|| {
-        errors.at(
-            &key("client_secret_env"),
-            format!("the environment variable {name} is not set"),
-        )
-    })?;
+    let (client_id, client_secret) =
+        errors.client_of(at, &file.client_id, &file.client_secret_env, env)?;
     let words = |value: &Option<String>, name: &str| match value {
         Some(v) if v.trim().is_empty() => Err(errors.at(&key(name), "must not be empty")),
         other => Ok(other.clone()),
     };
     Ok(ExchangeSettings {
         token_endpoint: file.token_endpoint.clone(),
-        client_id: file.client_id.clone(),
+        client_id,
         client_secret,
         audience: words(&file.audience, "audience")?.unwrap_or_else(|| backend_audience.to_owned()),
         resource: words(&file.resource, "resource")?,

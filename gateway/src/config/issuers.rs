@@ -166,16 +166,8 @@ fn introspection(
     if let Some(uri) = &file.endpoint {
         check_url(uri, private).map_err(|reason| errors.at(&key("endpoint"), reason))?;
     }
-    if file.client_id.trim().is_empty() {
-        return Err(errors.at(&key("client_id"), "must not be empty"));
-    }
-    let name = &file.client_secret_env;
-    let client_secret = env(name).filter(|s| !s.is_empty()).ok_or_else(|| {
-        errors.at(
-            &key("client_secret_env"),
-            format!("the environment variable {name} is not set"),
-        )
-    })?;
+    let (client_id, client_secret) =
+        errors.client_of(at, &file.client_id, &file.client_secret_env, env)?;
     let cache_secs = file.cache.map_or(INTROSPECTION_CACHE_SECS, |d| d.as_secs());
     if cache_secs > INTROSPECTION_CACHE_MAX_SECS {
         return Err(errors.at(
@@ -185,7 +177,7 @@ fn introspection(
     }
     Ok(Introspection {
         endpoint: file.endpoint.clone(),
-        client_id: file.client_id.clone(),
+        client_id,
         client_secret,
         cache_secs,
     })

@@ -89,6 +89,27 @@ impl Errors<'_> {
     fn at(&self, key: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError::new(self.path, Some(key), reason)
     }
+
+    /// The gateway's client id at another server (`{at}.client_id`, not empty) and its secret,
+    /// from the environment variable `{at}.client_secret_env` names.
+    fn client_of(
+        &self,
+        at: &str,
+        client_id: &str,
+        secret_env: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(String, String), ConfigError> {
+        if client_id.trim().is_empty() {
+            return Err(self.at(&format!("{at}.client_id"), "must not be empty"));
+        }
+        let secret = env(secret_env).filter(|s| !s.is_empty()).ok_or_else(|| {
+            self.at(
+                &format!("{at}.client_secret_env"),
+                format!("the environment variable {secret_env} is not set"),
+            )
+        })?;
+        Ok((client_id.to_owned(), secret))
+    }
 }
 
 fn one_line(text: &str) -> String {

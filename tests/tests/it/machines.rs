@@ -307,22 +307,7 @@ async fn an_enterprise_managed_sign_in_presents_an_id_jag_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_organisations_own_server_issues_jwt_and_opaque_tokens_the_gateway_takes() {
-    let provider_port = free_port();
-    let plan =
-        json!({ "port": provider_port, "machineSecret": CI_SECRET, "gatewaySecret": AGENT_SECRET });
-    let provider = Running::start(
-        std::path::Path::new("node"),
-        &[
-            workspace_root()
-                .join("tests/e2e/external-as.mjs")
-                .to_str()
-                .unwrap(),
-            &plan.to_string(),
-        ],
-        &[],
-    );
-    wait_for_port(provider_port, "the organisation's oidc-provider").await;
-    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let (provider, issuer) = organisations_server(None).await;
     let backend = ScriptedBackend::start().await;
     // No [provider]: the gateway has no server of its own. Introspection answers are not kept, so
     // that a revocation there acts at once.
@@ -424,12 +409,16 @@ async fn an_organisations_own_server_issues_jwt_and_opaque_tokens_the_gateway_ta
     assert!(answer.headers().get("www-authenticate").is_none());
 }
 
-/// The organisation's server (npm `oidc-provider`) started to exchange the assertions of the
-/// gateway at `gateway_origin`, refusing mallory.
-async fn exchanging_server(gateway_origin: &str) -> (Running, String) {
+/// The organisation's server (npm `oidc-provider`), and its issuer; with `gateway_origin`, it
+/// exchanges the assertions of the gateway there, refusing mallory.
+async fn organisations_server(gateway_origin: Option<&str>) -> (Running, String) {
     let port = free_port();
-    let plan = json!({ "port": port, "machineSecret": CI_SECRET, "gatewaySecret": AGENT_SECRET,
-                       "gatewayIssuer": gateway_origin, "refuse": ["mallory"] });
+    let mut plan =
+        json!({ "port": port, "machineSecret": CI_SECRET, "gatewaySecret": AGENT_SECRET });
+    if let Some(origin) = gateway_origin {
+        plan["gatewayIssuer"] = json!(origin);
+        plan["refuse"] = json!(["mallory"]);
+    }
     let provider = Running::start(
         std::path::Path::new("node"),
         &[
@@ -459,7 +448,7 @@ async fn exchanges_made(server: &str) -> u64 {
 async fn an_exchange_route_hands_its_backend_a_token_for_its_own_audience() {
     let builder = GatewayBuilder::new().env("EXCHANGE_SECRET", AGENT_SECRET);
     let origin = builder.origin();
-    let (provider, server) = exchanging_server(&origin).await;
+    let (provider, server) = organisations_server(Some(&origin)).await;
     let backend = ScriptedBackend::start().await;
     let users = users_file();
     let gateway = builder
