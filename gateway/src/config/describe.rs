@@ -34,6 +34,7 @@ impl Config {
         let mut out = format!("{}: valid\n", self.source.display());
         out += &self.describe_server();
         out += &self.describe_state();
+        out += &self.describe_grants();
         for (i, route) in self.routes.iter().enumerate() {
             out += &describe_route(
                 route,
@@ -46,6 +47,33 @@ impl Config {
             Some(None) => "audit trail: stdout\n".to_owned(),
             Some(Some(file)) => format!("audit trail: {}\n", file.display()),
         };
+        out
+    }
+
+    /// What the token endpoint gives besides sign-ins at the browser: machine clients' tokens
+    /// and enterprise-managed sign-ins, and whom it trusts for those.
+    fn describe_grants(&self) -> String {
+        let mut out = String::new();
+        if self.auth.machine_clients {
+            out += "machine clients (client_credentials) get tokens naming themselves";
+            out += if self.auth.private_key_jwt {
+                ", some by private_key_jwt\n"
+            } else {
+                "\n"
+            };
+        }
+        if !self.auth.enterprise_issuers.is_empty() {
+            let names: Vec<String> = self
+                .auth
+                .enterprise_issuers
+                .iter()
+                .map(|i| format!("{} ({})", i.name, i.issuer()))
+                .collect();
+            out += &format!(
+                "enterprise-managed sign-ins: ID-JAGs of {}\n",
+                names.join(", ")
+            );
+        }
         out
     }
 
@@ -237,6 +265,24 @@ fn describe_route(
     }
     if let Some(connection) = &route.connection {
         out += &describe_connection(connection);
+    }
+    if let Some(exchange) = &route.exchange {
+        let subject = match exchange.subject {
+            super::SubjectToken::IdentityProvider => "their token at the identity provider",
+            super::SubjectToken::Assertion => "the gateway's signed assertion",
+            super::SubjectToken::Caller => "the token their issuer gave them",
+        };
+        out += &format!(
+            "  each user's token exchanged at {} as {}, for audience {}{}, presenting {subject}\n",
+            exchange.token_endpoint,
+            exchange.client_id,
+            exchange.audience,
+            exchange
+                .scope
+                .as_ref()
+                .map(|s| format!(" and scope {s}"))
+                .unwrap_or_default(),
+        );
     }
     if !route.issuers.is_empty() {
         let mut takes: Vec<String> = Vec::new();

@@ -35,6 +35,9 @@ fn every_example_config_validates() {
             .env("OIDC_CLIENT_SECRET", "placeholder-secret")
             .env("REDIS_PASSWORD", "placeholder-secret")
             .env("WIKI_CLIENT_SECRET", "placeholder-secret")
+            .env("CI_CLIENT_SECRET", "placeholder-secret-of-the-ci-job")
+            .env("AGENT_CLIENT_SECRET", "placeholder-secret-of-the-agent")
+            .env("EXCHANGE_CLIENT_SECRET", "placeholder-secret")
             .env(
                 "GATEWAY_TOKEN_KEY",
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
