@@ -230,10 +230,25 @@ register = 0
 max_connections_per_client = 0
 max_requests_per_client = 0
 
+# Another authorization server, whose tokens `/external` takes. Its keys are the gateway's own, at
+# the gateway's JWKS, so that the bench needs no other server: its tokens differ by `iss` alone.
+[[issuers]]
+name = "idp"
+issuer = "{external_issuer}"
+jwks_uri = "http://127.0.0.1:{port}/.well-known/jwks.json"
+algorithms = ["ES256"]
+allow_private_network = true
+
 [[routes]]
 path = "/mcp"
 upstream = "http://127.0.0.1:{upstream}/mcp"
 default = true
+
+[[routes]]
+path = "/external"
+upstream = "http://127.0.0.1:{upstream}/mcp"
+issuers = ["idp"]
+gateway_tokens = false
 
 [[routes]]
 path = "/backend"
@@ -257,6 +272,7 @@ upstream = "http://127.0.0.1:{upstream}/mcp"
 default = "allow"
 "#,
             policy = twenty_rules(),
+            external_issuer = EXTERNAL_ISSUER,
             key = signing_key.display(),
             public_url = match store {
                 Store::Redis {
@@ -335,6 +351,9 @@ pub enum Store {
         public_url: Option<String>,
     },
 }
+
+/// The issuer of the tokens `/external` takes.
+pub const EXTERNAL_ISSUER: &str = "https://idp.bench.example";
 
 /// The policy of `/policy`: 20 rules, the last of which allows the bench's `show_auth_token` to
 /// anyone, so that every request tries them all — ten about other tools (globs), nine about every

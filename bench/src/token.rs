@@ -28,8 +28,9 @@ pub fn generate_key(dir: &Path) -> Result<(SigningKey, PathBuf, PathBuf)> {
     Ok((key, private, public))
 }
 
-/// An access token for `audience` as the gateway at `issuer` would issue it, valid for an hour (longer than
-/// any run), naming a user the gateway passes on in its identity headers.
+/// An access token for `audience` as the gateway at `issuer` would issue it (or another issuer, of
+/// the same shape), valid for an hour (longer than any run), naming a user the gateway passes on in
+/// its identity headers.
 pub fn mint(key: &SigningKey, issuer: &str, audience: &str) -> Result<String> {
     let mut claims = access_claims(issuer, audience, "bench-user", "mcp", 3600);
     claims["preferred_username"] = "bench".into();

@@ -73,6 +73,7 @@ pub async fn run(cli: &Cli) -> Result<Option<Report>> {
         format!("{:.1} MiB", bench.idle_rss as f64 / 1048576.0),
     )];
     extra.push(bench.policy_rules().await?);
+    extra.push(bench.external_issuer().await?);
     extra.push(bench.paced(c).await?);
     extra.push(bench.full_path().await?);
     extra.push(bench.metadata().await?);

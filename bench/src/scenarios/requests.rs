@@ -8,7 +8,7 @@ use anyhow::Result;
 use super::{Bench, Line};
 use crate::mcp::{mcp_session, tools_call};
 use crate::report::{Row, median};
-use crate::targets::Target;
+use crate::targets::{EXTERNAL_ISSUER, Target};
 use crate::wrk::{self, Request, measure};
 use crate::{paced, refresh};
 
@@ -77,6 +77,44 @@ impl Bench<'_> {
                 ruled.cpu_us,
                 plain.cpu_us,
                 ruled.cpu_us / plain.cpu_us
+            ),
+        ))
+    }
+
+    /// The CPU a request costs on a route that takes another issuer's tokens (`/external`), against
+    /// the gateway's own on `/mcp`: the same checks, but the issuer's keys found by name.
+    pub(super) async fn external_issuer(&self) -> Result<Line> {
+        let (cli, dir, gateway) = (self.cli, &self.work.dir, &self.gateway);
+        let theirs = format!(
+            "Bearer {}",
+            crate::token::mint(&self.key, EXTERNAL_ISSUER, &gateway.url("/external"))?
+        );
+        let external_request = tools_call(gateway.url("/external"), theirs);
+        // Warm-up: the issuer's keys are fetched on the first token.
+        wrk::run(
+            &external_request,
+            cli.connections,
+            Duration::from_secs(1),
+            dir,
+        )
+        .await?;
+        let (mut own, mut external) = (Vec::new(), Vec::new());
+        for _ in 0..cli.runs {
+            own.push(measure(&self.post(gateway), cli, dir, &gateway.proc).await?);
+            external.push(measure(&external_request, cli, dir, &gateway.proc).await?);
+        }
+        let (own, external) = (median(&own), median(&external));
+        let ratio = external.cpu_us / own.cpu_us;
+        Ok((
+            "c on a route taking another issuer's tokens (`/external`), beside c's `/mcp`"
+                .to_owned(),
+            format!(
+                "{:.0} against {:.0} requests/s; CPU µs per request {:.1} against {:.1}: {ratio:.3}× (at most 1.03×: {})",
+                external.rate,
+                own.rate,
+                external.cpu_us,
+                own.cpu_us,
+                if ratio <= 1.03 { "met" } else { "**not met**" }
             ),
         ))
     }

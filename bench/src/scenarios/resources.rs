@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::{Bench, Line};
 use crate::mcp::tools_call;
 use crate::procs::{program, wait_descriptors_closed};
-use crate::targets::Store;
+use crate::targets::{EXTERNAL_ISSUER, Store};
 use crate::{instructions, sibling, sse, token};
 
 impl Bench<'_> {
@@ -87,15 +87,21 @@ impl Bench<'_> {
             )
             .await?;
         let mut counts = Vec::new();
-        for (dump, path) in [(1, "/mcp"), (2, "/policy"), (3, "/allow")] {
-            let request = tools_call(gateway.url(path), self.bearer_for(&gateway, path)?);
+        for (dump, path) in [(1, "/mcp"), (2, "/policy"), (3, "/allow"), (4, "/external")] {
+            let bearer = if path == "/external" {
+                let token = token::mint(&self.key, EXTERNAL_ISSUER, &gateway.url(path))?;
+                format!("Bearer {token}")
+            } else {
+                self.bearer_for(&gateway, path)?
+            };
+            let request = tools_call(gateway.url(path), bearer);
             let count =
                 instructions::per_request(&gateway, &request, self.cli.duration, &out, dump, dir)
                     .await?;
             counts.push(count);
         }
-        let [c, with_rules, read_only] = counts[..] else {
-            unreachable!("three counts")
+        let [c, with_rules, read_only, external] = counts[..] else {
+            unreachable!("four counts")
         };
         Ok(vec![
             (
@@ -109,6 +115,18 @@ impl Bench<'_> {
                      a policy without rules (the body read and parsed before forwarding): {read_only:.0}, {:.3}×",
                     with_rules / c,
                     read_only / c
+                ),
+            ),
+            (
+                "c on a route taking another issuer's tokens (callgrind, as above)".to_owned(),
+                format!(
+                    "{external:.0} instructions per request: {:.3}× the gateway's own on `/mcp` (at most 1.03×: {})",
+                    external / c,
+                    if external / c <= 1.03 {
+                        "met"
+                    } else {
+                        "**not met**"
+                    }
                 ),
             ),
         ])

@@ -7,8 +7,6 @@
 //! the session, and a form whose token, session or `Origin` is not this page's is refused.
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use super::errors::OAuthError;
 use super::pages::error_page;
@@ -136,20 +134,11 @@ fn public_origin(server: &AuthServer) -> String {
         .unwrap_or_default()
 }
 
-fn mac(key: &[u8; 32], parts: &[&str]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
-    for part in parts {
-        mac.update(part.as_bytes());
-        mac.update(b"\0");
-    }
-    URL_SAFE_NO_PAD_ENGINE.encode(mac.finalize().into_bytes())
-}
-
 /// `<expires>.<user, base64url>.<signature>`.
 fn session_value(key: &[u8; 32], sub: &str, expires: u64) -> String {
     let user = URL_SAFE_NO_PAD_ENGINE.encode(sub);
     let expires = expires.to_string();
-    let signature = mac(key, &["session", &expires, &user]);
+    let signature = crate::tokens::secrets::signed(key, &["session", &expires, &user]);
     format!("{expires}.{user}.{signature}")
 }
 
@@ -157,7 +146,10 @@ fn session_value(key: &[u8; 32], sub: &str, expires: u64) -> String {
 fn session_user(key: &[u8; 32], value: &str, now: u64) -> Option<String> {
     let mut parts = value.splitn(3, '.');
     let (expires, user, signature) = (parts.next()?, parts.next()?, parts.next()?);
-    let valid = super::secrets_equal(signature, &mac(key, &["session", expires, user]));
+    let valid = super::secrets_equal(
+        signature,
+        &crate::tokens::secrets::signed(key, &["session", expires, user]),
+    );
     let lasts = expires.parse::<u64>().is_ok_and(|at| at > now);
     if !(valid && lasts) {
         return None;
@@ -167,7 +159,7 @@ fn session_user(key: &[u8; 32], value: &str, now: u64) -> Option<String> {
 
 /// The token the page's forms carry: bound to the session.
 fn csrf_for(key: &[u8; 32], session: &str) -> String {
-    mac(key, &["csrf", session])
+    crate::tokens::secrets::signed(key, &["csrf", session])
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! in the store too.
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 
 use crate::tokens::keys::KeyRing;
@@ -32,14 +31,17 @@ pub(super) struct Approval<'a> {
     pub scope: &'a str,
 }
 
+/// The same bytes signed as before [`crate::tokens::secrets::signed`] served both cookies: the
+/// approvals users already hold stay good.
 fn mac(key: &[u8; 32], approval: &Approval, expires: u64) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
-    for part in [approval.client_id, approval.resource, approval.scope] {
-        mac.update(part.as_bytes());
-        mac.update(b"\0");
-    }
-    mac.update(expires.to_string().as_bytes());
-    super::URL_SAFE_NO_PAD_ENGINE.encode(mac.finalize().into_bytes())
+    let expires = expires.to_string();
+    let parts = [
+        approval.client_id,
+        approval.resource,
+        approval.scope,
+        &expires,
+    ];
+    crate::tokens::secrets::signed(key, &parts)
 }
 
 /// The `Set-Cookie` value for an approval, until `now + MAX_AGE`.

@@ -349,4 +349,38 @@ mod tests {
         sessions.expect_stream("s1");
         assert!(pending(sessions.admit("s2", "alice", false)).is_none());
     }
+
+    #[test]
+    fn a_machine_client_never_owns_a_users_sessions_nor_another_issuers_user() {
+        let gateway = "https://gw.example";
+        let claims = |iss: &str, sub: &str, client_id: &str, gid: Option<&str>| {
+            crate::tokens::access::AccessClaims {
+                iss: iss.into(),
+                sub: sub.into(),
+                aud: crate::tokens::access::Audience::One(format!("{gateway}/mcp")),
+                client_id: client_id.into(),
+                scope: "mcp".into(),
+                exp: 2,
+                iat: 1,
+                nbf: None,
+                jti: "j".into(),
+                email: None,
+                preferred_username: None,
+                groups: Vec::new(),
+                groups_truncated: false,
+                gid: gid.map(str::to_owned),
+            }
+        };
+        let user = claims(gateway, "nightly", "some-app", Some("g1"));
+        let machine = claims(gateway, "nightly", "nightly", None);
+        let other_issuers = claims("https://idp.example", "nightly", "x", None);
+        let owners = [&user, &machine, &other_issuers].map(|c| session_owner(gateway, c));
+        assert_eq!(owners[0], "nightly", "a user's, as before");
+        assert_ne!(
+            owners[1], owners[0],
+            "the machine client of a user's name is not the user"
+        );
+        assert_ne!(owners[2], owners[0]);
+        assert_ne!(owners[2], owners[1]);
+    }
 }

@@ -293,7 +293,7 @@ fn token_error(kind: &jsonwebtoken::errors::ErrorKind) -> TokenError {
 }
 
 /// An external token's claims as the gateway's own: the user by the issuer's subject claim, the
-/// client by `client_id`, `azp` or `appid`, the scopes from `scope` and `scp` (a string or a list)
+/// client by `client_id`, `azp`, `appid` (Entra) or `cid` (Okta), the scopes from `scope` and `scp` (a string or a list)
 /// and the app roles in `roles`, the groups from the issuer's groups claim. Its `jti` is left for
 /// the caller to set ([`external_jti`]).
 pub(super) fn access_claims(
@@ -307,7 +307,7 @@ pub(super) fn access_claims(
         .ok_or(TokenError::MissingClaim)?;
     let aud =
         serde_json::from_value(claims["aud"].clone()).map_err(|_| TokenError::MissingClaim)?;
-    let client_id = ["client_id", "azp", "appid"]
+    let client_id = ["client_id", "azp", "appid", "cid"]
         .iter()
         .find_map(|c| string(c))
         .unwrap_or_default();

@@ -254,3 +254,22 @@ fn scopes_come_from_scope_scp_and_roles_once_each() {
     assert_eq!(scopes(&claims), ["a", "b", "c", "d"]);
     assert!(scopes(&json!({"scp": 5})).is_empty());
 }
+
+#[test]
+fn an_okta_shaped_token_names_its_client_by_cid_and_its_scopes_in_scp() {
+    let (_, route) = route(1, "");
+    let okta = crate::config::ExternalIssuer {
+        subject_claim: "sub".into(),
+        ..(*route.issuers[0]).clone()
+    };
+    let claims = json!({
+        "ver": 1, "jti": "AT.okta", "iss": ISSUER, "aud": "api://default", "iat": NOW,
+        "exp": NOW + 3600, "cid": "0oa1okta", "uid": "00u1", "scp": ["mcp", "offline_access"],
+        "sub": "alice@acme.example", "groups": ["Everyone", "ops"],
+    });
+    let read = access_claims(&claims, &okta, NOW).unwrap();
+    assert_eq!(read.sub, "alice@acme.example");
+    assert_eq!(read.client_id, "0oa1okta");
+    assert_eq!(read.scope, "mcp offline_access");
+    assert_eq!(read.groups, ["Everyone", "ops"]);
+}

@@ -398,3 +398,48 @@ async fn an_id_jag_signs_its_user_in_once_for_its_client_and_resource() {
         (400, Some("unauthorized_client"))
     );
 }
+
+#[tokio::test]
+async fn a_client_that_publishes_its_keys_is_checked_against_them() {
+    let key = SigningKey::generate(KeyAlgorithm::Es256).unwrap();
+    let keys = serde_json::to_string(&jwk_set([&key])).unwrap();
+    let (port, served) = crate::tests_support::json_server(keys).await;
+    let tables = format!(
+        "[[clients]]\nclient_id = \"signer\"\ngrant_types = [\"client_credentials\"]\n\
+         token_endpoint_auth_method = \"private_key_jwt\"\njwks_uri = \"http://127.0.0.1:{port}/keys\"\n"
+    );
+    let harness = Harness::with_tables("", &tables).await;
+    for _ in 0..2 {
+        let assertion = client_assertion(&key, json!({}));
+        let (status, answer) = harness
+            .token_as(
+                None,
+                &[
+                    ("grant_type", CLIENT_CREDENTIALS),
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(
+        served.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "its keys are fetched once, and kept"
+    );
+    // A key it does not publish: its keys are asked for again only after a while.
+    let stranger = SigningKey::generate(KeyAlgorithm::Es256).unwrap();
+    let forged = client_assertion(&stranger, json!({}));
+    let (status, _) = harness
+        .token_as(
+            None,
+            &[
+                ("grant_type", CLIENT_CREDENTIALS),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", &forged),
+            ],
+        )
+        .await;
+    assert_eq!(status, 401);
+}
