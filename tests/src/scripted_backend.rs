@@ -1,6 +1,6 @@
 //! A scripted backend for the gateway's tests, on a free port of the current runtime:
 //! - `POST /mcp` records the headers of a request whose body arrived whole, and echoes them (and
-//!   its `Mcp-Session-Id`);
+//!   its `Mcp-Session-Id`), or refuses it with a 401 when told to ([`ScriptedBackend::refuse_next`]);
 //! - `GET /sse` and `POST /sse` (and `GET /mcp`, a session's stream) send one event, then hold the stream open until
 //!   [`ScriptedBackend::release`];
 //! - `GET /keepalive?ms=N&count=K` sends K SSE comments N ms apart, then a final event;
@@ -23,6 +23,8 @@ struct Shared {
     seen: Arc<Mutex<Vec<HeaderMap>>>,
     bodies: Arc<Mutex<Vec<axum::body::Bytes>>>,
     release: Arc<Notify>,
+    /// How many of the next `POST /mcp`s are refused with a 401, as a backend refuses a token.
+    refusals: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct ScriptedBackend {
@@ -50,6 +52,13 @@ impl ScriptedBackend {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Refuses the next `POST /mcp` with a 401 (it is still recorded).
+    pub fn refuse_next(&self) {
+        self.shared
+            .refusals
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The headers of every `POST /mcp` so far.
@@ -98,6 +107,21 @@ async fn record(
     );
     shared.seen.lock().expect("not poisoned").push(headers);
     shared.bodies.lock().expect("not poisoned").push(body);
+    let refuse = shared
+        .refusals
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        )
+        .is_ok();
+    if refuse {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer error=\"invalid_token\"")],
+        )
+            .into_response();
+    }
     let mut response =
         axum::Json(json!({"jsonrpc": "2.0", "id": 1, "result": {"headers": echoed}}))
             .into_response();

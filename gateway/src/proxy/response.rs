@@ -32,6 +32,14 @@ pub(super) async fn filter(
     {
         refused_by_backend(gateway, route, response, ctx).await?;
     }
+    // A backend that refuses the token exchanged for the caller gets a new one next time.
+    if let (Some(route), Some(caller)) = (gateway.route(ctx.endpoint), ctx.caller.as_deref())
+        && let Some(settings) = &route.exchange
+        && response.status == http::StatusCode::UNAUTHORIZED
+    {
+        let owner = session_owner(&gateway.config.start.tokens.issuer, caller);
+        gateway.exchanges.forget(route, settings, &owner);
+    }
     let opened = (
         ctx.caller.as_deref(),
         response

@@ -80,9 +80,7 @@ impl TokenExchanges {
         subject: Subject<'_>,
         now: u64,
     ) -> Result<HeaderValue, ExchangeError> {
-        let scope = settings.scope.as_deref().unwrap_or_default();
-        // No route path, audience or scope holds a NUL.
-        let key = format!("{}\0{user}\0{}\0{scope}", route.path, settings.audience);
+        let key = key(route, settings, user);
         if let Some(bearer) = self.kept.get(&key, now) {
             return Ok(bearer);
         }
@@ -115,6 +113,12 @@ impl TokenExchanges {
             now,
         );
         Ok(bearer)
+    }
+
+    /// Forgets `user`'s token for `route`'s backend, which refused it: the next request exchanges
+    /// anew.
+    pub(crate) fn forget(&self, route: &Route, settings: &ExchangeSettings, user: &str) {
+        self.kept.remove(&key(route, settings, user));
     }
 
     /// Takes the store's lock of this exchange, waiting a while for another replica's; `false` when
@@ -214,4 +218,11 @@ impl TokenExchanges {
         let lifetime = answer["expires_in"].as_u64().unwrap_or(UNSTATED_LIFETIME);
         Ok((bearer, lifetime))
     }
+}
+
+/// What an exchanged token is kept under: its route, user, audience and scope (none of which holds
+/// a NUL).
+fn key(route: &Route, settings: &ExchangeSettings, user: &str) -> String {
+    let scope = settings.scope.as_deref().unwrap_or_default();
+    format!("{}\0{user}\0{}\0{scope}", route.path, settings.audience)
 }

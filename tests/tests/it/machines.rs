@@ -507,6 +507,12 @@ async fn an_exchange_route_hands_its_backend_a_token_for_its_own_audience() {
     assert!(burst.iter().all(|r| r.status() == 200));
     assert_eq!(payload(&bearer_seen())["sub"], "bob");
     assert_eq!(exchanges_made(&server).await, 2);
+    // The backend refuses alice's token: her next request is exchanged anew.
+    backend.refuse_next();
+    assert_eq!(call("alice").await.status(), 401);
+    assert_eq!(call("alice").await.status(), 200);
+    assert_ne!(bearer_seen(), token, "a new token");
+    assert_eq!(exchanges_made(&server).await, 3);
 
     // The server refuses mallory: she signs in again (401), and nothing reaches the backend.
     let before = backend.requests().len();
