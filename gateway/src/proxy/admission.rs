@@ -87,10 +87,16 @@ pub(super) async fn admit(
         });
     }
     let id = session_id(header).map_err(|()| Refusal::BadSessionId { cors: cors() })?;
-    let owner = session_owner(&gateway.config.start.tokens.issuer, &caller);
-    let session = place_in_session(gateway, header, id, route, &owner)
-        .await
-        .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
+    let session = match id {
+        // Who owns the session is made (another issuer's caller's, a string) only for a request
+        // in one.
+        Some(id) => {
+            let owner = session_owner(&gateway.config.start.tokens.issuer, &caller);
+            place_in_session(gateway, header, id, route, &owner).await
+        }
+        None => Some(SessionState::default()),
+    }
+    .ok_or_else(|| Refusal::ForeignSession { cors: cors() })?;
     Ok(Admitted {
         caller,
         cors_origin,
@@ -140,13 +146,10 @@ pub(super) fn ignore_h2c_upgrade(header: &mut RequestHeader) {
 async fn place_in_session(
     gateway: &Gateway,
     header: &RequestHeader,
-    id: Option<&str>,
+    id: &str,
     route: &Route,
     sub: &str,
 ) -> Option<SessionState> {
-    let Some(id) = id else {
-        return Some(SessionState::default());
-    };
     let id = &session_key(&route.path, id);
     let opens_stream = header.method == http::Method::GET;
     let mut place = SessionState::default();
